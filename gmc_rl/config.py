@@ -1,0 +1,350 @@
+"""Typed configuration of every stage, loaded from YAML with strict validation.
+
+One :class:`ExperimentConfig` describes a whole run (collect -> pretrain -> train -> evaluate). Each stage reads its
+own section. The same dataclasses generate the command-line flags (:func:`add_config_arguments`), so every CLI flag
+has a config key and every config key has a flag: ``pretrain.batch_size`` is ``--batch-size`` on
+``gmc-rl pretrain``, ``pretrain.model.latent_dim`` is ``--latent-dim``, ``env_id`` is ``--env``.
+
+Unknown or mistyped keys raise :class:`~gmc_rl.errors.ConfigError` listing the valid keys; values out of range
+(zero epochs, a temperature <= 0, a probability outside [0, 1] ...) raise it naming the key.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import dataclasses
+import json
+import os
+import typing
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from gmc_rl.errors import ConfigError, suggest
+
+
+def _require(condition: bool, key: str, message: str) -> None:
+    if not condition:
+        raise ConfigError(f"config key {key!r}: {message}")
+
+
+@dataclass
+class CollectConfig:
+    """Data collection: rollouts of a behaviour policy, split into train and validation sets."""
+
+    steps: int = 20_000
+    """Total transitions collected (train + validation)."""
+    val_fraction: float = 0.1
+    """Fraction of the transitions held out for validation (taken from the end, whole episodes are not split)."""
+    n_envs: int = 8
+    """Number of environments stepped in parallel (a vectorized env)."""
+    policy: str = "random"
+    """Behaviour policy: "random" (uniform over the action space) or the path of an SB3 agent ``.zip``."""
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        _require(self.steps > 0, "collect.steps", f"must be a positive number of transitions, got {self.steps}")
+        _require(0.0 < self.val_fraction < 1.0, "collect.val_fraction", f"must be in (0, 1), got {self.val_fraction}")
+        _require(self.n_envs > 0, "collect.n_envs", f"must be positive, got {self.n_envs}")
+
+
+@dataclass
+class ModelConfig:
+    """GMC architecture. Defaults are the paper's pendulum model (DESIGN.md section 1)."""
+
+    latent_dim: int = 10
+    """k: size of the shared, L2-normalised latent."""
+    common_dim: int = 64
+    """d: size of every encoder's output, the input of the shared projection head."""
+    head_hidden: int = 128
+    conv_channels: list[int] = field(default_factory=lambda: [32, 64])
+    """Channels of the conv layers of image encoders (kernel 4, stride 2, padding 1 each)."""
+    mlp_hidden: list[int] = field(default_factory=lambda: [50, 50])
+    """Hidden sizes of the MLP of vector encoders."""
+    activation: str = "silu"
+    """Activation: "silu" (Swish, as the paper), "relu", "tanh" or "elu"."""
+
+    def __post_init__(self) -> None:
+        for key in ("latent_dim", "common_dim", "head_hidden"):
+            value = getattr(self, key)
+            _require(value > 0, f"pretrain.model.{key}", f"must be positive, got {value}")
+        _require(len(self.conv_channels) > 0 and all(c > 0 for c in self.conv_channels),
+                 "pretrain.model.conv_channels", f"must be a non-empty list of positive ints, got {self.conv_channels}")
+        _require(all(h > 0 for h in self.mlp_hidden),
+                 "pretrain.model.mlp_hidden", f"must be a list of positive ints, got {self.mlp_hidden}")
+        valid = ("silu", "relu", "tanh", "elu")
+        _require(self.activation in valid, "pretrain.model.activation",
+                 f"unknown activation {self.activation!r}; valid: {list(valid)}.{suggest(self.activation, valid)}")
+
+
+@dataclass
+class PretrainConfig:
+    """GMC pretraining (Adam on the GMC loss). Paper values for the pendulum: lr 1e-3, batch 128, tau 0.3."""
+
+    epochs: int = 40
+    batch_size: int = 128
+    lr: float = 1e-3
+    temperature: float = 0.3
+    loss: str = "gmc"
+    """"gmc" (the paper's loss) or "joints_as_negatives" (the ablation with only complete latents as negatives)."""
+    checkpoint_every: int = 5
+    """Save a resumable checkpoint every this many epochs (the last and the best are always kept)."""
+    seed: int = 0
+    device: str = "auto"
+    """"auto" (CUDA when available), "cpu" or "cuda"."""
+    model: ModelConfig = field(default_factory=ModelConfig)
+
+    def __post_init__(self) -> None:
+        _require(self.epochs > 0, "pretrain.epochs", f"must be positive, got {self.epochs}")
+        _require(self.batch_size > 1, "pretrain.batch_size", f"must be at least 2 (contrastive negatives), got {self.batch_size}")
+        _require(self.lr > 0, "pretrain.lr", f"must be positive, got {self.lr}")
+        _require(self.temperature > 0, "pretrain.temperature", f"must be positive, got {self.temperature}")
+        valid = ("gmc", "joints_as_negatives")
+        _require(self.loss in valid, "pretrain.loss", f"unknown loss {self.loss!r}; valid: {list(valid)}.{suggest(self.loss, valid)}")
+        _require(self.checkpoint_every > 0, "pretrain.checkpoint_every", f"must be positive, got {self.checkpoint_every}")
+        _require(self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:"), "pretrain.device",
+                 f"must be 'auto', 'cpu' or 'cuda[:N]', got {self.device!r}")
+
+
+@dataclass
+class AgentConfig:
+    """SB3 controller trained on complete observations."""
+
+    algo: str = "sac"
+    """SB3 algorithm: sac, td3, ddpg, ppo, a2c or dqn (dqn needs a discrete action space)."""
+    total_timesteps: int = 30_000
+    n_envs: int = 1
+    hyperparams: dict[str, Any] = field(default_factory=dict)
+    """Keyword arguments of the SB3 algorithm's constructor (rl-zoo3 style), e.g. learning_rate, policy_kwargs."""
+    eval_freq: int = 5_000
+    """Evaluate (EvalCallback) every this many environment steps; 0 disables."""
+    eval_episodes: int = 5
+    checkpoint_freq: int = 10_000
+    """Save a resumable checkpoint (model + replay buffer) every this many steps; 0 disables."""
+    device: str = "auto"
+
+    def __post_init__(self) -> None:
+        valid = ("sac", "td3", "ddpg", "ppo", "a2c", "dqn")
+        _require(self.algo in valid, "agent.algo", f"unknown algorithm {self.algo!r}; valid: {list(valid)}.{suggest(self.algo, valid)}")
+        _require(self.total_timesteps > 0, "agent.total_timesteps", f"must be positive, got {self.total_timesteps}")
+        _require(self.n_envs > 0, "agent.n_envs", f"must be positive, got {self.n_envs}")
+        _require(self.eval_freq >= 0, "agent.eval_freq", f"must be >= 0, got {self.eval_freq}")
+        _require(self.eval_episodes > 0, "agent.eval_episodes", f"must be positive, got {self.eval_episodes}")
+        _require(self.checkpoint_freq >= 0, "agent.checkpoint_freq", f"must be >= 0, got {self.checkpoint_freq}")
+
+
+@dataclass
+class EvaluateConfig:
+    """Robustness evaluation: every condition x seed x episode, deterministic actions."""
+
+    conditions: list[str] = field(default_factory=list)
+    """Conditions to evaluate; empty means complete + every non-empty proper subset of modalities.
+    Names: "complete", a modality ("image"), a subset joined by "+" ("image+sound"), "dropout:P" (each modality
+    dropped per step with probability P, at least one kept), "noise:MODALITY:SEVERITY" (Gaussian noise),
+    "saltpepper:MODALITY:SEVERITY", "stuck:MODALITY"."""
+    episodes: int = 100
+    """Episodes per condition and seed."""
+    n_envs: int = 10
+    """Episodes run in parallel (one batched forward pass per step)."""
+    video: bool = False
+    """Also write an MP4/GIF of one episode per condition."""
+
+    def __post_init__(self) -> None:
+        _require(self.episodes > 0, "evaluate.episodes", f"must be positive, got {self.episodes}")
+        _require(self.n_envs > 0, "evaluate.n_envs", f"must be positive, got {self.n_envs}")
+
+
+@dataclass
+class ExperimentConfig:
+    """A whole experiment: one environment, the stages' settings, the agent seeds and the methods compared."""
+
+    name: str = "experiment"
+    env_id: str = "gmc_rl/PendulumSound-v0"
+    env_kwargs: dict[str, Any] = field(default_factory=dict)
+    seeds: list[int] = field(default_factory=lambda: [0])
+    """Seeds of the agents (one agent per method and seed); the dataset and GMC model use their own seeds."""
+    methods: list[str] = field(default_factory=lambda: ["gmc"])
+    """Methods compared: "gmc" (the GMC latent agent), "raw" (raw Dict observations), "mvae" (product-of-experts
+    VAE latents) and "state" (true state, the upper bound)."""
+    collect: CollectConfig = field(default_factory=CollectConfig)
+    pretrain: PretrainConfig = field(default_factory=PretrainConfig)
+    agent: AgentConfig = field(default_factory=AgentConfig)
+    evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
+
+    def __post_init__(self) -> None:
+        _require(bool(self.seeds), "seeds", "must list at least one seed")
+        valid = ("gmc", "raw", "mvae", "state")
+        _require(bool(self.methods), "methods", f"must list at least one of {list(valid)}")
+        for method in self.methods:
+            _require(method in valid, "methods", f"unknown method {method!r}; valid: {list(valid)}.{suggest(method, valid)}")
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Conversion between dicts (YAML/JSON) and the dataclasses, with strict checking.
+
+_FLAG_NAMES = {"env_id": "env"}
+"""Fields whose command-line flag differs from the field name."""
+
+
+def _describe(key: str) -> str:
+    return key or "<top level>"
+
+
+def _convert(value: Any, annotation: Any, key: str) -> Any:
+    origin = typing.get_origin(annotation)
+    if dataclasses.is_dataclass(annotation):
+        return from_dict(annotation, value, key)
+    if annotation is bool:
+        _require(isinstance(value, bool), key, f"must be true or false, got {value!r}")
+        return value
+    if annotation is int:
+        _require(isinstance(value, int) and not isinstance(value, bool), key, f"must be an integer, got {value!r}")
+        return value
+    if annotation is float:
+        _require(isinstance(value, (int, float)) and not isinstance(value, bool), key, f"must be a number, got {value!r}")
+        return float(value)
+    if annotation is str:
+        _require(isinstance(value, str), key, f"must be a string, got {value!r}")
+        return value
+    if origin is list:
+        _require(isinstance(value, (list, tuple)), key, f"must be a list, got {value!r}")
+        (item_type,) = typing.get_args(annotation)
+        return [_convert(item, item_type, f"{key}[{i}]") for i, item in enumerate(value)]
+    if origin is dict:
+        _require(isinstance(value, dict), key, f"must be a mapping, got {value!r}")
+        return copy.deepcopy(dict(value))
+    raise TypeError(f"unsupported config annotation {annotation!r} for {key}")  # pragma: no cover
+
+
+def from_dict(cls: type, data: Any, prefix: str = "") -> Any:
+    """Build the dataclass ``cls`` from a mapping, refusing unknown keys and mistyped values."""
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"config section {_describe(prefix)!r} must be a mapping, got {type(data).__name__}")
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    for key in data:
+        if key not in names:
+            full = f"{prefix}.{key}" if prefix else str(key)
+            raise ConfigError(
+                f"unknown config key {full!r}; valid keys in {_describe(prefix)!r} are {names}.{suggest(str(key), names)}"
+            )
+    kwargs = {}
+    for name in names:
+        if name in data:
+            full = f"{prefix}.{name}" if prefix else name
+            kwargs[name] = _convert(data[name], hints[name], full)
+    return cls(**kwargs)
+
+
+def to_dict(config: Any) -> dict[str, Any]:
+    """Plain-dict (JSON/YAML-serialisable) form of a config dataclass."""
+    return dataclasses.asdict(config)
+
+
+def config_hash(config: Any) -> str:
+    """A short stable hash of a config, used to tell whether an output directory was made with the same one."""
+    import hashlib
+
+    text = json.dumps(to_dict(config) if dataclasses.is_dataclass(config) else config, sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def load_config(path: str | os.PathLike) -> ExperimentConfig:
+    """Load an :class:`ExperimentConfig` from a YAML file (safe loader; unknown keys are errors)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"config file not found: {path}")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config file {path} is not valid YAML: {exc}") from exc
+    try:
+        return from_dict(ExperimentConfig, data)
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}") from exc
+
+
+def default_config_path() -> Path:
+    """Path of the embedded default (quick) config shipped with the package."""
+    return Path(str(resources.files("experiments") / "quick.yaml"))
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Command-line flags generated from the dataclasses.
+
+
+def _flag_fields(cls: type, recurse: bool, path: tuple[str, ...] = ()) -> list[tuple[tuple[str, ...], Any]]:
+    """(path, annotation) of every leaf field of ``cls``; nested dataclasses flattened if ``recurse``, else skipped."""
+    hints = typing.get_type_hints(cls)
+    out = []
+    for f in dataclasses.fields(cls):
+        annotation = hints[f.name]
+        if dataclasses.is_dataclass(annotation):
+            if recurse:
+                out.extend(_flag_fields(annotation, True, path + (f.name,)))
+        else:
+            out.append((path + (f.name,), annotation))
+    return out
+
+
+def _parse_flag_value(text: str, annotation: Any) -> Any:
+    origin = typing.get_origin(annotation)
+    if annotation is bool:
+        lowered = text.lower()
+        if lowered not in ("true", "false", "1", "0", "yes", "no"):
+            raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
+        return lowered in ("true", "1", "yes")
+    if annotation is int:
+        return int(text)
+    if annotation is float:
+        return float(text)
+    if origin is dict:
+        try:
+            value = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise argparse.ArgumentTypeError(f"expected a JSON object, got {text!r}") from exc
+        if not isinstance(value, dict):
+            raise argparse.ArgumentTypeError(f"expected a JSON object, got {text!r}")
+        return value
+    return text
+
+
+def add_config_arguments(parser: argparse.ArgumentParser, cls: type, section: str | None = None) -> None:
+    """Add one ``--flag`` per leaf field of ``cls`` (a config section); ``section`` is its key in the experiment.
+
+    Flags default to "not given", so that only what the user typed overrides the YAML config. With ``section``
+    None, ``cls`` is :class:`ExperimentConfig` and only its own top-level keys get flags (not the stage sections).
+    """
+    group = parser.add_argument_group(f"{section or 'experiment'} settings (config keys{' under ' + section if section else ''})")
+    for path, annotation in _flag_fields(cls, recurse=section is not None):
+        leaf = path[-1]
+        flag = "--" + _FLAG_NAMES.get(leaf, leaf).replace("_", "-")
+        key = ".".join(((section,) if section else ()) + path)
+        dest = "cfg__" + key.replace(".", "__")
+        kwargs: dict[str, Any] = {"dest": dest, "default": argparse.SUPPRESS, "help": f"config key {key}"}
+        if typing.get_origin(annotation) is list:
+            (item,) = typing.get_args(annotation)
+            kwargs.update(nargs="*", type=lambda t, a=item: _parse_flag_value(t, a), metavar=leaf.upper())
+        else:
+            kwargs.update(type=lambda t, a=annotation: _parse_flag_value(t, a), metavar=leaf.upper())
+        group.add_argument(flag, **kwargs)
+
+
+def apply_arguments(config: ExperimentConfig, args: argparse.Namespace) -> ExperimentConfig:
+    """Return a copy of ``config`` with the flags the user gave (see :func:`add_config_arguments`) applied."""
+    data = to_dict(config)
+    for dest, value in vars(args).items():
+        if not dest.startswith("cfg__"):
+            continue
+        keys = dest[len("cfg__"):].split("__")
+        node = data
+        for key in keys[:-1]:
+            node = node[key]
+        node[keys[-1]] = value
+    return from_dict(ExperimentConfig, data)

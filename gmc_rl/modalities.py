@@ -1,0 +1,182 @@
+"""Modalities: what gmc-rl knows about an environment, read from its ``Dict`` observation space.
+
+gmc-rl is env-agnostic: every component (collection, model, wrappers, evaluation) learns which sensors exist,
+their shapes and dtypes only through :func:`modality_specs`. A modality is one ``Box`` entry of the ``Dict``.
+``uint8`` boxes of rank 3 ``(C, H, W)`` are images (channel-first, stacked frames are channels); every other box is
+a vector modality and is flattened by the encoders.
+
+The key :data:`AVAILABILITY_KEY` is reserved: :class:`gmc_rl.wrappers.ModalityDropout` adds it to carry the mask of
+the modalities that are present in the current observation. It is never a modality.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from gymnasium import spaces
+
+from gmc_rl.errors import ModalityError, SensorValueError, suggest
+
+AVAILABILITY_KEY = "available"
+"""Observation key holding a ``MultiBinary(M)`` mask of present modalities (in :func:`modality_specs` order)."""
+
+
+@dataclass(frozen=True)
+class ModalitySpec:
+    """Name, shape, dtype and kind ("image" or "vector") of one sensor, plus its declared bounds."""
+
+    name: str
+    shape: tuple[int, ...]
+    dtype: str
+    kind: str
+    low: float
+    high: float
+
+    @property
+    def flat_dim(self) -> int:
+        """Number of scalars in one observation of this modality."""
+        return int(np.prod(self.shape))
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON-serialisable form, stored in datasets' metadata and checkpoints' configs."""
+        return {
+            "name": self.name,
+            "shape": list(self.shape),
+            "dtype": self.dtype,
+            "kind": self.kind,
+            "low": self.low,
+            "high": self.high,
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> ModalitySpec:
+        """Inverse of :meth:`to_json`."""
+        return cls(
+            name=str(data["name"]),
+            shape=tuple(int(s) for s in data["shape"]),
+            dtype=str(data["dtype"]),
+            kind=str(data["kind"]),
+            low=float(data["low"]),
+            high=float(data["high"]),
+        )
+
+
+def _spec_from_box(name: str, box: spaces.Space) -> ModalitySpec:
+    if not isinstance(box, spaces.Box):
+        raise ModalityError(
+            f"modality {name!r} has space {box}; gmc-rl supports only Box modalities (images or vectors)"
+        )
+    dtype = np.dtype(box.dtype)
+    kind = "image" if dtype == np.uint8 and len(box.shape) == 3 else "vector"
+    low = float(np.min(box.low)) if box.low.size else 0.0
+    high = float(np.max(box.high)) if box.high.size else 0.0
+    return ModalitySpec(name=name, shape=tuple(int(s) for s in box.shape), dtype=dtype.name, kind=kind, low=low, high=high)
+
+
+def modality_specs(space: spaces.Space) -> dict[str, ModalitySpec]:
+    """Return the modalities of a ``Dict`` observation space, in the space's key order.
+
+    Raises:
+        ModalityError: if the space is not a ``Dict``, has fewer than two modalities, or a modality is not a Box.
+    """
+    if not isinstance(space, spaces.Dict):
+        raise ModalityError(
+            f"gmc-rl needs a Dict observation space keyed by modality name, got {type(space).__name__}: {space}"
+        )
+    specs = {
+        name: _spec_from_box(name, sub) for name, sub in space.spaces.items() if name != AVAILABILITY_KEY
+    }
+    if len(specs) < 2:
+        raise ModalityError(
+            f"gmc-rl needs at least 2 modalities in the Dict observation space, got {len(specs)}: {list(specs)}"
+        )
+    return specs
+
+
+def check_modalities(requested: Sequence[str] | None, available: Sequence[str]) -> list[str]:
+    """Validate a list of modality names against ``available``; ``None`` means all of them.
+
+    Returns the requested names in the canonical order of ``available`` (duplicates removed).
+
+    Raises:
+        ModalityError: for an empty list, a plain string instead of a list, or an unknown name.
+    """
+    available = list(available)
+    if requested is None:
+        return available
+    if isinstance(requested, str):
+        raise ModalityError(f"modalities must be a list of names, got the string {requested!r}; use [{requested!r}]")
+    requested = list(requested)
+    if not requested:
+        raise ModalityError(f"the list of modalities is empty; choose at least one of {available}")
+    for name in requested:
+        if name not in available:
+            raise ModalityError(f"unknown modality {name!r}; available modalities are {available}.{suggest(name, available)}")
+    return [name for name in available if name in requested]
+
+
+def compare_specs(expected: Mapping[str, ModalitySpec], actual: Mapping[str, ModalitySpec]) -> list[str]:
+    """List human-readable differences between two sets of modality specs (empty if they match).
+
+    Bounds are not compared: they document ranges, while names, shapes and dtypes decide compatibility.
+    """
+    problems: list[str] = []
+    missing = [n for n in expected if n not in actual]
+    extra = [n for n in actual if n not in expected]
+    if missing:
+        problems.append(f"modalities {missing} are expected but missing")
+    if extra:
+        problems.append(f"modalities {extra} are present but not expected")
+    for name in expected:
+        if name not in actual:
+            continue
+        e, a = expected[name], actual[name]
+        if e.shape != a.shape:
+            problems.append(f"modality {name!r}: expected shape {e.shape}, got {a.shape}")
+        if e.dtype != a.dtype:
+            problems.append(f"modality {name!r}: expected dtype {e.dtype}, got {a.dtype}")
+    return problems
+
+
+def check_observation_batch(
+    obs: Mapping[str, Any],
+    specs: Mapping[str, ModalitySpec],
+    modalities: Sequence[str],
+    *,
+    check_finite: bool = True,
+) -> int:
+    """Check that ``obs`` holds a batch ``(B, *shape)`` of every name in ``modalities``; return ``B``.
+
+    Raises:
+        ModalityError: missing key, wrong shape, inconsistent batch sizes, or a dtype that cannot hold the data.
+        SensorValueError: a NaN or inf value (when ``check_finite``).
+    """
+    if not isinstance(obs, Mapping):
+        raise ModalityError(f"observations must be a dict keyed by modality name, got {type(obs).__name__}")
+    batch: int | None = None
+    for name in modalities:
+        if name not in obs:
+            raise ModalityError(f"observation has no modality {name!r}; it has {sorted(obs)}")
+        spec = specs[name]
+        value = np.asarray(obs[name]) if not hasattr(obs[name], "shape") else obs[name]
+        shape = tuple(value.shape)
+        if shape[1:] != spec.shape:
+            raise ModalityError(
+                f"modality {name!r}: expected a batch of shape (B, {', '.join(map(str, spec.shape))}), got {shape}"
+            )
+        if batch is None:
+            batch = shape[0]
+        elif shape[0] != batch:
+            raise ModalityError(f"modality {name!r} has batch size {shape[0]}, other modalities have {batch}")
+        kind = getattr(value.dtype, "is_floating_point", None)
+        is_float = kind if isinstance(kind, bool) else np.issubdtype(np.dtype(str(value.dtype)), np.floating)
+        if spec.dtype == "uint8" and is_float:
+            raise ModalityError(f"modality {name!r}: expected dtype uint8 (raw image), got {value.dtype}")
+        if check_finite and is_float:
+            finite = value.isfinite().all() if hasattr(value, "isfinite") else np.isfinite(value).all()
+            if not bool(finite):
+                raise SensorValueError(f"modality {name!r} contains NaN or inf values")
+    return int(batch or 0)
