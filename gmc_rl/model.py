@@ -1,0 +1,315 @@
+"""The GMC model for any number of modalities: base encoders, a joint encoder and one shared projection head.
+
+The architecture follows DESIGN.md section 1 and is generic over the modalities of a ``Dict`` observation space
+(see :mod:`gmc_rl.modalities`):
+
+- each modality m has a :class:`Preprocessor` (uint8 images are scaled by 1/255; vectors are standardised with
+  the mean/std of the training data, stored in the model as buffers) and a base encoder f_m built by
+  :func:`build_modality_encoder`: a feature trunk (a conv stack for images, an MLP for vectors) followed by a
+  linear layer to the common dimension d;
+- the joint encoder f_{1:M} has its own trunk for every modality; their features are concatenated and mapped
+  by one linear layer to d;
+- the shared head g maps d -> head_hidden (activation) -> k, and the output is L2-normalised.
+
+With the default :class:`~gmc_rl.config.ModelConfig` this is exactly the paper's pendulum model (image trunk
+Conv(2->32) / Conv(32->64), kernel 4, stride 2, padding 1, Swish; sound trunk MLP 12 -> 50 -> 50, Swish;
+d = 64, head 64 -> 128 -> 10).
+
+Example:
+    >>> import numpy as np
+    >>> from gymnasium import spaces
+    >>> from gmc_rl.config import ModelConfig
+    >>> space = spaces.Dict({"image": spaces.Box(0, 255, (2, 16, 16), np.uint8),
+    ...                      "sound": spaces.Box(-1, 1, (2, 3, 2), np.float32)})
+    >>> model = GMCModel.from_space(space, ModelConfig())
+    >>> obs = {name: np.stack([space[name].sample() for _ in range(4)]) for name in ("image", "sound")}
+    >>> model.encode(obs).shape, model.encode(obs, ["sound"]).shape
+    (torch.Size([4, 10]), torch.Size([4, 10]))
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from gymnasium import spaces
+from torch import Tensor, nn
+
+from gmc_rl.config import ModelConfig, from_dict
+from gmc_rl.errors import ModalityError
+from gmc_rl.modalities import ModalitySpec, check_modalities, check_observation_batch, modality_specs
+
+_ACTIVATIONS: dict[str, type[nn.Module]] = {"silu": nn.SiLU, "relu": nn.ReLU, "tanh": nn.Tanh, "elu": nn.ELU}
+_IMAGE_SCALE = 1.0 / 255.0
+_MIN_STD = 1e-6
+
+
+def _activation(config: ModelConfig) -> nn.Module:
+    return _ACTIVATIONS[config.activation]()
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Preprocessing: raw env values -> float tensors the encoders read.
+
+
+class Preprocessor(nn.Module):
+    """Turn a raw batch of one modality (as the env emits it) into the float tensor its encoder reads.
+
+    Images (uint8) are scaled to [0, 1] by 1/255. Vectors are standardised per feature, ``(x - mean) / std``, with
+    statistics of the training data (``normalization = {"mean": [...], "std": [...]}``, ``flat_dim`` values each;
+    identity when None). The statistics are buffers, so they travel with the weights and the device.
+    """
+
+    def __init__(self, spec: ModalitySpec, normalization: Mapping[str, Any] | None = None) -> None:
+        super().__init__()
+        self.spec = spec
+        if spec.kind == "image":
+            if normalization is not None:
+                raise ModalityError(f"modality {spec.name!r} is an image (scaled by 1/255); it takes no mean/std")
+            mean = np.zeros((1,), np.float32)  # broadcast over (C, H, W)
+            std = np.full((1,), 1.0 / _IMAGE_SCALE, np.float32)
+        else:
+            mean, std = _read_stats(spec, normalization)
+        self.register_buffer("mean", torch.from_numpy(mean))
+        self.register_buffer("std", torch.from_numpy(std))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return (x.to(self.mean.dtype) - self.mean) / self.std
+
+    def stats_json(self) -> dict[str, list[float]] | None:
+        """The mean/std as flat JSON lists (None for images, whose scaling is fixed)."""
+        if self.spec.kind == "image":
+            return None
+        return {"mean": self.mean.flatten().tolist(), "std": self.std.flatten().tolist()}
+
+
+def _read_stats(spec: ModalitySpec, normalization: Mapping[str, Any] | None) -> tuple[np.ndarray, np.ndarray]:
+    if normalization is None:
+        return np.zeros(spec.shape, np.float32), np.ones(spec.shape, np.float32)
+    if not isinstance(normalization, Mapping) or set(normalization) != {"mean", "std"}:
+        raise ModalityError(
+            f"normalization of modality {spec.name!r} must be a mapping with keys 'mean' and 'std', got {normalization!r}"
+        )
+    arrays = []
+    for key in ("mean", "std"):
+        value = np.asarray(normalization[key], dtype=np.float64)
+        if value.size != spec.flat_dim:
+            raise ModalityError(
+                f"normalization {key} of modality {spec.name!r} has {value.size} values, expected {spec.flat_dim} "
+                f"(one per feature of shape {spec.shape})"
+            )
+        if not np.isfinite(value).all():
+            raise ModalityError(f"normalization {key} of modality {spec.name!r} contains NaN or inf")
+        arrays.append(value.reshape(spec.shape))
+    mean, std = arrays
+    if (std < 0).any():
+        raise ModalityError(f"normalization std of modality {spec.name!r} has negative values")
+    std = np.where(std < _MIN_STD, 1.0, std)  # constant features: centre only
+    return mean.astype(np.float32), std.astype(np.float32)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Encoders.
+
+
+def _build_trunk(spec: ModalitySpec, config: ModelConfig) -> tuple[nn.Module, int]:
+    """Feature extractor of one modality and the size of its (flat) output."""
+    if spec.kind == "image":
+        channels, height, width = spec.shape
+        layers: list[nn.Module] = []
+        in_channels = channels
+        for out_channels in config.conv_channels:
+            layers += [nn.Conv2d(in_channels, out_channels, kernel_size=4, stride=2, padding=1), _activation(config)]
+            in_channels = out_channels
+            height, width = height // 2, width // 2
+            if height < 1 or width < 1:
+                raise ModalityError(
+                    f"image modality {spec.name!r} of shape {spec.shape} is too small for {len(config.conv_channels)} "
+                    f"stride-2 conv layers; use fewer pretrain.model.conv_channels"
+                )
+        layers.append(nn.Flatten())
+        return nn.Sequential(*layers), in_channels * height * width
+    layers = [nn.Flatten()]
+    size = spec.flat_dim
+    for hidden in config.mlp_hidden:
+        layers += [nn.Linear(size, hidden), _activation(config)]
+        size = hidden
+    return nn.Sequential(*layers), size
+
+
+def build_modality_encoder(spec: ModalitySpec, config: ModelConfig) -> nn.Module:
+    """Base encoder f_m of one modality: preprocessed batch (B, *shape) -> (B, common_dim).
+
+    A conv stack (``config.conv_channels``, kernel 4, stride 2, padding 1) for image modalities, an MLP
+    (``config.mlp_hidden``) on the flattened values for vector modalities, then a linear layer to
+    ``config.common_dim``. Reused by other models (e.g. the MVAE baseline) so that they share architectures.
+    """
+    trunk, features = _build_trunk(spec, config)
+    return nn.Sequential(trunk, nn.Linear(features, config.common_dim))
+
+
+class JointEncoder(nn.Module):
+    """f_{1:M}: one trunk per modality (separate from the base encoders'), concatenated, then linear to d."""
+
+    def __init__(self, specs: Sequence[ModalitySpec], config: ModelConfig) -> None:
+        super().__init__()
+        trunks, sizes = zip(*(_build_trunk(spec, config) for spec in specs))
+        self.trunks = nn.ModuleList(trunks)
+        self.projection = nn.Linear(sum(sizes), config.common_dim)
+
+    def forward(self, inputs: Sequence[Tensor]) -> Tensor:
+        return self.projection(torch.cat([trunk(x) for trunk, x in zip(self.trunks, inputs)], dim=1))
+
+
+class ProjectionHead(nn.Module):
+    """g: d -> head_hidden (activation) -> k, L2-normalised; shared by every encoder."""
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        self.net = nn.Sequential(
+            nn.Linear(config.common_dim, config.head_hidden), _activation(config), nn.Linear(config.head_hidden, config.latent_dim)
+        )
+
+    def forward(self, h: Tensor) -> Tensor:
+        return F.normalize(self.net(h), dim=-1)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# The model.
+
+
+class GMCModel(nn.Module):
+    """Geometric Multimodal Contrastive model over the modalities ``specs`` (canonical order = mapping order).
+
+    Args:
+        specs: modality name -> :class:`~gmc_rl.modalities.ModalitySpec` (2 or more).
+        config: the architecture.
+        normalization: vector modality name -> ``{"mean": [...], "std": [...]}`` of the training data
+            (flat lists of ``flat_dim`` values); missing vector modalities are not standardised.
+
+    Attributes:
+        specs, modalities (list of names), latent_dim (k), config, normalization (JSON form of the statistics).
+    """
+
+    def __init__(
+        self,
+        specs: Mapping[str, ModalitySpec],
+        config: ModelConfig,
+        normalization: Mapping[str, dict] | None = None,
+    ) -> None:
+        super().__init__()
+        specs = dict(specs)
+        if len(specs) < 2:
+            raise ModalityError(f"GMC needs at least 2 modalities, got {list(specs)}")
+        for name, spec in specs.items():
+            if not isinstance(spec, ModalitySpec) or spec.name != name:
+                raise ModalityError(f"specs[{name!r}] must be the ModalitySpec named {name!r}, got {spec!r}")
+        normalization = dict(normalization or {})
+        unknown = [name for name in normalization if name not in specs]
+        if unknown:
+            raise ModalityError(f"normalization given for unknown modalities {unknown}; modalities are {list(specs)}")
+        self.specs = specs
+        self.modalities = list(specs)
+        self.config = config
+        self.latent_dim = config.latent_dim
+        self.preprocessors = nn.ModuleList([Preprocessor(spec, normalization.get(name)) for name, spec in specs.items()])
+        self.encoders = nn.ModuleList([build_modality_encoder(spec, config) for spec in specs.values()])
+        self.joint_encoder = JointEncoder(list(specs.values()), config)
+        self.head = ProjectionHead(config)
+
+    @classmethod
+    def from_space(
+        cls, observation_space: spaces.Space, config: ModelConfig, normalization: Mapping[str, dict] | None = None
+    ) -> GMCModel:
+        """A model for the modalities of a ``Dict`` observation space."""
+        return cls(modality_specs(observation_space), config, normalization)
+
+    # -- introspection / serialisation -------------------------------------------------------------------------
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.parameters()).device
+
+    @property
+    def normalization(self) -> dict[str, dict[str, list[float]]]:
+        """The standardisation statistics of the vector modalities, as JSON lists."""
+        stats = {name: pre.stats_json() for name, pre in zip(self.modalities, self.preprocessors)}
+        return {name: value for name, value in stats.items() if value is not None}
+
+    def architecture(self) -> dict[str, Any]:
+        """JSON description from which :meth:`from_architecture` rebuilds an identical (untrained) model."""
+        return {
+            "modalities": list(self.modalities),
+            "specs": [self.specs[name].to_json() for name in self.modalities],
+            "model": dataclasses.asdict(self.config),
+            "latent_dim": self.latent_dim,
+            "preprocessing": {
+                name: ("scale 1/255" if spec.kind == "image" else "standardise (x - mean) / std")
+                for name, spec in self.specs.items()
+            },
+            "normalization": self.normalization,
+        }
+
+    @classmethod
+    def from_architecture(cls, data: Mapping[str, Any]) -> GMCModel:
+        """Inverse of :meth:`architecture` (raises KeyError/ValueError subclasses on malformed input)."""
+        specs = {spec["name"]: ModalitySpec.from_json(spec) for spec in data["specs"]}
+        if list(specs) != list(data["modalities"]):
+            raise ModalityError(f"specs {list(specs)} do not match the modality order {data['modalities']}")
+        config = from_dict(ModelConfig, data["model"], "model")
+        return cls(specs, config, data.get("normalization") or None)
+
+    # -- forward paths ---------------------------------------------------------------------------------------
+
+    def _inputs(self, obs: Mapping[str, Any], names: Sequence[str]) -> list[Tensor]:
+        """Check the batch and return the preprocessed tensors of ``names`` on the model's device."""
+        check_observation_batch(obs, self.specs, names)
+        device = self.device
+        out = []
+        for name in names:
+            value = obs[name]
+            if not isinstance(value, Tensor):
+                value = torch.from_numpy(np.ascontiguousarray(value))
+            index = self.modalities.index(name)
+            out.append(self.preprocessors[index](value.to(device, non_blocking=True)))
+        return out
+
+    def modality_latents(self, obs: Mapping[str, Any], modalities: Sequence[str] | None = None) -> dict[str, Tensor]:
+        """z_m = g(f_m(x_m)) for each requested modality (all by default): name -> (B, k), L2-normalised."""
+        names = check_modalities(modalities, self.modalities)
+        inputs = self._inputs(obs, names)
+        return {
+            name: self.head(self.encoders[self.modalities.index(name)](x)) for name, x in zip(names, inputs)
+        }
+
+    def joint_latent(self, obs: Mapping[str, Any]) -> Tensor:
+        """z_{1:M} = g(f_{1:M}(x_1..x_M)): (B, k), L2-normalised; needs every modality."""
+        return self.head(self.joint_encoder(self._inputs(obs, self.modalities)))
+
+    def latents(self, obs: Mapping[str, Any]) -> tuple[dict[str, Tensor], Tensor]:
+        """Every modality latent and the joint latent in one pass (preprocessing done once); used for training."""
+        inputs = self._inputs(obs, self.modalities)
+        per_modality = {name: self.head(encoder(x)) for name, encoder, x in zip(self.modalities, self.encoders, inputs)}
+        return per_modality, self.head(self.joint_encoder(inputs))
+
+    def encode(self, obs: Mapping[str, Any], modalities: Sequence[str] | None = None) -> Tensor:
+        """The latent used by a controller: (B, k) on the model's device.
+
+        ``modalities`` None (or every modality) -> the joint path g(f_{1:M}(x)); a subset -> the mean of the
+        present modalities' latents (as the reference implementation; the mean is not re-normalised).
+        ``obs`` holds raw batches ``(B, *shape)`` as the env emits them (numpy arrays or tensors); keys of absent
+        modalities may be missing or hold anything. Unknown or empty modality lists raise ModalityError.
+        """
+        names = check_modalities(modalities, self.modalities)
+        if len(names) == len(self.modalities):
+            return self.joint_latent(obs)
+        latents = self.modality_latents(obs, names)
+        return torch.stack(list(latents.values()), dim=0).mean(dim=0)
+
+    def forward(self, obs: Mapping[str, Any], modalities: Sequence[str] | None = None) -> Tensor:
+        """Same as :meth:`encode`."""
+        return self.encode(obs, modalities)
