@@ -1,0 +1,259 @@
+"""Robustness results as files a person can read: ``results.json``, ``results.md`` and ``results.png``.
+
+A results document is a dict (the content of ``results.json``)::
+
+    {
+      "format": "gmc-rl-results", "version": 1, "gmc_rl_version": "...", "created": "<ISO time>",
+      "env_id": "gmc_rl/PendulumSound-v0",
+      "methods": ["gmc", "raw"],                 # table rows, in order
+      "conditions": ["complete", "image", ...],  # table columns, in order
+      "settings": {"episodes": 100, "n_envs": 10, ...},
+      "agents": {"gmc": ["runs/x/agents/gmc-seed0", ...], ...},
+      "results": {"gmc": {"complete": <summary>, ...}, ...}
+    }
+
+where a ``<summary>`` is what :func:`gmc_rl.evaluate.summarize` returns (pooled metrics with 95 % intervals,
+per-seed values and their spread, and the raw episode returns and lengths). Several agents of one method (one per
+training seed) are pooled into one row by :func:`pool_runs`.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import io
+import math
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from gmc_rl.errors import ConfigError
+from gmc_rl.evaluate import summarize
+from gmc_rl.io import read_json, write_bytes_atomic, write_json_atomic, write_text_atomic
+
+FORMAT = "gmc-rl-results"
+VERSION = 1
+
+METRIC_TITLES = {
+    "per_step_reward": "Mean per-step reward",
+    "episode_return": "Mean episode return",
+}
+
+
+def pool_runs(runs: Sequence[tuple[str, Mapping[str, Mapping[str, Any]]]]) -> dict[str, dict[str, Any]]:
+    """Pool the evaluations of several agents of one method into one summary per condition.
+
+    ``runs`` lists ``(agent_name, evaluation)`` with ``evaluation`` as returned by
+    :func:`gmc_rl.evaluate.evaluate_conditions`. Every (agent, evaluation seed) pair becomes one unit, so
+    ``across_seeds`` measures the spread over training seeds too. Conditions are kept in first-seen order; a
+    condition missing from some agent is pooled over the agents that have it.
+    """
+    if not runs:
+        raise ValueError("pool_runs needs at least one evaluation")
+    conditions: list[str] = []
+    for _, evaluation in runs:
+        conditions.extend(c for c in evaluation if c not in conditions)
+    pooled = {}
+    for condition in conditions:
+        units = []
+        for name, evaluation in runs:
+            if condition not in evaluation:
+                continue
+            for unit in evaluation[condition]["per_seed"]:
+                units.append(({"agent": name, "seed": unit["seed"]}, unit["returns"], unit["lengths"]))
+        pooled[condition] = summarize(units)
+    return pooled
+
+
+def build_results(
+    results: Mapping[str, Mapping[str, Mapping[str, Any]]],
+    *,
+    env_id: str | None = None,
+    settings: Mapping[str, Any] | None = None,
+    agents: Mapping[str, Sequence[str]] | None = None,
+) -> dict[str, Any]:
+    """Assemble a results document from ``{method: {condition: summary}}`` (row and column order kept)."""
+    from gmc_rl import __version__
+
+    if not results:
+        raise ValueError("no results to write")
+    conditions: list[str] = []
+    for per_condition in results.values():
+        conditions.extend(c for c in per_condition if c not in conditions)
+    return {
+        "format": FORMAT,
+        "version": VERSION,
+        "gmc_rl_version": __version__,
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "env_id": env_id,
+        "methods": list(results),
+        "conditions": conditions,
+        "settings": dict(settings or {}),
+        "agents": {method: [str(a) for a in names] for method, names in (agents or {}).items()},
+        "results": {method: dict(per_condition) for method, per_condition in results.items()},
+    }
+
+
+def load_results(path: str | os.PathLike) -> dict[str, Any]:
+    """Read a ``results.json`` (or the directory holding it), checking that it is a gmc-rl results file."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / "results.json"
+    data = read_json(path, "results file")
+    if not isinstance(data, dict) or data.get("format") != FORMAT:
+        raise ConfigError(f"{path} is not a gmc-rl results file (no 'format': {FORMAT!r})")
+    if data.get("version") != VERSION:
+        raise ConfigError(f"{path} has results format version {data.get('version')}, this gmc-rl reads {VERSION}")
+    return data
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Markdown.
+
+
+def format_estimate(mean: float, half_width: float | None) -> str:
+    """``mean ± half_width`` rounded to the precision of the interval (2 significant digits of the half width)."""
+    if half_width is None or half_width == 0 or not math.isfinite(half_width):
+        digits = 3 if abs(mean) < 1 else max(0, 3 - int(math.floor(math.log10(abs(mean)))) - 1)
+        text = f"{mean:.{digits}f}"
+        return text if half_width is None else f"{text} ± 0"
+    decimals = max(0, 1 - int(math.floor(math.log10(abs(half_width)))))
+    return f"{mean:.{decimals}f} ± {half_width:.{decimals}f}"
+
+
+def _table(header: str, methods: Sequence[str], conditions: Sequence[str], cell) -> str:
+    lines = [f"| {header} | " + " | ".join(conditions) + " |", "|---|" + "---:|" * len(conditions)]
+    for method in methods:
+        lines.append(f"| {method} | " + " | ".join(cell(method, c) for c in conditions) + " |")
+    return "\n".join(lines)
+
+
+def markdown_table(results: Mapping[str, Any], metric: str = "per_step_reward", spread: str = "episodes") -> str:
+    """A Markdown table (rows methods, columns conditions) of ``metric`` as "mean ± 95 % half width".
+
+    ``spread="episodes"`` uses the interval over all episodes pooled; ``spread="seeds"`` the interval over the
+    per-seed means.
+    """
+    if metric not in METRIC_TITLES:
+        raise ValueError(f"unknown metric {metric!r}; valid: {list(METRIC_TITLES)}")
+    table = results["results"]
+
+    def cell(method: str, condition: str) -> str:
+        summary = table[method].get(condition)
+        if summary is None:
+            return "–"
+        stats = summary[metric] if spread == "episodes" else summary["across_seeds"][metric]
+        return format_estimate(stats["mean"], stats["half_width"])
+
+    return _table("method", results["methods"], results["conditions"], cell)
+
+
+def relative_table(results: Mapping[str, Any], reference: str = "complete") -> str | None:
+    """Table of the change of the per-step reward relative to ``reference`` in percent (None without it)."""
+    table = results["results"]
+    if not any(reference in table[m] for m in results["methods"]):
+        return None
+
+    def cell(method: str, condition: str) -> str:
+        base = table[method].get(reference)
+        summary = table[method].get(condition)
+        if base is None or summary is None or base["per_step_reward"]["mean"] == 0:
+            return "–"
+        ref = base["per_step_reward"]["mean"]
+        change = 100.0 * (summary["per_step_reward"]["mean"] - ref) / abs(ref)
+        return f"{change:+.1f} %"
+
+    return _table("method", results["methods"], results["conditions"], cell)
+
+
+def _max_units(results: Mapping[str, Any]) -> int:
+    return max(
+        (len(summary["per_seed"]) for per in results["results"].values() for summary in per.values()), default=0
+    )
+
+
+def markdown_report(results: Mapping[str, Any]) -> str:
+    """The whole ``results.md``: per-step reward and episode return tables, seed spread, change vs complete."""
+    settings = results.get("settings", {})
+    env = results.get("env_id") or "the environment"
+    units = _max_units(results)
+    parts = [
+        f"# Robustness of {', '.join(results['methods'])} on {env}",
+        "",
+        "Rows are methods, columns are sensor conditions at evaluation time (agents were trained on complete "
+        "observations). Cells are the mean ± the half width of the 95 % confidence interval (Student t) over all "
+        "evaluation episodes pooled across seeds"
+        + (f"; {settings['episodes']} episodes per seed" if "episodes" in settings else "")
+        + (f", seeds {settings['seeds']}" if "seeds" in settings else "")
+        + ".",
+        "",
+        f"## {METRIC_TITLES['per_step_reward']} (total reward / total steps)",
+        "",
+        markdown_table(results, "per_step_reward"),
+        "",
+        f"## {METRIC_TITLES['episode_return']}",
+        "",
+        markdown_table(results, "episode_return"),
+    ]
+    if units > 1:
+        parts += [
+            "",
+            "## Mean per-step reward, spread over seeds",
+            "",
+            "Mean of the per-seed (agent x evaluation seed) means ± the half width of their 95 % t-interval.",
+            "",
+            markdown_table(results, "per_step_reward", spread="seeds"),
+        ]
+    relative = relative_table(results)
+    if relative is not None and len(results["conditions"]) > 1:
+        parts += ["", "## Change of the mean per-step reward relative to complete observations", "", relative]
+    return "\n".join(parts) + "\n"
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Plot.
+
+
+def plot_results(results: Mapping[str, Any]) -> bytes:
+    """PNG of grouped bars (groups = conditions, one bar per method) with 95 % error bars, for both metrics."""
+    from matplotlib.figure import Figure  # no pyplot: no GUI backend, no global state
+
+    methods, conditions, table = results["methods"], results["conditions"], results["results"]
+    width = 0.8 / max(1, len(methods))
+    figure = Figure(figsize=(max(6.0, 1.2 * len(conditions) * max(1, len(methods)) ** 0.5 + 2), 7.5))
+    axes = figure.subplots(2, 1)
+    for ax, metric in zip(axes, ("per_step_reward", "episode_return")):
+        for j, method in enumerate(methods):
+            xs, means, errors = [], [], []
+            for i, condition in enumerate(conditions):
+                summary = table[method].get(condition)
+                if summary is None:
+                    continue
+                xs.append(i - 0.4 + width * (j + 0.5))
+                means.append(summary[metric]["mean"])
+                errors.append(summary[metric]["half_width"] or 0.0)
+            ax.bar(xs, means, width=width, yerr=errors, capsize=3, label=method)
+        ax.set_xticks(range(len(conditions)))
+        ax.set_xticklabels(conditions, rotation=20, ha="right")
+        ax.set_ylabel(METRIC_TITLES[metric])
+        ax.axhline(0.0, color="black", linewidth=0.6)
+        ax.grid(axis="y", alpha=0.3)
+    axes[0].set_title(f"{results.get('env_id') or ''}: 95 % confidence intervals".strip(": "))
+    axes[0].legend(loc="best", fontsize="small")
+    figure.tight_layout()
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=110)
+    return buffer.getvalue()
+
+
+def write_results(results: Mapping[str, Any], out_dir: str | os.PathLike, plot: bool = True) -> dict[str, Path]:
+    """Write ``results.json``, ``results.md`` and (with ``plot``) ``results.png`` atomically into ``out_dir``."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = {"json": out / "results.json", "md": out / "results.md"}
+    write_json_atomic(paths["json"], results)
+    write_text_atomic(paths["md"], markdown_report(results))
+    if plot:
+        paths["png"] = out / "results.png"
+        write_bytes_atomic(paths["png"], plot_results(results))
+    return paths
