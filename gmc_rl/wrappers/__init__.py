@@ -1,0 +1,63 @@
+"""Wrappers that turn a multimodal env into what an agent sees: sensors dropped or corrupted, GMC latents.
+
+- :class:`ModalityDropout` - drop modalities (fixed set, or at random per episode / per step) with an
+  availability mask.
+- :class:`GaussianNoise`, :class:`SaltPepperNoise`, :class:`StuckSensor` - corrupt sensors.
+- :class:`NonFiniteGuard` - NaN/inf sensor values: clear error, or drop the modality for that step.
+- :class:`GMCLatent`, :class:`VecGMCLatent` - a frozen GMC encoder as a Gymnasium / SB3 VecEnv wrapper.
+- :func:`make_latent_env` - the whole stack from an env id and a checkpoint (also a Gymnasium entry point).
+- :mod:`gmc_rl.wrappers.conditions` - evaluation condition strings ("image", "dropout:0.3", ...).
+
+The latent wrappers need torch and the GMC model; they are imported on first use so that the sensor wrappers stay
+light.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import Any
+
+from gmc_rl.wrappers.conditions import Condition, all_subset_conditions, apply_condition, parse_condition
+from gmc_rl.wrappers.corruption import GaussianNoise, SaltPepperNoise, StuckSensor
+from gmc_rl.wrappers.dropout import ModalityDropout
+from gmc_rl.wrappers.nonfinite import NonFiniteGuard
+
+_LAZY = {
+    "GMCLatent": "gmc_rl.wrappers.latent",
+    "VecGMCLatent": "gmc_rl.wrappers.vec_latent",
+    "make_latent_env": "gmc_rl.wrappers.factory",
+}
+
+LATENT_ENV_ID = "gmc_rl/GMCLatent-v0"
+"""Gymnasium id of :func:`make_latent_env`: ``gym.make(LATENT_ENV_ID, env_id=..., checkpoint=..., p=0.3)``."""
+
+__all__ = [
+    "LATENT_ENV_ID",
+    "Condition",
+    "GaussianNoise",
+    "ModalityDropout",
+    "NonFiniteGuard",
+    "SaltPepperNoise",
+    "StuckSensor",
+    "all_subset_conditions",
+    "apply_condition",
+    "parse_condition",
+    *_LAZY,
+]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'gmc_rl.wrappers' has no attribute {name!r}")
+
+
+def _register_latent_env() -> None:
+    """Register :data:`LATENT_ENV_ID` so that ``gym.make`` / rl-zoo3 (``--env-kwargs``) can build latent envs."""
+    import gymnasium as gym
+
+    if LATENT_ENV_ID not in gym.registry:
+        gym.register(id=LATENT_ENV_ID, entry_point="gmc_rl.wrappers.factory:make_latent_env", disable_env_checker=True)
+
+
+_register_latent_env()
