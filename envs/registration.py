@@ -1,0 +1,30 @@
+"""Registration of the gmc_rl environment ids with Gymnasium.
+
+``import envs`` calls :func:`register_envs`, so after it ``gymnasium.make("gmc_rl/PendulumSound-v0")`` works. Without
+the import, the id ``"envs:gmc_rl/PendulumSound-v0"`` makes Gymnasium import this package itself (Gymnasium's
+``"module:id"`` form); use that form where the importing code is not yours, e.g. in the worker processes of an
+SB3 ``SubprocVecEnv`` built from an id string. (Gymnasium 1.x no longer loads environment plugins from package
+entry points, so an installed package cannot register ids before it is imported.)
+"""
+
+from __future__ import annotations
+
+import gymnasium as gym
+
+NAMESPACE = "gmc_rl"
+
+ENV_SPECS: dict[str, dict] = {
+    f"{NAMESPACE}/PendulumSound-v0": {
+        "entry_point": "envs.pendulum_sound:PendulumSoundEnv",
+        "max_episode_steps": 300,
+    },
+}
+"""Every id this package registers, with its ``gymnasium.register`` arguments."""
+
+
+def register_envs() -> list[str]:
+    """Register every id of :data:`ENV_SPECS` that is not registered yet (idempotent); return all the ids."""
+    for env_id, kwargs in ENV_SPECS.items():
+        if env_id not in gym.registry:
+            gym.register(id=env_id, **kwargs)
+    return list(ENV_SPECS)
