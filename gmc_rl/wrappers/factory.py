@@ -1,0 +1,95 @@
+"""One call from an env id and a checkpoint to a latent-state env: the whole wrapper stack.
+
+``make_latent_env`` builds ``gym.make(env_id)`` -> :class:`NonFiniteGuard` -> :class:`ModalityDropout` (when
+dropout arguments are given) -> :class:`GMCLatent`. It is registered with Gymnasium as
+:data:`gmc_rl.wrappers.LATENT_ENV_ID`, so rl-zoo3 (or any code that only knows env ids) can build it::
+
+    python -m rl_zoo3.train --algo sac --env gmc_rl/GMCLatent-v0 --gym-packages gmc_rl.wrappers \\
+        --env-kwargs env_id:"'gmc_rl/PendulumSound-v0'" checkpoint:"'runs/pendulum/gmc'" p:0.3 per:"'step'"
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import gymnasium as gym
+
+from gmc_rl.errors import ConfigError, suggest
+from gmc_rl.model import GMCModel
+from gmc_rl.wrappers.dropout import ModalityDropout
+from gmc_rl.wrappers.latent import GMCLatent
+from gmc_rl.wrappers.nonfinite import NonFiniteGuard
+
+ENV_PACKAGE = "envs"
+"""The project's environment package; imported on demand so that its ids are registered."""
+
+
+def make_env(env_id: str, env_kwargs: Mapping[str, Any] | None = None) -> gym.Env:
+    """``gym.make(env_id, **env_kwargs)``, registering the project's envs first and naming valid ids on a typo.
+
+    Raises:
+        ConfigError: the id is not registered (the message lists the registered ``gmc_rl/`` ids and close matches).
+    """
+    if not isinstance(env_id, str) or not env_id:
+        raise ConfigError(f"env_id must be a registered Gymnasium id (a string), got {env_id!r}")
+    if env_kwargs is not None and not isinstance(env_kwargs, Mapping):
+        raise ConfigError(f"env_kwargs must be a mapping of keyword arguments, got {env_kwargs!r}")
+    if ":" not in env_id and env_id not in gym.registry:
+        try:
+            importlib.import_module(ENV_PACKAGE)
+        except ImportError:
+            pass
+    if ":" not in env_id and env_id not in gym.registry:
+        ours = sorted(name for name in gym.registry if name.startswith("gmc_rl/"))
+        raise ConfigError(
+            f"environment id {env_id!r} is not registered; gmc-rl environments: {ours}.{suggest(env_id, list(gym.registry))}"
+        )
+    return gym.make(env_id, **dict(env_kwargs or {}))
+
+
+def make_latent_env(
+    env_id: str,
+    checkpoint: str | os.PathLike | GMCModel,
+    modalities: Sequence[str] | None = None,
+    env_kwargs: Mapping[str, Any] | None = None,
+    *,
+    on_nonfinite: str = "raise",
+    device: str = "cpu",
+    **dropout_kwargs: Any,
+) -> gym.Env:
+    """Build a latent-state env: the multimodal env, a NaN/inf guard, optional sensor dropout, the GMC encoder.
+
+    Args:
+        env_id: a registered multimodal env id, e.g. ``"gmc_rl/PendulumSound-v0"``.
+        checkpoint: a GMC checkpoint directory or a :class:`~gmc_rl.model.GMCModel`.
+        modalities: restrict the encoder to these modalities (default: all).
+        env_kwargs: keyword arguments of ``gym.make``.
+        on_nonfinite: "raise" (a clear error on NaN/inf sensor values) or "drop" (that modality is missing for the
+            step).
+        device: where the GMC model runs.
+        **dropout_kwargs: arguments of :class:`ModalityDropout` (``drop``, ``p``, ``per``, ``keep_one``, ``seed``);
+            none given means no dropout. The mask is always exposed to the encoder.
+
+    Example:
+        >>> env = make_latent_env("gmc_rl/PendulumSound-v0", "runs/pendulum/gmc", p=0.3, per="step")  # doctest: +SKIP
+        >>> env.observation_space  # doctest: +SKIP
+        Box(-1.0, 1.0, (10,), float32)
+    """
+    if dropout_kwargs.get("expose_mask", True) is not True:
+        raise ConfigError("make_latent_env always exposes the availability mask to the encoder; do not pass expose_mask")
+    dropout_kwargs.pop("expose_mask", None)
+    valid = ("drop", "p", "per", "keep_one", "seed", "allow_all")
+    unknown = [key for key in dropout_kwargs if key not in valid]
+    if unknown:
+        raise ConfigError(
+            f"make_latent_env got unknown keyword argument(s) {unknown}; dropout arguments are {list(valid)}, "
+            f"others are env_id, checkpoint, modalities, env_kwargs, on_nonfinite, device.{suggest(unknown[0], valid)}"
+        )
+    env = make_env(env_id, env_kwargs)
+    env = NonFiniteGuard(env, on_nonfinite=on_nonfinite)
+    if dropout_kwargs:
+        env = ModalityDropout(env, **dropout_kwargs)
+    return GMCLatent(env, checkpoint, modalities=modalities, device=device)
