@@ -9,10 +9,20 @@ keyed by modality name, a float32 ``state_space`` and ``info["state"]`` (the tru
 true-state agents), and ``render_mode="rgb_array"``.
 """
 
+from envs.acrobot_sensors import AcrobotSensorsEnv
+from envs.cartpole_sensors import CartPoleSensorsEnv
 from envs.pendulum_sound import PendulumSoundEnv
 from envs.registration import ENV_SPECS, NAMESPACE, register_envs
 
 ENV_IDS: list[str] = register_envs()
 """The registered ids, e.g. ``"gmc_rl/PendulumSound-v0"``."""
 
-__all__ = ["ENV_IDS", "ENV_SPECS", "NAMESPACE", "PendulumSoundEnv", "register_envs"]
+__all__ = [
+    "ENV_IDS",
+    "ENV_SPECS",
+    "NAMESPACE",
+    "AcrobotSensorsEnv",
+    "CartPoleSensorsEnv",
+    "PendulumSoundEnv",
+    "register_envs",
+]

@@ -118,6 +118,11 @@ def blank_frame(height: int, width: int) -> np.ndarray:
     return frame
 
 
+def abbreviations(names: Sequence[str]) -> list[str]:
+    """Initials of receiver names for small labels: ``"LEFT_BOTTOM"`` -> ``"LB"``."""
+    return ["".join(part[0] for part in name.split("_")) for name in names]
+
+
 def draw_receivers(frame: np.ndarray, camera: Camera, positions: np.ndarray, labels: Sequence[str]) -> None:
     """Mark each receiver with a coloured square and a short label."""
     for i, ((x, y), label) in enumerate(zip(positions, labels)):

@@ -11,7 +11,6 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 from gymnasium.envs.classic_control.pendulum import PendulumEnv, angle_normalize
@@ -19,8 +18,8 @@ from gymnasium.envs.classic_control.pendulum import PendulumEnv, angle_normalize
 from envs import drawing
 from envs.checks import check_int, check_non_negative, check_positive, check_render_mode
 from envs.drawing import Camera
+from envs.multimodal import MultimodalSensors
 from envs.sound import DopplerReceivers, annulus_distance_bounds, receiver_positions
-from envs.stacking import FrameStack
 
 DEFAULT_RECEIVERS: tuple[str, ...] = ("LEFT_BOTTOM", "RIGHT_BOTTOM", "MIDDLE_TOP")
 """The paper's three receivers."""
@@ -34,7 +33,7 @@ ROD_WIDTH = 0.15
 MIN_IMAGE_SIZE = 16
 
 
-class PendulumSoundEnv(PendulumEnv):
+class PendulumSoundEnv(MultimodalSensors, PendulumEnv):
     """Swing a pendulum up and keep it upright, observing it through an image and a sound.
 
     **Dynamics, reward, actions, episodes.** Exactly Gymnasium's ``Pendulum-v1`` (torque in ``[-2, 2]``, reward
@@ -118,21 +117,16 @@ class PendulumSoundEnv(PendulumEnv):
             max_source_speed=max_tip_speed,
             distance_bounds=annulus_distance_bounds(positions, (0.0, 0.0), self.l, self.l),
         )
-        self.n_stack, self.image_size = n_stack, image_size
-
-        self.state_space: spaces.Box = self.observation_space  # Pendulum-v1's observation: [cos, sin, theta_dot]
-        self.observation_space = spaces.Dict(
-            {
-                "image": spaces.Box(0, 255, (n_stack, image_size, image_size), np.uint8),
-                "sound": spaces.Box(0.0, 1.0, (n_stack, len(positions), 2), np.float32),
-            }
-        )
+        self.image_size = image_size
         self.camera = Camera(image_size, image_size, pixels_per_unit=image_size / (2 * VIEW_HALF_WIDTH))
         self._rod_px = max(1, round(ROD_WIDTH * self.camera.pixels_per_unit))
-        self._images = FrameStack(n_stack, (image_size, image_size), np.uint8)
-        self._sounds = FrameStack(n_stack, (len(positions), 2), np.float32)
-
-    # ---- sensors ---------------------------------------------------------------------------------------------
+        self._init_sensors(
+            {
+                "image": spaces.Box(0, 255, (image_size, image_size), np.uint8),
+                "sound": spaces.Box(0.0, 1.0, (len(positions), 2), np.float32),
+            },
+            n_stack,
+        )
 
     def tip(self) -> tuple[tuple[float, float], tuple[float, float]]:
         """World position and velocity of the rod's tip (the sound source) for the current state."""
@@ -140,46 +134,19 @@ class PendulumSoundEnv(PendulumEnv):
         s, c = math.sin(theta), math.cos(theta)
         return (-s * self.l, c * self.l), (-c * theta_dot * self.l, -s * theta_dot * self.l)
 
-    def _sense(self) -> None:
-        """Write the current image and sound frames into the newest slots of the stacks."""
+    def _write_frames(self, frames: dict[str, np.ndarray]) -> None:
         position, velocity = self.tip()
-        image = self._images.push()
+        image = frames["image"]
         image.fill(0)
         self.camera.line(image, (0.0, 0.0), position, 255, self._rod_px)
-        self.receivers.hear(position, velocity, self._sounds.push())
+        self.receivers.hear(position, velocity, frames["sound"])
 
-    def _observation(self) -> dict[str, np.ndarray]:
-        return {"image": self._images.observation(), "sound": self._sounds.observation()}
-
-    def _info(self, state: np.ndarray) -> dict[str, Any]:
-        return {
-            "state": state,
-            "angle": float(angle_normalize(self.state[0])),
-            "angular_velocity": float(self.state[1]),
-        }
-
-    # ---- Gymnasium API ---------------------------------------------------------------------------------------
-
-    def reset(
-        self, *, seed: int | None = None, options: dict[str, Any] | None = None
-    ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-        """Gymnasium's Pendulum reset (same options ``x_init``, ``y_init``); the stacks start filled with copies."""
-        state, _ = super().reset(seed=seed, options=options)
-        self._sense()
-        self._images.fill()
-        self._sounds.fill()
-        return self._observation(), self._info(state)
-
-    def step(self, action: np.ndarray) -> tuple[dict[str, np.ndarray], float, bool, bool, dict[str, Any]]:
-        """Gymnasium's Pendulum step, then one new image and sound frame."""
-        state, reward, terminated, truncated, _ = super().step(action)
-        self._sense()
-        return self._observation(), float(reward), terminated, truncated, self._info(state)
+    def _extra_info(self) -> dict[str, Any]:
+        return {"angle": float(angle_normalize(self.state[0])), "angular_velocity": float(self.state[1])}
 
     def render(self) -> np.ndarray | None:
         """A colour ``(360, 560, 3)`` frame for people: the scene with receivers, the sound bars and the numbers."""
-        if self.render_mode is None:
-            gym.logger.warn("render() was called without a render_mode; create the env with render_mode='rgb_array'")
+        if self._render_disabled():
             return None
         size, panel = 360, 200
         frame = drawing.blank_frame(size, size + panel)
@@ -191,9 +158,9 @@ class PendulumSoundEnv(PendulumEnv):
             camera.line(frame, position, receiver, (225, 225, 225), 1)
         camera.line(frame, (0.0, 0.0), position, drawing.ROD, max(2, round(0.2 * camera.pixels_per_unit)))
         camera.circle(frame, (0.0, 0.0), 0.05, drawing.INK)
-        labels = ["".join(part[0] for part in name.split("_")) for name in self.receiver_names]
+        labels = drawing.abbreviations(self.receiver_names)
         drawing.draw_receivers(frame, camera, self.receivers.positions, self.receiver_names)
-        drawing.draw_sound_bars(frame, self._sounds.newest, labels, (size + 10, 10))
+        drawing.draw_sound_bars(frame, self.latest_frames()["sound"], labels, (size + 10, 10))
         torque = "-" if self.last_u is None else f"{float(self.last_u):+.2f}"
         drawing.put_lines(
             frame,

@@ -18,6 +18,16 @@ ENV_SPECS: dict[str, dict] = {
         "entry_point": "envs.pendulum_sound:PendulumSoundEnv",
         "max_episode_steps": 300,
     },
+    f"{NAMESPACE}/CartPoleSensors-v0": {
+        "entry_point": "envs.cartpole_sensors:CartPoleSensorsEnv",
+        "max_episode_steps": 500,
+        "reward_threshold": 475.0,
+    },
+    f"{NAMESPACE}/AcrobotSensors-v0": {
+        "entry_point": "envs.acrobot_sensors:AcrobotSensorsEnv",
+        "max_episode_steps": 500,
+        "reward_threshold": -100.0,
+    },
 }
 """Every id this package registers, with its ``gymnasium.register`` arguments."""
 

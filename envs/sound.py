@@ -44,11 +44,13 @@ RECEIVER_NAMES: tuple[str, ...] = tuple(_UNIT_LAYOUT)
 
 def receiver_positions(
     names: Sequence[str],
-    half_side: float,
+    half_side: float | tuple[float, float],
     centre: tuple[float, float] = (0.0, 0.0),
     argument: str = "receivers",
 ) -> np.ndarray:
     """Return the ``(R, 2)`` world positions of named receivers on a square of ``half_side`` around ``centre``.
+
+    ``half_side`` may be a pair ``(half_width, half_height)`` for a rectangle.
 
     Raises:
         ValueError: naming ``argument`` for a plain string, an empty list, a duplicate or an unknown name.
@@ -63,7 +65,7 @@ def receiver_positions(
     if len(set(names)) != len(names):
         raise ValueError(f"{argument} lists a receiver twice: {list(names)}")
     unit = np.array([_UNIT_LAYOUT[n] for n in names], dtype=np.float64)
-    return unit * float(half_side) + np.asarray(centre, dtype=np.float64)
+    return unit * np.asarray(half_side, dtype=np.float64) + np.asarray(centre, dtype=np.float64)
 
 
 def annulus_distance_bounds(

@@ -78,7 +78,7 @@ def test_image_rod_points_along_the_angle(image_size):
 def test_image_is_white_rod_on_black_inside_the_paper_view():
     env = PendulumSoundEnv()
     env.reset(seed=0, options={"x_init": 0.0, "y_init": 0.0})  # exactly upright, at rest
-    frame = env._images.newest
+    frame = env.latest_frames()["image"]
     assert frame.max() == 255 and frame.min() == 0
     rows, cols = np.nonzero(frame > 127)
     # rod of length 1 at 60 / 2.64 px per unit: the tip is ~22.7 px above the centre (29.5)
