@@ -44,26 +44,62 @@ def annotate(frame: np.ndarray, lines: Sequence[str]) -> np.ndarray:
     return canvas[: canvas.shape[0] // 2 * 2, : canvas.shape[1] // 2 * 2]
 
 
+def _has_imageio_video_plugin() -> bool:
+    import importlib.util
+
+    return any(importlib.util.find_spec(name) is not None for name in ("imageio_ffmpeg", "av"))
+
+
+def _write_mp4_opencv(stack: np.ndarray, path: Path, fps: int) -> bool:
+    """MP4 (MPEG-4 part 2) through OpenCV's bundled FFmpeg; False if OpenCV cannot encode it here."""
+    import cv2
+
+    tmp = path.with_name(f".tmp-{os.getpid()}-{path.name}")  # OpenCV picks the container from the extension
+    writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*"mp4v"), fps, (stack.shape[2], stack.shape[1]))
+    try:
+        if not writer.isOpened():
+            return False
+        for frame in stack:
+            writer.write(np.ascontiguousarray(frame[:, :, ::-1]))  # OpenCV wants BGR
+        writer.release()
+        if not tmp.is_file() or tmp.stat().st_size == 0:
+            return False
+        os.replace(tmp, path)
+        return True
+    finally:
+        writer.release()
+        tmp.unlink(missing_ok=True)
+
+
 def write_video(frames: Sequence[np.ndarray], path: str | os.PathLike, fps: int = 30) -> Path:
-    """Write ``frames`` to ``path`` (.mp4 or .gif) atomically; an MP4 falls back to a GIF next to it if no
-    video plugin is installed. Returns the path written."""
+    """Write ``frames`` (equal-sized RGB uint8 arrays) to ``path`` (.mp4 or .gif) atomically; return the path written.
+
+    An MP4 is written by imageio's FFmpeg or PyAV plugin when one is installed, else by OpenCV; if neither can
+    encode it, a GIF is written next to it instead (at most 15 frames per second, to keep it small and quick).
+    """
     import imageio.v3 as iio
 
     path = Path(path)
     if not frames:
         raise ConfigError("no frames to write")
-    stack = np.stack(frames)
-    if path.suffix.lower() == ".mp4":
-        try:
-            with atomic_path(path) as tmp:
-                iio.imwrite(tmp, stack, extension=".mp4", fps=fps)
-            return path
-        except (OSError, ImportError, ValueError, RuntimeError):
-            path = path.with_suffix(".gif")
-    if path.suffix.lower() != ".gif":
+    if path.suffix.lower() not in (".mp4", ".gif"):
         raise ConfigError(f"video path {path} must end in .mp4 or .gif")
+    stack = np.stack(frames)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.suffix.lower() == ".mp4":
+        if _has_imageio_video_plugin():
+            try:
+                with atomic_path(path) as tmp:
+                    iio.imwrite(tmp, stack, extension=".mp4", fps=fps)
+                return path
+            except (OSError, ImportError, ValueError, RuntimeError):
+                pass
+        if _write_mp4_opencv(stack, path, fps):
+            return path
+        path = path.with_suffix(".gif")
+    step = max(1, int(round(fps / 15)))
     with atomic_path(path) as tmp:
-        iio.imwrite(tmp, stack, extension=".gif", duration=int(1000 / fps), loop=0)
+        iio.imwrite(tmp, stack[::step], extension=".gif", duration=int(1000 * step / fps), loop=0)
     return path
 
 

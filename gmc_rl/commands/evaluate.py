@@ -1,0 +1,95 @@
+"""``gmc-rl evaluate``: robustness of trained agents under sensor conditions -> results.json / .md / .png."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from gmc_rl.config import EvaluateConfig, ExperimentConfig, add_config_arguments, apply_arguments, load_config
+
+HELP = "evaluate trained agents under sensor conditions (complete, subsets, dropout, noise) and tabulate the results"
+
+EPILOG = """\
+examples:
+  gmc-rl evaluate --agent runs/pendulum/sac --conditions complete image sound dropout:0.5 --episodes 100
+  gmc-rl evaluate --agent runs/quick/agents/gmc-seed0 runs/quick/agents/raw-seed0 --seeds 0 1 --out cmp
+
+Agents of the same method are pooled into one table row. Without --conditions: complete + every non-empty proper
+subset of the modalities (the word "subsets" in a list expands to the same).
+"""
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.epilog = EPILOG
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    parser.add_argument("--agent", nargs="+", required=True, metavar="DIR",
+                        help="agent directories written by `gmc-rl train` or `gmc-rl pipeline`")
+    parser.add_argument("--out", default=None, metavar="DIR",
+                        help="where results.json/.md/.png go (default: AGENT/robustness for one agent, else "
+                             "the agents' common parent directory/robustness)")
+    parser.add_argument("--config", default=None,
+                        help="YAML experiment config whose 'evaluate' section and 'seeds' are used (flags override)")
+    group = parser.add_argument_group("evaluation seeds (config key seeds)")
+    group.add_argument("--seeds", dest="cfg__seeds", nargs="+", type=int, default=argparse.SUPPRESS, metavar="SEED",
+                       help="evaluation seeds; each runs --episodes episodes (default 0)")
+    add_config_arguments(parser, EvaluateConfig, "evaluate")
+    # A bare --video means --video true.
+    video = parser._option_string_actions["--video"]
+    video.nargs, video.const, video.metavar = "?", True, "BOOL"
+    video.help = "also write an MP4 (or GIF) of one episode per condition and agent (config key evaluate.video)"
+    parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
+
+
+def _default_out(agent_dirs: list[Path]) -> Path:
+    if len(agent_dirs) == 1:
+        return agent_dirs[0] / "robustness"
+    parents = [p.resolve().parent for p in agent_dirs]
+    common = Path(*[parts[0] for parts in zip(*[p.parts for p in parents]) if len(set(parts)) == 1] or ["."])
+    return common / "robustness"
+
+
+def run(args: argparse.Namespace) -> int:
+    from gmc_rl.errors import ConfigError
+    from gmc_rl.pipeline import evaluate_agent, record_agent_videos, resolve_conditions
+    from gmc_rl.results import build_results, markdown_table, pool_runs, write_results
+
+    config = load_config(args.config) if args.config else ExperimentConfig()
+    config = apply_arguments(config, args)
+    ev = config.evaluate
+    agent_dirs = [Path(p) for p in args.agent]
+    for path in agent_dirs:
+        if not (path / "agent.json").is_file():
+            raise FileNotFoundError(f"{path} is not an agent directory (no agent.json)")
+    from agents import load_agent
+
+    agents = [load_agent(path) for path in agent_dirs]
+    env_ids = {a.env_id for a in agents}
+    if len(env_ids) > 1:
+        raise ConfigError(f"the agents were trained on different environments {sorted(env_ids)}; evaluate them separately")
+    conditions = resolve_conditions(ev.conditions, agents[0].modalities)
+    seeds = list(config.seeds)
+    out = Path(args.out) if args.out else _default_out(agent_dirs)
+
+    runs: dict[str, list] = {}
+    names: dict[str, list[str]] = {}
+    for path, agent in zip(agent_dirs, agents):
+        print(f"evaluating {path} ({agent.method}) under {len(conditions)} conditions x {len(seeds)} seeds x "
+              f"{ev.episodes} episodes")
+        record = evaluate_agent(agent, conditions, ev.episodes, seeds, ev.n_envs, progress=not args.no_progress)
+        runs.setdefault(agent.method, []).append((path.name, record["evaluation"]))
+        names.setdefault(agent.method, []).append(str(path))
+        if ev.video:
+            record_agent_videos(agent, conditions, out / "videos", seed=seeds[0])
+    per_method = {method: pool_runs(items) for method, items in runs.items()}
+    settings = {"episodes": ev.episodes, "seeds": seeds, "n_envs": ev.n_envs, "conditions": conditions}
+    results = build_results(per_method, env_id=agents[0].env_id, settings=settings, agents=names)
+    paths = write_results(results, out)
+    print()
+    print("Mean per-step reward (95 % CI):")
+    print(markdown_table(results, "per_step_reward"))
+    print()
+    print("Mean episode return (95 % CI):")
+    print(markdown_table(results, "episode_return"))
+    print()
+    print("wrote " + ", ".join(str(p) for p in paths.values()))
+    return 0
