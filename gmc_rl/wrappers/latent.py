@@ -56,13 +56,15 @@ def encode_observations(
     batch = int(np.shape(obs[allowed[0]])[0])
     masks = batch_masks(obs, env_modalities, batch)
     columns = [list(env_modalities).index(name) for name in allowed]
-    patterns, inverse = np.unique(masks[:, columns], axis=0, return_inverse=True)
-    inverse = inverse.reshape(-1)
+    masks = masks[:, columns]
+    # One integer code per availability pattern (bit i = modality i present), to group rows cheaply.
+    codes = masks.astype(np.int64) @ (1 << np.arange(len(allowed), dtype=np.int64))
+    patterns = np.unique(codes)
     out = np.empty((batch, model.latent_dim), dtype=np.float32)
     with torch.inference_mode():
-        for group, pattern in enumerate(patterns):
-            present = [name for name, keep in zip(allowed, pattern) if keep]
-            rows = np.flatnonzero(inverse == group)
+        for code in patterns.tolist():
+            present = [name for i, name in enumerate(allowed) if code >> i & 1]
+            rows = np.flatnonzero(codes == code)
             if not present:
                 restriction = "" if len(allowed) == len(model.modalities) else f" (this encoder only uses {allowed})"
                 raise ModalityError(
