@@ -1,0 +1,168 @@
+"""The on-disk format of an agent directory, written atomically and read without unpickling.
+
+An agent directory is self-contained: everything needed to rebuild the policy and its observation stack is in it::
+
+    agent.json        what the agent is: method, algo, env_id, env_kwargs, seed, modalities, spaces, the full
+                      experiment config, versions, status ("training" or "complete"), steps trained
+    agent.zip         the trained SB3 model (SB3's own zip format, written at the end of training)
+    encoder/          copy of the GMC or MVAE checkpoint the policy reads (config.json + model.safetensors)
+    checkpoints/      resumable state: latest.json -> step_<N>/{model.zip, replay_buffer.npz}
+    eval/             evaluations.json (EvalCallback history on complete observations) and best_model.zip
+    tb/               TensorBoard event files
+
+SB3's ``.zip`` stores the policy and optimiser weights as ``.pth`` files (read here with
+``torch.load(weights_only=True)``) next to a ``data`` entry with pickled Python objects. That entry is never read:
+the algorithm is rebuilt from ``agent.json`` with :func:`agents.registry.build_algorithm` and only the weights are
+loaded into it (:func:`load_model_weights`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import shutil
+import tempfile
+import zipfile
+from pathlib import Path
+from typing import Any
+
+from stable_baselines3.common.base_class import BaseAlgorithm
+from stable_baselines3.common.save_util import load_from_zip_file, recursive_setattr
+
+from gmc_rl.errors import CheckpointError
+from gmc_rl.io import read_json, write_bytes_atomic, write_json_atomic
+
+FORMAT = "gmc-rl-agent"
+FORMAT_VERSION = 1
+
+AGENT_JSON = "agent.json"
+MODEL_ZIP = "agent.zip"
+ENCODER_DIR = "encoder"
+CHECKPOINTS_DIR = "checkpoints"
+EVAL_DIR = "eval"
+TB_DIR = "tb"
+
+ENCODER_FILES = ("config.json", "model.safetensors", "history.json")
+"""Files of a GMC/MVAE checkpoint copied into ``encoder/`` (resume state and TensorBoard logs are left out)."""
+
+STATUS_TRAINING = "training"
+STATUS_COMPLETE = "complete"
+
+
+def save_model_atomic(model: BaseAlgorithm, path: str | os.PathLike) -> Path:
+    """Save an SB3 model to ``path`` (a ``.zip``) atomically: a crash never leaves a truncated file."""
+    buffer = io.BytesIO()
+    model.save(buffer)
+    write_bytes_atomic(path, buffer.getvalue())
+    return Path(path)
+
+
+def load_model_weights(model: BaseAlgorithm, path: str | os.PathLike) -> None:
+    """Load the weights (policy, optimisers, e.g. SAC's entropy coefficient) of an SB3 ``.zip`` into ``model``.
+
+    Only the ``.pth`` entries are read, with ``torch.load(weights_only=True)``; the pickled ``data`` entry is not.
+
+    Raises:
+        CheckpointError: the file is missing, not a zip, or its weights do not fit ``model``'s networks.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"model file not found: {path}")
+    try:
+        _, params, variables = load_from_zip_file(path, load_data=False, device=model.device)
+    except (ValueError, zipfile.BadZipFile, RuntimeError, OSError) as exc:
+        raise CheckpointError(f"cannot read model file {path} (corrupted or not an SB3 zip): {exc}") from exc
+    expected = set(model._get_torch_save_params()[0])
+    missing = sorted(expected - set(params))
+    if missing:
+        raise CheckpointError(f"model file {path} lacks the weights of {missing}; it is not a {type(model).__name__} model")
+    try:
+        model.set_parameters(params, exact_match=True, device=model.device)
+        for name, value in (variables or {}).items():
+            if value is not None:
+                recursive_setattr(model, f"{name}.data", value.data)
+    except (RuntimeError, ValueError, KeyError, AttributeError) as exc:
+        raise CheckpointError(
+            f"the weights in {path} do not fit a {type(model).__name__} with this configuration: {exc}"
+        ) from exc
+
+
+def write_agent_json(directory: str | os.PathLike, info: dict[str, Any]) -> Path:
+    """Write ``agent.json`` atomically (adding the format tag)."""
+    path = Path(directory) / AGENT_JSON
+    write_json_atomic(path, {"format": FORMAT, "format_version": FORMAT_VERSION, **info})
+    return path
+
+
+REQUIRED_KEYS = ("method", "algo", "env_id", "env_kwargs", "seed", "modalities", "config", "status")
+
+
+def read_agent_json(directory: str | os.PathLike) -> dict[str, Any]:
+    """Read and validate ``agent.json`` of an agent directory.
+
+    Raises:
+        FileNotFoundError: no agent directory (or no ``agent.json``) at ``directory``.
+        CheckpointError: the file is malformed, of another format, or lacks required keys.
+    """
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise FileNotFoundError(f"agent directory not found: {directory}")
+    try:
+        info = read_json(directory / AGENT_JSON, what="agent description")
+    except FileNotFoundError as exc:
+        raise FileNotFoundError(
+            f"{directory} is not an agent directory (no {AGENT_JSON}); train one with `gmc-rl train --out {directory}`"
+        ) from exc
+    except ValueError as exc:
+        raise CheckpointError(str(exc)) from exc
+    if not isinstance(info, dict) or info.get("format") != FORMAT:
+        raise CheckpointError(f"{directory / AGENT_JSON} is not a gmc-rl agent description (format != {FORMAT!r})")
+    if info.get("format_version", 0) > FORMAT_VERSION:
+        raise CheckpointError(
+            f"{directory / AGENT_JSON} has format version {info['format_version']}, newer than this gmc-rl "
+            f"understands ({FORMAT_VERSION}); upgrade gmc-rl"
+        )
+    missing = [key for key in REQUIRED_KEYS if key not in info]
+    if missing:
+        raise CheckpointError(f"{directory / AGENT_JSON} lacks keys {missing}")
+    return info
+
+
+def file_digest(path: str | os.PathLike) -> str:
+    """SHA-256 of a file (used to tell whether two encoder checkpoints hold the same weights)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def copy_encoder(source: str | os.PathLike, agent_dir: str | os.PathLike) -> Path:
+    """Copy a GMC/MVAE checkpoint's weights and config into ``agent_dir/encoder`` (atomically, as a whole).
+
+    If ``encoder/`` already exists (a resumed run) it must hold the same weights, else CheckpointError.
+    """
+    source, target = Path(source), Path(agent_dir) / ENCODER_DIR
+    for name in ("config.json", "model.safetensors"):
+        if not (source / name).is_file():
+            raise CheckpointError(f"encoder checkpoint {source} has no {name}; pass a pretrained checkpoint directory")
+    if target.exists():
+        if source.resolve() == target.resolve():
+            return target
+        if file_digest(source / "model.safetensors") != file_digest(target / "model.safetensors"):
+            raise CheckpointError(
+                f"{agent_dir} was trained with a different encoder than {source}; resume with the same checkpoint "
+                f"(or leave it out to use the copy in {target}), or train into a new directory"
+            )
+        return target
+    staging = Path(tempfile.mkdtemp(prefix=f".tmp-{ENCODER_DIR}.", dir=agent_dir))
+    try:
+        for name in ENCODER_FILES:
+            if (source / name).is_file():
+                shutil.copy2(source / name, staging / name)
+        os.replace(staging, target)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return target

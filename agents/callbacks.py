@@ -1,0 +1,75 @@
+"""Periodic evaluation on complete observations during training, recorded atomically in the agent directory.
+
+:class:`EvalRecorder` is SB3's :class:`~stable_baselines3.common.callbacks.EvalCallback` (same schedule, same
+``eval/mean_reward`` TensorBoard scalars) with its files written the gmc-rl way: ``eval/evaluations.json``
+(timesteps, per-episode returns and lengths) and ``eval/best_model.zip`` are replaced atomically, and a resumed
+run continues the history and the best score instead of starting over.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from stable_baselines3.common.callbacks import EvalCallback
+from stable_baselines3.common.vec_env import VecEnv
+
+from agents.agent_dir import save_model_atomic
+from gmc_rl.io import read_json, write_json_atomic
+
+EVALUATIONS = "evaluations.json"
+BEST_MODEL = "best_model.zip"
+
+
+class EvalRecorder(EvalCallback):
+    """Evaluate every ``eval_freq`` calls on ``eval_env``; keep the history and the best model in ``directory``."""
+
+    def __init__(self, eval_env: VecEnv, directory: str | Path, eval_freq: int, n_eval_episodes: int, verbose: int = 0):
+        super().__init__(
+            eval_env,
+            n_eval_episodes=n_eval_episodes,
+            eval_freq=eval_freq,
+            log_path=None,
+            best_model_save_path=None,
+            deterministic=True,
+            verbose=verbose,
+            warn=False,
+        )
+        self.directory = Path(directory)
+        self.history: dict[str, list[Any]] = {"timesteps": [], "mean_reward": [], "std_reward": [],
+                                              "episode_rewards": [], "episode_lengths": []}
+        self._episodes: tuple[list, list] | None = None
+        path = self.directory / EVALUATIONS
+        if path.is_file():
+            try:
+                saved = read_json(path, what="evaluation history")
+                if isinstance(saved, dict) and all(isinstance(saved.get(k), list) for k in self.history):
+                    self.history = {k: list(saved[k]) for k in self.history}
+            except ValueError:
+                pass  # a damaged history is only a log: start a new one
+        if self.history["mean_reward"]:
+            self.best_mean_reward = float(max(self.history["mean_reward"]))
+
+    def _log_success_callback(self, locals_: dict[str, Any], globals_: dict[str, Any]) -> None:
+        # evaluate_policy passes its running lists of finished episodes; keep references to read them afterwards.
+        self._episodes = (locals_["episode_rewards"], locals_["episode_lengths"])
+        super()._log_success_callback(locals_, globals_)
+
+    def _on_step(self) -> bool:
+        evaluating = self.eval_freq > 0 and self.n_calls % self.eval_freq == 0
+        previous_best = self.best_mean_reward
+        self._episodes = None
+        continue_training = super()._on_step()
+        if evaluating and self._episodes is not None:
+            rewards = [float(r) for r in self._episodes[0]]
+            lengths = [int(n) for n in self._episodes[1]]
+            self.history["timesteps"].append(int(self.num_timesteps))
+            self.history["mean_reward"].append(float(np.mean(rewards)))
+            self.history["std_reward"].append(float(np.std(rewards)))
+            self.history["episode_rewards"].append(rewards)
+            self.history["episode_lengths"].append(lengths)
+            write_json_atomic(self.directory / EVALUATIONS, self.history)
+            if self.best_mean_reward > previous_best:
+                save_model_atomic(self.model, self.directory / BEST_MODEL)
+        return continue_training

@@ -1,0 +1,184 @@
+"""Resumable training checkpoints: model weights, optimiser state and replay buffer, saved atomically.
+
+Layout under ``<agent dir>/checkpoints/``::
+
+    latest.json             {"num_timesteps": N, "path": "step_N", ...}  (written last: the commit point)
+    step_N/model.zip        SB3 zip (weights + optimisers; its pickled "data" entry is never read back)
+    step_N/replay_buffer.npz the filled part of the replay buffer (off-policy algorithms), np.savez
+
+Every file is written atomically and ``latest.json`` only points at a checkpoint once all of its files exist, so a
+run killed at any moment resumes from the last complete checkpoint. Older checkpoints are deleted after a newer one
+is committed. The replay buffer is stored as plain arrays (loaded with ``allow_pickle=False``), not with SB3's
+pickle-based ``save_replay_buffer``.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from stable_baselines3.common.base_class import BaseAlgorithm
+from stable_baselines3.common.buffers import DictReplayBuffer, ReplayBuffer
+from stable_baselines3.common.callbacks import BaseCallback
+
+from agents.agent_dir import load_model_weights, save_model_atomic
+from gmc_rl.errors import CheckpointError
+from gmc_rl.io import atomic_path, read_json, write_json_atomic
+
+LATEST = "latest.json"
+MODEL = "model.zip"
+BUFFER = "replay_buffer.npz"
+
+_SCALARS = ("actions", "rewards", "dones", "timeouts")
+
+
+def _buffer_arrays(buffer: ReplayBuffer) -> dict[str, np.ndarray]:
+    """The filled rows of every array of an SB3 (Dict)ReplayBuffer, keyed for ``np.savez``."""
+    n = buffer.buffer_size if buffer.full else buffer.pos
+    arrays: dict[str, np.ndarray] = {"pos": np.asarray(buffer.pos), "full": np.asarray(buffer.full)}
+    for field in ("observations", "next_observations"):
+        value = getattr(buffer, field)
+        if value is None:  # optimize_memory_usage: next observations live in `observations`
+            continue
+        if isinstance(value, dict):
+            for key, array in value.items():
+                arrays[f"{field}__{key}"] = array[:n]
+        else:
+            arrays[field] = value[:n]
+    for field in _SCALARS:
+        arrays[field] = getattr(buffer, field)[:n]
+    return arrays
+
+
+def save_replay_buffer(buffer: ReplayBuffer, path: str | Path) -> None:
+    """Write the filled part of ``buffer`` to ``path`` (``.npz``) atomically."""
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as handle:
+            np.savez(handle, **_buffer_arrays(buffer))
+
+
+def load_replay_buffer(buffer: ReplayBuffer, path: str | Path) -> None:
+    """Fill ``buffer`` from a file written by :func:`save_replay_buffer` (shapes must match)."""
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            pos, full = int(data["pos"]), bool(data["full"])
+            n = buffer.buffer_size if full else pos
+            if n > buffer.buffer_size:
+                raise CheckpointError(
+                    f"replay buffer in {path} holds {n} rows, more than this buffer's {buffer.buffer_size}; "
+                    "resume with the same buffer_size and n_envs"
+                )
+            targets: list[tuple[str, np.ndarray]] = []
+            for field in ("observations", "next_observations"):
+                value = getattr(buffer, field)
+                if isinstance(value, dict):
+                    targets += [(f"{field}__{key}", array) for key, array in value.items()]
+                elif value is not None:
+                    targets.append((field, value))
+            targets += [(field, getattr(buffer, field)) for field in _SCALARS]
+            for key, target in targets:
+                if key not in data:
+                    raise CheckpointError(f"replay buffer {path} lacks array {key!r}")
+                saved = data[key]
+                if saved.shape[1:] != target.shape[1:] or saved.shape[0] != n:
+                    raise CheckpointError(
+                        f"replay buffer {path}: array {key!r} has shape {saved.shape}, expected ({n}, "
+                        f"{', '.join(map(str, target.shape[1:]))}); resume with the same env, n_envs and settings"
+                    )
+                target[:n] = saved
+            buffer.pos, buffer.full = pos % buffer.buffer_size, full
+    except (OSError, ValueError, KeyError) as exc:
+        if isinstance(exc, CheckpointError):
+            raise
+        raise CheckpointError(f"cannot read replay buffer {path}: {exc}") from exc
+
+
+def save_checkpoint(model: BaseAlgorithm, directory: str | Path, keep: int = 1) -> Path:
+    """Save a resumable checkpoint of ``model`` under ``directory`` and commit it in ``latest.json``.
+
+    Returns the checkpoint's folder. Only the ``keep`` most recent checkpoints are kept.
+    """
+    directory = Path(directory)
+    step = int(model.num_timesteps)
+    folder = directory / f"step_{step}"
+    folder.mkdir(parents=True, exist_ok=True)
+    save_model_atomic(model, folder / MODEL)
+    buffer = getattr(model, "replay_buffer", None)
+    if isinstance(buffer, (ReplayBuffer, DictReplayBuffer)):
+        save_replay_buffer(buffer, folder / BUFFER)
+    write_json_atomic(
+        directory / LATEST,
+        {
+            "num_timesteps": step,
+            "path": folder.name,
+            "episode_num": int(getattr(model, "_episode_num", 0)),
+            "n_updates": int(getattr(model, "_n_updates", 0)),
+            "replay_buffer": (folder / BUFFER).is_file(),
+        },
+    )
+    old = sorted(
+        (p for p in directory.glob("step_*") if p.is_dir() and p != folder),
+        key=lambda p: int(p.name.split("_")[1]) if p.name.split("_")[1].isdigit() else -1,
+    )
+    for stale in old[: max(len(old) - (keep - 1), 0)]:
+        shutil.rmtree(stale, ignore_errors=True)
+    return folder
+
+
+def latest_checkpoint(directory: str | Path) -> dict[str, Any] | None:
+    """The committed ``latest.json`` of ``directory`` (with ``folder`` added), or None if there is none."""
+    directory = Path(directory)
+    if not (directory / LATEST).is_file():
+        return None
+    try:
+        info = read_json(directory / LATEST, what="checkpoint index")
+    except ValueError as exc:
+        raise CheckpointError(str(exc)) from exc
+    folder = directory / str(info.get("path", ""))
+    if not (folder / MODEL).is_file():
+        raise CheckpointError(f"checkpoint index {directory / LATEST} points at {folder}, which has no {MODEL}")
+    return {**info, "folder": folder}
+
+
+def restore_checkpoint(model: BaseAlgorithm, directory: str | Path) -> int:
+    """Load the latest checkpoint of ``directory`` into ``model``; return its ``num_timesteps`` (0 if none)."""
+    info = latest_checkpoint(directory)
+    if info is None:
+        return 0
+    folder: Path = info["folder"]
+    load_model_weights(model, folder / MODEL)
+    buffer = getattr(model, "replay_buffer", None)
+    if info.get("replay_buffer") and buffer is not None:
+        load_replay_buffer(buffer, folder / BUFFER)
+    model.num_timesteps = int(info["num_timesteps"])
+    model._episode_num = int(info.get("episode_num", 0))
+    model._n_updates = int(info.get("n_updates", 0))
+    return model.num_timesteps
+
+
+class CheckpointCallback(BaseCallback):
+    """Save a resumable checkpoint (model + replay buffer) every ``save_freq`` environment steps.
+
+    Unlike SB3's ``CheckpointCallback`` it counts steps by ``num_timesteps`` (so a resumed run keeps the same
+    schedule), writes atomically, stores the replay buffer without pickle and keeps only the latest checkpoint.
+    """
+
+    def __init__(self, directory: str | Path, save_freq: int, verbose: int = 0) -> None:
+        super().__init__(verbose)
+        self.directory = Path(directory)
+        self.save_freq = int(save_freq)
+        self._next = None
+
+    def _on_training_start(self) -> None:
+        done = self.model.num_timesteps
+        self._next = (done // self.save_freq + 1) * self.save_freq if self.save_freq > 0 else None
+
+    def _on_step(self) -> bool:
+        if self._next is not None and self.num_timesteps >= self._next:
+            folder = save_checkpoint(self.model, self.directory)
+            if self.verbose:
+                print(f"checkpoint saved: {folder}")
+            self._next = (self.num_timesteps // self.save_freq + 1) * self.save_freq
+        return True

@@ -1,0 +1,117 @@
+"""Load a trained agent directory and rebuild the observation stack it was trained on, under any sensor condition.
+
+Example:
+    >>> from agents import load_agent
+    >>> agent = load_agent("runs/pendulum/sac")  # doctest: +SKIP
+    >>> venv = agent.make_vec_env("sound", n_envs=2, seed=3)  # doctest: +SKIP
+    >>> obs = venv.reset()  # doctest: +SKIP
+    >>> actions = agent.predict(obs)  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from stable_baselines3.common.base_class import BaseAlgorithm
+from stable_baselines3.common.vec_env import VecEnv
+
+from agents import agent_dir as layout
+from agents.observations import ENCODER_METHODS, check_method, load_encoder, make_method_vec_env
+from agents.registry import OFF_POLICY, build_algorithm
+from gmc_rl.config import ExperimentConfig, from_dict
+from gmc_rl.errors import CheckpointError, ConfigError
+
+
+@dataclass
+class Agent:
+    """A trained agent: its SB3 model, what it observes, and a factory of its envs under sensor conditions."""
+
+    path: Path
+    method: str
+    algo: str
+    model: BaseAlgorithm
+    env_id: str
+    env_kwargs: dict[str, Any]
+    modalities: list[str]
+    seed: int
+    info: dict[str, Any] = field(repr=False)
+    """The full ``agent.json``."""
+    encoder: Any = field(default=None, repr=False)
+    """The frozen GMC model or MVAE the policy reads (None for raw and state)."""
+
+    @property
+    def config(self) -> ExperimentConfig:
+        """The experiment config the agent was trained with."""
+        return from_dict(ExperimentConfig, self.info["config"])
+
+    def make_vec_env(self, condition: str = "complete", n_envs: int = 1, seed: int = 0) -> VecEnv:
+        """``n_envs`` envs under the sensor ``condition``, observed as this agent's policy observes them.
+
+        ``condition`` is "complete", a modality ("image"), a "+"-joined subset, "dropout:P", "noise:MOD:SEVERITY",
+        "saltpepper:MOD:SEVERITY" or "stuck:MOD" (see :mod:`gmc_rl.wrappers.conditions`). Env ``i`` is seeded
+        with ``seed + i``.
+        """
+        return make_method_vec_env(self.method, self.env_id, self.env_kwargs, condition, n_envs, seed, self.encoder)
+
+    def predict(self, observation: Any, deterministic: bool = True) -> np.ndarray:
+        """Actions for a batch of observations from :meth:`make_vec_env` (deterministic by default)."""
+        actions, _ = self.model.predict(observation, deterministic=deterministic)
+        return actions
+
+
+def load_agent(path: str | Path, device: str = "cpu") -> Agent:
+    """Load the agent directory ``path`` written by :func:`agents.train_agent`.
+
+    The SB3 algorithm is rebuilt from ``agent.json`` and only the weights of ``agent.zip`` are loaded (with
+    ``torch.load(weights_only=True)``); nothing is unpickled. The encoder is loaded from ``path/encoder``.
+
+    Raises:
+        FileNotFoundError: ``path`` is not an agent directory.
+        CheckpointError: the agent is unfinished, damaged, or its weights do not fit the rebuilt algorithm.
+    """
+    path = Path(path)
+    info = layout.read_agent_json(path)
+    if info["status"] != layout.STATUS_COMPLETE or not (path / layout.MODEL_ZIP).is_file():
+        raise CheckpointError(
+            f"the agent in {path} has not finished training ({info.get('num_timesteps', 0)} of "
+            f"{info.get('total_timesteps', '?')} steps); continue it with `gmc-rl train --out {path} --resume`"
+        )
+    method = check_method(str(info["method"]))
+    try:
+        config = from_dict(ExperimentConfig, info["config"])
+    except ConfigError as exc:
+        raise CheckpointError(f"{path / layout.AGENT_JSON}: stored config is invalid: {exc}") from exc
+    encoder = None
+    if method in ENCODER_METHODS:
+        encoder_dir = path / layout.ENCODER_DIR
+        if not encoder_dir.is_dir():
+            raise CheckpointError(f"the {method} agent in {path} has no {layout.ENCODER_DIR}/ directory")
+        encoder = load_encoder(method, encoder_dir, device=device)
+    hyperparams = dict(config.agent.hyperparams)
+    if info["algo"] in OFF_POLICY:
+        hyperparams["buffer_size"] = 1  # inference only: no replay memory is needed
+        hyperparams.pop("optimize_memory_usage", None)
+    venv = make_method_vec_env(method, info["env_id"], info["env_kwargs"], "complete", 1, 0, encoder)
+    try:
+        model = build_algorithm(info["algo"], venv, hyperparams, int(info["seed"]), tensorboard_log=None,
+                                device=device)
+    finally:
+        venv.close()
+    model.env = None  # the agent acts on envs from make_vec_env; keep no reference to the probe env
+    layout.load_model_weights(model, path / layout.MODEL_ZIP)
+    model.policy.set_training_mode(False)
+    return Agent(
+        path=path,
+        method=method,
+        algo=str(info["algo"]),
+        model=model,
+        env_id=str(info["env_id"]),
+        env_kwargs=dict(info["env_kwargs"]),
+        modalities=list(info["modalities"]),
+        seed=int(info["seed"]),
+        info=info,
+        encoder=encoder,
+    )

@@ -1,0 +1,300 @@
+"""SB3 algorithms by name, built from rl-zoo3-style hyperparameters.
+
+:func:`build_algorithm` turns a plain mapping (a section of an experiment YAML) into an SB3 algorithm:
+
+- ``policy`` is chosen from the observation space (``MlpPolicy`` for a ``Box``, ``MultiInputPolicy`` for a
+  ``Dict``) unless the hyperparameters name one;
+- ``policy_kwargs.activation_fn`` may be a name (``relu``, ``tanh``, ``silu``, ``elu``, ``leaky_relu``);
+- ``action_noise`` (td3, ddpg, sac) is a mapping such as ``{type: ornstein_uhlenbeck, sigma: 0.2}``, turned into
+  the SB3 noise object (optionally decaying, see :class:`DecayingActionNoise`);
+- ``learning_rate`` may be ``"lin_<value>"`` (linear decay to 0, as in rl-zoo3);
+- ``train_freq`` may be a list ``[1, "episode"]``.
+
+Keys that are not arguments of the algorithm's constructor are refused with the list of valid ones, and the
+action space is checked against the algorithm (``dqn`` only for ``Discrete``; ``sac``, ``td3`` and ``ddpg`` only
+for ``Box``). Nothing is ever evaluated from a string.
+
+Example:
+    >>> import gymnasium as gym
+    >>> from agents import build_algorithm
+    >>> model = build_algorithm("sac", gym.make("Pendulum-v1"), {"policy_kwargs": {"net_arch": [64, 64]}},
+    ...                         seed=0, tensorboard_log=None, device="cpu")
+    >>> type(model).__name__
+    'SAC'
+"""
+
+from __future__ import annotations
+
+import copy
+import inspect
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+from gymnasium import spaces
+from stable_baselines3 import A2C, DDPG, DQN, PPO, SAC, TD3
+from stable_baselines3.common.base_class import BaseAlgorithm
+from stable_baselines3.common.noise import ActionNoise, NormalActionNoise, OrnsteinUhlenbeckActionNoise
+from torch import nn
+
+from gmc_rl.errors import ConfigError, suggest
+
+ALGORITHMS: dict[str, type[BaseAlgorithm]] = {
+    "sac": SAC,
+    "td3": TD3,
+    "ddpg": DDPG,
+    "ppo": PPO,
+    "a2c": A2C,
+    "dqn": DQN,
+}
+"""Algorithm name (as in ``agent.algo``) -> SB3 class."""
+
+CONTINUOUS_ONLY = ("sac", "td3", "ddpg")
+DISCRETE_ONLY = ("dqn",)
+OFF_POLICY = ("sac", "td3", "ddpg", "dqn")
+
+ACTIVATIONS: dict[str, type[nn.Module]] = {
+    "relu": nn.ReLU,
+    "tanh": nn.Tanh,
+    "silu": nn.SiLU,
+    "elu": nn.ELU,
+    "leaky_relu": nn.LeakyReLU,
+    "gelu": nn.GELU,
+}
+
+POLICIES = ("MlpPolicy", "MultiInputPolicy", "CnnPolicy")
+
+_SET_ELSEWHERE = {
+    "env": "the environment is built from env_id",
+    "seed": "use the agent seed (--seed / seeds)",
+    "tensorboard_log": "TensorBoard logs go to the agent directory's tb/",
+    "device": "use agent.device (--device)",
+    "verbose": "verbosity is set by the caller",
+    "n_timesteps": "use agent.total_timesteps (--total-timesteps)",
+    "n_envs": "use agent.n_envs (--n-envs)",
+    "normalize": "observation normalisation is not supported (latents are already bounded)",
+    "frame_stack": "frame stacking is done by the environment",
+    "env_wrapper": "wrappers are chosen by the method",
+    "callback": "callbacks are set by train_agent",
+}
+"""rl-zoo3 keys (and constructor arguments) that are not hyperparameters here, with where they belong."""
+
+
+class DecayingActionNoise(ActionNoise):
+    """Exploration noise whose scale decays linearly from 1 to ``final_scale`` over ``decay_steps`` calls.
+
+    The GMC paper's DDPG controller used Ornstein-Uhlenbeck noise with a decaying sigma; SB3 has no such
+    schedule, so this wraps any SB3 noise and multiplies its output by the current scale.
+    """
+
+    def __init__(self, base: ActionNoise, decay_steps: int, final_scale: float = 0.0) -> None:
+        super().__init__()
+        self.base = base
+        self.decay_steps = int(decay_steps)
+        self.final_scale = float(final_scale)
+        self.calls = 0
+
+    @property
+    def scale(self) -> float:
+        """Current multiplier of the base noise."""
+        fraction = min(self.calls / max(self.decay_steps, 1), 1.0)
+        return 1.0 + fraction * (self.final_scale - 1.0)
+
+    def __call__(self) -> np.ndarray:
+        value = self.base() * self.scale
+        self.calls += 1
+        return value
+
+    def reset(self) -> None:
+        self.base.reset()
+
+    def __repr__(self) -> str:
+        return f"DecayingActionNoise({self.base!r}, decay_steps={self.decay_steps}, final_scale={self.final_scale})"
+
+
+def make_action_noise(spec: Any, action_space: spaces.Space) -> ActionNoise | None:
+    """Turn an ``action_noise`` config mapping into an SB3 :class:`ActionNoise` for ``action_space``.
+
+    Keys: ``type`` (``normal`` or ``ornstein_uhlenbeck``), ``sigma`` (number or one per action dimension, in
+    action units), ``mean`` (default 0), ``theta`` and ``dt`` (OU only), ``decay_steps`` and ``final_scale``
+    (optional linear decay of the noise scale). ``None`` means no noise.
+    """
+    if spec is None:
+        return None
+    if isinstance(spec, ActionNoise):
+        return spec
+    if not isinstance(spec, Mapping):
+        raise ConfigError(
+            f"agent.hyperparams.action_noise must be a mapping like {{type: normal, sigma: 0.1}}, got {spec!r}"
+        )
+    if not isinstance(action_space, spaces.Box):
+        raise ConfigError(f"agent.hyperparams.action_noise needs a continuous Box action space, got {action_space}")
+    spec = dict(spec)
+    kinds = ("normal", "ornstein_uhlenbeck")
+    kind = spec.pop("type", None)
+    if kind not in kinds:
+        raise ConfigError(
+            f"agent.hyperparams.action_noise.type must be one of {list(kinds)}, got {kind!r}.{suggest(str(kind), kinds)}"
+        )
+    valid = {"sigma", "mean", "decay_steps", "final_scale"} | ({"theta", "dt"} if kind == "ornstein_uhlenbeck" else set())
+    unknown = sorted(set(spec) - valid)
+    if unknown:
+        raise ConfigError(f"agent.hyperparams.action_noise: unknown keys {unknown}; valid keys for {kind}: {sorted(valid)}")
+    dim = int(np.prod(action_space.shape))
+
+    def vector(key: str, default: float) -> np.ndarray:
+        value = np.asarray(spec.get(key, default), dtype=np.float64)
+        if value.ndim == 0:
+            value = np.full(dim, float(value))
+        if value.shape != (dim,) or not np.all(np.isfinite(value)):
+            raise ConfigError(
+                f"agent.hyperparams.action_noise.{key} must be a finite number or a list of {dim}, got {spec.get(key)!r}"
+            )
+        return value
+
+    sigma, mean = vector("sigma", 0.1), vector("mean", 0.0)
+    if np.any(sigma < 0):
+        raise ConfigError(f"agent.hyperparams.action_noise.sigma must be >= 0, got {spec.get('sigma')!r}")
+    if kind == "normal":
+        noise: ActionNoise = NormalActionNoise(mean=mean, sigma=sigma)
+    else:
+        noise = OrnsteinUhlenbeckActionNoise(
+            mean=mean, sigma=sigma, theta=float(spec.get("theta", 0.15)), dt=float(spec.get("dt", 1e-2))
+        )
+    if "decay_steps" in spec:
+        decay_steps = spec["decay_steps"]
+        if not isinstance(decay_steps, int) or decay_steps <= 0:
+            raise ConfigError(f"agent.hyperparams.action_noise.decay_steps must be a positive integer, got {decay_steps!r}")
+        noise = DecayingActionNoise(noise, decay_steps, float(spec.get("final_scale", 0.0)))
+    return noise
+
+
+def _linear_schedule(initial: float):
+    def schedule(progress_remaining: float) -> float:
+        return progress_remaining * initial
+
+    return schedule
+
+
+def _learning_rate(value: Any, key: str) -> Any:
+    """A number, or ``"lin_<number>"`` for a linear decay to 0 (rl-zoo3 convention)."""
+    if isinstance(value, str):
+        if value.startswith("lin_"):
+            try:
+                return _linear_schedule(float(value[4:]))
+            except ValueError:
+                pass
+        raise ConfigError(f"agent.hyperparams.{key} must be a number or 'lin_<number>', got {value!r}")
+    return value
+
+
+def _policy_kwargs(value: Any) -> dict[str, Any]:
+    if isinstance(value, str):
+        raise ConfigError(
+            "agent.hyperparams.policy_kwargs must be a mapping (e.g. {net_arch: [256, 256]}); "
+            f"strings like {value!r} are not evaluated"
+        )
+    if not isinstance(value, Mapping):
+        raise ConfigError(f"agent.hyperparams.policy_kwargs must be a mapping, got {value!r}")
+    kwargs = dict(value)
+    activation = kwargs.get("activation_fn")
+    if isinstance(activation, str):
+        name = activation.lower().removeprefix("nn.")
+        if name not in ACTIVATIONS:
+            raise ConfigError(
+                f"agent.hyperparams.policy_kwargs.activation_fn: unknown activation {activation!r}; "
+                f"valid: {sorted(ACTIVATIONS)}.{suggest(name, ACTIVATIONS)}"
+            )
+        kwargs["activation_fn"] = ACTIVATIONS[name]
+    return kwargs
+
+
+def default_policy(observation_space: spaces.Space) -> str:
+    """``MultiInputPolicy`` for a ``Dict`` observation space, ``MlpPolicy`` otherwise."""
+    return "MultiInputPolicy" if isinstance(observation_space, spaces.Dict) else "MlpPolicy"
+
+
+def check_action_space(algo: str, action_space: spaces.Space) -> None:
+    """Raise :class:`ConfigError` if ``algo`` cannot act in ``action_space``."""
+    if algo in DISCRETE_ONLY and not isinstance(action_space, spaces.Discrete):
+        raise ConfigError(
+            f"algorithm {algo!r} needs a Discrete action space, but the environment's action space is {action_space}; "
+            f"use one of {list(CONTINUOUS_ONLY) + ['ppo', 'a2c']} for continuous actions"
+        )
+    if algo in CONTINUOUS_ONLY and not isinstance(action_space, spaces.Box):
+        raise ConfigError(
+            f"algorithm {algo!r} needs a continuous Box action space, but the environment's action space is "
+            f"{action_space}; use dqn, ppo or a2c for discrete actions"
+        )
+
+
+def algorithm_class(algo: str) -> type[BaseAlgorithm]:
+    """The SB3 class of an algorithm name, with a clear error for unknown names."""
+    if algo not in ALGORITHMS:
+        raise ConfigError(f"unknown algorithm {algo!r}; valid: {list(ALGORITHMS)}.{suggest(str(algo), ALGORITHMS)}")
+    return ALGORITHMS[algo]
+
+
+def resolve_hyperparams(algo: str, hyperparams: Mapping[str, Any] | None, action_space: spaces.Space) -> dict[str, Any]:
+    """Check ``hyperparams`` against ``algo``'s constructor and convert config values into SB3 objects."""
+    cls = algorithm_class(algo)
+    if hyperparams is None:
+        hyperparams = {}
+    if not isinstance(hyperparams, Mapping):
+        raise ConfigError(f"agent.hyperparams must be a mapping, got {type(hyperparams).__name__}")
+    params = copy.deepcopy(dict(hyperparams))
+    accepted = [name for name in inspect.signature(cls.__init__).parameters if name not in ("self", "args", "kwargs")]
+    for key in params:
+        if key in _SET_ELSEWHERE:
+            raise ConfigError(f"agent.hyperparams.{key} is not a hyperparameter here: {_SET_ELSEWHERE[key]}")
+        if key not in accepted:
+            valid = sorted(set(accepted) - set(_SET_ELSEWHERE))
+            raise ConfigError(
+                f"agent.hyperparams: {key!r} is not an argument of {cls.__name__} ({algo}); valid: {valid}."
+                f"{suggest(key, valid)}"
+            )
+    if "policy" in params and params["policy"] not in POLICIES:
+        raise ConfigError(f"agent.hyperparams.policy must be one of {list(POLICIES)}, got {params['policy']!r}")
+    if "policy_kwargs" in params:
+        params["policy_kwargs"] = _policy_kwargs(params["policy_kwargs"])
+    for key in ("learning_rate", "clip_range", "clip_range_vf"):
+        if key in params:
+            params[key] = _learning_rate(params[key], key)
+    if "action_noise" in params:
+        params["action_noise"] = make_action_noise(params["action_noise"], action_space)
+    if isinstance(params.get("train_freq"), list):
+        params["train_freq"] = tuple(params["train_freq"])
+    return params
+
+
+def build_algorithm(
+    algo: str,
+    env: Any,
+    hyperparams: Mapping[str, Any] | None,
+    seed: int,
+    tensorboard_log: str | None,
+    device: str = "auto",
+    verbose: int = 0,
+) -> BaseAlgorithm:
+    """Build the SB3 algorithm ``algo`` on ``env`` (a Gymnasium env or an SB3 VecEnv).
+
+    Args:
+        algo: one of :data:`ALGORITHMS` (``sac``, ``td3``, ``ddpg``, ``ppo``, ``a2c``, ``dqn``).
+        env: the training environment; its observation space picks the default policy.
+        hyperparams: constructor arguments of the algorithm (rl-zoo3 style, see the module docstring).
+        seed: random seed of the algorithm (networks, exploration, env resets).
+        tensorboard_log: directory for TensorBoard event files, or None.
+        device: torch device ("auto", "cpu", "cuda").
+        verbose: SB3 verbosity (0 silent, 1 info).
+
+    Raises:
+        ConfigError: unknown algorithm or hyperparameter, malformed value, or an action space ``algo`` cannot use.
+    """
+    cls = algorithm_class(algo)
+    check_action_space(algo, env.action_space)
+    params = resolve_hyperparams(algo, hyperparams, env.action_space)
+    policy = params.pop("policy", None) or default_policy(env.observation_space)
+    try:
+        return cls(policy, env, seed=seed, tensorboard_log=tensorboard_log, device=device, verbose=verbose, **params)
+    except (TypeError, AssertionError) as exc:
+        raise ConfigError(f"cannot build {algo} with hyperparameters {dict(hyperparams or {})}: {exc}") from exc

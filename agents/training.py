@@ -1,0 +1,236 @@
+"""Train an SB3 agent for one method and seed on complete observations, into a self-contained agent directory.
+
+:func:`train_agent` is the one code path for every method (``gmc``, ``raw``, ``mvae``, ``state``), so the
+baselines differ from the GMC agent only in what the policy observes (see :mod:`agents.observations`). Training
+always sees complete observations; robustness to missing sensors is measured afterwards by ``gmc-rl evaluate``.
+
+Example:
+    >>> from gmc_rl.config import ExperimentConfig
+    >>> from agents import train_agent, load_agent
+    >>> config = ExperimentConfig()  # doctest: +SKIP
+    >>> path = train_agent(config, "gmc", seed=0, out_dir="runs/pendulum/sac",
+    ...                    encoder_dir="runs/pendulum/gmc")  # doctest: +SKIP
+    >>> agent = load_agent(path)  # doctest: +SKIP
+    >>> venv = agent.make_vec_env("image", n_envs=4, seed=1)  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import platform
+import time
+from pathlib import Path
+from typing import Any
+
+import stable_baselines3
+import torch
+
+import gmc_rl
+from agents import agent_dir as layout
+from agents.callbacks import EvalRecorder
+from agents.checkpoints import CheckpointCallback, latest_checkpoint, restore_checkpoint, save_checkpoint
+from agents.observations import ENCODER_METHODS, check_method, load_encoder, make_base_env, make_method_vec_env
+from agents.registry import build_algorithm, check_action_space, resolve_hyperparams
+from gmc_rl.config import ExperimentConfig, config_hash, to_dict
+from gmc_rl.errors import ConfigError
+from gmc_rl.io import ensure_writable_dir
+from gmc_rl.modalities import modality_specs
+
+EVAL_SEED_OFFSET = 10_000
+"""The evaluation env during training uses seed ``seed + EVAL_SEED_OFFSET`` (never the training env's seeds)."""
+
+IDENTITY_KEYS = ("method", "algo", "env_id", "env_kwargs", "seed", "hyperparams", "n_envs")
+"""What must not change when a run is resumed (total_timesteps may grow: training then continues further)."""
+
+
+def _identity(config: ExperimentConfig, method: str, seed: int) -> dict[str, Any]:
+    return {
+        "method": method,
+        "algo": config.agent.algo,
+        "env_id": config.env_id,
+        "env_kwargs": config.env_kwargs,
+        "seed": seed,
+        "hyperparams": config.agent.hyperparams,
+        "n_envs": config.agent.n_envs,
+    }
+
+
+def _check_resumable(out_dir: Path, identity: dict[str, Any], resume: bool) -> dict[str, Any] | None:
+    """Decide what to do with an existing ``out_dir``; return its agent.json (or None for a fresh start)."""
+    entries = [p for p in out_dir.iterdir() if not p.name.startswith(".tmp-")] if out_dir.is_dir() else []
+    if not entries:
+        return None
+    if not resume:
+        raise ConfigError(
+            f"output directory {out_dir} is not empty; pass resume=True (--resume) to continue the run in it, "
+            "or choose a new directory"
+        )
+    if not (out_dir / layout.AGENT_JSON).is_file():
+        ours = {layout.ENCODER_DIR, layout.TB_DIR, layout.EVAL_DIR, layout.CHECKPOINTS_DIR}
+        if all(p.name in ours for p in entries) and not (out_dir / layout.CHECKPOINTS_DIR / "latest.json").exists():
+            return None  # a run that stopped before its first record: start it again
+        raise ConfigError(f"cannot resume in {out_dir}: it is not empty but holds no {layout.AGENT_JSON}")
+    info = layout.read_agent_json(out_dir)
+    stored = info.get("identity", {})
+    changed = [key for key in IDENTITY_KEYS if stored.get(key) != identity[key]]
+    if changed:
+        details = "; ".join(f"{key}: {stored.get(key)!r} -> {identity[key]!r}" for key in changed)
+        raise ConfigError(f"cannot resume {out_dir} with a different setup ({details}); train into a new directory")
+    return info
+
+
+def _encoder_source(method: str, encoder_dir: str | Path | None, out_dir: Path) -> Path | None:
+    """The encoder checkpoint to use: the one given, or on resume the copy already in the agent directory."""
+    if method not in ENCODER_METHODS:
+        if encoder_dir is not None:
+            raise ConfigError(f"method {method!r} uses no encoder; do not pass an encoder checkpoint ({encoder_dir})")
+        return None
+    if encoder_dir is None:
+        if (out_dir / layout.ENCODER_DIR / "model.safetensors").is_file():
+            return out_dir / layout.ENCODER_DIR
+        flag = "--gmc" if method == "gmc" else "--mvae"
+        raise ConfigError(f"method {method!r} needs a pretrained encoder checkpoint directory ({flag} DIR)")
+    encoder_dir = Path(encoder_dir)
+    if not encoder_dir.is_dir():
+        raise FileNotFoundError(f"encoder checkpoint directory not found: {encoder_dir}")
+    return encoder_dir
+
+
+def _check_encoder(method: str, encoder: Any, observation_space: Any) -> None:
+    if method == "gmc":
+        from gmc_rl.checkpoint import check_space_matches
+
+        check_space_matches(encoder, observation_space)
+    elif method == "mvae":
+        from agents.mvae import check_space_matches
+
+        check_space_matches(encoder, observation_space)
+
+
+def train_agent(
+    config: ExperimentConfig,
+    method: str,
+    seed: int,
+    out_dir: str | Path,
+    encoder_dir: str | Path | None = None,
+    resume: bool = False,
+    *,
+    progress_bar: bool = True,
+    verbose: int = 0,
+) -> Path:
+    """Train ``config.agent.algo`` for ``method`` with ``seed`` on complete observations; return the agent dir.
+
+    Args:
+        config: the experiment (env_id, env_kwargs and the ``agent`` section are used).
+        method: "gmc" (policy on the GMC latent; ``encoder_dir`` = GMC checkpoint), "raw" (policy on the Dict
+            observation), "mvae" (policy on the MVAE posterior mean; ``encoder_dir`` = MVAE checkpoint) or
+            "state" (policy on the true state).
+        seed: seed of the algorithm and the training envs.
+        out_dir: the agent directory to write (must be new or empty unless ``resume``).
+        encoder_dir: the pretrained encoder checkpoint (gmc and mvae only); it is copied into ``out_dir/encoder``.
+        resume: continue from the last checkpoint in ``out_dir`` (num_timesteps continues; an already finished
+            agent is returned as is unless ``config.agent.total_timesteps`` grew).
+        progress_bar: show SB3's progress bar.
+        verbose: SB3 verbosity.
+
+    Raises:
+        ConfigError: unknown method, a missing or superfluous encoder, a non-empty ``out_dir`` without resume,
+            a resume with a different setup, or hyperparameters the algorithm does not accept.
+        CheckpointError: the encoder does not match the env's observation space, or a checkpoint is damaged.
+    """
+    check_method(method)
+    if not isinstance(config, ExperimentConfig):
+        raise ConfigError(f"config must be an ExperimentConfig, got {type(config).__name__}")
+    out_dir = Path(out_dir)
+    agent_cfg = config.agent
+    seed = int(seed)
+    total = int(agent_cfg.total_timesteps)
+    identity = _identity(config, method, seed)
+    existing = _check_resumable(out_dir, identity, resume)
+    source = _encoder_source(method, encoder_dir, out_dir)
+
+    # Everything that can be checked is checked before anything is written.
+    encoder = load_encoder(method, source) if source is not None else None
+    base = make_base_env(config.env_id, config.env_kwargs)
+    try:
+        modalities = list(modality_specs(base.observation_space))
+        check_action_space(agent_cfg.algo, base.action_space)
+        resolve_hyperparams(agent_cfg.algo, agent_cfg.hyperparams, base.action_space)
+        if encoder is not None:
+            _check_encoder(method, encoder, base.observation_space)
+    finally:
+        base.close()
+    ensure_writable_dir(out_dir, "agent directory")
+    if source is not None:
+        layout.copy_encoder(source, out_dir)
+
+    checkpoints = out_dir / layout.CHECKPOINTS_DIR
+    venv = make_method_vec_env(method, config.env_id, config.env_kwargs, "complete", agent_cfg.n_envs, seed, encoder)
+    eval_env = None
+    try:
+        model = build_algorithm(agent_cfg.algo, venv, agent_cfg.hyperparams, seed,
+                                tensorboard_log=str(out_dir / layout.TB_DIR), device=agent_cfg.device, verbose=verbose)
+        done = restore_checkpoint(model, checkpoints) if existing is not None else 0
+        if existing is not None and latest_checkpoint(checkpoints) is None:
+            print(f"{out_dir}: no checkpoint to resume from; training from the start")
+        info = {
+            "method": method,
+            "algo": agent_cfg.algo,
+            "env_id": config.env_id,
+            "env_kwargs": config.env_kwargs,
+            "seed": seed,
+            "modalities": modalities,
+            "observation_space": str(venv.observation_space),
+            "action_space": str(venv.action_space),
+            "encoder": layout.ENCODER_DIR if source is not None else None,
+            "identity": identity,
+            "config": to_dict(config),
+            "config_hash": config_hash(config),
+            "total_timesteps": total,
+            "num_timesteps": done,
+            "status": layout.STATUS_TRAINING,
+            "versions": {
+                "gmc_rl": gmc_rl.__version__,
+                "stable_baselines3": stable_baselines3.__version__,
+                "torch": torch.__version__,
+                "python": platform.python_version(),
+            },
+        }
+        seconds = float(existing.get("train_seconds", 0.0)) if existing else 0.0
+        finished = existing is not None and existing.get("status") == layout.STATUS_COMPLETE
+        if done >= total and finished and (out_dir / layout.MODEL_ZIP).is_file():
+            return out_dir
+        layout.write_agent_json(out_dir, {**info, "train_seconds": seconds})
+
+        callbacks = []
+        if agent_cfg.eval_freq > 0:
+            eval_env = make_method_vec_env(method, config.env_id, config.env_kwargs, "complete", 1,
+                                           seed + EVAL_SEED_OFFSET, encoder)
+            callbacks.append(EvalRecorder(eval_env, out_dir / layout.EVAL_DIR,
+                                          eval_freq=max(agent_cfg.eval_freq // agent_cfg.n_envs, 1),
+                                          n_eval_episodes=agent_cfg.eval_episodes, verbose=verbose))
+        if agent_cfg.checkpoint_freq > 0:
+            callbacks.append(CheckpointCallback(checkpoints, agent_cfg.checkpoint_freq, verbose=verbose))
+
+        start = time.perf_counter()
+        if done < total:
+            try:
+                model.learn(total_timesteps=total - done, callback=callbacks, reset_num_timesteps=done == 0,
+                            tb_log_name=f"{method}_{agent_cfg.algo}", progress_bar=progress_bar)
+            except KeyboardInterrupt:
+                save_checkpoint(model, checkpoints)
+                layout.write_agent_json(out_dir, {**info, "num_timesteps": int(model.num_timesteps),
+                                                  "train_seconds": seconds + time.perf_counter() - start})
+                raise
+        save_checkpoint(model, checkpoints)
+        layout.save_model_atomic(model, out_dir / layout.MODEL_ZIP)
+        layout.write_agent_json(out_dir, {
+            **info,
+            "num_timesteps": int(model.num_timesteps),
+            "status": layout.STATUS_COMPLETE,
+            "train_seconds": seconds + time.perf_counter() - start,
+        })
+    finally:
+        venv.close()
+        if eval_env is not None:
+            eval_env.close()
+    return out_dir
