@@ -13,7 +13,7 @@ from test_wrappers_toyenv import ToyEnv
 from gmc_rl.errors import ConfigError, ModalityError, SensorValueError
 from gmc_rl.modalities import AVAILABILITY_KEY
 from gmc_rl.wrappers import ModalityDropout, NonFiniteGuard
-from gmc_rl.wrappers.dropout import keep_one_bernoulli
+from gmc_rl.wrappers.dropout import keep_one_bernoulli, keep_one_count_probabilities
 
 pytestmark = pytest.mark.filterwarnings("ignore:.*different from the unwrapped version")
 
@@ -107,6 +107,10 @@ def test_keep_one_bernoulli_solves_the_marginal():
         q = keep_one_bernoulli(p, m)
         assert (q - q**m) / (1 - q**m) == pytest.approx(p, abs=1e-9)
     assert keep_one_bernoulli(0.3, 2) == pytest.approx(0.3 / 0.7)
+    for m, p in [(2, 0.3), (3, 0.6), (5, 0.25)]:
+        probs = keep_one_count_probabilities(keep_one_bernoulli(p, m), m)
+        assert probs.shape == (m,) and probs.sum() == pytest.approx(1.0)
+        assert (probs * np.arange(m)).sum() / m == pytest.approx(p, abs=1e-9)  # E[dropped] / M = p
 
 
 def test_per_episode_dropout_is_fixed_within_an_episode():

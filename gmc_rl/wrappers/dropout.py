@@ -8,6 +8,7 @@ the mask of present modalities under :data:`~gmc_rl.modalities.AVAILABILITY_KEY`
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any, SupportsFloat
 
@@ -34,6 +35,13 @@ PER_CHOICES = ("episode", "step")
 def max_keep_one_probability(n_modalities: int) -> float:
     """Largest per-modality drop probability compatible with always keeping one of ``n_modalities``."""
     return (n_modalities - 1) / n_modalities
+
+
+def keep_one_count_probabilities(q: float, n_modalities: int) -> np.ndarray:
+    """P(K = k), k = 0..M-1, of the number K of modalities dropped by independent Bernoulli(q) draws, given K < M."""
+    m = n_modalities
+    weights = np.array([math.comb(m, k) * q**k * (1.0 - q) ** (m - k) for k in range(m)])
+    return weights / weights.sum()
 
 
 def keep_one_bernoulli(p: float, n_modalities: int) -> float:
@@ -79,7 +87,7 @@ class ModalityDropout(gym.Wrapper, RecordConstructorArgs):
         >>> env = ModalityDropout(gym.make("gmc_rl/PendulumSound-v0"), p=0.3, per="step", seed=0)  # doctest: +SKIP
         >>> obs, info = env.reset(seed=1)  # doctest: +SKIP
         >>> info["available_modalities"], obs["available"]  # doctest: +SKIP
-        (['image', 'sound'], array([1, 1], dtype=int8))
+        (['image'], array([1, 0], dtype=int8))
     """
 
     def __init__(
@@ -127,6 +135,7 @@ class ModalityDropout(gym.Wrapper, RecordConstructorArgs):
         self._seed = check_seed(seed)
         self._rng = wrapper_rng(self._seed, None, type(self).__name__)
         self._q = keep_one_bernoulli(self.p, n) if self.keep_one else self.p
+        self._count_probs = keep_one_count_probabilities(self._q, n) if self.keep_one and 0 < self.p < 1 else None
         self._keep = self._sample_keep()
         self._present = np.ones(n, dtype=bool)
         self._fills = fill_values(env.observation_space, self.modalities)
@@ -148,10 +157,14 @@ class ModalityDropout(gym.Wrapper, RecordConstructorArgs):
             keep = np.zeros(n, dtype=bool)  # the limit case: exactly one modality survives
             keep[self._rng.integers(n)] = True
             return keep
-        while True:
-            dropped = self._rng.random(n) < self._q
-            if not (self.keep_one and dropped.all()):
-                return ~dropped
+        if not self.keep_one:
+            return self._rng.random(n) >= self.p
+        # Independent Bernoulli(q) draws conditioned on "not all dropped", sampled exactly without rejection: the
+        # number dropped from its conditional law, then which ones uniformly (the draws are exchangeable).
+        count = self._rng.choice(n, p=self._count_probs)
+        keep = np.ones(n, dtype=bool)
+        keep[self._rng.permutation(n)[:count]] = False
+        return keep
 
     def _process(self, obs: dict[str, Any], info: dict[str, Any]) -> dict[str, Any]:
         upstream = read_mask(obs, len(self.modalities))
