@@ -23,6 +23,7 @@ from typing import Any
 
 import stable_baselines3
 import torch
+from stable_baselines3.common.callbacks import BaseCallback
 
 import gmc_rl
 from agents import agent_dir as layout
@@ -116,6 +117,7 @@ def train_agent(
     *,
     progress_bar: bool = True,
     verbose: int = 0,
+    callbacks: list[BaseCallback] | None = None,
 ) -> Path:
     """Train ``config.agent.algo`` for ``method`` with ``seed`` on complete observations; return the agent dir.
 
@@ -131,6 +133,7 @@ def train_agent(
             agent is returned as is unless ``config.agent.total_timesteps`` grew).
         progress_bar: show SB3's progress bar.
         verbose: SB3 verbosity.
+        callbacks: extra SB3 callbacks, run after the evaluation and checkpoint callbacks.
 
     Raises:
         ConfigError: unknown method, a missing or superfluous encoder, a non-empty ``out_dir`` without resume,
@@ -201,7 +204,7 @@ def train_agent(
             return out_dir
         layout.write_agent_json(out_dir, {**info, "train_seconds": seconds})
 
-        callbacks = []
+        extra_callbacks, callbacks = callbacks, []
         if agent_cfg.eval_freq > 0:
             eval_env = make_method_vec_env(method, config.env_id, config.env_kwargs, "complete", 1,
                                            seed + EVAL_SEED_OFFSET, encoder)
@@ -211,6 +214,7 @@ def train_agent(
         if agent_cfg.checkpoint_freq > 0:
             callbacks.append(CheckpointCallback(checkpoints, agent_cfg.checkpoint_freq, verbose=verbose))
 
+        callbacks.extend(extra_callbacks or [])
         start = time.perf_counter()
         if done < total:
             try:
