@@ -40,6 +40,7 @@ from gymnasium import spaces
 from torch import Tensor, nn
 
 from gmc_rl.config import ModelConfig, from_dict
+from gmc_rl.data import finite_json
 from gmc_rl.errors import ModalityError
 from gmc_rl.modalities import ModalitySpec, check_modalities, check_observation_batch, modality_specs
 
@@ -244,7 +245,7 @@ class GMCModel(nn.Module):
         """JSON description from which :meth:`from_architecture` rebuilds an identical (untrained) model."""
         return {
             "modalities": list(self.modalities),
-            "specs": [self.specs[name].to_json() for name in self.modalities],
+            "specs": [finite_json(self.specs[name].to_json()) for name in self.modalities],
             "model": dataclasses.asdict(self.config),
             "latent_dim": self.latent_dim,
             "preprocessing": {

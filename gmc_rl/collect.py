@@ -1,0 +1,260 @@
+"""Collect a multimodal dataset: rollouts of a behaviour policy over a vectorized env (DESIGN.md section 2).
+
+Example:
+    >>> from gmc_rl.config import ExperimentConfig, CollectConfig
+    >>> config = ExperimentConfig(env_id="gmc_rl/PendulumSound-v0", collect=CollectConfig(steps=2000))  # doctest: +SKIP
+    >>> collect(config, "runs/pendulum/data")                                                          # doctest: +SKIP
+
+The env is built with ``gymnasium.make(config.env_id, **config.env_kwargs)`` (``import envs`` first, so the
+``gmc_rl/`` ids resolve) in an SB3 :class:`~stable_baselines3.common.vec_env.DummyVecEnv` of
+``config.collect.n_envs`` copies; env i is seeded with ``seed + i`` and the random policy's action space with
+``seed``, so the same config writes byte-identical files. See :mod:`gmc_rl.data` for the layout.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import zipfile
+from collections.abc import Callable
+from importlib import metadata as importlib_metadata
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+from tqdm.auto import tqdm
+
+from gmc_rl import __version__
+from gmc_rl.config import ExperimentConfig, to_dict
+from gmc_rl.data import (
+    FORMAT,
+    FORMAT_VERSION,
+    METADATA_FILE,
+    TRANSITION_KEYS,
+    array_layout,
+    normalization_stats,
+    read_metadata,
+    space_to_json,
+    write_dataset,
+)
+from gmc_rl.errors import ConfigError, DatasetError, ModalityError, suggest
+from gmc_rl.io import ensure_writable_dir
+from gmc_rl.modalities import modality_specs
+
+_SB3_ALGOS = ("ppo", "a2c", "sac", "td3", "ddpg", "dqn")
+
+
+def check_env_id(env_id: str) -> None:
+    """Raise ConfigError for an id Gymnasium does not know, listing the ``gmc_rl/`` ids and close matches."""
+    import envs  # noqa: F401  (registers the gmc_rl/ ids)
+
+    if env_id in gym.registry:
+        return
+    ours = sorted(i for i in gym.registry if i.startswith("gmc_rl/"))
+    raise ConfigError(
+        f"unknown environment id {env_id!r}; registered gmc_rl ids: {ours}.{suggest(env_id, list(gym.registry))}"
+    )
+
+
+def make_env_fns(env_id: str, env_kwargs: dict[str, Any], n_envs: int) -> list[Callable[[], gym.Env]]:
+    """Factories of ``n_envs`` copies of the env (for a VecEnv), after checking that the id exists."""
+    check_env_id(env_id)
+    return [lambda: gym.make(env_id, **env_kwargs) for _ in range(n_envs)]
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Behaviour policies.
+
+
+def _algo_candidates(path: Path) -> list[str]:
+    """Algorithms to try for an SB3 ``.zip``, most likely first (from the module of its saved policy class)."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            data = json.loads(archive.read("data"))
+        module = str(data.get("policy_class", {}).get("__module__", ""))
+    except (zipfile.BadZipFile, KeyError, json.JSONDecodeError, OSError, AttributeError) as exc:
+        raise ConfigError(f"collect.policy {str(path)!r} is not a Stable-Baselines3 model .zip: {exc}") from exc
+    likely = [algo for algo in _SB3_ALGOS if f".{algo}." in module]
+    return likely + [algo for algo in _SB3_ALGOS if algo not in likely]
+
+
+def load_behaviour_policy(policy: str, observation_space: gym.Space) -> Any | None:
+    """None for ``"random"``; else the SB3 model of ``"[algo:]path.zip"`` (anything with ``predict``).
+
+    The algorithm is read from the prefix if given, otherwise guessed from the saved policy class. The model's
+    observation space must equal the env's (a GMC-latent agent cannot act on raw Dict observations).
+    """
+    if policy == "random":
+        return None
+    import stable_baselines3
+
+    algo, _, file = policy.partition(":") if policy.split(":", 1)[0].lower() in _SB3_ALGOS else ("", "", policy)
+    path = Path(file)
+    if not path.is_file():
+        raise ConfigError(f"collect.policy must be 'random' or the path of an SB3 .zip ([algo:]path); {file!r} does not exist")
+    errors = []
+    for name in [algo.lower()] if algo else _algo_candidates(path):
+        try:
+            model = getattr(stable_baselines3, name.upper()).load(path, device="cpu")
+            break
+        except Exception as exc:  # SB3 raises many types for a zip of another algorithm
+            errors.append(f"{name}: {exc}")
+    else:
+        raise ConfigError(f"cannot load collect.policy {file!r} as an SB3 model: {'; '.join(errors)}")
+    if model.observation_space != observation_space:
+        raise ConfigError(
+            f"collect.policy {file!r} was trained on observations {model.observation_space}, but the env emits "
+            f"{observation_space}; collection needs a policy acting on the env's raw Dict observations"
+        )
+    return model
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Collection.
+
+
+def _split_index(done: np.ndarray, n_val: int) -> int:
+    """Index where validation starts: the episode start nearest to ``len - n_val`` (episodes are not split)."""
+    total = len(done)
+    target = total - n_val
+    starts = np.flatnonzero(done[:-1]) + 1  # rows that begin a new episode (or a new env chunk)
+    starts = starts[(starts > 0) & (starts < total)]
+    if len(starts) == 0:
+        return target
+    return int(starts[np.argmin(np.abs(starts - target))])
+
+
+def _identity(config: ExperimentConfig) -> dict[str, Any]:
+    """What decides a dataset's content: env, env kwargs and the collect section."""
+    return {"env_id": config.env_id, "env_kwargs": config.env_kwargs, "collect": to_dict(config.collect)}
+
+
+def _existing(out_dir: Path, config: ExperimentConfig, overwrite: bool) -> bool:
+    """True if ``out_dir`` already holds this very dataset; raise if it holds a different one."""
+    if overwrite or not (out_dir / METADATA_FILE).is_file():
+        return False
+    try:
+        old = read_metadata(out_dir).get("identity")
+    except DatasetError:
+        old = None
+    new = json.loads(json.dumps(_identity(config)))
+    if old == new:
+        return True
+    if old is None:
+        raise DatasetError(f"{out_dir} already holds a dataset of unknown origin; choose another --out or pass --overwrite")
+    diffs = sorted(
+        f"{key}: {old.get(key)!r} -> {new[key]!r}" for key in new if old.get(key) != new[key]
+    )
+    raise DatasetError(
+        f"{out_dir} already holds a dataset collected with different settings ({'; '.join(diffs)}); "
+        "choose another --out or pass --overwrite to replace it"
+    )
+
+
+def collect(config: ExperimentConfig, out_dir: str | os.PathLike, overwrite: bool = False, progress: bool = True) -> Path:
+    """Roll out the behaviour policy for ``config.collect.steps`` transitions and write the dataset to ``out_dir``.
+
+    If ``out_dir`` already holds a dataset with the same env and collect settings it is kept and returned; a
+    different one raises DatasetError unless ``overwrite``. Returns the dataset directory.
+    """
+    from stable_baselines3.common.vec_env import DummyVecEnv
+
+    settings = config.collect
+    out_dir = Path(out_dir)
+    if _existing(out_dir, config, overwrite):
+        if progress:
+            tqdm.write(f"{out_dir} already holds this dataset; keeping it (pass overwrite to collect again)")
+        return out_dir
+    ensure_writable_dir(out_dir, "dataset directory")
+
+    n_envs = min(settings.n_envs, settings.steps)
+    venv = DummyVecEnv(make_env_fns(config.env_id, config.env_kwargs, n_envs))
+    try:
+        specs = modality_specs(venv.observation_space)
+        clash = [name for name in specs if name in TRANSITION_KEYS]
+        if clash:
+            raise ModalityError(f"modality names {clash} clash with the dataset's reserved arrays {list(TRANSITION_KEYS)}")
+        policy = load_behaviour_policy(settings.policy, venv.observation_space)
+        action_space = venv.action_space
+        action_space.seed(settings.seed)
+
+        counts = np.full(n_envs, settings.steps // n_envs)
+        counts[: settings.steps % n_envs] += 1
+        offsets = np.concatenate([[0], np.cumsum(counts)[:-1]])
+        total = int(counts.sum())
+        action_dtype = np.dtype(action_space.dtype if action_space.dtype is not None else np.int64)
+        arrays: dict[str, np.ndarray] = {
+            name: np.empty((total, *spec.shape), dtype=spec.dtype) for name, spec in specs.items()
+        }
+        arrays["actions"] = np.empty((total, *action_space.shape), dtype=action_dtype)
+        arrays["rewards"] = np.empty(total, dtype=np.float32)
+        arrays["terminated"] = np.zeros(total, dtype=bool)
+        arrays["truncated"] = np.zeros(total, dtype=bool)
+
+        venv.seed(settings.seed)
+        obs = venv.reset()
+        bar = tqdm(total=total, desc=f"collect {config.env_id}", unit="step", disable=not progress)
+        for t in range(int(counts.max())):
+            if policy is None:
+                actions = np.stack([action_space.sample() for _ in range(n_envs)])
+            else:
+                actions, _ = policy.predict(obs, deterministic=False)
+            next_obs, rewards, dones, infos = venv.step(actions)
+            active = np.flatnonzero(counts > t)
+            rows = offsets[active] + t
+            for name in specs:
+                arrays[name][rows] = obs[name][active]
+            arrays["actions"][rows] = np.asarray(actions).reshape(n_envs, *action_space.shape)[active]
+            arrays["rewards"][rows] = rewards[active]
+            truncated = np.array([bool(infos[i].get("TimeLimit.truncated", False)) for i in active])
+            arrays["truncated"][rows] = dones[active] & truncated
+            arrays["terminated"][rows] = dones[active] & ~truncated
+            obs = next_obs
+            bar.update(len(active))
+        bar.close()
+    finally:
+        venv.close()
+
+    # The end of each env's chunk is a cut made by collection: mark it truncated unless the episode terminated.
+    last_rows = offsets + counts - 1
+    arrays["truncated"][last_rows] |= ~arrays["terminated"][last_rows]
+    done = arrays["terminated"] | arrays["truncated"]
+    n_val = max(1, int(round(settings.val_fraction * total)))
+    cut = _split_index(done, n_val)
+    if not 2 <= cut <= total - 2:
+        raise ConfigError(
+            f"collect.steps={settings.steps} with val_fraction={settings.val_fraction} leaves a split with fewer than "
+            "2 transitions; collect more steps"
+        )
+    train = {name: array[:cut] for name, array in arrays.items()}
+    val = {name: array[cut:] for name, array in arrays.items()}
+
+    metadata = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "gmc_rl_version": __version__,
+        "env_id": config.env_id,
+        "env_kwargs": config.env_kwargs,
+        "modalities": list(specs),
+        "spaces": {"observation": [spec.to_json() for spec in specs.values()], "action": space_to_json(action_space)},
+        "seed": settings.seed,
+        "steps": total,
+        "n_envs": n_envs,
+        "policy": settings.policy,
+        "n_train": cut,
+        "n_val": total - cut,
+        "episodes_ended": {"train": int(done[:cut].sum()), "val": int(done[cut:].sum())},
+        "normalization": normalization_stats(train, specs),
+        "arrays": array_layout(specs, tuple(action_space.shape), action_dtype.name),
+        "identity": _identity(config),
+        "versions": {pkg: _version(pkg) for pkg in ("gymnasium", "numpy", "stable-baselines3")},
+    }
+    return write_dataset(out_dir, train, val, metadata)
+
+
+def _version(package: str) -> str:
+    try:
+        return importlib_metadata.version(package)
+    except importlib_metadata.PackageNotFoundError:  # pragma: no cover
+        return "unknown"

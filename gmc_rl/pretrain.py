@@ -1,0 +1,247 @@
+"""GMC pretraining: Adam on the GMC loss over a collected dataset, with validation, TensorBoard and resume.
+
+Example:
+    >>> from gmc_rl.config import load_config
+    >>> config = load_config("experiments/pendulum_sound.yaml")                          # doctest: +SKIP
+    >>> pretrain(config, "runs/pendulum/data", "runs/pendulum/gmc")                        # doctest: +SKIP
+    >>> model = gmc_rl.load_gmc("runs/pendulum/gmc")                                       # doctest: +SKIP
+
+Output directory:
+
+- ``config.json`` + ``model.safetensors``: the best model by validation loss (a checkpoint for :func:`load_gmc`);
+- ``last/``: the latest state (every ``pretrain.checkpoint_every`` epochs and at the end): a loadable checkpoint plus
+  ``trainer_state.pt`` (weights, optimizer, epoch, shuffling RNG, history) from which ``resume=True`` continues;
+- ``tb/``: TensorBoard scalars per epoch: ``loss/train_total``, ``loss/train_<m>``, ``loss/val_total``,
+  ``loss/val_<m>``, ``align/retrieval@1_<m>``, ``align/pos_cos_<m>``, ``align/neg_cos_<m>``, ``perf/samples_per_s``;
+- ``history.json`` (the same numbers per epoch), ``alignment.json`` (metrics of the best model),
+  ``latents_pca.png`` (complete vs single-modality latents), ``run.json`` (the config and data it was made from).
+
+Training is deterministic for a given seed on a given device, and a resumed run reaches the same weights as an
+uninterrupted one. An output directory made with a different config or dataset is never overwritten.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from tqdm.auto import tqdm
+
+from gmc_rl import __version__
+from gmc_rl.checkpoint import (
+    CONFIG_FILE,
+    load_gmc,
+    load_training_state,
+    resolve_device,
+    save_gmc,
+    save_training_state,
+)
+from gmc_rl.config import ExperimentConfig, config_hash, to_dict
+from gmc_rl.data import MultimodalDataset, load_dataset
+from gmc_rl.errors import ConfigError
+from gmc_rl.io import ensure_writable_dir, read_json, write_json_atomic
+from gmc_rl.loss import gmc_loss_terms
+from gmc_rl.metrics import evaluate_alignment, plot_latents_pca
+from gmc_rl.model import GMCModel
+
+RUN_FILE = "run.json"
+HISTORY_FILE = "history.json"
+ALIGNMENT_FILE = "alignment.json"
+PCA_FILE = "latents_pca.png"
+LAST_DIR = "last"
+TB_DIR = "tb"
+_FREE_KEYS = ("epochs", "checkpoint_every", "device")
+"""pretrain keys that may change when resuming (more epochs, another device) without changing the run."""
+
+
+def _identity(config: ExperimentConfig, dataset: MultimodalDataset) -> dict[str, Any]:
+    """What decides the trained weights: env, data files and the pretrain section (minus the free keys)."""
+    pretrain = {key: value for key, value in to_dict(config.pretrain).items() if key not in _FREE_KEYS}
+    files = {name: info.get("sha256") for name, info in sorted((dataset.metadata.get("files") or {}).items())}
+    return json.loads(json.dumps({"env_id": dataset.env_id, "data": files, "pretrain": pretrain}))
+
+
+def _differences(old: Any, new: Any, prefix: str = "") -> list[str]:
+    if isinstance(old, dict) and isinstance(new, dict):
+        out = []
+        for key in sorted(set(old) | set(new)):
+            out += _differences(old.get(key), new.get(key), f"{prefix}.{key}" if prefix else key)
+        return out
+    return [] if old == new else [f"{prefix}: {old!r} -> {new!r}"]
+
+
+def _check_out_dir(out_dir: Path, identity: dict[str, Any], resume: bool) -> dict[str, Any] | None:
+    """Validate ``out_dir`` against the run it may hold; return the training state to resume from (or None)."""
+    run_file = out_dir / RUN_FILE
+    if not run_file.is_file():
+        leftovers = [p.name for p in out_dir.iterdir() if not p.name.startswith(".tmp-")] if out_dir.is_dir() else []
+        if leftovers:
+            raise ConfigError(
+                f"output directory {out_dir} is not empty ({sorted(leftovers)[:5]}) and holds no pretraining run; "
+                "choose a new or empty --out"
+            )
+        return None
+    old = read_json(run_file, "pretraining run file").get("identity")
+    diffs = _differences(old, identity)
+    if diffs:
+        raise ConfigError(
+            f"output directory {out_dir} holds a pretraining run made with a different config or dataset "
+            f"({'; '.join(diffs[:6])}); it is not overwritten: choose another --out or delete that directory"
+        )
+    if not resume:
+        tqdm.write(f"{out_dir} holds a run with the same config; starting it over (pass resume to continue it)")
+        return None
+    if not (out_dir / LAST_DIR / "trainer_state.pt").is_file():
+        tqdm.write(f"{out_dir} has no checkpoint yet; starting from epoch 0")
+        return None
+    return load_training_state(out_dir / LAST_DIR)
+
+
+def _train_batches(n: int, batch_size: int, generator: torch.Generator) -> list[torch.Tensor]:
+    """A fresh shuffle into batches; the short last batch is dropped (unless it is the only one)."""
+    batches = list(torch.randperm(n, generator=generator).split(batch_size))
+    if len(batches) > 1 and len(batches[-1]) < batch_size:
+        batches.pop()
+    return batches
+
+
+def pretrain(
+    config: ExperimentConfig,
+    data_dir: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    resume: bool = False,
+    progress: bool = True,
+) -> Path:
+    """Train a GMC model on the dataset in ``data_dir`` with ``config.pretrain``; return ``out_dir``.
+
+    ``resume=True`` continues from ``out_dir/last`` (the epoch count, optimizer and shuffling RNG included); the
+    number of epochs may be raised when resuming. Raises ConfigError if ``out_dir`` holds a run made with another
+    config or dataset, or if the loss becomes non-finite (e.g. a too large learning rate).
+    """
+    settings = config.pretrain
+    dataset = load_dataset(data_dir)
+    if config.env_id != dataset.env_id:
+        raise ConfigError(
+            f"dataset {data_dir} was collected on {dataset.env_id!r} but the config's env_id is {config.env_id!r}; "
+            f"pass --env {dataset.env_id} or the matching --config"
+        )
+    out_dir = Path(out_dir)
+    identity = _identity(config, dataset)
+    state = _check_out_dir(out_dir, identity, resume)
+    ensure_writable_dir(out_dir, "pretraining output directory")
+    write_json_atomic(out_dir / RUN_FILE, {"identity": identity, "experiment": to_dict(config), "data_dir": str(data_dir)})
+
+    device = resolve_device(settings.device)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(settings.seed)
+        model = GMCModel(dataset.specs, settings.model, dataset.normalization)
+    model.to(device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=settings.lr)
+    shuffle = torch.Generator().manual_seed(settings.seed)
+    history: list[dict[str, Any]] = []
+    best_val, start_epoch = math.inf, 0
+    if state is not None:
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        shuffle.set_state(state["shuffle_rng"])
+        history = list(state["history"])
+        best_val, start_epoch = float(state["best_val"]), int(state["epoch"])
+
+    names = model.modalities
+    train_obs = {name: torch.from_numpy(dataset.train[name]).to(device) for name in names}
+    val_obs = {name: torch.from_numpy(dataset.val[name]).to(device) for name in names}
+    n_train = len(dataset.train[names[0]])
+    joints_as_negatives = settings.loss == "joints_as_negatives"
+    provenance = {
+        "env_id": dataset.env_id,
+        "env_kwargs": dataset.metadata.get("env_kwargs", {}),
+        "data_dir": str(data_dir),
+        "data_files": identity["data"],
+        "data_seed": dataset.metadata.get("seed"),
+        "pretrain_seed": settings.seed,
+        "pretrain_config_hash": config_hash(config.pretrain),
+        "loss": settings.loss,
+        "temperature": settings.temperature,
+        "gmc_rl_version": __version__,
+    }
+
+    from torch.utils.tensorboard import SummaryWriter
+
+    writer = SummaryWriter(str(out_dir / TB_DIR), purge_step=start_epoch + 1)
+    per_epoch = len(_train_batches(n_train, settings.batch_size, torch.Generator().manual_seed(0)))
+    remaining = max(0, settings.epochs - start_epoch)
+    bar = tqdm(total=remaining * per_epoch, desc="pretrain", unit="batch", disable=not progress)
+    try:
+        for epoch in range(start_epoch + 1, settings.epochs + 1):
+            bar.set_description(f"pretrain epoch {epoch}/{settings.epochs}")
+            started = time.perf_counter()
+            model.train()
+            sums = torch.zeros(len(names), dtype=torch.float64)
+            batches = _train_batches(n_train, settings.batch_size, shuffle)
+            for index in batches:
+                index = index.to(device)
+                latents, joint = model.latents({name: train_obs[name][index] for name in names})
+                terms = gmc_loss_terms([latents[m] for m in names], joint, settings.temperature, joints_as_negatives)
+                loss = terms.sum()
+                if not torch.isfinite(loss):
+                    raise ConfigError(
+                        f"the GMC loss became {float(loss.detach())} at epoch {epoch}; lower pretrain.lr (now {settings.lr}) "
+                        f"or raise pretrain.temperature (now {settings.temperature})"
+                    )
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                sums += terms.detach().double().cpu()
+                bar.update(1)
+            seconds = time.perf_counter() - started
+            train_terms = (sums / len(batches)).tolist()
+            report = evaluate_alignment(
+                model, val_obs, settings.batch_size, settings.seed, settings.temperature, joints_as_negatives
+            )
+            scalars = {"loss/train_total": sum(train_terms)}
+            scalars.update({f"loss/train_{m}": value for m, value in zip(names, train_terms)})
+            scalars.update(report.scalars())
+            scalars["perf/samples_per_s"] = len(batches) * settings.batch_size / seconds
+            for tag, value in scalars.items():
+                writer.add_scalar(tag, value, epoch)
+            writer.flush()
+            history.append({"epoch": epoch, **scalars, "train_seconds": seconds})
+
+            val_total = float(report.loss_total)
+            if val_total < best_val:
+                best_val = val_total
+                save_gmc(model, out_dir, {**provenance, "epoch": epoch, "val_loss": val_total})
+            if epoch % settings.checkpoint_every == 0 or epoch == settings.epochs:
+                save_gmc(model, out_dir / LAST_DIR, {**provenance, "epoch": epoch, "val_loss": val_total})
+                save_training_state(out_dir / LAST_DIR, {
+                    "epoch": epoch,
+                    "model": model.state_dict(),
+                    "optimizer": optimizer.state_dict(),
+                    "shuffle_rng": shuffle.get_state(),
+                    "history": history,
+                    "best_val": best_val,
+                })
+            write_json_atomic(out_dir / HISTORY_FILE, history)
+            worst_r1 = min(report.retrieval_at_1.values())
+            bar.set_postfix(loss=f"{scalars['loss/train_total']:.3f}", val=f"{val_total:.3f}", r1_min=f"{worst_r1:.2f}")
+    finally:
+        bar.close()
+        writer.close()
+
+    if not (out_dir / CONFIG_FILE).is_file():  # resumed a finished run whose best model was removed
+        save_gmc(model, out_dir, {**provenance, "epoch": start_epoch})
+    best = load_gmc(out_dir, device=str(device))
+    report = evaluate_alignment(best, val_obs, settings.batch_size, settings.seed, settings.temperature, joints_as_negatives)
+    write_json_atomic(out_dir / ALIGNMENT_FILE, {"epoch": best.provenance.get("epoch"), **report.to_json()})
+    plot_latents_pca(best, val_obs, out_dir / PCA_FILE, seed=settings.seed,
+                     title=f"{dataset.env_id}: GMC latents (validation, PCA)")
+    if progress:
+        r1 = ", ".join(f"{m} {v:.3f}" for m, v in report.retrieval_at_1.items())
+        tqdm.write(f"best epoch {best.provenance.get('epoch')}: val loss {report.loss_total:.4f}; "
+                   f"retrieval@1 (batches of {settings.batch_size}): {r1}; saved to {out_dir}")
+    return out_dir
