@@ -21,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import pickle
 import shutil
 import tempfile
 import zipfile
@@ -71,8 +72,9 @@ def load_model_weights(model: BaseAlgorithm, path: str | os.PathLike) -> None:
         raise CheckpointError(f"model file not found: {path}")
     try:
         _, params, variables = load_from_zip_file(path, load_data=False, device=model.device)
-    except (ValueError, zipfile.BadZipFile, RuntimeError, OSError) as exc:
-        raise CheckpointError(f"cannot read model file {path} (corrupted or not an SB3 zip): {exc}") from exc
+    except (ValueError, zipfile.BadZipFile, RuntimeError, OSError, EOFError, pickle.UnpicklingError) as exc:
+        # UnpicklingError: torch.load(weights_only=True) refused an object that is not plain tensors/containers.
+        raise CheckpointError(f"cannot read model file {path} (corrupted, unsafe or not an SB3 zip): {exc}") from exc
     expected = set(model._get_torch_save_params()[0])
     missing = sorted(expected - set(params))
     if missing:

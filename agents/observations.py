@@ -29,6 +29,7 @@ from gymnasium import spaces
 from stable_baselines3.common.monitor import Monitor
 from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv
 
+from gmc_rl.config import check_env_id
 from gmc_rl.errors import ConfigError, ModalityError, suggest
 from gmc_rl.modalities import modality_specs
 
@@ -96,6 +97,7 @@ def make_base_env(env_id: str, env_kwargs: Mapping[str, Any] | None = None) -> g
     """``gym.make(env_id, **env_kwargs)`` wrapped in a ``Monitor``, with a clear error for unknown ids."""
     import envs  # noqa: F401  (registers the gmc_rl ids)
 
+    check_env_id(env_id)  # an unknown id: ConfigError listing the registered gmc_rl ids
     try:
         env = gym.make(env_id, **dict(env_kwargs or {}))
     except gym.error.Error as exc:

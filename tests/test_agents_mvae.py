@@ -24,7 +24,7 @@ from agents.mvae.model import elbo_subsets, kl_to_prior, reconstruction_weights
 from agents.observations import make_method_vec_env
 from gmc_rl.collect import collect
 from gmc_rl.config import ExperimentConfig, ModelConfig, from_dict
-from gmc_rl.errors import CheckpointError, ConfigError, DatasetError, ModalityError
+from gmc_rl.errors import CheckpointError, ConfigError, ModalityError
 from gmc_rl.modalities import modality_specs
 
 ENV = "gmc_rl/PendulumSound-v0"
@@ -202,7 +202,7 @@ def test_pretraining_resume_rules(mvae_dir, dataset, tmp_path):
     with pytest.raises(CheckpointError, match="different pretraining settings"):
         pretrain_mvae(other, dataset, copy, resume=True, progress=False)
     wrong_env = from_dict(ExperimentConfig, {"env_id": "gmc_rl/SensorReach-v0"})
-    with pytest.raises(DatasetError, match="collected on 'gmc_rl/PendulumSound-v0'"):
+    with pytest.raises(ConfigError, match="collected on 'gmc_rl/PendulumSound-v0'"):
         pretrain_mvae(wrong_env, dataset, tmp_path / "x", progress=False)
 
 

@@ -81,15 +81,17 @@ def pretrain_mvae(
     ``config.pretrain.model`` (same encoders and latent size as GMC).
 
     Raises:
-        DatasetError: the dataset is missing, damaged, or was collected on another env than ``config.env_id``.
-        ConfigError: ``out_dir`` already holds an MVAE run and ``resume`` is False.
+        DatasetError: the dataset is missing or damaged.
+        ConfigError: the dataset was collected on another env than ``config.env_id``, or ``out_dir`` already holds
+            an MVAE run and ``resume`` is False.
         CheckpointError: the resume state is damaged or belongs to a different config.
     """
     settings = config.pretrain
     dataset = load_dataset(data_dir)
     if dataset.env_id != config.env_id:
-        raise DatasetError(
-            f"dataset {data_dir} was collected on {dataset.env_id!r}, but the config's env_id is {config.env_id!r}"
+        raise ConfigError(
+            f"dataset {data_dir} was collected on {dataset.env_id!r}, but the config's env_id is {config.env_id!r}; "
+            f"pass --env {dataset.env_id} or the matching --config"
         )
     out_dir = Path(out_dir)
     last = out_dir / LAST_DIR
@@ -97,8 +99,10 @@ def pretrain_mvae(
         raise ConfigError(f"{out_dir} already holds an MVAE run; pass resume=True (--resume) or choose a new directory")
     ensure_writable_dir(out_dir, "MVAE output directory")
     device = resolve_device(settings.device)
-    torch.manual_seed(settings.seed)
-    model = MVAEModel(dataset.specs, settings.model, dataset.normalization).to(device)
+    with torch.random.fork_rng(devices=[]):  # seed the initialisation without touching the caller's RNG
+        torch.manual_seed(settings.seed)
+        model = MVAEModel(dataset.specs, settings.model, dataset.normalization)
+    model.to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=settings.lr)
     # What a resumed run must share with the interrupted one (epochs may grow, device and save interval may change).
     fixed = {k: v for k, v in to_dict(settings).items() if k not in ("epochs", "checkpoint_every", "device")}
@@ -163,7 +167,8 @@ def pretrain_mvae(
             train_loss = total / count
             val_loss = _evaluate(model, val, batch_size) if len(val[names[0]]) else train_loss
             if not (math.isfinite(train_loss) and math.isfinite(val_loss)):
-                raise DatasetError(f"MVAE loss became non-finite at epoch {epoch + 1} (train {train_loss}, val {val_loss})")
+                raise ConfigError(f"MVAE loss became non-finite at epoch {epoch + 1} (train {train_loss}, val "
+                                  f"{val_loss}); lower pretrain.lr (--lr)")
             record = {"epoch": epoch + 1, "train_loss": train_loss, "val_loss": val_loss, "beta": beta,
                       "seconds": time.perf_counter() - began, **{k: v / count for k, v in parts.items()}}
             history.append(record)
