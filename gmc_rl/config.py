@@ -15,6 +15,8 @@ import argparse
 import copy
 import dataclasses
 import json
+import math
+import numbers
 import os
 import typing
 from dataclasses import dataclass, field
@@ -32,6 +34,31 @@ def _require(condition: bool, key: str, message: str) -> None:
         raise ConfigError(f"config key {key!r}: {message}")
 
 
+def _check_fields(config: Any, section: str) -> None:
+    """Type-check (and normalise) every field of a config dataclass built directly in Python.
+
+    YAML and flags go through :func:`from_dict`, which checks types already; this gives code that builds
+    ``PretrainConfig(epochs="3")`` or passes ``numpy.int64`` the same clear :class:`ConfigError` (or conversion).
+    """
+    hints = typing.get_type_hints(type(config))
+    for f in dataclasses.fields(config):
+        key = f"{section}.{f.name}" if section else f.name
+        annotation = hints[f.name]
+        value = getattr(config, f.name)
+        if dataclasses.is_dataclass(annotation):
+            if isinstance(value, dict):
+                value = from_dict(annotation, value, key)
+            _require(isinstance(value, annotation), key,
+                     f"must be a {annotation.__name__} (or a mapping of its keys), got {type(value).__name__}")
+        else:
+            value = _convert(value, annotation, key)
+        object.__setattr__(config, f.name, value)
+
+
+def _check_seed(value: int, key: str) -> None:
+    _require(0 <= value < 2**32, key, f"must be an integer in [0, 2**32), got {value}")
+
+
 @dataclass
 class CollectConfig:
     """Data collection: rollouts of a behaviour policy, split into train and validation sets."""
@@ -47,9 +74,11 @@ class CollectConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
+        _check_fields(self, "collect")
         _require(self.steps > 0, "collect.steps", f"must be a positive number of transitions, got {self.steps}")
         _require(0.0 < self.val_fraction < 1.0, "collect.val_fraction", f"must be in (0, 1), got {self.val_fraction}")
         _require(self.n_envs > 0, "collect.n_envs", f"must be positive, got {self.n_envs}")
+        _check_seed(self.seed, "collect.seed")
 
 
 @dataclass
@@ -69,6 +98,7 @@ class ModelConfig:
     """Activation: "silu" (Swish, as the paper), "relu", "tanh" or "elu"."""
 
     def __post_init__(self) -> None:
+        _check_fields(self, "pretrain.model")
         for key in ("latent_dim", "common_dim", "head_hidden"):
             value = getattr(self, key)
             _require(value > 0, f"pretrain.model.{key}", f"must be positive, got {value}")
@@ -99,6 +129,7 @@ class PretrainConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
 
     def __post_init__(self) -> None:
+        _check_fields(self, "pretrain")
         _require(self.epochs > 0, "pretrain.epochs", f"must be positive, got {self.epochs}")
         _require(self.batch_size > 1, "pretrain.batch_size", f"must be at least 2 (contrastive negatives), got {self.batch_size}")
         _require(self.lr > 0, "pretrain.lr", f"must be positive, got {self.lr}")
@@ -106,6 +137,7 @@ class PretrainConfig:
         valid = ("gmc", "joints_as_negatives")
         _require(self.loss in valid, "pretrain.loss", f"unknown loss {self.loss!r}; valid: {list(valid)}.{suggest(self.loss, valid)}")
         _require(self.checkpoint_every > 0, "pretrain.checkpoint_every", f"must be positive, got {self.checkpoint_every}")
+        _check_seed(self.seed, "pretrain.seed")
         _require(self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:"), "pretrain.device",
                  f"must be 'auto', 'cpu' or 'cuda[:N]', got {self.device!r}")
 
@@ -128,6 +160,7 @@ class AgentConfig:
     device: str = "auto"
 
     def __post_init__(self) -> None:
+        _check_fields(self, "agent")
         valid = ("sac", "td3", "ddpg", "ppo", "a2c", "dqn")
         _require(self.algo in valid, "agent.algo", f"unknown algorithm {self.algo!r}; valid: {list(valid)}.{suggest(self.algo, valid)}")
         _require(self.total_timesteps > 0, "agent.total_timesteps", f"must be positive, got {self.total_timesteps}")
@@ -154,6 +187,7 @@ class EvaluateConfig:
     """Also write an MP4/GIF of one episode per condition."""
 
     def __post_init__(self) -> None:
+        _check_fields(self, "evaluate")
         _require(self.episodes > 0, "evaluate.episodes", f"must be positive, got {self.episodes}")
         _require(self.n_envs > 0, "evaluate.n_envs", f"must be positive, got {self.n_envs}")
 
@@ -176,11 +210,18 @@ class ExperimentConfig:
     evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
 
     def __post_init__(self) -> None:
+        _check_fields(self, "")
+        _require(bool(self.name.strip()), "name", "must be a non-empty string (it names the run directory)")
+        _require(bool(self.env_id.strip()), "env_id", "must be a registered Gymnasium id such as 'gmc_rl/PendulumSound-v0'")
         _require(bool(self.seeds), "seeds", "must list at least one seed")
+        for i, seed in enumerate(self.seeds):
+            _check_seed(seed, f"seeds[{i}]")
+        _require(len(set(self.seeds)) == len(self.seeds), "seeds", f"lists a seed twice: {self.seeds}")
         valid = ("gmc", "raw", "mvae", "state")
         _require(bool(self.methods), "methods", f"must list at least one of {list(valid)}")
         for method in self.methods:
             _require(method in valid, "methods", f"unknown method {method!r}; valid: {list(valid)}.{suggest(method, valid)}")
+        _require(len(set(self.methods)) == len(self.methods), "methods", f"lists a method twice: {self.methods}")
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -202,10 +243,12 @@ def _convert(value: Any, annotation: Any, key: str) -> Any:
         _require(isinstance(value, bool), key, f"must be true or false, got {value!r}")
         return value
     if annotation is int:
-        _require(isinstance(value, int) and not isinstance(value, bool), key, f"must be an integer, got {value!r}")
-        return value
+        _require(isinstance(value, numbers.Integral) and not isinstance(value, bool), key,
+                 f"must be an integer, got {value!r}")
+        return int(value)
     if annotation is float:
-        _require(isinstance(value, (int, float)) and not isinstance(value, bool), key, f"must be a number, got {value!r}")
+        _require(isinstance(value, numbers.Real) and not isinstance(value, bool), key, f"must be a number, got {value!r}")
+        _require(math.isfinite(float(value)), key, f"must be a finite number, got {value!r}")
         return float(value)
     if annotation is str:
         _require(isinstance(value, str), key, f"must be a string, got {value!r}")
@@ -216,6 +259,7 @@ def _convert(value: Any, annotation: Any, key: str) -> Any:
         return [_convert(item, item_type, f"{key}[{i}]") for i, item in enumerate(value)]
     if origin is dict:
         _require(isinstance(value, dict), key, f"must be a mapping, got {value!r}")
+        _require(all(isinstance(k, str) for k in value), key, f"must be a mapping with string keys, got {value!r}")
         return copy.deepcopy(dict(value))
     raise TypeError(f"unsupported config annotation {annotation!r} for {key}")  # pragma: no cover
 
@@ -258,16 +302,80 @@ def config_hash(config: Any) -> str:
 def load_config(path: str | os.PathLike) -> ExperimentConfig:
     """Load an :class:`ExperimentConfig` from a YAML file (safe loader; unknown keys are errors)."""
     path = Path(path)
+    if path.is_dir():
+        raise ConfigError(f"config path {path} is a directory; pass a YAML file such as experiments/quick.yaml")
     if not path.is_file():
         raise FileNotFoundError(f"config file not found: {path}")
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as exc:
         raise ConfigError(f"config file {path} is not valid YAML: {exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"config file {path} is not UTF-8 text ({exc}); pass a YAML file") from exc
     try:
         return from_dict(ExperimentConfig, data)
     except ConfigError as exc:
         raise ConfigError(f"{path}: {exc}") from exc
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Checks that need more than the config itself (the env registry, the size of a dataset).
+
+ENV_PACKAGE = "envs"
+"""The project's environment package; importing it registers the ``gmc_rl/`` ids."""
+
+
+def registered_env_ids(prefix: str = "gmc_rl/") -> list[str]:
+    """Sorted Gymnasium ids starting with ``prefix`` (after importing the project's env package)."""
+    import importlib
+
+    import gymnasium as gym
+
+    try:
+        importlib.import_module(ENV_PACKAGE)
+    except ImportError:  # pragma: no cover - installed without the envs package
+        pass
+    return sorted(name for name in gym.registry if name.startswith(prefix))
+
+
+def check_env_id(env_id: str, key: str = "env_id") -> None:
+    """Raise :class:`ConfigError` unless Gymnasium can make ``env_id``; the message lists the ``gmc_rl/`` ids.
+
+    Ids of the form ``"module:Name-v0"`` (Gymnasium's syntax for "import module, then make Name-v0") are
+    accepted when the module imports and registers the name.
+    """
+    import importlib
+
+    import gymnasium as gym
+
+    if not isinstance(env_id, str) or not env_id.strip():
+        raise ConfigError(f"config key {key!r}: must be a registered Gymnasium id (a string), got {env_id!r}")
+    ours = registered_env_ids()
+    name = env_id
+    if ":" in env_id:
+        module, _, name = env_id.partition(":")
+        try:
+            importlib.import_module(module)
+        except ImportError as exc:
+            raise ConfigError(f"config key {key!r}: cannot import module {module!r} of env id {env_id!r}: {exc}") from exc
+    if name not in gym.registry:
+        raise ConfigError(
+            f"config key {key!r}: environment id {env_id!r} is not registered; registered gmc_rl ids: {ours}."
+            f"{suggest(name, list(gym.registry))}"
+        )
+
+
+def check_batch_size(batch_size: int, n_samples: int, key: str, source: str) -> None:
+    """Raise :class:`ConfigError` if ``batch_size`` (config key ``key``) exceeds the ``n_samples`` of ``source``.
+
+    A larger batch would silently shrink to the whole dataset, which changes what the contrastive loss compares
+    (fewer negatives than configured); asking for a smaller batch or more data is the honest fix.
+    """
+    if n_samples < batch_size:
+        raise ConfigError(
+            f"config key {key!r}: batch size {batch_size} is larger than the {n_samples} samples of {source}; "
+            f"lower {key} to at most {n_samples} or collect more data (collect.steps)"
+        )
 
 
 def default_config_path() -> Path:

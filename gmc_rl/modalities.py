@@ -64,12 +64,32 @@ class ModalitySpec:
         )
 
 
+RESERVED_CHARACTERS = "+:"
+"""Characters a modality name may not contain: evaluation conditions use them ("image+sound", "noise:image:0.1")."""
+
+
+def _check_name(name: Any) -> None:
+    if not isinstance(name, str) or not name:
+        raise ModalityError(f"modality names must be non-empty strings, got {name!r}")
+    bad = [c for c in RESERVED_CHARACTERS if c in name]
+    if bad:
+        raise ModalityError(
+            f"modality name {name!r} contains {bad}, which evaluation conditions use as separators "
+            f"('image+sound', 'noise:image:0.1'); rename that key of the Dict observation space"
+        )
+
+
 def _spec_from_box(name: str, box: spaces.Space) -> ModalitySpec:
+    _check_name(name)
     if not isinstance(box, spaces.Box):
         raise ModalityError(
             f"modality {name!r} has space {box}; gmc-rl supports only Box modalities (images or vectors)"
         )
+    if int(np.prod(box.shape)) == 0:
+        raise ModalityError(f"modality {name!r} has the empty shape {box.shape}; a sensor must give at least one value")
     dtype = np.dtype(box.dtype)
+    if not (np.issubdtype(dtype, np.number) or dtype == np.bool_):
+        raise ModalityError(f"modality {name!r} has dtype {dtype}; gmc-rl supports numeric Box modalities")
     kind = "image" if dtype == np.uint8 and len(box.shape) == 3 else "vector"
     low = float(np.min(box.low)) if box.low.size else 0.0
     high = float(np.max(box.high)) if box.high.size else 0.0
@@ -80,7 +100,8 @@ def modality_specs(space: spaces.Space) -> dict[str, ModalitySpec]:
     """Return the modalities of a ``Dict`` observation space, in the space's key order.
 
     Raises:
-        ModalityError: if the space is not a ``Dict``, has fewer than two modalities, or a modality is not a Box.
+        ModalityError: if the space is not a ``Dict``, has fewer than two modalities, a modality is not a Box (or
+            has no values, or a non-numeric dtype), or a name is not a string or contains ``+`` or ``:``.
     """
     if not isinstance(space, spaces.Dict):
         raise ModalityError(
