@@ -39,7 +39,7 @@ from gmc_rl.data import (
     write_dataset,
 )
 from gmc_rl.errors import ConfigError, DatasetError, ModalityError, suggest
-from gmc_rl.io import ensure_writable_dir
+from gmc_rl.io import check_sb3_spaces, ensure_writable_dir, load_sb3_zip
 from gmc_rl.modalities import modality_specs
 
 _SB3_ALGOS = ("ppo", "a2c", "sac", "td3", "ddpg", "dqn")
@@ -79,11 +79,12 @@ def _algo_candidates(path: Path) -> list[str]:
     return likely + [algo for algo in _SB3_ALGOS if algo not in likely]
 
 
-def load_behaviour_policy(policy: str, observation_space: gym.Space) -> Any | None:
+def load_behaviour_policy(policy: str, observation_space: gym.Space, action_space: gym.Space) -> Any | None:
     """None for ``"random"``; else the SB3 model of ``"[algo:]path.zip"`` (anything with ``predict``).
 
     The algorithm is read from the prefix if given, otherwise guessed from the saved policy class. The model's
-    observation space must equal the env's (a GMC-latent agent cannot act on raw Dict observations).
+    observation space must equal the env's (a GMC-latent agent cannot act on raw Dict observations). The zip is
+    read with :func:`gmc_rl.io.load_sb3_zip`, which never unpickles what the file holds.
     """
     if policy == "random":
         return None
@@ -93,20 +94,21 @@ def load_behaviour_policy(policy: str, observation_space: gym.Space) -> Any | No
     path = Path(file)
     if not path.is_file():
         raise ConfigError(f"collect.policy must be 'random' or the path of an SB3 .zip ([algo:]path); {file!r} does not exist")
+    try:
+        check_sb3_spaces(path, observation_space, action_space)
+    except ValueError as exc:
+        raise ConfigError(
+            f"collect.policy {file!r}: {exc}; collection needs a policy acting on the env's raw Dict observations"
+        ) from exc
     errors = []
     for name in [algo.lower()] if algo else _algo_candidates(path):
         try:
-            model = getattr(stable_baselines3, name.upper()).load(path, device="cpu")
+            model = load_sb3_zip(path, getattr(stable_baselines3, name.upper()), observation_space, action_space)
             break
         except Exception as exc:  # SB3 raises many types for a zip of another algorithm
             errors.append(f"{name}: {exc}")
     else:
         raise ConfigError(f"cannot load collect.policy {file!r} as an SB3 model: {'; '.join(errors)}")
-    if model.observation_space != observation_space:
-        raise ConfigError(
-            f"collect.policy {file!r} was trained on observations {model.observation_space}, but the env emits "
-            f"{observation_space}; collection needs a policy acting on the env's raw Dict observations"
-        )
     return model
 
 
@@ -175,7 +177,7 @@ def collect(config: ExperimentConfig, out_dir: str | os.PathLike, overwrite: boo
         clash = [name for name in specs if name in TRANSITION_KEYS]
         if clash:
             raise ModalityError(f"modality names {clash} clash with the dataset's reserved arrays {list(TRANSITION_KEYS)}")
-        policy = load_behaviour_policy(settings.policy, venv.observation_space)
+        policy = load_behaviour_policy(settings.policy, venv.observation_space, venv.action_space)
         action_space = venv.action_space
         action_space.seed(settings.seed)
 
