@@ -289,12 +289,13 @@ def run_pipeline(config: ExperimentConfig, run_dir: str | os.PathLike, *, update
     """
     from gmc_rl.results import build_results, load_results, pool_runs, write_results
 
+    # The env and the conditions are checked before anything is written, so a typo leaves no run directory.
+    modalities = env_modalities(config.env_id, config.env_kwargs)
+    conditions = resolve_conditions(config.evaluate.conditions, modalities)
     run_dir = prepare_run_dir(config, run_dir, update=update)
     methods, seeds = list(config.methods), [int(s) for s in config.seeds]
     log(f"gmc-rl pipeline: {config.name} on {config.env_id}; methods {methods}, seeds {seeds}; run dir {run_dir}")
     env = {"env_id": config.env_id, "env_kwargs": config.env_kwargs}
-    modalities = env_modalities(config.env_id, config.env_kwargs)
-    conditions = resolve_conditions(config.evaluate.conditions, modalities)
 
     # 1. Data and encoders (only for the methods that read an encoder).
     encoders: dict[str, tuple[Path, str]] = {}
