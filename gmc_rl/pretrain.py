@@ -41,7 +41,7 @@ from gmc_rl.checkpoint import (
     save_gmc,
     save_training_state,
 )
-from gmc_rl.config import ExperimentConfig, config_hash, to_dict
+from gmc_rl.config import ExperimentConfig, check_batch_size, config_hash, to_dict
 from gmc_rl.data import MultimodalDataset, load_dataset
 from gmc_rl.errors import ConfigError
 from gmc_rl.io import ensure_writable_dir, read_json, write_json_atomic
@@ -130,6 +130,8 @@ def pretrain(
             f"dataset {data_dir} was collected on {dataset.env_id!r} but the config's env_id is {config.env_id!r}; "
             f"pass --env {dataset.env_id} or the matching --config"
         )
+    check_batch_size(settings.batch_size, len(dataset.train["rewards"]), "pretrain.batch_size",
+                     f"the training split of dataset {data_dir}")
     out_dir = Path(out_dir)
     identity = _identity(config, dataset)
     state = _check_out_dir(out_dir, identity, resume)
