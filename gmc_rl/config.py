@@ -338,11 +338,12 @@ def registered_env_ids(prefix: str = "gmc_rl/") -> list[str]:
     return sorted(name for name in gym.registry if name.startswith(prefix))
 
 
-def check_env_id(env_id: str, key: str = "env_id") -> None:
+def check_env_id(env_id: str, key: str = "env_id", env_kwargs: dict[str, Any] | None = None) -> None:
     """Raise :class:`ConfigError` unless Gymnasium can make ``env_id``; the message lists the ``gmc_rl/`` ids.
 
     Ids of the form ``"module:Name-v0"`` (Gymnasium's syntax for "import module, then make Name-v0") are
-    accepted when the module imports and registers the name.
+    accepted when the module imports and registers the name. ``env_kwargs``, if given, are checked by
+    :func:`check_env_kwargs`.
     """
     import importlib
 
@@ -362,6 +363,43 @@ def check_env_id(env_id: str, key: str = "env_id") -> None:
         raise ConfigError(
             f"config key {key!r}: environment id {env_id!r} is not registered; registered gmc_rl ids: {ours}."
             f"{suggest(name, list(gym.registry))}"
+        )
+    check_env_kwargs(env_id, env_kwargs)
+
+
+_MAKE_KWARGS = ("max_episode_steps", "disable_env_checker", "render_mode")
+"""Keyword arguments ``gymnasium.make`` accepts for every env."""
+
+
+def check_env_kwargs(env_id: str, env_kwargs: Any, key: str = "env_kwargs") -> None:
+    """Raise :class:`ConfigError` if ``env_kwargs`` has a key the env's constructor does not take (listing those it takes).
+
+    Envs whose constructor takes ``**kwargs`` (or whose entry point cannot be inspected) accept anything here.
+    """
+    import inspect
+
+    import gymnasium as gym
+    from gymnasium.envs.registration import load_env_creator
+
+    if env_kwargs is None:
+        return
+    if not isinstance(env_kwargs, dict) or not all(isinstance(k, str) for k in env_kwargs):
+        raise ConfigError(f"config key {key!r}: must be a mapping of keyword arguments, got {env_kwargs!r}")
+    name = env_id.partition(":")[2] if ":" in env_id else env_id
+    try:
+        entry = gym.spec(name).entry_point
+        creator = load_env_creator(entry) if isinstance(entry, str) else entry
+        parameters = inspect.signature(creator).parameters.values()
+    except Exception:  # an entry point that cannot be loaded or inspected: gymnasium.make will report it
+        return
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters):
+        return
+    valid = sorted({p.name for p in parameters if p.name != "self"} | set(_MAKE_KWARGS))
+    unknown = [k for k in env_kwargs if k not in valid]
+    if unknown:
+        raise ConfigError(
+            f"config key {key!r}: {env_id!r} takes no keyword argument {unknown[0]!r}; valid: {valid}."
+            f"{suggest(unknown[0], valid)}"
         )
 
 
