@@ -26,7 +26,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from gmc_rl import __version__
-from gmc_rl.config import ExperimentConfig, to_dict
+from gmc_rl.config import ExperimentConfig, check_env_kwargs, to_dict
 from gmc_rl.data import (
     FORMAT,
     FORMAT_VERSION,
@@ -58,8 +58,9 @@ def check_env_id(env_id: str) -> None:
 
 
 def make_env_fns(env_id: str, env_kwargs: dict[str, Any], n_envs: int) -> list[Callable[[], gym.Env]]:
-    """Factories of ``n_envs`` copies of the env (for a VecEnv), after checking that the id exists."""
+    """Factories of ``n_envs`` copies of the env (for a VecEnv), after checking the id and the keyword arguments."""
     check_env_id(env_id)
+    check_env_kwargs(env_id, env_kwargs)
     return [lambda: gym.make(env_id, **env_kwargs) for _ in range(n_envs)]
 
 
