@@ -3,7 +3,8 @@
 :func:`build_algorithm` turns a plain mapping (a section of an experiment YAML) into an SB3 algorithm:
 
 - ``policy`` is chosen from the observation space (``MlpPolicy`` for a ``Box``, ``MultiInputPolicy`` for a
-  ``Dict``) unless the hyperparameters name one;
+  ``Dict``) unless the hyperparameters name one; a ``Dict`` with images smaller than NatureCNN's 36x36 gets
+  :class:`agents.extractors.MultimodalExtractor`;
 - ``policy_kwargs.activation_fn`` may be a name (``relu``, ``tanh``, ``silu``, ``elu``, ``leaky_relu``);
 - ``action_noise`` (td3, ddpg, sac) is a mapping such as ``{type: ornstein_uhlenbeck, sigma: 0.2}``, turned into
   the SB3 noise object (optionally decaying, see :class:`DecayingActionNoise`);
@@ -37,6 +38,7 @@ from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.noise import ActionNoise, NormalActionNoise, OrnsteinUhlenbeckActionNoise
 from torch import nn
 
+from agents.extractors import MultimodalExtractor, needs_small_cnn
 from gmc_rl.errors import ConfigError, suggest
 
 ALGORITHMS: dict[str, type[BaseAlgorithm]] = {
@@ -294,6 +296,9 @@ def build_algorithm(
     check_action_space(algo, env.action_space)
     params = resolve_hyperparams(algo, hyperparams, env.action_space)
     policy = params.pop("policy", None) or default_policy(env.observation_space)
+    if policy == "MultiInputPolicy" and needs_small_cnn(env.observation_space):
+        kwargs = params.setdefault("policy_kwargs", {})
+        kwargs.setdefault("features_extractor_class", MultimodalExtractor)
     try:
         return cls(policy, env, seed=seed, tensorboard_log=tensorboard_log, device=device, verbose=verbose, **params)
     except (TypeError, AssertionError) as exc:

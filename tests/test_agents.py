@@ -84,7 +84,7 @@ def test_unknown_method_and_condition():
         make_method_vec_env("gcm", ENV)
     with pytest.raises(ModalityError, match="unknown modality 'imag'"):
         make_method_vec_env("raw", ENV, condition="imag")
-    with pytest.raises(ConfigError, match="cannot make env 'gmc_rl/PendulumSond-v0'.*PendulumSound"):
+    with pytest.raises(ConfigError, match="'gmc_rl/PendulumSond-v0' is not registered.*PendulumSound"):
         make_method_vec_env("raw", "gmc_rl/PendulumSond-v0")
     with pytest.raises(ConfigError, match="needs an encoder"):
         make_method_vec_env("gmc", ENV)
@@ -268,6 +268,20 @@ def test_raw_agent_on_dict_observations(tmp_path):
     obs = venv.reset()
     assert set(obs) == {"image", "sound"} and not obs["sound"].any()
     assert agent.predict(obs).shape == (2, 1)
+    venv.close()
+
+
+def test_raw_dqn_agent_on_three_modalities(tmp_path):
+    config = from_dict(ExperimentConfig, {"env_id": "gmc_rl/CartPoleSensors-v0", "agent": {
+        "algo": "dqn", "total_timesteps": 100, "eval_freq": 0, "checkpoint_freq": 50, "device": "cpu",
+        "hyperparams": {"learning_starts": 80, "batch_size": 8, "buffer_size": 200}}})
+    agent = load_agent(train_agent(config, "raw", 0, tmp_path / "raw", progress_bar=False))
+    assert agent.modalities == ["image", "joints", "sound"]
+    venv = agent.make_vec_env("image+joints", n_envs=2, seed=0)
+    obs = venv.reset()
+    assert not obs["sound"].any() and obs["joints"].any()
+    actions = agent.predict(obs)
+    assert actions.shape == (2,) and set(actions.tolist()) <= {0, 1}
     venv.close()
 
 

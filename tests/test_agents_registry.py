@@ -11,6 +11,7 @@ from stable_baselines3.common.policies import MultiInputActorCriticPolicy
 from stable_baselines3.common.torch_layers import CombinedExtractor
 from torch import nn
 
+from agents.extractors import MultimodalExtractor, SmallCNN
 from agents.registry import ALGORITHMS, DecayingActionNoise, build_algorithm, make_action_noise, resolve_hyperparams
 from gmc_rl.errors import ConfigError
 
@@ -84,6 +85,19 @@ def test_dict_observations_get_multi_input_policy():
     assert isinstance(model.policy, MultiInputActorCriticPolicy)
     assert isinstance(model.policy.features_extractor, CombinedExtractor)
     assert "NatureCNN" in type(model.policy.features_extractor.extractors["image"]).__name__
+
+
+def test_small_images_get_a_small_cnn():
+    class Small(_DictEnv):
+        observation_space = spaces.Dict({"image": spaces.Box(0, 255, (2, 20, 20), np.uint8),
+                                         "sound": spaces.Box(-1, 1, (2, 3, 2), np.float32)})
+
+    model = build_algorithm("ppo", Small(), {"n_steps": 16, "batch_size": 16}, seed=0, tensorboard_log=None,
+                            device="cpu")
+    extractor = model.policy.features_extractor
+    assert isinstance(extractor, MultimodalExtractor)
+    assert isinstance(extractor.extractors["image"], SmallCNN) and extractor.features_dim == 256 + 12
+    model.learn(32)  # forward and backward passes work on 20x20 images
 
 
 def test_box_observations_get_mlp_policy(pendulum):
