@@ -142,7 +142,8 @@ class PendulumSoundEnv(MultimodalSensors, PendulumEnv):
         self.receivers.hear(position, velocity, frames["sound"])
 
     def _extra_info(self) -> dict[str, Any]:
-        return {"angle": float(angle_normalize(self.state[0])), "angular_velocity": float(self.state[1])}
+        theta = float(self.state[0])
+        return {"angle": (theta + math.pi) % (2 * math.pi) - math.pi, "angular_velocity": float(self.state[1])}
 
     def render(self) -> np.ndarray | None:
         """A colour ``(360, 560, 3)`` frame for people: the scene with receivers, the sound bars and the numbers."""

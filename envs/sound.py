@@ -160,31 +160,42 @@ class DopplerReceivers:
         """Band ``(f_low, f_high)`` of heard frequencies in Hz; scaled frequency 0 and 1."""
         self.amplitude_range = np.stack([1.0 / bounds[:, 1] ** 2, 1.0 / bounds[:, 0] ** 2], axis=1)
         """``(R, 2)`` per-receiver amplitude band; scaled amplitude 0 and 1."""
-        # Per-receiver constants as Python floats: for 2-8 receivers plain float arithmetic is several times
-        # faster than NumPy calls on tiny arrays, and hear() runs at every environment step.
+        # per-receiver constants as Python floats for _readings()
+        amp_low, amp_high = self.amplitude_range[:, 0], self.amplitude_range[:, 1]
         self._receivers = [
-            (float(x), float(y), float(lo) ** 2, float(hi) ** 2)
-            for (x, y), (lo, hi) in zip(self.positions, bounds)
+            (float(x), float(y), float(lo) ** 2, float(hi) ** 2, float(a_lo), 1.0 / float(a_hi - a_lo))
+            for (x, y), (lo, hi), a_lo, a_hi in zip(self.positions, bounds, amp_low, amp_high)
         ]
         self._freq_low = self.frequency_range[0]
         self._freq_scale = 1.0 / (self.frequency_range[1] - self.frequency_range[0])
-        self._amp_low = [float(a) for a in self.amplitude_range[:, 0]]
-        self._amp_scale = [float(s) for s in 1.0 / (self.amplitude_range[:, 1] - self.amplitude_range[:, 0])]
 
     @property
     def n_receivers(self) -> int:
         """Number of receivers ``R``."""
         return int(self.positions.shape[0])
 
-    def _physical(self, px: float, py: float, vx: float, vy: float) -> list[tuple[float, float]]:
-        """Heard ``(frequency in Hz, amplitude)`` per receiver, with saturation of radial speed and distance."""
+    def _readings(self, px: float, py: float, vx: float, vy: float, scaled: bool) -> list[tuple[float, float]]:
+        """Per receiver ``(frequency, amplitude)``: in Hz and ``1/d**2``, or scaled to ``[0, 1]`` if ``scaled``.
+
+        Radial speed and distance saturate at their bounds. Plain float arithmetic: for a handful of receivers it is
+        several times faster than NumPy calls on tiny arrays, and this runs at every environment step.
+        """
         f_c, c, v_max = self.frequency * self.sound_speed, self.sound_speed, self.max_source_speed
+        f_low, f_scale = self._freq_low, self._freq_scale
         readings = []
-        for rx, ry, d_sq_min, d_sq_max in self._receivers:
+        for rx, ry, d_sq_min, d_sq_max, a_low, a_scale in self._receivers:
             dx, dy = rx - px, ry - py
             d_sq = dx * dx + dy * dy
-            radial = min(max((dx * vx + dy * vy) / (math.sqrt(d_sq) or 1.0), -v_max), v_max)  # towards the receiver
-            readings.append((f_c / (c - radial), 1.0 / min(max(d_sq, d_sq_min), d_sq_max)))
+            radial = (dx * vx + dy * vy) / (math.sqrt(d_sq) or 1.0)  # source speed towards the receiver
+            radial = v_max if radial > v_max else -v_max if radial < -v_max else radial
+            d_sq = d_sq_min if d_sq < d_sq_min else d_sq_max if d_sq > d_sq_max else d_sq
+            freq, amp = f_c / (c - radial), 1.0 / d_sq
+            if scaled:
+                freq, amp = (freq - f_low) * f_scale, (amp - a_low) * a_scale
+                # rounding at the exact bounds must not leave [0, 1]
+                freq = 0.0 if freq < 0.0 else 1.0 if freq > 1.0 else freq
+                amp = 0.0 if amp < 0.0 else 1.0 if amp > 1.0 else amp
+            readings.append((freq, amp))
         return readings
 
     def measure(self, position: Sequence[float], velocity: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
@@ -193,7 +204,7 @@ class DopplerReceivers:
         Radial speeds beyond ``max_source_speed`` and distances outside ``distance_bounds`` saturate.
         """
         (px, py), (vx, vy) = position, velocity
-        readings = np.array(self._physical(float(px), float(py), float(vx), float(vy)))
+        readings = np.array(self._readings(float(px), float(py), float(vx), float(vy), scaled=False))
         return readings[:, 0], readings[:, 1]
 
     def scale_frequency(self, frequency_hz: np.ndarray | float) -> np.ndarray:
@@ -211,9 +222,5 @@ class DopplerReceivers:
         Pass Python floats (not NumPy scalars) for speed: this runs at every environment step.
         """
         (px, py), (vx, vy) = position, velocity
-        f_low, f_scale = self._freq_low, self._freq_scale
-        rows = []
-        for (freq, amp), a_low, a_scale in zip(self._physical(px, py, vx, vy), self._amp_low, self._amp_scale):
-            rows.append((min(max((freq - f_low) * f_scale, 0.0), 1.0), min(max((amp - a_low) * a_scale, 0.0), 1.0)))
-        out[:] = rows
+        out[:] = self._readings(px, py, vx, vy, scaled=True)
         return out

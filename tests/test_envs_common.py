@@ -106,3 +106,21 @@ def test_import_registers_every_id_once():
         importlib.reload(envs)
     for env_id in ENV_IDS:
         assert env_id.startswith("gmc_rl/") and gym.spec(env_id).max_episode_steps is not None
+
+
+def test_fresh_process_makes_module_prefixed_id_without_importing_envs():
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    code = (
+        "import sys, gymnasium as gym\n"
+        "assert 'envs' not in sys.modules\n"
+        "env = gym.make('envs:gmc_rl/PendulumSound-v0')\n"
+        "obs, _ = env.reset(seed=0)\n"
+        "print(env.spec.id, obs['image'].shape)\n"
+    )
+    root = Path(__file__).resolve().parents[1]
+    result = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["gmc_rl/PendulumSound-v0", "(2,", "60,", "60)"]
