@@ -250,5 +250,11 @@ def load_dataset(path: str | os.PathLike) -> MultimodalDataset:
                     f"{file}: array {name!r} is {array.dtype.name}{list(array.shape)}, metadata says "
                     f"{expected['dtype']}{list(shape)}"
                 )
+        expected_sha = ((metadata.get("files") or {}).get(file.name) or {}).get("sha256")
+        if expected_sha is not None and file_sha256(file) != expected_sha:
+            raise DatasetError(
+                f"{file} does not match the SHA-256 recorded in {METADATA_FILE}: the file was modified or replaced "
+                "after collection; collect the dataset again"
+            )
         splits[split] = {name: arrays[name] for name in layout}
     return MultimodalDataset(directory, metadata, specs, splits["train"], splits["val"])
