@@ -301,17 +301,17 @@ def run_pipeline(config: ExperimentConfig, run_dir: str | os.PathLike, *, update
     encoders: dict[str, tuple[Path, str]] = {}
     if any(m in ENCODER_METHODS for m in methods):
         data = Stage(run_dir, "collect", run_dir / "data", {**env, "collect": to_dict(config.collect)})
-        _run_stage(data, log, "collect", lambda resume: _collect(config, data.output), resumable=False)
+        _run_stage(data, log, "collect", lambda resume: _collect(config, data.output, progress), resumable=False)
         if "gmc" in methods:
             gmc = Stage(run_dir, "pretrain", run_dir / "gmc", {"data": data.hash, "pretrain": to_dict(config.pretrain)})
             _run_stage(gmc, log, "pretrain GMC",
-                       lambda resume: _pretrain(config, data.output, gmc.output, resume))
+                       lambda resume: _pretrain(config, data.output, gmc.output, resume, progress))
             encoders["gmc"] = (gmc.output, gmc.hash)
         if "mvae" in methods:
             mvae = Stage(run_dir, "mvae", run_dir / "mvae",
                          {"data": data.hash, "pretrain": to_dict(config.pretrain), "model": "mvae"})
             _run_stage(mvae, log, "pretrain MVAE",
-                       lambda resume: _pretrain_mvae(config, data.output, mvae.output, resume))
+                       lambda resume: _pretrain_mvae(config, data.output, mvae.output, resume, progress))
             encoders["mvae"] = (mvae.output, mvae.hash)
 
     # 2. Agents, one per method and seed, trained on complete observations.
@@ -375,22 +375,22 @@ def run_pipeline(config: ExperimentConfig, run_dir: str | os.PathLike, *, update
     return load_results(eval_dir)
 
 
-def _collect(config: ExperimentConfig, out_dir: Path) -> Path:
+def _collect(config: ExperimentConfig, out_dir: Path, progress: bool) -> Path:
     from gmc_rl.collect import collect
 
-    return collect(config, out_dir)
+    return collect(config, out_dir, progress=progress)
 
 
-def _pretrain(config: ExperimentConfig, data_dir: Path, out_dir: Path, resume: bool) -> Path:
+def _pretrain(config: ExperimentConfig, data_dir: Path, out_dir: Path, resume: bool, progress: bool) -> Path:
     from gmc_rl.pretrain import pretrain
 
-    return pretrain(config, data_dir, out_dir, resume=resume)
+    return pretrain(config, data_dir, out_dir, resume=resume, progress=progress)
 
 
-def _pretrain_mvae(config: ExperimentConfig, data_dir: Path, out_dir: Path, resume: bool) -> Path:
+def _pretrain_mvae(config: ExperimentConfig, data_dir: Path, out_dir: Path, resume: bool, progress: bool) -> Path:
     from agents.mvae import pretrain_mvae
 
-    return pretrain_mvae(config, data_dir, out_dir, resume=resume)
+    return pretrain_mvae(config, data_dir, out_dir, resume=resume, progress=progress)
 
 
 def _train(config: ExperimentConfig, method: str, seed: int, out_dir: Path, encoder_dir: Path | None,

@@ -148,8 +148,11 @@ def markdown_table(results: Mapping[str, Any], metric: str = "per_step_reward", 
     return _table("method", results["methods"], results["conditions"], cell)
 
 
-def relative_table(results: Mapping[str, Any], reference: str = "complete") -> str | None:
-    """Table of the change of the per-step reward relative to ``reference`` in percent (None without it)."""
+def relative_table(results: Mapping[str, Any], reference: str = "complete",
+                   metric: str = "episode_return") -> str | None:
+    """Table of the change of ``metric`` relative to the ``reference`` condition, in percent of its magnitude
+    (None if no method has the reference). For episodes of fixed length the change of the episode return equals the
+    change of the per-step reward; with early termination (e.g. CartPole) only the return shows it."""
     table = results["results"]
     if not any(reference in table[m] for m in results["methods"]):
         return None
@@ -157,10 +160,10 @@ def relative_table(results: Mapping[str, Any], reference: str = "complete") -> s
     def cell(method: str, condition: str) -> str:
         base = table[method].get(reference)
         summary = table[method].get(condition)
-        if base is None or summary is None or base["per_step_reward"]["mean"] == 0:
+        if base is None or summary is None or base[metric]["mean"] == 0:
             return "–"
-        ref = base["per_step_reward"]["mean"]
-        change = 100.0 * (summary["per_step_reward"]["mean"] - ref) / abs(ref)
+        ref = base[metric]["mean"]
+        change = 100.0 * (summary[metric]["mean"] - ref) / abs(ref)
         return f"{change:+.1f} %"
 
     return _table("method", results["methods"], results["conditions"], cell)
@@ -206,7 +209,9 @@ def markdown_report(results: Mapping[str, Any]) -> str:
         ]
     relative = relative_table(results)
     if relative is not None and len(results["conditions"]) > 1:
-        parts += ["", "## Change of the mean per-step reward relative to complete observations", "", relative]
+        parts += ["", "## Change of the mean episode return relative to complete observations", "",
+                  "Positive is better. With episodes of fixed length this is also the change of the per-step reward.",
+                  "", relative]
     return "\n".join(parts) + "\n"
 
 
