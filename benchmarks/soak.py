@@ -1,8 +1,10 @@
 """Soak benchmark: step a latent env with sensor dropout for a long time and watch memory and speed.
 
-Builds ``make_latent_env(env, checkpoint, p=..., per="step")`` (NaN guard -> per-step dropout -> GMC encoder),
-steps it with random actions (resetting at episode ends) and reports the resident memory (RSS) after a warm-up, at
-regular checkpoints and at the end, plus steps per second. A leak in the wrapper stack (e.g. observations or
+Builds ``make_latent_env(env, checkpoint, p=..., per="step")`` (NaN guard -> per-step dropout -> GMC encoder), or
+with ``--n-envs N > 1`` a ``VecGMCLatent`` over a ``DummyVecEnv`` of N ``make_sensor_env`` stacks (one batched
+forward pass per vector step, the training set-up), steps it with random actions (resetting at episode ends) and
+reports the resident memory (RSS) after a warm-up, at regular checkpoints and at the end, plus steps per second.
+``--steps`` counts environment steps (vector steps x N). A leak in the wrapper stack (e.g. observations or
 tensors kept across steps) shows as RSS growing with the number of steps; a healthy run stays flat up to noise
 (allocator and page-cache jitter of a few MB).
 
@@ -12,6 +14,7 @@ modalities: this measures the wrapper stack, not the accuracy of any representat
 Usage::
 
     python benchmarks/soak.py --steps 1000000
+    python benchmarks/soak.py --steps 1000000 --n-envs 8
     python benchmarks/soak.py --steps 200000 --checkpoint runs/pendulum/gmc --json soak.json
 """
 
@@ -35,7 +38,9 @@ from gmc_rl.checkpoint import load_gmc, resolve_device  # noqa: E402
 from gmc_rl.config import ModelConfig  # noqa: E402
 from gmc_rl.io import write_json_atomic  # noqa: E402
 from gmc_rl.model import GMCModel  # noqa: E402
-from gmc_rl.wrappers import make_latent_env  # noqa: E402
+from stable_baselines3.common.vec_env import DummyVecEnv  # noqa: E402
+
+from gmc_rl.wrappers import VecGMCLatent, make_latent_env, make_sensor_env  # noqa: E402
 from gmc_rl.wrappers.factory import make_env  # noqa: E402
 
 
@@ -54,6 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=1_000_000, help="environment steps to run")
     parser.add_argument("--env", default="gmc_rl/PendulumSound-v0", help="multimodal env id")
     parser.add_argument("--checkpoint", default=None, help="GMC checkpoint directory (default: random model)")
+    parser.add_argument("--n-envs", type=int, default=1, help="1: a single GMCLatent env; N > 1: VecGMCLatent of N")
     parser.add_argument("--p", type=float, default=0.3, help="per-step dropout probability of each modality")
     parser.add_argument("--warmup", type=int, default=2_000, help="steps before the starting RSS is taken")
     parser.add_argument("--reports", type=int, default=10, help="number of intermediate RSS readings")
@@ -62,9 +68,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", default=None, help="also write the figures to this JSON file")
     args = parser.parse_args(argv)
-    for key in ("steps", "reports", "threads"):
+    for key in ("steps", "reports", "threads", "n_envs"):
         if getattr(args, key) <= 0:
-            parser.error(f"--{key} must be positive, got {getattr(args, key)}")
+            parser.error(f"--{key.replace('_', '-')} must be positive, got {getattr(args, key)}")
     if args.warmup < 0:
         parser.error(f"--warmup must be >= 0, got {args.warmup}")
     torch.set_num_threads(args.threads)
@@ -77,43 +83,71 @@ def main(argv: list[str] | None = None) -> int:
         model = load_gmc(GMCModel.from_space(probe.observation_space, ModelConfig()).to(resolve_device(args.device)))
         probe.close()
         source = "randomly initialised GMC model (default ModelConfig; no --checkpoint given) - measures the wrapper stack, not accuracy"
-    env = make_latent_env(args.env, model, p=args.p, per="step", seed=args.seed)
+    n = args.n_envs
+    if n == 1:
+        env = make_latent_env(args.env, model, p=args.p, per="step", seed=args.seed)
+        stack = "make_latent_env (GMCLatent), single env"
+    else:
+        fns = [lambda i=i: make_sensor_env(args.env, p=args.p, per="step", seed=args.seed + i) for i in range(n)]
+        env = VecGMCLatent(DummyVecEnv(fns), model)
+        stack = f"VecGMCLatent over DummyVecEnv of {n} make_sensor_env stacks"
     env.action_space.seed(args.seed)
-    print(f"env {args.env}; dropout p={args.p} per step (keep one); model: {source}")
+    modalities = list(model.modalities)
+    print(f"env {args.env}; {stack}; dropout p={args.p} per step (keep one); model: {source}")
     print(f"torch {torch.__version__} on {args.threads} thread(s), model on {model.device}; {os.cpu_count()} CPU cores "
-          "visible, shared with other work: steps/s are indicative only")
+          f"visible, shared with other work (load average {os.getloadavg()[0]:.1f}): steps/s are indicative only")
 
-    env.reset(seed=args.seed)
-    for _ in range(args.warmup):
-        if any(env.step(env.action_space.sample())[2:4]):
-            env.reset()
+    present_counts = np.zeros(len(modalities))
+    counters = {"episodes": 0, "nonfinite": 0}
+
+    def record(latents: np.ndarray, infos: list[dict], dones: np.ndarray) -> None:
+        for info in infos:
+            for name in info["available_modalities"]:
+                present_counts[modalities.index(name)] += 1
+        counters["nonfinite"] += int((~np.isfinite(latents).all(axis=-1)).sum())
+        counters["episodes"] += int(np.sum(dones))
+
+    if n == 1:
+        env.reset(seed=args.seed)
+
+        def advance() -> None:
+            latent, _, terminated, truncated, info = env.step(env.action_space.sample())
+            record(latent[None], [info], np.array([terminated or truncated]))
+            if terminated or truncated:
+                env.reset()
+    else:
+        env.seed(args.seed)
+        env.reset()
+
+        def advance() -> None:
+            latents, _, dones, infos = env.step(np.stack([env.action_space.sample() for _ in range(n)]))
+            record(latents, infos, dones)
+
+    vector_steps = max(1, args.steps // n)
+    total = vector_steps * n
+    for _ in range(max(0, args.warmup // n)):
+        advance()
+    present_counts[:] = 0
+    counters.update(episodes=0, nonfinite=0)
     gc.collect()
     start_rss = rss_mb()
     readings = [(0, start_rss, 0.0)]
-    every = max(1, args.steps // args.reports)
-    present_counts = np.zeros(len(env.env_modalities))
-    modality_index = {name: i for i, name in enumerate(env.env_modalities)}
-    episodes, nonfinite_latents = 0, 0
+    every = max(1, vector_steps // args.reports)
     start = time.perf_counter()
-    with tqdm(total=args.steps, unit="step", mininterval=2.0, smoothing=0.05) as bar:
-        for step in range(1, args.steps + 1):
-            latent, _, terminated, truncated, info = env.step(env.action_space.sample())
-            for name in info["available_modalities"]:
-                present_counts[modality_index[name]] += 1
-            if not np.isfinite(latent).all():
-                nonfinite_latents += 1
-            if terminated or truncated:
-                episodes += 1
-                env.reset()
-            if step % every == 0 or step == args.steps:
+    with tqdm(total=total, unit="step", mininterval=2.0, smoothing=0.05) as bar:
+        for step in range(1, vector_steps + 1):
+            advance()
+            if step % every == 0 or step == vector_steps:
                 gc.collect()
-                readings.append((step, rss_mb(), time.perf_counter() - start))
+                readings.append((step * n, rss_mb(), time.perf_counter() - start))
                 bar.set_postfix(rss_mb=f"{readings[-1][1]:.1f}")
             if step % 1000 == 0:
-                bar.update(1000)
-        bar.update(args.steps % 1000)
+                bar.update(1000 * n)
+        bar.update((vector_steps % 1000) * n)
     elapsed = time.perf_counter() - start
     env.close()
+    episodes, nonfinite_latents = counters["episodes"], counters["nonfinite"]
+    modality_index = {name: i for i, name in enumerate(modalities)}
 
     end_rss = readings[-1][1]
     print()
@@ -123,9 +157,10 @@ def main(argv: list[str] | None = None) -> int:
         rate = f"{step / seconds:.0f}" if seconds > 0 else "-"
         print(f"| {step:>9} | {rss:>8.1f} | {rate:>14} |")
     later = [rss for _, rss, _ in readings[len(readings) // 2:]]
-    dropped = 1.0 - present_counts / args.steps
+    dropped = 1.0 - present_counts / total
     print()
-    print(f"{args.steps} steps in {elapsed:.1f} s: {args.steps / elapsed:.0f} steps/s; {episodes} episodes")
+    print(f"{total} env steps in {elapsed:.1f} s: {total / elapsed:.0f} steps/s; {episodes} episodes; "
+          f"load average now {os.getloadavg()[0]:.1f}")
     print(f"RSS after warm-up {start_rss:.1f} MiB, at the end {end_rss:.1f} MiB: growth {end_rss - start_rss:+.1f} MiB "
           f"({100 * (end_rss - start_rss) / start_rss:+.2f} %); spread over the second half {max(later) - min(later):.1f} MiB; "
           f"peak RSS of the process {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.1f} MiB")
@@ -134,8 +169,8 @@ def main(argv: list[str] | None = None) -> int:
           + f" (target p={args.p}); steps with a non-finite latent: {nonfinite_latents}")
     if args.json:
         write_json_atomic(args.json, {
-            "env": args.env, "model": source, "p": args.p, "steps": args.steps, "seconds": elapsed,
-            "steps_per_second": args.steps / elapsed, "episodes": episodes,
+            "env": args.env, "stack": stack, "model": source, "p": args.p, "steps": total, "seconds": elapsed,
+            "steps_per_second": total / elapsed, "episodes": episodes,
             "rss_mib": [{"step": s, "rss": r, "seconds": t} for s, r, t in readings],
             "rss_growth_mib": end_rss - start_rss,
             "dropped_fraction": {name: float(dropped[i]) for name, i in modality_index.items()},

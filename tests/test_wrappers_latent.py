@@ -26,6 +26,7 @@ from gmc_rl.wrappers import (
     StuckSensor,
     VecGMCLatent,
     make_latent_env,
+    make_sensor_env,
 )
 
 pytestmark = [
@@ -276,3 +277,16 @@ def test_make_latent_env_errors(pendulum_checkpoint):
     toy_ckpt = save_gmc(toy_model(), pendulum_checkpoint.parent / "toy", {})
     with pytest.raises(CheckpointError, match=r"modality 'image': expected shape \(2, 8, 8\), got \(2, 60, 60\)"):
         make_latent_env("gmc_rl/PendulumSound-v0", toy_ckpt)
+
+
+def test_make_sensor_env_is_the_per_env_part_of_a_latent_vec_env(pendulum_checkpoint):
+    raw = make_sensor_env("gmc_rl/PendulumSound-v0", p=0.3, per="step", expose_mask=False)
+    assert raw.observation_space == gym.make("gmc_rl/PendulumSound-v0").observation_space
+    fns = [lambda i=i: make_sensor_env("gmc_rl/PendulumSound-v0", p=0.3, per="step", seed=i) for i in range(3)]
+    venv = VecGMCLatent(DummyVecEnv(fns), pendulum_checkpoint)
+    venv.seed(0)
+    z = venv.reset()
+    single = make_latent_env("gmc_rl/PendulumSound-v0", pendulum_checkpoint, p=0.3, per="step", seed=2)
+    np.testing.assert_allclose(z[2], single.reset(seed=2)[0], atol=1e-5)
+    with pytest.raises(ConfigError, match=r"unknown keyword argument\(s\) \['pre'\].*Did you mean 'per'"):
+        make_sensor_env("gmc_rl/PendulumSound-v0", pre="step")

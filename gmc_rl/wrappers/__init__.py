@@ -5,7 +5,8 @@
 - :class:`GaussianNoise`, :class:`SaltPepperNoise`, :class:`StuckSensor` - corrupt sensors.
 - :class:`NonFiniteGuard` - NaN/inf sensor values: clear error, or drop the modality for that step.
 - :class:`GMCLatent`, :class:`VecGMCLatent` - a frozen GMC encoder as a Gymnasium / SB3 VecEnv wrapper.
-- :func:`make_latent_env` - the whole stack from an env id and a checkpoint (also a Gymnasium entry point).
+- :func:`make_latent_env` - the whole stack from an env id and a checkpoint (also a Gymnasium entry point);
+  :func:`make_sensor_env` - the same without the encoder (the per-env part of a latent vector env).
 - :mod:`gmc_rl.wrappers.conditions` - evaluation condition strings ("image", "dropout:0.3", ...).
 
 The latent wrappers need torch and the GMC model; they are imported on first use so that the sensor wrappers stay
@@ -26,6 +27,7 @@ _LAZY = {
     "GMCLatent": "gmc_rl.wrappers.latent",
     "VecGMCLatent": "gmc_rl.wrappers.vec_latent",
     "make_latent_env": "gmc_rl.wrappers.factory",
+    "make_sensor_env": "gmc_rl.wrappers.factory",
 }
 
 LATENT_ENV_ID = "gmc_rl/GMCLatent-v0"

@@ -50,6 +50,40 @@ def make_env(env_id: str, env_kwargs: Mapping[str, Any] | None = None) -> gym.En
     return gym.make(env_id, **dict(env_kwargs or {}))
 
 
+DROPOUT_ARGUMENTS = ("drop", "p", "per", "keep_one", "seed", "allow_all")
+"""Keyword arguments of :class:`ModalityDropout` that the factories pass through."""
+
+
+def make_sensor_env(
+    env_id: str,
+    env_kwargs: Mapping[str, Any] | None = None,
+    *,
+    on_nonfinite: str = "raise",
+    expose_mask: bool = True,
+    **dropout_kwargs: Any,
+) -> gym.Env:
+    """The multimodal env with its sensor wrappers: ``gym.make`` -> :class:`NonFiniteGuard` -> :class:`ModalityDropout`.
+
+    The dropout wrapper is added only if dropout arguments (``drop``, ``p``, ``per``, ``keep_one``, ``seed``,
+    ``allow_all``) are given. This is the per-env part of a latent vector env: wrap a ``VecEnv`` of these in
+    :class:`~gmc_rl.wrappers.VecGMCLatent`.
+
+    Raises:
+        ConfigError: an unknown keyword argument (the message lists the valid ones) or an unregistered env id.
+    """
+    unknown = [key for key in dropout_kwargs if key not in DROPOUT_ARGUMENTS]
+    if unknown:
+        raise ConfigError(
+            f"unknown keyword argument(s) {unknown}; dropout arguments are {list(DROPOUT_ARGUMENTS)}, others are "
+            f"env_id, checkpoint, modalities, env_kwargs, on_nonfinite, device.{suggest(unknown[0], DROPOUT_ARGUMENTS)}"
+        )
+    env = make_env(env_id, env_kwargs)
+    env = NonFiniteGuard(env, on_nonfinite=on_nonfinite, expose_mask=expose_mask)
+    if dropout_kwargs:
+        env = ModalityDropout(env, expose_mask=expose_mask, **dropout_kwargs)
+    return env
+
+
 def make_latent_env(
     env_id: str,
     checkpoint: str | os.PathLike | GMCModel,
@@ -70,26 +104,15 @@ def make_latent_env(
         on_nonfinite: "raise" (a clear error on NaN/inf sensor values) or "drop" (that modality is missing for the
             step).
         device: where the GMC model runs.
-        **dropout_kwargs: arguments of :class:`ModalityDropout` (``drop``, ``p``, ``per``, ``keep_one``, ``seed``);
-            none given means no dropout. The mask is always exposed to the encoder.
+        **dropout_kwargs: arguments of :class:`ModalityDropout` (``drop``, ``p``, ``per``, ``keep_one``, ``seed``,
+            ``allow_all``); none given means no dropout. The mask is always exposed to the encoder.
 
     Example:
         >>> env = make_latent_env("gmc_rl/PendulumSound-v0", "runs/pendulum/gmc", p=0.3, per="step")  # doctest: +SKIP
         >>> env.observation_space  # doctest: +SKIP
         Box(-1.0, 1.0, (10,), float32)
     """
-    if dropout_kwargs.get("expose_mask", True) is not True:
+    if dropout_kwargs.pop("expose_mask", True) is not True:
         raise ConfigError("make_latent_env always exposes the availability mask to the encoder; do not pass expose_mask")
-    dropout_kwargs.pop("expose_mask", None)
-    valid = ("drop", "p", "per", "keep_one", "seed", "allow_all")
-    unknown = [key for key in dropout_kwargs if key not in valid]
-    if unknown:
-        raise ConfigError(
-            f"make_latent_env got unknown keyword argument(s) {unknown}; dropout arguments are {list(valid)}, "
-            f"others are env_id, checkpoint, modalities, env_kwargs, on_nonfinite, device.{suggest(unknown[0], valid)}"
-        )
-    env = make_env(env_id, env_kwargs)
-    env = NonFiniteGuard(env, on_nonfinite=on_nonfinite)
-    if dropout_kwargs:
-        env = ModalityDropout(env, **dropout_kwargs)
+    env = make_sensor_env(env_id, env_kwargs, on_nonfinite=on_nonfinite, **dropout_kwargs)
     return GMCLatent(env, checkpoint, modalities=modalities, device=device)
