@@ -49,6 +49,14 @@ def check_env_id(env_id: str) -> None:
     """Raise ConfigError for an id Gymnasium does not know, listing the ``gmc_rl/`` ids and close matches."""
     import envs  # noqa: F401  (registers the gmc_rl/ ids)
 
+    if ":" in env_id:  # Gymnasium's "module:id" form: importing the module registers a user's env
+        import importlib
+
+        module, _, env_id = env_id.partition(":")
+        try:
+            importlib.import_module(module)
+        except ImportError as exc:
+            raise ConfigError(f"cannot import module {module!r} named by the environment id: {exc}") from exc
     if env_id in gym.registry:
         return
     ours = sorted(i for i in gym.registry if i.startswith("gmc_rl/"))
