@@ -75,7 +75,7 @@ def _differences(old: Any, new: Any, prefix: str = "") -> list[str]:
     return [] if old == new else [f"{prefix}: {old!r} -> {new!r}"]
 
 
-def _check_out_dir(out_dir: Path, identity: dict[str, Any], resume: bool) -> dict[str, Any] | None:
+def _check_out_dir(out_dir: Path, identity: dict[str, Any], resume: bool, verbose: bool) -> dict[str, Any] | None:
     """Validate ``out_dir`` against the run it may hold; return the training state to resume from (or None)."""
     run_file = out_dir / RUN_FILE
     if not run_file.is_file():
@@ -94,10 +94,12 @@ def _check_out_dir(out_dir: Path, identity: dict[str, Any], resume: bool) -> dic
             f"({'; '.join(diffs[:6])}); it is not overwritten: choose another --out or delete that directory"
         )
     if not resume:
-        tqdm.write(f"{out_dir} holds a run with the same config; starting it over (pass resume to continue it)")
+        if verbose:
+            tqdm.write(f"{out_dir} holds a run with the same config; starting it over (pass resume to continue it)")
         return None
     if not (out_dir / LAST_DIR / "trainer_state.pt").is_file():
-        tqdm.write(f"{out_dir} has no checkpoint yet; starting from epoch 0")
+        if verbose:
+            tqdm.write(f"{out_dir} has no checkpoint yet; starting from epoch 0")
         return None
     return load_training_state(out_dir / LAST_DIR)
 
@@ -134,7 +136,7 @@ def pretrain(
                      f"the training split of dataset {data_dir}")
     out_dir = Path(out_dir)
     identity = _identity(config, dataset)
-    state = _check_out_dir(out_dir, identity, resume)
+    state = _check_out_dir(out_dir, identity, resume, progress)
     ensure_writable_dir(out_dir, "pretraining output directory")
     write_json_atomic(out_dir / RUN_FILE, {"identity": identity, "experiment": to_dict(config), "data_dir": str(data_dir)})
 
