@@ -51,6 +51,12 @@ class EvalRecorder(EvalCallback):
         if self.history["mean_reward"]:
             self.best_mean_reward = float(max(self.history["mean_reward"]))
 
+    def _on_training_start(self) -> None:
+        # Count calls from the steps already done, so a resumed run evaluates at the same steps as an
+        # uninterrupted one (EvalCallback schedules by n_calls; each call is one step of every env).
+        self.n_calls = self.model.num_timesteps // max(self.training_env.num_envs, 1)
+        super()._on_training_start()
+
     def _log_success_callback(self, locals_: dict[str, Any], globals_: dict[str, Any]) -> None:
         # evaluate_policy passes its running lists of finished episodes; keep references to read them afterwards.
         self._episodes = (locals_["episode_rewards"], locals_["episode_lengths"])

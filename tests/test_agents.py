@@ -225,7 +225,7 @@ class _Interrupt(BaseCallback):
 
 def test_interrupted_run_resumes_where_it_stopped(tmp_path):
     out = tmp_path / "state"
-    config = tiny_config(total=300, checkpoint_freq=1000)
+    config = tiny_config(total=300, checkpoint_freq=1000, eval_freq=100)
     with pytest.raises(KeyboardInterrupt):
         train_agent(config, "state", 0, out, progress_bar=False, callbacks=[_Interrupt(170)])
     info = json.loads((out / AGENT_JSON).read_text())
@@ -251,9 +251,11 @@ def test_interrupted_run_resumes_where_it_stopped(tmp_path):
     assert seen[1] == 170 - 1, "the replay buffer is restored"
     info = json.loads((out / AGENT_JSON).read_text())
     assert info["status"] == "complete" and info["num_timesteps"] == 300
+    evaluations = json.loads((out / "eval" / "evaluations.json").read_text())
+    assert evaluations["timesteps"] == [100, 200, 300], "evaluations keep their schedule across the resume"
     assert load_agent(out).method == "state"
     # a longer total continues the finished run further
-    longer = tiny_config(total=400, checkpoint_freq=1000, hyperparams=config.agent.hyperparams)
+    longer = tiny_config(total=400, checkpoint_freq=1000, eval_freq=100, hyperparams=config.agent.hyperparams)
     train_agent(longer, "state", 0, out, resume=True, progress_bar=False)
     assert json.loads((out / AGENT_JSON).read_text())["num_timesteps"] == 400
     assert len(list((out / "tb").iterdir())) == 1, "TensorBoard continues the same run"
