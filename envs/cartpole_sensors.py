@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Any
 
 import numpy as np
 from gymnasium import spaces
@@ -112,7 +111,11 @@ class CartPoleSensorsEnv(MultimodalSensors, CartPoleEnv):
         length = self.pole_length
         self.sources: dict[str, DopplerReceivers] = {
             "cart": DopplerReceivers(
-                positions, CART_FREQUENCY, sound_speed, speed_max, box_distance_bounds(positions, (-x_max, 0.0), (x_max, 0.0))
+                positions,
+                CART_FREQUENCY,
+                sound_speed,
+                speed_max,
+                box_distance_bounds(positions, (-x_max, 0.0), (x_max, 0.0)),
             ),
             "tip": DopplerReceivers(
                 positions,
@@ -185,7 +188,12 @@ class CartPoleSensorsEnv(MultimodalSensors, CartPoleEnv):
         x_dot, theta_dot = float(self.state[1]), float(self.state[3])
         drawing.put_lines(
             frame,
-            [f"x {x:+.2f}  x_dot {x_dot:+.2f}", f"theta {math.degrees(theta):+.1f} deg", f"theta_dot {theta_dot:+.2f}", "box: camera view"],
+            [
+                f"x {x:+.2f}  x_dot {x_dot:+.2f}",
+                f"theta {math.degrees(theta):+.1f} deg",
+                f"theta_dot {theta_dot:+.2f}",
+                "box: camera view",
+            ],
             (scene_width + 10, 210),
         )
         return frame

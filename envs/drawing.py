@@ -91,9 +91,9 @@ class Camera:
         thickness: int = -1,
     ) -> None:
         """Draw the axis-aligned rectangle with world corners ``low`` and ``high`` (filled when ``thickness`` is -1)."""
+        (x0, y0), (x1, y1) = low, high
         corners = np.array(
-            [self._fixed(low[0], low[1]), self._fixed(high[0], low[1]), self._fixed(high[0], high[1]), self._fixed(low[0], high[1])],
-            dtype=np.int32,
+            [self._fixed(x0, y0), self._fixed(x1, y0), self._fixed(x1, y1), self._fixed(x0, y1)], dtype=np.int32
         )
         if thickness < 0:
             cv2.fillConvexPoly(img, corners, color, cv2.LINE_AA, SHIFT)
@@ -107,7 +107,16 @@ BACKGROUND = (245, 245, 245)
 INK = (40, 40, 40)
 ROD = (204, 77, 77)
 ACCENT = (60, 110, 200)
-RECEIVER_COLORS = [(46, 139, 87), (30, 144, 255), (255, 140, 0), (148, 0, 211), (220, 20, 60), (0, 139, 139), (139, 69, 19), (112, 128, 144)]
+RECEIVER_COLORS = [
+    (46, 139, 87),
+    (30, 144, 255),
+    (255, 140, 0),
+    (148, 0, 211),
+    (220, 20, 60),
+    (0, 139, 139),
+    (139, 69, 19),
+    (112, 128, 144),
+]
 """One colour per receiver (RGB), reused by every environment's render so receivers look alike."""
 
 
@@ -131,7 +140,8 @@ def draw_receivers(frame: np.ndarray, camera: Camera, positions: np.ndarray, lab
         camera.rectangle(frame, (x - half, y - half), (x + half, y + half), color)
         col, row = camera.pixel(x, y)
         text_row = int(row) - 12 if row > frame.shape[0] / 2 else int(row) + 22
-        cv2.putText(frame, label, (max(2, int(col) - 30), text_row), cv2.FONT_HERSHEY_SIMPLEX, 0.35, color, 1, cv2.LINE_AA)
+        origin = (max(2, int(col) - 30), text_row)
+        cv2.putText(frame, label, origin, cv2.FONT_HERSHEY_SIMPLEX, 0.35, color, 1, cv2.LINE_AA)
 
 
 def draw_sound_bars(frame: np.ndarray, sound: np.ndarray, labels: Sequence[str], origin: tuple[int, int]) -> None:

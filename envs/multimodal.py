@@ -81,7 +81,8 @@ class MultimodalSensors:
         """The Gymnasium class's step, then one new frame per sensor."""
         state, reward, terminated, truncated, _ = super().step(action)
         self._sense()
-        return self._observation(), float(reward), bool(terminated), bool(truncated), {"state": state, **self._extra_info()}
+        info = {"state": state, **self._extra_info()}
+        return self._observation(), float(reward), bool(terminated), bool(truncated), info
 
     def _render_disabled(self) -> bool:
         """Gymnasium's convention for ``render()`` without a render mode: warn and return ``None``."""

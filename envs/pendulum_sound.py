@@ -106,7 +106,8 @@ class PendulumSoundEnv(MultimodalSensors, PendulumEnv):
         max_tip_speed = self.max_speed * self.l
         if sound_speed <= max_tip_speed:
             raise ValueError(
-                f"sound_speed must exceed the largest tip speed max_speed * length = {max_tip_speed:g}, got {sound_speed:g}"
+                f"sound_speed must exceed the largest tip speed max_speed * length = {max_tip_speed:g}, "
+                f"got {sound_speed:g}"
             )
         positions = receiver_positions(receivers, RECEIVER_HALF_SIDE, argument="receivers")
         self.receiver_names: tuple[str, ...] = tuple(receivers)
@@ -155,7 +156,7 @@ class PendulumSoundEnv(MultimodalSensors, PendulumEnv):
         half = VIEW_HALF_WIDTH
         camera.rectangle(frame, (-half, -half), (half, half), (200, 200, 200), 1)  # the observation camera's view
         position, _ = self.tip()
-        for i, receiver in enumerate(self.receivers.positions):
+        for receiver in self.receivers.positions:
             camera.line(frame, position, receiver, (225, 225, 225), 1)
         camera.line(frame, (0.0, 0.0), position, drawing.ROD, max(2, round(0.2 * camera.pixels_per_unit)))
         camera.circle(frame, (0.0, 0.0), 0.05, drawing.INK)

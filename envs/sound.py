@@ -56,7 +56,9 @@ def receiver_positions(
         ValueError: naming ``argument`` for a plain string, an empty list, a duplicate or an unknown name.
     """
     if isinstance(names, str) or not isinstance(names, Sequence):
-        raise ValueError(f"{argument} must be a sequence of receiver names such as {list(RECEIVER_NAMES[:3])}, got {names!r}")
+        raise ValueError(
+            f"{argument} must be a sequence of receiver names such as {list(RECEIVER_NAMES[:3])}, got {names!r}"
+        )
     if len(names) == 0:
         raise ValueError(f"{argument} must name at least one receiver; choose from {list(RECEIVER_NAMES)}")
     for name in names:
@@ -103,7 +105,9 @@ def box_distance_bounds(positions: np.ndarray, low: Sequence[float], high: Seque
     nearest = np.clip(p, low_, high_)
     d_min = np.linalg.norm(p - nearest, axis=1)
     if np.any(d_min <= 0):
-        raise ValueError(f"receivers {p.tolist()} lie in the box {low_.tolist()}..{high_.tolist()} the source can reach")
+        raise ValueError(
+            f"receivers {p.tolist()} lie in the box {low_.tolist()}..{high_.tolist()} that the source can reach"
+        )
     corners = np.array([[x, y] for x in (low_[0], high_[0]) for y in (low_[1], high_[1])])
     d_max = np.linalg.norm(p[:, None, :] - corners[None, :, :], axis=2).max(axis=1)
     return np.stack([d_min, d_max], axis=1)
@@ -149,7 +153,8 @@ class DopplerReceivers:
                 f"(else the Doppler formula diverges), got {sound_speed!r}"
             )
         bounds = np.array(distance_bounds, dtype=np.float64).reshape(-1, 2)
-        if bounds.shape[0] != self.positions.shape[0] or np.any(bounds[:, 0] <= 0) or np.any(bounds[:, 1] < bounds[:, 0]):
+        valid = bounds.shape[0] == self.positions.shape[0] and np.all(bounds[:, 0] > 0) and np.all(bounds >= bounds[:, :1])
+        if not valid:
             raise ValueError(f"distance_bounds must hold 0 < d_min <= d_max for each receiver, got {bounds.tolist()}")
         self.frequency = float(frequency)
         self.sound_speed = float(sound_speed)
@@ -213,7 +218,8 @@ class DopplerReceivers:
 
     def scale_amplitude(self, amplitude: np.ndarray) -> np.ndarray:
         """Map per-receiver amplitudes ``(R,)`` to the ``[0, 1]`` observation scale."""
-        return (np.asarray(amplitude) - self.amplitude_range[:, 0]) / (self.amplitude_range[:, 1] - self.amplitude_range[:, 0])
+        low, high = self.amplitude_range[:, 0], self.amplitude_range[:, 1]
+        return (np.asarray(amplitude) - low) / (high - low)
 
     def hear(self, position: Sequence[float], velocity: Sequence[float], out: np.ndarray) -> np.ndarray:
         """Write the scaled readings into ``out`` (``(R, 2)``: column 0 frequency, 1 amplitude) and return it.

@@ -46,7 +46,8 @@ def test_info_holds_the_true_state():
         _, _, _, _, info = env.step(np.array([1.0], np.float32))
         theta = info["angle"]
         assert -math.pi <= theta < math.pi
-        np.testing.assert_allclose(info["state"], [math.cos(theta), math.sin(theta), info["angular_velocity"]], atol=1e-6)
+        expected = [math.cos(theta), math.sin(theta), info["angular_velocity"]]
+        np.testing.assert_allclose(info["state"], expected, atol=1e-6)
         assert info["state"].dtype == np.float32 and env.state_space.contains(info["state"])
 
 
