@@ -163,6 +163,9 @@ class CheckpointCallback(BaseCallback):
 
     Unlike SB3's ``CheckpointCallback`` it counts steps by ``num_timesteps`` (so a resumed run keeps the same
     schedule), writes atomically, stores the replay buffer without pickle and keeps only the latest checkpoint.
+    It saves when a rollout starts: SB3 calls ``on_step`` before storing the step's transition and before the
+    gradient steps, so a checkpoint taken there would lack the last transition; at the next rollout's start the
+    buffer holds every step counted in ``num_timesteps`` and the weights include their updates.
     """
 
     def __init__(self, directory: str | Path, save_freq: int, verbose: int = 0) -> None:
@@ -175,10 +178,12 @@ class CheckpointCallback(BaseCallback):
         done = self.model.num_timesteps
         self._next = (done // self.save_freq + 1) * self.save_freq if self.save_freq > 0 else None
 
-    def _on_step(self) -> bool:
+    def _on_rollout_start(self) -> None:
         if self._next is not None and self.num_timesteps >= self._next:
             folder = save_checkpoint(self.model, self.directory)
             if self.verbose:
                 print(f"checkpoint saved: {folder}")
             self._next = (self.num_timesteps // self.save_freq + 1) * self.save_freq
+
+    def _on_step(self) -> bool:
         return True
