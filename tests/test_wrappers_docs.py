@@ -22,3 +22,4 @@ def test_documented_examples_run(tmp_path, monkeypatch, capsys):
     assert "['sound'] [0 1] 0" in out
     assert "Box(-1.0, 1.0, (10,), float32) (10,) ['sound']" in out
     assert "['complete', 'image', 'sound']" in out
+    assert "(8, 10)" in out
