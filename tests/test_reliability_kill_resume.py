@@ -113,6 +113,42 @@ def test_pretraining_killed_mid_run_resumes_from_its_checkpoint(dataset, tmp_pat
     assert same_tensors(reference / "model.safetensors", out / "model.safetensors")
 
 
+def test_pretraining_killed_between_the_weights_and_the_config_of_its_best_model(tmp_path, monkeypatch):
+    """The one non-atomic moment of a checkpoint: its new weights are written, its config.json not yet. The
+    directory then refuses to load (SHA-256 mismatch, never silently mixed); resuming redoes that epoch and
+    rewrites both files."""
+    import gmc_rl.checkpoint as checkpoint_module
+    from test_reliability_bad_inputs import tiny_config
+
+    from gmc_rl.errors import CheckpointError
+    from gmc_rl.pretrain import pretrain
+
+    data = collect(tiny_config(), tmp_path / "data", progress=False)
+    out = tmp_path / "gmc"
+    real_write = checkpoint_module.write_json_atomic
+    calls = {"best configs": 0}
+
+    def dies_at_the_second_best_config(path, obj):
+        if Path(path) == out / "config.json":
+            calls["best configs"] += 1
+            if calls["best configs"] == 2:
+                raise SystemExit("killed")
+        return real_write(path, obj)
+
+    monkeypatch.setattr(checkpoint_module, "write_json_atomic", dies_at_the_second_best_config)
+    config = tiny_config(epochs=3, seed=0)
+    with pytest.raises(SystemExit):
+        pretrain(config, data, out, progress=False)
+    monkeypatch.setattr(checkpoint_module, "write_json_atomic", real_write)
+    with pytest.raises(CheckpointError, match="SHA-256 differs"):
+        load_gmc(out)
+
+    pretrain(config, data, out, resume=True, progress=False)
+    assert load_gmc(out).provenance["epoch"] >= 2
+    reference = pretrain(config, data, tmp_path / "reference", progress=False)
+    assert same_tensors(reference / "model.safetensors", out / "model.safetensors")
+
+
 class StartRecorder(BaseCallback):
     """Records the step count and the replay-buffer fill when (resumed) training starts."""
 
