@@ -159,31 +159,33 @@ def restore_checkpoint(model: BaseAlgorithm, directory: str | Path) -> int:
 
 
 class CheckpointCallback(BaseCallback):
-    """Save a resumable checkpoint (model + replay buffer) every ``save_freq`` environment steps.
+    """Save a resumable checkpoint (model + replay buffer) once ``save_freq`` environment steps have passed.
 
-    Unlike SB3's ``CheckpointCallback`` it counts steps by ``num_timesteps`` (so a resumed run keeps the same
-    schedule), writes atomically, stores the replay buffer without pickle and keeps only the latest checkpoint.
-    It saves when a rollout starts: SB3 calls ``on_step`` before storing the step's transition and before the
-    gradient steps, so a checkpoint taken there would lack the last transition; at the next rollout's start the
-    buffer holds every step counted in ``num_timesteps`` and the weights include their updates.
+    The checkpoint is taken at the start of the next rollout: there the last transitions are stored, the gradient
+    steps that follow them are done and ``num_timesteps`` counts exactly the transitions in the replay buffer, so a
+    resumed run continues as the interrupted one would have (for PPO/A2C: right after an update). Unlike SB3's
+    ``CheckpointCallback`` it counts steps by ``num_timesteps`` (a resumed run keeps the same schedule), writes
+    atomically, stores the replay buffer without pickle and keeps only the latest checkpoint.
     """
 
     def __init__(self, directory: str | Path, save_freq: int, verbose: int = 0) -> None:
         super().__init__(verbose)
         self.directory = Path(directory)
         self.save_freq = int(save_freq)
-        self._next = None
+        self._next: int | None = None
+
+    def _schedule(self) -> None:
+        self._next = (self.model.num_timesteps // self.save_freq + 1) * self.save_freq if self.save_freq > 0 else None
 
     def _on_training_start(self) -> None:
-        done = self.model.num_timesteps
-        self._next = (done // self.save_freq + 1) * self.save_freq if self.save_freq > 0 else None
+        self._schedule()
 
     def _on_rollout_start(self) -> None:
-        if self._next is not None and self.num_timesteps >= self._next:
+        if self._next is not None and self.model.num_timesteps >= self._next:
             folder = save_checkpoint(self.model, self.directory)
             if self.verbose:
                 print(f"checkpoint saved: {folder}")
-            self._next = (self.num_timesteps // self.save_freq + 1) * self.save_freq
+            self._schedule()
 
     def _on_step(self) -> bool:
         return True

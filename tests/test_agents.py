@@ -261,6 +261,23 @@ def test_interrupted_run_resumes_where_it_stopped(tmp_path):
     assert len(list((out / "tb").iterdir())) == 1, "TensorBoard continues the same run"
 
 
+def test_periodic_checkpoints_hold_every_transition(tmp_path):
+    out, seen = tmp_path / "state", {}
+
+    class Peek(BaseCallback):
+        def _on_step(self):
+            if self.num_timesteps == 150:
+                info = latest_checkpoint(out / "checkpoints")
+                with np.load(info["folder"] / "replay_buffer.npz") as data:
+                    seen.update(step=info["num_timesteps"], rows=len(data["rewards"]))
+            return True
+
+    train_agent(tiny_config(total=160, checkpoint_freq=100), "state", 0, out, progress_bar=False, callbacks=[Peek()])
+    assert seen == {"step": 100, "rows": 100}
+    with np.load(out / "checkpoints" / "step_160" / "replay_buffer.npz") as data:
+        assert len(data["rewards"]) == 160
+
+
 def test_raw_agent_on_dict_observations(tmp_path):
     config = tiny_config(total=120, hyperparams={"learning_starts": 100, "batch_size": 8, "buffer_size": 200})
     out = train_agent(config, "raw", 0, tmp_path / "raw", progress_bar=False)
@@ -306,3 +323,19 @@ def test_dict_replay_buffer_round_trip(tmp_path):
     with pytest.raises(CheckpointError, match="more than this buffer's"):
         load_replay_buffer(small.replay_buffer, tmp_path / "buffer.npz")
     venv.close()
+
+
+@pytest.mark.slow
+def test_state_sac_agent_learns_to_swing_up(tmp_path):
+    """End to end: SAC on the true state of PendulumSound learns the swing-up (random actions: about -6 per step)."""
+    config = from_dict(ExperimentConfig, {"env_id": ENV, "agent": {
+        "algo": "sac", "total_timesteps": 8000, "eval_freq": 0, "checkpoint_freq": 4000, "device": "cpu",
+        "hyperparams": {"learning_starts": 500, "policy_kwargs": {"net_arch": [64, 64]}}}})
+    agent = load_agent(train_agent(config, "state", 0, tmp_path / "state", progress_bar=False))
+    venv = agent.make_vec_env("complete", n_envs=4, seed=100)
+    obs, total, steps = venv.reset(), 0.0, 0
+    for _ in range(300):
+        obs, rewards, _, _ = venv.step(agent.predict(obs))
+        total, steps = total + float(rewards.sum()), steps + len(rewards)
+    venv.close()
+    assert total / steps > -2.0, f"mean per-step reward {total / steps:.2f}"
