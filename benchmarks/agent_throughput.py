@@ -11,7 +11,7 @@ Without ``--gmc`` it first makes a GMC checkpoint with the paper's architecture 
 - ``rollout``: the latent env alone (PendulumSound -> ModalityDropout -> VecGMCLatent), random actions;
 - ``train``: ``model.learn`` after ``learning_starts`` (one gradient step per env step, as configured), timed from
   the first learning step to the end. SAC uses SB3's defaults with a 256x256 network (batch 256); DDPG uses the
-  hyperparameters of experiments/pendulum_sound.yaml (256x256, batch 128, OU noise).
+  hyperparameters of experiments/pendulum_sound_ddpg.yaml (256x256, batch 128, OU noise).
 
 Both wall-clock and process CPU time are reported: on a machine shared with other work, CPU time approximates the
 rate on one free core. Torch runs single-threaded unless ``--threads`` says otherwise.
@@ -42,7 +42,7 @@ from gmc_rl.config import ExperimentConfig, from_dict, load_config  # noqa: E402
 ENV = "gmc_rl/PendulumSound-v0"
 HYPERPARAMS = {
     "sac": {"policy_kwargs": {"net_arch": [256, 256]}},
-    "ddpg": None,  # read from experiments/pendulum_sound.yaml
+    "ddpg": None,  # read from experiments/pendulum_sound_ddpg.yaml
 }
 
 
@@ -85,7 +85,7 @@ def rollout_rate(encoder, steps: int) -> dict:
 def train_rate(algo: str, encoder, steps: int, warmup: int) -> dict:
     hyperparams = HYPERPARAMS[algo]
     if hyperparams is None:
-        config_file = Path(__file__).resolve().parents[1] / "experiments" / "pendulum_sound.yaml"
+        config_file = Path(__file__).resolve().parents[1] / "experiments" / "pendulum_sound_ddpg.yaml"
         hyperparams = dict(load_config(config_file).agent.hyperparams)
     hyperparams = {**hyperparams, "learning_starts": warmup}
     venv = make_method_vec_env("gmc", ENV, {}, "complete", n_envs=1, seed=0, encoder=encoder)
