@@ -33,6 +33,13 @@ def _fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
+def _default_file_mode() -> int:
+    """The mode a plain ``open(path, "w")`` would give a new file (0o666 less the umask)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
 @contextlib.contextmanager
 def atomic_path(destination: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path next to ``destination``; on success it is fsync'ed and renamed onto it.
@@ -52,6 +59,8 @@ def atomic_path(destination: str | os.PathLike) -> Iterator[Path]:
         raise PermissionError(f"cannot write {destination}: {_reason(exc, directory)}") from exc
     os.close(fd)
     tmp = Path(tmp_name)
+    # mkstemp makes the file private (0600); results are ordinary files, readable as the umask allows.
+    os.chmod(tmp, _default_file_mode())
     try:
         yield tmp
         with open(tmp, "rb+") as handle:

@@ -157,3 +157,17 @@ def test_video_is_written_atomically(tmp_path, monkeypatch):
     path = write_video(frames, tmp_path / "episode.mp4", fps=10)
     assert path in renamed and path.stat().st_size > 0
     assert [p.name for p in tmp_path.iterdir()] == [path.name]
+
+
+def test_atomic_files_get_the_ordinary_umask_mode(tmp_path):
+    """Results are not private: an atomically written file has the mode a plain open() would give it."""
+    import os
+
+    from gmc_rl.io import write_text_atomic
+
+    old = os.umask(0o022)
+    try:
+        write_text_atomic(tmp_path / "result.json", "{}")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "result.json").stat().st_mode & 0o777 == 0o644
