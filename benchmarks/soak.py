@@ -3,7 +3,8 @@
 Builds ``make_latent_env(env, checkpoint, p=..., per="step")`` (NaN guard -> per-step dropout -> GMC encoder), or
 with ``--n-envs N > 1`` a ``VecGMCLatent`` over a ``DummyVecEnv`` of N ``make_sensor_env`` stacks (one batched
 forward pass per vector step, the training set-up), steps it with random actions (resetting at episode ends) and
-reports the resident memory (RSS) after a warm-up, at regular checkpoints and at the end, plus steps per second.
+reports the resident memory (RSS) after a warm-up, at regular checkpoints (printed as they are taken, so an
+interrupted run still shows them) and at the end, plus steps per second.
 ``--steps`` counts environment steps (vector steps x N). A leak in the wrapper stack (e.g. observations or
 tensors kept across steps) shows as RSS growing with the number of steps; a healthy run stays flat up to noise
 (allocator and page-cache jitter of a few MB).
@@ -133,6 +134,10 @@ def main(argv: list[str] | None = None) -> int:
     start_rss = rss_mb()
     readings = [(0, start_rss, 0.0)]
     every = max(1, vector_steps // args.reports)
+    print()
+    print(f"| {'steps':>9} | {'RSS MiB':>8} | {'steps/s so far':>14} |")
+    print(f"|{'-' * 11}|{'-' * 10}|{'-' * 16}|")
+    print(f"| {0:>9} | {start_rss:>8.1f} | {'-':>14} |", flush=True)
     start = time.perf_counter()
     with tqdm(total=total, unit="step", mininterval=2.0, smoothing=0.05) as bar:
         for step in range(1, vector_steps + 1):
@@ -141,6 +146,9 @@ def main(argv: list[str] | None = None) -> int:
                 gc.collect()
                 readings.append((step * n, rss_mb(), time.perf_counter() - start))
                 bar.set_postfix(rss_mb=f"{readings[-1][1]:.1f}")
+                done, rss, seconds = readings[-1]
+                tqdm.write(f"| {done:>9} | {rss:>8.1f} | {done / seconds:>14.0f} |", file=sys.stdout)
+                sys.stdout.flush()
             if step % 1000 == 0:
                 bar.update(1000 * n)
         bar.update((vector_steps % 1000) * n)
@@ -150,12 +158,6 @@ def main(argv: list[str] | None = None) -> int:
     modality_index = {name: i for i, name in enumerate(modalities)}
 
     end_rss = readings[-1][1]
-    print()
-    print(f"| {'steps':>9} | {'RSS MiB':>8} | {'steps/s so far':>14} |")
-    print(f"|{'-' * 11}|{'-' * 10}|{'-' * 16}|")
-    for step, rss, seconds in readings:
-        rate = f"{step / seconds:.0f}" if seconds > 0 else "-"
-        print(f"| {step:>9} | {rss:>8.1f} | {rate:>14} |")
     later = [rss for _, rss, _ in readings[len(readings) // 2:]]
     dropped = 1.0 - present_counts / total
     print()
