@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -130,27 +131,45 @@ def load_gmc(path_or_model: str | os.PathLike | GMCModel, device: str = "cpu") -
     else:
         directory = _checkpoint_dir(path_or_model)
         config = read_checkpoint_config(directory)
-        weights = directory / WEIGHTS_FILE
-        expected_sha = config.get("weights_sha256")
-        if expected_sha is not None and file_sha256(weights) != expected_sha:
-            raise CheckpointError(
-                f"{weights} does not match {directory / CONFIG_FILE} (SHA-256 differs): the checkpoint was modified "
-                "or a write was interrupted; re-run or resume pretraining"
-            )
-        try:
-            model = GMCModel.from_architecture(config)
-        except (KeyError, TypeError, GMCError) as exc:
-            raise CheckpointError(f"{directory / CONFIG_FILE} describes no valid GMC model: {exc!r}") from exc
-        try:
-            state = load_file(str(weights), device="cpu")
-        except (SafetensorError, OSError) as exc:
-            raise CheckpointError(f"cannot read weights {weights}: {exc}") from exc
-        _load_state(model, state, str(weights))
-        model.provenance = dict(config.get("provenance") or {})
-        model.checkpoint_path = directory
+        model = build_from_checkpoint(directory, config, GMCModel.from_architecture, "GMC model", "pretraining")
         model.to(resolve_device(device))
     model.eval()
     model.requires_grad_(False)
+    return model
+
+
+def build_from_checkpoint(
+    directory: Path,
+    config: dict[str, Any],
+    build: Callable[[dict[str, Any]], torch.nn.Module],
+    what: str,
+    producer: str,
+) -> Any:
+    """Build a model from a checkpoint's JSON ``config`` and load its safetensors weights, verified.
+
+    Shared by every safetensors + JSON checkpoint (GMC, the MVAE baseline): the weights must have the SHA-256
+    recorded in the config, ``build(config)`` must succeed, and the tensors must fit the built model exactly.
+    Sets ``provenance`` and ``checkpoint_path`` on the model. ``what`` names the model and ``producer`` the stage
+    that writes it, for the error messages.
+    """
+    weights = directory / WEIGHTS_FILE
+    expected_sha = config.get("weights_sha256")
+    if expected_sha is not None and file_sha256(weights) != expected_sha:
+        raise CheckpointError(
+            f"{weights} does not match {directory / CONFIG_FILE} (SHA-256 differs): the checkpoint was modified "
+            f"or a write was interrupted; re-run or resume {producer}"
+        )
+    try:
+        model = build(config)
+    except (KeyError, TypeError, GMCError) as exc:
+        raise CheckpointError(f"{directory / CONFIG_FILE} describes no valid {what}: {exc!r}") from exc
+    try:
+        state = load_file(str(weights), device="cpu")
+    except (SafetensorError, OSError) as exc:
+        raise CheckpointError(f"cannot read weights {weights}: {exc}") from exc
+    _load_state(model, state, str(weights))
+    model.provenance = dict(config.get("provenance") or {})
+    model.checkpoint_path = directory
     return model
 
 

@@ -13,14 +13,13 @@ from pathlib import Path
 from typing import Any
 
 from gymnasium import spaces
-from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 
 from agents.mvae.model import MVAEModel
 from gmc_rl import __version__
-from gmc_rl.checkpoint import resolve_device
+from gmc_rl.checkpoint import build_from_checkpoint, resolve_device
 from gmc_rl.data import file_sha256
-from gmc_rl.errors import CheckpointError, GMCError, ModalityError
+from gmc_rl.errors import CheckpointError, ModalityError
 from gmc_rl.io import atomic_path, ensure_writable_dir, write_json_atomic
 from gmc_rl.modalities import compare_specs, modality_specs
 
@@ -88,27 +87,7 @@ def load_mvae(path_or_model: str | os.PathLike | MVAEModel, device: str = "cpu")
     else:
         directory = Path(path_or_model)
         config = read_mvae_config(directory)
-        weights = directory / WEIGHTS_FILE
-        if config.get("weights_sha256") not in (None, file_sha256(weights)):
-            raise CheckpointError(
-                f"{weights} does not match {directory / CONFIG_FILE} (SHA-256 differs): the checkpoint was modified "
-                "or a write was interrupted; re-run or resume MVAE pretraining"
-            )
-        try:
-            model = MVAEModel.from_architecture(config)
-        except (KeyError, TypeError, GMCError) as exc:
-            raise CheckpointError(f"{directory / CONFIG_FILE} describes no valid MVAE: {exc!r}") from exc
-        try:
-            state = load_file(str(weights), device="cpu")
-        except (SafetensorError, OSError) as exc:
-            raise CheckpointError(f"cannot read weights {weights}: {exc}") from exc
-        own = model.state_dict()
-        problems = sorted(set(own) ^ set(state)) + [k for k in own if k in state and own[k].shape != state[k].shape]
-        if problems:
-            raise CheckpointError(f"weights in {weights} do not fit the architecture in its config: {problems[:5]}")
-        model.load_state_dict(state, strict=True)
-        model.provenance = dict(config.get("provenance") or {})
-        model.checkpoint_path = directory
+        model = build_from_checkpoint(directory, config, MVAEModel.from_architecture, "MVAE", "MVAE pretraining")
         model.to(resolve_device(device))
     model.eval()
     model.requires_grad_(False)
