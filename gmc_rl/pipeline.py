@@ -30,9 +30,8 @@ pipeline's numbers for that agent.
 from __future__ import annotations
 
 import os
-import shutil
-import time
 from collections.abc import Callable, Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -40,10 +39,15 @@ import yaml
 
 from gmc_rl.config import ExperimentConfig, config_hash, from_dict, to_dict
 from gmc_rl.errors import ConfigError
-from gmc_rl.io import ensure_writable_dir, read_json, write_json_atomic, write_text_atomic
+from gmc_rl.io import (
+    ensure_writable_dir,
+    read_json,
+    write_json_atomic,
+    write_text_atomic,
+)
+from gmc_rl.stages import Stage, Task, run_stage, run_tasks
 
 CONFIG_FILE = "config.yaml"
-STAGES_DIR = "stages"
 ENCODER_METHODS = ("gmc", "mvae")
 SUBSETS_TOKEN = "subsets"
 """In ``evaluate.conditions``, expands to "complete" + every non-empty proper subset of the modalities."""
@@ -141,75 +145,6 @@ def prepare_run_dir(config: ExperimentConfig, run_dir: str | os.PathLike, update
     return run_dir
 
 
-class Stage:
-    """One step of the pipeline: its output path, the hash of everything it depends on, and its done-marker.
-
-    The marker ``stages/<name>.json`` says ``{"hash": ..., "status": "running" | "done"}``. A stage is done when
-    the marker is "done" with the current hash and the output exists; a "running" marker with the current hash
-    means an interrupted attempt that can be resumed.
-    """
-
-    def __init__(self, run_dir: Path, name: str, output: Path, inputs: Any) -> None:
-        self.run_dir = run_dir
-        self.name = name
-        self.output = output
-        self.hash = config_hash(inputs)
-        self.marker = run_dir / STAGES_DIR / f"{name.replace('/', '_')}.json"
-
-    def _marker(self) -> dict[str, Any]:
-        try:
-            data = read_json(self.marker, "stage marker")
-        except (FileNotFoundError, ValueError):
-            return {}
-        return data if isinstance(data, dict) else {}
-
-    def is_done(self) -> bool:
-        """True if the marker is "done" with this stage's hash and the output exists."""
-        marker = self._marker()
-        return marker.get("hash") == self.hash and marker.get("status") == "done" and self.output.exists()
-
-    def begin(self, resumable: bool = True) -> bool:
-        """Prepare to run the stage; return ``resume``.
-
-        ``resume`` is True when an interrupted attempt with the same inputs left output behind and the stage is
-        ``resumable``. Any other existing output (made with other inputs, not recorded by a marker, or a partial
-        output of a stage that cannot resume) is removed first, so the stage starts from scratch.
-        """
-        marker = self._marker()
-        same = marker.get("hash") == self.hash
-        resume = resumable and same and marker.get("status") == "running" and self.output.exists()
-        if not resume and self.output.exists():
-            if self.output.is_dir():
-                shutil.rmtree(self.output)
-            else:
-                self.output.unlink()
-        write_json_atomic(self.marker, {"stage": self.name, "hash": self.hash, "status": "running",
-                                        "output": str(self.output.relative_to(self.run_dir))})
-        return resume
-
-    def finish(self, seconds: float) -> None:
-        """Record the stage as done."""
-        write_json_atomic(self.marker, {"stage": self.name, "hash": self.hash, "status": "done",
-                                        "output": str(self.output.relative_to(self.run_dir)),
-                                        "seconds": round(seconds, 2)})
-
-
-def _run_stage(stage: Stage, log: Log, label: str, work: Callable[[bool], Any],
-               resumable: bool = True) -> tuple[Any, bool]:
-    """Run ``work(resume)`` for ``stage`` unless it is done; return (its result or None, whether it ran)."""
-    if stage.is_done():
-        log(f"[{label}] up to date, skipped ({stage.output.relative_to(stage.run_dir)})")
-        return None, False
-    resume = stage.begin(resumable)
-    log(f"[{label}] {'resuming' if resume else 'running'} -> {stage.output.relative_to(stage.run_dir)}")
-    start = time.perf_counter()
-    result = work(resume)
-    seconds = time.perf_counter() - start
-    stage.finish(seconds)
-    log(f"[{label}] done in {seconds:.0f} s")
-    return result, True
-
-
 # ---------------------------------------------------------------------------------------------------------------
 # The pipeline.
 
@@ -269,7 +204,7 @@ def record_agent_videos(agent: Any, conditions: Sequence[str], out_dir: str | os
 
 
 def run_pipeline(config: ExperimentConfig, run_dir: str | os.PathLike, *, update: bool = False,
-                 progress: bool = True, log: Log = print) -> dict[str, Any]:
+                 progress: bool = True, log: Log = print, jobs: int = 1) -> dict[str, Any]:
     """Run (or continue) the whole experiment in ``run_dir``; return the results document (``eval/results.json``).
 
     Stages, each skipped when its done-marker matches (see the module docstring): collect (when a method needs an
@@ -280,52 +215,81 @@ def run_pipeline(config: ExperimentConfig, run_dir: str | os.PathLike, *, update
         config: the experiment.
         run_dir: the run directory (created if needed).
         update: allow a run directory made with another config; stages whose inputs changed are redone.
-        progress: show progress bars.
+        progress: show progress bars (only with ``jobs=1``).
         log: where progress messages go.
+        jobs: stages run at once, each in its own process (:func:`gmc_rl.stages.run_tasks`); 1 runs them one
+            after the other in this process. A stage starts as soon as the ones it reads are done, e.g. the
+            true-state agent trains while GMC pretrains. The results do not depend on ``jobs`` beyond float
+            rounding (each worker uses ``cpu_count // jobs`` torch threads).
 
     Raises:
-        ConfigError: the run directory holds another config and ``update`` is False, or the config is invalid
-            for the env (e.g. an unknown modality in a condition).
+        ConfigError: the run directory holds another config and ``update`` is False, the config is invalid
+            for the env (e.g. an unknown modality in a condition), or ``jobs < 1``.
     """
-    from gmc_rl.results import build_results, load_results, pool_runs, write_results
+    from gmc_rl.results import load_results
 
+    if jobs < 1:
+        raise ConfigError(f"jobs must be at least 1, got {jobs}")
     # The env and the conditions are checked before anything is written, so a typo leaves no run directory.
     modalities = env_modalities(config.env_id, config.env_kwargs)
     conditions = resolve_conditions(config.evaluate.conditions, modalities)
     run_dir = prepare_run_dir(config, run_dir, update=update)
     methods, seeds = list(config.methods), [int(s) for s in config.seeds]
-    log(f"gmc-rl pipeline: {config.name} on {config.env_id}; methods {methods}, seeds {seeds}; run dir {run_dir}")
+    log(f"gmc-rl pipeline: {config.name} on {config.env_id}; methods {methods}, seeds {seeds}; run dir {run_dir}"
+        + (f"; {jobs} stages at once" if jobs > 1 else ""))
+    tasks, agents, evaluations = _plan(config, run_dir, conditions)
+    run_tasks(tasks, jobs=jobs, progress=progress, log=log)
+
+    # Tables and plot of all methods (and optional videos).
+    eval_dir = run_dir / "eval"
+    report = Stage(run_dir, "report", eval_dir / "results.json",
+                   {"evaluations": [s.hash for s in evaluations.values()], "methods": methods, "seeds": seeds})
+    run_stage(report, log, "report", lambda resume: _write_report(config, run_dir, conditions, evaluations),
+              resumable=False)
+    if config.evaluate.video:
+        videos = Stage(run_dir, "video", eval_dir / "videos", {"report": report.hash})
+        run_stage(videos, log, "video", lambda resume: [
+            record_agent_videos(agents[(m, seeds[0])].output, conditions, videos.output, seed=seeds[0], log=log)
+            for m in methods], resumable=False)
+    log(f"results: {eval_dir / 'results.md'} (also results.json, results.png)")
+    return load_results(eval_dir)
+
+
+def _plan(config: ExperimentConfig, run_dir: Path, conditions: list[str]
+          ) -> tuple[list[Task], dict[tuple[str, int], Stage], dict[tuple[str, int], Stage]]:
+    """The tasks of the pipeline in their sequential order; also the agent and evaluation stages by (method, seed)."""
+    methods, seeds = list(config.methods), [int(s) for s in config.seeds]
     env = {"env_id": config.env_id, "env_kwargs": config.env_kwargs}
+    tasks: list[Task] = []
 
     # 1. Data and encoders (only for the methods that read an encoder).
-    encoders: dict[str, tuple[Path, str]] = {}
+    encoders: dict[str, Stage] = {}
     if any(m in ENCODER_METHODS for m in methods):
         data = Stage(run_dir, "collect", run_dir / "data", {**env, "collect": to_dict(config.collect)})
-        _run_stage(data, log, "collect", lambda resume: _collect(config, data.output, progress), resumable=False)
+        tasks.append(Task(data, "collect", partial(_collect, config, data.output), resumable=False))
         if "gmc" in methods:
             gmc = Stage(run_dir, "pretrain", run_dir / "gmc", {"data": data.hash, "pretrain": to_dict(config.pretrain)})
-            _run_stage(gmc, log, "pretrain GMC",
-                       lambda resume: _pretrain(config, data.output, gmc.output, resume, progress))
-            encoders["gmc"] = (gmc.output, gmc.hash)
+            tasks.append(Task(gmc, "pretrain GMC", partial(_pretrain, config, data.output, gmc.output),
+                              after=(data.name,)))
+            encoders["gmc"] = gmc
         if "mvae" in methods:
             mvae = Stage(run_dir, "mvae", run_dir / "mvae",
                          {"data": data.hash, "pretrain": to_dict(config.pretrain), "model": "mvae"})
-            _run_stage(mvae, log, "pretrain MVAE",
-                       lambda resume: _pretrain_mvae(config, data.output, mvae.output, resume, progress))
-            encoders["mvae"] = (mvae.output, mvae.hash)
+            tasks.append(Task(mvae, "pretrain MVAE", partial(_pretrain_mvae, config, data.output, mvae.output),
+                              after=(data.name,)))
+            encoders["mvae"] = mvae
 
     # 2. Agents, one per method and seed, trained on complete observations.
     agents: dict[tuple[str, int], Stage] = {}
     for method in methods:
-        encoder_dir, encoder_hash = encoders.get(method, (None, None))
+        encoder = encoders.get(method)
         for seed in seeds:
             name = agent_name(method, seed)
             stage = Stage(run_dir, f"train_{name}", run_dir / "agents" / name,
                           {**env, "agent": to_dict(config.agent), "method": method, "seed": seed,
-                           "encoder": encoder_hash})
-            _run_stage(stage, log, f"train {name}",
-                       lambda resume, m=method, s=seed, st=stage, e=encoder_dir:
-                       _train(config, m, s, st.output, e, resume, progress))
+                           "encoder": encoder.hash if encoder else None})
+            work = partial(_train, config, method, seed, stage.output, encoder.output if encoder else None)
+            tasks.append(Task(stage, f"train {name}", work, after=(encoder.name,) if encoder else ()))
             agents[(method, seed)] = stage
 
     # 3. Evaluation of every agent under every condition (agent seed s -> evaluation seed s).
@@ -336,65 +300,63 @@ def run_pipeline(config: ExperimentConfig, run_dir: str | os.PathLike, *, update
         stage = Stage(run_dir, f"evaluate_{name}", run_dir / "eval" / "runs" / f"{name}.json",
                       {"agent": agent_stage.hash, "conditions": conditions, "episodes": ev.episodes,
                        "n_envs": ev.n_envs, "seeds": [seed]})
-
-        def evaluate(resume: bool, st=stage, a=agent_stage, s=seed) -> None:
-            record = evaluate_agent(a.output, conditions, ev.episodes, [s], ev.n_envs, progress=progress)
-            record["agent"] = str(a.output.relative_to(run_dir))
-            write_json_atomic(st.output, record)
-
-        _run_stage(stage, log, f"evaluate {name}", evaluate, resumable=False)
+        work = partial(_evaluate, run_dir, agent_stage.output, stage.output, conditions, ev.episodes, seed, ev.n_envs)
+        tasks.append(Task(stage, f"evaluate {name}", work, after=(agent_stage.name,), resumable=False))
         evaluations[(method, seed)] = stage
-
-    # 4. Tables and plot of all methods (and optional videos).
-    eval_dir = run_dir / "eval"
-    report = Stage(run_dir, "report", eval_dir / "results.json",
-                   {"evaluations": [s.hash for s in evaluations.values()], "methods": methods, "seeds": seeds})
-
-    def write_report(resume: bool) -> None:
-        per_method = {}
-        for method in methods:
-            runs = []
-            for seed in seeds:
-                record = read_json(evaluations[(method, seed)].output, "agent evaluation")
-                runs.append((agent_name(method, seed), record["evaluation"]))
-            per_method[method] = pool_runs(runs)
-        settings = {"episodes": ev.episodes, "seeds": seeds, "n_envs": ev.n_envs, "conditions": conditions,
-                    "evaluation_seeds": "each agent is evaluated with its own training seed",
-                    "config_hash": config_hash(config)}
-        results = build_results(per_method, env_id=config.env_id, settings=settings,
-                                agents={m: [f"agents/{agent_name(m, s)}" for s in seeds] for m in methods})
-        write_results(results, eval_dir)
-
-    _run_stage(report, log, "report", write_report, resumable=False)
-    if ev.video:
-        videos = Stage(run_dir, "video", eval_dir / "videos", {"report": report.hash})
-        _run_stage(videos, log, "video", lambda resume: [
-            record_agent_videos(agents[(m, seeds[0])].output, conditions, videos.output, seed=seeds[0], log=log)
-            for m in methods], resumable=False)
-    log(f"results: {eval_dir / 'results.md'} (also results.json, results.png)")
-    return load_results(eval_dir)
+    return tasks, agents, evaluations
 
 
-def _collect(config: ExperimentConfig, out_dir: Path, progress: bool) -> Path:
+def _write_report(config: ExperimentConfig, run_dir: Path, conditions: list[str],
+                  evaluations: dict[tuple[str, int], Stage]) -> None:
+    """Pool the per-agent evaluations of each method and write ``eval/results.{json,md,png}``."""
+    from gmc_rl.results import build_results, pool_runs, write_results
+
+    methods, seeds, ev = list(config.methods), [int(s) for s in config.seeds], config.evaluate
+    per_method = {}
+    for method in methods:
+        runs = []
+        for seed in seeds:
+            record = read_json(evaluations[(method, seed)].output, "agent evaluation")
+            runs.append((agent_name(method, seed), record["evaluation"]))
+        per_method[method] = pool_runs(runs)
+    settings = {"episodes": ev.episodes, "seeds": seeds, "n_envs": ev.n_envs, "conditions": conditions,
+                "evaluation_seeds": "each agent is evaluated with its own training seed",
+                "config_hash": config_hash(config)}
+    results = build_results(per_method, env_id=config.env_id, settings=settings,
+                            agents={m: [f"agents/{agent_name(m, s)}" for s in seeds] for m in methods})
+    write_results(results, run_dir / "eval")
+
+
+# The stages' work, as module-level functions so that worker processes can run them (jobs > 1).
+
+
+def _collect(config: ExperimentConfig, out_dir: Path, *, resume: bool, progress: bool) -> Path:
     from gmc_rl.collect import collect
 
     return collect(config, out_dir, progress=progress)
 
 
-def _pretrain(config: ExperimentConfig, data_dir: Path, out_dir: Path, resume: bool, progress: bool) -> Path:
+def _pretrain(config: ExperimentConfig, data_dir: Path, out_dir: Path, *, resume: bool, progress: bool) -> Path:
     from gmc_rl.pretrain import pretrain
 
     return pretrain(config, data_dir, out_dir, resume=resume, progress=progress)
 
 
-def _pretrain_mvae(config: ExperimentConfig, data_dir: Path, out_dir: Path, resume: bool, progress: bool) -> Path:
+def _pretrain_mvae(config: ExperimentConfig, data_dir: Path, out_dir: Path, *, resume: bool, progress: bool) -> Path:
     from agents.mvae import pretrain_mvae
 
     return pretrain_mvae(config, data_dir, out_dir, resume=resume, progress=progress)
 
 
-def _train(config: ExperimentConfig, method: str, seed: int, out_dir: Path, encoder_dir: Path | None,
+def _train(config: ExperimentConfig, method: str, seed: int, out_dir: Path, encoder_dir: Path | None, *,
            resume: bool, progress: bool) -> Path:
     from agents import train_agent
 
     return train_agent(config, method, seed, out_dir, encoder_dir=encoder_dir, resume=resume, progress_bar=progress)
+
+
+def _evaluate(run_dir: Path, agent_dir: Path, out_path: Path, conditions: list[str], episodes: int, seed: int,
+              n_envs: int, *, resume: bool, progress: bool) -> None:
+    record = evaluate_agent(agent_dir, conditions, episodes, [seed], n_envs, progress=progress)
+    record["agent"] = str(agent_dir.relative_to(run_dir))
+    write_json_atomic(out_path, record)

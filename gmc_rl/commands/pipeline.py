@@ -15,9 +15,12 @@ examples:
   gmc-rl pipeline                                        # embedded quick config (PendulumSound, CPU)
   gmc-rl pipeline --config experiments/pendulum_sound.yaml --seeds 0 1 2 3 4
   gmc-rl pipeline --out runs/quick --seeds 0 1 --update  # add a seed to an existing run
+  gmc-rl pipeline --jobs 1                               # one stage at a time, with progress bars
 
 A rerun with the same config skips every finished stage and resumes an interrupted one. A run directory made
 with another config is refused, unless --update: then only the stages whose settings changed are redone.
+With several jobs, a stage starts as soon as the stages it reads are done (the true-state agent trains while
+GMC pretrains), and each job gets an equal share of the CPU cores as torch threads.
 """
 
 
@@ -29,6 +32,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="run directory (default: runs/<config name>)")
     parser.add_argument("--update", action="store_true",
                         help="reuse a run directory made with another config, redoing the stages whose inputs changed")
+    parser.add_argument("--jobs", type=int, default=None, metavar="N",
+                        help="stages run at once, each in its own process (default: one per CPU core; 1 runs them "
+                             "one after the other with progress bars)")
     parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
 
 
@@ -36,14 +42,16 @@ def run(args: argparse.Namespace) -> int:
     from gmc_rl.config import apply_arguments, default_config_path, load_config
     from gmc_rl.pipeline import run_pipeline
     from gmc_rl.results import markdown_table
+    from gmc_rl.stages import worker_threads
 
     path = Path(args.config) if args.config else default_config_path()
     config = apply_arguments(load_config(path), args)
     run_dir = Path(args.out) if args.out else Path("runs") / config.name
     print(f"config: {path}{' (embedded default)' if not args.config else ''}")
+    jobs = args.jobs if args.jobs is not None else worker_threads(1)
     start = time.perf_counter()
     results = run_pipeline(config, run_dir, update=args.update, progress=not args.no_progress,
-                           log=lambda message: print(message, flush=True))
+                           log=lambda message: print(message, flush=True), jobs=jobs)
     minutes = (time.perf_counter() - start) / 60
     print()
     print(f"Mean per-step reward on {config.env_id} (rows: methods trained on complete observations; columns: "

@@ -1,0 +1,234 @@
+"""Pipeline stages with done-markers, and the runner that executes them in order or several at once.
+
+A :class:`Stage` is one output of the pipeline (a dataset, a checkpoint, an agent, an evaluation) with the hash of
+everything it depends on and a done-marker ``stages/<name>.json``. A :class:`Task` pairs a stage with the function
+that makes its output and the names of the tasks it waits for. :func:`run_tasks` runs a list of tasks:
+
+- ``jobs=1``: one after the other in this process, in list order, with progress bars;
+- ``jobs>1``: up to ``jobs`` tasks at once, each in its own process (``spawn``), as soon as the tasks it waits for
+  are done. Each worker process gets ``cpu_count // jobs`` torch threads, so two jobs on two cores do not fight
+  over them. Progress bars are off in workers; the runner prints a line when a task starts and when it ends.
+
+Only this process writes done-markers, so a marker never claims a stage that did not finish. When a task fails,
+no new task is started, the running ones are allowed to finish (their work is kept and marked done), and the
+first error is raised. A rerun then skips what is done and resumes what was interrupted.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import shutil
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from dataclasses import dataclass
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Any
+
+from gmc_rl.config import config_hash
+from gmc_rl.errors import ConfigError
+from gmc_rl.io import read_json, write_json_atomic
+
+STAGES_DIR = "stages"
+
+Log = Callable[[str], None]
+
+
+class Stage:
+    """One step of the pipeline: its output path, the hash of everything it depends on, and its done-marker.
+
+    The marker ``stages/<name>.json`` says ``{"hash": ..., "status": "running" | "done"}``. A stage is done when
+    the marker is "done" with the current hash and the output exists; a "running" marker with the current hash
+    means an interrupted attempt that can be resumed.
+    """
+
+    def __init__(self, run_dir: Path, name: str, output: Path, inputs: Any) -> None:
+        self.run_dir = run_dir
+        self.name = name
+        self.output = output
+        self.hash = config_hash(inputs)
+        self.marker = run_dir / STAGES_DIR / f"{name.replace('/', '_')}.json"
+
+    def _marker(self) -> dict[str, Any]:
+        try:
+            data = read_json(self.marker, "stage marker")
+        except (FileNotFoundError, ValueError):
+            return {}
+        return data if isinstance(data, dict) else {}
+
+    def is_done(self) -> bool:
+        """True if the marker is "done" with this stage's hash and the output exists."""
+        marker = self._marker()
+        return marker.get("hash") == self.hash and marker.get("status") == "done" and self.output.exists()
+
+    def begin(self, resumable: bool = True) -> bool:
+        """Prepare to run the stage; return ``resume``.
+
+        ``resume`` is True when an interrupted attempt with the same inputs left output behind and the stage is
+        ``resumable``. Any other existing output (made with other inputs, not recorded by a marker, or a partial
+        output of a stage that cannot resume) is removed first, so the stage starts from scratch.
+        """
+        marker = self._marker()
+        same = marker.get("hash") == self.hash
+        resume = resumable and same and marker.get("status") == "running" and self.output.exists()
+        if not resume and self.output.exists():
+            if self.output.is_dir():
+                shutil.rmtree(self.output)
+            else:
+                self.output.unlink()
+        write_json_atomic(self.marker, {"stage": self.name, "hash": self.hash, "status": "running",
+                                        "output": str(self.output.relative_to(self.run_dir))})
+        return resume
+
+    def finish(self, seconds: float) -> None:
+        """Record the stage as done."""
+        write_json_atomic(self.marker, {"stage": self.name, "hash": self.hash, "status": "done",
+                                        "output": str(self.output.relative_to(self.run_dir)),
+                                        "seconds": round(seconds, 2)})
+
+
+@dataclass
+class Task:
+    """A stage, the function that makes its output and the tasks it waits for.
+
+    ``work`` is called as ``work(resume=..., progress=...)``. With ``jobs > 1`` it runs in another process, so it
+    must be picklable: a module-level function or a ``functools.partial`` of one, with picklable arguments.
+    """
+
+    stage: Stage
+    label: str
+    work: Callable[..., Any]
+    after: tuple[str, ...] = ()
+    """Names (``stage.name``) of the tasks that must be done first."""
+    resumable: bool = True
+
+
+def run_stage(stage: Stage, log: Log, label: str, work: Callable[[bool], Any],
+              resumable: bool = True) -> tuple[Any, bool]:
+    """Run ``work(resume)`` for ``stage`` in this process unless it is done; return (its result, whether it ran)."""
+    if stage.is_done():
+        _log_skipped(stage, log, label)
+        return None, False
+    resume = _begin(stage, log, label, resumable)
+    start = time.perf_counter()
+    result = work(resume)
+    _finish(stage, log, label, time.perf_counter() - start)
+    return result, True
+
+
+def run_tasks(tasks: Sequence[Task], *, jobs: int = 1, progress: bool = True, log: Log = print) -> None:
+    """Run every task whose stage is not done: in order here (``jobs=1``) or up to ``jobs`` at once (see module)."""
+    if jobs < 1:
+        raise ConfigError(f"jobs must be at least 1, got {jobs}")
+    names = {task.stage.name for task in tasks}
+    for task in tasks:
+        unknown = [name for name in task.after if name not in names]
+        if unknown:
+            raise ValueError(f"task {task.stage.name!r} waits for unknown tasks {unknown}")
+    if jobs == 1:
+        for task in tasks:
+            run_stage(task.stage, log, task.label, lambda resume, t=task: t.work(resume=resume, progress=progress),
+                      task.resumable)
+        return
+    _run_parallel(list(tasks), jobs, log)
+
+
+def worker_threads(jobs: int) -> int:
+    """Torch threads for each of ``jobs`` worker processes: the usable CPUs shared out, at least one."""
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cpus = os.cpu_count() or 1
+    return max(1, cpus // jobs)
+
+
+def _log_skipped(stage: Stage, log: Log, label: str) -> None:
+    log(f"[{label}] up to date, skipped ({stage.output.relative_to(stage.run_dir)})")
+
+
+def _begin(stage: Stage, log: Log, label: str, resumable: bool) -> bool:
+    resume = stage.begin(resumable)
+    log(f"[{label}] {'resuming' if resume else 'running'} -> {stage.output.relative_to(stage.run_dir)}")
+    return resume
+
+
+def _finish(stage: Stage, log: Log, label: str, seconds: float) -> None:
+    stage.finish(seconds)
+    log(f"[{label}] done in {seconds:.0f} s")
+
+
+def _init_worker(threads: int, env_specs: list[Any]) -> None:
+    """Worker set-up: share out the CPUs, and register the parent's Gymnasium envs that a fresh process lacks."""
+    import gymnasium as gym
+    import torch
+
+    torch.set_num_threads(threads)
+    import envs  # noqa: F401  (registers the built-in envs)
+
+    for spec in env_specs:
+        if spec.id not in gym.registry:
+            gym.registry[spec.id] = spec
+
+
+def _run_task(work: Callable[..., Any], resume: bool) -> float:
+    start = time.perf_counter()
+    work(resume=resume, progress=False)
+    return time.perf_counter() - start
+
+
+def _picklable(value: Any) -> bool:
+    try:
+        pickle.dumps(value)
+    except Exception:  # noqa: BLE001 (any failure means "cannot be sent to a worker")
+        return False
+    return True
+
+
+def _run_parallel(tasks: list[Task], jobs: int, log: Log) -> None:
+    import gymnasium as gym
+
+    env_specs = [spec for spec in gym.registry.values() if _picklable(spec)]
+    done: set[str] = set()
+    running: dict[Future, Task] = {}
+    error: BaseException | None = None
+    context = get_context("spawn")
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=context, initializer=_init_worker,
+                             initargs=(worker_threads(jobs), env_specs)) as pool:
+        while tasks or running:
+            started = True
+            while started and error is None and len(running) < jobs:
+                started = False
+                for task in tasks:
+                    if not all(name in done for name in task.after):
+                        continue
+                    tasks.remove(task)
+                    started = True
+                    if task.stage.is_done():
+                        _log_skipped(task.stage, log, task.label)
+                        done.add(task.stage.name)
+                    else:
+                        resume = _begin(task.stage, log, task.label, task.resumable)
+                        running[pool.submit(_run_task, task.work, resume)] = task
+                    break
+            if not running:
+                if error is None and tasks:
+                    raise ValueError(f"tasks wait for each other in a cycle: {[t.stage.name for t in tasks]}")
+                break
+            finished, _ = wait(running, return_when=FIRST_COMPLETED)
+            for future in finished:
+                task = running.pop(future)
+                try:
+                    seconds = future.result()
+                except BaseException as exc:  # noqa: BLE001 (re-raised below once the running tasks end)
+                    log(f"[{task.label}] failed: {type(exc).__name__}: {exc}")
+                    if error is None:
+                        error = exc
+                        if running:
+                            log(f"waiting for {len(running)} running stage(s) to finish before stopping")
+                    continue
+                _finish(task.stage, log, task.label, seconds)
+                done.add(task.stage.name)
+    if error is not None:
+        raise error

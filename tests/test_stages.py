@@ -1,0 +1,110 @@
+"""Tests of the stage runner (gmc_rl.stages): ordering, skipping, parallel jobs in worker processes, failures."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from functools import partial
+from pathlib import Path
+
+import pytest
+
+from gmc_rl.errors import ConfigError
+from gmc_rl.stages import Stage, Task, run_tasks, worker_threads
+
+from test_pipeline import check_results, tiny_config
+
+
+def write_stamp(path: Path, delay: float = 0.0, fail: bool = False, *, resume: bool, progress: bool) -> None:
+    """Stage work for the tests: wait, then write which process ran it and when (or fail)."""
+    time.sleep(delay)
+    if fail:
+        raise RuntimeError(f"deliberate failure of {path.name}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"pid": os.getpid(), "end": time.time(), "resume": resume, "progress": progress}))
+
+
+def stamp_task(run_dir: Path, name: str, after: tuple[str, ...] = (), **work) -> Task:
+    stage = Stage(run_dir, name, run_dir / "out" / f"{name}.json", {"name": name})
+    return Task(stage, name, partial(write_stamp, stage.output, **work), after=after)
+
+
+def stamp(run_dir: Path, name: str) -> dict:
+    return json.loads((run_dir / "out" / f"{name}.json").read_text())
+
+
+def test_sequential_runs_in_order_in_this_process_and_skips_on_rerun(tmp_path):
+    tasks = [stamp_task(tmp_path, "a"), stamp_task(tmp_path, "b", after=("a",))]
+    log: list[str] = []
+    run_tasks(tasks, jobs=1, log=log.append)
+    assert stamp(tmp_path, "a")["pid"] == os.getpid() and stamp(tmp_path, "a")["progress"] is True
+    assert stamp(tmp_path, "a")["end"] <= stamp(tmp_path, "b")["end"]
+    assert all(task.stage.is_done() for task in tasks)
+    log.clear()
+    run_tasks(tasks, jobs=1, log=log.append)
+    assert sum("skipped" in line for line in log) == 2
+
+
+def test_parallel_respects_order_and_runs_in_workers(tmp_path):
+    tasks = [stamp_task(tmp_path, "first", delay=0.5),
+             stamp_task(tmp_path, "independent"),
+             stamp_task(tmp_path, "second", after=("first",))]
+    log: list[str] = []
+    run_tasks(tasks, jobs=2, log=log.append)
+    first, independent, second = (stamp(tmp_path, n) for n in ("first", "independent", "second"))
+    assert {first["pid"], independent["pid"], second["pid"]}.isdisjoint({os.getpid()})
+    assert first["progress"] is False
+    assert first["end"] <= second["end"]
+    # The independent task did not wait for the slow one.
+    assert independent["end"] < first["end"]
+    assert all(task.stage.is_done() for task in tasks)
+    assert sum("done in" in line for line in log) == 3
+
+
+def test_parallel_failure_keeps_running_work_and_raises(tmp_path):
+    tasks = [stamp_task(tmp_path, "slow", delay=1.0),
+             stamp_task(tmp_path, "broken", fail=True),
+             stamp_task(tmp_path, "after_broken", after=("broken",))]
+    log: list[str] = []
+    with pytest.raises(RuntimeError, match="deliberate failure of broken"):
+        run_tasks(tasks, jobs=2, log=log.append)
+    assert tasks[0].stage.is_done(), "the task running beside the failure is finished and kept"
+    assert not tasks[1].stage.is_done() and not tasks[2].stage.output.exists()
+    assert any("failed: RuntimeError" in line for line in log)
+    # Fixing the cause and rerunning does only what is left.
+    tasks[1] = stamp_task(tmp_path, "broken")
+    log.clear()
+    run_tasks(tasks, jobs=2, log=log.append)
+    assert "[slow] up to date, skipped" in "\n".join(log)
+    assert all(task.stage.is_done() for task in tasks)
+
+
+def test_bad_task_graphs_and_jobs_are_refused(tmp_path):
+    with pytest.raises(ValueError, match="unknown tasks"):
+        run_tasks([stamp_task(tmp_path, "a", after=("missing",))], jobs=2)
+    with pytest.raises(ValueError, match="cycle"):
+        run_tasks([stamp_task(tmp_path, "a", after=("b",)), stamp_task(tmp_path, "b", after=("a",))], jobs=2)
+    with pytest.raises(ConfigError, match="jobs"):
+        run_tasks([stamp_task(tmp_path, "a")], jobs=0)
+
+
+def test_worker_threads_share_the_cpus():
+    cpus = len(os.sched_getaffinity(0))
+    assert worker_threads(1) == cpus
+    assert worker_threads(cpus * 4) == 1
+
+
+def test_tiny_pipeline_with_two_jobs_matches_the_sequential_layout(tmp_path):
+    from gmc_rl.pipeline import run_pipeline
+
+    config = tiny_config("gmc_rl/PendulumSound-v0", ["gmc", "state"])
+    log: list[str] = []
+    results = run_pipeline(config, tmp_path / "run", progress=False, log=log.append, jobs=2)
+    check_results(results, ["gmc", "state"], ["complete", "image", "sound", "dropout:0.5"])
+    text = "\n".join(log)
+    # The true-state agent needs no encoder, so it starts before GMC pretraining is done.
+    assert text.index("[train state-seed0] running") < text.index("[pretrain GMC] done")
+    log.clear()
+    run_pipeline(config, tmp_path / "run", progress=False, log=log.append, jobs=2)
+    assert not any("] running" in line for line in log)
