@@ -108,3 +108,20 @@ def test_tiny_pipeline_with_two_jobs_matches_the_sequential_layout(tmp_path):
     log.clear()
     run_pipeline(config, tmp_path / "run", progress=False, log=log.append, jobs=2)
     assert not any("] running" in line for line in log)
+
+
+def test_workers_see_envs_registered_only_in_the_calling_process(tmp_path):
+    """An env registered by the user's own script (no "module:id" form) must reach the worker processes."""
+    import gymnasium as gym
+
+    from envs.pendulum_sound import PendulumSoundEnv
+    from gmc_rl.pipeline import run_pipeline
+
+    env_id = "test_only/PendulumAlias-v0"
+    gym.register(env_id, entry_point=PendulumSoundEnv, max_episode_steps=300)
+    try:
+        config = tiny_config(env_id, ["state"])
+        results = run_pipeline(config, tmp_path / "run", progress=False, log=lambda message: None, jobs=2)
+        check_results(results, ["state"], ["complete", "image", "sound", "dropout:0.5"])
+    finally:
+        del gym.registry[env_id]
