@@ -7,7 +7,8 @@ that makes its output and the names of the tasks it waits for. :func:`run_tasks`
 - ``jobs=1``: one after the other in this process, in list order, with progress bars;
 - ``jobs>1``: up to ``jobs`` tasks at once, each in its own process (``spawn``), as soon as the tasks it waits for
   are done. Each worker process gets ``cpu_count // jobs`` torch threads, so two jobs on two cores do not fight
-  over them. Progress bars are off in workers; the runner prints a line when a task starts and when it ends.
+  over them. Progress bars are off in workers; the runner prints a line when a task starts and when it ends, and
+  lists the running ones every two minutes.
 
 Only this process writes done-markers, so a marker never claims a stage that did not finish. When a task fails,
 no new task is started, the running ones are allowed to finish (their work is kept and marked done), and the
@@ -34,6 +35,9 @@ from gmc_rl.io import read_json, write_json_atomic
 STAGES_DIR = "stages"
 
 Log = Callable[[str], None]
+
+HEARTBEAT_SECONDS = 120.0
+"""With ``jobs > 1``, how often the runner lists the stages still running (workers show no progress bars)."""
 
 
 class Stage:
@@ -192,6 +196,7 @@ def _run_parallel(tasks: list[Task], jobs: int, log: Log) -> None:
     env_specs = [spec for spec in gym.registry.values() if _picklable(spec)]
     done: set[str] = set()
     running: dict[Future, Task] = {}
+    started_at: dict[str, float] = {}
     error: BaseException | None = None
     context = get_context("spawn")
     with ProcessPoolExecutor(max_workers=jobs, mp_context=context, initializer=_init_worker,
@@ -211,12 +216,17 @@ def _run_parallel(tasks: list[Task], jobs: int, log: Log) -> None:
                     else:
                         resume = _begin(task.stage, log, task.label, task.resumable)
                         running[pool.submit(_run_task, task.work, resume)] = task
+                        started_at[task.stage.name] = time.perf_counter()
                     break
             if not running:
                 if error is None and tasks:
                     raise ValueError(f"tasks wait for each other in a cycle: {[t.stage.name for t in tasks]}")
                 break
-            finished, _ = wait(running, return_when=FIRST_COMPLETED)
+            finished, _ = wait(running, timeout=HEARTBEAT_SECONDS, return_when=FIRST_COMPLETED)
+            if not finished:
+                now = time.perf_counter()
+                log("still running: " + ", ".join(
+                    f"{task.label} ({(now - started_at[task.stage.name]) / 60:.0f} min)" for task in running.values()))
             for future in finished:
                 task = running.pop(future)
                 try:

@@ -125,3 +125,12 @@ def test_workers_see_envs_registered_only_in_the_calling_process(tmp_path):
         check_results(results, ["state"], ["complete", "image", "sound", "dropout:0.5"])
     finally:
         del gym.registry[env_id]
+
+
+def test_parallel_lists_running_stages_while_waiting(tmp_path, monkeypatch):
+    import gmc_rl.stages as stages
+
+    monkeypatch.setattr(stages, "HEARTBEAT_SECONDS", 0.2)
+    log: list[str] = []
+    run_tasks([stamp_task(tmp_path, "slow", delay=1.5)], jobs=2, log=log.append)
+    assert any(line.startswith("still running: slow (") for line in log)
