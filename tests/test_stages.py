@@ -9,11 +9,10 @@ from functools import partial
 from pathlib import Path
 
 import pytest
+from test_pipeline import check_results, tiny_config
 
 from gmc_rl.errors import ConfigError
 from gmc_rl.stages import Stage, Task, run_tasks, worker_threads
-
-from test_pipeline import check_results, tiny_config
 
 
 def write_stamp(path: Path, delay: float = 0.0, fail: bool = False, *, resume: bool, progress: bool) -> None:
@@ -128,7 +127,7 @@ def test_workers_see_envs_registered_only_in_the_calling_process(tmp_path):
 
 
 def test_parallel_lists_running_stages_while_waiting(tmp_path, monkeypatch):
-    import gmc_rl.stages as stages
+    from gmc_rl import stages
 
     monkeypatch.setattr(stages, "HEARTBEAT_SECONDS", 0.2)
     log: list[str] = []
