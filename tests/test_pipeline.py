@@ -10,7 +10,6 @@ import pytest
 from gmc_rl.config import ExperimentConfig, from_dict, to_dict
 from gmc_rl.errors import ConfigError, ModalityError
 from gmc_rl.pipeline import Stage, evaluate_agent, read_run_config, resolve_conditions, run_pipeline
-from gmc_rl.results import load_results
 
 
 def tiny_config(env_id: str, methods: list[str], **overrides) -> ExperimentConfig:
