@@ -20,6 +20,7 @@ COMMANDS = {
     "train": "gmc_rl.commands.train",
     "evaluate": "gmc_rl.commands.evaluate",
     "pipeline": "gmc_rl.commands.pipeline",
+    "report": "gmc_rl.commands.report",
     "envs": "gmc_rl.commands.envs",
 }
 

@@ -360,3 +360,49 @@ def _evaluate(run_dir: Path, agent_dir: Path, out_path: Path, conditions: list[s
     record = evaluate_agent(agent_dir, conditions, episodes, [seed], n_envs, progress=progress)
     record["agent"] = str(agent_dir.relative_to(run_dir))
     write_json_atomic(out_path, record)
+
+
+def merge_runs(run_dirs: Sequence[str | os.PathLike], methods: Sequence[str] | None = None) -> dict[str, Any]:
+    """One results document from the agent evaluations of several pipeline run directories.
+
+    Reads every ``RUN_DIR/eval/runs/<agent>.json`` (written by the pipeline's evaluate stages), pools the agents of
+    each method across the runs (as one run with more seeds would) and returns the document :func:`write_results`
+    takes. Use it to put baselines trained in separate runs (another machine, another time budget) into one table.
+
+    Args:
+        run_dirs: pipeline run directories of the same env.
+        methods: keep only these methods, in this order (default: every method, in first-seen order).
+
+    Raises:
+        ConfigError: a directory without evaluations, runs of different envs, or a requested method missing.
+    """
+    from gmc_rl.results import build_results, pool_runs
+
+    runs: dict[str, list[tuple[str, Any]]] = {}
+    agents: dict[str, list[str]] = {}
+    env_ids: dict[str, str] = {}
+    episodes: dict[str, int] = {}
+    for run_dir in map(Path, run_dirs):
+        records = sorted((run_dir / "eval" / "runs").glob("*.json"))
+        if not records:
+            raise ConfigError(f"{run_dir} has no agent evaluations (eval/runs/*.json); run `gmc-rl pipeline` there "
+                              "first")
+        episodes[str(run_dir)] = read_run_config(run_dir).evaluate.episodes
+        for path in records:
+            record = read_json(path, "agent evaluation")
+            env_ids[str(path)] = record["env_id"]
+            name = f"{run_dir}/{record['agent']}"
+            runs.setdefault(record["method"], []).append((name, record["evaluation"]))
+            agents.setdefault(record["method"], []).append(name)
+    if len(set(env_ids.values())) > 1:
+        raise ConfigError(f"the runs evaluate different envs: {sorted(set(env_ids.values()))}")
+    order = list(methods) if methods else list(runs)
+    missing = [m for m in order if m not in runs]
+    if missing:
+        raise ConfigError(f"no evaluations of method(s) {missing} in {[str(d) for d in run_dirs]}; "
+                          f"found {sorted(runs)}")
+    settings = {"episodes": sorted(set(episodes.values()))[0] if len(set(episodes.values())) == 1 else episodes,
+                "runs": [str(d) for d in run_dirs],
+                "evaluation_seeds": "each agent is evaluated with its own training seed"}
+    return build_results({m: pool_runs(runs[m]) for m in order}, env_id=next(iter(env_ids.values())),
+                         settings=settings, agents={m: agents[m] for m in order})

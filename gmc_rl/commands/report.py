@@ -1,0 +1,45 @@
+"""``gmc-rl report``: one robustness table from the agent evaluations of several pipeline runs."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+HELP = "pool the agent evaluations of several pipeline run directories into one results table"
+
+EPILOG = """\
+examples:
+  gmc-rl report runs/pendulum_sound runs/pendulum_sound_raw --out runs/pendulum_sound_all
+  gmc-rl report runs/a runs/b --methods gmc raw state --out cmp
+
+Agents of the same method are pooled across the runs into one row (as one run with more seeds would be). Nothing
+is re-evaluated: the per-agent evaluations the pipeline wrote (RUN_DIR/eval/runs/*.json) are read.
+"""
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.epilog = EPILOG
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    parser.add_argument("runs", nargs="+", metavar="RUN_DIR", help="pipeline run directories of the same env")
+    parser.add_argument("--out", required=True, metavar="DIR", help="where results.json/.md/.png go")
+    parser.add_argument("--methods", nargs="+", default=None, metavar="METHOD",
+                        help="rows to keep, in this order (default: every method found)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from gmc_rl.pipeline import merge_runs
+    from gmc_rl.results import markdown_table, write_results
+
+    results = merge_runs(args.runs, args.methods)
+    paths = write_results(results, Path(args.out))
+    counts = ", ".join(f"{method}: {len(names)} agents" for method, names in results["agents"].items())
+    print(f"Mean per-step reward on {results['env_id']} ({counts}):")
+    print()
+    print(markdown_table(results, "per_step_reward"))
+    print()
+    print("Mean episode return:")
+    print()
+    print(markdown_table(results, "episode_return"))
+    print()
+    print(f"Results: {paths['md']} (.json, .png)")
+    return 0
