@@ -19,3 +19,17 @@ def resolve_config(args: argparse.Namespace) -> ExperimentConfig:
     """The experiment config: the ``--config`` file (or the defaults) with the command-line flags applied."""
     config = load_config(args.config) if getattr(args, "config", None) else ExperimentConfig()
     return apply_arguments(config, args)
+
+
+def print_tables(results: dict, heading: str) -> None:
+    """Print the per-step reward table under ``heading``, then the episode return table (both with 95 % CIs)."""
+    from gmc_rl.results import markdown_table
+
+    print(heading)
+    print()
+    print(markdown_table(results, "per_step_reward"))
+    print()
+    print("Mean episode return (95 % CI):")
+    print()
+    print(markdown_table(results, "episode_return"))
+    print()

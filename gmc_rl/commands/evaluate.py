@@ -5,7 +5,13 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from gmc_rl.config import EvaluateConfig, ExperimentConfig, add_config_arguments, apply_arguments, load_config
+from gmc_rl.config import (
+    EvaluateConfig,
+    ExperimentConfig,
+    add_config_arguments,
+    apply_arguments,
+    load_config,
+)
 
 HELP = "evaluate trained agents under sensor conditions (complete, subsets, dropout, noise) and tabulate the results"
 
@@ -49,9 +55,10 @@ def _default_out(agent_dirs: list[Path]) -> Path:
 
 
 def run(args: argparse.Namespace) -> int:
+    from gmc_rl.commands.common import print_tables
     from gmc_rl.errors import ConfigError
     from gmc_rl.pipeline import evaluate_agent, record_agent_videos, resolve_conditions
-    from gmc_rl.results import build_results, markdown_table, pool_runs, write_results
+    from gmc_rl.results import build_results, pool_runs, write_results
 
     config = load_config(args.config) if args.config else ExperimentConfig()
     config = apply_arguments(config, args)
@@ -85,11 +92,6 @@ def run(args: argparse.Namespace) -> int:
     results = build_results(per_method, env_id=agents[0].env_id, settings=settings, agents=names)
     paths = write_results(results, out)
     print()
-    print("Mean per-step reward (95 % CI):")
-    print(markdown_table(results, "per_step_reward"))
-    print()
-    print("Mean episode return (95 % CI):")
-    print(markdown_table(results, "episode_return"))
-    print()
+    print_tables(results, "Mean per-step reward (95 % CI):")
     print("wrote " + ", ".join(str(p) for p in paths.values()))
     return 0

@@ -6,7 +6,7 @@ import argparse
 import time
 from pathlib import Path
 
-from gmc_rl.commands.common import add_experiment_arguments
+from gmc_rl.commands.common import add_experiment_arguments, print_tables
 
 HELP = "run the whole experiment (collect, pretrain, train, evaluate) and print the robustness table"
 
@@ -41,7 +41,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from gmc_rl.config import apply_arguments, default_config_path, load_config
     from gmc_rl.pipeline import run_pipeline
-    from gmc_rl.results import markdown_table
     from gmc_rl.stages import worker_threads
 
     path = Path(args.config) if args.config else default_config_path()
@@ -54,15 +53,8 @@ def run(args: argparse.Namespace) -> int:
                            log=lambda message: print(message, flush=True), jobs=jobs)
     minutes = (time.perf_counter() - start) / 60
     print()
-    print(f"Mean per-step reward on {config.env_id} (rows: methods trained on complete observations; columns: "
-          f"sensors at evaluation; mean ± 95 % CI over {results['settings'].get('episodes')} episodes x seeds "
-          f"{results['settings'].get('seeds')}):")
-    print()
-    print(markdown_table(results, "per_step_reward"))
-    print()
-    print("Mean episode return:")
-    print()
-    print(markdown_table(results, "episode_return"))
-    print()
+    print_tables(results, f"Mean per-step reward on {config.env_id} (rows: methods trained on complete observations; "
+                          f"columns: sensors at evaluation; mean ± 95 % CI over {results['settings'].get('episodes')} "
+                          f"episodes x seeds {results['settings'].get('seeds')}):")
     print(f"Finished in {minutes:.1f} min. Results: {run_dir / 'eval' / 'results.md'} (.json, .png)")
     return 0

@@ -27,19 +27,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from gmc_rl.commands.common import print_tables
     from gmc_rl.pipeline import merge_runs
-    from gmc_rl.results import markdown_table, write_results
+    from gmc_rl.results import write_results
 
     results = merge_runs(args.runs, args.methods)
     paths = write_results(results, Path(args.out))
     counts = ", ".join(f"{method}: {len(names)} agents" for method, names in results["agents"].items())
-    print(f"Mean per-step reward on {results['env_id']} ({counts}):")
-    print()
-    print(markdown_table(results, "per_step_reward"))
-    print()
-    print("Mean episode return:")
-    print()
-    print(markdown_table(results, "episode_return"))
-    print()
+    print_tables(results, f"Mean per-step reward on {results['env_id']} (95 % CI; {counts}):")
     print(f"Results: {paths['md']} (.json, .png)")
     return 0
