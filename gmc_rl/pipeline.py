@@ -39,12 +39,7 @@ import yaml
 
 from gmc_rl.config import ExperimentConfig, config_hash, from_dict, to_dict
 from gmc_rl.errors import ConfigError
-from gmc_rl.io import (
-    ensure_writable_dir,
-    read_json,
-    write_json_atomic,
-    write_text_atomic,
-)
+from gmc_rl.io import ensure_writable_dir, read_json, write_json_atomic, write_text_atomic
 from gmc_rl.stages import Stage, Task, run_stage, run_tasks
 
 CONFIG_FILE = "config.yaml"
@@ -380,7 +375,7 @@ def merge_runs(run_dirs: Sequence[str | os.PathLike], methods: Sequence[str] | N
 
     runs: dict[str, list[tuple[str, Any]]] = {}
     agents: dict[str, list[str]] = {}
-    env_ids: dict[str, str] = {}
+    env_ids: set[str] = set()
     episodes: dict[str, int] = {}
     for run_dir in map(Path, run_dirs):
         records = sorted((run_dir / "eval" / "runs").glob("*.json"))
@@ -390,19 +385,20 @@ def merge_runs(run_dirs: Sequence[str | os.PathLike], methods: Sequence[str] | N
         episodes[str(run_dir)] = read_run_config(run_dir).evaluate.episodes
         for path in records:
             record = read_json(path, "agent evaluation")
-            env_ids[str(path)] = record["env_id"]
+            env_ids.add(record["env_id"])
             name = f"{run_dir}/{record['agent']}"
             runs.setdefault(record["method"], []).append((name, record["evaluation"]))
             agents.setdefault(record["method"], []).append(name)
-    if len(set(env_ids.values())) > 1:
-        raise ConfigError(f"the runs evaluate different envs: {sorted(set(env_ids.values()))}")
+    if len(env_ids) > 1:
+        raise ConfigError(f"the runs evaluate different envs: {sorted(env_ids)}")
     order = list(methods) if methods else list(runs)
     missing = [m for m in order if m not in runs]
     if missing:
         raise ConfigError(f"no evaluations of method(s) {missing} in {[str(d) for d in run_dirs]}; "
                           f"found {sorted(runs)}")
-    settings = {"episodes": sorted(set(episodes.values()))[0] if len(set(episodes.values())) == 1 else episodes,
+    same_episodes = len(set(episodes.values())) == 1
+    settings = {"episodes": next(iter(episodes.values())) if same_episodes else episodes,
                 "runs": [str(d) for d in run_dirs],
                 "evaluation_seeds": "each agent is evaluated with its own training seed"}
-    return build_results({m: pool_runs(runs[m]) for m in order}, env_id=next(iter(env_ids.values())),
+    return build_results({m: pool_runs(runs[m]) for m in order}, env_id=env_ids.pop(),
                          settings=settings, agents={m: agents[m] for m in order})

@@ -139,13 +139,17 @@ def run_tasks(tasks: Sequence[Task], *, jobs: int = 1, progress: bool = True, lo
     _run_parallel(list(tasks), jobs, log)
 
 
+def usable_cpus() -> int:
+    """CPUs this process may run on (its affinity mask where the OS has one)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
 def worker_threads(jobs: int) -> int:
     """Torch threads for each of ``jobs`` worker processes: the usable CPUs shared out, at least one."""
-    try:
-        cpus = len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        cpus = os.cpu_count() or 1
-    return max(1, cpus // jobs)
+    return max(1, usable_cpus() // jobs)
 
 
 def _log_skipped(stage: Stage, log: Log, label: str) -> None:
@@ -195,29 +199,23 @@ def _run_parallel(tasks: list[Task], jobs: int, log: Log) -> None:
 
     env_specs = [spec for spec in gym.registry.values() if _picklable(spec)]
     done: set[str] = set()
-    running: dict[Future, Task] = {}
-    started_at: dict[str, float] = {}
+    running: dict[Future, tuple[Task, float]] = {}  # future -> (task, start time)
     error: BaseException | None = None
     context = get_context("spawn")
     with ProcessPoolExecutor(max_workers=jobs, mp_context=context, initializer=_init_worker,
                              initargs=(worker_threads(jobs), env_specs)) as pool:
         while tasks or running:
-            started = True
-            while started and error is None and len(running) < jobs:
-                started = False
-                for task in tasks:
-                    if not all(name in done for name in task.after):
-                        continue
-                    tasks.remove(task)
-                    started = True
-                    if task.stage.is_done():
-                        _log_skipped(task.stage, log, task.label)
-                        done.add(task.stage.name)
-                    else:
-                        resume = _begin(task.stage, log, task.label, task.resumable)
-                        running[pool.submit(_run_task, task.work, resume)] = task
-                        started_at[task.stage.name] = time.perf_counter()
+            while error is None and len(running) < jobs:
+                task = next((t for t in tasks if all(name in done for name in t.after)), None)
+                if task is None:
                     break
+                tasks.remove(task)
+                if task.stage.is_done():
+                    _log_skipped(task.stage, log, task.label)
+                    done.add(task.stage.name)
+                    continue
+                resume = _begin(task.stage, log, task.label, task.resumable)
+                running[pool.submit(_run_task, task.work, resume)] = (task, time.perf_counter())
             if not running:
                 if error is None and tasks:
                     raise ValueError(f"tasks wait for each other in a cycle: {[t.stage.name for t in tasks]}")
@@ -226,9 +224,9 @@ def _run_parallel(tasks: list[Task], jobs: int, log: Log) -> None:
             if not finished:
                 now = time.perf_counter()
                 log("still running: " + ", ".join(
-                    f"{task.label} ({(now - started_at[task.stage.name]) / 60:.0f} min)" for task in running.values()))
+                    f"{task.label} ({(now - start) / 60:.0f} min)" for task, start in running.values()))
             for future in finished:
-                task = running.pop(future)
+                task, _ = running.pop(future)
                 try:
                     seconds = future.result()
                 except BaseException as exc:  # noqa: BLE001 (re-raised below once the running tasks end)

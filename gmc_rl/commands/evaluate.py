@@ -5,13 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from gmc_rl.config import (
-    EvaluateConfig,
-    ExperimentConfig,
-    add_config_arguments,
-    apply_arguments,
-    load_config,
-)
+from gmc_rl.config import EvaluateConfig, ExperimentConfig, add_config_arguments, apply_arguments, load_config
 
 HELP = "evaluate trained agents under sensor conditions (complete, subsets, dropout, noise) and tabulate the results"
 

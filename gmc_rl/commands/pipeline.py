@@ -41,13 +41,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from gmc_rl.config import apply_arguments, default_config_path, load_config
     from gmc_rl.pipeline import run_pipeline
-    from gmc_rl.stages import worker_threads
+    from gmc_rl.stages import usable_cpus
 
     path = Path(args.config) if args.config else default_config_path()
     config = apply_arguments(load_config(path), args)
     run_dir = Path(args.out) if args.out else Path("runs") / config.name
     print(f"config: {path}{' (embedded default)' if not args.config else ''}")
-    jobs = args.jobs if args.jobs is not None else worker_threads(1)
+    jobs = args.jobs if args.jobs is not None else usable_cpus()
     start = time.perf_counter()
     results = run_pipeline(config, run_dir, update=args.update, progress=not args.no_progress,
                            log=lambda message: print(message, flush=True), jobs=jobs)
