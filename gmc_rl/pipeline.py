@@ -37,13 +37,15 @@ from typing import Any
 
 import yaml
 
-from gmc_rl.config import ExperimentConfig, config_hash, from_dict, to_dict
+from gmc_rl.config import ExperimentConfig, collect_identity, config_hash, from_dict, to_dict
 from gmc_rl.errors import ConfigError
 from gmc_rl.io import ensure_writable_dir, read_json, write_json_atomic, write_text_atomic
 from gmc_rl.stages import Stage, Task, run_stage, run_tasks
 
 CONFIG_FILE = "config.yaml"
 ENCODER_METHODS = ("gmc", "mvae")
+DIAGNOSED_METHODS = ("gmc",)
+"""Methods whose agents get transfer diagnostics (an encoder with ``encode(batch, modalities)``)."""
 SUBSETS_TOKEN = "subsets"
 """In ``evaluate.conditions``, expands to "complete" + every non-empty proper subset of the modalities."""
 
@@ -260,7 +262,7 @@ def _plan(config: ExperimentConfig, run_dir: Path, conditions: list[str]
     # 1. Data and encoders (only for the methods that read an encoder).
     encoders: dict[str, Stage] = {}
     if any(m in ENCODER_METHODS for m in methods):
-        data = Stage(run_dir, "collect", run_dir / "data", {**env, "collect": to_dict(config.collect)})
+        data = Stage(run_dir, "collect", run_dir / "data", {**env, "collect": collect_identity(config.collect)})
         tasks.append(Task(data, "collect", partial(_collect, config, data.output), resumable=False))
         if "gmc" in methods:
             gmc = Stage(run_dir, "pretrain", run_dir / "gmc", {"data": data.hash, "pretrain": to_dict(config.pretrain)})
@@ -292,10 +294,14 @@ def _plan(config: ExperimentConfig, run_dir: Path, conditions: list[str]
     evaluations: dict[tuple[str, int], Stage] = {}
     for (method, seed), agent_stage in agents.items():
         name = agent_name(method, seed)
-        stage = Stage(run_dir, f"evaluate_{name}", run_dir / "eval" / "runs" / f"{name}.json",
-                      {"agent": agent_stage.hash, "conditions": conditions, "episodes": ev.episodes,
-                       "n_envs": ev.n_envs, "seeds": [seed]})
-        work = partial(_evaluate, run_dir, agent_stage.output, stage.output, conditions, ev.episodes, seed, ev.n_envs)
+        inputs = {"agent": agent_stage.hash, "conditions": conditions, "episodes": ev.episodes,
+                  "n_envs": ev.n_envs, "seeds": [seed]}
+        diagnose = method in DIAGNOSED_METHODS and ev.diagnostic_episodes > 0
+        if diagnose:
+            inputs["diagnostics"] = {"episodes": ev.diagnostic_episodes, "horizon": ev.diagnostic_horizon}
+        stage = Stage(run_dir, f"evaluate_{name}", run_dir / "eval" / "runs" / f"{name}.json", inputs)
+        work = partial(_evaluate, run_dir, agent_stage.output, stage.output, conditions, ev.episodes, seed, ev.n_envs,
+                       (ev.diagnostic_episodes, ev.diagnostic_horizon) if diagnose else None)
         tasks.append(Task(stage, f"evaluate {name}", work, after=(agent_stage.name,), resumable=False))
         evaluations[(method, seed)] = stage
     return tasks, agents, evaluations
@@ -307,18 +313,21 @@ def _write_report(config: ExperimentConfig, run_dir: Path, conditions: list[str]
     from gmc_rl.results import build_results, pool_runs, write_results
 
     methods, seeds, ev = list(config.methods), [int(s) for s in config.seeds], config.evaluate
-    per_method = {}
+    per_method, diagnostics = {}, {}
     for method in methods:
         runs = []
         for seed in seeds:
             record = read_json(evaluations[(method, seed)].output, "agent evaluation")
             runs.append((agent_name(method, seed), record["evaluation"]))
+            if record.get("diagnostics"):
+                diagnostics.setdefault(method, {})[agent_name(method, seed)] = record["diagnostics"]
         per_method[method] = pool_runs(runs)
     settings = {"episodes": ev.episodes, "seeds": seeds, "n_envs": ev.n_envs, "conditions": conditions,
                 "evaluation_seeds": "each agent is evaluated with its own training seed",
                 "config_hash": config_hash(config)}
     results = build_results(per_method, env_id=config.env_id, settings=settings,
-                            agents={m: [f"agents/{agent_name(m, s)}" for s in seeds] for m in methods})
+                            agents={m: [f"agents/{agent_name(m, s)}" for s in seeds] for m in methods},
+                            diagnostics=diagnostics)
     write_results(results, run_dir / "eval")
 
 
@@ -351,10 +360,41 @@ def _train(config: ExperimentConfig, method: str, seed: int, out_dir: Path, enco
 
 
 def _evaluate(run_dir: Path, agent_dir: Path, out_path: Path, conditions: list[str], episodes: int, seed: int,
-              n_envs: int, *, resume: bool, progress: bool) -> None:
-    record = evaluate_agent(agent_dir, conditions, episodes, [seed], n_envs, progress=progress)
+              n_envs: int, diagnostics: tuple[int, int] | None, *, resume: bool, progress: bool) -> None:
+    agent = _as_agent(agent_dir)
+    record = evaluate_agent(agent, conditions, episodes, [seed], n_envs, progress=progress)
     record["agent"] = str(agent_dir.relative_to(run_dir))
+    if diagnostics is not None:
+        record["diagnostics"] = diagnose_agent(agent, conditions, episodes=diagnostics[0], horizon=diagnostics[1],
+                                               seed=seed)
     write_json_atomic(out_path, record)
+
+
+def diagnose_agent(agent: Any, conditions: Sequence[str], episodes: int = 10, horizon: int | None = 100,
+                   seed: int = 0) -> dict[str, dict[str, float]]:
+    """Transfer diagnostics (:func:`gmc_rl.transfer.diagnose_transfer`) of a GMC agent (or its directory) for
+    every modality-subset condition among ``conditions``; ``{}`` if there is none."""
+    import gymnasium as gym
+
+    from gmc_rl.transfer import diagnose_transfer
+    from gmc_rl.wrappers.conditions import parse_condition
+
+    agent = _as_agent(agent)
+    parsed = [parse_condition(condition, agent.modalities) for condition in conditions]
+    subsets = [list(c.modalities) for c in parsed if c.kind == "subset"]
+    if not subsets:
+        return {}
+
+    def make_env() -> Any:
+        return gym.make(agent.env_id, **agent.env_kwargs)
+
+    return diagnose_transfer(agent.encoder, sb3_latent_predictor(agent.model), make_env, subsets,
+                             episodes=episodes, horizon=horizon, seed=seed)
+
+
+def sb3_latent_predictor(model: Any) -> Callable[[Any], Any]:
+    """Deterministic actions of an SB3 model for a batch of latents."""
+    return lambda latents: model.predict(latents, deterministic=True)[0]
 
 
 def merge_runs(run_dirs: Sequence[str | os.PathLike], methods: Sequence[str] | None = None) -> dict[str, Any]:
@@ -377,6 +417,7 @@ def merge_runs(run_dirs: Sequence[str | os.PathLike], methods: Sequence[str] | N
     agents: dict[str, list[str]] = {}
     env_ids: set[str] = set()
     episodes: dict[str, int] = {}
+    diagnostics: dict[str, dict[str, Any]] = {}
     for run_dir in map(Path, run_dirs):
         records = sorted((run_dir / "eval" / "runs").glob("*.json"))
         if not records:
@@ -389,6 +430,8 @@ def merge_runs(run_dirs: Sequence[str | os.PathLike], methods: Sequence[str] | N
             name = f"{run_dir}/{record['agent']}"
             runs.setdefault(record["method"], []).append((name, record["evaluation"]))
             agents.setdefault(record["method"], []).append(name)
+            if record.get("diagnostics"):
+                diagnostics.setdefault(record["method"], {})[name] = record["diagnostics"]
     if len(env_ids) > 1:
         raise ConfigError(f"the runs evaluate different envs: {sorted(env_ids)}")
     order = list(methods) if methods else list(runs)
@@ -401,4 +444,5 @@ def merge_runs(run_dirs: Sequence[str | os.PathLike], methods: Sequence[str] | N
                 "runs": [str(d) for d in run_dirs],
                 "evaluation_seeds": "each agent is evaluated with its own training seed"}
     return build_results({m: pool_runs(runs[m]) for m in order}, env_id=env_ids.pop(),
-                         settings=settings, agents={m: agents[m] for m in order})
+                         settings=settings, agents={m: agents[m] for m in order},
+                         diagnostics={m: diagnostics[m] for m in order if m in diagnostics})

@@ -30,6 +30,7 @@ from typing import Any
 from gmc_rl.errors import ConfigError
 from gmc_rl.evaluate import summarize
 from gmc_rl.io import read_json, write_bytes_atomic, write_json_atomic, write_text_atomic
+from gmc_rl.transfer import LOSS_THRESHOLD
 
 FORMAT = "gmc-rl-results"
 VERSION = 1
@@ -71,8 +72,12 @@ def build_results(
     env_id: str | None = None,
     settings: Mapping[str, Any] | None = None,
     agents: Mapping[str, Sequence[str]] | None = None,
+    diagnostics: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> dict[str, Any]:
-    """Assemble a results document from ``{method: {condition: summary}}`` (row and column order kept)."""
+    """Assemble a results document from ``{method: {condition: summary}}`` (row and column order kept).
+
+    ``diagnostics`` (optional): ``{method: {agent: {condition: transfer diagnostics}}}`` (:mod:`gmc_rl.transfer`).
+    """
     from gmc_rl import __version__
 
     if not results:
@@ -91,6 +96,7 @@ def build_results(
         "settings": dict(settings or {}),
         "agents": {method: [str(a) for a in names] for method, names in (agents or {}).items()},
         "results": {method: dict(per_condition) for method, per_condition in results.items()},
+        "diagnostics": {method: dict(per_agent) for method, per_agent in (diagnostics or {}).items()},
     }
 
 
@@ -169,6 +175,72 @@ def relative_table(results: Mapping[str, Any], reference: str = "complete",
     return _table("method", results["methods"], results["conditions"], cell)
 
 
+# ---------------------------------------------------------------------------------------------------------------
+# Robustness check: which agents lose more than LOSS_THRESHOLD under a condition.
+
+
+def _unit_key(unit: Mapping[str, Any]) -> tuple[str, Any]:
+    return str(unit.get("agent", "")), unit.get("seed")
+
+
+def robustness_losses(results: Mapping[str, Any], threshold: float = LOSS_THRESHOLD) -> list[dict[str, Any]]:
+    """Every (agent, evaluation seed, condition) whose per-step reward is more than ``threshold`` (a fraction)
+    worse than the same agent's with complete observations, worst first.
+
+    Each item: ``method``, ``agent``, ``seed``, ``condition``, ``complete`` and ``value`` (per-step rewards),
+    ``loss`` (fraction of ``|complete|``) and, when the results carry them (``results["diagnostics"]``), the
+    agent's transfer ``diagnostics`` for that condition (:mod:`gmc_rl.transfer`).
+    """
+    from gmc_rl.transfer import relative_loss
+
+    table, diagnostics = results["results"], results.get("diagnostics") or {}
+    found = []
+    for method in results["methods"]:
+        complete = table[method].get("complete")
+        if complete is None:
+            continue
+        reference = {_unit_key(unit): unit["per_step_reward"] for unit in complete["per_seed"]}
+        for condition, summary in table[method].items():
+            if condition == "complete":
+                continue
+            for unit in summary["per_seed"]:
+                key = _unit_key(unit)
+                if key not in reference:
+                    continue
+                loss = relative_loss(reference[key], unit["per_step_reward"])
+                if loss > threshold:
+                    agent = key[0] or method
+                    found.append({"method": method, "agent": agent, "seed": key[1], "condition": condition,
+                                  "complete": reference[key], "value": unit["per_step_reward"], "loss": loss,
+                                  "diagnostics": diagnostics.get(method, {}).get(agent, {}).get(condition)})
+    return sorted(found, key=lambda item: -item["loss"])
+
+
+def robustness_warnings(results: Mapping[str, Any], threshold: float = LOSS_THRESHOLD) -> list[str]:
+    """One plain sentence per agent and condition that loses more than ``threshold`` (see :func:`robustness_losses`)."""
+    lines = []
+    for item in robustness_losses(results, threshold):
+        seed = "" if item["seed"] is None else f", evaluation seed {item['seed']}"
+        text = (f"WARNING: {item['agent']} ({item['method']}{seed}) loses {100 * item['loss']:.0f} % of its "
+                f"per-step reward under '{item['condition']}': {item['value']:.3f} against {item['complete']:.3f} "
+                "with every sensor")
+        gaps = item["diagnostics"]
+        if gaps:
+            text += (f"; on the states it visits the latent gap is {gaps['latent_gap']:.3f}, the action gap "
+                     f"{gaps['action_gap']:.3f} and the closed-loop drift {gaps['drift']:.3f}")
+        lines.append(text + ".")
+    return lines
+
+
+def robustness_summary(results: Mapping[str, Any], threshold: float = LOSS_THRESHOLD) -> str:
+    """The warnings of :func:`robustness_warnings`, or one line saying that every agent stays within ``threshold``."""
+    lines = robustness_warnings(results, threshold)
+    if lines:
+        return "\n".join(lines)
+    return (f"Every agent stays within {100 * threshold:.0f} % of its complete-observation per-step reward under "
+            "every condition.")
+
+
 def _max_units(results: Mapping[str, Any]) -> int:
     return max(
         (len(summary["per_seed"]) for per in results["results"].values() for summary in per.values()), default=0
@@ -212,7 +284,30 @@ def markdown_report(results: Mapping[str, Any]) -> str:
         parts += ["", "## Change of the mean episode return relative to complete observations", "",
                   "Positive is better. With episodes of fixed length this is also the change of the per-step reward.",
                   "", relative]
+        parts += ["", "## Robustness check", "",
+                  f"Each agent (and evaluation seed) under each condition against itself with every sensor; a loss of "
+                  f"more than {100 * LOSS_THRESHOLD:.0f} % of the per-step reward is listed.", "",
+                  robustness_summary(results)]
+    diagnostics = diagnostics_table(results)
+    if diagnostics:
+        parts += ["", "## Transfer diagnostics", "",
+                  "Measured on the states each agent visits with every sensor (gmc_rl.transfer): latent gap "
+                  "||z_S - z_complete||, action gap |pi(z_S) - pi(z_complete)| / half the action range, and the "
+                  "closed-loop drift of paired episodes (same start, complete vs S).", "", diagnostics]
     return "\n".join(parts) + "\n"
+
+
+def diagnostics_table(results: Mapping[str, Any]) -> str | None:
+    """Markdown table of the transfer diagnostics in ``results["diagnostics"]`` (None if there are none)."""
+    rows = []
+    for method, per_agent in (results.get("diagnostics") or {}).items():
+        for agent, per_condition in per_agent.items():
+            for condition, gaps in per_condition.items():
+                rows.append(f"| {agent} | {condition} | {gaps['latent_gap']:.3f} | {gaps['action_gap']:.3f} | "
+                            f"{gaps['drift']:.3f} |")
+    if not rows:
+        return None
+    return "\n".join(["| agent | condition | latent gap | action gap | drift |", "|---|---|---:|---:|---:|", *rows])
 
 
 # ---------------------------------------------------------------------------------------------------------------

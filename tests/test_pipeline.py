@@ -3,10 +3,12 @@ hundreds of steps instead of tens of thousands."""
 
 from __future__ import annotations
 
+import json
 import math
 
 import pytest
 
+from gmc_rl.cli import main
 from gmc_rl.config import ExperimentConfig, from_dict, to_dict
 from gmc_rl.errors import ConfigError, ModalityError
 from gmc_rl.pipeline import Stage, evaluate_agent, read_run_config, resolve_conditions, run_pipeline
@@ -60,7 +62,7 @@ def test_resolve_conditions():
         resolve_conditions("image", mods)
 
 
-def test_tiny_pipeline_pendulum_all_methods_then_rerun_skips(tmp_path):
+def test_tiny_pipeline_pendulum_all_methods_then_rerun_skips(tmp_path, capsys):
     config = tiny_config("gmc_rl/PendulumSound-v0", ["gmc", "raw", "mvae", "state"])
     run_dir = tmp_path / "run"
     messages: list[str] = []
@@ -81,6 +83,15 @@ def test_tiny_pipeline_pendulum_all_methods_then_rerun_skips(tmp_path):
     assert not [m for m in messages if "] running" in m or "] resuming" in m]
     assert len([m for m in messages if "skipped" in m]) == len(ran)
     assert again["results"] == results["results"]
+
+    # The GMC agent's evaluation carries its transfer diagnostics for each modality subset, and the report shows them.
+    gmc_record = json.loads((run_dir / "eval" / "runs" / "gmc-seed0.json").read_text())
+    assert set(gmc_record["diagnostics"]) == {"image", "sound"}
+    assert all(math.isfinite(v) for gaps in gmc_record["diagnostics"].values() for v in gaps.values())
+    assert "raw-seed0" not in json.dumps(results["diagnostics"])
+    assert "## Transfer diagnostics" in (run_dir / "eval" / "results.md").read_text()
+    assert main(["align", "--agent", str(run_dir / "agents" / "gmc-seed0"), "--episodes", "2", "--horizon", "5"]) == 0
+    assert "Transfer diagnostics" in capsys.readouterr().out
 
     # An agent directory reloads on its own and reproduces the pipeline's evaluation.
     record = evaluate_agent(run_dir / "agents" / "gmc-seed0", ["complete", "sound"], 2, [0], 2, progress=False)

@@ -5,16 +5,37 @@ from __future__ import annotations
 import argparse
 import json
 
-HELP = "show how well each modality's latent aligns with the complete latent (retrieval@1, cosines)"
+HELP = ("show how well each modality's latent aligns with the complete latent (retrieval@1, cosines on a dataset; "
+        "or, with --agent, the transfer diagnostics on the states a trained agent visits)")
+
+EPILOG = """\
+examples:
+  gmc-rl align --model runs/quick/gmc --data runs/quick/data          # alignment on the validation split
+  gmc-rl align --agent runs/quick/agents/gmc-seed0                     # transfer diagnostics of a trained agent
+
+The dataset metrics describe the behaviour policy's states. The transfer diagnostics are measured on the states
+the agent visits with every sensor: the latent gap ||z_S - z_complete||, the action gap |pi(z_S) - pi(z_complete)|
+(a fraction of half the action range), and the closed-loop drift of paired episodes (the same start run with every
+sensor and with the subset S: the mean distance between the complete latents of the two trajectories). A drift
+well above the latent gap means that the agent's behaviour changes without the sensor, not only its input.
+"""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model", required=True, help="GMC checkpoint directory (config.json + model.safetensors)")
-    parser.add_argument("--data", required=True, help="dataset directory written by `gmc-rl collect`")
+    parser.epilog = EPILOG
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    parser.add_argument("--model", help="GMC checkpoint directory (config.json + model.safetensors)")
+    parser.add_argument("--data", help="dataset directory written by `gmc-rl collect`")
+    parser.add_argument("--agent", default=None,
+                        help="a trained GMC agent directory: report its transfer diagnostics instead")
+    parser.add_argument("--episodes", type=int, default=10,
+                        help="with --agent: paired episodes per modality subset (default 10)")
+    parser.add_argument("--horizon", type=int, default=100,
+                        help="with --agent: steps of each paired episode for the drift (default 100)")
     parser.add_argument("--split", default="val", choices=["train", "val"], help="dataset split (default: val)")
     parser.add_argument("--batch-size", type=int, default=128,
                         help="retrieval among shuffled batches of this size (chance = 1/batch size; default 128)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the batch shuffle")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the batch shuffle (with --agent: of the first paired episode)")
     parser.add_argument("--temperature", type=float, default=None,
                         help="also report the GMC loss at this temperature (default: the one used in pretraining)")
     parser.add_argument("--plot", default=None, help="also save a PCA plot of the latents to this PNG")
@@ -32,6 +53,10 @@ def run(args: argparse.Namespace) -> int:
     from gmc_rl.metrics import evaluate_alignment, plot_latents_pca
     from gmc_rl.modalities import compare_specs
 
+    if args.agent is not None:
+        return _diagnose(args)
+    if args.model is None or args.data is None:
+        raise ConfigError("gmc-rl align needs --model and --data (alignment on a dataset) or --agent (diagnostics)")
     if args.batch_size < 2:
         raise ConfigError(f"--batch-size must be at least 2, got {args.batch_size}")
     model = load_gmc(args.model, device=args.device)
@@ -65,4 +90,33 @@ def run(args: argparse.Namespace) -> int:
     console.print(table)
     if args.plot:
         console.print(f"PCA plot saved to {args.plot}")
+    return 0
+
+
+def _diagnose(args: argparse.Namespace) -> int:
+    """``--agent``: the transfer diagnostics of a trained GMC agent, for every proper subset of its modalities."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from agents import load_agent
+    from gmc_rl.errors import ConfigError
+    from gmc_rl.pipeline import diagnose_agent
+    from gmc_rl.wrappers.conditions import all_subset_conditions
+
+    agent = load_agent(args.agent, device=args.device if args.device != "auto" else "cpu")
+    if agent.method != "gmc":
+        raise ConfigError(f"--agent {args.agent} is a {agent.method!r} agent; the diagnostics need a GMC agent")
+    report = diagnose_agent(agent, all_subset_conditions(agent.modalities), episodes=args.episodes,
+                            horizon=args.horizon, seed=args.seed)
+    if args.json:
+        print(json.dumps(report, indent=2))
+        return 0
+    table = Table(title=f"Transfer diagnostics of {args.agent} ({args.episodes} paired episodes, first "
+                        f"{args.horizon} steps; seeds {args.seed}..{args.seed + args.episodes - 1})")
+    for column in ("modalities", "latent gap", "action gap", "drift", "reward loss (paired episodes)"):
+        table.add_column(column, justify="left" if column == "modalities" else "right")
+    for subset, gaps in report.items():
+        table.add_row(subset, f"{gaps['latent_gap']:.3f}", f"{gaps['action_gap']:.3f}", f"{gaps['drift']:.3f}",
+                      f"{100 * gaps['reward_loss']:+.1f} %")
+    Console().print(table)
     return 0

@@ -22,8 +22,9 @@ def resolve_config(args: argparse.Namespace) -> ExperimentConfig:
 
 
 def print_tables(results: dict, heading: str) -> None:
-    """Print the per-step reward table under ``heading``, then the episode return table (both with 95 % CIs)."""
-    from gmc_rl.results import markdown_table
+    """Print the per-step reward table under ``heading``, the episode return table (both with 95 % CIs), then
+    every agent that loses more than 10 % under a condition (or a line saying none does)."""
+    from gmc_rl.results import markdown_table, robustness_summary
 
     print(heading)
     print()
@@ -33,3 +34,6 @@ def print_tables(results: dict, heading: str) -> None:
     print()
     print(markdown_table(results, "episode_return"))
     print()
+    if len(results["conditions"]) > 1:
+        print(robustness_summary(results))
+        print()

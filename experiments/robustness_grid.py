@@ -1,0 +1,145 @@
+"""Check GMC agents for single-sensor robustness with an evaluation loop of its own, and relate the losses to the
+transfer diagnostics.
+
+For every agent directory given (``RUN_DIR/agents/gmc-seed<N>`` of pipeline runs), this script
+
+1. evaluates the agent with its own episode loop - plain ``gymnasium.make`` envs, the agent's frozen GMC encoder
+   (``model.encode(obs, modalities)``) and its SB3 policy, no gmc-rl wrapper or evaluation harness - with complete
+   observations and with each single modality, on evaluation seeds that the pipeline does not use (1000 + i);
+   each episode's score is its reward sum over its length (the paper's per-step reward);
+2. computes the transfer diagnostics of :func:`gmc_rl.transfer.diagnose_transfer` (latent gap and action gap on
+   the visited states, closed-loop drift of paired episodes);
+3. prints one row per agent and modality - the loss against complete, whether it is above 10 %, and each
+   diagnostic - then, per diagnostic, how well it separates the losses (rank correlation, and the best threshold's
+   agreement with the measured losses);
+4. writes everything to ``--out`` (JSON).
+
+Example::
+
+    OMP_NUM_THREADS=1 python experiments/robustness_grid.py runs/grid/*/agents/gmc-seed* --episodes 50 \\
+        --out experiments/results/robustness_grid/quick.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+
+import envs  # noqa: F401  (registers the gmc_rl/ ids)
+from agents import load_agent
+from gmc_rl.io import write_json_atomic
+from gmc_rl.transfer import LOSS_THRESHOLD, diagnose_transfer, relative_loss
+
+DIAGNOSTICS = ("latent_gap", "action_gap", "drift", "reward_loss")
+EVAL_SEED_OFFSET = 1000
+
+
+def evaluate(agent: Any, modalities: list[str] | None, episodes: int, seed: int) -> list[float]:
+    """Per-episode per-step rewards of ``episodes`` episodes run side by side, the policy fed ``modalities``."""
+    envs_ = [gym.make(agent.env_id, **agent.env_kwargs) for _ in range(episodes)]
+    observations = [env.reset(seed=seed + i)[0] for i, env in enumerate(envs_)]
+    totals, lengths = np.zeros(episodes), np.zeros(episodes, dtype=int)
+    running = np.ones(episodes, dtype=bool)
+    while running.any():
+        batch = {name: np.stack([obs[name] for obs in observations]) for name in observations[0]}
+        with torch.no_grad():
+            latents = agent.encoder.encode(batch, modalities).cpu().numpy()
+        actions, _ = agent.model.predict(latents, deterministic=True)
+        for i in np.flatnonzero(running):
+            observations[i], reward, terminated, truncated, _ = envs_[i].step(actions[i])
+            totals[i] += reward
+            lengths[i] += 1
+            running[i] = not (terminated or truncated)
+    for env in envs_:
+        env.close()
+    return list(totals / lengths)
+
+
+def spearman(x: list[float], y: list[float]) -> float:
+    """Rank correlation (ties get their mean rank)."""
+    def ranks(values: list[float]) -> np.ndarray:
+        order = np.argsort(values, kind="stable")
+        out = np.empty(len(values))
+        sorted_values = np.asarray(values)[order]
+        i = 0
+        while i < len(values):
+            j = i
+            while j + 1 < len(values) and sorted_values[j + 1] == sorted_values[i]:
+                j += 1
+            out[order[i:j + 1]] = (i + j) / 2
+            i = j + 1
+        return out
+
+    rx, ry = ranks(x), ranks(y)
+    if rx.std() == 0 or ry.std() == 0:
+        return float("nan")
+    return float(np.corrcoef(rx, ry)[0, 1])
+
+
+def best_threshold(values: list[float], failed: list[bool]) -> tuple[float, int]:
+    """The threshold t for "predicted loss: value > t" that agrees with most measured outcomes, and that count."""
+    candidates = sorted(set(values))
+    cuts = [candidates[0] - 1.0] + [(a + b) / 2 for a, b in zip(candidates, candidates[1:])] + [candidates[-1]]
+    scored = [(sum((v > cut) == f for v, f in zip(values, failed)), cut) for cut in cuts]
+    agree, cut = max(scored, key=lambda item: (item[0], -item[1]))
+    return cut, agree
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("agents", nargs="+", help="GMC agent directories (RUN_DIR/agents/gmc-seed<N>)")
+    parser.add_argument("--episodes", type=int, default=50, help="evaluation episodes per condition (default 50)")
+    parser.add_argument("--diagnostic-episodes", type=int, default=10, help="paired episodes of the diagnostics")
+    parser.add_argument("--horizon", type=int, default=100, help="steps of the paired episodes (default 100)")
+    parser.add_argument("--out", type=Path, default=None, help="write the rows as JSON here")
+    args = parser.parse_args()
+
+    rows = []
+    for path in args.agents:
+        agent = load_agent(path)
+        if agent.encoder is None:
+            raise SystemExit(f"{path}: not an encoder agent (method {agent.method})")
+        subsets = [[name] for name in agent.encoder.modalities]
+        seed = EVAL_SEED_OFFSET
+        complete = evaluate(agent, None, args.episodes, seed)
+        diagnostics = diagnose_transfer(agent.encoder, lambda z: agent.model.predict(z, deterministic=True)[0],
+                                        lambda: gym.make(agent.env_id, **agent.env_kwargs), subsets,
+                                        episodes=args.diagnostic_episodes, horizon=args.horizon, seed=seed)
+        for subset in subsets:
+            scores = evaluate(agent, subset, args.episodes, seed)
+            loss = relative_loss(float(np.mean(complete)), float(np.mean(scores)))
+            row = {"agent": str(path), "modality": subset[0], "complete": float(np.mean(complete)),
+                   "subset": float(np.mean(scores)), "subset_std": float(np.std(scores)),
+                   "complete_std": float(np.std(complete)), "loss": loss, "failed": bool(loss > LOSS_THRESHOLD),
+                   **{key: diagnostics[subset[0]][key] for key in DIAGNOSTICS}}
+            rows.append(row)
+            print(f"{path} {subset[0]:>6}: complete {row['complete']:+.3f} subset {row['subset']:+.3f} "
+                  f"loss {100 * loss:+6.1f} %{'  LOSS' if row['failed'] else ''} | "
+                  + " ".join(f"{key} {row[key]:.4f}" for key in DIAGNOSTICS), flush=True)
+
+    failed = [row["failed"] for row in rows]
+    summary = {}
+    print(f"\n{sum(failed)} of {len(rows)} agent x modality pairs lose more than {100 * LOSS_THRESHOLD:.0f} %")
+    for key in DIAGNOSTICS:
+        values = [row[key] for row in rows]
+        rho = spearman(values, [row["loss"] for row in rows])
+        cut, agree = best_threshold(values, failed)
+        summary[key] = {"spearman_with_loss": rho, "best_threshold": cut, "agreement": agree, "pairs": len(rows)}
+        rho_text = "nan" if math.isnan(rho) else f"{rho:+.2f}"
+        print(f"{key:>12}: rank correlation with the loss {rho_text}; best threshold {cut:.4f} agrees on "
+              f"{agree} of {len(rows)}")
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        write_json_atomic(args.out, {"settings": vars(args) | {"out": str(args.out)}, "rows": rows,
+                                     "summary": summary})
+
+
+if __name__ == "__main__":
+    main()
