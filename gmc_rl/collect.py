@@ -17,6 +17,7 @@ import json
 import os
 import zipfile
 from collections.abc import Callable
+from functools import partial
 from importlib import metadata as importlib_metadata
 from pathlib import Path
 from typing import Any
@@ -26,7 +27,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from gmc_rl import __version__
-from gmc_rl.config import ExperimentConfig, check_env_kwargs, to_dict
+from gmc_rl.config import CollectConfig, ExperimentConfig, check_env_kwargs, collect_identity
 from gmc_rl.data import (
     FORMAT,
     FORMAT_VERSION,
@@ -70,6 +71,65 @@ def make_env_fns(env_id: str, env_kwargs: dict[str, Any], n_envs: int) -> list[C
     check_env_id(env_id)
     check_env_kwargs(env_id, env_kwargs)
     return [lambda: gym.make(env_id, **env_kwargs) for _ in range(n_envs)]
+
+
+class ResetOptions(gym.Wrapper):
+    """Pass fixed ``options`` to every ``reset`` of the env, including the automatic resets of a VecEnv.
+
+    SB3's VecEnvs reset a finished episode without options, so start distributions chosen through Gymnasium's
+    ``reset(options=...)`` need a wrapper to hold. Options given to a call of ``reset`` override the fixed ones.
+    Spaces are unchanged.
+
+    Example:
+        >>> import gymnasium as gym
+        >>> env = ResetOptions(gym.make("Pendulum-v1"), {"x_init": 0.1, "y_init": 0.0})
+        >>> obs, _ = env.reset(seed=0)
+        >>> bool(obs[0] > 0.99 and obs[2] == 0.0)  # cos(theta) near 1: started upright, at rest
+        True
+    """
+
+    def __init__(self, env: gym.Env, options: dict[str, Any]) -> None:
+        super().__init__(env)
+        self.options = dict(options)
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[Any, dict[str, Any]]:
+        return self.env.reset(seed=seed, options={**self.options, **(options or {})})
+
+
+def focused_env_count(settings: CollectConfig, n_envs: int) -> int:
+    """How many of ``n_envs`` collection envs use the focused starts: ``round(focus_fraction * n_envs)``, at least
+    one when the fraction is positive and at most ``n_envs - 1`` (one env always keeps the plain starts)."""
+    if settings.focus_fraction == 0.0 or n_envs < 2:
+        return 0
+    return min(n_envs - 1, max(1, round(settings.focus_fraction * n_envs)))
+
+
+def _make_focused_env(env_id: str, env_kwargs: dict[str, Any], options: dict[str, Any], max_steps: int) -> gym.Env:
+    env: gym.Env = ResetOptions(gym.make(env_id, **env_kwargs), options)
+    return gym.wrappers.TimeLimit(env, max_steps) if max_steps > 0 else env
+
+
+def collection_env_fns(config: ExperimentConfig, n_envs: int) -> list[Callable[[], gym.Env]]:
+    """The collection envs: the first :func:`focused_env_count` start with ``collect.focus_reset_options`` and stop
+    after ``collect.focus_episode_steps``; the others are plain copies of the env."""
+    settings = config.collect
+    fns = make_env_fns(config.env_id, config.env_kwargs, n_envs)
+    focused = focused_env_count(settings, n_envs)
+    for i in range(focused):
+        fns[i] = partial(_make_focused_env, config.env_id, config.env_kwargs, settings.focus_reset_options,
+                         settings.focus_episode_steps)
+    return fns
+
+
+def check_focus_options(env_fn: Callable[[], gym.Env], options: dict[str, Any], seed: int) -> None:
+    """Raise ConfigError if the env cannot reset with ``collect.focus_reset_options`` (named in the message)."""
+    env = env_fn()
+    try:
+        env.reset(seed=seed)
+    except Exception as exc:
+        raise ConfigError(f"config key 'collect.focus_reset_options': the env cannot reset with {options!r}: {exc}") from exc
+    finally:
+        env.close()
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -138,7 +198,7 @@ def _split_index(done: np.ndarray, n_val: int) -> int:
 
 def _identity(config: ExperimentConfig) -> dict[str, Any]:
     """What decides a dataset's content: env, env kwargs and the collect section."""
-    return {"env_id": config.env_id, "env_kwargs": config.env_kwargs, "collect": to_dict(config.collect)}
+    return {"env_id": config.env_id, "env_kwargs": config.env_kwargs, "collect": collect_identity(config.collect)}
 
 
 def _existing(out_dir: Path, config: ExperimentConfig, overwrite: bool) -> bool:
@@ -180,7 +240,11 @@ def collect(config: ExperimentConfig, out_dir: str | os.PathLike, overwrite: boo
     ensure_writable_dir(out_dir, "dataset directory")
 
     n_envs = min(settings.n_envs, settings.steps)
-    venv = DummyVecEnv(make_env_fns(config.env_id, config.env_kwargs, n_envs))
+    env_fns = collection_env_fns(config, n_envs)
+    focused = focused_env_count(settings, n_envs)
+    if focused:
+        check_focus_options(env_fns[0], settings.focus_reset_options, settings.seed)
+    venv = DummyVecEnv(env_fns)
     try:
         specs = modality_specs(venv.observation_space)
         clash = [name for name in specs if name in TRANSITION_KEYS]
@@ -253,6 +317,7 @@ def collect(config: ExperimentConfig, out_dir: str | os.PathLike, overwrite: boo
         "steps": total,
         "n_envs": n_envs,
         "policy": settings.policy,
+        "focused_envs": focused,
         "n_train": cut,
         "n_val": total - cut,
         "episodes_ended": {"train": int(done[:cut].sum()), "val": int(done[cut:].sum())},

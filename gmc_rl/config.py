@@ -72,6 +72,16 @@ class CollectConfig:
     policy: str = "random"
     """Behaviour policy: "random" (uniform over the action space) or the path of an SB3 agent ``.zip``."""
     seed: int = 0
+    focus_fraction: float = 0.0
+    """Share of the parallel envs (and so of the transitions) whose episodes start where ``focus_reset_options``
+    says and last at most ``focus_episode_steps``: data from states a controller visits but the behaviour policy
+    rarely reaches (e.g. the upright pendulum). 0 collects every episode from the env's own start distribution.
+    The focused envs are the first ones, so the validation split (taken from the end) keeps the plain starts."""
+    focus_reset_options: dict[str, Any] = field(default_factory=dict)
+    """Gymnasium ``reset(options=...)`` of the focused envs, e.g. ``{x_init: 0.3, y_init: 1.0}`` for Pendulum
+    (angle in [-0.3, 0.3], angular velocity in [-1, 1])."""
+    focus_episode_steps: int = 0
+    """Length limit of the focused episodes (a ``TimeLimit`` truncation); 0 keeps the env's own limit."""
 
     def __post_init__(self) -> None:
         _check_fields(self, "collect")
@@ -79,6 +89,10 @@ class CollectConfig:
         _require(0.0 < self.val_fraction < 1.0, "collect.val_fraction", f"must be in (0, 1), got {self.val_fraction}")
         _require(self.n_envs > 0, "collect.n_envs", f"must be positive, got {self.n_envs}")
         _check_seed(self.seed, "collect.seed")
+        _require(0.0 <= self.focus_fraction < 1.0, "collect.focus_fraction",
+                 f"must be in [0, 1) (some envs keep the plain starts), got {self.focus_fraction}")
+        _require(self.focus_episode_steps >= 0, "collect.focus_episode_steps",
+                 f"must be >= 0 (0: the env's own limit), got {self.focus_episode_steps}")
 
 
 @dataclass
@@ -185,11 +199,20 @@ class EvaluateConfig:
     """Episodes run in parallel (one batched forward pass per step)."""
     video: bool = False
     """Also write an MP4/GIF of one episode per condition."""
+    diagnostic_episodes: int = 10
+    """Paired episodes of the transfer diagnostics of each GMC agent (latent gap, action gap and closed-loop drift
+    on the states the agent visits, for every modality subset evaluated; gmc_rl.transfer); 0 skips them."""
+    diagnostic_horizon: int = 100
+    """Steps of each paired episode of the diagnostics' closed-loop drift."""
 
     def __post_init__(self) -> None:
         _check_fields(self, "evaluate")
         _require(self.episodes > 0, "evaluate.episodes", f"must be positive, got {self.episodes}")
         _require(self.n_envs > 0, "evaluate.n_envs", f"must be positive, got {self.n_envs}")
+        _require(self.diagnostic_episodes >= 0, "evaluate.diagnostic_episodes",
+                 f"must be >= 0 (0 skips the diagnostics), got {self.diagnostic_episodes}")
+        _require(self.diagnostic_horizon > 0, "evaluate.diagnostic_horizon",
+                 f"must be positive, got {self.diagnostic_horizon}")
 
 
 @dataclass
@@ -289,6 +312,19 @@ def from_dict(cls: type, data: Any, prefix: str = "") -> Any:
 def to_dict(config: Any) -> dict[str, Any]:
     """Plain-dict (JSON/YAML-serialisable) form of a config dataclass."""
     return dataclasses.asdict(config)
+
+
+def collect_identity(collect: CollectConfig) -> dict[str, Any]:
+    """The collect settings that decide a dataset's content, as a plain dict.
+
+    The ``focus_*`` keys are left out while ``focus_fraction`` is 0 (they change nothing then), so datasets and
+    pipeline runs made before those keys existed keep their identity.
+    """
+    data = to_dict(collect)
+    if collect.focus_fraction == 0.0:
+        for key in ("focus_fraction", "focus_reset_options", "focus_episode_steps"):
+            data.pop(key)
+    return data
 
 
 def config_hash(config: Any) -> str:
