@@ -1,4 +1,4 @@
-"""Collect a multimodal dataset: rollouts of a behaviour policy over a vectorized env (DESIGN.md section 2).
+"""Collect a multimodal dataset: rollouts of a behaviour policy over a vectorized env.
 
 Example:
     >>> from gmc_rl.config import ExperimentConfig, CollectConfig

@@ -97,7 +97,7 @@ class CollectConfig:
 
 @dataclass
 class ModelConfig:
-    """GMC architecture. Defaults are the paper's pendulum model (DESIGN.md section 1)."""
+    """GMC architecture. Defaults are the GMC paper's pendulum model."""
 
     latent_dim: int = 10
     """k: size of the shared, L2-normalised latent."""

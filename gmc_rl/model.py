@@ -1,7 +1,7 @@
 """The GMC model for any number of modalities: base encoders, a joint encoder and one shared projection head.
 
-The architecture follows DESIGN.md section 1 and is generic over the modalities of a ``Dict`` observation space
-(see :mod:`gmc_rl.modalities`):
+The architecture follows the GMC paper (Poklukar et al., ICML 2022) and is generic over the modalities of a
+``Dict`` observation space (see :mod:`gmc_rl.modalities`):
 
 - each modality m has a :class:`Preprocessor` (uint8 images are scaled by 1/255; vectors are standardised with
   the mean/std of the training data, stored in the model as buffers) and a base encoder f_m built by

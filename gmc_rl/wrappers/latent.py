@@ -2,8 +2,8 @@
 
 Any multimodal env becomes a latent-state env that SB3 trains on unchanged. The encoder reads the availability
 mask that :class:`~gmc_rl.wrappers.ModalityDropout` adds, and encodes only the modalities that are present: all of
-them -> the joint path g(f_{1:M}(x)); a subset -> the mean of the present modalities' latents (DESIGN.md
-section 1). :func:`encode_observations` is the shared batched core, also used by
+them -> the joint path g(f_{1:M}(x)); a subset -> the mean of the present modalities' latents (as the GMC
+reference implementation). :func:`encode_observations` is the shared batched core, also used by
 :class:`~gmc_rl.wrappers.VecGMCLatent`.
 """
 
