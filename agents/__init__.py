@@ -1,9 +1,14 @@
 """SB3 agents trained on complete observations, and the baselines they are compared with, in one harness.
 
+This package is the training layer: it sits on the representation core (:mod:`gmc_rl`: data, models, encoders,
+wrappers and the method registry :mod:`gmc_rl.methods`) and under the orchestration (``gmc_rl.pipeline``,
+``gmc-rl`` commands). A method ("gmc", "raw", "mvae", "state" or a registered one) is looked up in the registry;
+nothing here switches on its name.
+
 - :func:`build_algorithm` - an SB3 algorithm (sac, td3, ddpg, ppo, a2c, dqn) from rl-zoo3-style hyperparameters.
-- :func:`train_agent` - train one method ("gmc", "raw", "mvae", "state") and seed into a self-contained agent dir.
+- :func:`train_agent` - train one method and seed into a self-contained agent dir (its encoder copied in).
 - :func:`load_agent` / :class:`Agent` - reload it, and build its envs under any sensor condition.
-- :mod:`agents.mvae` - the product-of-experts VAE baseline (``pretrain_mvae``, ``load_mvae``, latent wrappers).
+- :func:`make_method_vec_env` - the env stack a method's policy observes, under a sensor condition.
 
 Submodules are imported on first use, so ``import agents`` stays cheap.
 """
@@ -19,11 +24,7 @@ _LAZY = {
     "train_agent": "agents.training",
     "load_agent": "agents.loading",
     "Agent": "agents.loading",
-    "METHODS": "agents.observations",
-    "StateObservation": "agents.observations",
     "make_method_vec_env": "agents.observations",
-    "pretrain_mvae": "agents.mvae",
-    "load_mvae": "agents.mvae",
 }
 
 __all__ = list(_LAZY)

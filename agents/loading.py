@@ -19,10 +19,11 @@ from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.vec_env import VecEnv
 
 from agents import agent_dir as layout
-from agents.observations import ENCODER_METHODS, check_method, load_encoder, make_method_vec_env
+from agents.observations import make_method_vec_env
 from agents.registry import OFF_POLICY, build_algorithm
 from gmc_rl.config import ExperimentConfig, from_dict
 from gmc_rl.errors import CheckpointError, ConfigError
+from gmc_rl.methods import Encoder, get_method
 
 
 @dataclass
@@ -39,8 +40,8 @@ class Agent:
     seed: int
     info: dict[str, Any] = field(repr=False)
     """The full ``agent.json``."""
-    encoder: Any = field(default=None, repr=False)
-    """The frozen GMC model or MVAE the policy reads (None for raw and state)."""
+    encoder: Encoder | None = field(default=None, repr=False)
+    """The frozen encoder the policy reads (:mod:`gmc_rl.methods`; None for methods without one, e.g. raw)."""
 
     @property
     def config(self) -> ExperimentConfig:
@@ -66,11 +67,13 @@ def load_agent(path: str | Path, device: str = "cpu") -> Agent:
     """Load the agent directory ``path`` written by :func:`agents.train_agent`.
 
     The SB3 algorithm is rebuilt from ``agent.json`` and only the weights of ``agent.zip`` are loaded (with
-    ``torch.load(weights_only=True)``); nothing is unpickled. The encoder is loaded from ``path/encoder``.
+    ``torch.load(weights_only=True)``); nothing is unpickled. The encoder is loaded from ``path/encoder`` by the
+    method's ``load`` (:mod:`gmc_rl.methods`).
 
     Raises:
         FileNotFoundError: ``path`` is not an agent directory.
         CheckpointError: the agent is unfinished, damaged, or its weights do not fit the rebuilt algorithm.
+        ConfigError: its method is not registered.
     """
     path = Path(path)
     info = layout.read_agent_json(path)
@@ -79,17 +82,18 @@ def load_agent(path: str | Path, device: str = "cpu") -> Agent:
             f"the agent in {path} has not finished training ({info.get('num_timesteps', 0)} of "
             f"{info.get('total_timesteps', '?')} steps); continue it with `gmc-rl train --out {path} --resume`"
         )
-    method = check_method(str(info["method"]))
+    spec = get_method(str(info["method"]))
+    method = spec.name
     try:
         config = from_dict(ExperimentConfig, info["config"])
     except ConfigError as exc:
         raise CheckpointError(f"{path / layout.AGENT_JSON}: stored config is invalid: {exc}") from exc
     encoder = None
-    if method in ENCODER_METHODS:
+    if spec.needs_encoder:
         encoder_dir = path / layout.ENCODER_DIR
         if not encoder_dir.is_dir():
             raise CheckpointError(f"the {method} agent in {path} has no {layout.ENCODER_DIR}/ directory")
-        encoder = load_encoder(method, encoder_dir, device=device)
+        encoder = spec.load(encoder_dir, device=device)
     hyperparams = dict(config.agent.hyperparams)
     if info["algo"] in OFF_POLICY:
         hyperparams["buffer_size"] = 1  # inference only: no replay memory is needed

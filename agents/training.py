@@ -1,8 +1,9 @@
 """Train an SB3 agent for one method and seed on complete observations, into a self-contained agent directory.
 
-:func:`train_agent` is the one code path for every method (``gmc``, ``raw``, ``mvae``, ``state``), so the
-baselines differ from the GMC agent only in what the policy observes (see :mod:`agents.observations`). Training
-always sees complete observations; robustness to missing sensors is measured afterwards by ``gmc-rl evaluate``.
+:func:`train_agent` is the one code path for every method of the registry :mod:`gmc_rl.methods` (``gmc``,
+``raw``, ``mvae``, ``state`` and any registered one), so the baselines differ from the GMC agent only in what the
+policy observes (see :mod:`agents.observations`). Training always sees complete observations; robustness to missing
+sensors is measured afterwards by ``gmc-rl evaluate``.
 
 Example:
     >>> from gmc_rl.config import ExperimentConfig
@@ -29,11 +30,12 @@ import gmc_rl
 from agents import agent_dir as layout
 from agents.callbacks import EvalRecorder
 from agents.checkpoints import CheckpointCallback, latest_checkpoint, restore_checkpoint, save_checkpoint
-from agents.observations import ENCODER_METHODS, check_method, load_encoder, make_base_env, make_method_vec_env
+from agents.observations import make_base_env, make_method_vec_env
 from agents.registry import build_algorithm, check_action_space, resolve_hyperparams
 from gmc_rl.config import ExperimentConfig, config_hash, to_dict
 from gmc_rl.errors import ConfigError
 from gmc_rl.io import ensure_writable_dir
+from gmc_rl.methods import RepresentationMethod, get_method
 from gmc_rl.modalities import modality_specs
 
 EVAL_SEED_OFFSET = 10_000
@@ -79,32 +81,22 @@ def _check_resumable(out_dir: Path, identity: dict[str, Any], resume: bool) -> d
     return info
 
 
-def _encoder_source(method: str, encoder_dir: str | Path | None, out_dir: Path) -> Path | None:
+def _encoder_source(method: RepresentationMethod, encoder_dir: str | Path | None, out_dir: Path) -> Path | None:
     """The encoder checkpoint to use: the one given, or on resume the copy already in the agent directory."""
-    if method not in ENCODER_METHODS:
+    if not method.needs_encoder:
         if encoder_dir is not None:
-            raise ConfigError(f"method {method!r} uses no encoder; do not pass an encoder checkpoint ({encoder_dir})")
+            raise ConfigError(f"method {method.name!r} uses no encoder; do not pass an encoder checkpoint "
+                              f"({encoder_dir})")
         return None
     if encoder_dir is None:
         if (out_dir / layout.ENCODER_DIR / "model.safetensors").is_file():
             return out_dir / layout.ENCODER_DIR
-        flag = "--gmc" if method == "gmc" else "--mvae"
-        raise ConfigError(f"method {method!r} needs a pretrained encoder checkpoint directory ({flag} DIR)")
+        raise ConfigError(f"method {method.name!r} needs a pretrained encoder checkpoint directory "
+                          f"({method.encoder_flag} DIR)")
     encoder_dir = Path(encoder_dir)
     if not encoder_dir.is_dir():
         raise FileNotFoundError(f"encoder checkpoint directory not found: {encoder_dir}")
     return encoder_dir
-
-
-def _check_encoder(method: str, encoder: Any, observation_space: Any) -> None:
-    if method == "gmc":
-        from gmc_rl.checkpoint import check_space_matches
-
-        check_space_matches(encoder, observation_space)
-    elif method == "mvae":
-        from agents.mvae import check_space_matches
-
-        check_space_matches(encoder, observation_space)
 
 
 def train_agent(
@@ -123,12 +115,13 @@ def train_agent(
 
     Args:
         config: the experiment (env_id, env_kwargs and the ``agent`` section are used).
-        method: "gmc" (policy on the GMC latent; ``encoder_dir`` = GMC checkpoint), "raw" (policy on the Dict
-            observation), "mvae" (policy on the MVAE posterior mean; ``encoder_dir`` = MVAE checkpoint) or
-            "state" (policy on the true state).
+        method: a registered method (:mod:`gmc_rl.methods`): "gmc" (policy on the GMC latent; ``encoder_dir`` =
+            GMC checkpoint), "raw" (policy on the Dict observation), "mvae" (policy on the MVAE posterior mean;
+            ``encoder_dir`` = MVAE checkpoint), "state" (policy on the true state) or one registered later.
         seed: seed of the algorithm and the training envs.
         out_dir: the agent directory to write (must be new or empty unless ``resume``).
-        encoder_dir: the pretrained encoder checkpoint (gmc and mvae only); it is copied into ``out_dir/encoder``.
+        encoder_dir: the pretrained encoder checkpoint (methods that read an encoder only); it is copied into
+            ``out_dir/encoder``.
         resume: continue from the last checkpoint in ``out_dir`` (num_timesteps continues; an already finished
             agent is returned as is unless ``config.agent.total_timesteps`` grew).
         progress_bar: show SB3's progress bar.
@@ -140,7 +133,7 @@ def train_agent(
             a resume with a different setup, or hyperparameters the algorithm does not accept.
         CheckpointError: the encoder does not match the env's observation space, or a checkpoint is damaged.
     """
-    check_method(method)
+    spec = get_method(method)
     if not isinstance(config, ExperimentConfig):
         raise ConfigError(f"config must be an ExperimentConfig, got {type(config).__name__}")
     out_dir = Path(out_dir)
@@ -149,17 +142,17 @@ def train_agent(
     total = int(agent_cfg.total_timesteps)
     identity = _identity(config, method, seed)
     existing = _check_resumable(out_dir, identity, resume)
-    source = _encoder_source(method, encoder_dir, out_dir)
+    source = _encoder_source(spec, encoder_dir, out_dir)
 
     # Everything that can be checked is checked before anything is written.
-    encoder = load_encoder(method, source) if source is not None else None
+    encoder = spec.load(source, device="cpu") if source is not None else None
     base = make_base_env(config.env_id, config.env_kwargs)
     try:
         modalities = list(modality_specs(base.observation_space))
         check_action_space(agent_cfg.algo, base.action_space)
         resolve_hyperparams(agent_cfg.algo, agent_cfg.hyperparams, base.action_space)
-        if encoder is not None:
-            _check_encoder(method, encoder, base.observation_space)
+        if encoder is not None and spec.check_space is not None:
+            spec.check_space(encoder, base.observation_space)
     finally:
         base.close()
     ensure_writable_dir(out_dir, "agent directory")

@@ -27,6 +27,7 @@ from typing import Any
 import yaml
 
 from gmc_rl.errors import ConfigError, suggest
+from gmc_rl.methods import get_method, method_names
 
 
 def _require(condition: bool, key: str, message: str) -> None:
@@ -225,8 +226,9 @@ class ExperimentConfig:
     seeds: list[int] = field(default_factory=lambda: [0])
     """Seeds of the agents (one agent per method and seed); the dataset and GMC model use their own seeds."""
     methods: list[str] = field(default_factory=lambda: ["gmc"])
-    """Methods compared: "gmc" (the GMC latent agent), "raw" (raw Dict observations), "mvae" (product-of-experts
-    VAE latents) and "state" (true state, the upper bound)."""
+    """Methods compared, names from :mod:`gmc_rl.methods`: "gmc" (the GMC latent agent), "raw" (raw Dict
+    observations), "mvae" (product-of-experts VAE latents), "state" (true state, the upper bound) or a registered
+    one."""
     collect: CollectConfig = field(default_factory=CollectConfig)
     pretrain: PretrainConfig = field(default_factory=PretrainConfig)
     agent: AgentConfig = field(default_factory=AgentConfig)
@@ -240,10 +242,12 @@ class ExperimentConfig:
         for i, seed in enumerate(self.seeds):
             _check_seed(seed, f"seeds[{i}]")
         _require(len(set(self.seeds)) == len(self.seeds), "seeds", f"lists a seed twice: {self.seeds}")
-        valid = ("gmc", "raw", "mvae", "state")
-        _require(bool(self.methods), "methods", f"must list at least one of {list(valid)}")
+        _require(bool(self.methods), "methods", f"must list at least one of {method_names()}")
         for method in self.methods:
-            _require(method in valid, "methods", f"unknown method {method!r}; valid: {list(valid)}.{suggest(method, valid)}")
+            try:
+                get_method(method)
+            except ConfigError as exc:
+                raise ConfigError(f"config key 'methods': {exc}") from None
         _require(len(set(self.methods)) == len(self.methods), "methods", f"lists a method twice: {self.methods}")
 
 

@@ -1,12 +1,15 @@
-"""The one-command pipeline: collect -> pretrain GMC [-> pretrain MVAE] -> train agents -> evaluate -> report.
+"""The one-command pipeline: collect -> pretrain the encoders -> train agents -> evaluate -> report.
 
-Everything goes into one run directory::
+What a method needs comes from the registry :mod:`gmc_rl.methods`: every method with an encoder gets the collected
+data and a pretraining stage (:attr:`~gmc_rl.methods.RepresentationMethod.encoder_stage`), every agent of such a
+method gets transfer diagnostics. Everything goes into one run directory::
 
     RUN_DIR/
       config.yaml                  the resolved experiment config of this run
       data/                        collected dataset              (stage "collect", if a method needs an encoder)
       gmc/                         GMC checkpoint                 (stage "pretrain", method "gmc")
       mvae/                        MVAE checkpoint                (stage "mvae", method "mvae")
+      <name>/                      encoder of another registered method  (stage "pretrain_<name>")
       agents/<method>-seed<N>/     one self-contained agent per method and seed (stage "train")
       eval/runs/<method>-seed<N>.json   evaluation of one agent under every condition (stage "evaluate")
       eval/results.json, results.md, results.png   the robustness tables of all methods (stage "report")
@@ -40,12 +43,10 @@ import yaml
 from gmc_rl.config import ExperimentConfig, collect_identity, config_hash, from_dict, to_dict
 from gmc_rl.errors import ConfigError
 from gmc_rl.io import ensure_writable_dir, read_json, write_json_atomic, write_text_atomic
+from gmc_rl.methods import encoder_method_names, get_method
 from gmc_rl.stages import Stage, Task, run_stage, run_tasks
 
 CONFIG_FILE = "config.yaml"
-ENCODER_METHODS = ("gmc", "mvae")
-DIAGNOSED_METHODS = ("gmc",)
-"""Methods whose agents get transfer diagnostics (an encoder with ``encode(batch, modalities)``)."""
 SUBSETS_TOKEN = "subsets"
 """In ``evaluate.conditions``, expands to "complete" + every non-empty proper subset of the modalities."""
 
@@ -205,8 +206,9 @@ def run_pipeline(config: ExperimentConfig, run_dir: str | os.PathLike, *, update
     """Run (or continue) the whole experiment in ``run_dir``; return the results document (``eval/results.json``).
 
     Stages, each skipped when its done-marker matches (see the module docstring): collect (when a method needs an
-    encoder) -> pretrain GMC ("gmc") -> pretrain MVAE ("mvae") -> train one agent per method and seed ->
-    evaluate each agent under every condition -> write ``eval/results.{json,md,png}`` (and videos).
+    encoder) -> pretrain each method's encoder (GMC, MVAE, ...) -> train one agent per method and seed ->
+    evaluate each agent under every condition (with transfer diagnostics for agents that read an encoder) ->
+    write ``eval/results.{json,md,png}`` (and videos).
 
     Args:
         config: the experiment.
@@ -259,22 +261,19 @@ def _plan(config: ExperimentConfig, run_dir: Path, conditions: list[str]
     env = {"env_id": config.env_id, "env_kwargs": config.env_kwargs}
     tasks: list[Task] = []
 
-    # 1. Data and encoders (only for the methods that read an encoder).
+    # 1. Data and encoders (only for the methods that read an encoder), in registry order.
     encoders: dict[str, Stage] = {}
-    if any(m in ENCODER_METHODS for m in methods):
+    encoder_methods = [get_method(m) for m in encoder_method_names() if m in methods]
+    if encoder_methods:
         data = Stage(run_dir, "collect", run_dir / "data", {**env, "collect": collect_identity(config.collect)})
         tasks.append(Task(data, "collect", partial(_collect, config, data.output), resumable=False))
-        if "gmc" in methods:
-            gmc = Stage(run_dir, "pretrain", run_dir / "gmc", {"data": data.hash, "pretrain": to_dict(config.pretrain)})
-            tasks.append(Task(gmc, "pretrain GMC", partial(_pretrain, config, data.output, gmc.output),
+        for method in encoder_methods:
+            identity = method.encoder_stage
+            stage = Stage(run_dir, identity.name, run_dir / identity.directory,
+                          {"data": data.hash, "pretrain": to_dict(config.pretrain), **identity.extra_inputs})
+            tasks.append(Task(stage, identity.label, partial(method.pretrain, config, data.output, stage.output),
                               after=(data.name,)))
-            encoders["gmc"] = gmc
-        if "mvae" in methods:
-            mvae = Stage(run_dir, "mvae", run_dir / "mvae",
-                         {"data": data.hash, "pretrain": to_dict(config.pretrain), "model": "mvae"})
-            tasks.append(Task(mvae, "pretrain MVAE", partial(_pretrain_mvae, config, data.output, mvae.output),
-                              after=(data.name,)))
-            encoders["mvae"] = mvae
+            encoders[method.name] = stage
 
     # 2. Agents, one per method and seed, trained on complete observations.
     agents: dict[tuple[str, int], Stage] = {}
@@ -296,7 +295,7 @@ def _plan(config: ExperimentConfig, run_dir: Path, conditions: list[str]
         name = agent_name(method, seed)
         inputs = {"agent": agent_stage.hash, "conditions": conditions, "episodes": ev.episodes,
                   "n_envs": ev.n_envs, "seeds": [seed]}
-        diagnose = method in DIAGNOSED_METHODS and ev.diagnostic_episodes > 0
+        diagnose = method in encoders and ev.diagnostic_episodes > 0
         if diagnose:
             inputs["diagnostics"] = {"episodes": ev.diagnostic_episodes, "horizon": ev.diagnostic_horizon}
         stage = Stage(run_dir, f"evaluate_{name}", run_dir / "eval" / "runs" / f"{name}.json", inputs)
@@ -340,18 +339,6 @@ def _collect(config: ExperimentConfig, out_dir: Path, *, resume: bool, progress:
     return collect(config, out_dir, progress=progress)
 
 
-def _pretrain(config: ExperimentConfig, data_dir: Path, out_dir: Path, *, resume: bool, progress: bool) -> Path:
-    from gmc_rl.pretrain import pretrain
-
-    return pretrain(config, data_dir, out_dir, resume=resume, progress=progress)
-
-
-def _pretrain_mvae(config: ExperimentConfig, data_dir: Path, out_dir: Path, *, resume: bool, progress: bool) -> Path:
-    from agents.mvae import pretrain_mvae
-
-    return pretrain_mvae(config, data_dir, out_dir, resume=resume, progress=progress)
-
-
 def _train(config: ExperimentConfig, method: str, seed: int, out_dir: Path, encoder_dir: Path | None, *,
            resume: bool, progress: bool) -> Path:
     from agents import train_agent
@@ -372,14 +359,21 @@ def _evaluate(run_dir: Path, agent_dir: Path, out_path: Path, conditions: list[s
 
 def diagnose_agent(agent: Any, conditions: Sequence[str], episodes: int = 10, horizon: int | None = 100,
                    seed: int = 0) -> dict[str, dict[str, float]]:
-    """Transfer diagnostics (:func:`gmc_rl.transfer.diagnose_transfer`) of a GMC agent (or its directory) for
-    every modality-subset condition among ``conditions``; ``{}`` if there is none."""
+    """Transfer diagnostics (:func:`gmc_rl.transfer.diagnose_transfer`) of an agent that reads an encoder (or its
+    directory) for every modality-subset condition among ``conditions``; ``{}`` if there is none.
+
+    Raises:
+        ConfigError: the agent's method has no encoder (nothing to feed a subset of the sensors through).
+    """
     import gymnasium as gym
 
     from gmc_rl.transfer import diagnose_transfer
     from gmc_rl.wrappers.conditions import parse_condition
 
     agent = _as_agent(agent)
+    if agent.encoder is None:
+        raise ConfigError(f"{agent.path} is a {agent.method!r} agent; the transfer diagnostics need an agent that "
+                          f"reads an encoder ({encoder_method_names()})")
     parsed = [parse_condition(condition, agent.modalities) for condition in conditions]
     subsets = [list(c.modalities) for c in parsed if c.kind == "subset"]
     if not subsets:

@@ -17,8 +17,9 @@ S they compare the controller fed with S against the same controller fed with ev
 - ``reward_loss``: how much worse the per-step reward of the S-fed paired episodes is than that of the complete
   ones, as a fraction of the latter's magnitude (first ``horizon`` steps; 0.1 is 10 % worse, negative is better).
 
-The encoder is anything with ``encode(observation_batch, modalities) -> (B, k)`` tensor (a :class:`GMCModel`);
-``predict`` maps a ``(B, k)`` numpy batch of latents to a batch of actions (deterministic).
+The encoder is anything with ``modalities`` and ``encode(observation_batch, modalities) -> (B, k)`` tensor (an
+:class:`~gmc_rl.methods.Encoder`: the GMC model, the MVAE, or the encoder of any registered method); ``predict``
+maps a ``(B, k)`` numpy batch of latents to a batch of actions (deterministic).
 
 Example:
     >>> import numpy as np, torch, gymnasium as gym
@@ -46,7 +47,7 @@ Example:
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, Protocol
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
@@ -54,14 +55,7 @@ import torch
 from gymnasium import spaces
 
 from gmc_rl.errors import ConfigError
-
-
-class LatentEncoder(Protocol):
-    """What the diagnostics need of an encoder: its modalities and ``encode(batch, modalities)``."""
-
-    modalities: list[str]
-
-    def encode(self, obs: Mapping[str, Any], modalities: Sequence[str] | None = None) -> torch.Tensor: ...
+from gmc_rl.methods import Encoder
 
 
 Predict = Callable[[np.ndarray], Any]
@@ -89,7 +83,7 @@ def _stack(observations: Sequence[Mapping[str, np.ndarray]]) -> dict[str, np.nda
     return {name: np.stack([np.asarray(obs[name]) for obs in observations]) for name in observations[0]}
 
 
-def _encode(encoder: LatentEncoder, batch: Mapping[str, np.ndarray], subset: Sequence[str] | None) -> np.ndarray:
+def _encode(encoder: Encoder, batch: Mapping[str, np.ndarray], subset: Sequence[str] | None) -> np.ndarray:
     with torch.no_grad():
         return encoder.encode(batch, None if subset is None else list(subset)).detach().cpu().numpy()
 
@@ -104,7 +98,7 @@ def _action_difference(a: np.ndarray, b: np.ndarray, action_space: spaces.Space)
     return (np.asarray(a).reshape(len(a), -1) != np.asarray(b).reshape(len(b), -1)).any(axis=1).astype(np.float64)
 
 
-def _rollouts(encoder: LatentEncoder, predict: Predict, envs: Sequence[gym.Env], subset: Sequence[str] | None,
+def _rollouts(encoder: Encoder, predict: Predict, envs: Sequence[gym.Env], subset: Sequence[str] | None,
               seed: int, horizon: int | None) -> tuple[list[list[dict[str, np.ndarray]]], np.ndarray, np.ndarray]:
     """Run one episode per env in lockstep (env i seeded ``seed + i``), the controller fed with ``subset``.
 
@@ -138,7 +132,7 @@ def _rollouts(encoder: LatentEncoder, predict: Predict, envs: Sequence[gym.Env],
 
 
 def diagnose_transfer(
-    encoder: LatentEncoder,
+    encoder: Encoder,
     predict: Predict,
     make_env: Callable[[], gym.Env],
     subsets: Sequence[Sequence[str]],

@@ -19,10 +19,11 @@ import envs  # noqa: F401
 from agents import load_agent, train_agent
 from agents.agent_dir import AGENT_JSON, MODEL_ZIP, load_model_weights
 from agents.checkpoints import latest_checkpoint, load_replay_buffer, save_replay_buffer
-from agents.observations import StateObservation, make_method_vec_env
+from agents.observations import make_method_vec_env
 from agents.registry import build_algorithm
 from gmc_rl.config import ExperimentConfig, from_dict
 from gmc_rl.errors import CheckpointError, ConfigError, ModalityError
+from gmc_rl.wrappers import StateObservation
 from gmc_rl.wrappers.conditions import apply_condition
 
 ENV = "gmc_rl/PendulumSound-v0"

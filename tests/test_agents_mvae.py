@@ -1,4 +1,4 @@
-"""agents.mvae: the product-of-experts VAE baseline, its pretraining, checkpoints, latent wrappers and agents."""
+"""gmc_rl.mvae: the product-of-experts VAE baseline, its pretraining, checkpoints, latent wrappers and agents."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from gymnasium import spaces
 
 import envs  # noqa: F401
 from agents import load_agent, train_agent
-from agents.mvae import (
+from gmc_rl.mvae import (
     MVAEModel,
     VecMVAELatent,
     load_mvae,
@@ -20,7 +20,7 @@ from agents.mvae import (
     product_of_experts,
     save_mvae,
 )
-from agents.mvae.model import elbo_subsets, kl_to_prior, reconstruction_weights
+from gmc_rl.mvae.model import elbo_subsets, kl_to_prior, reconstruction_weights
 from agents.observations import make_method_vec_env
 from gmc_rl.collect import collect
 from gmc_rl.config import ExperimentConfig, ModelConfig, from_dict

@@ -84,11 +84,13 @@ def test_tiny_pipeline_pendulum_all_methods_then_rerun_skips(tmp_path, capsys):
     assert len([m for m in messages if "skipped" in m]) == len(ran)
     assert again["results"] == results["results"]
 
-    # The GMC agent's evaluation carries its transfer diagnostics for each modality subset, and the report shows them.
-    gmc_record = json.loads((run_dir / "eval" / "runs" / "gmc-seed0.json").read_text())
-    assert set(gmc_record["diagnostics"]) == {"image", "sound"}
-    assert all(math.isfinite(v) for gaps in gmc_record["diagnostics"].values() for v in gaps.values())
-    assert "raw-seed0" not in json.dumps(results["diagnostics"])
+    # The evaluations of the agents with an encoder (GMC, MVAE) carry their transfer diagnostics for each modality
+    # subset, and the report shows them.
+    for method in ("gmc", "mvae"):
+        record = json.loads((run_dir / "eval" / "runs" / f"{method}-seed0.json").read_text())
+        assert set(record["diagnostics"]) == {"image", "sound"}
+        assert all(math.isfinite(v) for gaps in record["diagnostics"].values() for v in gaps.values())
+    assert sorted(results["diagnostics"]) == ["gmc", "mvae"]
     assert "## Transfer diagnostics" in (run_dir / "eval" / "results.md").read_text()
     assert main(["align", "--agent", str(run_dir / "agents" / "gmc-seed0"), "--episodes", "2", "--horizon", "5"]) == 0
     assert "Transfer diagnostics" in capsys.readouterr().out

@@ -120,8 +120,8 @@ def test_gmc_weights_replaced_by_a_pickle(make_payload, gmc_run, tmp_path, marke
 
 
 def test_mvae_weights_replaced_by_a_pickle(tmp_path, marker):
-    from agents.mvae import load_mvae, save_mvae
-    from agents.mvae.model import MVAEModel
+    from gmc_rl.mvae import load_mvae, save_mvae
+    from gmc_rl.mvae.model import MVAEModel
 
     space = gym.make(PAIR_ID).observation_space
     model = MVAEModel.from_space(space, SMALL_MODEL)

@@ -5,10 +5,14 @@ Examples::
     gmc-rl train --env gmc_rl/PendulumSound-v0 --gmc runs/pendulum/gmc --algo sac --out runs/pendulum/sac
     gmc-rl train --config experiments/pendulum_sound.yaml --method raw --seed 1 --out runs/pendulum/raw-1
     gmc-rl train --method state --out runs/pendulum/state --total-timesteps 20000
-    gmc-rl train --method mvae --mvae runs/pendulum/mvae --mvae-data runs/pendulum/data --out runs/pendulum/mvae-agent
+    gmc-rl train --method mvae --mvae runs/pendulum/mvae --pretrain-data runs/pendulum/data \
+                 --out runs/pendulum/mvae-agent       # pretrain the MVAE first, then train on it
+    gmc-rl train --method my_method --encoder runs/pendulum/my_encoder --out runs/pendulum/mine
     gmc-rl train --out runs/pendulum/sac --resume          # continue an interrupted run
 
-Every key of the ``agent`` config section has a flag (``--algo``, ``--total-timesteps``, ``--n-envs``,
+The methods are those of the registry :mod:`gmc_rl.methods`. The encoder checkpoint of any method is given with
+``--encoder DIR``; the built-in ones also keep their own flag (``--gmc DIR``, ``--mvae DIR``). Every key of the
+``agent`` config section has a flag (``--algo``, ``--total-timesteps``, ``--n-envs``,
 ``--hyperparams '{"learning_rate": 0.001}'``, ``--eval-freq``, ``--eval-episodes``, ``--checkpoint-freq``,
 ``--device``); flags override ``--config``.
 """
@@ -21,22 +25,39 @@ from pathlib import Path
 from gmc_rl.commands.common import add_experiment_arguments, resolve_config
 from gmc_rl.config import AgentConfig, ExperimentConfig, apply_arguments, from_dict
 from gmc_rl.errors import ConfigError
+from gmc_rl.methods import GENERIC_ENCODER_FLAG, RepresentationMethod, get_method, method_names
 
 HELP = "train an SB3 agent (GMC latent, raw, MVAE or true-state observations) on complete observations"
 
-METHOD_CHOICES = ("gmc", "raw", "mvae", "state")
+DEFAULT_METHOD = "gmc"
+
+
+def _own_flags() -> dict[str, RepresentationMethod]:
+    """The methods that have a checkpoint flag of their own (``--gmc``, ``--mvae``), by flag."""
+    methods = (get_method(name) for name in method_names())
+    return {m.encoder_flag: m for m in methods if m.encoder_flag != GENERIC_ENCODER_FLAG}
+
+
+def _dest(flag: str) -> str:
+    """The argparse attribute of a flag ("--gmc" -> "gmc")."""
+    return flag.lstrip("-").replace("-", "_")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    choices = method_names()
     parser.add_argument("--out", required=True, help="agent directory to write (new or empty, or with --resume)")
-    parser.add_argument("--method", default=None, choices=METHOD_CHOICES,
-                        help="what the policy observes: gmc (GMC latent, needs --gmc; the default), raw (Dict "
-                             "observation), mvae (MVAE posterior mean, needs --mvae) or state (true state; upper bound)")
-    parser.add_argument("--gmc", default=None, metavar="DIR", help="pretrained GMC checkpoint directory (method gmc)")
-    parser.add_argument("--mvae", default=None, metavar="DIR", help="pretrained MVAE checkpoint directory (method mvae)")
-    parser.add_argument("--mvae-data", default=None, metavar="DATA_DIR",
-                        help="with --method mvae: first pretrain the MVAE on this dataset (gmc-rl collect) into the "
-                             "--mvae directory, with the config's pretrain settings (resumed if interrupted)")
+    parser.add_argument("--method", default=None, choices=choices,
+                        help=f"what the policy observes (default: {DEFAULT_METHOD}): "
+                             + "; ".join(f"{name}: {get_method(name).description}" for name in choices))
+    parser.add_argument(GENERIC_ENCODER_FLAG, default=None, metavar="DIR",
+                        help="pretrained encoder checkpoint directory (any method that reads an encoder)")
+    for flag, method in _own_flags().items():
+        parser.add_argument(flag, dest=_dest(flag), default=None, metavar="DIR",
+                            help=f"pretrained {method.name} checkpoint directory (method {method.name}; same as "
+                                 f"{GENERIC_ENCODER_FLAG})")
+    parser.add_argument("--pretrain-data", "--mvae-data", dest="pretrain_data", default=None, metavar="DATA_DIR",
+                        help="first pretrain the method's encoder on this dataset (gmc-rl collect) into its "
+                             "checkpoint directory, with the config's pretrain settings (resumed if interrupted)")
     parser.add_argument("--seed", type=int, default=None,
                         help="agent seed (default: the first of the config's seeds)")
     parser.add_argument("--resume", action="store_true",
@@ -44,6 +65,26 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     parser.add_argument("--verbose", type=int, default=0, choices=(0, 1, 2), help="SB3 verbosity")
     add_experiment_arguments(parser, "agent", AgentConfig)
+
+
+def _encoder_argument(args: argparse.Namespace, method: RepresentationMethod) -> str | None:
+    """The encoder checkpoint directory given for ``method`` (its own flag or ``--encoder``), or None.
+
+    Raises:
+        ConfigError: a flag of another method, ``--encoder`` for a method without an encoder, or the checkpoint
+            given twice.
+    """
+    given = {flag: getattr(args, _dest(flag)) for flag in (GENERIC_ENCODER_FLAG, *_own_flags())
+             if getattr(args, _dest(flag), None) is not None}
+    for flag, owner in _own_flags().items():
+        if flag in given and owner is not method:
+            raise ConfigError(f"{flag} is only used with --method {owner.name} (got --method {method.name})")
+    if GENERIC_ENCODER_FLAG in given and not method.needs_encoder:
+        raise ConfigError(f"{GENERIC_ENCODER_FLAG} is only used with a method that reads an encoder "
+                          f"(got --method {method.name})")
+    if len(given) > 1:
+        raise ConfigError(f"give the encoder checkpoint once: {' or '.join(given)}")
+    return next(iter(given.values()), None)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -57,21 +98,19 @@ def run(args: argparse.Namespace) -> int:
         config = apply_arguments(from_dict(ExperimentConfig, stored["config"]), args)
     else:
         config = resolve_config(args)
-    method = args.method or (str(stored["method"]) if stored else "gmc")
+    method = get_method(args.method or (str(stored["method"]) if stored else DEFAULT_METHOD))
     seed = args.seed if args.seed is not None else int(stored["seed"]) if stored else int(config.seeds[0])
-    encoder = args.gmc if method == "gmc" else args.mvae if method == "mvae" else None
-    if method != "gmc" and args.gmc is not None:
-        raise ConfigError(f"--gmc is only used with --method gmc (got --method {method})")
-    if method != "mvae" and (args.mvae is not None or args.mvae_data is not None):
-        raise ConfigError(f"--mvae and --mvae-data are only used with --method mvae (got --method {method})")
-    if method == "mvae" and args.mvae_data is not None:
-        from agents.mvae import pretrain_mvae
-
-        if args.mvae is None:
-            raise ConfigError("--mvae-data needs --mvae DIR: the directory to pretrain the MVAE into")
-        print(f"pretraining the MVAE on {args.mvae_data} into {args.mvae}")
-        pretrain_mvae(config, args.mvae_data, args.mvae, resume=True, progress=not args.no_progress)
-    path = train_agent(config, method, seed, out, encoder_dir=encoder, resume=args.resume,
+    encoder = _encoder_argument(args, method)
+    if args.pretrain_data is not None:
+        if not method.needs_encoder:
+            raise ConfigError(f"--pretrain-data is only used with a method that reads an encoder "
+                              f"(got --method {method.name})")
+        if encoder is None:
+            raise ConfigError(f"--pretrain-data needs {method.encoder_flag} DIR: the directory to pretrain the "
+                              f"{method.name} encoder into")
+        print(f"pretraining the {method.name} encoder on {args.pretrain_data} into {encoder}")
+        method.pretrain(config, args.pretrain_data, encoder, resume=True, progress=not args.no_progress)
+    path = train_agent(config, method.name, seed, out, encoder_dir=encoder, resume=args.resume,
                        progress_bar=not args.no_progress, verbose=args.verbose)
     info = read_agent_json(path)
     print(f"agent ({info['method']}, {info['algo']}, seed {info['seed']}, {info['num_timesteps']} steps) saved in {path}")

@@ -1,9 +1,10 @@
-"""Wrappers that turn a multimodal env into what an agent sees: sensors dropped or corrupted, GMC latents.
+"""Wrappers that turn a multimodal env into what an agent sees: sensors dropped or corrupted, GMC latents, the state.
 
 - :class:`ModalityDropout` - drop modalities (fixed set, or at random per episode / per step) with an
   availability mask.
 - :class:`GaussianNoise`, :class:`SaltPepperNoise`, :class:`StuckSensor` - corrupt sensors.
 - :class:`NonFiniteGuard` - NaN/inf sensor values: clear error, or drop the modality for that step.
+- :class:`StateObservation` - the true state (``info["state"]``) as the observation (the ``state`` method).
 - :class:`GMCLatent`, :class:`VecGMCLatent` - a frozen GMC encoder as a Gymnasium / SB3 VecEnv wrapper.
 - :func:`make_latent_env` - the whole stack from an env id and a checkpoint (also a Gymnasium entry point);
   :func:`make_sensor_env` - the same without the encoder (the per-env part of a latent vector env).
@@ -22,6 +23,7 @@ from gmc_rl.wrappers.conditions import Condition, all_subset_conditions, apply_c
 from gmc_rl.wrappers.corruption import GaussianNoise, SaltPepperNoise, StuckSensor
 from gmc_rl.wrappers.dropout import ModalityDropout
 from gmc_rl.wrappers.nonfinite import NonFiniteGuard
+from gmc_rl.wrappers.state import StateObservation
 
 _LAZY = {
     "GMCLatent": "gmc_rl.wrappers.latent",
@@ -40,6 +42,7 @@ __all__ = [
     "ModalityDropout",
     "NonFiniteGuard",
     "SaltPepperNoise",
+    "StateObservation",
     "StuckSensor",
     "all_subset_conditions",
     "apply_condition",

@@ -18,8 +18,8 @@ from gymnasium import spaces
 from stable_baselines3.common.vec_env import VecEnv, VecEnvWrapper
 from stable_baselines3.common.vec_env.base_vec_env import VecEnvObs, VecEnvStepReturn
 
-from agents.mvae.checkpoint import check_space_matches, load_mvae
-from agents.mvae.model import MVAEModel
+from gmc_rl.mvae.checkpoint import check_space_matches, load_mvae
+from gmc_rl.mvae.model import MVAEModel
 from gmc_rl.modalities import AVAILABILITY_KEY, modality_specs
 
 

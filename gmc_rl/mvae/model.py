@@ -12,7 +12,7 @@ subset. Decoders p(x_m | z) mirror the encoders: transposed convolutions for ima
 pixels scaled to [0, 1]) and an MLP for vectors (unit-variance Gaussian on the standardised values).
 
 The latent size is ``ModelConfig.latent_dim``, as for GMC. A policy reads the posterior mean
-(:meth:`MVAEModel.encode`).
+(:meth:`MVAEModel.encode`, the :class:`~gmc_rl.methods.Encoder` interface).
 
 Example:
     >>> import numpy as np
@@ -267,7 +267,11 @@ class MVAEModel(nn.Module):
         return product_of_experts(mus, logvars, self.presence_mask(batch, names if mask is None else None, mask))
 
     def encode(self, obs: Mapping[str, Any], modalities: Sequence[str] | None = None, mask: Any = None) -> Tensor:
-        """The latent a policy reads: the PoE posterior mean (B, k) of the present modalities."""
+        """The latent a policy reads: the PoE posterior mean (B, k) of the present modalities.
+
+        ``encode(obs, modalities)`` is the :class:`~gmc_rl.methods.Encoder` interface (the transfer diagnostics use
+        it); the latent wrappers pass the per-observation availability ``mask`` instead (see :meth:`posterior`).
+        """
         return self.posterior(obs, modalities, mask)[0]
 
     def forward(self, obs: Mapping[str, Any], modalities: Sequence[str] | None = None) -> Tensor:

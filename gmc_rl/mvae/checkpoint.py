@@ -15,7 +15,7 @@ from typing import Any
 from gymnasium import spaces
 from safetensors.torch import save_file
 
-from agents.mvae.model import MVAEModel
+from gmc_rl.mvae.model import MVAEModel
 from gmc_rl import __version__
 from gmc_rl.checkpoint import build_from_checkpoint, resolve_device
 from gmc_rl.data import file_sha256

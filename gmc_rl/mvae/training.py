@@ -3,7 +3,7 @@
 The output directory has the layout of a GMC pretraining run, so the two are interchangeable for
 :func:`agents.train_agent` and ``gmc-rl pipeline``::
 
-    config.json, model.safetensors   the best weights by validation loss (see agents.mvae.checkpoint)
+    config.json, model.safetensors   the best weights by validation loss (see gmc_rl.mvae.checkpoint)
     last/trainer_state.pt            resumable state (weights, optimiser, epoch, history), weights-only torch.save
     history.json                     per-epoch train and validation losses
     tb/                              TensorBoard scalars (mvae/train_loss, mvae/val_loss, mvae/beta, ...)
@@ -26,8 +26,8 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from agents.mvae.checkpoint import CONFIG_FILE, WEIGHTS_FILE, save_mvae
-from agents.mvae.model import MVAEModel, mvae_loss
+from gmc_rl.mvae.checkpoint import CONFIG_FILE, WEIGHTS_FILE, save_mvae
+from gmc_rl.mvae.model import MVAEModel, mvae_loss
 from gmc_rl import __version__
 from gmc_rl.checkpoint import load_training_state, resolve_device, save_training_state
 from gmc_rl.config import ExperimentConfig, config_hash, to_dict
