@@ -9,7 +9,8 @@ For every agent directory given (``RUN_DIR/agents/gmc-seed<N>`` of pipeline runs
    each episode's score is its reward sum over its length (the paper's per-step reward);
 2. computes the transfer diagnostics of :func:`gmc_rl.transfer.diagnose_transfer` (latent gap and action gap on
    the visited states, closed-loop drift of paired episodes);
-3. prints one row per agent and modality - the loss against complete, whether it is above 10 %, and each
+3. prints one row per agent and modality - the loss against complete with the 95 % interval of the paired
+   per-episode differences (both conditions start from the same states), whether it is above 10 %, and each
    diagnostic - then, per diagnostic, how well it separates the losses (rank correlation, and the best threshold's
    agreement with the measured losses);
 4. writes everything to ``--out`` (JSON).
@@ -34,6 +35,7 @@ import torch
 
 import envs  # noqa: F401  (registers the gmc_rl/ ids)
 from agents import load_agent
+from gmc_rl.evaluate import t_critical
 from gmc_rl.io import write_json_atomic
 from gmc_rl.transfer import LOSS_THRESHOLD, diagnose_transfer, relative_loss
 
@@ -99,6 +101,9 @@ def main() -> None:
     parser.add_argument("--diagnostic-episodes", type=int, default=10, help="paired episodes of the diagnostics")
     parser.add_argument("--horizon", type=int, default=100, help="steps of the paired episodes (default 100)")
     parser.add_argument("--out", type=Path, default=None, help="write the rows as JSON here")
+    parser.add_argument("--paper-encoding", action="store_true",
+                        help="encode modality subsets with the paper's plain mean, ignoring the checkpoint's "
+                             "reference latents (the same agents, without the projection)")
     args = parser.parse_args()
 
     rows = []
@@ -106,6 +111,8 @@ def main() -> None:
         agent = load_agent(path)
         if agent.encoder is None:
             raise SystemExit(f"{path}: not an encoder agent (method {agent.method})")
+        if args.paper_encoding:
+            agent.encoder.set_reference_latents(None)
         subsets = [[name] for name in agent.encoder.modalities]
         seed = EVAL_SEED_OFFSET
         complete = evaluate(agent, None, args.episodes, seed)
@@ -115,13 +122,19 @@ def main() -> None:
         for subset in subsets:
             scores = evaluate(agent, subset, args.episodes, seed)
             loss = relative_loss(float(np.mean(complete)), float(np.mean(scores)))
+            # Both conditions start from the same states (same seeds): the CI of the loss comes from the paired
+            # per-episode differences, far narrower than the spread of either condition.
+            differences = np.asarray(complete) - np.asarray(scores)
+            half_width = t_critical(len(differences) - 1) * differences.std(ddof=1) / math.sqrt(len(differences))
+            loss_ci = half_width / abs(float(np.mean(complete)))
             row = {"agent": str(path), "modality": subset[0], "complete": float(np.mean(complete)),
                    "subset": float(np.mean(scores)), "subset_std": float(np.std(scores)),
-                   "complete_std": float(np.std(complete)), "loss": loss, "failed": bool(loss > LOSS_THRESHOLD),
+                   "complete_std": float(np.std(complete)), "loss": loss, "loss_ci95": float(loss_ci),
+                   "failed": bool(loss > LOSS_THRESHOLD),
                    **{key: diagnostics[subset[0]][key] for key in DIAGNOSTICS}}
             rows.append(row)
             print(f"{path} {subset[0]:>6}: complete {row['complete']:+.3f} subset {row['subset']:+.3f} "
-                  f"loss {100 * loss:+6.1f} %{'  LOSS' if row['failed'] else ''} | "
+                  f"loss {100 * loss:+6.1f} ± {100 * loss_ci:4.1f} %{'  LOSS' if row['failed'] else ''} | "
                   + " ".join(f"{key} {row[key]:.4f}" for key in DIAGNOSTICS), flush=True)
 
     failed = [row["failed"] for row in rows]

@@ -141,6 +141,13 @@ class PretrainConfig:
     seed: int = 0
     device: str = "auto"
     """"auto" (CUDA when available), "cpu" or "cuda"."""
+    reference_latents: int = 20_000
+    """Complete latents of training observations (at most this many, drawn with the seed) kept in the checkpoint:
+    the latent of a modality subset is then projected onto its nearest ones (GMCModel.set_reference_latents), so a
+    controller trained on complete latents is never fed a point off their manifold. 0 keeps the paper's rule,
+    the plain mean of the present modalities' latents."""
+    reference_neighbours: int = 5
+    """How many nearest reference latents (cosine) a partial latent is replaced by the normalised mean of."""
     model: ModelConfig = field(default_factory=ModelConfig)
 
     def __post_init__(self) -> None:
@@ -153,6 +160,10 @@ class PretrainConfig:
         _require(self.loss in valid, "pretrain.loss", f"unknown loss {self.loss!r}; valid: {list(valid)}.{suggest(self.loss, valid)}")
         _require(self.checkpoint_every > 0, "pretrain.checkpoint_every", f"must be positive, got {self.checkpoint_every}")
         _check_seed(self.seed, "pretrain.seed")
+        _require(0 <= self.reference_latents <= 1_000_000, "pretrain.reference_latents",
+                 f"must be in [0, 1000000] (0: the paper's mean of the present latents), got {self.reference_latents}")
+        _require(self.reference_neighbours >= 1, "pretrain.reference_neighbours",
+                 f"must be at least 1, got {self.reference_neighbours}")
         _require(self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:"), "pretrain.device",
                  f"must be 'auto', 'cpu' or 'cuda[:N]', got {self.device!r}")
 

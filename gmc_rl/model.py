@@ -47,6 +47,8 @@ from gmc_rl.modalities import ModalitySpec, check_modalities, check_observation_
 _ACTIVATIONS: dict[str, type[nn.Module]] = {"silu": nn.SiLU, "relu": nn.ReLU, "tanh": nn.Tanh, "elu": nn.ELU}
 _IMAGE_SCALE = 1.0 / 255.0
 _MIN_STD = 1e-6
+MAX_REFERENCE_LATENTS = 1_000_000
+"""Most reference latents a checkpoint may declare (refused before allocation beyond it)."""
 
 
 def _activation(config: ModelConfig) -> nn.Module:
@@ -221,6 +223,9 @@ class GMCModel(nn.Module):
         self.encoders = nn.ModuleList([build_modality_encoder(spec, config) for spec in specs.values()])
         self.joint_encoder = JointEncoder(list(specs.values()), config)
         self.head = ProjectionHead(config)
+        self.reference_latents: Tensor | None
+        self.register_buffer("reference_latents", None)  # a buffer once set: saved with the weights
+        self.reference_neighbours = 0
 
     @classmethod
     def from_space(
@@ -241,8 +246,39 @@ class GMCModel(nn.Module):
         stats = {name: pre.stats_json() for name, pre in zip(self.modalities, self.preprocessors)}
         return {name: value for name, value in stats.items() if value is not None}
 
+    def set_reference_latents(self, latents: Tensor | None, neighbours: int = 5) -> None:
+        """Keep complete latents of training observations, onto which partial latents are projected (None: none).
+
+        With reference latents, :meth:`encode` maps the latent of a modality subset to the normalised mean of its
+        ``neighbours`` most similar reference latents (cosine). A controller trained on complete latents has only
+        seen points of the complete-latent manifold; the mean of single-modality latents lies close to it but off
+        it, in directions the controller was never trained on, and some controllers react to those arbitrarily.
+        The projection hands them a point of the manifold instead: the complete latents of the states the partial
+        observation is most similar to. Without reference latents the paper's rule (the plain mean) applies.
+        """
+        if latents is None:
+            self.reference_latents, self.reference_neighbours = None, 0
+            return
+        if latents.ndim != 2 or latents.shape[1] != self.latent_dim or latents.shape[0] < 1:
+            raise ModalityError(f"reference latents must have shape (N >= 1, {self.latent_dim}), got "
+                                f"{tuple(latents.shape)}")
+        if not 1 <= neighbours <= latents.shape[0]:
+            raise ModalityError(f"reference neighbours must be in [1, {latents.shape[0]}], got {neighbours}")
+        self.reference_latents = latents.detach().to(self.head.net[0].weight)
+        self.reference_neighbours = int(neighbours)
+
+    def project(self, latents: Tensor) -> Tensor:
+        """The normalised mean of the ``reference_neighbours`` reference latents most similar to each row."""
+        if self.reference_latents is None:
+            raise ModalityError("this model holds no reference latents to project onto (set_reference_latents)")
+        nearest = (latents @ self.reference_latents.T).topk(self.reference_neighbours, dim=1).indices
+        return F.normalize(self.reference_latents[nearest].mean(dim=1), dim=-1)
+
     def architecture(self) -> dict[str, Any]:
         """JSON description from which :meth:`from_architecture` rebuilds an identical (untrained) model."""
+        reference = None
+        if self.reference_latents is not None:
+            reference = {"size": int(self.reference_latents.shape[0]), "neighbours": self.reference_neighbours}
         return {
             "modalities": list(self.modalities),
             "specs": [finite_json(self.specs[name].to_json()) for name in self.modalities],
@@ -253,6 +289,7 @@ class GMCModel(nn.Module):
                 for name, spec in self.specs.items()
             },
             "normalization": self.normalization,
+            "reference_latents": reference,
         }
 
     @classmethod
@@ -262,7 +299,16 @@ class GMCModel(nn.Module):
         if list(specs) != list(data["modalities"]):
             raise ModalityError(f"specs {list(specs)} do not match the modality order {data['modalities']}")
         config = from_dict(ModelConfig, data["model"], "model")
-        return cls(specs, config, data.get("normalization") or None)
+        model = cls(specs, config, data.get("normalization") or None)
+        reference = data.get("reference_latents")
+        if reference is not None:  # the values come with the weights
+            if not isinstance(reference, Mapping) or set(reference) != {"size", "neighbours"}:
+                raise ModalityError(f"reference_latents must be {{'size': N, 'neighbours': K}}, got {reference!r}")
+            size, neighbours = int(reference["size"]), int(reference["neighbours"])
+            if not 1 <= size <= MAX_REFERENCE_LATENTS:
+                raise ModalityError(f"reference_latents size must be in [1, {MAX_REFERENCE_LATENTS}], got {size}")
+            model.set_reference_latents(torch.zeros(size, config.latent_dim), neighbours)
+        return model
 
     # -- forward paths ---------------------------------------------------------------------------------------
 
@@ -301,7 +347,8 @@ class GMCModel(nn.Module):
         """The latent used by a controller: (B, k) on the model's device.
 
         ``modalities`` None (or every modality) -> the joint path g(f_{1:M}(x)); a subset -> the mean of the
-        present modalities' latents (as the reference implementation; the mean is not re-normalised).
+        present modalities' latents (as the reference implementation; the mean is not re-normalised), projected
+        onto the complete latents of the training data when the model holds them (:meth:`set_reference_latents`).
         ``obs`` holds raw batches ``(B, *shape)`` as the env emits them (numpy arrays or tensors); keys of absent
         modalities may be missing or hold anything. Unknown or empty modality lists raise ModalityError.
         """
@@ -309,7 +356,8 @@ class GMCModel(nn.Module):
         if len(names) == len(self.modalities):
             return self.joint_latent(obs)
         latents = self.modality_latents(obs, names)
-        return torch.stack(list(latents.values()), dim=0).mean(dim=0)
+        mean = torch.stack(list(latents.values()), dim=0).mean(dim=0)
+        return mean if self.reference_latents is None else self.project(mean)
 
     def forward(self, obs: Mapping[str, Any], modalities: Sequence[str] | None = None) -> Tensor:
         """Same as :meth:`encode`."""

@@ -112,6 +112,22 @@ def _train_batches(n: int, batch_size: int, generator: torch.Generator) -> list[
     return batches
 
 
+def reference_latents(model: GMCModel, observations: dict[str, torch.Tensor], count: int, seed: int,
+                      batch_size: int = 1024) -> torch.Tensor:
+    """Complete latents of at most ``count`` observations (a random subset drawn with ``seed`` when there are
+    more), computed in batches: the reference onto which partial latents are projected."""
+    names = list(model.modalities)
+    total = len(observations[names[0]])
+    rows = torch.arange(total)
+    if total > count:
+        rows = torch.randperm(total, generator=torch.Generator().manual_seed(seed))[:count].sort().values
+    model.eval()
+    with torch.no_grad():
+        parts = [model.joint_latent({name: observations[name][chunk.to(observations[name].device)] for name in names})
+                 for chunk in rows.split(batch_size)]
+    return torch.cat(parts)
+
+
 def pretrain(
     config: ExperimentConfig,
     data_dir: str | os.PathLike,
@@ -240,6 +256,10 @@ def pretrain(
     if not (out_dir / CONFIG_FILE).is_file():  # resumed a finished run whose best model was removed
         save_gmc(model, out_dir, {**provenance, "epoch": start_epoch})
     best = load_gmc(out_dir, device=str(device))
+    if settings.reference_latents > 0:
+        best.set_reference_latents(reference_latents(best, train_obs, settings.reference_latents, settings.seed),
+                                   min(settings.reference_neighbours, settings.reference_latents, n_train))
+        save_gmc(best, out_dir, best.provenance)
     report = evaluate_alignment(best, val_obs, settings.batch_size, settings.seed, settings.temperature, joints_as_negatives)
     write_json_atomic(out_dir / ALIGNMENT_FILE, {"epoch": best.provenance.get("epoch"), **report.to_json()})
     plot_latents_pca(best, val_obs, out_dir / PCA_FILE, seed=settings.seed,
