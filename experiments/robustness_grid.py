@@ -13,7 +13,7 @@ For every agent directory given (``RUN_DIR/agents/gmc-seed<N>`` of pipeline runs
    per-episode differences (both conditions start from the same states), whether it is above 10 %, and each
    diagnostic - then, per diagnostic, how well it separates the losses (rank correlation, and the best threshold's
    agreement with the measured losses);
-4. writes everything to ``--out`` (JSON).
+4. writes everything to ``--out`` (JSON) and the same tables as Markdown next to it (``.md``).
 
 Example::
 
@@ -36,7 +36,7 @@ import torch
 import envs  # noqa: F401  (registers the gmc_rl/ ids)
 from agents import load_agent
 from gmc_rl.evaluate import t_critical
-from gmc_rl.io import write_json_atomic
+from gmc_rl.io import write_json_atomic, write_text_atomic
 from gmc_rl.transfer import LOSS_THRESHOLD, diagnose_transfer, relative_loss
 
 DIAGNOSTICS = ("latent_gap", "action_gap", "drift", "reward_loss")
@@ -150,8 +150,31 @@ def main() -> None:
               f"{agree} of {len(rows)}")
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
-        write_json_atomic(args.out, {"settings": vars(args) | {"out": str(args.out)}, "rows": rows,
-                                     "summary": summary})
+        settings = {key: (str(value) if isinstance(value, Path) else value) for key, value in vars(args).items()}
+        write_json_atomic(args.out, {"settings": settings, "rows": rows, "summary": summary})
+        write_text_atomic(args.out.with_suffix(".md"), markdown(rows, summary, args))
+
+
+def markdown(rows: list[dict[str, Any]], summary: dict[str, Any], args: argparse.Namespace) -> str:
+    """The rows and the predictor summary as Markdown tables (what the README quotes)."""
+    encoding = "the paper's plain mean" if args.paper_encoding else "the checkpoints' encoding"
+    lines = [f"Per-step reward over {args.episodes} episodes per condition (seeds {EVAL_SEED_OFFSET}+), partial "
+             f"observations encoded with {encoding}; loss = how much worse than complete, ± the 95 % interval of the "
+             "paired per-episode differences.", "",
+             "| agent | sensor | complete | sensor only | loss | latent gap | action gap | drift | reward loss, "
+             f"{args.horizon} paired steps |", "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for row in rows:
+        flag = " **(> 10 %)**" if row["failed"] else ""
+        lines.append(f"| {row['agent']} | {row['modality']} | {row['complete']:.3f} | {row['subset']:.3f} | "
+                     f"{100 * row['loss']:+.1f} ± {100 * row['loss_ci95']:.1f} %{flag} | {row['latent_gap']:.3f} | "
+                     f"{row['action_gap']:.3f} | {row['drift']:.3f} | {100 * row['reward_loss']:+.1f} % |")
+    lines += ["", f"{sum(row['failed'] for row in rows)} of {len(rows)} agent x sensor pairs lose more than "
+              f"{100 * LOSS_THRESHOLD:.0f} %.", "", "| diagnostic | rank correlation with the loss | best threshold | "
+              "agrees with the measured outcome |", "|---|---:|---:|---:|"]
+    for key, item in summary.items():
+        rho = "n/a" if math.isnan(item["spearman_with_loss"]) else f"{item['spearman_with_loss']:+.2f}"
+        lines.append(f"| {key} | {rho} | {item['best_threshold']:.4f} | {item['agreement']} of {item['pairs']} |")
+    return "\n".join(lines) + "\n"
 
 
 if __name__ == "__main__":

@@ -123,9 +123,10 @@ def test_warning_names_the_agent_condition_and_loss():
     assert losses[0]["loss"] == pytest.approx(2.0)
     (line,) = robustness_warnings(results)
     assert "gmc-seed1" in line and "'sound'" in line and "200 %" in line and "drift 0.310" in line
+    assert "paired short episodes lose 210 %" in line
     report = markdown_report(results)
     assert "## Robustness check" in report and "WARNING: gmc-seed1" in report
-    assert "## Transfer diagnostics" in report and "| gmc-seed1 | sound | 0.160 | 0.200 | 0.310 |" in report
+    assert "## Transfer diagnostics" in report and "| gmc-seed1 | sound | 0.160 | 0.200 | 0.310 | +210.0 % |" in report
 
 
 def test_no_warning_within_ten_percent():
