@@ -35,8 +35,11 @@ import torch
 
 import envs  # noqa: F401  (registers the gmc_rl/ ids)
 from agents import load_agent
+from gmc_rl.config import PretrainConfig
+from gmc_rl.data import load_dataset
 from gmc_rl.evaluate import t_critical
 from gmc_rl.io import write_json_atomic, write_text_atomic
+from gmc_rl.pretrain import reference_latents
 from gmc_rl.transfer import LOSS_THRESHOLD, diagnose_transfer, relative_loss
 
 DIAGNOSTICS = ("latent_gap", "action_gap", "drift", "reward_loss")
@@ -62,6 +65,16 @@ def evaluate(agent: Any, modalities: list[str] | None, episodes: int, seed: int)
     for env in envs_:
         env.close()
     return list(totals / lengths)
+
+
+def add_reference_latents(encoder: Any, data_dir: Path) -> None:
+    """Give a GMC model without reference latents the ones pretraining with the default settings would store."""
+    settings = PretrainConfig()
+    train = load_dataset(data_dir).train
+    observations = {name: torch.from_numpy(train[name]) for name in encoder.modalities}
+    seed = int(encoder.provenance.get("pretrain_seed", 0))
+    encoder.set_reference_latents(reference_latents(encoder, observations, settings.reference_latents, seed),
+                                  settings.reference_neighbours)
 
 
 def spearman(x: list[float], y: list[float]) -> float:
@@ -101,6 +114,9 @@ def main() -> None:
     parser.add_argument("--diagnostic-episodes", type=int, default=10, help="paired episodes of the diagnostics")
     parser.add_argument("--horizon", type=int, default=100, help="steps of the paired episodes (default 100)")
     parser.add_argument("--out", type=Path, default=None, help="write the rows as JSON here")
+    parser.add_argument("--reference-data", type=Path, default=None,
+                        help="for encoders pretrained without reference latents: build them as pretraining does, "
+                             "from REFERENCE_DATA/<run dir name>/data (its training split, pretrain seed and count)")
     parser.add_argument("--paper-encoding", action="store_true",
                         help="encode modality subsets with the paper's plain mean, ignoring the checkpoint's "
                              "reference latents (the same agents, without the projection)")
@@ -113,6 +129,8 @@ def main() -> None:
             raise SystemExit(f"{path}: not an encoder agent (method {agent.method})")
         if args.paper_encoding:
             agent.encoder.set_reference_latents(None)
+        elif args.reference_data is not None:
+            add_reference_latents(agent.encoder, args.reference_data / Path(path).parents[1].name / "data")
         subsets = [[name] for name in agent.encoder.modalities]
         seed = EVAL_SEED_OFFSET
         complete = evaluate(agent, None, args.episodes, seed)
