@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -33,8 +34,8 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-import envs  # noqa: F401  (registers the gmc_rl/ ids)
-from agents import load_agent
+import gmc_rl  # noqa: F401  (registers the gmc_rl/ ids)
+from gmc_rl.agents import load_agent
 from gmc_rl.config import PretrainConfig
 from gmc_rl.data import load_dataset
 from gmc_rl.evaluate import t_critical
@@ -107,8 +108,31 @@ def best_threshold(values: list[float], failed: list[bool]) -> tuple[float, int]
     return cut, agree
 
 
+def summarize(paths: list[Path]) -> str:
+    """One Markdown row per agent from result files of this script: its loss with each sensor alone (± 95 %)."""
+    rows = [row for path in paths for row in json.loads(path.read_text())["rows"]]
+    agents = list(dict.fromkeys(row["agent"] for row in rows))
+    modalities = list(dict.fromkeys(row["modality"] for row in rows))
+    lines = ["| agent | complete | " + " | ".join(f"{m} only: loss" for m in modalities) + " |",
+             "|---|---:|" + "---:|" * len(modalities)]
+    for agent in agents:
+        mine = {row["modality"]: row for row in rows if row["agent"] == agent}
+        cells = [f"{100 * mine[m]['loss']:+.1f} ± {100 * mine[m]['loss_ci95']:.1f} %"
+                 + (" **(> 10 %)**" if mine[m]["failed"] else "") if m in mine else "–" for m in modalities]
+        complete = next(iter(mine.values()))["complete"]
+        lines.append(f"| {Path(agent).parents[1].name}/{Path(agent).name} | {complete:.3f} | " + " | ".join(cells) + " |")
+    failed = sum(row["failed"] for row in rows)
+    lines += ["", f"{failed} of {len(rows)} agent x sensor pairs lose more than {100 * LOSS_THRESHOLD:.0f} %."]
+    return "\n".join(lines)
+
+
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    if len(sys.argv) > 1 and sys.argv[1] == "--summarize":
+        print(summarize([Path(p) for p in sys.argv[2:]]))
+        return
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     epilog="python experiments/robustness_grid.py --summarize A.json [B.json ...] "
+                                            "prints one row per agent from result files")
     parser.add_argument("agents", nargs="+", help="GMC agent directories (RUN_DIR/agents/gmc-seed<N>)")
     parser.add_argument("--episodes", type=int, default=50, help="evaluation episodes per condition (default 50)")
     parser.add_argument("--diagnostic-episodes", type=int, default=10, help="paired episodes of the diagnostics")
