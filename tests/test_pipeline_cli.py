@@ -88,3 +88,9 @@ def test_default_pipeline_full_size(tmp_path, monkeypatch, capsys):
     results = json.loads((tmp_path / "runs" / "quick" / "eval" / "results.json").read_text())
     assert "gmc" in results["results"]
     assert "| method |" in capsys.readouterr().out
+    # The promise: the GMC agent, trained on complete observations, stays within 10 % with either sensor alone.
+    from gmc_rl.results import robustness_losses
+
+    single = [item for item in robustness_losses(results) if item["method"] == "gmc"
+              and item["condition"] in ("image", "sound")]
+    assert not single, single
