@@ -121,8 +121,16 @@ def summarize(paths: list[Path]) -> str:
                  + (" **(> 10 %)**" if mine[m]["failed"] else "") if m in mine else "–" for m in modalities]
         complete = next(iter(mine.values()))["complete"]
         lines.append(f"| {Path(agent).parents[1].name}/{Path(agent).name} | {complete:.3f} | " + " | ".join(cells) + " |")
+    complete = [next(row["complete"] for row in rows if row["agent"] == agent) for agent in agents]
+    spread = [f"complete {np.mean(complete):.3f} (agents {min(complete):.3f} to {max(complete):.3f})"]
+    for m in modalities:
+        values = [row["subset"] for row in rows if row["modality"] == m]
+        losses = [100 * row["loss"] for row in rows if row["modality"] == m]
+        spread.append(f"{m} only {np.mean(values):.3f} (loss {np.mean(losses):+.1f} %, agents {min(losses):+.1f} to "
+                      f"{max(losses):+.1f} %)")
     failed = sum(row["failed"] for row in rows)
-    lines += ["", f"{failed} of {len(rows)} agent x sensor pairs lose more than {100 * LOSS_THRESHOLD:.0f} %."]
+    lines += ["", f"Mean per-step reward over the {len(agents)} agents: " + "; ".join(spread) + ".", "",
+              f"{failed} of {len(rows)} agent x sensor pairs lose more than {100 * LOSS_THRESHOLD:.0f} %."]
     return "\n".join(lines)
 
 
