@@ -10,7 +10,7 @@ nothing here switches on its name.
 - :func:`load_agent` / :class:`Agent` - reload it, and build its envs under any sensor condition.
 - :func:`make_method_vec_env` - the env stack a method's policy observes, under a sensor condition.
 
-Submodules are imported on first use, so ``import agents`` stays cheap.
+Submodules are imported on first use, so ``import gmc_rl.agents`` stays cheap.
 """
 
 from __future__ import annotations
@@ -19,12 +19,12 @@ from importlib import import_module
 from typing import Any
 
 _LAZY = {
-    "build_algorithm": "agents.registry",
-    "ALGORITHMS": "agents.registry",
-    "train_agent": "agents.training",
-    "load_agent": "agents.loading",
-    "Agent": "agents.loading",
-    "make_method_vec_env": "agents.observations",
+    "build_algorithm": "gmc_rl.agents.registry",
+    "ALGORITHMS": "gmc_rl.agents.registry",
+    "train_agent": "gmc_rl.agents.training",
+    "load_agent": "gmc_rl.agents.loading",
+    "Agent": "gmc_rl.agents.loading",
+    "make_method_vec_env": "gmc_rl.agents.observations",
 }
 
 __all__ = list(_LAZY)
@@ -33,4 +33,4 @@ __all__ = list(_LAZY)
 def __getattr__(name: str) -> Any:
     if name in _LAZY:
         return getattr(import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'agents' has no attribute {name!r}")
+    raise AttributeError(f"module 'gmc_rl.agents' has no attribute {name!r}")

@@ -12,8 +12,8 @@ An agent directory is self-contained: everything needed to rebuild the policy an
 
 SB3's ``.zip`` stores the policy and optimiser weights as ``.pth`` files (read here with
 ``torch.load(weights_only=True)``) next to a ``data`` entry with pickled Python objects. That entry is never read:
-the algorithm is rebuilt from ``agent.json`` with :func:`agents.registry.build_algorithm` and only the weights are
-loaded into it (:func:`load_model_weights`).
+the algorithm is rebuilt from ``agent.json`` with :func:`gmc_rl.agents.registry.build_algorithm` and only the
+weights are loaded into it (:func:`load_model_weights`).
 """
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ import numpy as np
 from stable_baselines3.common.callbacks import EvalCallback
 from stable_baselines3.common.vec_env import VecEnv
 
-from agents.agent_dir import save_model_atomic
+from gmc_rl.agents.agent_dir import save_model_atomic
 from gmc_rl.io import read_json, write_json_atomic
 
 EVALUATIONS = "evaluations.json"

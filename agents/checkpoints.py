@@ -23,7 +23,7 @@ from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.buffers import DictReplayBuffer, ReplayBuffer
 from stable_baselines3.common.callbacks import BaseCallback
 
-from agents.agent_dir import load_model_weights, save_model_atomic
+from gmc_rl.agents.agent_dir import load_model_weights, save_model_atomic
 from gmc_rl.errors import CheckpointError
 from gmc_rl.io import atomic_path, read_json, write_json_atomic
 

@@ -3,8 +3,8 @@
 SB3's ``MultiInputPolicy`` encodes every image of a ``Dict`` observation with NatureCNN, whose 8x8/stride-4,
 4x4/stride-2 and 3x3 convolutions need images of at least 36x36 pixels. :class:`MultimodalExtractor` is the same
 combination (a CNN per image, flattening for everything else, features concatenated) but falls back to
-:class:`SmallCNN` for smaller images. :func:`agents.registry.build_algorithm` uses it only when an image is below
-that size, so environments with large enough images get SB3's stock ``CombinedExtractor``.
+:class:`SmallCNN` for smaller images. :func:`gmc_rl.agents.registry.build_algorithm` uses it only when an image is
+below that size, so environments with large enough images get SB3's stock ``CombinedExtractor``.
 """
 
 from __future__ import annotations

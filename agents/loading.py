@@ -1,7 +1,7 @@
 """Load a trained agent directory and rebuild the observation stack it was trained on, under any sensor condition.
 
 Example:
-    >>> from agents import load_agent
+    >>> from gmc_rl.agents import load_agent
     >>> agent = load_agent("runs/pendulum/sac")  # doctest: +SKIP
     >>> venv = agent.make_vec_env("sound", n_envs=2, seed=3)  # doctest: +SKIP
     >>> obs = venv.reset()  # doctest: +SKIP
@@ -18,9 +18,9 @@ import numpy as np
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.vec_env import VecEnv
 
-from agents import agent_dir as layout
-from agents.observations import make_method_vec_env
-from agents.registry import OFF_POLICY, build_algorithm
+from gmc_rl.agents import agent_dir as layout
+from gmc_rl.agents.observations import make_method_vec_env
+from gmc_rl.agents.registry import OFF_POLICY, build_algorithm
 from gmc_rl.config import ExperimentConfig, from_dict
 from gmc_rl.errors import CheckpointError, ConfigError
 from gmc_rl.methods import Encoder, get_method
@@ -64,7 +64,7 @@ class Agent:
 
 
 def load_agent(path: str | Path, device: str = "cpu") -> Agent:
-    """Load the agent directory ``path`` written by :func:`agents.train_agent`.
+    """Load the agent directory ``path`` written by :func:`gmc_rl.agents.train_agent`.
 
     The SB3 algorithm is rebuilt from ``agent.json`` and only the weights of ``agent.zip`` are loaded (with
     ``torch.load(weights_only=True)``); nothing is unpickled. The encoder is loaded from ``path/encoder`` by the

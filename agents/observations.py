@@ -37,8 +37,6 @@ from gmc_rl.modalities import modality_specs
 
 def make_base_env(env_id: str, env_kwargs: Mapping[str, Any] | None = None) -> gym.Env:
     """``gym.make(env_id, **env_kwargs)`` wrapped in a ``Monitor``, with a clear error for unknown ids."""
-    import envs  # noqa: F401  (registers the gmc_rl ids)
-
     check_env_id(env_id, env_kwargs=dict(env_kwargs or {}))  # ConfigError naming an unknown id or kwarg
     try:
         env = gym.make(env_id, **dict(env_kwargs or {}))

@@ -4,7 +4,7 @@
 
 - ``policy`` is chosen from the observation space (``MlpPolicy`` for a ``Box``, ``MultiInputPolicy`` for a
   ``Dict``) unless the hyperparameters name one; a ``Dict`` with images smaller than NatureCNN's 36x36 gets
-  :class:`agents.extractors.MultimodalExtractor`;
+  :class:`gmc_rl.agents.extractors.MultimodalExtractor`;
 - ``policy_kwargs.activation_fn`` may be a name (``relu``, ``tanh``, ``silu``, ``elu``, ``leaky_relu``);
 - ``action_noise`` (td3, ddpg, sac) is a mapping such as ``{type: ornstein_uhlenbeck, sigma: 0.2}``, turned into
   the SB3 noise object (optionally decaying, see :class:`DecayingActionNoise`);
@@ -17,7 +17,7 @@ for ``Box``). Nothing is ever evaluated from a string.
 
 Example:
     >>> import gymnasium as gym
-    >>> from agents import build_algorithm
+    >>> from gmc_rl.agents import build_algorithm
     >>> model = build_algorithm("sac", gym.make("Pendulum-v1"), {"policy_kwargs": {"net_arch": [64, 64]}},
     ...                         seed=0, tensorboard_log=None, device="cpu")
     >>> type(model).__name__
@@ -38,7 +38,7 @@ from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.noise import ActionNoise, NormalActionNoise, OrnsteinUhlenbeckActionNoise
 from torch import nn
 
-from agents.extractors import MultimodalExtractor, needs_small_cnn
+from gmc_rl.agents.extractors import MultimodalExtractor, needs_small_cnn
 from gmc_rl.errors import ConfigError, suggest
 
 ALGORITHMS: dict[str, type[BaseAlgorithm]] = {

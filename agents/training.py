@@ -2,12 +2,12 @@
 
 :func:`train_agent` is the one code path for every method of the registry :mod:`gmc_rl.methods` (``gmc``,
 ``raw``, ``mvae``, ``state`` and any registered one), so the baselines differ from the GMC agent only in what the
-policy observes (see :mod:`agents.observations`). Training always sees complete observations; robustness to missing
-sensors is measured afterwards by ``gmc-rl evaluate``.
+policy observes (see :mod:`gmc_rl.agents.observations`). Training always sees complete observations; robustness to
+missing sensors is measured afterwards by ``gmc-rl evaluate``.
 
 Example:
     >>> from gmc_rl.config import ExperimentConfig
-    >>> from agents import train_agent, load_agent
+    >>> from gmc_rl.agents import train_agent, load_agent
     >>> config = ExperimentConfig()  # doctest: +SKIP
     >>> path = train_agent(config, "gmc", seed=0, out_dir="runs/pendulum/sac",
     ...                    encoder_dir="runs/pendulum/gmc")  # doctest: +SKIP
@@ -27,11 +27,11 @@ import torch
 from stable_baselines3.common.callbacks import BaseCallback
 
 import gmc_rl
-from agents import agent_dir as layout
-from agents.callbacks import EvalRecorder
-from agents.checkpoints import CheckpointCallback, latest_checkpoint, restore_checkpoint, save_checkpoint
-from agents.observations import make_base_env, make_method_vec_env
-from agents.registry import build_algorithm, check_action_space, resolve_hyperparams
+from gmc_rl.agents import agent_dir as layout
+from gmc_rl.agents.callbacks import EvalRecorder
+from gmc_rl.agents.checkpoints import CheckpointCallback, latest_checkpoint, restore_checkpoint, save_checkpoint
+from gmc_rl.agents.observations import make_base_env, make_method_vec_env
+from gmc_rl.agents.registry import build_algorithm, check_action_space, resolve_hyperparams
 from gmc_rl.config import ExperimentConfig, config_hash, to_dict
 from gmc_rl.errors import ConfigError
 from gmc_rl.io import ensure_writable_dir

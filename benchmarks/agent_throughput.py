@@ -32,10 +32,10 @@ import numpy as np
 import torch
 from stable_baselines3.common.callbacks import BaseCallback
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's gmc_rl (gmc_rl.agents: pip install -e .)
 
-from agents.observations import make_method_vec_env  # noqa: E402
-from agents.registry import build_algorithm  # noqa: E402
+from gmc_rl.agents.observations import make_method_vec_env  # noqa: E402
+from gmc_rl.agents.registry import build_algorithm  # noqa: E402
 from gmc_rl.checkpoint import load_gmc  # noqa: E402
 from gmc_rl.config import ExperimentConfig, from_dict, load_config  # noqa: E402
 

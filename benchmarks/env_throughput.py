@@ -15,7 +15,7 @@ For each environment it measures, on pre-sampled random actions (resetting at ep
 Each figure is the best of ``--repeats`` timed runs (the run least disturbed by other processes), with the median
 in brackets. Two clocks: wall-clock time, and (for the in-process modes) the CPU time of this process, which
 approximates "steps per second on one free core" on a machine shared with other work. Vectorised envs are built and
-reset before the clock starts. Workers build envs from the id ``"envs:gmc_rl/..."`` so that each worker process
+reset before the clock starts. Workers build envs from the id ``"gmc_rl:gmc_rl/..."`` so that each worker process
 imports (and registers) the package itself.
 """
 
@@ -35,9 +35,9 @@ import gymnasium as gym
 import numpy as np
 from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's gmc_rl (gmc_rl.envs: pip install -e .)
 
-import envs  # noqa: E402  (registers the gmc_rl ids)
+from gmc_rl import envs  # noqa: E402  (registers the gmc_rl ids)
 
 REFERENCE_ID = "Pendulum-v1"
 MODES = ("class", "make", "dummy8", "subproc8")
@@ -45,7 +45,7 @@ MODES = ("class", "make", "dummy8", "subproc8")
 
 def _make_id(env_id: str) -> str:
     """The id a worker process can resolve on its own (Gymnasium imports the module before the colon)."""
-    return f"envs:{env_id}" if env_id.startswith(f"{envs.NAMESPACE}/") else env_id
+    return f"gmc_rl:{env_id}" if env_id.startswith(f"{envs.NAMESPACE}/") else env_id
 
 
 def _actions(env_id: str, count: int, seed: int = 0) -> list:

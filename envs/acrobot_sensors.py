@@ -15,11 +15,11 @@ import numpy as np
 from gymnasium import spaces
 from gymnasium.envs.classic_control.acrobot import AcrobotEnv
 
-from envs import drawing
-from envs.checks import check_int, check_positive, check_render_mode
-from envs.drawing import Camera
-from envs.multimodal import MultimodalSensors
-from envs.sound import DopplerReceivers, annulus_distance_bounds, receiver_positions
+from gmc_rl.envs import drawing
+from gmc_rl.envs.checks import check_int, check_positive, check_render_mode
+from gmc_rl.envs.drawing import Camera
+from gmc_rl.envs.multimodal import MultimodalSensors
+from gmc_rl.envs.sound import DopplerReceivers, annulus_distance_bounds, receiver_positions
 
 DEFAULT_RECEIVERS: tuple[str, ...] = ("LEFT_BOTTOM", "RIGHT_BOTTOM", "MIDDLE_TOP")
 RECEIVER_HALF_SIDE = 2.6
@@ -52,7 +52,7 @@ class AcrobotSensorsEnv(MultimodalSensors, AcrobotEnv):
     - ``"sound"``: ``float32 (n_stack, 2, R, 2)`` in ``[0, 1]``: for each source, the elbow (440 Hz) and the tip
       (880 Hz), and each receiver (default ``LEFT_BOTTOM (-2.6, -2.6)``, ``RIGHT_BOTTOM (2.6, -2.6)``,
       ``MIDDLE_TOP (0, 2.6)``), the Doppler-shifted frequency and the ``1/d^2`` amplitude, scaled with analytic
-      bounds (:mod:`envs.sound`): speeds at most ``4 pi`` (elbow) and ``4 pi + 13 pi`` (tip) from Gymnasium's
+      bounds (:mod:`gmc_rl.envs.sound`): speeds at most ``4 pi`` (elbow) and ``4 pi + 13 pi`` (tip) from Gymnasium's
       velocity limits, distances from the circle of radius 1 (elbow) and the disk of radius 2 (tip). *Reveals:*
       the elbow's three distances give its position on the unit circle, hence ``theta1``, its Doppler shifts
       ``theta1_dot``; the tip's distances give the tip position, hence ``theta1 + theta2``, and its shifts the tip
@@ -63,7 +63,7 @@ class AcrobotSensorsEnv(MultimodalSensors, AcrobotEnv):
 
     Args:
         render_mode: ``None`` or ``"rgb_array"`` (a 360 x 560 colour frame).
-        receivers: names of the receiver positions (:data:`envs.sound.RECEIVER_NAMES`).
+        receivers: names of the receiver positions (:data:`gmc_rl.envs.sound.RECEIVER_NAMES`).
         sound_speed: speed of sound; must exceed the tip's largest speed ``17 pi ~ 53.4``.
         image_size: side of the square camera image in pixels (>= 24).
         n_stack: number of stacked frames per modality (>= 1).

@@ -13,11 +13,11 @@ import numpy as np
 from gymnasium import spaces
 from gymnasium.envs.classic_control.cartpole import CartPoleEnv
 
-from envs import drawing
-from envs.checks import check_int, check_non_negative, check_positive, check_render_mode
-from envs.drawing import Camera
-from envs.multimodal import MultimodalSensors
-from envs.sound import DopplerReceivers, box_distance_bounds, receiver_positions
+from gmc_rl.envs import drawing
+from gmc_rl.envs.checks import check_int, check_non_negative, check_positive, check_render_mode
+from gmc_rl.envs.drawing import Camera
+from gmc_rl.envs.multimodal import MultimodalSensors
+from gmc_rl.envs.sound import DopplerReceivers, box_distance_bounds, receiver_positions
 
 DEFAULT_RECEIVERS: tuple[str, ...] = ("LEFT_BOTTOM", "RIGHT_BOTTOM", "MIDDLE_TOP")
 RECEIVER_HALF_SIZE = (6.5, 2.0)
@@ -53,7 +53,7 @@ class CartPoleSensorsEnv(MultimodalSensors, CartPoleEnv):
     - ``"sound"``: ``float32 (n_stack, 2, R, 2)`` in ``[0, 1]``: for each of two sources, the cart's motor
       (220 Hz, at ``(x, 0)``) and a buzzer on the pole's tip (440 Hz), and each receiver (default ``LEFT_BOTTOM
       (-6.5, -2)``, ``RIGHT_BOTTOM (6.5, -2)``, ``MIDDLE_TOP (0, 2)``), the Doppler-shifted frequency and the
-      ``1/d^2`` amplitude it hears, scaled as in :mod:`envs.sound` (Doppler band from the source's largest speed
+      ``1/d^2`` amplitude it hears, scaled as in :mod:`gmc_rl.envs.sound` (Doppler band from the source's largest speed
       within :data:`SENSOR_RANGE`; amplitude band from the box each source can occupy). *Reveals:* the cart's
       three distances give ``x`` and its Doppler shifts ``x_dot``; the tip's distances give the tip's position,
       hence ``sin theta = tip_x - x`` and ``theta``; its Doppler shifts give the tip velocity, hence ``theta_dot``.
@@ -71,7 +71,7 @@ class CartPoleSensorsEnv(MultimodalSensors, CartPoleEnv):
 
     Args:
         render_mode: ``None`` or ``"rgb_array"`` (a 300 x 1000 colour frame).
-        receivers: names of the receiver positions (:data:`envs.sound.RECEIVER_NAMES`) on the rectangle
+        receivers: names of the receiver positions (:data:`gmc_rl.envs.sound.RECEIVER_NAMES`) on the rectangle
             :data:`RECEIVER_HALF_SIZE`.
         sound_speed: speed of sound; must exceed the largest tip speed ``3 + 4 * 1 = 7``.
         image_height: camera image height ``H`` in pixels (>= 20); the width is ``3 H``.

@@ -14,7 +14,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from envs.stacking import FrameStack
+from gmc_rl.envs.stacking import FrameStack
 
 
 class MultimodalSensors:

@@ -15,11 +15,11 @@ import numpy as np
 from gymnasium import spaces
 from gymnasium.envs.classic_control.pendulum import PendulumEnv, angle_normalize
 
-from envs import drawing
-from envs.checks import check_int, check_non_negative, check_positive, check_render_mode
-from envs.drawing import Camera
-from envs.multimodal import MultimodalSensors
-from envs.sound import DopplerReceivers, annulus_distance_bounds, receiver_positions
+from gmc_rl.envs import drawing
+from gmc_rl.envs.checks import check_int, check_non_negative, check_positive, check_render_mode
+from gmc_rl.envs.drawing import Camera
+from gmc_rl.envs.multimodal import MultimodalSensors
+from gmc_rl.envs.sound import DopplerReceivers, annulus_distance_bounds, receiver_positions
 
 DEFAULT_RECEIVERS: tuple[str, ...] = ("LEFT_BOTTOM", "RIGHT_BOTTOM", "MIDDLE_TOP")
 """The paper's three receivers."""
@@ -52,7 +52,7 @@ class PendulumSoundEnv(MultimodalSensors, PendulumEnv):
     - ``"sound"``: ``float32 (n_stack, R, 2)`` in ``[0, 1]``: for each receiver (default ``LEFT_BOTTOM (-2.2, -2.2)``,
       ``RIGHT_BOTTOM (2.2, -2.2)``, ``MIDDLE_TOP (0, 2.2)``) the frequency and amplitude it hears from a 440 Hz tone
       at the tip (speed of sound 20): Doppler ``f' = f c / (c - v_r)`` with ``v_r`` the tip velocity towards the
-      receiver, amplitude ``1 / d^2``. Scaled with analytic bounds (:mod:`envs.sound`): frequency band
+      receiver, amplitude ``1 / d^2``. Scaled with analytic bounds (:mod:`gmc_rl.envs.sound`): frequency band
       ``[f c / (c + 8), f c / (c - 8)]`` (the tip speed is at most ``max_speed * length = 8``), amplitude band
       ``[1 / d_max^2, 1 / d_min^2]`` with ``d`` between ``|r| - 1`` and ``|r| + 1`` for a receiver at distance
       ``|r|`` from the pivot. *Reveals:* the three distances locate the tip (three non-collinear receivers determine
@@ -66,7 +66,7 @@ class PendulumSoundEnv(MultimodalSensors, PendulumEnv):
 
     Args:
         render_mode: ``None`` or ``"rgb_array"`` (a 360 x 560 colour frame: scene, receivers, sound bars, numbers).
-        receivers: names of the receiver positions (see :data:`envs.sound.RECEIVER_NAMES`).
+        receivers: names of the receiver positions (see :data:`gmc_rl.envs.sound.RECEIVER_NAMES`).
         frequency: emitted frequency in Hz.
         sound_speed: speed of sound in world units per second; must exceed the largest tip speed (8).
         image_size: side of the square camera image in pixels (>= 16).

@@ -8,14 +8,25 @@ Public API (imported lazily so that ``import gmc_rl`` stays cheap):
 - :mod:`gmc_rl.methods` - the registry of representation methods (gmc, raw, mvae, state, and registered ones).
 - :mod:`gmc_rl.mvae` - the product-of-experts VAE baseline.
 
-This package is the representation core; it does not import the training layer (:mod:`agents`), except in the
-orchestration modules on top of both (:mod:`gmc_rl.pipeline`, :mod:`gmc_rl.stages`, :mod:`gmc_rl.cli`,
-:mod:`gmc_rl.commands`).
+Importing ``gmc_rl`` registers the built-in environment ids (``gmc_rl/PendulumSound-v0`` and the others of
+:mod:`gmc_rl.envs`) with Gymnasium: at once if Gymnasium is imported already, otherwise right after Gymnasium's
+own import, whenever that happens. It imports neither Gymnasium nor an environment itself, so ``import gmc_rl``
+stays cheap; ``gym.make("gmc_rl:gmc_rl/PendulumSound-v0")`` (Gymnasium's "module:id" form) works in a fresh process.
+
+Layers, each importing only those below it (docs/architecture.md; checked by ``lint-imports``):
+:mod:`gmc_rl.envs` <- the representation core (the other modules of this package) <- :mod:`gmc_rl.agents` <- the
+orchestration (:mod:`gmc_rl.pipeline`, :mod:`gmc_rl.stages`, :mod:`gmc_rl.cli`, :mod:`gmc_rl.commands`). The core
+knows the environments only through the Gymnasium registry.
 """
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Sequence
 from importlib import import_module
+from importlib.abc import Loader, MetaPathFinder
+from importlib.machinery import ModuleSpec
+from types import ModuleType
 from typing import Any
 
 __version__ = "0.1.0"
@@ -35,3 +46,73 @@ def __getattr__(name: str) -> Any:
     if name in _LAZY:
         return getattr(import_module(_LAZY[name]), name)
     raise AttributeError(f"module 'gmc_rl' has no attribute {name!r}")
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Registration of the built-in env ids, without importing Gymnasium here.
+
+
+def _register_envs() -> None:
+    """Register the ids of :mod:`gmc_rl.envs` (idempotent; imports Gymnasium and the id table, not the envs)."""
+    from gmc_rl.envs.registration import register_envs
+
+    register_envs()
+
+
+class _RegisterAfterGymnasium(Loader):
+    """Gymnasium's own loader, plus :func:`_register_envs` once the ``gymnasium`` package has executed."""
+
+    def __init__(self, loader: Loader) -> None:
+        self.loader = loader
+
+    def create_module(self, spec: ModuleSpec) -> ModuleType | None:
+        """The module Gymnasium's loader would create (usually ``None``: the default)."""
+        return self.loader.create_module(spec)
+
+    def exec_module(self, module: ModuleType) -> None:
+        """Run Gymnasium's ``__init__``, give the module back its own loader, then register the ids."""
+        self.loader.exec_module(module)
+        module.__loader__ = self.loader
+        if module.__spec__ is not None:
+            module.__spec__.loader = self.loader
+        _remove_gymnasium_hook()
+        _register_envs()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.loader, name)  # get_resource_reader, is_package, ... as Gymnasium's loader
+
+
+class _GymnasiumHook(MetaPathFinder):
+    """First on ``sys.meta_path`` until Gymnasium is imported: hands out Gymnasium's spec with a registering loader.
+
+    Only the real import of ``gymnasium`` removes the hook, so a mere ``importlib.util.find_spec("gymnasium")``
+    (a check whether it is installed) does not lose the registration.
+    """
+
+    gmc_rl_env_hook = True  # recognised across reloads of this module
+
+    def find_spec(self, fullname: str, path: Sequence[str] | None = None,
+                  target: ModuleType | None = None) -> ModuleSpec | None:
+        """Gymnasium's spec from the finders after this one, its loader wrapped; ``None`` for every other module."""
+        if fullname != "gymnasium":
+            return None
+        for finder in list(sys.meta_path):
+            find = getattr(finder, "find_spec", None)
+            if getattr(finder, "gmc_rl_env_hook", False) or find is None:
+                continue
+            spec = find(fullname, path, target)
+            if spec is not None:
+                if spec.loader is not None:
+                    spec.loader = _RegisterAfterGymnasium(spec.loader)
+                return spec
+        return None
+
+
+def _remove_gymnasium_hook() -> None:
+    sys.meta_path[:] = [finder for finder in sys.meta_path if not getattr(finder, "gmc_rl_env_hook", False)]
+
+
+if "gymnasium" in sys.modules:
+    _register_envs()
+elif not any(getattr(finder, "gmc_rl_env_hook", False) for finder in sys.meta_path):
+    sys.meta_path.insert(0, _GymnasiumHook())

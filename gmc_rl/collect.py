@@ -5,10 +5,11 @@ Example:
     >>> config = ExperimentConfig(env_id="gmc_rl/PendulumSound-v0", collect=CollectConfig(steps=2000))  # doctest: +SKIP
     >>> collect(config, "runs/pendulum/data")                                                          # doctest: +SKIP
 
-The env is built with ``gymnasium.make(config.env_id, **config.env_kwargs)`` (``import envs`` first, so the
-``gmc_rl/`` ids resolve) in an SB3 :class:`~stable_baselines3.common.vec_env.DummyVecEnv` of
-``config.collect.n_envs`` copies; env i is seeded with ``seed + i`` and the random policy's action space with
-``seed``, so the same config writes byte-identical files. See :mod:`gmc_rl.data` for the layout.
+The env is built with ``gymnasium.make(config.env_id, **config.env_kwargs)`` (the ``gmc_rl/`` ids are in
+Gymnasium's registry once :mod:`gmc_rl` is imported) in an SB3
+:class:`~stable_baselines3.common.vec_env.DummyVecEnv` of ``config.collect.n_envs`` copies; env i is seeded with
+``seed + i`` and the random policy's action space with ``seed``, so the same config writes byte-identical files.
+See :mod:`gmc_rl.data` for the layout.
 """
 
 from __future__ import annotations
@@ -48,8 +49,6 @@ _SB3_ALGOS = ("ppo", "a2c", "sac", "td3", "ddpg", "dqn")
 
 def check_env_id(env_id: str) -> None:
     """Raise ConfigError for an id Gymnasium does not know, listing the ``gmc_rl/`` ids and close matches."""
-    import envs  # noqa: F401  (registers the gmc_rl/ ids)
-
     if ":" in env_id:  # Gymnasium's "module:id" form: importing the module registers a user's env
         import importlib
 

@@ -372,20 +372,10 @@ def load_config(path: str | os.PathLike) -> ExperimentConfig:
 # --------------------------------------------------------------------------------------------------------------
 # Checks that need more than the config itself (the env registry, the size of a dataset).
 
-ENV_PACKAGE = "envs"
-"""The project's environment package; importing it registers the ``gmc_rl/`` ids."""
-
-
 def registered_env_ids(prefix: str = "gmc_rl/") -> list[str]:
-    """Sorted Gymnasium ids starting with ``prefix`` (after importing the project's env package)."""
-    import importlib
-
+    """Sorted Gymnasium ids starting with ``prefix`` (``import gmc_rl`` registered the built-in ``gmc_rl/`` ids)."""
     import gymnasium as gym
 
-    try:
-        importlib.import_module(ENV_PACKAGE)
-    except ImportError:  # pragma: no cover - installed without the envs package
-        pass
     return sorted(name for name in gym.registry if name.startswith(prefix))
 
 
@@ -469,7 +459,7 @@ def check_batch_size(batch_size: int, n_samples: int, key: str, source: str) -> 
 
 def default_config_path() -> Path:
     """Path of the embedded default (quick) config shipped with the package."""
-    return Path(str(resources.files("experiments") / "quick.yaml"))
+    return Path(str(resources.files("gmc_rl.experiments") / "quick.yaml"))
 
 
 # --------------------------------------------------------------------------------------------------------------

@@ -238,7 +238,7 @@ def evaluate_conditions(
 
     Args:
         make_vec_env: ``(condition, n_envs, seed) -> VecEnv`` giving the observations the policy expects under
-            that sensor condition (e.g. ``agents.Agent.make_vec_env``).
+            that sensor condition (e.g. ``gmc_rl.agents.Agent.make_vec_env``).
         predict: batch of observations -> batch of actions (deterministic).
         conditions: condition strings ("complete", "image", "image+sound", "dropout:0.5", ...), passed through
             to ``make_vec_env``.

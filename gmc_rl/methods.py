@@ -2,9 +2,9 @@
 
 A method is what an agent's policy observes. A :class:`RepresentationMethod` says how to get there: pretrain an
 encoder on the collected dataset, load it, check it against an env, and wrap the env stack
-(:func:`agents.observations.make_method_vec_env`) so that the policy reads the encoder's latent (or the true state,
-or the raw observation). Config validation, agent training and loading, ``gmc-rl train`` and the pipeline all look
-methods up here, so a new method is one new module and one :func:`register_method` call.
+(:func:`gmc_rl.agents.observations.make_method_vec_env`) so that the policy reads the encoder's latent (or the true
+state, or the raw observation). Config validation, agent training and loading, ``gmc-rl train`` and the pipeline all
+look methods up here, so a new method is one new module and one :func:`register_method` call.
 
 Built-in methods:
 

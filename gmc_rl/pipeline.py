@@ -79,7 +79,7 @@ def resolve_conditions(requested: Sequence[str], modalities: Sequence[str]) -> l
 
 def env_modalities(env_id: str, env_kwargs: dict[str, Any] | None = None) -> list[str]:
     """Modality names of an env (canonical order), making it once."""
-    from agents.observations import env_modalities as _env_modalities
+    from gmc_rl.agents.observations import env_modalities as _env_modalities
 
     return _env_modalities(env_id, env_kwargs)
 
@@ -153,14 +153,14 @@ def agent_name(method: str, seed: int) -> str:
 
 
 def _as_agent(agent: Any) -> Any:
-    from agents import load_agent
+    from gmc_rl.agents import load_agent
 
     return load_agent(agent) if isinstance(agent, (str, os.PathLike)) else agent
 
 
 def evaluate_agent(agent: Any, conditions: Sequence[str], episodes: int, seeds: Sequence[int],
                    n_envs: int, progress: bool = True) -> dict[str, Any]:
-    """Evaluate an agent (an ``agents.Agent`` or its directory) under ``conditions``.
+    """Evaluate an agent (a ``gmc_rl.agents.Agent`` or its directory) under ``conditions``.
 
     Episodes are run by :func:`gmc_rl.evaluate.evaluate_conditions` on ``agent.make_vec_env`` with deterministic
     actions. Returns ``{"agent", "method", "env_id", "seeds", "evaluation"}``.
@@ -180,7 +180,7 @@ def record_agent_videos(agent: Any, conditions: Sequence[str], out_dir: str | os
     """One episode video per condition of an agent (or its directory): ``out_dir/<agent>-<condition>.mp4``
     (``.gif`` when no MP4 writer is installed). The agent's envs are rebuilt with ``render_mode="rgb_array"``.
     """
-    from agents.observations import make_method_vec_env
+    from gmc_rl.agents.observations import make_method_vec_env
     from gmc_rl.evaluate import sb3_predictor
     from gmc_rl.video import record_episode
 
@@ -341,7 +341,7 @@ def _collect(config: ExperimentConfig, out_dir: Path, *, resume: bool, progress:
 
 def _train(config: ExperimentConfig, method: str, seed: int, out_dir: Path, encoder_dir: Path | None, *,
            resume: bool, progress: bool) -> Path:
-    from agents import train_agent
+    from gmc_rl.agents import train_agent
 
     return train_agent(config, method, seed, out_dir, encoder_dir=encoder_dir, resume=resume, progress_bar=progress)
 

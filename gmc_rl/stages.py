@@ -173,8 +173,7 @@ def _init_worker(threads: int, env_specs: list[Any]) -> None:
     import torch
 
     torch.set_num_threads(threads)
-    import envs  # noqa: F401  (registers the built-in envs)
-
+    # The built-in gmc_rl/ ids are registered by ``import gmc_rl`` (this module's package) with Gymnasium's import.
     for spec in env_specs:
         if spec.id not in gym.registry:
             gym.registry[spec.id] = spec

@@ -1,4 +1,4 @@
-"""agents: training, agent directories, resume and the method-specific env stacks (state and raw methods).
+"""gmc_rl.agents: training, agent directories, resume and the method-specific env stacks (state and raw methods).
 
 Tiny agents (a few hundred steps, tiny networks) on gmc_rl/PendulumSound-v0; the GMC and MVAE methods are covered by
 tests/test_agents_gmc.py and tests/test_agents_mvae.py.
@@ -15,12 +15,12 @@ import pytest
 import torch
 from stable_baselines3.common.callbacks import BaseCallback
 
-import envs  # noqa: F401
-from agents import load_agent, train_agent
-from agents.agent_dir import AGENT_JSON, MODEL_ZIP, load_model_weights
-from agents.checkpoints import latest_checkpoint, load_replay_buffer, save_replay_buffer
-from agents.observations import make_method_vec_env
-from agents.registry import build_algorithm
+import gmc_rl  # noqa: F401  (registers the gmc_rl ids)
+from gmc_rl.agents import load_agent, train_agent
+from gmc_rl.agents.agent_dir import AGENT_JSON, MODEL_ZIP, load_model_weights
+from gmc_rl.agents.checkpoints import latest_checkpoint, load_replay_buffer, save_replay_buffer
+from gmc_rl.agents.observations import make_method_vec_env
+from gmc_rl.agents.registry import build_algorithm
 from gmc_rl.config import ExperimentConfig, from_dict
 from gmc_rl.errors import CheckpointError, ConfigError, ModalityError
 from gmc_rl.wrappers import StateObservation

@@ -7,7 +7,7 @@ import json
 import pytest
 import yaml
 
-import envs  # noqa: F401
+import gmc_rl  # noqa: F401  (registers the gmc_rl ids)
 from gmc_rl.cli import main
 
 TINY = ["--total-timesteps", "120", "--eval-freq", "0", "--checkpoint-freq", "50", "--device", "cpu",

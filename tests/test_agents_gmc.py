@@ -10,8 +10,8 @@ import shutil
 import numpy as np
 import pytest
 
-import envs  # noqa: F401
-from agents import load_agent, train_agent
+import gmc_rl  # noqa: F401  (registers the gmc_rl ids)
+from gmc_rl.agents import load_agent, train_agent
 from gmc_rl.checkpoint import load_gmc
 from gmc_rl.collect import collect
 from gmc_rl.config import ExperimentConfig, from_dict

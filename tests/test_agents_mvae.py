@@ -9,8 +9,8 @@ import pytest
 import torch
 from gymnasium import spaces
 
-import envs  # noqa: F401
-from agents import load_agent, train_agent
+import gmc_rl  # noqa: F401  (registers the gmc_rl ids)
+from gmc_rl.agents import load_agent, train_agent
 from gmc_rl.mvae import (
     MVAEModel,
     VecMVAELatent,
@@ -21,7 +21,7 @@ from gmc_rl.mvae import (
     save_mvae,
 )
 from gmc_rl.mvae.model import elbo_subsets, kl_to_prior, reconstruction_weights
-from agents.observations import make_method_vec_env
+from gmc_rl.agents.observations import make_method_vec_env
 from gmc_rl.collect import collect
 from gmc_rl.config import ExperimentConfig, ModelConfig, from_dict
 from gmc_rl.errors import CheckpointError, ConfigError, ModalityError

@@ -1,4 +1,4 @@
-"""agents.registry: SB3 algorithms by name from rl-zoo3-style hyperparameters."""
+"""gmc_rl.agents.registry: SB3 algorithms by name from rl-zoo3-style hyperparameters."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ from stable_baselines3.common.policies import MultiInputActorCriticPolicy
 from stable_baselines3.common.torch_layers import CombinedExtractor
 from torch import nn
 
-from agents.extractors import MultimodalExtractor, SmallCNN
-from agents.registry import ALGORITHMS, DecayingActionNoise, build_algorithm, make_action_noise, resolve_hyperparams
+from gmc_rl.agents.extractors import MultimodalExtractor, SmallCNN
+from gmc_rl.agents.registry import ALGORITHMS, DecayingActionNoise, build_algorithm, make_action_noise, resolve_hyperparams
 from gmc_rl.errors import ConfigError
 
 SMALL = {"policy_kwargs": {"net_arch": [16]}}

@@ -6,8 +6,8 @@ import gymnasium as gym
 import numpy as np
 import pytest
 
-import envs  # noqa: F401  (registers the ids)
-from envs.acrobot_sensors import AcrobotSensorsEnv
+import gmc_rl.envs  # noqa: F401  (registers the ids)
+from gmc_rl.envs.acrobot_sensors import AcrobotSensorsEnv
 
 ENV_ID = "gmc_rl/AcrobotSensors-v0"
 

@@ -6,8 +6,8 @@ import gymnasium as gym
 import numpy as np
 import pytest
 
-import envs  # noqa: F401  (registers the ids)
-from envs.cartpole_sensors import SENSOR_RANGE, CartPoleSensorsEnv
+import gmc_rl.envs  # noqa: F401  (registers the ids)
+from gmc_rl.envs.cartpole_sensors import SENSOR_RANGE, CartPoleSensorsEnv
 
 ENV_ID = "gmc_rl/CartPoleSensors-v0"
 AT_REST = {"low": 0.0, "high": 0.0}  # CartPole reset option: the state starts exactly at zero

@@ -8,7 +8,7 @@ import pytest
 from gymnasium.utils.env_checker import check_env as gym_check_env
 from stable_baselines3.common.env_checker import check_env as sb3_check_env
 
-import envs
+from gmc_rl import envs
 
 ENV_IDS = envs.ENV_IDS
 
@@ -94,8 +94,10 @@ def test_rgb_array_render(env_id):
 
 @pytest.mark.parametrize("env_id", ENV_IDS)
 def test_module_prefixed_id_imports_the_package(env_id):
-    env = gym.make(f"envs:{env_id}")
-    assert env.spec.id == env_id
+    for module in ("gmc_rl", "gmc_rl.envs"):
+        env = gym.make(f"{module}:{env_id}")
+        assert env.spec.id == env_id
+        env.close()
 
 
 def test_import_registers_every_id_once():
@@ -110,19 +112,51 @@ def test_import_registers_every_id_once():
         assert env_id.startswith("gmc_rl/") and gym.spec(env_id).max_episode_steps is not None
 
 
-def test_fresh_process_makes_module_prefixed_id_without_importing_envs():
+def _fresh_process(code: str) -> list[str]:
+    """Words that ``code`` prints when run by a fresh interpreter from the repository root."""
     import subprocess
     import sys
     from pathlib import Path
 
-    code = (
-        "import sys, gymnasium as gym\n"
-        "assert 'envs' not in sys.modules\n"
-        "env = gym.make('envs:gmc_rl/PendulumSound-v0')\n"
-        "obs, _ = env.reset(seed=0)\n"
-        "print(env.spec.id, obs['image'].shape)\n"
-    )
     root = Path(__file__).resolve().parents[1]
     result = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
-    assert result.stdout.split() == ["gmc_rl/PendulumSound-v0", "(2,", "60,", "60)"]
+    return result.stdout.split()
+
+
+def test_fresh_process_makes_module_prefixed_id_without_importing_gmc_rl():
+    code = (
+        "import sys, gymnasium as gym\n"
+        "assert not any(m.split('.')[0] in ('gmc_rl', 'envs') for m in sys.modules)\n"
+        "env = gym.make('gmc_rl:gmc_rl/PendulumSound-v0')\n"
+        "obs, _ = env.reset(seed=0)\n"
+        "print(env.spec.id, obs['image'].shape, 'envs' in sys.modules)\n"
+    )
+    assert _fresh_process(code) == ["gmc_rl/PendulumSound-v0", "(2,", "60,", "60)", "False"]
+
+
+@pytest.mark.parametrize("imports", ["import gmc_rl; import gymnasium as gym",  # gymnasium imported afterwards
+                                     "import gymnasium as gym; import gmc_rl",  # gymnasium imported before
+                                     "import gmc_rl.envs; import gymnasium as gym",
+                                     "import gmc_rl.config; import gymnasium.spaces; import gymnasium as gym"])
+def test_fresh_process_import_gmc_rl_registers_the_ids(imports):
+    code = (
+        f"import sys; {imports}\n"
+        "assert 'gmc_rl.envs.pendulum_sound' not in sys.modules  # the env classes load on make\n"
+        "print(sorted(i for i in gym.registry if i.startswith('gmc_rl/')))\n"
+        "print(gym.make('gmc_rl/CartPoleSensors-v0').spec.id)\n"
+    )
+    assert _fresh_process(code) == ["['gmc_rl/AcrobotSensors-v0',", "'gmc_rl/CartPoleSensors-v0',",
+                                    "'gmc_rl/PendulumSound-v0']", "gmc_rl/CartPoleSensors-v0"]
+
+
+def test_import_gmc_rl_stays_cheap_and_keeps_gymnasium_own_loader():
+    code = (
+        "import sys, importlib.util, gmc_rl\n"
+        "print(sorted(m for m in ('gymnasium', 'torch', 'numpy', 'cv2', 'gmc_rl.envs') if m in sys.modules))\n"
+        "assert importlib.util.find_spec('gymnasium') is not None  # a probe does not use up the registration\n"
+        "import gymnasium as gym\n"
+        "print(type(gym.__loader__).__name__ == type(gym.__spec__.loader).__name__ == 'SourceFileLoader')\n"
+        "print(sum(getattr(f, 'gmc_rl_env_hook', False) for f in sys.meta_path), 'gmc_rl/PendulumSound-v0' in gym.registry)\n"
+    )
+    assert _fresh_process(code) == ["[]", "True", "0", "True"]

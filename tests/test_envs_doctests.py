@@ -1,11 +1,12 @@
-"""The examples in the docstrings of the envs package run as written."""
+"""The examples in the docstrings of the envs package (gmc_rl.envs) run as written."""
 
 import doctest
 import importlib
 
 import pytest
 
-MODULES = ["envs", "envs.sound", "envs.drawing", "envs.stacking", "envs.pendulum_sound"]
+MODULES = ["gmc_rl.envs", "gmc_rl.envs.sound", "gmc_rl.envs.drawing", "gmc_rl.envs.stacking",
+           "gmc_rl.envs.pendulum_sound"]
 
 
 @pytest.mark.parametrize("name", MODULES)

@@ -6,8 +6,8 @@ import gymnasium as gym
 import numpy as np
 import pytest
 
-import envs  # noqa: F401  (registers the ids)
-from envs.pendulum_sound import PendulumSoundEnv
+import gmc_rl.envs  # noqa: F401  (registers the ids)
+from gmc_rl.envs.pendulum_sound import PendulumSoundEnv
 
 ENV_ID = "gmc_rl/PendulumSound-v0"
 

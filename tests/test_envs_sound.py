@@ -1,11 +1,11 @@
-"""Physics of the Doppler receivers (envs.sound): rest, approach, recession, inverse square, analytic bounds."""
+"""Physics of the Doppler receivers (gmc_rl.envs.sound): rest, approach, recession, inverse square, analytic bounds."""
 
 import math
 
 import numpy as np
 import pytest
 
-from envs.sound import (
+from gmc_rl.envs.sound import (
     RECEIVER_NAMES,
     DopplerReceivers,
     annulus_distance_bounds,

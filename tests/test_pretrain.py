@@ -35,7 +35,7 @@ def tiny_data(tmp_path_factory):
 def test_short_pendulum_run_learns_and_writes_everything(tmp_path):
     import gymnasium as gym
 
-    import envs  # noqa: F401
+    import gmc_rl  # noqa: F401  (registers the gmc_rl ids)
 
     config = config_for("gmc_rl/PendulumSound-v0", 400, epochs=3)
     data = collect(config, tmp_path / "data", progress=False)

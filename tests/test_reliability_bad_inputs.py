@@ -170,7 +170,7 @@ def test_unusable_observation_spaces_name_the_modality(layout, fragments):
 
 @pytest.mark.parametrize("env_id", ["gmc_rl/PendulumSond-v0", "MyRobot-v3"])
 def test_unregistered_env_id_lists_the_registered_gmc_rl_ids(env_id, tmp_path, checkpoint):
-    from agents import train_agent
+    from gmc_rl.agents import train_agent
     from gmc_rl.pipeline import run_pipeline
 
     config = ExperimentConfig(env_id=env_id, collect=CollectConfig(steps=20, n_envs=1))
@@ -556,7 +556,7 @@ def test_dropout_condition_outside_its_range():
 
 
 def test_algorithm_that_cannot_drive_the_action_space(tmp_path):
-    from agents import train_agent
+    from gmc_rl.agents import train_agent
 
     config = ExperimentConfig(agent=AgentConfig(algo="dqn", total_timesteps=10))
     with pytest.raises(ConfigError, match="'dqn' needs a Discrete action space") as error:

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
-import envs  # noqa: F401  (registers the gmc_rl ids)
+import gmc_rl  # noqa: F401  (registers the gmc_rl ids)
 from gmc_rl.collect import collect
 from gmc_rl.config import AgentConfig, CollectConfig, ExperimentConfig, ModelConfig, PretrainConfig
 from gmc_rl.pretrain import pretrain
@@ -82,7 +82,7 @@ def test_same_seed_gives_identical_pretraining_loss_curve_and_weights(datasets, 
 
 
 def test_same_seed_gives_identical_agent_and_evaluation(workdir):
-    from agents import load_agent, train_agent
+    from gmc_rl.agents import load_agent, train_agent
     from gmc_rl.evaluate import evaluate_conditions, sb3_predictor
 
     def train(seed: int, name: str):

@@ -24,7 +24,7 @@ import torch
 from stable_baselines3.common.callbacks import BaseCallback
 from test_reliability_determinism import same_tensors
 
-import envs  # noqa: F401  (registers the gmc_rl ids)
+import gmc_rl  # noqa: F401  (registers the gmc_rl ids)
 
 from gmc_rl.checkpoint import load_gmc, load_training_state, save_gmc
 from gmc_rl.cli import main
@@ -161,8 +161,8 @@ class StartRecorder(BaseCallback):
 
 
 def test_agent_training_killed_mid_run_resumes_from_its_checkpoint(tmp_path):
-    from agents import load_agent, train_agent
-    from agents.agent_dir import read_agent_json
+    from gmc_rl.agents import load_agent, train_agent
+    from gmc_rl.agents.agent_dir import read_agent_json
     from gmc_rl.errors import CheckpointError
 
     torch.manual_seed(0)

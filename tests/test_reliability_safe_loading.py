@@ -75,7 +75,7 @@ def gmc_run(workdir) -> Path:
 @pytest.fixture(scope="module")
 def agent_dir(workdir) -> Path:
     """A tiny finished SAC agent on the true state of PendulumSound, with a resumable checkpoint and replay buffer."""
-    from agents import train_agent
+    from gmc_rl.agents import train_agent
 
     config = ExperimentConfig(agent=AgentConfig(
         algo="sac", total_timesteps=64, eval_freq=0, checkpoint_freq=32, device="cpu",
@@ -150,7 +150,7 @@ def test_pretraining_resume_state_replaced_by_a_pickle(make_payload, gmc_run, tm
 
 
 def test_agent_weights_replaced_by_a_pickle(agent_dir, tmp_path, marker):
-    from agents import load_agent
+    from gmc_rl.agents import load_agent
 
     broken = copy_of(agent_dir, tmp_path)
     rewrite_zip(broken / "agent.zip", {"policy.pth": torch_pickle(marker)})
@@ -162,7 +162,7 @@ def test_agent_weights_replaced_by_a_pickle(agent_dir, tmp_path, marker):
 
 
 def test_agent_zip_data_entry_is_never_unpickled(agent_dir, tmp_path, marker):
-    from agents import load_agent
+    from gmc_rl.agents import load_agent
 
     broken = copy_of(agent_dir, tmp_path)
     data = pickled_data_entry(broken / "agent.zip", marker,
@@ -175,8 +175,8 @@ def test_agent_zip_data_entry_is_never_unpickled(agent_dir, tmp_path, marker):
 
 
 def test_agent_resume_checkpoint_with_pickles(agent_dir, tmp_path, marker):
-    from agents import train_agent
-    from agents.agent_dir import read_agent_json
+    from gmc_rl.agents import train_agent
+    from gmc_rl.agents.agent_dir import read_agent_json
     from gmc_rl.config import from_dict
 
     config = from_dict(ExperimentConfig, read_agent_json(agent_dir)["config"])
@@ -281,7 +281,7 @@ def unsafe_loads(source: str) -> list[str]:
         elif name == "load_from_zip_file" and _keyword(node, "load_data") is not False:
             problems.append(f"{where}: load_from_zip_file must pass load_data=False")
         elif isinstance(func, ast.Attribute) and name == "load_replay_buffer":
-            problems.append(f"{where}: SB3's load_replay_buffer unpickles (use agents.checkpoints.load_replay_buffer)")
+            problems.append(f"{where}: SB3's load_replay_buffer unpickles (use gmc_rl.agents.checkpoints.load_replay_buffer)")
     return problems
 
 

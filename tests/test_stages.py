@@ -113,7 +113,7 @@ def test_workers_see_envs_registered_only_in_the_calling_process(tmp_path):
     """An env registered by the user's own script (no "module:id" form) must reach the worker processes."""
     import gymnasium as gym
 
-    from envs.pendulum_sound import PendulumSoundEnv
+    from gmc_rl.envs.pendulum_sound import PendulumSoundEnv
     from gmc_rl.pipeline import run_pipeline
 
     env_id = "test_only/PendulumAlias-v0"

@@ -236,7 +236,7 @@ def test_vec_wrapper_trains_with_sb3():
 
 @pytest.fixture(scope="module")
 def pendulum_checkpoint(tmp_path_factory):
-    import envs  # noqa: F401
+    import gmc_rl  # noqa: F401  (registers the gmc_rl ids)
 
     env = gym.make("gmc_rl/PendulumSound-v0")
     torch.manual_seed(0)

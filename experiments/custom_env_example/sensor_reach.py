@@ -6,8 +6,9 @@ This file is the whole of what a user writes to bring their own multimodal envir
    Images are ``uint8`` and channel-first ``(C, H, W)`` (stacked frames are channels); every other ``Box`` is a
    vector modality (any shape, flattened by the encoders).
 2. The env is registered with Gymnasium under an id (``register`` below). Configs name it in Gymnasium's
-   ``"module:id"`` form, ``experiments.custom_env_example.sensor_reach:example/SensorReach-v0``, so that every
-   process that makes the env (``gmc-rl pipeline``, ``gmc-rl evaluate``) imports this module first.
+   ``"module:id"`` form, ``gmc_rl.experiments.custom_env_example.sensor_reach:example/SensorReach-v0`` (the
+   installed name of this file), so that every process that makes the env (``gmc-rl pipeline``,
+   ``gmc-rl evaluate``) imports this module first.
 3. Optional: a ``state_space`` attribute and ``info["state"]`` in ``reset`` and ``step`` enable the "state"
    (true-state, upper-bound) agent; ``render_mode="rgb_array"`` enables ``--video``.
 

@@ -100,7 +100,7 @@ def _diagnose(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table
 
-    from agents import load_agent
+    from gmc_rl.agents import load_agent
     from gmc_rl.pipeline import diagnose_agent
     from gmc_rl.wrappers.conditions import all_subset_conditions
 

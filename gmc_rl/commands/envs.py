@@ -12,9 +12,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import gymnasium as gym
+    import gymnasium as gym  # importing gmc_rl registered the gmc_rl ids with it
 
-    import envs  # noqa: F401  (registers the gmc_rl ids)
     from gmc_rl.modalities import modality_specs
 
     for env_id in sorted(gym.registry):

@@ -61,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
     for path in agent_dirs:
         if not (path / "agent.json").is_file():
             raise FileNotFoundError(f"{path} is not an agent directory (no agent.json)")
-    from agents import load_agent
+    from gmc_rl.agents import load_agent
 
     agents = [load_agent(path) for path in agent_dirs]
     env_ids = {a.env_id for a in agents}

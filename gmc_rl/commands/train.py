@@ -88,8 +88,8 @@ def _encoder_argument(args: argparse.Namespace, method: RepresentationMethod) ->
 
 
 def run(args: argparse.Namespace) -> int:
-    from agents import train_agent
-    from agents.agent_dir import AGENT_JSON, read_agent_json
+    from gmc_rl.agents import train_agent
+    from gmc_rl.agents.agent_dir import AGENT_JSON, read_agent_json
 
     out = Path(args.out)
     stored = read_agent_json(out) if args.resume and (out / AGENT_JSON).is_file() else None

@@ -1,7 +1,7 @@
 """Pretrain the MVAE baseline on the dataset GMC is pretrained on, with the same epochs, batch size and lr.
 
 The output directory has the layout of a GMC pretraining run, so the two are interchangeable for
-:func:`agents.train_agent` and ``gmc-rl pipeline``::
+:func:`gmc_rl.agents.train_agent` and ``gmc-rl pipeline``::
 
     config.json, model.safetensors   the best weights by validation loss (see gmc_rl.mvae.checkpoint)
     last/trainer_state.pt            resumable state (weights, optimiser, epoch, history), weights-only torch.save

@@ -10,7 +10,6 @@ dropout arguments are given) -> :class:`GMCLatent`. It is registered with Gymnas
 
 from __future__ import annotations
 
-import importlib
 import os
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -23,12 +22,10 @@ from gmc_rl.wrappers.dropout import ModalityDropout
 from gmc_rl.wrappers.latent import GMCLatent
 from gmc_rl.wrappers.nonfinite import NonFiniteGuard
 
-ENV_PACKAGE = "envs"
-"""The project's environment package; imported on demand so that its ids are registered."""
-
-
 def make_env(env_id: str, env_kwargs: Mapping[str, Any] | None = None) -> gym.Env:
-    """``gym.make(env_id, **env_kwargs)``, registering the project's envs first and naming valid ids on a typo.
+    """``gym.make(env_id, **env_kwargs)``, naming valid ids on a typo.
+
+    The built-in ``gmc_rl/`` ids are in Gymnasium's registry once :mod:`gmc_rl` is imported (see its docstring).
 
     Raises:
         ConfigError: the id is not registered (the message lists the registered ``gmc_rl/`` ids and close matches).
@@ -37,11 +34,6 @@ def make_env(env_id: str, env_kwargs: Mapping[str, Any] | None = None) -> gym.En
         raise ConfigError(f"env_id must be a registered Gymnasium id (a string), got {env_id!r}")
     if env_kwargs is not None and not isinstance(env_kwargs, Mapping):
         raise ConfigError(f"env_kwargs must be a mapping of keyword arguments, got {env_kwargs!r}")
-    if ":" not in env_id and env_id not in gym.registry:
-        try:
-            importlib.import_module(ENV_PACKAGE)
-        except ImportError:
-            pass
     if ":" not in env_id and env_id not in gym.registry:
         ours = sorted(name for name in gym.registry if name.startswith("gmc_rl/"))
         raise ConfigError(
