@@ -38,10 +38,10 @@ import gmc_rl  # noqa: F401  (registers the gmc_rl/ ids)
 from gmc_rl.agents import load_agent
 from gmc_rl.config import PretrainConfig
 from gmc_rl.data import load_dataset
-from gmc_rl.evaluate import t_critical
+from gmc_rl.evaluate import LOSS_THRESHOLD, relative_loss, sb3_predictor, t_critical
 from gmc_rl.io import write_json_atomic, write_text_atomic
 from gmc_rl.pretrain import reference_latents
-from gmc_rl.transfer import LOSS_THRESHOLD, diagnose_transfer, relative_loss
+from gmc_rl.transfer import diagnose_transfer
 
 DIAGNOSTICS = ("latent_gap", "action_gap", "drift", "reward_loss")
 EVAL_SEED_OFFSET = 1000
@@ -166,7 +166,7 @@ def main() -> None:
         subsets = [[name] for name in agent.encoder.modalities]
         seed = EVAL_SEED_OFFSET
         complete = evaluate(agent, None, args.episodes, seed)
-        diagnostics = diagnose_transfer(agent.encoder, lambda z: agent.model.predict(z, deterministic=True)[0],
+        diagnostics = diagnose_transfer(agent.encoder, sb3_predictor(agent.model),
                                         lambda: gym.make(agent.env_id, **agent.env_kwargs), subsets,
                                         episodes=args.diagnostic_episodes, horizon=args.horizon, seed=seed)
         for subset in subsets:

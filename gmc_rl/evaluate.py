@@ -37,6 +37,19 @@ from gmc_rl.errors import ConfigError, SensorValueError
 CONFIDENCE = 0.95
 """Level of every confidence interval reported."""
 
+LOSS_THRESHOLD = 0.10
+"""A condition whose per-step reward is more than this fraction worse than with every sensor counts as a loss."""
+
+
+def relative_loss(reference: float, value: float) -> float:
+    """How much worse ``value`` is than ``reference`` as a fraction of ``|reference|`` (rewards: higher is better).
+
+    0.1 means 10 % worse; negative means better. NaN when the reference is 0.
+    """
+    if reference == 0:
+        return float("nan")
+    return (reference - value) / abs(reference)
+
 Predict = Callable[[Any], Any]
 VecEnvFactory = Callable[[str, int, int], Any]
 

@@ -367,6 +367,7 @@ def diagnose_agent(agent: Any, conditions: Sequence[str], episodes: int = 10, ho
     """
     import gymnasium as gym
 
+    from gmc_rl.evaluate import sb3_predictor
     from gmc_rl.transfer import diagnose_transfer
     from gmc_rl.wrappers.conditions import parse_condition
 
@@ -382,13 +383,8 @@ def diagnose_agent(agent: Any, conditions: Sequence[str], episodes: int = 10, ho
     def make_env() -> Any:
         return gym.make(agent.env_id, **agent.env_kwargs)
 
-    return diagnose_transfer(agent.encoder, sb3_latent_predictor(agent.model), make_env, subsets,
+    return diagnose_transfer(agent.encoder, sb3_predictor(agent.model), make_env, subsets,
                              episodes=episodes, horizon=horizon, seed=seed)
-
-
-def sb3_latent_predictor(model: Any) -> Callable[[Any], Any]:
-    """Deterministic actions of an SB3 model for a batch of latents."""
-    return lambda latents: model.predict(latents, deterministic=True)[0]
 
 
 def merge_runs(run_dirs: Sequence[str | os.PathLike], methods: Sequence[str] | None = None) -> dict[str, Any]:

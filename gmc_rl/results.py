@@ -28,9 +28,8 @@ from pathlib import Path
 from typing import Any
 
 from gmc_rl.errors import ConfigError
-from gmc_rl.evaluate import summarize
+from gmc_rl.evaluate import LOSS_THRESHOLD, relative_loss, summarize
 from gmc_rl.io import read_json, write_bytes_atomic, write_json_atomic, write_text_atomic
-from gmc_rl.transfer import LOSS_THRESHOLD
 
 FORMAT = "gmc-rl-results"
 VERSION = 1
@@ -168,9 +167,7 @@ def relative_table(results: Mapping[str, Any], reference: str = "complete",
         summary = table[method].get(condition)
         if base is None or summary is None or base[metric]["mean"] == 0:
             return "–"
-        ref = base[metric]["mean"]
-        change = 100.0 * (summary[metric]["mean"] - ref) / abs(ref)
-        return f"{change:+.1f} %"
+        return f"{-100.0 * relative_loss(base[metric]['mean'], summary[metric]['mean']):+.1f} %"
 
     return _table("method", results["methods"], results["conditions"], cell)
 
@@ -191,8 +188,6 @@ def robustness_losses(results: Mapping[str, Any], threshold: float = LOSS_THRESH
     ``loss`` (fraction of ``|complete|``) and, when the results carry them (``results["diagnostics"]``), the
     agent's transfer ``diagnostics`` for that condition (:mod:`gmc_rl.transfer`).
     """
-    from gmc_rl.transfer import relative_loss
-
     table, diagnostics = results["results"], results.get("diagnostics") or {}
     found = []
     for method in results["methods"]:

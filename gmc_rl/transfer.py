@@ -5,8 +5,8 @@ controller spends its time elsewhere (a balancing pendulum stays upright, which 
 reaches), so these diagnostics are measured on the states the controller itself visits. For every modality subset
 S they compare the controller fed with S against the same controller fed with every sensor:
 
-- ``latent_gap``: mean distance ``||z_S - z_complete||`` over the observations of the controller's own complete
-  episodes (both latents computed from the same observation);
+- ``latent_gap``: mean distance ``||z_S - z_complete||`` over the observations of the controller's own episodes
+  with every sensor (their first ``horizon`` steps; both latents computed from the same observation);
 - ``action_gap``: mean difference between the actions ``pi(z_S)`` and ``pi(z_complete)`` on those observations,
   as a fraction of the half range of a ``Box`` action space (for ``Discrete`` actions, the rate of disagreement);
   one step, open loop;
@@ -55,23 +55,12 @@ import torch
 from gymnasium import spaces
 
 from gmc_rl.errors import ConfigError
+from gmc_rl.evaluate import relative_loss
 from gmc_rl.methods import Encoder
 
 
 Predict = Callable[[np.ndarray], Any]
 
-LOSS_THRESHOLD = 0.10
-"""A condition whose per-step reward is more than this fraction worse than with every sensor counts as a loss."""
-
-
-def relative_loss(reference: float, value: float) -> float:
-    """How much worse ``value`` is than ``reference`` as a fraction of ``|reference|`` (rewards: higher is better).
-
-    0.1 means 10 % worse; negative means better. NaN when the reference is 0.
-    """
-    if reference == 0:
-        return float("nan")
-    return (reference - value) / abs(reference)
 
 
 def subset_name(subset: Sequence[str]) -> str:
@@ -149,7 +138,8 @@ def diagnose_transfer(
         make_env: a factory of the raw multimodal env (Dict observations).
         subsets: the modality subsets to diagnose, e.g. ``[["image"], ["sound"]]``.
         episodes: paired episodes per subset (run in lockstep, one batched encoder pass per step).
-        horizon: steps of the paired episodes used for ``drift`` and ``reward_ratio`` (None: whole episodes).
+        horizon: steps of every episode run, the complete ones whose observations the gaps are measured on
+            included (None: whole episodes).
         seed: env ``i`` is reset with ``seed + i`` in both members of a pair.
 
     Returns:
@@ -174,7 +164,8 @@ def diagnose_transfer(
         action_space = envs[0].action_space
         seen, complete_latents, complete_rewards = _rollouts(encoder, predict, envs, None, seed, horizon)
         visited = _stack([obs for episode in seen for obs in episode])
-        z_complete = _encode(encoder, visited, None)
+        # The rollout encoded every visited observation already: its complete latents, in the same (env, step) order.
+        z_complete = np.concatenate([complete_latents[:len(episode), i] for i, episode in enumerate(seen)])
         actions_complete = np.asarray(predict(z_complete))
         report: dict[str, dict[str, float]] = {}
         for subset in subsets:

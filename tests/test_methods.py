@@ -270,7 +270,8 @@ def toy_method():
 def test_toy_method_runs_through_pipeline_train_and_diagnostics(toy_method, tmp_path, capsys):
     from gmc_rl.agents import load_agent
     from gmc_rl.cli import main
-    from gmc_rl.pipeline import run_pipeline, sb3_latent_predictor
+    from gmc_rl.evaluate import sb3_predictor
+    from gmc_rl.pipeline import run_pipeline
     from gmc_rl.transfer import diagnose_transfer
 
     config = tiny_config(ENV, ["toy"], evaluate={"diagnostic_episodes": 2, "diagnostic_horizon": 10})
@@ -295,7 +296,7 @@ def test_toy_method_runs_through_pipeline_train_and_diagnostics(toy_method, tmp_
     agent = load_agent(agent_dir)
     assert isinstance(agent.encoder, ToyEncoder) and agent.method == "toy"
     assert agent.make_vec_env("sound", n_envs=2).observation_space.shape == (config.pretrain.model.latent_dim,)
-    report = diagnose_transfer(agent.encoder, sb3_latent_predictor(agent.model),
+    report = diagnose_transfer(agent.encoder, sb3_predictor(agent.model),
                                lambda: gym.make(ENV, max_episode_steps=20), [["image"], ["sound"]], episodes=2,
                                horizon=10)
     assert set(report) == {"image", "sound"}

@@ -15,7 +15,8 @@ import gmc_rl.transfer
 from gmc_rl.errors import ConfigError
 from gmc_rl.results import build_results, markdown_report, robustness_losses, robustness_warnings
 from gmc_rl.evaluate import summarize
-from gmc_rl.transfer import diagnose_transfer, relative_loss
+from gmc_rl.evaluate import relative_loss
+from gmc_rl.transfer import diagnose_transfer
 
 
 class Line(gym.Env):
