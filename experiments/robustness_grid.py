@@ -130,7 +130,13 @@ def summarize(paths: list[Path]) -> str:
                       f"{max(losses):+.1f} %)")
     failed = sum(row["failed"] for row in rows)
     lines += ["", f"Mean per-step reward over the {len(agents)} agents: " + "; ".join(spread) + ".", "",
-              f"{failed} of {len(rows)} agent x sensor pairs lose more than {100 * LOSS_THRESHOLD:.0f} %."]
+              f"{failed} of {len(rows)} agent x sensor pairs lose more than {100 * LOSS_THRESHOLD:.0f} %.", "",
+              "| diagnostic | rank correlation with the loss | best threshold agrees on |", "|---|---:|---:|"]
+    for key in DIAGNOSTICS:
+        values = [row[key] for row in rows]
+        rho = spearman(values, [row["loss"] for row in rows])
+        _, agree = best_threshold(values, [row["failed"] for row in rows])
+        lines.append(f"| {key} | {'n/a' if math.isnan(rho) else f'{rho:+.2f}'} | {agree} of {len(rows)} |")
     return "\n".join(lines)
 
 
