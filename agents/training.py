@@ -34,7 +34,7 @@ from gmc_rl.agents.observations import make_base_env, make_method_vec_env
 from gmc_rl.agents.registry import build_algorithm, check_action_space, resolve_hyperparams
 from gmc_rl.config import ExperimentConfig, config_hash, to_dict
 from gmc_rl.errors import ConfigError
-from gmc_rl.io import ensure_writable_dir
+from gmc_rl.locking import HOLDER_FILE, LOCK_FILE, directory_lock
 from gmc_rl.methods import RepresentationMethod, get_method
 from gmc_rl.modalities import modality_specs
 
@@ -59,9 +59,15 @@ def _identity(config: ExperimentConfig, method: str, seed: int) -> dict[str, Any
 
 def _check_resumable(out_dir: Path, identity: dict[str, Any], resume: bool) -> dict[str, Any] | None:
     """Decide what to do with an existing ``out_dir``; return its agent.json (or None for a fresh start)."""
-    entries = [p for p in out_dir.iterdir() if not p.name.startswith(".tmp-")] if out_dir.is_dir() else []
+    ignored = (LOCK_FILE, HOLDER_FILE)
+    entries = [p for p in out_dir.iterdir() if not p.name.startswith(".tmp-") and p.name not in ignored
+               ] if out_dir.is_dir() else []
     if not entries:
         return None
+    saved_nothing = not (out_dir / layout.CHECKPOINTS_DIR / "latest.json").exists() \
+        and not (out_dir / layout.MODEL_ZIP).exists()
+    if (out_dir / layout.AGENT_JSON).is_file() and saved_nothing:
+        return None  # a run that failed before saving any weights (e.g. a bad hyperparameter): nothing to lose
     if not resume:
         raise ConfigError(
             f"output directory {out_dir} is not empty; pass resume=True (--resume) to continue the run in it, "
@@ -130,7 +136,9 @@ def train_agent(
 
     Raises:
         ConfigError: unknown method, a missing or superfluous encoder, a non-empty ``out_dir`` without resume,
-            a resume with a different setup, or hyperparameters the algorithm does not accept.
+            a resume with a different setup, hyperparameters the algorithm does not accept, or another process
+            training into ``out_dir`` (:mod:`gmc_rl.locking`). A directory whose run failed before it saved any
+            weights is started over.
         CheckpointError: the encoder does not match the env's observation space, or a checkpoint is damaged.
     """
     spec = get_method(method)
@@ -155,79 +163,80 @@ def train_agent(
             spec.check_space(encoder, base.observation_space)
     finally:
         base.close()
-    ensure_writable_dir(out_dir, "agent directory")
-    if source is not None:
-        layout.copy_encoder(source, out_dir)
+    with directory_lock(out_dir, "agent directory"):  # one process per agent directory, after every check
+        existing = _check_resumable(out_dir, identity, resume)  # again, now that no other process writes here
+        if source is not None:
+            layout.copy_encoder(source, out_dir)
 
-    checkpoints = out_dir / layout.CHECKPOINTS_DIR
-    venv = make_method_vec_env(method, config.env_id, config.env_kwargs, "complete", agent_cfg.n_envs, seed, encoder)
-    eval_env = None
-    try:
-        model = build_algorithm(agent_cfg.algo, venv, agent_cfg.hyperparams, seed,
-                                tensorboard_log=str(out_dir / layout.TB_DIR), device=agent_cfg.device, verbose=verbose)
-        done = restore_checkpoint(model, checkpoints) if existing is not None else 0
-        if existing is not None and latest_checkpoint(checkpoints) is None:
-            print(f"{out_dir}: no checkpoint to resume from; training from the start")
-        info = {
-            "method": method,
-            "algo": agent_cfg.algo,
-            "env_id": config.env_id,
-            "env_kwargs": config.env_kwargs,
-            "seed": seed,
-            "modalities": modalities,
-            "observation_space": str(venv.observation_space),
-            "action_space": str(venv.action_space),
-            "encoder": layout.ENCODER_DIR if source is not None else None,
-            "identity": identity,
-            "config": to_dict(config),
-            "config_hash": config_hash(config),
-            "total_timesteps": total,
-            "num_timesteps": done,
-            "status": layout.STATUS_TRAINING,
-            "versions": {
-                "gmc_rl": gmc_rl.__version__,
-                "stable_baselines3": stable_baselines3.__version__,
-                "torch": torch.__version__,
-                "python": platform.python_version(),
-            },
-        }
-        seconds = float(existing.get("train_seconds", 0.0)) if existing else 0.0
-        finished = existing is not None and existing.get("status") == layout.STATUS_COMPLETE
-        if done >= total and finished and (out_dir / layout.MODEL_ZIP).is_file():
-            return out_dir
-        layout.write_agent_json(out_dir, {**info, "train_seconds": seconds})
+        checkpoints = out_dir / layout.CHECKPOINTS_DIR
+        venv = make_method_vec_env(method, config.env_id, config.env_kwargs, "complete", agent_cfg.n_envs, seed, encoder)
+        eval_env = None
+        try:
+            model = build_algorithm(agent_cfg.algo, venv, agent_cfg.hyperparams, seed,
+                                    tensorboard_log=str(out_dir / layout.TB_DIR), device=agent_cfg.device, verbose=verbose)
+            done = restore_checkpoint(model, checkpoints) if existing is not None else 0
+            if existing is not None and latest_checkpoint(checkpoints) is None:
+                print(f"{out_dir}: no checkpoint to resume from; training from the start")
+            info = {
+                "method": method,
+                "algo": agent_cfg.algo,
+                "env_id": config.env_id,
+                "env_kwargs": config.env_kwargs,
+                "seed": seed,
+                "modalities": modalities,
+                "observation_space": str(venv.observation_space),
+                "action_space": str(venv.action_space),
+                "encoder": layout.ENCODER_DIR if source is not None else None,
+                "identity": identity,
+                "config": to_dict(config),
+                "config_hash": config_hash(config),
+                "total_timesteps": total,
+                "num_timesteps": done,
+                "status": layout.STATUS_TRAINING,
+                "versions": {
+                    "gmc_rl": gmc_rl.__version__,
+                    "stable_baselines3": stable_baselines3.__version__,
+                    "torch": torch.__version__,
+                    "python": platform.python_version(),
+                },
+            }
+            seconds = float(existing.get("train_seconds", 0.0)) if existing else 0.0
+            finished = existing is not None and existing.get("status") == layout.STATUS_COMPLETE
+            if done >= total and finished and (out_dir / layout.MODEL_ZIP).is_file():
+                return out_dir
+            layout.write_agent_json(out_dir, {**info, "train_seconds": seconds})
 
-        extra_callbacks, callbacks = callbacks, []
-        if agent_cfg.eval_freq > 0:
-            eval_env = make_method_vec_env(method, config.env_id, config.env_kwargs, "complete", 1,
-                                           seed + EVAL_SEED_OFFSET, encoder)
-            callbacks.append(EvalRecorder(eval_env, out_dir / layout.EVAL_DIR,
-                                          eval_freq=max(agent_cfg.eval_freq // agent_cfg.n_envs, 1),
-                                          n_eval_episodes=agent_cfg.eval_episodes, verbose=verbose))
-        if agent_cfg.checkpoint_freq > 0:
-            callbacks.append(CheckpointCallback(checkpoints, agent_cfg.checkpoint_freq, verbose=verbose))
+            extra_callbacks, callbacks = callbacks, []
+            if agent_cfg.eval_freq > 0:
+                eval_env = make_method_vec_env(method, config.env_id, config.env_kwargs, "complete", 1,
+                                               seed + EVAL_SEED_OFFSET, encoder)
+                callbacks.append(EvalRecorder(eval_env, out_dir / layout.EVAL_DIR,
+                                              eval_freq=max(agent_cfg.eval_freq // agent_cfg.n_envs, 1),
+                                              n_eval_episodes=agent_cfg.eval_episodes, verbose=verbose))
+            if agent_cfg.checkpoint_freq > 0:
+                callbacks.append(CheckpointCallback(checkpoints, agent_cfg.checkpoint_freq, verbose=verbose))
 
-        callbacks.extend(extra_callbacks or [])
-        start = time.perf_counter()
-        if done < total:
-            try:
-                model.learn(total_timesteps=total - done, callback=callbacks, reset_num_timesteps=done == 0,
-                            tb_log_name=f"{method}_{agent_cfg.algo}", progress_bar=progress_bar)
-            except KeyboardInterrupt:
-                save_checkpoint(model, checkpoints)
-                layout.write_agent_json(out_dir, {**info, "num_timesteps": int(model.num_timesteps),
-                                                  "train_seconds": seconds + time.perf_counter() - start})
-                raise
-        save_checkpoint(model, checkpoints)
-        layout.save_model_atomic(model, out_dir / layout.MODEL_ZIP)
-        layout.write_agent_json(out_dir, {
-            **info,
-            "num_timesteps": int(model.num_timesteps),
-            "status": layout.STATUS_COMPLETE,
-            "train_seconds": seconds + time.perf_counter() - start,
-        })
-    finally:
-        venv.close()
-        if eval_env is not None:
-            eval_env.close()
-    return out_dir
+            callbacks.extend(extra_callbacks or [])
+            start = time.perf_counter()
+            if done < total:
+                try:
+                    model.learn(total_timesteps=total - done, callback=callbacks, reset_num_timesteps=done == 0,
+                                tb_log_name=f"{method}_{agent_cfg.algo}", progress_bar=progress_bar)
+                except KeyboardInterrupt:
+                    save_checkpoint(model, checkpoints)
+                    layout.write_agent_json(out_dir, {**info, "num_timesteps": int(model.num_timesteps),
+                                                      "train_seconds": seconds + time.perf_counter() - start})
+                    raise
+            save_checkpoint(model, checkpoints)
+            layout.save_model_atomic(model, out_dir / layout.MODEL_ZIP)
+            layout.write_agent_json(out_dir, {
+                **info,
+                "num_timesteps": int(model.num_timesteps),
+                "status": layout.STATUS_COMPLETE,
+                "train_seconds": seconds + time.perf_counter() - start,
+            })
+        finally:
+            venv.close()
+            if eval_env is not None:
+                eval_env.close()
+        return out_dir

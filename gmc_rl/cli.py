@@ -7,6 +7,7 @@ Each subcommand lives in its own module under :mod:`gmc_rl.commands` and provide
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 from importlib import import_module
 
@@ -38,6 +39,12 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    """SIGTERM (``kill``, a job scheduler's stop) ends a command like Ctrl-C does: the running stage saves what it
+    can, the pipeline stops its worker processes, and a rerun resumes."""
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``gmc-rl`` console script."""
     argv = sys.argv[1:] if argv is None else argv
@@ -46,6 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "command", None):
         parser.print_help()
         return 2
+    signal.signal(signal.SIGTERM, _interrupt)
     try:
         return int(args._run(args) or 0)
     except (GMCError, FileNotFoundError, PermissionError) as exc:

@@ -41,10 +41,13 @@ from gmc_rl.data import (
     write_dataset,
 )
 from gmc_rl.errors import ConfigError, DatasetError, ModalityError, suggest
-from gmc_rl.io import check_sb3_spaces, ensure_writable_dir, load_sb3_zip
+from gmc_rl.io import check_sb3_spaces, ensure_writable_dir, load_sb3_zip, write_json_atomic
 from gmc_rl.modalities import modality_specs
 
 _SB3_ALGOS = ("ppo", "a2c", "sac", "td3", "ddpg", "dqn")
+COLLECTING_MARKER = ".gmc-rl-collecting"
+"""Written into the dataset directory when a collection starts and removed when it is complete: a directory
+holding it (and no ``metadata.json``) is gmc-rl's own interrupted collection, which may be overwritten."""
 
 
 def check_env_id(env_id: str) -> None:
@@ -201,8 +204,21 @@ def _identity(config: ExperimentConfig) -> dict[str, Any]:
 
 
 def _existing(out_dir: Path, config: ExperimentConfig, overwrite: bool) -> bool:
-    """True if ``out_dir`` already holds this very dataset; raise if it holds a different one."""
-    if overwrite or not (out_dir / METADATA_FILE).is_file():
+    """True if ``out_dir`` already holds this very dataset; raise if it holds a different one or other files.
+
+    gmc-rl writes only into an empty directory, a dataset directory, or one its own interrupted collection left
+    (marked by ``COLLECTING_MARKER``): a user's ``train.npz`` in some other directory is never overwritten, not
+    even with ``overwrite`` (which replaces datasets only).
+    """
+    if not (out_dir / METADATA_FILE).is_file():
+        others = sorted(p.name for p in out_dir.iterdir() if not p.name.startswith(".tmp-")) if out_dir.is_dir() else []
+        if others and COLLECTING_MARKER not in others:
+            raise DatasetError(
+                f"{out_dir} is not empty ({others[:5]}) and holds no gmc-rl dataset (no {METADATA_FILE}); "
+                "it is not overwritten: choose a new or empty --out"
+            )
+        return False
+    if overwrite:
         return False
     try:
         old = read_metadata(out_dir).get("identity")
@@ -266,6 +282,7 @@ def collect(config: ExperimentConfig, out_dir: str | os.PathLike, overwrite: boo
         arrays["terminated"] = np.zeros(total, dtype=bool)
         arrays["truncated"] = np.zeros(total, dtype=bool)
 
+        write_json_atomic(out_dir / COLLECTING_MARKER, {"collecting": _identity(config)})  # all checks passed
         venv.seed(settings.seed)
         obs = venv.reset()
         bar = tqdm(total=total, desc=f"collect {config.env_id}", unit="step", disable=not progress)
@@ -325,7 +342,9 @@ def collect(config: ExperimentConfig, out_dir: str | os.PathLike, overwrite: boo
         "identity": _identity(config),
         "versions": {pkg: _version(pkg) for pkg in ("gymnasium", "numpy", "stable-baselines3")},
     }
-    return write_dataset(out_dir, train, val, metadata)
+    write_dataset(out_dir, train, val, metadata)
+    (out_dir / COLLECTING_MARKER).unlink()
+    return out_dir
 
 
 def _version(package: str) -> str:

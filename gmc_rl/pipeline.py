@@ -15,10 +15,17 @@ method gets transfer diagnostics. Everything goes into one run directory::
       eval/results.json, results.md, results.png   the robustness tables of all methods (stage "report")
       eval/videos/                 one episode per method and condition (evaluate.video)
       stages/<stage>.json          done-markers
+      gmc-rl-run.json              marks a directory made by the pipeline
+      .gmc-rl.lock(.json)          the lock held while a pipeline runs here, and who holds it
 
 Skip-on-rerun: each stage's done-marker holds the hash of the config parts the stage depends on (and of the stages
-it reads). On a rerun a stage whose marker matches and whose output exists is skipped; a stage that has output but
-no marker (it was interrupted) is resumed (``resume=True`` for pretraining and training; data collection restarts).
+it reads). On a rerun a stage whose marker matches and whose output exists is skipped; a stage whose marker says it
+was interrupted is resumed (``resume=True`` for pretraining and training; data collection restarts). Output that no
+marker records is never deleted (:meth:`gmc_rl.stages.Stage.begin`): pretraining and training resume it if it is
+theirs, other stages refuse.
+
+Ownership: the pipeline works only in a directory it made (``gmc-rl-run.json``) or an empty one, and holds the
+directory's lock (:mod:`gmc_rl.locking`) while it runs, so a second process on the same ``--out`` is refused.
 
 A run directory remembers its config (``config.yaml``). Running it again with a different config is an error
 naming the changed keys, unless ``update=True`` (``--update``): then the stages whose inputs changed are redone
@@ -44,9 +51,13 @@ from gmc_rl.config import ExperimentConfig, collect_identity, config_hash, from_
 from gmc_rl.errors import ConfigError
 from gmc_rl.io import ensure_writable_dir, read_json, write_json_atomic, write_text_atomic
 from gmc_rl.methods import encoder_method_names, get_method
-from gmc_rl.stages import Stage, Task, run_stage, run_tasks
+from gmc_rl.locking import HOLDER_FILE, LOCK_FILE, directory_lock
+from gmc_rl.stages import STAGES_DIR, Stage, Task, run_stage, run_tasks
 
 CONFIG_FILE = "config.yaml"
+RUN_MARKER = "gmc-rl-run.json"
+"""Written when the pipeline creates a run directory: only such a directory is ever reused or cleaned up."""
+LOCK_FILES = (LOCK_FILE, HOLDER_FILE)
 SUBSETS_TOKEN = "subsets"
 """In ``evaluate.conditions``, expands to "complete" + every non-empty proper subset of the modalities."""
 
@@ -115,31 +126,45 @@ def read_run_config(run_dir: str | os.PathLike) -> ExperimentConfig:
         raise ConfigError(f"{path} is not a valid experiment config: {exc}") from exc
 
 
-def prepare_run_dir(config: ExperimentConfig, run_dir: str | os.PathLike, update: bool = False) -> Path:
-    """Create or reopen a run directory for ``config`` and write its ``config.yaml``.
+def is_run_dir(run_dir: str | os.PathLike) -> bool:
+    """True if ``run_dir`` was made by the pipeline: it holds the run marker (or, from before the marker existed,
+    ``config.yaml`` beside the ``stages/`` markers)."""
+    run_dir = Path(run_dir)
+    return (run_dir / RUN_MARKER).is_file() or ((run_dir / CONFIG_FILE).is_file() and (run_dir / STAGES_DIR).is_dir())
+
+
+def check_run_dir(config: ExperimentConfig, run_dir: str | os.PathLike, update: bool = False) -> None:
+    """Refuse a ``run_dir`` the pipeline must not write into; writes nothing.
 
     Raises:
         ConfigError: the directory holds a run with another config (listing the changes) and ``update`` is False,
-            or it is a non-empty directory that is not a pipeline run directory.
+            or it is a non-empty directory that the pipeline did not make (a user's ``config.yaml`` there does not
+            make it a run directory: nothing in it is overwritten or deleted).
     """
     run_dir = Path(run_dir)
-    config_path = run_dir / CONFIG_FILE
-    if config_path.is_file():
-        previous = read_run_config(run_dir)
-        changes = config_differences(previous, config)
+    if is_run_dir(run_dir):
+        changes = config_differences(read_run_config(run_dir), config)
         if changes and not update:
             shown = "\n  ".join(changes[:12]) + ("\n  ..." if len(changes) > 12 else "")
             raise ConfigError(
                 f"run directory {run_dir} was made with a different config; changed keys:\n  {shown}\n"
                 "Use another --out directory, or pass --update to redo only the stages whose settings changed."
             )
-    elif run_dir.is_dir() and any(run_dir.iterdir()):
+    elif run_dir.is_dir() and any(entry.name not in LOCK_FILES for entry in run_dir.iterdir()):
         raise ConfigError(
-            f"{run_dir} exists, is not empty and is not a pipeline run directory (no {CONFIG_FILE}); "
+            f"{run_dir} exists, is not empty and is not a pipeline run directory (no {RUN_MARKER}); "
             "choose a new or empty --out directory"
         )
+
+
+def prepare_run_dir(config: ExperimentConfig, run_dir: str | os.PathLike, update: bool = False) -> Path:
+    """Check ``run_dir`` (:func:`check_run_dir`), create or reopen it, and write its marker and ``config.yaml``."""
+    check_run_dir(config, run_dir, update)
+    run_dir = Path(run_dir)
     ensure_writable_dir(run_dir, "run directory")
-    write_text_atomic(config_path, yaml.safe_dump(to_dict(config), sort_keys=False))
+    if not (run_dir / RUN_MARKER).is_file():
+        write_json_atomic(run_dir / RUN_MARKER, {"format": "gmc-rl-run", "version": 1})
+    write_text_atomic(run_dir / CONFIG_FILE, yaml.safe_dump(to_dict(config), sort_keys=False))
     return run_dir
 
 
@@ -223,16 +248,24 @@ def run_pipeline(config: ExperimentConfig, run_dir: str | os.PathLike, *, update
 
     Raises:
         ConfigError: the run directory holds another config and ``update`` is False, the config is invalid
-            for the env (e.g. an unknown modality in a condition), or ``jobs < 1``.
+            for the env (e.g. an unknown modality in a condition), or ``jobs < 1``, or another process is working
+            in the run directory (one process at a time: :mod:`gmc_rl.locking`).
     """
-    from gmc_rl.results import load_results
-
     if jobs < 1:
         raise ConfigError(f"jobs must be at least 1, got {jobs}")
     # The env and the conditions are checked before anything is written, so a typo leaves no run directory.
     modalities = env_modalities(config.env_id, config.env_kwargs)
     conditions = resolve_conditions(config.evaluate.conditions, modalities)
-    run_dir = prepare_run_dir(config, run_dir, update=update)
+    check_run_dir(config, run_dir, update=update)
+    with directory_lock(run_dir, "run directory"):
+        return _run_locked(config, prepare_run_dir(config, run_dir, update=update), conditions, progress, log, jobs)
+
+
+def _run_locked(config: ExperimentConfig, run_dir: Path, conditions: list[str], progress: bool, log: Log,
+                jobs: int) -> dict[str, Any]:
+    """The body of :func:`run_pipeline`, run while this process holds the run directory's lock."""
+    from gmc_rl.results import load_results
+
     methods, seeds = list(config.methods), [int(s) for s in config.seeds]
     log(f"gmc-rl pipeline: {config.name} on {config.env_id}; methods {methods}, seeds {seeds}; run dir {run_dir}"
         + (f"; {jobs} stages at once" if jobs > 1 else ""))
@@ -327,7 +360,7 @@ def _write_report(config: ExperimentConfig, run_dir: Path, conditions: list[str]
     results = build_results(per_method, env_id=config.env_id, settings=settings,
                             agents={m: [f"agents/{agent_name(m, s)}" for s in seeds] for m in methods},
                             diagnostics=diagnostics)
-    write_results(results, run_dir / "eval")
+    write_results(results, run_dir / "eval", replace=True)  # the report stage owns eval/results.*
 
 
 # The stages' work, as module-level functions so that worker processes can run them (jobs > 1).

@@ -45,6 +45,7 @@ from gmc_rl.config import ExperimentConfig, check_batch_size, config_hash, to_di
 from gmc_rl.data import MultimodalDataset, load_dataset
 from gmc_rl.errors import ConfigError
 from gmc_rl.io import ensure_writable_dir, read_json, write_json_atomic
+from gmc_rl.locking import HOLDER_FILE, LOCK_FILE, directory_lock
 from gmc_rl.loss import gmc_loss_terms
 from gmc_rl.metrics import evaluate_alignment, plot_latents_pca
 from gmc_rl.model import GMCModel
@@ -75,28 +76,47 @@ def _differences(old: Any, new: Any, prefix: str = "") -> list[str]:
     return [] if old == new else [f"{prefix}: {old!r} -> {new!r}"]
 
 
+def _has_weights(out_dir: Path) -> bool:
+    """True if a pretraining run in ``out_dir`` saved a model (its best or its latest state)."""
+    return (out_dir / CONFIG_FILE).is_file() or (out_dir / LAST_DIR).exists()
+
+
 def _check_out_dir(out_dir: Path, identity: dict[str, Any], resume: bool, verbose: bool) -> dict[str, Any] | None:
-    """Validate ``out_dir`` against the run it may hold; return the training state to resume from (or None)."""
+    """Validate ``out_dir`` against the run it may hold; return the training state to resume from (or None).
+
+    Trained weights are never replaced: a run with other settings is refused, and so is a run with the same
+    settings unless ``resume`` (a rerun without it used to start over and overwrite the finished best model at its
+    first epoch). A run that failed before saving any weights (e.g. a non-finite loss at epoch 1) holds nothing to
+    lose, so it is started over with the new settings.
+    """
     run_file = out_dir / RUN_FILE
     if not run_file.is_file():
-        leftovers = [p.name for p in out_dir.iterdir() if not p.name.startswith(".tmp-")] if out_dir.is_dir() else []
+        leftovers = [p.name for p in out_dir.iterdir()
+                     if not p.name.startswith(".tmp-") and p.name not in (LOCK_FILE, HOLDER_FILE)
+                     ] if out_dir.is_dir() else []
         if leftovers:
             raise ConfigError(
                 f"output directory {out_dir} is not empty ({sorted(leftovers)[:5]}) and holds no pretraining run; "
                 "choose a new or empty --out"
             )
         return None
-    old = read_json(run_file, "pretraining run file").get("identity")
+    previous = read_json(run_file, "pretraining run file")
+    old = previous.get("identity") if isinstance(previous, dict) else None
     diffs = _differences(old, identity)
+    if not _has_weights(out_dir):
+        if verbose and diffs:
+            tqdm.write(f"{out_dir} holds a pretraining run that saved no weights; starting over with the new settings")
+        return None
     if diffs:
         raise ConfigError(
             f"output directory {out_dir} holds a pretraining run made with a different config or dataset "
             f"({'; '.join(diffs[:6])}); it is not overwritten: choose another --out or delete that directory"
         )
     if not resume:
-        if verbose:
-            tqdm.write(f"{out_dir} holds a run with the same config; starting it over (pass resume to continue it)")
-        return None
+        raise ConfigError(
+            f"output directory {out_dir} already holds a pretraining run with these settings; pass --resume to "
+            "continue it (--epochs may be raised), or choose another --out to train a new model"
+        )
     if not (out_dir / LAST_DIR / "trainer_state.pt").is_file():
         if verbose:
             tqdm.write(f"{out_dir} has no checkpoint yet; starting from epoch 0")
@@ -139,7 +159,9 @@ def pretrain(
 
     ``resume=True`` continues from ``out_dir/last`` (the epoch count, optimizer and shuffling RNG included); the
     number of epochs may be raised when resuming. Raises ConfigError if ``out_dir`` holds a run made with another
-    config or dataset, or if the loss becomes non-finite (e.g. a too large learning rate).
+    config or dataset, or a run with the same settings and ``resume`` is False (trained weights are never
+    replaced), if another process is pretraining into ``out_dir`` (:mod:`gmc_rl.locking`), or if the loss
+    becomes non-finite (e.g. a too large learning rate).
     """
     settings = config.pretrain
     dataset = load_dataset(data_dir)
@@ -152,6 +174,15 @@ def pretrain(
                      f"the training split of dataset {data_dir}")
     out_dir = Path(out_dir)
     identity = _identity(config, dataset)
+    _check_out_dir(out_dir, identity, resume, verbose=False)  # refuse before the lock creates anything in out_dir
+    with directory_lock(out_dir, "pretraining output directory"):
+        return _pretrain_locked(config, dataset, Path(data_dir), out_dir, identity, resume, progress)
+
+
+def _pretrain_locked(config: ExperimentConfig, dataset: MultimodalDataset, data_dir: Path, out_dir: Path,
+                     identity: dict[str, Any], resume: bool, progress: bool) -> Path:
+    """The body of :func:`pretrain`, run while this process holds the output directory's lock."""
+    settings = config.pretrain
     state = _check_out_dir(out_dir, identity, resume, progress)
     ensure_writable_dir(out_dir, "pretraining output directory")
     write_json_atomic(out_dir / RUN_FILE, {"identity": identity, "experiment": to_dict(config), "data_dir": str(data_dir)})

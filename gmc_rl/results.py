@@ -344,14 +344,30 @@ def plot_results(results: Mapping[str, Any]) -> bytes:
     return buffer.getvalue()
 
 
-def write_results(results: Mapping[str, Any], out_dir: str | os.PathLike, plot: bool = True) -> dict[str, Path]:
-    """Write ``results.json``, ``results.md`` and (with ``plot``) ``results.png`` atomically into ``out_dir``."""
+def write_results(results: Mapping[str, Any], out_dir: str | os.PathLike, plot: bool = True,
+                  replace: bool = False) -> dict[str, Path]:
+    """Write ``results.json``, ``results.md`` and (with ``plot``) ``results.png`` atomically into ``out_dir``.
+
+    Earlier results are replaced only if they are gmc-rl's (``results.json`` loads as a results file) or
+    ``replace`` says so (the pipeline's report stage, which owns its run directory): a user's own ``results.*``
+    in ``out_dir`` are never overwritten (ConfigError naming them).
+    """
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     paths = {"json": out / "results.json", "md": out / "results.md"}
+    if plot:
+        paths["png"] = out / "results.png"
+    existing = sorted(path.name for path in paths.values() if path.exists())
+    if existing and not replace:
+        try:
+            load_results(paths["json"])
+        except (FileNotFoundError, ValueError) as exc:
+            raise ConfigError(
+                f"{out} already holds {existing}, which gmc-rl did not write ({exc}); they are not overwritten: "
+                "choose another --out"
+            ) from None
+    out.mkdir(parents=True, exist_ok=True)
     write_json_atomic(paths["json"], results)
     write_text_atomic(paths["md"], markdown_report(results))
     if plot:
-        paths["png"] = out / "results.png"
         write_bytes_atomic(paths["png"], plot_results(results))
     return paths

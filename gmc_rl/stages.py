@@ -20,6 +20,8 @@ from __future__ import annotations
 import os
 import pickle
 import shutil
+import signal
+import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
@@ -56,11 +58,15 @@ class Stage:
         self.marker = run_dir / STAGES_DIR / f"{name.replace('/', '_')}.json"
 
     def _marker(self) -> dict[str, Any]:
+        """The marker's content if it is a marker of this stage and output; {} if it is missing or unreadable."""
         try:
             data = read_json(self.marker, "stage marker")
         except (FileNotFoundError, ValueError):
             return {}
-        return data if isinstance(data, dict) else {}
+        if not isinstance(data, dict) or data.get("stage") != self.name \
+                or data.get("output") != str(self.output.relative_to(self.run_dir)):
+            return {}
+        return data
 
     def is_done(self) -> bool:
         """True if the marker is "done" with this stage's hash and the output exists."""
@@ -70,18 +76,35 @@ class Stage:
     def begin(self, resumable: bool = True) -> bool:
         """Prepare to run the stage; return ``resume``.
 
+        gmc-rl deletes only what it provably wrote: output recorded by this stage's marker. With such a marker,
         ``resume`` is True when an interrupted attempt with the same inputs left output behind and the stage is
-        ``resumable``. Any other existing output (made with other inputs, not recorded by a marker, or a partial
-        output of a stage that cannot resume) is removed first, so the stage starts from scratch.
+        ``resumable``; any other recorded output (made with other inputs, or a partial output of a stage that
+        cannot resume) is removed first, so the stage starts from scratch.
+
+        Output that no readable marker records (the marker was deleted or corrupted, or the files are not
+        gmc-rl's) is never removed: a ``resumable`` stage resumes it, and the stage's own checks then keep it
+        only if it is this very stage's output (a checkpoint or agent of the same settings) and refuse anything
+        else; a stage that cannot resume refuses.
+
+        Raises:
+            ConfigError: unrecorded output of a stage that cannot resume.
         """
         marker = self._marker()
-        same = marker.get("hash") == self.hash
-        resume = resumable and same and marker.get("status") == "running" and self.output.exists()
-        if not resume and self.output.exists():
-            if self.output.is_dir():
-                shutil.rmtree(self.output)
-            else:
-                self.output.unlink()
+        if self.output.exists() and not marker:
+            if not resumable:
+                raise ConfigError(
+                    f"{self.output} exists but no stage marker ({self.marker}) records it as the output of stage "
+                    f"{self.name!r}; gmc-rl never deletes files it did not write: move it away and rerun"
+                )
+            resume = True
+        else:
+            same = marker.get("hash") == self.hash
+            resume = resumable and same and marker.get("status") == "running" and self.output.exists()
+            if not resume and self.output.exists():
+                if self.output.is_dir():
+                    shutil.rmtree(self.output)
+                else:
+                    self.output.unlink()
         write_json_atomic(self.marker, {"stage": self.name, "hash": self.hash, "status": "running",
                                         "output": str(self.output.relative_to(self.run_dir))})
         return resume
@@ -167,11 +190,25 @@ def _finish(stage: Stage, log: Log, label: str, seconds: float) -> None:
     log(f"[{label}] done in {seconds:.0f} s")
 
 
-def _init_worker(threads: int, env_specs: list[Any]) -> None:
-    """Worker set-up: share out the CPUs, and register the parent's Gymnasium envs that a fresh process lacks."""
+def _exit_with_parent(parent: int, interval: float = 1.0) -> None:
+    """Stop this worker process once its parent (the pipeline) is gone, e.g. killed with SIGKILL.
+
+    A worker must not outlive the pipeline: it would keep writing into a run directory that a rerun then
+    resumes or cleans up. What it wrote so far is complete (atomic writes) and its stage stays marked as
+    running, so the rerun resumes it.
+    """
+    while os.getppid() == parent:
+        time.sleep(interval)
+    os._exit(1)
+
+
+def _init_worker(threads: int, env_specs: list[Any], parent: int) -> None:
+    """Worker set-up: exit with the parent, share out the CPUs, and register the parent's Gymnasium envs that a
+    fresh process lacks."""
     import gymnasium as gym
     import torch
 
+    threading.Thread(target=_exit_with_parent, args=(parent,), daemon=True, name="exit-with-parent").start()
     torch.set_num_threads(threads)
     # The built-in gmc_rl/ ids are registered by ``import gmc_rl`` (this module's package) with Gymnasium's import.
     for spec in env_specs:
@@ -201,8 +238,9 @@ def _run_parallel(tasks: list[Task], jobs: int, log: Log) -> None:
     running: dict[Future, tuple[Task, float]] = {}  # future -> (task, start time)
     error: BaseException | None = None
     context = get_context("spawn")
-    with ProcessPoolExecutor(max_workers=jobs, mp_context=context, initializer=_init_worker,
-                             initargs=(worker_threads(jobs), env_specs)) as pool:
+    pool = ProcessPoolExecutor(max_workers=jobs, mp_context=context, initializer=_init_worker,
+                               initargs=(worker_threads(jobs), env_specs, os.getpid()))
+    try:
         while tasks or running:
             while error is None and len(running) < jobs:
                 task = next((t for t in tasks if all(name in done for name in t.after)), None)
@@ -237,5 +275,30 @@ def _run_parallel(tasks: list[Task], jobs: int, log: Log) -> None:
                     continue
                 _finish(task.stage, log, task.label, seconds)
                 done.add(task.stage.name)
+    except BaseException:
+        # Interrupted (Ctrl-C, or SIGTERM, which the CLI turns into KeyboardInterrupt): stop the workers too
+        # instead of waiting for their stages; their stages stay marked as running and a rerun resumes them.
+        _terminate_workers(pool)
+        raise
+    pool.shutdown(wait=True)
     if error is not None:
         raise error
+
+
+def _terminate_workers(pool: ProcessPoolExecutor, grace: float = 30.0) -> None:
+    """Stop the pool's worker processes without waiting for their tasks to finish.
+
+    Each worker first gets SIGINT, so a training stage saves a checkpoint as it does on Ctrl-C; a worker still
+    alive after ``grace`` seconds is terminated. Its outputs are whole either way (atomic writes).
+    """
+    processes = list((getattr(pool, "_processes", None) or {}).values())  # the executor has no public handle
+    pool.shutdown(wait=False, cancel_futures=True)
+    for process in processes:
+        if process.is_alive() and process.pid is not None:
+            os.kill(process.pid, signal.SIGINT)
+    deadline = time.monotonic() + grace
+    for process in processes:
+        process.join(timeout=max(0.0, deadline - time.monotonic()))
+        if process.is_alive():
+            process.terminate()
+            process.join(timeout=10)

@@ -1,0 +1,71 @@
+"""One process at a time per output directory: an OS-level lock that the kernel releases when its holder dies.
+
+Two commands writing into the same run directory (two ``gmc-rl pipeline --out DIR``, or a ``gmc-rl train --resume``
+beside a pipeline that is training the same agent) would interleave their files and leave results that disagree
+with the models on disk. :func:`directory_lock` takes an exclusive lock on ``DIR/.gmc-rl.lock`` (``flock`` on POSIX,
+``LockFileEx`` on Windows, through the ``filelock`` package) for as long as the command works in ``DIR``. A second
+process is refused at once with a message naming the holder (its process id, host, command and start time, read
+from ``DIR/.gmc-rl.lock.json``). A crash, ``kill -9`` or power loss releases the lock with the process, so there is
+never a stale lock to delete by hand. The holder file is only informative; the lock itself decides.
+
+The lock is per directory and per process: the pipeline holds its run directory's lock, and the worker processes
+that run its stages take the locks of their own outputs (``gmc/``, ``agents/<name>/``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as _dt
+import os
+import socket
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+from filelock import FileLock, Timeout
+
+from gmc_rl.errors import ConfigError
+from gmc_rl.io import ensure_writable_dir, read_json, write_json_atomic
+
+LOCK_FILE = ".gmc-rl.lock"
+HOLDER_FILE = ".gmc-rl.lock.json"
+
+
+def _holder(directory: Path) -> str:
+    """Who holds the lock of ``directory``, as well as its holder file tells."""
+    try:
+        info = read_json(directory / HOLDER_FILE, "lock holder file")
+    except (FileNotFoundError, ValueError):
+        return "another process (its holder file is missing or unreadable)"
+    if not isinstance(info, dict):
+        return "another process"
+    return (f"process {info.get('pid', '?')} on {info.get('host', '?')} ({info.get('command', '?')}, "
+            f"since {info.get('started', '?')})")
+
+
+@contextlib.contextmanager
+def directory_lock(directory: str | os.PathLike, what: str = "output directory") -> Iterator[Path]:
+    """Hold the exclusive lock of ``directory`` (created if needed) for the body of the ``with`` statement.
+
+    Raises:
+        ConfigError: another process holds the lock; the message names it.
+    """
+    directory = ensure_writable_dir(directory, what)
+    lock = FileLock(directory / LOCK_FILE, timeout=0)
+    try:
+        lock.acquire()
+    except Timeout:
+        raise ConfigError(
+            f"{what} {directory} is in use by {_holder(directory)}; wait for it to finish or stop it, "
+            "then rerun (a killed holder releases the lock by itself)"
+        ) from None
+    try:
+        write_json_atomic(directory / HOLDER_FILE, {
+            "pid": os.getpid(),
+            "host": socket.gethostname(),
+            "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]])[:300],
+            "started": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        })
+        yield directory
+    finally:
+        lock.release()
