@@ -25,7 +25,7 @@ import pytest
 import torch
 from gymnasium import spaces
 from safetensors.torch import load_file, save_file
-from stable_baselines3.common.vec_env import VecEnv, VecEnvWrapper
+from stable_baselines3.common.vec_env import VecEnv
 from test_pipeline import tiny_config
 
 import gmc_rl  # noqa: F401  (registers the gmc_rl ids)
@@ -43,6 +43,7 @@ from gmc_rl.methods import (
     unregister_method,
 )
 from gmc_rl.modalities import ModalitySpec, compare_specs, modality_specs
+from gmc_rl.wrappers.vec_latent import VecEncodedLatent
 
 ROOT = Path(__file__).resolve().parents[1]
 ENV = "gmc_rl/PendulumSound-v0"
@@ -230,26 +231,17 @@ def toy_check_space(encoder: ToyEncoder, observation_space: spaces.Space) -> Non
         raise CheckpointError(f"the toy encoder does not match the env: {'; '.join(problems)}")
 
 
-class ToyVecLatent(VecEnvWrapper):
-    """The toy latents of every env of a VecEnv (dropped modalities arrive zero-filled)."""
+class ToyVecLatent(VecEncodedLatent):
+    """The toy latents of every env of a VecEnv (dropped modalities arrive zero-filled): the shared base class does
+    the batching of observations and SB3's terminal observations."""
 
     def __init__(self, venv: VecEnv, encoder: ToyEncoder) -> None:
         self.encoder = encoder
+        self.keys = list(encoder.specs)
         super().__init__(venv, observation_space=spaces.Box(-np.inf, np.inf, (encoder.latent_dim,), np.float32))
 
-    def _encode(self, obs: Mapping[str, Any]) -> np.ndarray:
+    def encode(self, obs: Mapping[str, Any]) -> np.ndarray:
         return self.encoder.encode(obs).numpy().astype(np.float32)
-
-    def reset(self) -> np.ndarray:
-        return self._encode(self.venv.reset())
-
-    def step_wait(self):
-        obs, rewards, dones, infos = self.venv.step_wait()
-        for info in infos:
-            if info.get("terminal_observation") is not None:
-                single = {key: np.asarray(value)[None] for key, value in info["terminal_observation"].items()}
-                info["terminal_observation"] = self._encode(single)[0]
-        return self._encode(obs), rewards, dones, infos
 
 
 TOY = RepresentationMethod("toy", "a fixed random projection of the sensors", pretrain=toy_pretrain, load=toy_load,

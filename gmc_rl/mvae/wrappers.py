@@ -15,12 +15,12 @@ import gymnasium as gym
 import numpy as np
 import torch
 from gymnasium import spaces
-from stable_baselines3.common.vec_env import VecEnv, VecEnvWrapper
-from stable_baselines3.common.vec_env.base_vec_env import VecEnvObs, VecEnvStepReturn
+from stable_baselines3.common.vec_env import VecEnv
 
 from gmc_rl.mvae.checkpoint import check_space_matches, load_mvae
 from gmc_rl.mvae.model import MVAEModel
 from gmc_rl.modalities import AVAILABILITY_KEY, modality_specs
+from gmc_rl.wrappers.vec_latent import VecEncodedLatent
 
 
 def mvae_latent_space(model: MVAEModel) -> spaces.Box:
@@ -59,7 +59,7 @@ class MVAELatent(gym.ObservationWrapper):
         return encode_mvae_observations(self.model, {k: np.asarray(v)[None] for k, v in observation.items()})[0]
 
 
-class VecMVAELatent(VecEnvWrapper):
+class VecMVAELatent(VecEncodedLatent):
     """Encode the ``Dict`` observations of every env of a ``VecEnv`` with a frozen MVAE, in one forward pass.
 
     SB3's ``terminal_observation`` (info of an env whose episode ended) is encoded in the same pass.
@@ -71,22 +71,6 @@ class VecMVAELatent(VecEnvWrapper):
         self.keys = [*modality_specs(venv.observation_space), AVAILABILITY_KEY]
         super().__init__(venv, observation_space=mvae_latent_space(self.model))
 
-    def reset(self) -> VecEnvObs:
-        obs = self.venv.reset()
-        self.reset_infos = getattr(self.venv, "reset_infos", self.reset_infos)
+    def encode(self, obs: dict[str, np.ndarray]) -> np.ndarray:
+        """Posterior means ``(B, k)`` of a batch (see :func:`encode_mvae_observations`)."""
         return encode_mvae_observations(self.model, obs)
-
-    def step_wait(self) -> VecEnvStepReturn:
-        obs, rewards, dones, infos = self.venv.step_wait()
-        terminal = [i for i, info in enumerate(infos) if info.get("terminal_observation") is not None]
-        if not terminal:
-            return encode_mvae_observations(self.model, obs), rewards, dones, infos
-        batch = {}
-        for key in self.keys:
-            if key in obs:
-                extra = np.stack([np.asarray(infos[i]["terminal_observation"][key]) for i in terminal])
-                batch[key] = np.concatenate([np.asarray(obs[key]), extra.reshape(len(terminal), *np.shape(obs[key])[1:])])
-        latents = encode_mvae_observations(self.model, batch)
-        for row, i in enumerate(terminal, start=self.num_envs):
-            infos[i]["terminal_observation"] = latents[row]
-        return latents[: self.num_envs], rewards, dones, infos

@@ -22,7 +22,44 @@ from gmc_rl.model import GMCModel
 from gmc_rl.wrappers.latent import encode_observations, latent_space, resolve_modalities
 
 
-class VecGMCLatent(VecEnvWrapper):
+class VecEncodedLatent(VecEnvWrapper):
+    """Base of the vector latent wrappers: every env's ``Dict`` observation replaced by a frozen encoder's latent,
+    the whole batch (and SB3's ``terminal_observation`` of envs whose episode ended) in one forward pass.
+
+    A subclass sets ``self.keys`` (the observation keys its encoder reads, the availability mask included) and
+    implements :meth:`encode`; GMC (:class:`VecGMCLatent`) and MVAE (:class:`gmc_rl.mvae.VecMVAELatent`) do.
+    """
+
+    keys: list[str]
+
+    def encode(self, obs: dict[str, np.ndarray]) -> np.ndarray:
+        """Latents ``(B, k)`` float32 of a batch of ``Dict`` observations."""
+        raise NotImplementedError
+
+    def reset(self) -> VecEnvObs:
+        """Reset every env and return the ``(n_envs, k)`` latents."""
+        obs = self.venv.reset()
+        self.reset_infos = getattr(self.venv, "reset_infos", self.reset_infos)
+        return self.encode(obs)
+
+    def step_wait(self) -> VecEnvStepReturn:
+        """Step every env; encode the observations and any terminal observations in one batch."""
+        obs, rewards, dones, infos = self.venv.step_wait()
+        terminal = [i for i, info in enumerate(infos) if info.get("terminal_observation") is not None]
+        if not terminal:
+            return self.encode(obs), rewards, dones, infos
+        batch: dict[str, Any] = {}
+        for key in self.keys:
+            if key in obs:
+                extra = np.stack([np.asarray(infos[i]["terminal_observation"][key]) for i in terminal])
+                batch[key] = np.concatenate([np.asarray(obs[key]), extra.reshape(len(terminal), *np.shape(obs[key])[1:])])
+        latents = self.encode(batch)
+        for row, i in enumerate(terminal, start=self.num_envs):
+            infos[i]["terminal_observation"] = latents[row]
+        return latents[: self.num_envs], rewards, dones, infos
+
+
+class VecGMCLatent(VecEncodedLatent):
     """Encode the ``Dict`` observations of every env of a ``VecEnv`` into GMC latents, batched.
 
     Args:
@@ -48,32 +85,9 @@ class VecGMCLatent(VecEnvWrapper):
         check_space_matches(self.model, venv.observation_space)
         self.env_modalities = list(modality_specs(venv.observation_space))
         self.modalities = resolve_modalities(self.model, modalities)
+        self.keys = [*self.modalities, AVAILABILITY_KEY]
         super().__init__(venv, observation_space=latent_space(self.model))
 
-    def _keys(self) -> list[str]:
-        return [*self.modalities, AVAILABILITY_KEY]
-
-    def _encode(self, obs: dict[str, np.ndarray]) -> np.ndarray:
+    def encode(self, obs: dict[str, np.ndarray]) -> np.ndarray:
+        """GMC latents ``(B, k)`` of a batch, with the same semantics as :class:`~gmc_rl.wrappers.GMCLatent`."""
         return encode_observations(self.model, obs, self.env_modalities, self.modalities)
-
-    def reset(self) -> VecEnvObs:
-        """Reset every env and return the ``(n_envs, k)`` latents."""
-        obs = self.venv.reset()
-        self.reset_infos = getattr(self.venv, "reset_infos", self.reset_infos)
-        return self._encode(obs)
-
-    def step_wait(self) -> VecEnvStepReturn:
-        """Step every env; encode the observations and any terminal observations in one batch."""
-        obs, rewards, dones, infos = self.venv.step_wait()
-        terminal = [i for i, info in enumerate(infos) if info.get("terminal_observation") is not None]
-        if not terminal:
-            return self._encode(obs), rewards, dones, infos
-        batch: dict[str, Any] = {}
-        for key in self._keys():
-            if key in obs:
-                extra = np.stack([np.asarray(infos[i]["terminal_observation"][key]) for i in terminal])
-                batch[key] = np.concatenate([np.asarray(obs[key]), extra.reshape(len(terminal), *np.shape(obs[key])[1:])])
-        latents = self._encode(batch)
-        for row, i in enumerate(terminal, start=self.num_envs):
-            infos[i]["terminal_observation"] = latents[row]
-        return latents[: self.num_envs], rewards, dones, infos
