@@ -11,9 +11,11 @@
 - ``learning_rate`` may be ``"lin_<value>"`` (linear decay to 0, as in rl-zoo3);
 - ``train_freq`` may be a list ``[1, "episode"]``.
 
-Keys that are not arguments of the algorithm's constructor are refused with the list of valid ones, and the
-action space is checked against the algorithm (``dqn`` only for ``Discrete``; ``sac``, ``td3`` and ``ddpg`` only
-for ``Box``). Nothing is ever evaluated from a string.
+Keys that are not arguments of the algorithm's constructor are refused with the list of valid ones; the values
+of known keys are checked against :data:`gmc_rl.config.HYPERPARAM_CHECKS` (``gamma`` in [0, 1], positive sizes,
+...), and the replay or rollout buffer's size against the machine's memory (:func:`check_buffer_memory`), all
+before SB3 allocates anything. The action space is checked against the algorithm (``dqn`` only for ``Discrete``;
+``sac``, ``td3`` and ``ddpg`` only for ``Box``). Nothing is ever evaluated from a string.
 
 Example:
     >>> import gymnasium as gym
@@ -39,6 +41,7 @@ from stable_baselines3.common.noise import ActionNoise, NormalActionNoise, Ornst
 from torch import nn
 
 from gmc_rl.agents.extractors import MultimodalExtractor, needs_small_cnn
+from gmc_rl.config import MAX_DATA_BYTES, check_hyperparams, check_memory, format_bytes, space_bytes, system_memory
 from gmc_rl.errors import ConfigError, suggest
 
 ALGORITHMS: dict[str, type[BaseAlgorithm]] = {
@@ -262,11 +265,43 @@ def resolve_hyperparams(algo: str, hyperparams: Mapping[str, Any] | None, action
     for key in ("learning_rate", "clip_range", "clip_range_vf"):
         if key in params:
             params[key] = _learning_rate(params[key], key)
+    check_hyperparams(algo, dict(hyperparams))  # the values as given (schedules are functions by now)
     if "action_noise" in params:
         params["action_noise"] = make_action_noise(params["action_noise"], action_space)
     if isinstance(params.get("train_freq"), list):
         params["train_freq"] = tuple(params["train_freq"])
     return params
+
+
+def check_buffer_memory(algo: str, params: Mapping[str, Any], observation_space: spaces.Space,
+                        action_space: spaces.Space, n_envs: int = 1) -> None:
+    """Raise :class:`ConfigError` if the buffer ``algo`` allocates when it is built cannot fit in memory.
+
+    SB3 allocates its whole replay buffer (``buffer_size`` transitions: observation, next observation unless
+    ``optimize_memory_usage``, action, reward and flags) or rollout buffer (``n_steps`` x ``n_envs`` rows, every
+    value as float32) in the constructor. Numbers of the buffer's rows times the bytes of the spaces the policy
+    observes give the size; it must fit :data:`~gmc_rl.config.MAX_DATA_BYTES` and the machine's total memory
+    (a larger allocation can never be filled, and fails or swaps).
+    """
+    cls = algorithm_class(algo)
+    defaults = {name: p.default for name, p in inspect.signature(cls.__init__).parameters.items()}
+    action_dim = max(int(np.prod(action_space.shape)), 1)
+    if algo in OFF_POLICY:
+        key, value = "buffer_size", int(params.get("buffer_size", defaults["buffer_size"]))
+        rows, per_value = max(value // n_envs, 1) * n_envs, 1  # SB3 keeps buffer_size // n_envs rows per env
+        copies = 1 if params.get("optimize_memory_usage") and not isinstance(observation_space, spaces.Dict) else 2
+        action_bytes = action_dim * (4 if isinstance(action_space, spaces.Box) else 8)
+        per_row = copies * space_bytes(observation_space) + action_bytes + 3 * 4
+        what = f"the replay buffer ({rows:,} transitions of {format_bytes(per_row)})"
+    else:
+        key, value = "n_steps", int(params.get("n_steps", defaults["n_steps"]))
+        rows, per_value = value * n_envs, n_envs  # n_steps rows per env
+        per_row = space_bytes(observation_space, itemsize=4) + 4 * action_dim + 6 * 4
+        what = f"the rollout buffer ({value:,} steps x {n_envs} envs, {format_bytes(per_row)} each)"
+    total, _ = system_memory()
+    fit = max(min(MAX_DATA_BYTES, total or MAX_DATA_BYTES) // (per_row * per_value), 1)
+    check_memory(rows * per_row, f"agent.hyperparams.{key}", what, f"lower {key} to at most {fit:,}", total,
+                 memory_name="memory of this machine")
 
 
 def build_algorithm(
@@ -295,6 +330,7 @@ def build_algorithm(
     cls = algorithm_class(algo)
     check_action_space(algo, env.action_space)
     params = resolve_hyperparams(algo, hyperparams, env.action_space)
+    check_buffer_memory(algo, params, env.observation_space, env.action_space, int(getattr(env, "num_envs", 1)))
     policy = params.pop("policy", None) or default_policy(env.observation_space)
     if policy == "MultiInputPolicy" and needs_small_cnn(env.observation_space):
         kwargs = params.setdefault("policy_kwargs", {})
@@ -303,3 +339,6 @@ def build_algorithm(
         return cls(policy, env, seed=seed, tensorboard_log=tensorboard_log, device=device, verbose=verbose, **params)
     except (TypeError, AssertionError) as exc:
         raise ConfigError(f"cannot build {algo} with hyperparameters {dict(hyperparams or {})}: {exc}") from exc
+    except MemoryError as exc:  # the estimate above leaves out the networks and other processes' use of memory
+        raise ConfigError(f"cannot build {algo} with hyperparameters {dict(hyperparams or {})}: out of memory "
+                          f"({exc}); lower buffer_size or n_steps") from exc

@@ -16,7 +16,7 @@ from gymnasium import spaces
 from gymnasium.envs.classic_control.acrobot import AcrobotEnv
 
 from gmc_rl.envs import drawing
-from gmc_rl.envs.checks import check_int, check_positive, check_render_mode
+from gmc_rl.envs.checks import MAX_IMAGE_SIZE, MAX_N_STACK, check_int, check_positive, check_render_mode
 from gmc_rl.envs.drawing import Camera
 from gmc_rl.envs.multimodal import MultimodalSensors
 from gmc_rl.envs.sound import DopplerReceivers, annulus_distance_bounds, receiver_positions
@@ -65,8 +65,8 @@ class AcrobotSensorsEnv(MultimodalSensors, AcrobotEnv):
         render_mode: ``None`` or ``"rgb_array"`` (a 360 x 560 colour frame).
         receivers: names of the receiver positions (:data:`gmc_rl.envs.sound.RECEIVER_NAMES`).
         sound_speed: speed of sound; must exceed the tip's largest speed ``17 pi ~ 53.4``.
-        image_size: side of the square camera image in pixels (>= 24).
-        n_stack: number of stacked frames per modality (>= 1).
+        image_size: side of the square camera image in pixels (24 to 512, :data:`~gmc_rl.envs.checks.MAX_IMAGE_SIZE`).
+        n_stack: number of stacked frames per modality (1 to 32, :data:`~gmc_rl.envs.checks.MAX_N_STACK`).
 
     Raises:
         ValueError: naming the argument that is invalid.
@@ -83,8 +83,8 @@ class AcrobotSensorsEnv(MultimodalSensors, AcrobotEnv):
         n_stack: int = 2,
     ) -> None:
         check_render_mode(render_mode, self.metadata["render_modes"])
-        n_stack = check_int("n_stack", n_stack, 1)
-        image_size = check_int("image_size", image_size, MIN_IMAGE_SIZE)
+        n_stack = check_int("n_stack", n_stack, 1, MAX_N_STACK)
+        image_size = check_int("image_size", image_size, MIN_IMAGE_SIZE, MAX_IMAGE_SIZE)
         sound_speed = check_positive("sound_speed", sound_speed)
         super().__init__(render_mode=render_mode)
 

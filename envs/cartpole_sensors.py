@@ -14,7 +14,14 @@ from gymnasium import spaces
 from gymnasium.envs.classic_control.cartpole import CartPoleEnv
 
 from gmc_rl.envs import drawing
-from gmc_rl.envs.checks import check_int, check_non_negative, check_positive, check_render_mode
+from gmc_rl.envs.checks import (
+    MAX_IMAGE_SIZE,
+    MAX_N_STACK,
+    check_int,
+    check_non_negative,
+    check_positive,
+    check_render_mode,
+)
 from gmc_rl.envs.drawing import Camera
 from gmc_rl.envs.multimodal import MultimodalSensors
 from gmc_rl.envs.sound import DopplerReceivers, box_distance_bounds, receiver_positions
@@ -74,9 +81,10 @@ class CartPoleSensorsEnv(MultimodalSensors, CartPoleEnv):
         receivers: names of the receiver positions (:data:`gmc_rl.envs.sound.RECEIVER_NAMES`) on the rectangle
             :data:`RECEIVER_HALF_SIZE`.
         sound_speed: speed of sound; must exceed the largest tip speed ``3 + 4 * 1 = 7``.
-        image_height: camera image height ``H`` in pixels (>= 20); the width is ``3 H``.
+        image_height: camera image height ``H`` in pixels (20 to 512, :data:`~gmc_rl.envs.checks.MAX_IMAGE_SIZE`);
+            the width is ``3 H``.
         joint_noise: standard deviation of the encoder noise as a fraction of each component's range (>= 0).
-        n_stack: number of stacked frames per modality (>= 1).
+        n_stack: number of stacked frames per modality (1 to 32, :data:`~gmc_rl.envs.checks.MAX_N_STACK`).
 
     Raises:
         ValueError: naming the argument that is invalid.
@@ -94,8 +102,8 @@ class CartPoleSensorsEnv(MultimodalSensors, CartPoleEnv):
         n_stack: int = 2,
     ) -> None:
         check_render_mode(render_mode, self.metadata["render_modes"])
-        n_stack = check_int("n_stack", n_stack, 1)
-        image_height = check_int("image_height", image_height, MIN_IMAGE_HEIGHT)
+        n_stack = check_int("n_stack", n_stack, 1, MAX_N_STACK)
+        image_height = check_int("image_height", image_height, MIN_IMAGE_HEIGHT, MAX_IMAGE_SIZE)
         sound_speed = check_positive("sound_speed", sound_speed)
         self.joint_noise = check_non_negative("joint_noise", joint_noise)
         super().__init__(render_mode=render_mode)

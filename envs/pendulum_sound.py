@@ -16,7 +16,14 @@ from gymnasium import spaces
 from gymnasium.envs.classic_control.pendulum import PendulumEnv, angle_normalize
 
 from gmc_rl.envs import drawing
-from gmc_rl.envs.checks import check_int, check_non_negative, check_positive, check_render_mode
+from gmc_rl.envs.checks import (
+    MAX_IMAGE_SIZE,
+    MAX_N_STACK,
+    check_int,
+    check_non_negative,
+    check_positive,
+    check_render_mode,
+)
 from gmc_rl.envs.drawing import Camera
 from gmc_rl.envs.multimodal import MultimodalSensors
 from gmc_rl.envs.sound import DopplerReceivers, annulus_distance_bounds, receiver_positions
@@ -69,8 +76,8 @@ class PendulumSoundEnv(MultimodalSensors, PendulumEnv):
         receivers: names of the receiver positions (see :data:`gmc_rl.envs.sound.RECEIVER_NAMES`).
         frequency: emitted frequency in Hz.
         sound_speed: speed of sound in world units per second; must exceed the largest tip speed (8).
-        image_size: side of the square camera image in pixels (>= 16).
-        n_stack: number of stacked frames per modality (>= 1).
+        image_size: side of the square camera image in pixels (16 to 512, :data:`~gmc_rl.envs.checks.MAX_IMAGE_SIZE`).
+        n_stack: number of stacked frames per modality (1 to 32, :data:`~gmc_rl.envs.checks.MAX_N_STACK`).
         g: gravity, passed to Gymnasium's ``PendulumEnv``.
 
     Raises:
@@ -97,8 +104,8 @@ class PendulumSoundEnv(MultimodalSensors, PendulumEnv):
         g: float = 10.0,
     ) -> None:
         check_render_mode(render_mode, self.metadata["render_modes"])
-        n_stack = check_int("n_stack", n_stack, 1)
-        image_size = check_int("image_size", image_size, MIN_IMAGE_SIZE)
+        n_stack = check_int("n_stack", n_stack, 1, MAX_N_STACK)
+        image_size = check_int("image_size", image_size, MIN_IMAGE_SIZE, MAX_IMAGE_SIZE)
         frequency = check_positive("frequency", frequency)
         sound_speed = check_positive("sound_speed", sound_speed)
         super().__init__(render_mode=render_mode, g=check_non_negative("g", g))

@@ -28,7 +28,17 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from gmc_rl import __version__
-from gmc_rl.config import CollectConfig, ExperimentConfig, check_env_kwargs, collect_identity
+from gmc_rl.config import (
+    MAX_DATA_BYTES,
+    CollectConfig,
+    ExperimentConfig,
+    check_env_kwargs,
+    check_memory,
+    collect_identity,
+    format_bytes,
+    space_bytes,
+    system_memory,
+)
 from gmc_rl.data import (
     FORMAT,
     FORMAT_VERSION,
@@ -187,6 +197,36 @@ def load_behaviour_policy(policy: str, observation_space: gym.Space, action_spac
 # Collection.
 
 
+def check_dataset_size(config: ExperimentConfig) -> None:
+    """Raise ConfigError if the dataset of ``collect.steps`` transitions cannot be held in memory.
+
+    Collection fills arrays of every transition in memory before writing them (and pretraining loads them whole),
+    so the estimate ``steps x bytes per transition`` (every modality, the action, the reward and two flags, from
+    the env's spaces) must fit both the memory available now and :data:`~gmc_rl.config.MAX_DATA_BYTES`. One env
+    is made to read its spaces; an env that refuses ``env_kwargs`` (e.g. an image size above its limit) is
+    reported as a ConfigError naming them.
+    """
+    make = make_env_fns(config.env_id, config.env_kwargs, 1)[0]
+    try:
+        env = make()
+    except ValueError as exc:
+        raise ConfigError(
+            f"config key 'env_kwargs': cannot make {config.env_id!r} with env_kwargs {config.env_kwargs}: {exc}"
+        ) from exc
+    try:
+        action_space = env.action_space
+        action_bytes = space_bytes(action_space) if action_space.dtype is not None else 8
+        per_step = space_bytes(env.observation_space) + action_bytes + 4 + 2  # + reward (float32), two flags
+    finally:
+        env.close()
+    _, available = system_memory()
+    limit = MAX_DATA_BYTES if available is None else min(MAX_DATA_BYTES, available)
+    check_memory(config.collect.steps * per_step, "collect.steps",
+                 f"the dataset ({config.collect.steps:,} transitions of {format_bytes(per_step)})",
+                 f"lower collect.steps to at most {max(limit // per_step, 1):,}, or make the observations smaller "
+                 "(env_kwargs)", available)
+
+
 def _split_index(done: np.ndarray, n_val: int) -> int:
     """Index where validation starts: the episode start nearest to ``len - n_val`` (episodes are not split)."""
     total = len(done)
@@ -252,6 +292,7 @@ def collect(config: ExperimentConfig, out_dir: str | os.PathLike, overwrite: boo
         if progress:
             tqdm.write(f"{out_dir} already holds this dataset; keeping it (pass overwrite to collect again)")
         return out_dir
+    check_dataset_size(config)  # before anything is written
     ensure_writable_dir(out_dir, "dataset directory")
 
     n_envs = min(settings.n_envs, settings.steps)

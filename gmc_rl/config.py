@@ -21,6 +21,7 @@ import os
 import typing
 from dataclasses import dataclass, field
 from importlib import resources
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -60,6 +61,141 @@ def _check_seed(value: int, key: str) -> None:
     _require(0 <= value < 2**32, key, f"must be an integer in [0, 2**32), got {value}")
 
 
+# --------------------------------------------------------------------------------------------------------------
+# Resource limits: sizes that cannot fit are refused with the limit in the message, before anything is allocated.
+# (The built-in envs bound their own image sizes and frame stacks: gmc_rl.envs.checks, a lower layer.)
+
+MAX_CONFIG_BYTES = 1 << 20
+"""Largest YAML config file read (1 MiB). The shipped experiment configs are 1-3 KB. With anchors and aliases
+refused (:func:`load_yaml`), the data parsed from a file is no larger than the file."""
+
+MAX_CONFIG_DEPTH = 20
+"""Deepest nesting of mappings and lists in a config (YAML file, JSON flag or Python value). The deepest real
+value, ``agent.hyperparams.policy_kwargs.net_arch.pi[0]``, is 6 levels down; the YAML parser, ``json.loads`` and
+``copy.deepcopy`` recurse once per level and would stop with a raw RecursionError near 1000."""
+
+MAX_LAYER_WIDTH = 4096
+"""Widest network layer: ``pretrain.model`` latent_dim, common_dim, head_hidden, every entry of conv_channels and
+mlp_hidden, and every width in an agent's ``policy_kwargs.net_arch``. The GMC paper's widths are 10-128 and SB3's
+defaults 64-400; one 4096 x 4096 layer is 64 MiB of float32 weights."""
+
+MAX_LAYERS = 16
+"""Most hidden layers in one list (conv_channels, mlp_hidden, net_arch). Each conv layer halves the image, so a
+512 px image has room for 9; the paper uses 2 conv and 2 MLP layers."""
+
+MAX_MODEL_PARAMETERS = 100_000_000
+"""Most parameters of a GMC or MVAE model, counted from the modality shapes and the architecture before a layer is
+built (:func:`gmc_rl.model.parameter_count`). The paper's pendulum model has 1.9 M. 100 M parameters are 400 MB of
+float32 weights and about 1.6 GB with their gradients and Adam's two moments. The first linear layer after the conv
+layers grows with the image area, so large images need more conv layers (each one divides it by 4)."""
+
+MAX_ENVS = 256
+"""Most environments stepped at once (collect.n_envs, agent.n_envs, evaluate.n_envs): each is a full copy of the
+env in this process (an SB3 DummyVecEnv) with its own frame buffers. The shipped configs use 1-20."""
+
+MAX_COLLECT_STEPS = 100_000_000
+"""Most transitions in one dataset (collect.steps), checked when the config is read. The shipped configs collect
+20,000 (the paper's size). Collection also estimates the dataset's bytes from the env's spaces and refuses it when
+it exceeds the memory (:data:`MAX_DATA_BYTES`)."""
+
+MAX_DATA_BYTES = 64 * 2**30
+"""Largest in-memory array gmc-rl allocates for data, 64 GiB: a dataset while it is collected (and again when it is
+loaded for pretraining), or an agent's replay buffer. The estimate must also fit the machine's memory
+(:func:`system_memory`); the cap holds where the memory cannot be read, and keeps a typo from producing files no
+machine of this project can load."""
+
+MAX_PRETRAIN_BATCH = 8192
+"""Largest pretrain.batch_size: the contrastive loss builds a (2B x 2B) similarity matrix per modality, 1 GiB of
+float32 at B = 8192 (the paper uses 128)."""
+
+MAX_EPISODES = 1_000_000
+"""Most evaluation episodes per condition and seed (evaluate.episodes, agent.eval_episodes); each episode's return
+and length are kept."""
+
+MAX_DIAGNOSTIC_STEPS = 100_000
+"""Most evaluate.diagnostic_episodes x evaluate.diagnostic_horizon: the transfer diagnostics run one env per episode
+at once, keep every observation they visit and encode them in one batch (the default is 10 x 100; the pendulum's
+observations are 7 KB each)."""
+
+MAX_BUFFER_SIZE = 100_000_000
+"""Largest agent.hyperparams.buffer_size (SB3's replay buffer, allocated whole when the agent is built; rl-zoo3
+uses at most 1e6). The agent also refuses a buffer whose estimated bytes exceed the machine's memory
+(:func:`gmc_rl.agents.registry.check_buffer_memory`)."""
+
+MAX_SB3_BATCH = 1_000_000
+"""Largest agent.hyperparams.batch_size and n_steps (SB3's minibatch, and the rows of an on-policy rollout buffer
+per env)."""
+
+
+def system_memory() -> tuple[int | None, int | None]:
+    """(total, available) bytes of memory for this process, or None where they cannot be read.
+
+    On Linux, MemTotal and MemAvailable of ``/proc/meminfo``, lowered to a cgroup (container) limit when one is
+    set; elsewhere the physical and free pages of ``os.sysconf``.
+    """
+    total = available = None
+    try:
+        with open("/proc/meminfo", encoding="ascii") as meminfo:
+            fields = {line.split(":")[0]: int(line.split()[1]) * 1024 for line in meminfo if line.count(":") == 1}
+        total, available = fields.get("MemTotal"), fields.get("MemAvailable")
+    except (OSError, ValueError, IndexError):
+        try:
+            page = os.sysconf("SC_PAGE_SIZE")
+            total, available = os.sysconf("SC_PHYS_PAGES") * page, os.sysconf("SC_AVPHYS_PAGES") * page
+        except (ValueError, OSError, AttributeError):
+            return None, None
+    try:  # cgroup v2: the container's limit and what it already uses
+        limit = Path("/sys/fs/cgroup/memory.max").read_text().strip()
+        used = int(Path("/sys/fs/cgroup/memory.current").read_text().strip())
+        if limit != "max":
+            total = min(total, int(limit)) if total is not None else int(limit)
+            free = max(int(limit) - used, 0)
+            available = min(available, free) if available is not None else free
+    except (OSError, ValueError):
+        pass
+    return total, available
+
+
+def format_bytes(count: float) -> str:
+    """``count`` bytes in binary units, e.g. ``'14.5 GiB'``."""
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(count) < 1024 or unit == "TiB":
+            return f"{count:.0f} {unit}" if unit == "B" else f"{count:.1f} {unit}"
+        count /= 1024
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _check_envs(value: int, key: str) -> None:
+    _require(0 < value <= MAX_ENVS, key, f"must be in [1, {MAX_ENVS}] (MAX_ENVS), got {value}")
+
+
+def space_bytes(space: Any, itemsize: int | None = None) -> int:
+    """Bytes of one value of a Gymnasium space (the sum over a ``Dict``'s entries), from its shape and dtype;
+    ``itemsize`` replaces the dtype's size (SB3's rollout buffers store every value as float32)."""
+    import numpy as np
+
+    if hasattr(space, "spaces") and isinstance(space.spaces, dict):
+        return sum(space_bytes(entry, itemsize) for entry in space.spaces.values())
+    size = itemsize if itemsize is not None else np.dtype(space.dtype or np.int64).itemsize
+    return int(np.prod(space.shape, dtype=object)) * size
+
+
+def check_memory(needed: int, key: str, what: str, fix: str, memory: int | None,
+                 memory_name: str = "memory available now", cap: int = MAX_DATA_BYTES) -> None:
+    """Raise :class:`ConfigError` naming ``key`` if ``needed`` bytes exceed ``cap`` or ``memory`` (None: unknown).
+
+    ``what`` says what the bytes are for, ``memory_name`` which memory ``memory`` is, ``fix`` how to lower the
+    need; the message gives the estimate and both limits.
+    """
+    limit = cap if memory is None else min(cap, memory)
+    if needed > limit:
+        known = format_bytes(memory) if memory is not None else "unknown"
+        raise ConfigError(
+            f"config key {key!r}: {what} needs about {format_bytes(needed)}, more than the limit of "
+            f"{format_bytes(limit)} ({memory_name}: {known}; cap MAX_DATA_BYTES: {format_bytes(cap)}); {fix}"
+        )
+
+
 @dataclass
 class CollectConfig:
     """Data collection: rollouts of a behaviour policy, split into train and validation sets."""
@@ -87,8 +223,10 @@ class CollectConfig:
     def __post_init__(self) -> None:
         _check_fields(self, "collect")
         _require(self.steps > 0, "collect.steps", f"must be a positive number of transitions, got {self.steps}")
+        _require(self.steps <= MAX_COLLECT_STEPS, "collect.steps",
+                 f"must be at most {MAX_COLLECT_STEPS} (MAX_COLLECT_STEPS), got {self.steps}")
         _require(0.0 < self.val_fraction < 1.0, "collect.val_fraction", f"must be in (0, 1), got {self.val_fraction}")
-        _require(self.n_envs > 0, "collect.n_envs", f"must be positive, got {self.n_envs}")
+        _check_envs(self.n_envs, "collect.n_envs")
         _check_seed(self.seed, "collect.seed")
         _require(0.0 <= self.focus_fraction < 1.0, "collect.focus_fraction",
                  f"must be in [0, 1) (some envs keep the plain starts), got {self.focus_fraction}")
@@ -117,10 +255,18 @@ class ModelConfig:
         for key in ("latent_dim", "common_dim", "head_hidden"):
             value = getattr(self, key)
             _require(value > 0, f"pretrain.model.{key}", f"must be positive, got {value}")
+            _require(value <= MAX_LAYER_WIDTH, f"pretrain.model.{key}",
+                     f"must be at most {MAX_LAYER_WIDTH} (MAX_LAYER_WIDTH), got {value}")
         _require(len(self.conv_channels) > 0 and all(c > 0 for c in self.conv_channels),
                  "pretrain.model.conv_channels", f"must be a non-empty list of positive ints, got {self.conv_channels}")
         _require(all(h > 0 for h in self.mlp_hidden),
                  "pretrain.model.mlp_hidden", f"must be a list of positive ints, got {self.mlp_hidden}")
+        for key in ("conv_channels", "mlp_hidden"):
+            widths = getattr(self, key)
+            _require(len(widths) <= MAX_LAYERS, f"pretrain.model.{key}",
+                     f"must list at most {MAX_LAYERS} layers (MAX_LAYERS), got {len(widths)}")
+            _require(max(widths, default=0) <= MAX_LAYER_WIDTH, f"pretrain.model.{key}",
+                     f"widths must be at most {MAX_LAYER_WIDTH} (MAX_LAYER_WIDTH), got {max(widths, default=0)}")
         valid = ("silu", "relu", "tanh", "elu")
         _require(self.activation in valid, "pretrain.model.activation",
                  f"unknown activation {self.activation!r}; valid: {list(valid)}.{suggest(self.activation, valid)}")
@@ -154,6 +300,8 @@ class PretrainConfig:
         _check_fields(self, "pretrain")
         _require(self.epochs > 0, "pretrain.epochs", f"must be positive, got {self.epochs}")
         _require(self.batch_size > 1, "pretrain.batch_size", f"must be at least 2 (contrastive negatives), got {self.batch_size}")
+        _require(self.batch_size <= MAX_PRETRAIN_BATCH, "pretrain.batch_size",
+                 f"must be at most {MAX_PRETRAIN_BATCH} (MAX_PRETRAIN_BATCH), got {self.batch_size}")
         _require(self.lr > 0, "pretrain.lr", f"must be positive, got {self.lr}")
         _require(self.temperature > 0, "pretrain.temperature", f"must be positive, got {self.temperature}")
         valid = ("gmc", "joints_as_negatives")
@@ -190,10 +338,13 @@ class AgentConfig:
         valid = ("sac", "td3", "ddpg", "ppo", "a2c", "dqn")
         _require(self.algo in valid, "agent.algo", f"unknown algorithm {self.algo!r}; valid: {list(valid)}.{suggest(self.algo, valid)}")
         _require(self.total_timesteps > 0, "agent.total_timesteps", f"must be positive, got {self.total_timesteps}")
-        _require(self.n_envs > 0, "agent.n_envs", f"must be positive, got {self.n_envs}")
+        _check_envs(self.n_envs, "agent.n_envs")
         _require(self.eval_freq >= 0, "agent.eval_freq", f"must be >= 0, got {self.eval_freq}")
         _require(self.eval_episodes > 0, "agent.eval_episodes", f"must be positive, got {self.eval_episodes}")
+        _require(self.eval_episodes <= MAX_EPISODES, "agent.eval_episodes",
+                 f"must be at most {MAX_EPISODES} (MAX_EPISODES), got {self.eval_episodes}")
         _require(self.checkpoint_freq >= 0, "agent.checkpoint_freq", f"must be >= 0, got {self.checkpoint_freq}")
+        check_hyperparams(self.algo, self.hyperparams)
 
 
 @dataclass
@@ -220,11 +371,17 @@ class EvaluateConfig:
     def __post_init__(self) -> None:
         _check_fields(self, "evaluate")
         _require(self.episodes > 0, "evaluate.episodes", f"must be positive, got {self.episodes}")
-        _require(self.n_envs > 0, "evaluate.n_envs", f"must be positive, got {self.n_envs}")
+        _require(self.episodes <= MAX_EPISODES, "evaluate.episodes",
+                 f"must be at most {MAX_EPISODES} (MAX_EPISODES), got {self.episodes}")
+        _check_envs(self.n_envs, "evaluate.n_envs")
         _require(self.diagnostic_episodes >= 0, "evaluate.diagnostic_episodes",
                  f"must be >= 0 (0 skips the diagnostics), got {self.diagnostic_episodes}")
         _require(self.diagnostic_horizon > 0, "evaluate.diagnostic_horizon",
                  f"must be positive, got {self.diagnostic_horizon}")
+        steps = self.diagnostic_episodes * self.diagnostic_horizon
+        _require(steps <= MAX_DIAGNOSTIC_STEPS, "evaluate.diagnostic_episodes",
+                 f"diagnostic_episodes x diagnostic_horizon = {self.diagnostic_episodes} x {self.diagnostic_horizon} = "
+                 f"{steps} must be at most {MAX_DIAGNOSTIC_STEPS} (MAX_DIAGNOSTIC_STEPS)")
 
 
 @dataclass
@@ -263,6 +420,161 @@ class ExperimentConfig:
 
 
 # --------------------------------------------------------------------------------------------------------------
+# Values of the SB3 hyperparameters (agent.hyperparams), checked when the config is built, so that a bad value is
+# refused before a run directory or an agent directory is written. Which keys an algorithm takes at all is checked
+# against the SB3 constructor by gmc_rl.agents.registry (the core cannot import the agents layer).
+
+
+def _is_integer(value: Any) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def _is_finite(value: Any) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(float(value))
+
+
+def _in_range(low: float, high: float, low_open: bool = False) -> tuple[str, Callable[[Any], bool]]:
+    bracket = "(" if low_open else "["
+    return (f"a number in {bracket}{low:g}, {high:g}]",
+            lambda v: _is_finite(v) and (low < v if low_open else low <= v) and v <= high)
+
+
+def _integer_in(low: int, high: int | None = None) -> tuple[str, Callable[[Any], bool]]:
+    if high is None:
+        return f"an integer >= {low}", lambda v: _is_integer(v) and v >= low
+    return f"an integer in [{low}, {high}]", lambda v: _is_integer(v) and low <= v <= high
+
+
+def _schedule(value: Any) -> bool:
+    """A positive finite number, or ``"lin_<positive number>"`` (linear decay to 0, see agents.registry)."""
+    if isinstance(value, str) and value.startswith("lin_"):
+        try:
+            value = float(value[4:])
+        except ValueError:
+            return False
+    return _is_finite(value) and value > 0
+
+
+def _train_freq(value: Any) -> bool:
+    if isinstance(value, (list, tuple)):
+        return len(value) == 2 and _is_integer(value[0]) and value[0] >= 1 and value[1] in ("step", "episode")
+    return _is_integer(value) and value >= 1
+
+
+def _sac_ent_coef(value: Any) -> bool:
+    if isinstance(value, str):
+        if value == "auto":
+            return True
+        return value.startswith("auto_") and _schedule(_float_or_none(value[5:]))
+    return _is_finite(value) and value >= 0
+
+
+def _float_or_none(text: str) -> float | None:
+    try:
+        return float(text)
+    except ValueError:
+        return None
+
+
+def _net_arch(value: Any) -> bool:
+    """Bounded layer widths: a list of widths, or a mapping (pi, vf, qf) of such lists."""
+    lists = list(value.values()) if isinstance(value, dict) else [value]
+    return all(isinstance(widths, list) and len(widths) <= MAX_LAYERS
+               and all(_is_integer(w) and 1 <= w <= MAX_LAYER_WIDTH for w in widths) for widths in lists)
+
+
+_UNIT = _in_range(0, 1)
+_POSITIVE = ("a finite number > 0", lambda v: _is_finite(v) and v > 0)
+_NON_NEGATIVE = ("a finite number >= 0", lambda v: _is_finite(v) and v >= 0)
+_BOOL = ("true or false", lambda v: isinstance(v, bool))
+_SCHEDULE = ("a finite number > 0 or 'lin_<number > 0>' (linear decay to 0)", _schedule)
+_NO_CLASS = ("null (classes cannot be named in a config)", lambda v: v is None)
+_KWARGS = ("null or a mapping with string keys",
+           lambda v: v is None or (isinstance(v, dict) and all(isinstance(k, str) for k in v)))
+
+_COMMON: dict[str, tuple[str, Callable[[Any], bool]]] = {
+    "learning_rate": _SCHEDULE,
+    "gamma": _UNIT,
+    "stats_window_size": _integer_in(1, MAX_EPISODES),
+}
+_OFF_POLICY: dict[str, tuple[str, Callable[[Any], bool]]] = {
+    **_COMMON,
+    "buffer_size": _integer_in(1, MAX_BUFFER_SIZE),
+    "learning_starts": _integer_in(0),
+    "batch_size": _integer_in(1, MAX_SB3_BATCH),
+    "tau": _in_range(0, 1, low_open=True),
+    "train_freq": ("a positive integer, or [positive integer, 'step' or 'episode']", _train_freq),
+    "gradient_steps": ("an integer >= 1, or -1 (as many gradient steps as environment steps)",
+                       lambda v: _is_integer(v) and (v >= 1 or v == -1)),
+    "optimize_memory_usage": _BOOL,
+    "n_steps": _integer_in(1, MAX_SB3_BATCH),
+    "replay_buffer_class": _NO_CLASS,
+    "replay_buffer_kwargs": _KWARGS,
+}
+_ON_POLICY: dict[str, tuple[str, Callable[[Any], bool]]] = {
+    **_COMMON,
+    "n_steps": _integer_in(1, MAX_SB3_BATCH),
+    "gae_lambda": _UNIT,
+    "ent_coef": _NON_NEGATIVE,
+    "vf_coef": _NON_NEGATIVE,
+    "max_grad_norm": _POSITIVE,
+    "normalize_advantage": _BOOL,
+    "use_sde": _BOOL,
+    "sde_sample_freq": ("an integer >= 1, or -1 (only at the start of each rollout)",
+                        lambda v: _is_integer(v) and (v >= 1 or v == -1)),
+    "rollout_buffer_class": _NO_CLASS,
+    "rollout_buffer_kwargs": _KWARGS,
+}
+_SDE = {"use_sde": _BOOL, "sde_sample_freq": _ON_POLICY["sde_sample_freq"]}
+
+HYPERPARAM_CHECKS: dict[str, dict[str, tuple[str, Callable[[Any], bool]]]] = {
+    "sac": {**_OFF_POLICY, **_SDE,
+            "ent_coef": ("a finite number >= 0, 'auto' or 'auto_<number > 0>' (learned, with that start value)",
+                         _sac_ent_coef),
+            "target_update_interval": _integer_in(1),
+            "target_entropy": ("'auto' or a finite number", lambda v: v == "auto" or _is_finite(v)),
+            "use_sde_at_warmup": _BOOL},
+    "td3": {**_OFF_POLICY, "policy_delay": _integer_in(1), "target_policy_noise": _NON_NEGATIVE,
+            "target_noise_clip": _NON_NEGATIVE},
+    "ddpg": dict(_OFF_POLICY),
+    "dqn": {**_OFF_POLICY, "target_update_interval": _integer_in(1), "exploration_fraction": _UNIT,
+            "exploration_initial_eps": _UNIT, "exploration_final_eps": _UNIT, "max_grad_norm": _POSITIVE},
+    "ppo": {**_ON_POLICY, "batch_size": _integer_in(2, MAX_SB3_BATCH), "n_epochs": _integer_in(1),
+            "clip_range": _SCHEDULE,
+            "clip_range_vf": ("null, a finite number > 0 or 'lin_<number > 0>'", lambda v: v is None or _schedule(v)),
+            "target_kl": ("null or a finite number > 0", lambda v: v is None or (_is_finite(v) and v > 0))},
+    "a2c": {**_ON_POLICY, "rms_prop_eps": _POSITIVE, "use_rms_prop": _BOOL},
+}
+"""Algorithm -> hyperparameter -> (what is allowed, check) for the values of ``agent.hyperparams``.
+
+Ranges follow SB3's documented meaning (``gamma`` and ``gae_lambda`` are discount factors in [0, 1], ``tau`` a
+soft-update fraction in (0, 1], sizes positive, ``learning_starts`` may be 0, ``gradient_steps=-1`` is SB3's
+"as many as environment steps") and the limits above for sizes that allocate (buffer, batch, rollout, widths).
+``policy_kwargs.net_arch`` widths are bounded by :func:`check_hyperparams`; ``policy``, the rest of
+``policy_kwargs`` and ``action_noise`` are checked and converted by gmc_rl.agents.registry."""
+
+
+def check_hyperparams(algo: str, hyperparams: Any, key: str = "agent.hyperparams") -> None:
+    """Raise :class:`ConfigError` naming the key, the value and what is allowed for the first bad value.
+
+    Keys that :data:`HYPERPARAM_CHECKS` does not list for ``algo`` are left to
+    :func:`gmc_rl.agents.registry.resolve_hyperparams`, which refuses those the SB3 constructor does not take.
+    """
+    _require(isinstance(hyperparams, dict), key, f"must be a mapping, got {type(hyperparams).__name__}")
+    checks = HYPERPARAM_CHECKS.get(algo, {})
+    for name, value in hyperparams.items():
+        if name in checks:
+            allowed, valid = checks[name]
+            _require(valid(value), f"{key}.{name}", f"must be {allowed} for {algo}, got {value!r}")
+    policy_kwargs = hyperparams.get("policy_kwargs")
+    if isinstance(policy_kwargs, dict) and "net_arch" in policy_kwargs:
+        _require(_net_arch(policy_kwargs["net_arch"]), f"{key}.policy_kwargs.net_arch",
+                 f"must be a list of at most {MAX_LAYERS} widths (MAX_LAYERS), each an integer in "
+                 f"[1, {MAX_LAYER_WIDTH}] (MAX_LAYER_WIDTH), or a mapping such as {{pi: [...], qf: [...]}} of such "
+                 f"lists, got {policy_kwargs['net_arch']!r}")
+
+
+# --------------------------------------------------------------------------------------------------------------
 # Conversion between dicts (YAML/JSON) and the dataclasses, with strict checking.
 
 _FLAG_NAMES = {"env_id": "env"}
@@ -271,6 +583,18 @@ _FLAG_NAMES = {"env_id": "env"}
 
 def _describe(key: str) -> str:
     return key or "<top level>"
+
+
+def _depth(value: Any) -> int:
+    """Nesting depth of mappings and lists in ``value`` (1 for a flat mapping), counted without recursion and
+    stopping once past :data:`MAX_CONFIG_DEPTH`."""
+    deepest, stack = 0, [(value, 1)]
+    while stack and deepest <= MAX_CONFIG_DEPTH:
+        item, level = stack.pop()
+        if isinstance(item, (dict, list, tuple)):
+            deepest = max(deepest, level)
+            stack.extend((child, level + 1) for child in (item.values() if isinstance(item, dict) else item))
+    return deepest
 
 
 def _convert(value: Any, annotation: Any, key: str) -> Any:
@@ -298,6 +622,8 @@ def _convert(value: Any, annotation: Any, key: str) -> Any:
     if origin is dict:
         _require(isinstance(value, dict), key, f"must be a mapping, got {value!r}")
         _require(all(isinstance(k, str) for k in value), key, f"must be a mapping with string keys, got {value!r}")
+        _require(_depth(value) <= MAX_CONFIG_DEPTH, key,
+                 f"is nested deeper than {MAX_CONFIG_DEPTH} levels (MAX_CONFIG_DEPTH)")
         return copy.deepcopy(dict(value))
     raise TypeError(f"unsupported config annotation {annotation!r} for {key}")  # pragma: no cover
 
@@ -350,19 +676,98 @@ def config_hash(config: Any) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def load_config(path: str | os.PathLike) -> ExperimentConfig:
-    """Load an :class:`ExperimentConfig` from a YAML file (safe loader; unknown keys are errors)."""
+class _Refused(yaml.MarkedYAMLError):
+    """Valid YAML that a config may not use (raised by :class:`StrictLoader`, reported with its line)."""
+
+
+class StrictLoader(yaml.SafeLoader):
+    """PyYAML's safe loader (no Python tags), stricter where a config must be small and unambiguous.
+
+    Refused, with the line and column:
+
+    - anchors and aliases (``&name`` / ``*name``): nested aliases expand exponentially, so a 500-byte file can
+      become gigabytes of data (and a config is short enough to write out);
+    - merge keys (``<<``), which need aliases to be of use;
+    - duplicate keys in one mapping, which PyYAML resolves silently by keeping the last;
+    - keys that are not strings (``1:``, ``null:``, and ``on:`` / ``yes:``, which YAML 1.1 reads as true):
+      every key of a config names a setting or a keyword argument;
+    - nesting deeper than :data:`MAX_CONFIG_DEPTH` (the composer recurses once per level).
+    """
+
+    _depth = 0
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        event = self.peek_event()
+        if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None) is not None:
+            raise _Refused(problem="anchors and aliases (&name, *name) are not allowed in a config; write the "
+                                   "values out", problem_mark=event.start_mark)
+        if self._depth >= MAX_CONFIG_DEPTH:
+            raise _Refused(problem=f"nested deeper than {MAX_CONFIG_DEPTH} levels (MAX_CONFIG_DEPTH)",
+                           problem_mark=event.start_mark)
+        self._depth += 1
+        try:
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[str] = set()
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                raise _Refused(problem="merge keys (<<) are not allowed in a config; write the keys out",
+                               problem_mark=key_node.start_mark)
+            key = self.construct_object(key_node, deep=True)  # deep: a list key is shown with its items
+            if not isinstance(key, str):
+                hint = " (YAML reads on, off, yes and no as booleans)" if isinstance(key, bool) else ""
+                raise _Refused(problem=f"keys must be strings, got {key!r} ({type(key).__name__}); quote it{hint}",
+                               problem_mark=key_node.start_mark)
+            if key in seen:
+                raise _Refused(problem=f"duplicate key {key!r} in one mapping (YAML would keep only the last)",
+                               problem_mark=key_node.start_mark)
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
+def load_yaml(path: str | os.PathLike, what: str = "config file") -> Any:
+    """Parse the YAML file ``path`` with :class:`StrictLoader`; raise :class:`ConfigError` for anything wrong.
+
+    Files over :data:`MAX_CONFIG_BYTES` are refused before they are parsed. Used for experiment configs and for
+    the ``config.yaml`` of pipeline run directories; ``what`` names the file in the messages.
+
+    Raises:
+        FileNotFoundError: ``path`` does not exist.
+        ConfigError: a directory, a file that is too large, not UTF-8, not valid YAML, or refused by
+            :class:`StrictLoader` (the message gives the line).
+    """
     path = Path(path)
     if path.is_dir():
-        raise ConfigError(f"config path {path} is a directory; pass a YAML file such as experiments/quick.yaml")
+        raise ConfigError(f"{what} {path} is a directory; pass a YAML file such as experiments/quick.yaml")
     if not path.is_file():
-        raise FileNotFoundError(f"config file not found: {path}")
+        raise FileNotFoundError(f"{what} not found: {path}")
+    with path.open("rb") as stream:
+        raw = stream.read(MAX_CONFIG_BYTES + 1)
+    if len(raw) > MAX_CONFIG_BYTES:
+        raise ConfigError(f"{what} {path} is larger than {MAX_CONFIG_BYTES} bytes (MAX_CONFIG_BYTES); "
+                          "an experiment config is a few KB")
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        loader = StrictLoader(raw.decode("utf-8"))  # what yaml.load(text, Loader=StrictLoader) does
+        try:
+            return loader.get_single_data()
+        finally:
+            loader.dispose()
+    except _Refused as exc:
+        mark = exc.problem_mark
+        raise ConfigError(f"{what} {path}, line {mark.line + 1}, column {mark.column + 1}: {exc.problem}") from None
     except yaml.YAMLError as exc:
-        raise ConfigError(f"config file {path} is not valid YAML: {exc}") from exc
+        raise ConfigError(f"{what} {path} is not valid YAML: {exc}") from exc
     except UnicodeDecodeError as exc:
-        raise ConfigError(f"config file {path} is not UTF-8 text ({exc}); pass a YAML file") from exc
+        raise ConfigError(f"{what} {path} is not UTF-8 text ({exc}); pass a YAML file") from exc
+
+
+def load_config(path: str | os.PathLike) -> ExperimentConfig:
+    """Load an :class:`ExperimentConfig` from a YAML file (:func:`load_yaml`; unknown keys are errors)."""
+    path = Path(path)
+    data = load_yaml(path)
     try:
         return from_dict(ExperimentConfig, data)
     except ConfigError as exc:
@@ -494,8 +899,8 @@ def _parse_flag_value(text: str, annotation: Any) -> Any:
     if origin is dict:
         try:
             value = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise argparse.ArgumentTypeError(f"expected a JSON object, got {text!r}") from exc
+        except (json.JSONDecodeError, RecursionError) as exc:
+            raise argparse.ArgumentTypeError(f"expected a JSON object, got {text[:200]!r}") from exc
         if not isinstance(value, dict):
             raise argparse.ArgumentTypeError(f"expected a JSON object, got {text!r}")
         return value

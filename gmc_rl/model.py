@@ -39,9 +39,9 @@ import torch.nn.functional as F
 from gymnasium import spaces
 from torch import Tensor, nn
 
-from gmc_rl.config import ModelConfig, from_dict
+from gmc_rl.config import MAX_MODEL_PARAMETERS, ModelConfig, from_dict
 from gmc_rl.data import finite_json
-from gmc_rl.errors import ModalityError
+from gmc_rl.errors import ConfigError, ModalityError
 from gmc_rl.modalities import ModalitySpec, check_modalities, check_observation_batch, modality_specs
 
 _ACTIVATIONS: dict[str, type[nn.Module]] = {"silu": nn.SiLU, "relu": nn.ReLU, "tanh": nn.Tanh, "elu": nn.ELU}
@@ -144,6 +144,49 @@ def _build_trunk(spec: ModalitySpec, config: ModelConfig) -> tuple[nn.Module, in
     return nn.Sequential(*layers), size
 
 
+def trunk_size(spec: ModalitySpec, config: ModelConfig) -> tuple[int, int]:
+    """(parameters, output features) of the trunk :func:`_build_trunk` builds for ``spec``, computed without
+    building it (Python integers: no overflow, no allocation)."""
+    if spec.kind == "image":
+        channels, height, width = spec.shape
+        parameters = 0
+        for out_channels in config.conv_channels:
+            parameters += channels * out_channels * 16 + out_channels  # kernel 4 x 4, and the bias
+            channels, height, width = out_channels, height // 2, width // 2
+        return parameters, channels * height * width
+    parameters, size = 0, spec.flat_dim
+    for hidden in config.mlp_hidden:
+        parameters, size = parameters + size * hidden + hidden, hidden
+    return parameters, size
+
+
+def linear_size(inputs: int, outputs: int) -> int:
+    """Parameters of ``nn.Linear(inputs, outputs)``."""
+    return inputs * outputs + outputs
+
+
+def check_parameter_count(count: int, what: str) -> None:
+    """Raise :class:`ConfigError` if a model of ``count`` parameters exceeds :data:`MAX_MODEL_PARAMETERS`.
+
+    Called before any layer is built, so an architecture that cannot fit fails at once instead of in an allocation.
+    """
+    if count > MAX_MODEL_PARAMETERS:
+        raise ConfigError(
+            f"config key 'pretrain.model': the {what} for these modalities would have {count:,} parameters, more "
+            f"than {MAX_MODEL_PARAMETERS:,} (MAX_MODEL_PARAMETERS); use smaller images or widths, or more "
+            "conv_channels layers (each divides the features of an image by 4)"
+        )
+
+
+def parameter_count(specs: Mapping[str, ModalitySpec], config: ModelConfig) -> int:
+    """Number of parameters of ``GMCModel(specs, config)``, computed from the shapes without building it."""
+    sizes = [trunk_size(spec, config) for spec in specs.values()]
+    base = sum(trunk + linear_size(features, config.common_dim) for trunk, features in sizes)
+    joint = sum(trunk for trunk, _ in sizes) + linear_size(sum(features for _, features in sizes), config.common_dim)
+    head = linear_size(config.common_dim, config.head_hidden) + linear_size(config.head_hidden, config.latent_dim)
+    return base + joint + head
+
+
 def build_modality_encoder(spec: ModalitySpec, config: ModelConfig) -> nn.Module:
     """Base encoder f_m of one modality: preprocessed batch (B, *shape) -> (B, common_dim).
 
@@ -215,6 +258,7 @@ class GMCModel(nn.Module):
         unknown = [name for name in normalization if name not in specs]
         if unknown:
             raise ModalityError(f"normalization given for unknown modalities {unknown}; modalities are {list(specs)}")
+        check_parameter_count(parameter_count(specs, config), "GMC model")
         self.specs = specs
         self.modalities = list(specs)
         self.config = config

@@ -42,7 +42,7 @@ from gmc_rl.config import ModelConfig, from_dict
 from gmc_rl.data import finite_json
 from gmc_rl.errors import ModalityError
 from gmc_rl.modalities import ModalitySpec, check_modalities, check_observation_batch, modality_specs
-from gmc_rl.model import Preprocessor, build_modality_encoder
+from gmc_rl.model import Preprocessor, build_modality_encoder, check_parameter_count, linear_size, trunk_size
 
 _ACTIVATIONS: dict[str, type[nn.Module]] = {"silu": nn.SiLU, "relu": nn.ReLU, "tanh": nn.Tanh, "elu": nn.ELU}
 LOGVAR_RANGE = (-10.0, 10.0)
@@ -108,6 +108,28 @@ class VectorDecoder(nn.Module):
         return self.net(z).view(-1, *self.shape)
 
 
+def parameter_count(specs: Mapping[str, ModalitySpec], config: ModelConfig) -> int:
+    """Number of parameters of ``MVAEModel(specs, config)``, computed from the shapes without building it."""
+    total = 0
+    for spec in specs.values():
+        trunk, features = trunk_size(spec, config)
+        total += trunk + linear_size(features, config.common_dim)  # encoder
+        total += linear_size(config.common_dim, 2 * config.latent_dim)  # expert
+        total += linear_size(config.latent_dim, config.common_dim)  # first decoder layer
+        if spec.kind == "image":
+            conv = list(config.conv_channels)
+            height, width = _conv_sizes(spec.shape[1], len(conv))[-1], _conv_sizes(spec.shape[2], len(conv))[-1]
+            total += linear_size(config.common_dim, conv[-1] * height * width)
+            outputs = [spec.shape[0], *conv[:-1]]
+            total += sum(c * o * 16 + o for c, o in zip(conv, outputs))  # transposed convs, kernel 4 x 4
+        else:
+            size = config.common_dim
+            for hidden in reversed(config.mlp_hidden):
+                total, size = total + linear_size(size, hidden), hidden
+            total += linear_size(size, spec.flat_dim)
+    return total
+
+
 def product_of_experts(mus: Tensor, logvars: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
     """Combine Gaussian experts with the prior N(0, I).
 
@@ -153,6 +175,7 @@ class MVAEModel(nn.Module):
         unknown = [name for name in normalization if name not in specs]
         if unknown:
             raise ModalityError(f"normalization given for unknown modalities {unknown}; modalities are {list(specs)}")
+        check_parameter_count(parameter_count(specs, config), "MVAE")
         self.specs = specs
         self.modalities = list(specs)
         self.config = config
