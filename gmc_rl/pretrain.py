@@ -22,7 +22,6 @@ uninterrupted one. An output directory made with a different config or dataset i
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import time
@@ -36,92 +35,23 @@ from gmc_rl import __version__
 from gmc_rl.checkpoint import (
     CONFIG_FILE,
     load_gmc,
-    load_training_state,
     resolve_device,
     save_gmc,
     save_training_state,
 )
-from gmc_rl.config import ExperimentConfig, check_batch_size, config_hash, to_dict
+from gmc_rl.config import ExperimentConfig, config_hash
 from gmc_rl.data import MultimodalDataset, load_dataset
 from gmc_rl.errors import ConfigError
-from gmc_rl.io import ensure_writable_dir, read_json, write_json_atomic
-from gmc_rl.locking import HOLDER_FILE, LOCK_FILE, directory_lock
+from gmc_rl.io import write_json_atomic
 from gmc_rl.loss import gmc_loss_terms
 from gmc_rl.metrics import evaluate_alignment, plot_latents_pca
 from gmc_rl.model import GMCModel
+from gmc_rl.pretraining_run import LAST_DIR, open_pretraining_run, pretraining_identity
 
-RUN_FILE = "run.json"
 HISTORY_FILE = "history.json"
 ALIGNMENT_FILE = "alignment.json"
 PCA_FILE = "latents_pca.png"
-LAST_DIR = "last"
 TB_DIR = "tb"
-_FREE_KEYS = ("epochs", "checkpoint_every", "device")
-"""pretrain keys that may change when resuming (more epochs, another device) without changing the run."""
-
-
-def _identity(config: ExperimentConfig, dataset: MultimodalDataset) -> dict[str, Any]:
-    """What decides the trained weights: env, data files and the pretrain section (minus the free keys)."""
-    pretrain = {key: value for key, value in to_dict(config.pretrain).items() if key not in _FREE_KEYS}
-    files = {name: info.get("sha256") for name, info in sorted((dataset.metadata.get("files") or {}).items())}
-    return json.loads(json.dumps({"env_id": dataset.env_id, "data": files, "pretrain": pretrain}))
-
-
-def _differences(old: Any, new: Any, prefix: str = "") -> list[str]:
-    if isinstance(old, dict) and isinstance(new, dict):
-        out = []
-        for key in sorted(set(old) | set(new)):
-            out += _differences(old.get(key), new.get(key), f"{prefix}.{key}" if prefix else key)
-        return out
-    return [] if old == new else [f"{prefix}: {old!r} -> {new!r}"]
-
-
-def _has_weights(out_dir: Path) -> bool:
-    """True if a pretraining run in ``out_dir`` saved a model (its best or its latest state)."""
-    return (out_dir / CONFIG_FILE).is_file() or (out_dir / LAST_DIR).exists()
-
-
-def _check_out_dir(out_dir: Path, identity: dict[str, Any], resume: bool, verbose: bool) -> dict[str, Any] | None:
-    """Validate ``out_dir`` against the run it may hold; return the training state to resume from (or None).
-
-    Trained weights are never replaced: a run with other settings is refused, and so is a run with the same
-    settings unless ``resume`` (a rerun without it used to start over and overwrite the finished best model at its
-    first epoch). A run that failed before saving any weights (e.g. a non-finite loss at epoch 1) holds nothing to
-    lose, so it is started over with the new settings.
-    """
-    run_file = out_dir / RUN_FILE
-    if not run_file.is_file():
-        leftovers = [p.name for p in out_dir.iterdir()
-                     if not p.name.startswith(".tmp-") and p.name not in (LOCK_FILE, HOLDER_FILE)
-                     ] if out_dir.is_dir() else []
-        if leftovers:
-            raise ConfigError(
-                f"output directory {out_dir} is not empty ({sorted(leftovers)[:5]}) and holds no pretraining run; "
-                "choose a new or empty --out"
-            )
-        return None
-    previous = read_json(run_file, "pretraining run file")
-    old = previous.get("identity") if isinstance(previous, dict) else None
-    diffs = _differences(old, identity)
-    if not _has_weights(out_dir):
-        if verbose and diffs:
-            tqdm.write(f"{out_dir} holds a pretraining run that saved no weights; starting over with the new settings")
-        return None
-    if diffs:
-        raise ConfigError(
-            f"output directory {out_dir} holds a pretraining run made with a different config or dataset "
-            f"({'; '.join(diffs[:6])}); it is not overwritten: choose another --out or delete that directory"
-        )
-    if not resume:
-        raise ConfigError(
-            f"output directory {out_dir} already holds a pretraining run with these settings; pass --resume to "
-            "continue it (--epochs may be raised), or choose another --out to train a new model"
-        )
-    if not (out_dir / LAST_DIR / "trainer_state.pt").is_file():
-        if verbose:
-            tqdm.write(f"{out_dir} has no checkpoint yet; starting from epoch 0")
-        return None
-    return load_training_state(out_dir / LAST_DIR)
 
 
 def _train_batches(n: int, batch_size: int, generator: torch.Generator) -> list[torch.Tensor]:
@@ -163,30 +93,15 @@ def pretrain(
     replaced), if another process is pretraining into ``out_dir`` (:mod:`gmc_rl.locking`), or if the loss
     becomes non-finite (e.g. a too large learning rate).
     """
-    settings = config.pretrain
     dataset = load_dataset(data_dir)
-    if config.env_id != dataset.env_id:
-        raise ConfigError(
-            f"dataset {data_dir} was collected on {dataset.env_id!r} but the config's env_id is {config.env_id!r}; "
-            f"pass --env {dataset.env_id} or the matching --config"
-        )
-    check_batch_size(settings.batch_size, len(dataset.train["rewards"]), "pretrain.batch_size",
-                     f"the training split of dataset {data_dir}")
-    out_dir = Path(out_dir)
-    identity = _identity(config, dataset)
-    _check_out_dir(out_dir, identity, resume, verbose=False)  # refuse before the lock creates anything in out_dir
-    with directory_lock(out_dir, "pretraining output directory"):
-        return _pretrain_locked(config, dataset, Path(data_dir), out_dir, identity, resume, progress)
+    with open_pretraining_run(config, dataset, data_dir, out_dir, resume, verbose=progress) as state:
+        return _train(config, dataset, Path(data_dir), Path(out_dir), state, progress)
 
 
-def _pretrain_locked(config: ExperimentConfig, dataset: MultimodalDataset, data_dir: Path, out_dir: Path,
-                     identity: dict[str, Any], resume: bool, progress: bool) -> Path:
-    """The body of :func:`pretrain`, run while this process holds the output directory's lock."""
+def _train(config: ExperimentConfig, dataset: MultimodalDataset, data_dir: Path, out_dir: Path,
+           state: dict[str, Any] | None, progress: bool) -> Path:
+    """The epochs of :func:`pretrain` (from ``state`` when resuming), run while it owns ``out_dir``."""
     settings = config.pretrain
-    state = _check_out_dir(out_dir, identity, resume, progress)
-    ensure_writable_dir(out_dir, "pretraining output directory")
-    write_json_atomic(out_dir / RUN_FILE, {"identity": identity, "experiment": to_dict(config), "data_dir": str(data_dir)})
-
     device = resolve_device(settings.device)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(settings.seed)
@@ -212,7 +127,7 @@ def _pretrain_locked(config: ExperimentConfig, dataset: MultimodalDataset, data_
         "env_id": dataset.env_id,
         "env_kwargs": dataset.metadata.get("env_kwargs", {}),
         "data_dir": str(data_dir),
-        "data_files": identity["data"],
+        "data_files": pretraining_identity(config, dataset)["data"],
         "data_seed": dataset.metadata.get("seed"),
         "pretrain_seed": settings.seed,
         "pretrain_config_hash": config_hash(config.pretrain),

@@ -188,7 +188,7 @@ def test_pretraining_writes_a_loadable_checkpoint(mvae_dir, dataset):
 
 
 def test_pretraining_resume_rules(mvae_dir, dataset, tmp_path):
-    with pytest.raises(ConfigError, match="already holds an MVAE run"):
+    with pytest.raises(ConfigError, match="already holds a pretraining run with these settings; pass --resume"):
         pretrain_mvae(experiment(), dataset, mvae_dir, progress=False)
     import shutil
 
@@ -199,7 +199,7 @@ def test_pretraining_resume_rules(mvae_dir, dataset, tmp_path):
     history = json.loads((copy / "history.json").read_text())["history"]
     assert [r["epoch"] for r in history] == [1, 2, 3], "a resumed run continues its epochs"
     other = from_dict(ExperimentConfig, {"env_id": ENV, "pretrain": {"epochs": 3, "lr": 0.01, "model": SMALL_MODEL}})
-    with pytest.raises(CheckpointError, match="different pretraining settings"):
+    with pytest.raises(ConfigError, match="made with a different config or dataset"):
         pretrain_mvae(other, dataset, copy, resume=True, progress=False)
     wrong_env = from_dict(ExperimentConfig, {"env_id": "gmc_rl/SensorReach-v0"})
     with pytest.raises(ConfigError, match="collected on 'gmc_rl/PendulumSound-v0'"):

@@ -3,6 +3,8 @@
 The output directory has the layout of a GMC pretraining run, so the two are interchangeable for
 :func:`gmc_rl.agents.train_agent` and ``gmc-rl pipeline``::
 
+    run.json                         what decides the weights; the directory rules (refuse, resume, lock) are those
+                                     of every pretraining run (gmc_rl.pretraining_run)
     config.json, model.safetensors   the best weights by validation loss (see gmc_rl.mvae.checkpoint)
     last/trainer_state.pt            resumable state (weights, optimiser, epoch, history), weights-only torch.save
     history.json                     per-epoch train and validation losses
@@ -26,16 +28,16 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from gmc_rl.mvae.checkpoint import CONFIG_FILE, WEIGHTS_FILE, save_mvae
-from gmc_rl.mvae.model import MVAEModel, mvae_loss
 from gmc_rl import __version__
-from gmc_rl.checkpoint import load_training_state, resolve_device, save_training_state
-from gmc_rl.config import ExperimentConfig, config_hash, to_dict
-from gmc_rl.data import load_dataset
-from gmc_rl.errors import CheckpointError, ConfigError, DatasetError
-from gmc_rl.io import ensure_writable_dir, write_json_atomic
+from gmc_rl.checkpoint import resolve_device, save_training_state
+from gmc_rl.config import ExperimentConfig
+from gmc_rl.data import MultimodalDataset, load_dataset
+from gmc_rl.errors import ConfigError
+from gmc_rl.io import write_json_atomic
+from gmc_rl.mvae.checkpoint import WEIGHTS_FILE, save_mvae
+from gmc_rl.mvae.model import MVAEModel, mvae_loss
+from gmc_rl.pretraining_run import LAST_DIR, open_pretraining_run
 
-LAST_DIR = "last"
 HISTORY_FILE = "history.json"
 TB_DIR = "tb"
 VAL_NOISE_SEED = 12345
@@ -82,39 +84,29 @@ def pretrain_mvae(
 
     Raises:
         DatasetError: the dataset is missing or damaged.
-        ConfigError: the dataset was collected on another env than ``config.env_id``, or ``out_dir`` already holds
-            an MVAE run and ``resume`` is False.
-        CheckpointError: the resume state is damaged or belongs to a different config.
+        ConfigError: the dataset was collected on another env than ``config.env_id``, the batch size exceeds the
+            training split, or ``out_dir`` is not a fresh or resumable run directory for these settings (the
+            rules of :mod:`gmc_rl.pretraining_run`, shared with GMC pretraining).
+        CheckpointError: the resume state is damaged.
     """
-    settings = config.pretrain
     dataset = load_dataset(data_dir)
-    if dataset.env_id != config.env_id:
-        raise ConfigError(
-            f"dataset {data_dir} was collected on {dataset.env_id!r}, but the config's env_id is {config.env_id!r}; "
-            f"pass --env {dataset.env_id} or the matching --config"
-        )
-    out_dir = Path(out_dir)
+    with open_pretraining_run(config, dataset, data_dir, out_dir, resume, verbose=progress) as state:
+        return _train(config, dataset, Path(data_dir), Path(out_dir), state, progress)
+
+
+def _train(config: ExperimentConfig, dataset: MultimodalDataset, data_dir: Path, out_dir: Path,
+           state: dict[str, Any] | None, progress: bool) -> Path:
+    """The epochs of :func:`pretrain_mvae` (from ``state`` when resuming), run while it owns ``out_dir``."""
+    settings = config.pretrain
     last = out_dir / LAST_DIR
-    if not resume and ((out_dir / CONFIG_FILE).exists() or last.exists()):
-        raise ConfigError(f"{out_dir} already holds an MVAE run; pass resume=True (--resume) or choose a new directory")
-    ensure_writable_dir(out_dir, "MVAE output directory")
     device = resolve_device(settings.device)
     with torch.random.fork_rng(devices=[]):  # seed the initialisation without touching the caller's RNG
         torch.manual_seed(settings.seed)
         model = MVAEModel(dataset.specs, settings.model, dataset.normalization)
     model.to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=settings.lr)
-    # What a resumed run must share with the interrupted one (epochs may grow, device and save interval may change).
-    fixed = {k: v for k, v in to_dict(settings).items() if k not in ("epochs", "checkpoint_every", "device")}
-    identity = {"pretrain": fixed, "env_id": config.env_id, "dataset": dataset.metadata.get("files", {})}
     start_epoch, best_val, best_epoch, history = 0, math.inf, -1, []
-
-    if resume and (last / "trainer_state.pt").is_file():
-        state = load_training_state(last)
-        if state.get("identity_hash") != config_hash(identity):
-            raise CheckpointError(
-                f"{last} was written with different pretraining settings or dataset; train into a new directory"
-            )
+    if state is not None:
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         start_epoch, best_val, best_epoch = int(state["epoch"]), float(state["best_val"]), int(state["best_epoch"])
@@ -141,9 +133,7 @@ def pretrain_mvae(
     train = {name: dataset.train[name] for name in names}
     val = {name: dataset.val[name] for name in names}
     n_train = len(train[names[0]])
-    if n_train == 0:
-        raise DatasetError(f"dataset {data_dir} has an empty training split")
-    batch_size = min(settings.batch_size, n_train)
+    batch_size = settings.batch_size  # at most the training split (checked by pretrain_mvae)
     epochs = tqdm(range(start_epoch, settings.epochs), desc="MVAE pretraining", unit="epoch",
                   initial=start_epoch, total=settings.epochs, disable=not progress)
     try:
@@ -191,7 +181,6 @@ def pretrain_mvae(
                     "best_val": best_val,
                     "best_epoch": best_epoch,
                     "history": history,
-                    "identity_hash": config_hash(identity),
                 })
             epochs.set_postfix(train=f"{train_loss:.1f}", val=f"{val_loss:.1f}", best=best_epoch)
     finally:

@@ -1,0 +1,134 @@
+"""The output directory of an encoder pretraining run, shared by every method (GMC, MVAE, one registered later).
+
+A pretraining run writes into one directory::
+
+    run.json                 what decides the weights (env, data file hashes, pretrain settings) and the config
+    config.json + weights    the best model by validation loss (method-specific checkpoint format)
+    last/trainer_state.pt    the resumable state, saved every ``pretrain.checkpoint_every`` epochs
+
+:func:`open_pretraining_run` is the one place that decides what may happen to such a directory:
+
+- a directory that holds no run must be empty (a user's files are never overwritten);
+- trained weights are never replaced: a run with other settings is refused, and so is a run with the same settings
+  unless ``resume``, which continues from ``last/`` (``epochs``, ``checkpoint_every`` and ``device`` may change);
+- a run that failed before saving any weights (e.g. a non-finite loss at epoch 1) holds nothing to lose and is
+  started over, with the corrected settings;
+- one process at a time works in the directory (:mod:`gmc_rl.locking`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from tqdm.auto import tqdm
+
+from gmc_rl.checkpoint import load_training_state
+from gmc_rl.config import ExperimentConfig, check_batch_size, to_dict
+from gmc_rl.data import MultimodalDataset
+from gmc_rl.errors import ConfigError
+from gmc_rl.io import read_json, write_json_atomic
+from gmc_rl.locking import HOLDER_FILE, LOCK_FILE, directory_lock
+
+RUN_FILE = "run.json"
+LAST_DIR = "last"
+TRAINER_STATE = "trainer_state.pt"
+BEST_CONFIG = "config.json"
+"""The best model's checkpoint config, written by every method's save function."""
+FREE_KEYS = ("epochs", "checkpoint_every", "device")
+"""pretrain keys that may change when resuming (more epochs, another device) without changing the run."""
+
+
+def pretraining_identity(config: ExperimentConfig, dataset: MultimodalDataset) -> dict[str, Any]:
+    """What decides the trained weights: env, data files and the pretrain section (minus :data:`FREE_KEYS`)."""
+    pretrain = {key: value for key, value in to_dict(config.pretrain).items() if key not in FREE_KEYS}
+    files = {name: info.get("sha256") for name, info in sorted((dataset.metadata.get("files") or {}).items())}
+    return json.loads(json.dumps({"env_id": dataset.env_id, "data": files, "pretrain": pretrain}))
+
+
+def differences(old: Any, new: Any, prefix: str = "") -> list[str]:
+    """``key: old -> new`` for every leaf where two nested dicts differ."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        out = []
+        for key in sorted(set(old) | set(new)):
+            out += differences(old.get(key), new.get(key), f"{prefix}.{key}" if prefix else key)
+        return out
+    return [] if old == new else [f"{prefix}: {old!r} -> {new!r}"]
+
+
+def has_weights(out_dir: Path) -> bool:
+    """True if a pretraining run in ``out_dir`` saved a model (its best or its latest state)."""
+    return (out_dir / BEST_CONFIG).is_file() or (out_dir / LAST_DIR).exists()
+
+
+def check_pretraining_dir(out_dir: Path, identity: dict[str, Any], resume: bool, verbose: bool = False
+                          ) -> dict[str, Any] | None:
+    """Apply the rules of the module docstring to ``out_dir``; return the state to resume from (or None).
+
+    Raises:
+        ConfigError: ``out_dir`` holds other files, a run with other settings, or (without ``resume``) a run with
+            the same settings.
+    """
+    run_file = out_dir / RUN_FILE
+    if not run_file.is_file():
+        leftovers = [p.name for p in out_dir.iterdir()
+                     if not p.name.startswith(".tmp-") and p.name not in (LOCK_FILE, HOLDER_FILE)
+                     ] if out_dir.is_dir() else []
+        if leftovers:
+            raise ConfigError(
+                f"output directory {out_dir} is not empty ({sorted(leftovers)[:5]}) and holds no pretraining run; "
+                "choose a new or empty --out"
+            )
+        return None
+    previous = read_json(run_file, "pretraining run file")
+    diffs = differences(previous.get("identity") if isinstance(previous, dict) else None, identity)
+    if not has_weights(out_dir):
+        if verbose and diffs:
+            tqdm.write(f"{out_dir} holds a pretraining run that saved no weights; starting over with the new settings")
+        return None
+    if diffs:
+        raise ConfigError(
+            f"output directory {out_dir} holds a pretraining run made with a different config or dataset "
+            f"({'; '.join(diffs[:6])}); it is not overwritten: choose another --out or delete that directory"
+        )
+    if not resume:
+        raise ConfigError(
+            f"output directory {out_dir} already holds a pretraining run with these settings; pass --resume to "
+            "continue it (--epochs may be raised), or choose another --out to train a new model"
+        )
+    if not (out_dir / LAST_DIR / TRAINER_STATE).is_file():
+        if verbose:
+            tqdm.write(f"{out_dir} has no checkpoint yet; starting from epoch 0")
+        return None
+    return load_training_state(out_dir / LAST_DIR)
+
+
+@contextlib.contextmanager
+def open_pretraining_run(config: ExperimentConfig, dataset: MultimodalDataset, data_dir: str | os.PathLike,
+                         out_dir: str | os.PathLike, resume: bool, verbose: bool = False
+                         ) -> Iterator[dict[str, Any] | None]:
+    """Own ``out_dir`` for a pretraining run on ``dataset`` with ``config``; yield the state to resume from.
+
+    First the inputs are checked (the dataset was collected on ``config.env_id``; the batch size fits its training
+    split). The directory is checked before anything is written in it, then locked, checked again (another process may
+    have written in between) and its ``run.json`` written; the lock is held until the ``with`` body ends.
+    """
+    if dataset.env_id != config.env_id:
+        raise ConfigError(
+            f"dataset {data_dir} was collected on {dataset.env_id!r} but the config's env_id is {config.env_id!r}; "
+            f"pass --env {dataset.env_id} or the matching --config"
+        )
+    check_batch_size(config.pretrain.batch_size, len(dataset.train["rewards"]), "pretrain.batch_size",
+                     f"the training split of dataset {data_dir}")
+    out_dir = Path(out_dir)
+    identity = pretraining_identity(config, dataset)
+    check_pretraining_dir(out_dir, identity, resume)
+    with directory_lock(out_dir, "pretraining output directory"):
+        state = check_pretraining_dir(out_dir, identity, resume, verbose)
+        write_json_atomic(out_dir / RUN_FILE, {"identity": identity, "experiment": to_dict(config),
+                                               "data_dir": str(data_dir)})
+        yield state
