@@ -47,7 +47,7 @@ from typing import Any
 
 import yaml
 
-from gmc_rl.config import ExperimentConfig, collect_identity, config_hash, from_dict, to_dict
+from gmc_rl.config import ExperimentConfig, collect_identity, config_hash, from_dict, load_yaml, to_dict
 from gmc_rl.errors import ConfigError
 from gmc_rl.io import ensure_writable_dir, read_json, write_json_atomic, write_text_atomic
 from gmc_rl.methods import encoder_method_names, get_method
@@ -121,8 +121,8 @@ def read_run_config(run_dir: str | os.PathLike) -> ExperimentConfig:
     if not path.is_file():
         raise FileNotFoundError(f"{path} not found: {run_dir} is not a gmc-rl pipeline run directory")
     try:
-        return from_dict(ExperimentConfig, yaml.safe_load(path.read_text(encoding="utf-8")))
-    except (yaml.YAMLError, ConfigError) as exc:
+        return from_dict(ExperimentConfig, load_yaml(path, "run config"))
+    except ConfigError as exc:
         raise ConfigError(f"{path} is not a valid experiment config: {exc}") from exc
 
 
