@@ -67,7 +67,7 @@ def _check_seed(value: int, key: str) -> None:
 
 MAX_CONFIG_BYTES = 1 << 20
 """Largest YAML config file read (1 MiB). The shipped experiment configs are 1-3 KB. With anchors and aliases
-refused (:func:`load_yaml`), the data parsed from a file is no larger than the file."""
+refused (:func:`load_yaml`), the data parsed from a file grows only in proportion to the file."""
 
 MAX_CONFIG_DEPTH = 20
 """Deepest nesting of mappings and lists in a config (YAML file, JSON flag or Python value). The deepest real
@@ -76,12 +76,13 @@ value, ``agent.hyperparams.policy_kwargs.net_arch.pi[0]``, is 6 levels down; the
 
 MAX_LAYER_WIDTH = 4096
 """Widest network layer: ``pretrain.model`` latent_dim, common_dim, head_hidden, every entry of conv_channels and
-mlp_hidden, and every width in an agent's ``policy_kwargs.net_arch``. The GMC paper's widths are 10-128 and SB3's
-defaults 64-400; one 4096 x 4096 layer is 64 MiB of float32 weights."""
+mlp_hidden, and every width in an agent's ``policy_kwargs.net_arch`` and ``features_extractor_kwargs`` (``*_dim``).
+The GMC paper's widths are 10-128 and SB3's defaults 64-400; one 4096 x 4096 layer is 64 MiB of float32 weights."""
 
 MAX_LAYERS = 16
-"""Most hidden layers in one list (conv_channels, mlp_hidden, net_arch). Each conv layer halves the image, so a
-512 px image has room for 9; the paper uses 2 conv and 2 MLP layers."""
+"""Most hidden layers in one list (conv_channels, mlp_hidden, net_arch), and most critics (``policy_kwargs.n_critics``,
+SB3's default 2). Each conv layer halves the image, so a 512 px image has room for 9; the paper uses 2 conv and 2
+MLP layers."""
 
 MAX_MODEL_PARAMETERS = 100_000_000
 """Most parameters of a GMC or MVAE model, counted from the modality shapes and the architecture before a layer is
@@ -567,11 +568,23 @@ def check_hyperparams(algo: str, hyperparams: Any, key: str = "agent.hyperparams
             allowed, valid = checks[name]
             _require(valid(value), f"{key}.{name}", f"must be {allowed} for {algo}, got {value!r}")
     policy_kwargs = hyperparams.get("policy_kwargs")
-    if isinstance(policy_kwargs, dict) and "net_arch" in policy_kwargs:
+    if not isinstance(policy_kwargs, dict):
+        return  # agents.registry refuses anything but a mapping
+    if "net_arch" in policy_kwargs:
         _require(_net_arch(policy_kwargs["net_arch"]), f"{key}.policy_kwargs.net_arch",
                  f"must be a list of at most {MAX_LAYERS} widths (MAX_LAYERS), each an integer in "
                  f"[1, {MAX_LAYER_WIDTH}] (MAX_LAYER_WIDTH), or a mapping such as {{pi: [...], qf: [...]}} of such "
                  f"lists, got {policy_kwargs['net_arch']!r}")
+    if "n_critics" in policy_kwargs:  # sac, td3, ddpg: one Q network each
+        allowed, valid = _integer_in(1, MAX_LAYERS)
+        _require(valid(policy_kwargs["n_critics"]), f"{key}.policy_kwargs.n_critics",
+                 f"must be {allowed} (MAX_LAYERS), got {policy_kwargs['n_critics']!r}")
+    extractor = policy_kwargs.get("features_extractor_kwargs")
+    for name, value in (extractor.items() if isinstance(extractor, dict) else []):
+        if name.endswith("_dim"):  # features_dim, cnn_output_dim: the width of a linear layer
+            allowed, valid = _integer_in(1, MAX_LAYER_WIDTH)
+            _require(valid(value), f"{key}.policy_kwargs.features_extractor_kwargs.{name}",
+                     f"must be {allowed} (MAX_LAYER_WIDTH), got {value!r}")
 
 
 # --------------------------------------------------------------------------------------------------------------

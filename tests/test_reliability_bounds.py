@@ -114,6 +114,11 @@ def test_collect_reports_a_refused_env_kwarg_as_a_config_error_and_writes_nothin
         ({"agent": {"hyperparams": {"buffer_size": 10**12}}}, "agent.hyperparams.buffer_size", "[1, 100000000]"),
         ({"agent": {"hyperparams": {"policy_kwargs": {"net_arch": [256, 10**7]}}}},
          "agent.hyperparams.policy_kwargs.net_arch", "[1, 4096] (MAX_LAYER_WIDTH)"),
+        ({"agent": {"hyperparams": {"policy_kwargs": {"n_critics": 10**6}}}},
+         "agent.hyperparams.policy_kwargs.n_critics", "[1, 16] (MAX_LAYERS)"),
+        ({"agent": {"algo": "ppo",
+                    "hyperparams": {"policy_kwargs": {"features_extractor_kwargs": {"cnn_output_dim": 10**9}}}}},
+         "agent.hyperparams.policy_kwargs.features_extractor_kwargs.cnn_output_dim", "[1, 4096] (MAX_LAYER_WIDTH)"),
     ],
 )
 def test_config_values_that_cannot_fit_are_refused_with_the_limit(data, key, limit):
