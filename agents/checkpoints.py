@@ -14,6 +14,7 @@ pickle-based ``save_replay_buffer``.
 
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
 from typing import Any
@@ -25,13 +26,18 @@ from stable_baselines3.common.callbacks import BaseCallback
 
 from gmc_rl.agents.agent_dir import load_model_weights, save_model_atomic
 from gmc_rl.errors import CheckpointError
-from gmc_rl.io import atomic_path, read_json, write_json_atomic
+from gmc_rl.io import atomic_path, read_json_object, write_json_atomic
 
 LATEST = "latest.json"
 MODEL = "model.zip"
 BUFFER = "replay_buffer.npz"
 
 _SCALARS = ("actions", "rewards", "dones", "timeouts")
+
+LATEST_FIELDS = {"num_timesteps": int, "path": str}
+"""Keys ``latest.json`` must hold, with their JSON types."""
+LATEST_OPTIONAL = {"episode_num": int, "n_updates": int, "replay_buffer": bool}
+"""Keys ``latest.json`` may hold (:func:`save_checkpoint` writes them all)."""
 
 
 def _buffer_arrays(buffer: ReplayBuffer) -> dict[str, np.ndarray]:
@@ -128,15 +134,22 @@ def save_checkpoint(model: BaseAlgorithm, directory: str | Path, keep: int = 1) 
 
 
 def latest_checkpoint(directory: str | Path) -> dict[str, Any] | None:
-    """The committed ``latest.json`` of ``directory`` (with ``folder`` added), or None if there is none."""
+    """The committed ``latest.json`` of ``directory`` (with ``folder`` added), or None if there is none.
+
+    Its keys are checked for their types, and ``path`` must be a ``step_<N>`` folder of ``directory`` (a path
+    elsewhere, ``../other_agent/...``, is refused).
+    """
     directory = Path(directory)
-    if not (directory / LATEST).is_file():
+    file = directory / LATEST
+    if not file.is_file():
         return None
-    try:
-        info = read_json(directory / LATEST, what="checkpoint index")
-    except ValueError as exc:
-        raise CheckpointError(str(exc)) from exc
-    folder = directory / str(info.get("path", ""))
+    info = read_json_object(file, "checkpoint index", LATEST_FIELDS, CheckpointError, optional=LATEST_OPTIONAL)
+    if not re.fullmatch(r"step_\d+", info["path"]):
+        raise CheckpointError(f"{file}: key 'path' must name a checkpoint folder step_<N> in {directory}, "
+                              f"got {info['path']!r}")
+    if info["num_timesteps"] < 0:
+        raise CheckpointError(f"{file}: key 'num_timesteps' must be >= 0, got {info['num_timesteps']}")
+    folder = directory / info["path"]
     if not (folder / MODEL).is_file():
         raise CheckpointError(f"checkpoint index {directory / LATEST} points at {folder}, which has no {MODEL}")
     return {**info, "folder": folder}

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -32,8 +33,8 @@ from safetensors.torch import load_file, save_file
 
 from gmc_rl import __version__
 from gmc_rl.data import file_sha256
-from gmc_rl.errors import CheckpointError, GMCError, ModalityError
-from gmc_rl.io import atomic_path, ensure_writable_dir, write_json_atomic
+from gmc_rl.errors import CheckpointError, ConfigError, ModalityError
+from gmc_rl.io import atomic_path, ensure_writable_dir, read_json_object, require_fields, write_json_atomic
 from gmc_rl.modalities import compare_specs, modality_specs
 from gmc_rl.model import GMCModel
 
@@ -44,77 +45,150 @@ WEIGHTS_FILE = "model.safetensors"
 TRAINER_STATE_FILE = "trainer_state.pt"
 
 
-def resolve_device(device: str) -> torch.device:
-    """``"auto"`` -> CUDA when available, else CPU; anything else is passed to :class:`torch.device`."""
-    if device == "auto":
+def resolve_device(device: str | torch.device, key: str | None = None) -> torch.device:
+    """The torch device for a device setting: the one function pretraining, training, evaluation and loading use.
+
+    ``"auto"`` picks CUDA when it is available, else the CPU. A device named explicitly (``"cuda"``,
+    ``"cuda:1"``) that this machine does not have is refused rather than silently replaced by the CPU: a run
+    asked to use a GPU should not take hours on the CPU unnoticed. ``key`` names the config key in the message.
+
+    Raises:
+        ConfigError: an unknown device name, or a CUDA device on a machine without CUDA (or without that GPU).
+    """
+    where = f"config key {key!r}: " if key else ""
+    if not isinstance(device, (str, torch.device)):
+        raise ConfigError(f"{where}device must be 'auto', 'cpu' or 'cuda[:N]', got {device!r}")
+    if str(device) == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
         resolved = torch.device(device)
     except (RuntimeError, TypeError) as exc:
-        raise CheckpointError(f"unknown device {device!r}; use 'auto', 'cpu' or 'cuda[:N]'") from exc
-    if resolved.type == "cuda" and not torch.cuda.is_available():
-        raise CheckpointError(f"device {device!r} requested but CUDA is not available; use 'cpu' or 'auto'")
+        raise ConfigError(f"{where}unknown device {str(device)!r}; use 'auto', 'cpu' or 'cuda[:N]'") from exc
+    if resolved.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ConfigError(
+                f"{where}device {str(device)!r} requested but CUDA is not available on this machine; use 'cpu', "
+                "or 'auto' to use a GPU only when there is one"
+            )
+        if resolved.index is not None and resolved.index >= torch.cuda.device_count():
+            raise ConfigError(
+                f"{where}device {str(device)!r} requested but this machine has {torch.cuda.device_count()} CUDA "
+                "device(s)"
+            )
+    elif resolved.type != "cpu":
+        raise ConfigError(f"{where}unsupported device {str(device)!r}; use 'auto', 'cpu' or 'cuda[:N]'")
     return resolved
 
 
 def save_gmc(model: GMCModel, directory: str | os.PathLike, provenance: dict) -> Path:
     """Write ``model`` as a self-contained checkpoint into ``directory`` (created if needed); return the directory.
 
-    ``provenance`` is stored verbatim in ``config.json`` and must be JSON-serialisable. Each file is written
+    ``provenance`` is stored verbatim in ``config.json`` and must be a JSON-serialisable dict. Each file is written
     atomically; the weights go first, so a crash leaves either the previous or the new config next to them, and
     the SHA-256 recorded in the config tells a mismatched pair apart at load time.
     """
     if not isinstance(model, GMCModel):
         raise CheckpointError(f"save_gmc expects a GMCModel, got {type(model).__name__}")
+    return write_checkpoint(model, directory, provenance, FORMAT, FORMAT_VERSION, "checkpoint directory")
+
+
+def write_checkpoint(model: torch.nn.Module, directory: str | os.PathLike, provenance: dict, fmt: str, version: int,
+                     what: str) -> Path:
+    """Write ``model`` (which has ``architecture()``) as ``model.safetensors`` + ``config.json`` into ``directory``.
+
+    Shared by the GMC and the MVAE checkpoints: the weights first, then the config naming their SHA-256, both
+    atomically. ``what`` names the directory in a write error.
+    """
+    if not isinstance(provenance, dict):
+        raise CheckpointError(f"provenance must be a JSON-serialisable dict, got {type(provenance).__name__}")
     try:
         json.dumps(provenance, allow_nan=False)
     except (TypeError, ValueError) as exc:
         raise CheckpointError(f"provenance must be a JSON-serialisable dict: {exc}") from exc
-    directory = ensure_writable_dir(directory, "checkpoint directory")
+    directory = ensure_writable_dir(directory, what)
     tensors = {key: value.detach().to("cpu").contiguous() for key, value in model.state_dict().items()}
     with atomic_path(directory / WEIGHTS_FILE) as tmp:
-        save_file(tensors, str(tmp), metadata={"format": FORMAT, "format_version": str(FORMAT_VERSION)})
-    config = {
-        "format": FORMAT,
-        "format_version": FORMAT_VERSION,
+        save_file(tensors, str(tmp), metadata={"format": fmt, "format_version": str(version)})
+    write_json_atomic(directory / CONFIG_FILE, {
+        "format": fmt,
+        "format_version": version,
         "gmc_rl_version": __version__,
         **model.architecture(),
         "weights_sha256": file_sha256(directory / WEIGHTS_FILE),
         "provenance": dict(provenance),
-    }
-    write_json_atomic(directory / CONFIG_FILE, config)
+    })
     return directory
 
 
-def _checkpoint_dir(path: str | os.PathLike) -> Path:
+def checkpoint_dir(path: str | os.PathLike, what: str = "checkpoint") -> Path:
+    """The directory of a checkpoint given as the directory or one of its two files, checked to hold both.
+
+    Shared by the GMC and the MVAE checkpoints (``what`` names the kind in the messages).
+
+    Raises:
+        CheckpointError: ``path`` does not exist, is not a directory, or lacks ``config.json`` or the weights.
+    """
     path = Path(path)
     if path.is_file() and path.name in (CONFIG_FILE, WEIGHTS_FILE):
         path = path.parent
     if not path.exists():
-        raise CheckpointError(f"checkpoint not found: {path} does not exist")
+        raise CheckpointError(f"{what} not found: {path} does not exist")
     if not path.is_dir():
-        raise CheckpointError(f"checkpoint {path} must be a directory holding {CONFIG_FILE} and {WEIGHTS_FILE}")
+        raise CheckpointError(f"{what} {path} must be a directory holding {CONFIG_FILE} and {WEIGHTS_FILE}")
     missing = [name for name in (CONFIG_FILE, WEIGHTS_FILE) if not (path / name).is_file()]
     if missing:
         hint = " (pretraining may not have finished an epoch yet)" if (path / "last").is_dir() else ""
-        raise CheckpointError(f"checkpoint directory {path} is missing {missing}{hint}")
+        raise CheckpointError(f"{what} directory {path} is missing {missing}{hint}")
     return path
 
 
-def read_checkpoint_config(path: str | os.PathLike) -> dict[str, Any]:
-    """The parsed ``config.json`` of a checkpoint directory (format-checked)."""
-    directory = _checkpoint_dir(path)
-    try:
-        config = json.loads((directory / CONFIG_FILE).read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise CheckpointError(f"{directory / CONFIG_FILE} is not valid JSON ({exc}); the checkpoint is corrupted") from exc
-    if not isinstance(config, dict) or config.get("format") != FORMAT:
-        raise CheckpointError(f"{directory / CONFIG_FILE} is not a gmc-rl GMC checkpoint config (format {FORMAT!r})")
-    if config.get("format_version") != FORMAT_VERSION:
+CONFIG_FIELDS: dict[str, Any] = {
+    "format": str,
+    "format_version": int,
+    "modalities": list,
+    "specs": list,
+    "model": dict,
+    "latent_dim": int,
+    "weights_sha256": str,
+    "provenance": dict,
+}
+"""Keys every checkpoint ``config.json`` (GMC and MVAE) must hold, with their JSON types."""
+
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+
+
+def read_config_file(path: str | os.PathLike, fmt: str, version: int, what: str, a_what: str) -> dict[str, Any]:
+    """Read and check the ``config.json`` of a checkpoint directory of format ``fmt`` and version ``version``.
+
+    Shared by the GMC and the MVAE checkpoints. The format tag is checked first (so another kind of checkpoint is
+    named as such), then every key of :data:`CONFIG_FIELDS` with its type: a config without the SHA-256 of its
+    weights is refused, because only that hash ties the weights to the config that describes them.
+    ``what`` / ``a_what`` name the kind in messages ("MVAE checkpoint" / "an MVAE checkpoint").
+
+    Raises:
+        CheckpointError: missing files, invalid JSON, another format or version, a missing or mistyped key.
+    """
+    directory = checkpoint_dir(path, what)
+    file = directory / CONFIG_FILE
+    config = read_json_object(file, f"{what} config", {"format": str}, CheckpointError)
+    if config["format"] != fmt:
+        raise CheckpointError(f"{directory} is not {a_what} (format {config['format']!r} in {file}, expected {fmt!r})")
+    if config.get("format_version") != version:
         raise CheckpointError(
-            f"{directory} has checkpoint format version {config.get('format_version')}; this gmc-rl reads {FORMAT_VERSION}"
+            f"{directory} has {what} format version {config.get('format_version')!r}; this gmc-rl reads {version}"
         )
+    require_fields(config, CONFIG_FIELDS, file, CheckpointError)
+    if not _SHA256.fullmatch(config["weights_sha256"]):
+        raise CheckpointError(f"{file}: key 'weights_sha256' must be 64 lower-case hex digits, got "
+                              f"{config['weights_sha256'][:80]!r}")
+    for index, spec in enumerate(config["specs"]):
+        require_fields(spec, {"name": str}, file, CheckpointError, where=f"specs[{index}]")
     return config
+
+
+def read_checkpoint_config(path: str | os.PathLike) -> dict[str, Any]:
+    """The parsed ``config.json`` of a GMC checkpoint directory (format and structure checked)."""
+    return read_config_file(path, FORMAT, FORMAT_VERSION, "checkpoint", "a gmc-rl GMC checkpoint")
 
 
 def load_gmc(path_or_model: str | os.PathLike | GMCModel, device: str = "cpu") -> GMCModel:
@@ -124,15 +198,17 @@ def load_gmc(path_or_model: str | os.PathLike | GMCModel, device: str = "cpu") -
     (``"auto"`` picks CUDA when present) and gets ``provenance`` (dict) and ``checkpoint_path`` attributes.
 
     Raises:
-        CheckpointError: missing files, a malformed config, weights that do not match it.
+        CheckpointError: missing files, a malformed config, weights that do not match it or are not finite.
+        ConfigError: ``device`` names a device this machine does not have.
     """
     if isinstance(path_or_model, GMCModel):
         model = path_or_model
     else:
-        directory = _checkpoint_dir(path_or_model)
+        device = resolve_device(device)
+        directory = checkpoint_dir(path_or_model)
         config = read_checkpoint_config(directory)
         model = build_from_checkpoint(directory, config, GMCModel.from_architecture, "GMC model", "pretraining")
-        model.to(resolve_device(device))
+        model.to(device)
     model.eval()
     model.requires_grad_(False)
     return model
@@ -147,30 +223,50 @@ def build_from_checkpoint(
 ) -> Any:
     """Build a model from a checkpoint's JSON ``config`` and load its safetensors weights, verified.
 
-    Shared by every safetensors + JSON checkpoint (GMC, the MVAE baseline): the weights must have the SHA-256
-    recorded in the config, ``build(config)`` must succeed, and the tensors must fit the built model exactly.
+    Shared by every safetensors + JSON checkpoint (GMC, the MVAE baseline): the config must record the SHA-256 of
+    the weights and the weights must have it, ``build(config)`` must succeed, every tensor must be finite, and the
+    tensors must fit the built model exactly.
     Sets ``provenance`` and ``checkpoint_path`` on the model. ``what`` names the model and ``producer`` the stage
     that writes it, for the error messages.
     """
     weights = directory / WEIGHTS_FILE
-    expected_sha = config.get("weights_sha256")
-    if expected_sha is not None and file_sha256(weights) != expected_sha:
+    config = require_fields(config, CONFIG_FIELDS, directory / CONFIG_FILE, CheckpointError)
+    if file_sha256(weights) != config["weights_sha256"]:
         raise CheckpointError(
             f"{weights} does not match {directory / CONFIG_FILE} (SHA-256 differs): the checkpoint was modified "
             f"or a write was interrupted; re-run or resume {producer}"
         )
     try:
         model = build(config)
-    except (KeyError, TypeError, GMCError) as exc:
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:  # GMCError is a ValueError
         raise CheckpointError(f"{directory / CONFIG_FILE} describes no valid {what}: {exc!r}") from exc
     try:
         state = load_file(str(weights), device="cpu")
     except (SafetensorError, OSError) as exc:
         raise CheckpointError(f"cannot read weights {weights}: {exc}") from exc
+    check_finite(state, str(weights))
     _load_state(model, state, str(weights))
-    model.provenance = dict(config.get("provenance") or {})
+    model.provenance = dict(config["provenance"])
     model.checkpoint_path = directory
     return model
+
+
+def check_finite(tensors: dict[str, Any], source: str) -> None:
+    """Raise CheckpointError naming the first tensor of ``tensors`` holding NaN or inf.
+
+    A hash proves only that the weights are the ones the config names; weights edited (or diverged) to NaN with
+    the hash recomputed would otherwise load, and every latent computed from them would be NaN.
+    """
+    for name, tensor in tensors.items():
+        if not isinstance(tensor, torch.Tensor):
+            raise CheckpointError(f"{source}: entry {name!r} is {type(tensor).__name__}, not a tensor")
+        if tensor.is_floating_point() or tensor.is_complex():
+            bad = int((~torch.isfinite(tensor)).sum())
+            if bad:
+                raise CheckpointError(
+                    f"{source}: tensor {name!r} holds {bad} non-finite value(s) (NaN or inf); the weights are "
+                    "corrupted or training diverged, so they are not loaded"
+                )
 
 
 def _load_state(model: torch.nn.Module, state: dict[str, torch.Tensor], source: str) -> None:
@@ -220,8 +316,21 @@ def save_training_state(directory: str | os.PathLike, state: dict[str, Any]) -> 
     return path
 
 
-def load_training_state(directory: str | os.PathLike) -> dict[str, Any]:
-    """Read a state written by :func:`save_training_state` with ``weights_only=True`` (no arbitrary objects)."""
+TRAINING_STATE_FIELDS: dict[str, Any] = {"epoch": int, "model": dict}
+"""Entries every resumable training state holds: the epoch count and the model's weights (name -> tensor)."""
+
+
+def load_training_state(directory: str | os.PathLike, required: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Read a state written by :func:`save_training_state` with ``weights_only=True`` (no arbitrary objects).
+
+    The state must hold the entries of :data:`TRAINING_STATE_FIELDS` plus the caller's ``required`` ones (name ->
+    type, e.g. ``{"optimizer": dict, "history": list}``), the epoch must be >= 0 and the ``model`` weights must be
+    finite tensors, so a damaged state is refused here, naming the file and the entry, instead of failing later
+    with a raw KeyError or inside ``load_state_dict``.
+
+    Raises:
+        CheckpointError: no state, an unreadable or unsafe file, a missing or mistyped entry, non-finite weights.
+    """
     path = Path(directory) / TRAINER_STATE_FILE
     if not path.is_file():
         raise CheckpointError(f"no training state to resume from: {path} does not exist")
@@ -230,5 +339,9 @@ def load_training_state(directory: str | os.PathLike) -> dict[str, Any]:
     except Exception as exc:  # torch raises several types (UnpicklingError, RuntimeError, EOFError ...)
         raise CheckpointError(f"cannot load training state {path}: {exc}") from exc
     if not isinstance(state, dict):
-        raise CheckpointError(f"training state {path} is not a dict")
+        raise CheckpointError(f"training state {path} is not a dict but {type(state).__name__}")
+    require_fields(state, {**TRAINING_STATE_FIELDS, **(required or {})}, path, CheckpointError)
+    if state["epoch"] < 0:
+        raise CheckpointError(f"{path}: key 'epoch' must be >= 0, got {state['epoch']}")
+    check_finite(state["model"], f"{path} (entry 'model')")
     return state

@@ -11,7 +11,9 @@ Layout of a dataset directory (written by :func:`gmc_rl.collect.collect`):
 - ``metadata.json``: format tag and version, env id and kwargs, modality specs and action space, seed, steps,
   split sizes, the behaviour policy, the package version, per-feature ``normalization`` statistics (mean and std
   of every vector modality over the training split; images need none, the model scales them by 1/255), the
-  array dtypes/shapes and the SHA-256 of both archives.
+  array dtypes/shapes, the SHA-256 of both archives (``files``) and the SHA-256 of the metadata itself
+  (``metadata_sha256``, over its canonical JSON without that key), so an edit of ``metadata.json`` is detected.
+  Every key is checked for its presence and type when the metadata is read (:func:`read_metadata`).
 
 The archives are written with fixed zip timestamps, so the same seed and config give byte-identical files.
 """
@@ -19,7 +21,9 @@ The archives are written with fixed zip timestamps, so the same seed and config 
 from __future__ import annotations
 
 import hashlib
+import json
 import math
+import re
 import os
 import zipfile
 from collections.abc import Mapping
@@ -30,7 +34,7 @@ from typing import Any
 import numpy as np
 
 from gmc_rl.errors import DatasetError
-from gmc_rl.io import atomic_path, write_json_atomic
+from gmc_rl.io import atomic_path, read_json_object, require_fields, write_json_atomic
 from gmc_rl.modalities import ModalitySpec
 
 FORMAT = "gmc-rl/dataset"
@@ -147,9 +151,26 @@ def write_dataset(
     for split, arrays in (("train", train), ("val", val)):
         path = save_npz(directory / f"{split}.npz", arrays)
         files[path.name] = {"sha256": file_sha256(path), "bytes": path.stat().st_size}
-    metadata = dict(metadata, files=files)
-    write_json_atomic(directory / METADATA_FILE, finite_json(metadata))
+    metadata = finite_json(dict(metadata, files=files))
+    metadata[DIGEST_KEY] = metadata_digest(metadata)
+    write_json_atomic(directory / METADATA_FILE, metadata)
     return directory
+
+
+DIGEST_KEY = "metadata_sha256"
+"""Key of ``metadata.json`` holding the SHA-256 of the rest of the metadata (:func:`metadata_digest`)."""
+
+
+def metadata_digest(metadata: Mapping[str, Any]) -> str:
+    """SHA-256 of ``metadata`` without :data:`DIGEST_KEY`, as canonical JSON (sorted keys, no spaces).
+
+    The metadata says how to read the arrays and how to normalise them (its ``normalization`` statistics end up in
+    every model trained on the dataset), so an edit of it must be as visible as an edit of an archive. Like the
+    archives' hashes it detects accidents and careless edits, not someone who recomputes it.
+    """
+    body = {key: value for key, value in metadata.items() if key != DIGEST_KEY}
+    text = json.dumps(body, sort_keys=True, separators=(",", ":"), allow_nan=False)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 @dataclass
@@ -196,10 +217,48 @@ class MultimodalDataset:
                 f"val={len(self.val['rewards'])}, modalities: {mods})")
 
 
-def read_metadata(path: str | os.PathLike) -> dict[str, Any]:
-    """Parse and format-check a dataset's ``metadata.json``."""
-    import json
+METADATA_FIELDS: dict[str, Any] = {
+    "format": str,
+    "format_version": int,
+    "env_id": str,
+    "env_kwargs": dict,
+    "modalities": list,
+    "spaces": dict,
+    "n_train": int,
+    "n_val": int,
+    "normalization": dict,
+    "arrays": dict,
+    "identity": dict,
+    "files": dict,
+    DIGEST_KEY: str,
+}
+"""Keys every ``metadata.json`` holds, with their JSON types (checked by :func:`read_metadata`)."""
 
+METADATA_OPTIONAL: dict[str, Any] = {
+    "gmc_rl_version": str, "seed": int, "steps": int, "n_envs": int, "policy": str, "focused_envs": int,
+    "episodes_ended": dict, "versions": dict,
+}
+"""Informative keys, checked for their type when present."""
+
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+
+
+def _is_shape(value: Any) -> bool:
+    return isinstance(value, list) and all(isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in value)
+
+
+def read_metadata(path: str | os.PathLike) -> dict[str, Any]:
+    """Parse a dataset's ``metadata.json`` and check its whole structure.
+
+    Every key of :data:`METADATA_FIELDS` must be present with its type, the SHA-256 of both archives must be
+    recorded (without them an edited or swapped archive would go unnoticed), and the modality specs, array layout
+    and normalisation statistics must agree with one another. The metadata's own SHA-256 is checked by
+    :func:`load_dataset` once the arrays are (:func:`check_metadata_digest`).
+
+    Raises:
+        DatasetError: no dataset directory or metadata, invalid JSON, another format or version, or a missing,
+            mistyped or inconsistent key (the message names the file and the key).
+    """
     directory = Path(path)
     file = directory / METADATA_FILE
     if not directory.is_dir():
@@ -209,15 +268,56 @@ def read_metadata(path: str | os.PathLike) -> dict[str, Any]:
             f"{directory} is not a gmc-rl dataset: {METADATA_FILE} is missing (collection may not have finished; "
             "run `gmc-rl collect` to create one)"
         )
-    try:
-        metadata = json.loads(file.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise DatasetError(f"{file} is not valid JSON ({exc})") from exc
-    if not isinstance(metadata, dict) or metadata.get("format") != FORMAT:
+    metadata = read_json_object(file, "dataset metadata", {}, DatasetError)
+    if metadata.get("format") != FORMAT:
         raise DatasetError(f"{file} is not gmc-rl dataset metadata (format {FORMAT!r})")
     if metadata.get("format_version") != FORMAT_VERSION:
         raise DatasetError(f"{file} has format version {metadata.get('format_version')}; this gmc-rl reads {FORMAT_VERSION}")
+    for key in ("files", DIGEST_KEY):
+        if key not in metadata:
+            raise DatasetError(
+                f"{file} lacks the required key {key!r} (the SHA-256 that makes edits of the dataset detectable); "
+                "it was edited or written by another program: collect the dataset again"
+            )
+    require_fields(metadata, METADATA_FIELDS, file, DatasetError, optional=METADATA_OPTIONAL)
+    for split in SPLITS:
+        entry = require_fields(metadata["files"], {f"{split}.npz": dict}, file, DatasetError, where="files")
+        require_fields(entry[f"{split}.npz"], {"sha256": str, "bytes": int}, file, DatasetError,
+                       where=f"files.{split}.npz")
+        if not _SHA256.fullmatch(entry[f"{split}.npz"]["sha256"]):
+            raise DatasetError(f"{file}: key 'files.{split}.npz.sha256' must be 64 lower-case hex digits")
+    for key in ("n_train", "n_val"):
+        if metadata[key] < 0:
+            raise DatasetError(f"{file}: key {key!r} must be >= 0, got {metadata[key]}")
+    observation = require_fields(metadata["spaces"], {"observation": list}, file, DatasetError, where="spaces")
+    names = []
+    for index, spec in enumerate(observation["observation"]):
+        spec = require_fields(spec, {"name": str}, file, DatasetError, where=f"spaces.observation[{index}]")
+        names.append(spec["name"])
+    if names != metadata["modalities"]:
+        raise DatasetError(f"{file}: key 'modalities' {metadata['modalities']} disagrees with the observation specs "
+                           f"{names} of 'spaces.observation'")
+    missing = [name for name in (*names, *TRANSITION_KEYS) if name not in metadata["arrays"]]
+    if missing:
+        raise DatasetError(f"{file}: key 'arrays' lacks the layout of {missing}")
+    for name, layout in metadata["arrays"].items():
+        require_fields(layout, {"shape": list, "dtype": str}, file, DatasetError, where=f"arrays.{name}")
+        if not _is_shape(layout["shape"]):
+            raise DatasetError(f"{file}: key 'arrays.{name}.shape' must be a list of sizes, got {layout['shape']!r}")
+    for name, stats in metadata["normalization"].items():
+        if name not in names:
+            raise DatasetError(f"{file}: key 'normalization.{name}' is not a modality of the dataset {names}")
+        require_fields(stats, {"mean": list, "std": list}, file, DatasetError, where=f"normalization.{name}")
     return metadata
+
+
+def check_metadata_digest(metadata: Mapping[str, Any], file: Path) -> None:
+    """Raise DatasetError unless ``metadata`` has the SHA-256 it records in :data:`DIGEST_KEY`."""
+    if metadata_digest(metadata) != metadata.get(DIGEST_KEY):
+        raise DatasetError(
+            f"{file} does not match the SHA-256 it records ({DIGEST_KEY}): the metadata was edited after collection; "
+            "collect the dataset again"
+        )
 
 
 def load_dataset(path: str | os.PathLike) -> MultimodalDataset:
@@ -231,10 +331,11 @@ def load_dataset(path: str | os.PathLike) -> MultimodalDataset:
     metadata = read_metadata(directory)
     try:
         specs = {d["name"]: ModalitySpec.from_json(d) for d in metadata["spaces"]["observation"]}
-        layout = metadata["arrays"]
-        sizes = {"train": int(metadata["n_train"]), "val": int(metadata["n_val"])}
-    except (KeyError, TypeError, ValueError) as exc:
-        raise DatasetError(f"{directory / METADATA_FILE} lacks or mangles a required field: {exc!r}") from exc
+    except (KeyError, TypeError, ValueError) as exc:  # ModalityError is a ValueError
+        raise DatasetError(f"{directory / METADATA_FILE}: key 'spaces.observation' describes no valid modality: "
+                           f"{exc!r}") from exc
+    layout = metadata["arrays"]
+    sizes = {"train": metadata["n_train"], "val": metadata["n_val"]}
     splits = {}
     for split in SPLITS:
         file = directory / f"{split}.npz"
@@ -250,11 +351,11 @@ def load_dataset(path: str | os.PathLike) -> MultimodalDataset:
                     f"{file}: array {name!r} is {array.dtype.name}{list(array.shape)}, metadata says "
                     f"{expected['dtype']}{list(shape)}"
                 )
-        expected_sha = ((metadata.get("files") or {}).get(file.name) or {}).get("sha256")
-        if expected_sha is not None and file_sha256(file) != expected_sha:
+        if file_sha256(file) != metadata["files"][file.name]["sha256"]:
             raise DatasetError(
                 f"{file} does not match the SHA-256 recorded in {METADATA_FILE}: the file was modified or replaced "
                 "after collection; collect the dataset again"
             )
         splits[split] = {name: arrays[name] for name in layout}
+    check_metadata_digest(metadata, directory / METADATA_FILE)  # last, so a damaged archive is named as such
     return MultimodalDataset(directory, metadata, specs, splits["train"], splits["val"])

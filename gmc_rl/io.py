@@ -4,8 +4,11 @@ Writes: everything gmc-rl produces (datasets, checkpoints, agents, results) goes
 content is written to a temporary file in the destination directory, flushed and fsync'ed, then renamed over the
 destination. A crash or SIGKILL mid-write leaves at most a stray ``.tmp-*`` file, never a truncated result.
 
-Reads: JSON with :func:`read_json`; Stable-Baselines3 ``.zip`` models of unknown origin with
-:func:`load_sb3_zip`, which rebuilds the model without running the pickles such a file may contain.
+Reads: JSON with :func:`read_json`, and JSON objects of a known structure with :func:`read_json_object` and
+:func:`require_fields` (every file gmc-rl reads back is checked for its required keys and their types, so a file
+of the wrong shape is refused with the project's error naming the file and the key, not a raw KeyError later);
+Stable-Baselines3 ``.zip`` models of unknown origin with :func:`load_sb3_zip`, which rebuilds the model without
+running the pickles such a file may contain.
 """
 
 from __future__ import annotations
@@ -14,8 +17,8 @@ import contextlib
 import json
 import os
 import tempfile
-from collections.abc import Iterator
 import zipfile
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -33,11 +36,33 @@ def _fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
-def _default_file_mode() -> int:
-    """The mode a plain ``open(path, "w")`` would give a new file (0o666 less the umask)."""
+def _umask() -> int:
+    """The process's umask (read by setting it and putting it back at once)."""
     umask = os.umask(0)
     os.umask(umask)
-    return 0o666 & ~umask
+    return umask
+
+
+def _default_file_mode() -> int:
+    """The mode a plain ``open(path, "w")`` would give a new file (0o666 less the umask)."""
+    return 0o666 & ~_umask()
+
+
+def _default_dir_mode() -> int:
+    """The mode a plain ``mkdir(path)`` would give a new directory (0o777 less the umask)."""
+    return 0o777 & ~_umask()
+
+
+def make_staging_dir(destination: str | os.PathLike) -> Path:
+    """Create an empty temporary directory next to ``destination``, to be filled and renamed onto it.
+
+    ``tempfile.mkdtemp`` makes the directory private (0700); a staged directory becomes a result (an agent's
+    ``encoder/``), so it gets the mode an ordinary ``mkdir`` would give it, as the umask allows.
+    """
+    destination = Path(destination)
+    staging = Path(tempfile.mkdtemp(prefix=f".tmp-{destination.name}.", dir=destination.parent))
+    os.chmod(staging, _default_dir_mode())
+    return staging
 
 
 @contextlib.contextmanager
@@ -59,10 +84,11 @@ def atomic_path(destination: str | os.PathLike) -> Iterator[Path]:
         raise PermissionError(f"cannot write {destination}: {_reason(exc, directory)}") from exc
     os.close(fd)
     tmp = Path(tmp_name)
-    # mkstemp makes the file private (0600); results are ordinary files, readable as the umask allows.
-    os.chmod(tmp, _default_file_mode())
     try:
         yield tmp
+        # mkstemp makes the file private (0600), and some writers (safetensors) replace the file with a new private
+        # one; results are ordinary files, so the mode is set once the content is in place, as the umask allows.
+        os.chmod(tmp, _default_file_mode())
         with open(tmp, "rb+") as handle:
             handle.flush()
             os.fsync(handle.fileno())
@@ -91,7 +117,10 @@ def write_json_atomic(destination: str | os.PathLike, obj: Any) -> None:
 
 
 def read_json(path: str | os.PathLike, what: str = "JSON file") -> Any:
-    """Read a JSON file, turning a missing or malformed file into a clear :class:`ValueError`."""
+    """Read a JSON file, turning a missing or malformed file into a clear :class:`ValueError`.
+
+    Nesting too deep for Python's parser (a crafted ``[[[[...]]]]``) is a malformed file too, not a RecursionError.
+    """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{what} not found: {path}")
@@ -99,6 +128,96 @@ def read_json(path: str | os.PathLike, what: str = "JSON file") -> Any:
         return json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ValueError(f"{what} {path} is not valid JSON ({exc}); it may be truncated or edited.") from exc
+    except RecursionError:
+        raise ValueError(f"{what} {path} is nested too deeply to be read; it is not a file gmc-rl wrote") from None
+
+
+FieldType = type | tuple[type, ...]
+"""The type (or types) a JSON value must have: ``str``, ``int``, ``float`` (any number), ``bool``, ``list``,
+``dict`` or ``type(None)``. ``int`` and ``float`` never accept a boolean."""
+
+_JSON_NAMES = {dict: "an object", list: "an array", str: "a string", int: "an integer", float: "a number",
+               bool: "true or false", type(None): "null"}
+
+
+def _has_type(value: Any, expected: type) -> bool:
+    if expected is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if expected is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, expected)
+
+
+def _expected_text(expected: FieldType) -> str:
+    types = expected if isinstance(expected, tuple) else (expected,)
+    return " or ".join(_JSON_NAMES.get(t, t.__name__) for t in types)
+
+
+def _value_text(value: Any) -> str:
+    text = repr(value)
+    text = text if len(text) <= 60 else text[:57] + "..."
+    return f"{_expected_text(type(value)) if type(value) in _JSON_NAMES else type(value).__name__} {text}"
+
+
+def require_fields(
+    data: Any,
+    required: Mapping[str, FieldType],
+    source: str | os.PathLike,
+    error: type[Exception] = ValueError,
+    *,
+    optional: Mapping[str, FieldType] | None = None,
+    where: str = "",
+) -> dict[str, Any]:
+    """Check that ``data`` is a JSON object holding every key of ``required`` with its type; return it.
+
+    Keys of ``optional`` are checked only when present. ``source`` (the file) and ``where`` (the path of ``data``
+    inside it, e.g. ``"files.train.npz"``) name the culprit in the message; ``error`` is the project's error class
+    for that kind of file (CheckpointError, ConfigError, DatasetError).
+
+    Example:
+        >>> require_fields({"epoch": "3"}, {"epoch": int}, "state.json")
+        Traceback (most recent call last):
+        ...
+        ValueError: state.json: key 'epoch' must be an integer, got a string '3'
+    """
+    if not isinstance(data, dict):
+        inside = f" key {where!r}" if where else ""
+        raise error(f"{source}{inside} must be a JSON object, got {_value_text(data)}")
+    for fields, needed in ((required, True), (optional or {}, False)):
+        for key, expected in fields.items():
+            name = f"{where}.{key}" if where else key
+            if key not in data:
+                if needed:
+                    raise error(f"{source} lacks the required key {name!r} ({_expected_text(expected)})")
+                continue
+            types = expected if isinstance(expected, tuple) else (expected,)
+            if not any(_has_type(data[key], t) for t in types):
+                raise error(f"{source}: key {name!r} must be {_expected_text(expected)}, got {_value_text(data[key])}")
+    return data
+
+
+def read_json_object(
+    path: str | os.PathLike,
+    what: str,
+    required: Mapping[str, FieldType],
+    error: type[Exception],
+    *,
+    optional: Mapping[str, FieldType] | None = None,
+) -> dict[str, Any]:
+    """Read a JSON file that must hold an object with the ``required`` keys and types (see :func:`require_fields`).
+
+    Raises:
+        FileNotFoundError: no file at ``path``.
+        error: the file is not valid JSON, is nested too deeply, is not an object, or lacks a key or has one of
+            the wrong type (the message names the file and the key).
+    """
+    try:
+        data = read_json(path, what)
+    except FileNotFoundError:
+        raise
+    except ValueError as exc:
+        raise error(str(exc)) from exc
+    return require_fields(data, required, path, error, optional=optional)
 
 
 def _reason(exc: OSError, path: Path) -> str:
@@ -152,6 +271,9 @@ def read_sb3_data(path: str | os.PathLike) -> dict[str, Any]:
             data = json.loads(archive.read("data"))
     except (zipfile.BadZipFile, KeyError, json.JSONDecodeError, UnicodeDecodeError, OSError) as exc:
         raise ValueError(f"{path} is not a Stable-Baselines3 model .zip ({exc})") from exc
+    except RecursionError:
+        raise ValueError(f"{path} is not a Stable-Baselines3 model .zip (its data entry is nested too deeply)"
+                         ) from None
     if not isinstance(data, dict):
         raise ValueError(f"{path} is not a Stable-Baselines3 model .zip (its data entry is not a mapping)")
     return data

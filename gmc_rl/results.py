@@ -29,7 +29,14 @@ from typing import Any
 
 from gmc_rl.errors import ConfigError
 from gmc_rl.evaluate import LOSS_THRESHOLD, relative_loss, summarize
-from gmc_rl.io import read_json, write_bytes_atomic, write_json_atomic, write_text_atomic
+from gmc_rl.io import (
+    read_json,
+    read_json_object,
+    require_fields,
+    write_bytes_atomic,
+    write_json_atomic,
+    write_text_atomic,
+)
 
 FORMAT = "gmc-rl-results"
 VERSION = 1
@@ -99,8 +106,44 @@ def build_results(
     }
 
 
+RESULTS_FIELDS: dict[str, Any] = {
+    "format": str, "version": int, "env_id": (str, type(None)), "methods": list, "conditions": list,
+    "settings": dict, "agents": dict, "results": dict,
+}
+"""Keys of ``results.json``, with their JSON types."""
+
+_INTERVAL = {"mean": float, "half_width": (float, type(None))}
+_UNIT = {"returns": list, "lengths": list}
+
+
+def check_summary(summary: Any, source: str | os.PathLike, where: str) -> None:
+    """Raise ConfigError unless ``summary`` has the structure :func:`gmc_rl.evaluate.summarize` gives it.
+
+    Checks what the tables, plots and pooling read: the pooled and per-seed metrics and each unit's episodes.
+    ``where`` is the summary's key path in ``source``, named in the message.
+    """
+    require_fields(summary, {"per_seed": list}, source, ConfigError, where=where,
+                   optional={"per_step_reward": dict, "episode_return": dict, "across_seeds": dict})
+    for metric in ("per_step_reward", "episode_return"):
+        if metric in summary:
+            require_fields(summary[metric], _INTERVAL, source, ConfigError, where=f"{where}.{metric}")
+    for metric, stats in summary.get("across_seeds", {}).items():
+        require_fields(stats, _INTERVAL, source, ConfigError, where=f"{where}.across_seeds.{metric}")
+    for index, unit in enumerate(summary["per_seed"]):
+        name = f"{where}.per_seed[{index}]"
+        require_fields(unit, _UNIT, source, ConfigError, where=name,
+                       optional={"seed": (int, type(None)), "agent": str, "per_step_reward": float})
+        values = [*unit["returns"], *unit["lengths"]]
+        if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+            raise ConfigError(f"{source}: key {name!r} must list numbers of returns and lengths")
+
+
 def load_results(path: str | os.PathLike) -> dict[str, Any]:
-    """Read a ``results.json`` (or the directory holding it), checking that it is a gmc-rl results file."""
+    """Read a ``results.json`` (or the directory holding it), checking that it is a gmc-rl results file.
+
+    Every key the tables and plots read is checked for its type (:func:`check_summary`), so a damaged file is
+    refused with a ConfigError naming the file and the key.
+    """
     path = Path(path)
     if path.is_dir():
         path = path / "results.json"
@@ -109,7 +152,30 @@ def load_results(path: str | os.PathLike) -> dict[str, Any]:
         raise ConfigError(f"{path} is not a gmc-rl results file (no 'format': {FORMAT!r})")
     if data.get("version") != VERSION:
         raise ConfigError(f"{path} has results format version {data.get('version')}, this gmc-rl reads {VERSION}")
+    require_fields(data, RESULTS_FIELDS, path, ConfigError, optional={"diagnostics": dict})
+    for method in data["methods"]:
+        per_condition = require_fields(data["results"], {str(method): dict}, path, ConfigError, where="results")
+        for condition, summary in per_condition[str(method)].items():
+            check_summary(summary, path, f"results.{method}.{condition}")
     return data
+
+
+RECORD_FIELDS: dict[str, Any] = {"agent": str, "method": str, "env_id": str, "seeds": list, "evaluation": dict}
+"""Keys of an agent's evaluation record (the pipeline's ``eval/runs/<agent>.json``), with their JSON types."""
+
+
+def read_evaluation_record(path: str | os.PathLike) -> dict[str, Any]:
+    """Read an agent's evaluation record (``eval/runs/<agent>.json``), checking every key that pooling reads.
+
+    Raises:
+        FileNotFoundError: no file at ``path``.
+        ConfigError: invalid JSON, or a missing or mistyped key (the message names the file and the key).
+    """
+    record = read_json_object(path, "agent evaluation", RECORD_FIELDS, ConfigError,
+                              optional={"diagnostics": (dict, type(None))})
+    for condition, summary in record["evaluation"].items():
+        check_summary(summary, path, f"evaluation.{condition}")
+    return record
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -7,21 +7,22 @@ and a ``provenance`` mapping. Weights are read with safetensors: nothing is unpi
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Any
 
 from gymnasium import spaces
-from safetensors.torch import save_file
 
-from gmc_rl.mvae.model import MVAEModel
-from gmc_rl import __version__
-from gmc_rl.checkpoint import build_from_checkpoint, resolve_device
-from gmc_rl.data import file_sha256
+from gmc_rl.checkpoint import (
+    build_from_checkpoint,
+    checkpoint_dir,
+    read_config_file,
+    resolve_device,
+    write_checkpoint,
+)
 from gmc_rl.errors import CheckpointError, ModalityError
-from gmc_rl.io import atomic_path, ensure_writable_dir, write_json_atomic
 from gmc_rl.modalities import compare_specs, modality_specs
+from gmc_rl.mvae.model import MVAEModel
 
 FORMAT = "gmc-rl/mvae-checkpoint"
 FORMAT_VERSION = 1
@@ -33,62 +34,30 @@ def save_mvae(model: MVAEModel, directory: str | os.PathLike, provenance: dict[s
     """Write ``model`` into ``directory`` (weights first, then the config naming their SHA-256); return it."""
     if not isinstance(model, MVAEModel):
         raise CheckpointError(f"save_mvae expects an MVAEModel, got {type(model).__name__}")
-    try:
-        json.dumps(provenance, allow_nan=False)
-    except (TypeError, ValueError) as exc:
-        raise CheckpointError(f"provenance must be a JSON-serialisable dict: {exc}") from exc
-    directory = ensure_writable_dir(directory, "MVAE checkpoint directory")
-    tensors = {key: value.detach().to("cpu").contiguous() for key, value in model.state_dict().items()}
-    with atomic_path(directory / WEIGHTS_FILE) as tmp:
-        save_file(tensors, str(tmp), metadata={"format": FORMAT, "format_version": str(FORMAT_VERSION)})
-    write_json_atomic(directory / CONFIG_FILE, {
-        "format": FORMAT,
-        "format_version": FORMAT_VERSION,
-        "gmc_rl_version": __version__,
-        **model.architecture(),
-        "weights_sha256": file_sha256(directory / WEIGHTS_FILE),
-        "provenance": dict(provenance),
-    })
-    return directory
+    return write_checkpoint(model, directory, provenance, FORMAT, FORMAT_VERSION, "MVAE checkpoint directory")
 
 
 def read_mvae_config(path: str | os.PathLike) -> dict[str, Any]:
-    """The format-checked ``config.json`` of an MVAE checkpoint directory."""
-    directory = Path(path)
-    if not directory.is_dir():
-        raise CheckpointError(f"MVAE checkpoint not found: {directory} is not a directory")
-    missing = [name for name in (CONFIG_FILE, WEIGHTS_FILE) if not (directory / name).is_file()]
-    if missing:
-        hint = " (pretraining may not have finished an epoch yet)" if (directory / "last").is_dir() else ""
-        raise CheckpointError(f"MVAE checkpoint directory {directory} is missing {missing}{hint}")
-    try:
-        config = json.loads((directory / CONFIG_FILE).read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise CheckpointError(f"{directory / CONFIG_FILE} is not valid JSON ({exc}); the checkpoint is corrupted") from exc
-    if not isinstance(config, dict) or config.get("format") != FORMAT:
-        found = config.get("format") if isinstance(config, dict) else None
-        raise CheckpointError(f"{directory} is not an MVAE checkpoint (format {found!r}, expected {FORMAT!r})")
-    if config.get("format_version") != FORMAT_VERSION:
-        raise CheckpointError(
-            f"{directory} has MVAE checkpoint format version {config.get('format_version')}; this gmc-rl reads "
-            f"{FORMAT_VERSION}"
-        )
-    return config
+    """The format- and structure-checked ``config.json`` of an MVAE checkpoint directory (shared reader of
+    :func:`gmc_rl.checkpoint.read_config_file`: the SHA-256 of the weights is required)."""
+    return read_config_file(path, FORMAT, FORMAT_VERSION, "MVAE checkpoint", "an MVAE checkpoint")
 
 
 def load_mvae(path_or_model: str | os.PathLike | MVAEModel, device: str = "cpu") -> MVAEModel:
     """Load an MVAE checkpoint directory (or take a model) and return it frozen: eval mode, no gradients.
 
     Raises:
-        CheckpointError: missing files, a malformed config, weights that do not match it.
+        CheckpointError: missing files, a malformed config, weights that do not match it or are not finite.
+        ConfigError: ``device`` names a device this machine does not have.
     """
     if isinstance(path_or_model, MVAEModel):
         model = path_or_model
     else:
-        directory = Path(path_or_model)
+        device = resolve_device(device)
+        directory = checkpoint_dir(path_or_model, "MVAE checkpoint")
         config = read_mvae_config(directory)
         model = build_from_checkpoint(directory, config, MVAEModel.from_architecture, "MVAE", "MVAE pretraining")
-        model.to(resolve_device(device))
+        model.to(device)
     model.eval()
     model.requires_grad_(False)
     return model
