@@ -23,7 +23,6 @@ import io
 import os
 import pickle
 import shutil
-import tempfile
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -31,8 +30,10 @@ from typing import Any
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.save_util import load_from_zip_file, recursive_setattr
 
+from gmc_rl.config import config_hash
+from gmc_rl.env_ids import check_env_id
 from gmc_rl.errors import CheckpointError
-from gmc_rl.io import read_json, write_bytes_atomic, write_json_atomic
+from gmc_rl.io import make_staging_dir, read_json_object, require_fields, write_bytes_atomic, write_json_atomic
 
 FORMAT = "gmc-rl-agent"
 FORMAT_VERSION = 1
@@ -97,37 +98,106 @@ def write_agent_json(directory: str | os.PathLike, info: dict[str, Any]) -> Path
     return path
 
 
-REQUIRED_KEYS = ("method", "algo", "env_id", "env_kwargs", "seed", "modalities", "config", "status")
+REQUIRED_FIELDS: dict[str, Any] = {
+    "format": str,
+    "method": str,
+    "algo": str,
+    "env_id": str,
+    "env_kwargs": dict,
+    "seed": int,
+    "modalities": list,
+    "config": dict,
+    "status": str,
+}
+"""Keys every ``agent.json`` holds, with their JSON types."""
+
+OPTIONAL_FIELDS: dict[str, Any] = {
+    "format_version": int,
+    "observation_space": str,
+    "action_space": str,
+    "encoder": (str, type(None)),
+    "identity": dict,
+    "config_hash": str,
+    "total_timesteps": int,
+    "num_timesteps": int,
+    "train_seconds": float,
+    "versions": dict,
+}
+"""Keys ``agent.json`` may hold (written by :func:`gmc_rl.agents.train_agent`), checked for their type when present."""
+
+def _check_agrees(info: dict[str, Any], file: Path) -> None:
+    """Raise CheckpointError where ``agent.json`` contradicts itself: its identity fields, its ``identity`` record
+    and the experiment config stored in it must name the same method, algorithm, env, seed and hyperparameters.
+
+    ``agent.json`` is not hashed, so this is what catches an edit of one of them: the agent would otherwise be
+    rebuilt from one value (e.g. ``env_id``) while its config says another.
+    """
+    config = info["config"]
+    agent = require_fields(config, {}, file, CheckpointError, optional={"agent": dict}, where="config").get("agent", {})
+    pairs = [("env_id", info["env_id"], "config.env_id", config.get("env_id")),
+             ("env_kwargs", info["env_kwargs"], "config.env_kwargs", config.get("env_kwargs")),
+             ("algo", info["algo"], "config.agent.algo", agent.get("algo"))]
+    identity = info.get("identity", {})
+    for key in ("method", "algo", "env_id", "env_kwargs", "seed"):
+        pairs.append((key, info[key], f"identity.{key}", identity.get(key)))
+    pairs += [("identity.hyperparams", identity.get("hyperparams"),
+               "config.agent.hyperparams", agent.get("hyperparams")),
+              ("identity.n_envs", identity.get("n_envs"), "config.agent.n_envs", agent.get("n_envs"))]
+    for key, value, other_key, other in pairs:
+        if value is not None and other is not None and value != other:
+            raise CheckpointError(
+                f"{file}: key {key!r} is {value!r} but {other_key!r} is {other!r}; the agent description was edited "
+                "and cannot be trusted (train the agent again, or restore its agent.json)"
+            )
+    if "config_hash" in info and info["config_hash"] != config_hash(config):
+        raise CheckpointError(
+            f"{file}: the stored experiment config does not match its 'config_hash' {info['config_hash']!r}; "
+            "the agent description was edited and cannot be trusted"
+        )
 
 
 def read_agent_json(directory: str | os.PathLike) -> dict[str, Any]:
     """Read and validate ``agent.json`` of an agent directory.
 
+    Every key is checked for its type, the file must agree with itself (:func:`_check_agrees`), and its env id
+    is checked without importing anything: an ``env_id`` of the form ``"module:Name"`` whose module the user has
+    not imported is refused (:func:`gmc_rl.env_ids.check_env_id` with ``allow_import=False``), because a file in
+    an agent directory must never make gmc-rl run code.
+
     Raises:
         FileNotFoundError: no agent directory (or no ``agent.json``) at ``directory``.
-        CheckpointError: the file is malformed, of another format, or lacks required keys.
+        CheckpointError: the file is malformed, of another format, lacks required keys, has a key of the wrong type,
+            or contradicts itself.
+        ConfigError: its env id names a module that is not imported, or is not registered.
     """
     directory = Path(directory)
+    file = directory / AGENT_JSON
     if not directory.is_dir():
         raise FileNotFoundError(f"agent directory not found: {directory}")
     try:
-        info = read_json(directory / AGENT_JSON, what="agent description")
+        info = read_json_object(file, "agent description", {}, CheckpointError)
     except FileNotFoundError as exc:
         raise FileNotFoundError(
             f"{directory} is not an agent directory (no {AGENT_JSON}); train one with `gmc-rl train --out {directory}`"
         ) from exc
-    except ValueError as exc:
-        raise CheckpointError(str(exc)) from exc
-    if not isinstance(info, dict) or info.get("format") != FORMAT:
-        raise CheckpointError(f"{directory / AGENT_JSON} is not a gmc-rl agent description (format != {FORMAT!r})")
+    if info.get("format") != FORMAT:
+        raise CheckpointError(f"{file} is not a gmc-rl agent description (format != {FORMAT!r})")
+    missing = [key for key in REQUIRED_FIELDS if key not in info]
+    if missing:
+        raise CheckpointError(f"{file} lacks keys {missing}")
+    require_fields(info, REQUIRED_FIELDS, file, CheckpointError, optional=OPTIONAL_FIELDS)
     if info.get("format_version", 0) > FORMAT_VERSION:
         raise CheckpointError(
-            f"{directory / AGENT_JSON} has format version {info['format_version']}, newer than this gmc-rl "
-            f"understands ({FORMAT_VERSION}); upgrade gmc-rl"
+            f"{file} has format version {info['format_version']}, newer than this gmc-rl understands "
+            f"({FORMAT_VERSION}); upgrade gmc-rl"
         )
-    missing = [key for key in REQUIRED_KEYS if key not in info]
-    if missing:
-        raise CheckpointError(f"{directory / AGENT_JSON} lacks keys {missing}")
+    if info["status"] not in (STATUS_TRAINING, STATUS_COMPLETE):
+        raise CheckpointError(f"{file}: key 'status' must be {STATUS_TRAINING!r} or {STATUS_COMPLETE!r}, "
+                              f"got {info['status']!r}")
+    if not all(isinstance(name, str) for name in info["modalities"]):
+        raise CheckpointError(f"{file}: key 'modalities' must be a list of names, got {info['modalities']!r}")
+    check_env_id(info["env_id"], allow_import=False, source=file)
+    _check_agrees(info, file)
     return info
 
 
@@ -158,11 +228,11 @@ def copy_encoder(source: str | os.PathLike, agent_dir: str | os.PathLike) -> Pat
                 f"(or leave it out to use the copy in {target}), or train into a new directory"
             )
         return target
-    staging = Path(tempfile.mkdtemp(prefix=f".tmp-{ENCODER_DIR}.", dir=agent_dir))
+    staging = make_staging_dir(target)  # an ordinary directory (mkdtemp's would be private)
     try:
         for name in ENCODER_FILES:
             if (source / name).is_file():
-                shutil.copy2(source / name, staging / name)
+                shutil.copyfile(source / name, staging / name)  # the umask's mode, not the source's
         os.replace(staging, target)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)

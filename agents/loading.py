@@ -21,6 +21,7 @@ from stable_baselines3.common.vec_env import VecEnv
 from gmc_rl.agents import agent_dir as layout
 from gmc_rl.agents.observations import make_method_vec_env
 from gmc_rl.agents.registry import OFF_POLICY, build_algorithm
+from gmc_rl.checkpoint import resolve_device
 from gmc_rl.config import ExperimentConfig, from_dict
 from gmc_rl.errors import CheckpointError, ConfigError
 from gmc_rl.methods import Encoder, get_method
@@ -72,10 +73,13 @@ def load_agent(path: str | Path, device: str = "cpu") -> Agent:
 
     Raises:
         FileNotFoundError: ``path`` is not an agent directory.
-        CheckpointError: the agent is unfinished, damaged, or its weights do not fit the rebuilt algorithm.
-        ConfigError: its method is not registered.
+        CheckpointError: the agent is unfinished, damaged, contradicts itself, or its weights do not fit the
+            rebuilt algorithm.
+        ConfigError: its method is not registered, its env id names a module that is not imported
+            (:func:`gmc_rl.agents.agent_dir.read_agent_json`), or ``device`` is not available here.
     """
     path = Path(path)
+    device = str(resolve_device(device))  # an explicit device this machine lacks is refused, never replaced
     info = layout.read_agent_json(path)
     if info["status"] != layout.STATUS_COMPLETE or not (path / layout.MODEL_ZIP).is_file():
         raise CheckpointError(

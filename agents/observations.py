@@ -29,15 +29,21 @@ import gymnasium as gym
 from stable_baselines3.common.monitor import Monitor
 from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv
 
-from gmc_rl.config import check_env_id
+from gmc_rl.env_ids import check_env_id
 from gmc_rl.errors import ConfigError, suggest
 from gmc_rl.methods import Encoder, get_method
 from gmc_rl.modalities import modality_specs
 
 
 def make_base_env(env_id: str, env_kwargs: Mapping[str, Any] | None = None) -> gym.Env:
-    """``gym.make(env_id, **env_kwargs)`` wrapped in a ``Monitor``, with a clear error for unknown ids."""
-    check_env_id(env_id, env_kwargs=dict(env_kwargs or {}))  # ConfigError naming an unknown id or kwarg
+    """``gym.make(env_id, **env_kwargs)`` wrapped in a ``Monitor``, with a clear error for unknown ids.
+
+    ``env_id`` is an experiment config's (training, the pipeline), so the module of a ``"module:Name"`` id is
+    imported. Ids read from an agent directory reach this only after :func:`gmc_rl.agents.agent_dir.read_agent_json`
+    refused any whose module is not already imported, so loading an agent never imports a module.
+    """
+    # ConfigError naming an unknown id or kwarg
+    check_env_id(env_id, allow_import=True, env_kwargs=dict(env_kwargs or {}))
     try:
         env = gym.make(env_id, **dict(env_kwargs or {}))
     except gym.error.Error as exc:

@@ -32,6 +32,7 @@ from gmc_rl.agents.callbacks import EvalRecorder
 from gmc_rl.agents.checkpoints import CheckpointCallback, latest_checkpoint, restore_checkpoint, save_checkpoint
 from gmc_rl.agents.observations import make_base_env, make_method_vec_env
 from gmc_rl.agents.registry import build_algorithm, check_action_space, resolve_hyperparams
+from gmc_rl.checkpoint import resolve_device
 from gmc_rl.config import ExperimentConfig, config_hash, to_dict
 from gmc_rl.errors import ConfigError
 from gmc_rl.locking import HOLDER_FILE, LOCK_FILE, directory_lock
@@ -145,6 +146,7 @@ def train_agent(
     if not isinstance(config, ExperimentConfig):
         raise ConfigError(f"config must be an ExperimentConfig, got {type(config).__name__}")
     out_dir = Path(out_dir)
+    resolve_device(config.agent.device, "agent.device")  # a GPU this machine lacks is refused before any write
     agent_cfg = config.agent
     seed = int(seed)
     total = int(agent_cfg.total_timesteps)
@@ -173,7 +175,8 @@ def train_agent(
         eval_env = None
         try:
             model = build_algorithm(agent_cfg.algo, venv, agent_cfg.hyperparams, seed,
-                                    tensorboard_log=str(out_dir / layout.TB_DIR), device=agent_cfg.device, verbose=verbose)
+                                    tensorboard_log=str(out_dir / layout.TB_DIR),
+                                    device=str(resolve_device(agent_cfg.device, "agent.device")), verbose=verbose)
             done = restore_checkpoint(model, checkpoints) if existing is not None else 0
             if existing is not None and latest_checkpoint(checkpoints) is None:
                 print(f"{out_dir}: no checkpoint to resume from; training from the start")

@@ -50,7 +50,8 @@ from gmc_rl.data import (
     space_to_json,
     write_dataset,
 )
-from gmc_rl.errors import ConfigError, DatasetError, ModalityError, suggest
+from gmc_rl.env_ids import check_env_id
+from gmc_rl.errors import ConfigError, DatasetError, ModalityError
 from gmc_rl.io import check_sb3_spaces, ensure_writable_dir, load_sb3_zip, write_json_atomic
 from gmc_rl.modalities import modality_specs
 
@@ -60,27 +61,12 @@ COLLECTING_MARKER = ".gmc-rl-collecting"
 holding it (and no ``metadata.json``) is gmc-rl's own interrupted collection, which may be overwritten."""
 
 
-def check_env_id(env_id: str) -> None:
-    """Raise ConfigError for an id Gymnasium does not know, listing the ``gmc_rl/`` ids and close matches."""
-    if ":" in env_id:  # Gymnasium's "module:id" form: importing the module registers a user's env
-        import importlib
-
-        module, _, env_id = env_id.partition(":")
-        try:
-            importlib.import_module(module)
-        except ImportError as exc:
-            raise ConfigError(f"cannot import module {module!r} named by the environment id: {exc}") from exc
-    if env_id in gym.registry:
-        return
-    ours = sorted(i for i in gym.registry if i.startswith("gmc_rl/"))
-    raise ConfigError(
-        f"unknown environment id {env_id!r}; registered gmc_rl ids: {ours}.{suggest(env_id, list(gym.registry))}"
-    )
-
-
 def make_env_fns(env_id: str, env_kwargs: dict[str, Any], n_envs: int) -> list[Callable[[], gym.Env]]:
-    """Factories of ``n_envs`` copies of the env (for a VecEnv), after checking the id and the keyword arguments."""
-    check_env_id(env_id)
+    """Factories of ``n_envs`` copies of the env (for a VecEnv), after checking the id and the keyword arguments.
+
+    ``env_id`` comes from the experiment config, so the module of a ``"module:Name"`` id is imported.
+    """
+    check_env_id(env_id, allow_import=True)
     check_env_kwargs(env_id, env_kwargs)
     return [lambda: gym.make(env_id, **env_kwargs) for _ in range(n_envs)]
 

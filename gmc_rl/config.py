@@ -797,35 +797,6 @@ def registered_env_ids(prefix: str = "gmc_rl/") -> list[str]:
     return sorted(name for name in gym.registry if name.startswith(prefix))
 
 
-def check_env_id(env_id: str, key: str = "env_id", env_kwargs: dict[str, Any] | None = None) -> None:
-    """Raise :class:`ConfigError` unless Gymnasium can make ``env_id``; the message lists the ``gmc_rl/`` ids.
-
-    Ids of the form ``"module:Name-v0"`` (Gymnasium's syntax for "import module, then make Name-v0") are
-    accepted when the module imports and registers the name. ``env_kwargs``, if given, are checked by
-    :func:`check_env_kwargs`.
-    """
-    import importlib
-
-    import gymnasium as gym
-
-    if not isinstance(env_id, str) or not env_id.strip():
-        raise ConfigError(f"config key {key!r}: must be a registered Gymnasium id (a string), got {env_id!r}")
-    ours = registered_env_ids()
-    name = env_id
-    if ":" in env_id:
-        module, _, name = env_id.partition(":")
-        try:
-            importlib.import_module(module)
-        except ImportError as exc:
-            raise ConfigError(f"config key {key!r}: cannot import module {module!r} of env id {env_id!r}: {exc}") from exc
-    if name not in gym.registry:
-        raise ConfigError(
-            f"config key {key!r}: environment id {env_id!r} is not registered; registered gmc_rl ids: {ours}."
-            f"{suggest(name, list(gym.registry))}"
-        )
-    check_env_kwargs(env_id, env_kwargs)
-
-
 _MAKE_KWARGS = ("max_episode_steps", "disable_env_checker", "render_mode")
 """Keyword arguments ``gymnasium.make`` accepts for every env."""
 
