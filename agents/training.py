@@ -34,6 +34,7 @@ from gmc_rl.agents.observations import make_base_env, make_method_vec_env
 from gmc_rl.agents.registry import build_algorithm, check_action_space, resolve_hyperparams
 from gmc_rl.checkpoint import resolve_device
 from gmc_rl.config import ExperimentConfig, config_hash, to_dict
+from gmc_rl.env_ids import check_env_id
 from gmc_rl.errors import ConfigError
 from gmc_rl.locking import HOLDER_FILE, LOCK_FILE, directory_lock
 from gmc_rl.methods import RepresentationMethod, get_method
@@ -151,6 +152,7 @@ def train_agent(
     seed = int(seed)
     total = int(agent_cfg.total_timesteps)
     identity = _identity(config, method, seed)
+    check_env_id(config.env_id, allow_import=True)  # the config's own "module:Name" id, before agent.json is read
     existing = _check_resumable(out_dir, identity, resume)
     source = _encoder_source(spec, encoder_dir, out_dir)
 

@@ -1,7 +1,9 @@
 """The ``gmc-rl`` command line: one subcommand per stage of the pipeline.
 
 Each subcommand lives in its own module under :mod:`gmc_rl.commands` and provides ``HELP`` (one line),
-``add_arguments(parser)`` and ``run(args) -> int``. Modules are imported only when their command runs.
+``add_arguments(parser)`` and ``run(args) -> int``; one that reads the experiment config also declares ``CONFIG``
+(:class:`gmc_rl.commands.common.ConfigFlags`) and gets ``args.experiment``. Only the module of the command that
+runs is imported, except for ``gmc-rl --help``, which lists them all.
 """
 
 from __future__ import annotations
@@ -10,6 +12,8 @@ import argparse
 import signal
 import sys
 from importlib import import_module
+from types import ModuleType
+from typing import Any
 
 from gmc_rl import __version__
 from gmc_rl.errors import GMCError
@@ -27,16 +31,42 @@ COMMANDS = {
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The full argument parser (every command module is imported to declare its flags)."""
+    """The top-level parser: ``gmc-rl --help`` (the list of commands) and ``--version``."""
     parser = argparse.ArgumentParser(prog="gmc-rl", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"gmc-rl {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, module_name in COMMANDS.items():
-        module = import_module(module_name)
-        command_parser = sub.add_parser(name, help=module.HELP, description=module.HELP)
-        module.add_arguments(command_parser)
-        command_parser.set_defaults(_run=module.run)
+        sub.add_parser(name, help=import_module(module_name).HELP, add_help=False)
     return parser
+
+
+def build_command_parser(name: str) -> tuple[ModuleType, Any]:
+    """The module of command ``name`` and its parser (a jsonargparse parser, see :mod:`gmc_rl.commands.config_flags`)."""
+    from gmc_rl.commands.config_flags import add_config_arguments, command_parser
+
+    module = import_module(COMMANDS[name])
+    parser = command_parser(f"gmc-rl {name}", module.HELP)
+    module.add_arguments(parser)
+    flags = getattr(module, "CONFIG", None)
+    if flags is not None:
+        add_config_arguments(parser, flags.sections, flags.top_level, flags.short)
+    return module, parser
+
+
+def _run_command(name: str, argv: list[str]) -> int:
+    """Parse ``argv`` for command ``name`` (its config flags on top of its base config) and run it."""
+    from gmc_rl.commands.common import config_file_or
+    from gmc_rl.commands.config_flags import config_from_args, set_config_defaults
+
+    module, parser = build_command_parser(name)
+    flags = getattr(module, "CONFIG", None)
+    if flags is None:
+        return int(module.run(parser.parse_args(argv)) or 0)
+    base = module.base_config(argv) if hasattr(module, "base_config") else config_file_or(argv)
+    set_config_defaults(parser, base, flags.sections, flags.top_level)
+    args = parser.parse_args(argv)
+    args.experiment = config_from_args(args, base, flags.sections, flags.top_level)
+    return int(module.run(args) or 0)
 
 
 def _interrupt(signum: int, frame: object) -> None:
@@ -47,20 +77,21 @@ def _interrupt(signum: int, frame: object) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``gmc-rl`` console script."""
-    argv = sys.argv[1:] if argv is None else argv
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if not getattr(args, "command", None):
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if not argv or argv[0] not in COMMANDS:
+        parser = build_parser()
+        parser.parse_args(argv)  # --help, --version, or an error naming the unknown command
         parser.print_help()
         return 2
+    command = argv[0]
     signal.signal(signal.SIGTERM, _interrupt)
     try:
-        return int(args._run(args) or 0)
+        return _run_command(command, argv[1:])
     except (GMCError, FileNotFoundError, PermissionError) as exc:
-        print(f"gmc-rl {args.command}: error: {exc}", file=sys.stderr)
+        print(f"gmc-rl {command}: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print(f"gmc-rl {args.command}: interrupted; rerun the same command (with --resume where offered) to continue",
+        print(f"gmc-rl {command}: interrupted; rerun the same command (with --resume where offered) to continue",
               file=sys.stderr)
         return 130
 

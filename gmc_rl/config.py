@@ -11,7 +11,6 @@ Unknown or mistyped keys raise :class:`~gmc_rl.errors.ConfigError` listing the v
 
 from __future__ import annotations
 
-import argparse
 import copy
 import dataclasses
 import json
@@ -210,6 +209,7 @@ class CollectConfig:
     policy: str = "random"
     """Behaviour policy: "random" (uniform over the action space) or the path of an SB3 agent ``.zip``."""
     seed: int = 0
+    """Seed of the envs and of the behaviour policy's actions."""
     focus_fraction: float = 0.0
     """Share of the parallel envs (and so of the transitions) whose episodes start where ``focus_reset_options``
     says and last at most ``focus_episode_steps``: data from states a controller visits but the behaviour policy
@@ -244,6 +244,7 @@ class ModelConfig:
     common_dim: int = 64
     """d: size of every encoder's output, the input of the shared projection head."""
     head_hidden: int = 128
+    """Hidden size of the shared projection head (d -> head_hidden -> k)."""
     conv_channels: list[int] = field(default_factory=lambda: [32, 64])
     """Channels of the conv layers of image encoders (kernel 4, stride 2, padding 1 each)."""
     mlp_hidden: list[int] = field(default_factory=lambda: [50, 50])
@@ -278,14 +279,19 @@ class PretrainConfig:
     """GMC pretraining (Adam on the GMC loss). Paper values for the pendulum: lr 1e-3, batch 128, tau 0.3."""
 
     epochs: int = 40
+    """Passes over the training split (the paper trains 500; more can be added with --resume)."""
     batch_size: int = 128
+    """Samples per batch; the other samples of a batch are the contrastive negatives."""
     lr: float = 1e-3
+    """Adam learning rate."""
     temperature: float = 0.3
+    """tau of the contrastive loss (the paper's pendulum value: 0.3)."""
     loss: str = "gmc"
     """"gmc" (the paper's loss) or "joints_as_negatives" (the ablation with only complete latents as negatives)."""
     checkpoint_every: int = 5
     """Save a resumable checkpoint every this many epochs (the last and the best are always kept)."""
     seed: int = 0
+    """Seed of the initial weights and of the batch shuffling."""
     device: str = "auto"
     """"auto" (CUDA when available), "cpu" or "cuda"."""
     reference_latents: int = 20_000
@@ -324,15 +330,19 @@ class AgentConfig:
     algo: str = "sac"
     """SB3 algorithm: sac, td3, ddpg, ppo, a2c or dqn (dqn needs a discrete action space)."""
     total_timesteps: int = 30_000
+    """Environment steps of training (may be raised when resuming)."""
     n_envs: int = 1
+    """Training environments stepped in parallel (a vectorized env)."""
     hyperparams: dict[str, Any] = field(default_factory=dict)
     """Keyword arguments of the SB3 algorithm's constructor (rl-zoo3 style), e.g. learning_rate, policy_kwargs."""
     eval_freq: int = 5_000
     """Evaluate (EvalCallback) every this many environment steps; 0 disables."""
     eval_episodes: int = 5
+    """Episodes of each periodic evaluation."""
     checkpoint_freq: int = 10_000
     """Save a resumable checkpoint (model + replay buffer) every this many steps; 0 disables."""
     device: str = "auto"
+    """"auto" (CUDA when available), "cpu" or "cuda" for the SB3 networks."""
 
     def __post_init__(self) -> None:
         _check_fields(self, "agent")
@@ -390,8 +400,11 @@ class ExperimentConfig:
     """A whole experiment: one environment, the stages' settings, the agent seeds and the methods compared."""
 
     name: str = "experiment"
+    """Name of the experiment (the default run directory is runs/<name>)."""
     env_id: str = "gmc_rl/PendulumSound-v0"
+    """Gymnasium id of the multimodal env (Dict observations)."""
     env_kwargs: dict[str, Any] = field(default_factory=dict)
+    """Keyword arguments of the env (``gymnasium.make(env_id, **env_kwargs)``)."""
     seeds: list[int] = field(default_factory=lambda: [0])
     """Seeds of the agents (one agent per method and seed); the dataset and GMC model use their own seeds."""
     methods: list[str] = field(default_factory=lambda: ["gmc"])
@@ -589,10 +602,6 @@ def check_hyperparams(algo: str, hyperparams: Any, key: str = "agent.hyperparams
 
 # --------------------------------------------------------------------------------------------------------------
 # Conversion between dicts (YAML/JSON) and the dataclasses, with strict checking.
-
-_FLAG_NAMES = {"env_id": "env"}
-"""Fields whose command-line flag differs from the field name."""
-
 
 def _describe(key: str) -> str:
     return key or "<top level>"
@@ -849,78 +858,3 @@ def check_batch_size(batch_size: int, n_samples: int, key: str, source: str) -> 
 def default_config_path() -> Path:
     """Path of the embedded default (quick) config shipped with the package."""
     return Path(str(resources.files("gmc_rl.experiments") / "quick.yaml"))
-
-
-# --------------------------------------------------------------------------------------------------------------
-# Command-line flags generated from the dataclasses.
-
-
-def _flag_fields(cls: type, recurse: bool, path: tuple[str, ...] = ()) -> list[tuple[tuple[str, ...], Any]]:
-    """(path, annotation) of every leaf field of ``cls``; nested dataclasses flattened if ``recurse``, else skipped."""
-    hints = typing.get_type_hints(cls)
-    out = []
-    for f in dataclasses.fields(cls):
-        annotation = hints[f.name]
-        if dataclasses.is_dataclass(annotation):
-            if recurse:
-                out.extend(_flag_fields(annotation, True, path + (f.name,)))
-        else:
-            out.append((path + (f.name,), annotation))
-    return out
-
-
-def _parse_flag_value(text: str, annotation: Any) -> Any:
-    origin = typing.get_origin(annotation)
-    if annotation is bool:
-        lowered = text.lower()
-        if lowered not in ("true", "false", "1", "0", "yes", "no"):
-            raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
-        return lowered in ("true", "1", "yes")
-    if annotation is int:
-        return int(text)
-    if annotation is float:
-        return float(text)
-    if origin is dict:
-        try:
-            value = json.loads(text)
-        except (json.JSONDecodeError, RecursionError) as exc:
-            raise argparse.ArgumentTypeError(f"expected a JSON object, got {text[:200]!r}") from exc
-        if not isinstance(value, dict):
-            raise argparse.ArgumentTypeError(f"expected a JSON object, got {text!r}")
-        return value
-    return text
-
-
-def add_config_arguments(parser: argparse.ArgumentParser, cls: type, section: str | None = None) -> None:
-    """Add one ``--flag`` per leaf field of ``cls`` (a config section); ``section`` is its key in the experiment.
-
-    Flags default to "not given", so that only what the user typed overrides the YAML config. With ``section``
-    None, ``cls`` is :class:`ExperimentConfig` and only its own top-level keys get flags (not the stage sections).
-    """
-    group = parser.add_argument_group(f"{section or 'experiment'} settings (config keys{' under ' + section if section else ''})")
-    for path, annotation in _flag_fields(cls, recurse=section is not None):
-        leaf = path[-1]
-        flag = "--" + _FLAG_NAMES.get(leaf, leaf).replace("_", "-")
-        key = ".".join(((section,) if section else ()) + path)
-        dest = "cfg__" + key.replace(".", "__")
-        kwargs: dict[str, Any] = {"dest": dest, "default": argparse.SUPPRESS, "help": f"config key {key}"}
-        if typing.get_origin(annotation) is list:
-            (item,) = typing.get_args(annotation)
-            kwargs.update(nargs="*", type=lambda t, a=item: _parse_flag_value(t, a), metavar=leaf.upper())
-        else:
-            kwargs.update(type=lambda t, a=annotation: _parse_flag_value(t, a), metavar=leaf.upper())
-        group.add_argument(flag, **kwargs)
-
-
-def apply_arguments(config: ExperimentConfig, args: argparse.Namespace) -> ExperimentConfig:
-    """Return a copy of ``config`` with the flags the user gave (see :func:`add_config_arguments`) applied."""
-    data = to_dict(config)
-    for dest, value in vars(args).items():
-        if not dest.startswith("cfg__"):
-            continue
-        keys = dest[len("cfg__"):].split("__")
-        node = data
-        for key in keys[:-1]:
-            node = node[key]
-        node[keys[-1]] = value
-    return from_dict(ExperimentConfig, data)

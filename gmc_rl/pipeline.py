@@ -49,7 +49,7 @@ import yaml
 
 from gmc_rl.config import ExperimentConfig, collect_identity, config_hash, from_dict, load_yaml, to_dict
 from gmc_rl.errors import ConfigError
-from gmc_rl.io import ensure_writable_dir, read_json, write_json_atomic, write_text_atomic
+from gmc_rl.io import ensure_writable_dir, write_json_atomic, write_text_atomic
 from gmc_rl.methods import encoder_method_names, get_method
 from gmc_rl.locking import HOLDER_FILE, LOCK_FILE, directory_lock
 from gmc_rl.stages import STAGES_DIR, Stage, Task, run_stage, run_tasks
@@ -342,14 +342,14 @@ def _plan(config: ExperimentConfig, run_dir: Path, conditions: list[str]
 def _write_report(config: ExperimentConfig, run_dir: Path, conditions: list[str],
                   evaluations: dict[tuple[str, int], Stage]) -> None:
     """Pool the per-agent evaluations of each method and write ``eval/results.{json,md,png}``."""
-    from gmc_rl.results import build_results, pool_runs, write_results
+    from gmc_rl.results import build_results, pool_runs, read_evaluation_record, write_results
 
     methods, seeds, ev = list(config.methods), [int(s) for s in config.seeds], config.evaluate
     per_method, diagnostics = {}, {}
     for method in methods:
         runs = []
         for seed in seeds:
-            record = read_json(evaluations[(method, seed)].output, "agent evaluation")
+            record = read_evaluation_record(evaluations[(method, seed)].output)
             runs.append((agent_name(method, seed), record["evaluation"]))
             if record.get("diagnostics"):
                 diagnostics.setdefault(method, {})[agent_name(method, seed)] = record["diagnostics"]
@@ -434,7 +434,7 @@ def merge_runs(run_dirs: Sequence[str | os.PathLike], methods: Sequence[str] | N
     Raises:
         ConfigError: a directory without evaluations, runs of different envs, or a requested method missing.
     """
-    from gmc_rl.results import build_results, pool_runs
+    from gmc_rl.results import build_results, pool_runs, read_evaluation_record
 
     runs: dict[str, list[tuple[str, Any]]] = {}
     agents: dict[str, list[str]] = {}
@@ -448,7 +448,7 @@ def merge_runs(run_dirs: Sequence[str | os.PathLike], methods: Sequence[str] | N
                               "first")
         episodes[str(run_dir)] = read_run_config(run_dir).evaluate.episodes
         for path in records:
-            record = read_json(path, "agent evaluation")
+            record = read_evaluation_record(path)
             env_ids.add(record["env_id"])
             name = f"{run_dir}/{record['agent']}"
             runs.setdefault(record["method"], []).append((name, record["evaluation"]))

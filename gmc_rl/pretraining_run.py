@@ -27,11 +27,11 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
-from gmc_rl.checkpoint import load_training_state
+from gmc_rl.checkpoint import load_training_state, resolve_device
 from gmc_rl.config import ExperimentConfig, check_batch_size, to_dict
 from gmc_rl.data import MultimodalDataset
 from gmc_rl.errors import ConfigError
-from gmc_rl.io import read_json, write_json_atomic
+from gmc_rl.io import read_json_object, write_json_atomic
 from gmc_rl.locking import HOLDER_FILE, LOCK_FILE, directory_lock
 
 RUN_FILE = "run.json"
@@ -84,8 +84,8 @@ def check_pretraining_dir(out_dir: Path, identity: dict[str, Any], resume: bool,
                 "choose a new or empty --out"
             )
         return None
-    previous = read_json(run_file, "pretraining run file")
-    diffs = differences(previous.get("identity") if isinstance(previous, dict) else None, identity)
+    previous = read_json_object(run_file, "pretraining run file", {"identity": dict}, ConfigError)
+    diffs = differences(previous["identity"], identity)
     if not has_weights(out_dir):
         if verbose and diffs:
             tqdm.write(f"{out_dir} holds a pretraining run that saved no weights; starting over with the new settings")
@@ -104,7 +104,7 @@ def check_pretraining_dir(out_dir: Path, identity: dict[str, Any], resume: bool,
         if verbose:
             tqdm.write(f"{out_dir} has no checkpoint yet; starting from epoch 0")
         return None
-    return load_training_state(out_dir / LAST_DIR)
+    return load_training_state(out_dir / LAST_DIR, {"optimizer": dict, "history": list, "best_val": float})
 
 
 @contextlib.contextmanager
@@ -124,6 +124,7 @@ def open_pretraining_run(config: ExperimentConfig, dataset: MultimodalDataset, d
         )
     check_batch_size(config.pretrain.batch_size, len(dataset.train["rewards"]), "pretrain.batch_size",
                      f"the training split of dataset {data_dir}")
+    resolve_device(config.pretrain.device, "pretrain.device")  # an unavailable GPU is refused before any write
     out_dir = Path(out_dir)
     identity = pretraining_identity(config, dataset)
     check_pretraining_dir(out_dir, identity, resume)

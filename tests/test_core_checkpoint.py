@@ -92,8 +92,7 @@ def test_missing_corrupted_and_mismatched_files(model, tmp_path):
         load_gmc(out)
     out = save_gmc(model, tmp_path / "ckpt3", {})
     config = read_checkpoint_config(out)
-    config["model"]["common_dim"] = 9
-    config.pop("weights_sha256")
+    config["model"]["common_dim"] = 9  # the weights (and their hash) unchanged, the architecture edited
     (out / "config.json").write_text(json.dumps(config))
     with pytest.raises(CheckpointError, match="shape mismatches"):
         load_gmc(out)

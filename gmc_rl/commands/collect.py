@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import argparse
 
-from gmc_rl.commands.common import add_experiment_arguments, resolve_config
-from gmc_rl.config import CollectConfig
+from gmc_rl.commands.common import ConfigFlags
 
 HELP = "collect a multimodal dataset of env transitions (uniform random policy by default)"
+CONFIG = ConfigFlags(sections=("collect",), top_level=("name", "env_id", "env_kwargs"), short="collect")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -15,15 +15,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--overwrite", action="store_true",
                         help="replace a dataset already in --out that was collected with other settings")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
-    add_experiment_arguments(parser, "collect", CollectConfig)
 
 
 def run(args: argparse.Namespace) -> int:
     from gmc_rl.collect import collect
     from gmc_rl.data import load_dataset
 
-    config = resolve_config(args)
-    path = collect(config, args.out, overwrite=args.overwrite, progress=not args.quiet)
+    path = collect(args.experiment, args.out, overwrite=args.overwrite, progress=not args.quiet)
     dataset = load_dataset(path)
     on_disk = sum(f.stat().st_size for f in path.iterdir() if f.is_file())
     print(f"{dataset!r}")

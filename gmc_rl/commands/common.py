@@ -1,24 +1,51 @@
-"""Flags and config resolution shared by the subcommands."""
+"""What the subcommands share: reading the base config before the full parse, and printing the result tables.
+
+A command that reads the experiment config declares ``CONFIG = ConfigFlags(...)`` (which sections and keys it reads)
+and may define ``base_config(argv) -> ExperimentConfig`` (default: the ``--config`` file or the built-in defaults);
+:func:`gmc_rl.cli.main` adds the flags, parses, and hands the checked config to ``run`` as ``args.experiment``.
+"""
 
 from __future__ import annotations
 
 import argparse
+from collections.abc import Sequence
+from dataclasses import dataclass
 
-from gmc_rl.config import ExperimentConfig, add_config_arguments, apply_arguments, load_config
-
-
-def add_experiment_arguments(parser: argparse.ArgumentParser, section: str | None, section_cls: type | None) -> None:
-    """Add ``--config`` plus the experiment's top-level flags and, if given, one section's flags."""
-    parser.add_argument("--config", default=None, help="YAML experiment config (flags given here override it)")
-    add_config_arguments(parser, ExperimentConfig)
-    if section_cls is not None:
-        add_config_arguments(parser, section_cls, section)
+from gmc_rl.commands.config_flags import TOP_LEVEL
+from gmc_rl.config import ExperimentConfig, load_config
 
 
-def resolve_config(args: argparse.Namespace) -> ExperimentConfig:
-    """The experiment config: the ``--config`` file (or the defaults) with the command-line flags applied."""
-    config = load_config(args.config) if getattr(args, "config", None) else ExperimentConfig()
-    return apply_arguments(config, args)
+@dataclass(frozen=True)
+class ConfigFlags:
+    """Which part of the experiment config a command reads (and so gets flags for)."""
+
+    sections: tuple[str, ...]
+    """Config sections whose every key is a flag (``--pretrain.epochs``)."""
+    top_level: tuple[str, ...] = TOP_LEVEL
+    """Top-level keys with a flag (``--env``, ``--seeds``...)."""
+    short: str | None = None
+    """The section whose keys also get short flags (``--epochs`` for ``--pretrain.epochs``)."""
+
+
+def peek(argv: Sequence[str], *flags: str) -> argparse.Namespace:
+    """The values of a few flags (``--resume`` is a switch, the others take a value), read before the full parse
+    because they decide the base config that the other flags override."""
+    parser = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
+    for flag in flags:
+        if flag == "--resume":
+            parser.add_argument(flag, action="store_true")
+        else:
+            parser.add_argument(flag, default=None)
+    known, _ = parser.parse_known_args(list(argv))
+    return known
+
+
+def config_file_or(argv: Sequence[str], default: ExperimentConfig | None = None) -> ExperimentConfig:
+    """The ``--config`` file given in ``argv``, else ``default`` (else the built-in defaults)."""
+    path = peek(argv, "--config").config
+    if path:
+        return load_config(path)
+    return default if default is not None else ExperimentConfig()
 
 
 def print_tables(results: dict, heading: str) -> None:

@@ -5,9 +5,10 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from gmc_rl.config import EvaluateConfig, ExperimentConfig, add_config_arguments, apply_arguments, load_config
+from gmc_rl.commands.common import ConfigFlags
 
 HELP = "evaluate trained agents under sensor conditions (complete, subsets, dropout, noise) and tabulate the results"
+CONFIG = ConfigFlags(sections=("evaluate",), top_level=("seeds",), short="evaluate")
 
 EPILOG = """\
 examples:
@@ -15,28 +16,18 @@ examples:
   gmc-rl evaluate --agent runs/quick/agents/gmc-seed0 runs/quick/agents/raw-seed0 --seeds 0 1 --out cmp
 
 Agents of the same method are pooled into one table row. Without --conditions: complete + every non-empty proper
-subset of the modalities (the word "subsets" in a list expands to the same).
+subset of the modalities (the word "subsets" in a list expands to the same). --seeds are the evaluation seeds:
+each runs --episodes episodes. --config reads the 'evaluate' section and 'seeds' of an experiment config.
 """
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.epilog = EPILOG
-    parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.add_argument("--agent", nargs="+", required=True, metavar="DIR",
                         help="agent directories written by `gmc-rl train` or `gmc-rl pipeline`")
     parser.add_argument("--out", default=None, metavar="DIR",
                         help="where results.json/.md/.png go (default: AGENT/robustness for one agent, else "
                              "the agents' common parent directory/robustness)")
-    parser.add_argument("--config", default=None,
-                        help="YAML experiment config whose 'evaluate' section and 'seeds' are used (flags override)")
-    group = parser.add_argument_group("evaluation seeds (config key seeds)")
-    group.add_argument("--seeds", dest="cfg__seeds", nargs="+", type=int, default=argparse.SUPPRESS, metavar="SEED",
-                       help="evaluation seeds; each runs --episodes episodes (default 0)")
-    add_config_arguments(parser, EvaluateConfig, "evaluate")
-    # A bare --video means --video true.
-    video = parser._option_string_actions["--video"]
-    video.nargs, video.const, video.metavar = "?", True, "BOOL"
-    video.help = "also write an MP4 (or GIF) of one episode per condition and agent (config key evaluate.video)"
     parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
 
 
@@ -54,8 +45,7 @@ def run(args: argparse.Namespace) -> int:
     from gmc_rl.pipeline import evaluate_agent, record_agent_videos, resolve_conditions
     from gmc_rl.results import build_results, pool_runs, write_results
 
-    config = load_config(args.config) if args.config else ExperimentConfig()
-    config = apply_arguments(config, args)
+    config = args.experiment
     ev = config.evaluate
     agent_dirs = [Path(p) for p in args.agent]
     for path in agent_dirs:

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import argparse
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
-from gmc_rl.commands.common import add_experiment_arguments, print_tables
+from gmc_rl.commands.common import ConfigFlags, config_file_or, print_tables
+from gmc_rl.commands.config_flags import SECTIONS
+from gmc_rl.config import ExperimentConfig
 
 HELP = "run the whole experiment (collect, pretrain, train, evaluate) and print the robustness table"
+CONFIG = ConfigFlags(sections=tuple(SECTIONS))
 
 EPILOG = """\
 examples:
@@ -16,6 +20,7 @@ examples:
   gmc-rl pipeline --config experiments/pendulum_sound.yaml --seeds 0 1 2 3 4
   gmc-rl pipeline --out runs/quick --seeds 0 1 --update  # add a seed to an existing run
   gmc-rl pipeline --jobs 1                               # one stage at a time, with progress bars
+  gmc-rl pipeline --pretrain.epochs 3 --agent.total_timesteps 5000 --evaluate.episodes 20 --out runs/short
 
 A rerun with the same config skips every finished stage and resumes an interrupted one. A run directory made
 with another config is refused, unless --update: then only the stages whose settings changed are redone.
@@ -26,11 +31,9 @@ GMC pretrains), and each job gets an equal share of the CPU cores as torch threa
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.epilog = EPILOG
-    parser.formatter_class = argparse.RawDescriptionHelpFormatter
-    add_experiment_arguments(parser, None, None)
     parser.add_argument("--out", default=None, metavar="RUN_DIR",
                         help="run directory (default: runs/<config name>)")
-    parser.add_argument("--update", action="store_true",
+    parser.add_argument("--update", dest="update_run", action="store_true",
                         help="reuse a run directory made with another config, redoing the stages whose inputs changed")
     parser.add_argument("--jobs", type=int, default=None, metavar="N",
                         help="stages run at once, each in its own process (default: one per CPU core; 1 runs them "
@@ -38,18 +41,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
 
 
+def base_config(argv: Sequence[str]) -> ExperimentConfig:
+    """The ``--config`` file, else the embedded quick config."""
+    from gmc_rl.config import default_config_path, load_config
+
+    return config_file_or(argv, default=load_config(default_config_path()))
+
+
 def run(args: argparse.Namespace) -> int:
-    from gmc_rl.config import apply_arguments, default_config_path, load_config
+    from gmc_rl.config import default_config_path
     from gmc_rl.pipeline import run_pipeline
     from gmc_rl.stages import usable_cpus
 
     path = Path(args.config) if args.config else default_config_path()
-    config = apply_arguments(load_config(path), args)
+    config = args.experiment
     run_dir = Path(args.out) if args.out else Path("runs") / config.name
     print(f"config: {path}{' (embedded default)' if not args.config else ''}")
     jobs = args.jobs if args.jobs is not None else usable_cpus()
     start = time.perf_counter()
-    results = run_pipeline(config, run_dir, update=args.update, progress=not args.no_progress,
+    results = run_pipeline(config, run_dir, update=args.update_run, progress=not args.no_progress,
                            log=lambda message: print(message, flush=True), jobs=jobs)
     minutes = (time.perf_counter() - start) / 60
     print()

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Sequence
 
-from gmc_rl.commands.common import add_experiment_arguments, resolve_config
-from gmc_rl.config import PretrainConfig
+from gmc_rl.commands.common import ConfigFlags, config_file_or, peek
+from gmc_rl.config import ExperimentConfig
 
 HELP = "pretrain a GMC encoder on a collected dataset (TensorBoard logs, checkpoints, --resume)"
+CONFIG = ConfigFlags(sections=("pretrain",), top_level=("name", "env_id", "env_kwargs"), short="pretrain")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -15,16 +17,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, help="output directory (checkpoint, last/, tb/, history.json)")
     parser.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
-    add_experiment_arguments(parser, "pretrain", PretrainConfig)
+
+
+def base_config(argv: Sequence[str]) -> ExperimentConfig:
+    """The ``--config`` file; without one, the defaults with the env the dataset (``--data``) was collected on."""
+    from gmc_rl.data import read_metadata
+
+    given = peek(argv, "--config", "--data")
+    if given.config or not given.data:
+        return config_file_or(argv)
+    return ExperimentConfig(env_id=str(read_metadata(given.data)["env_id"]))
 
 
 def run(args: argparse.Namespace) -> int:
-    from gmc_rl.data import read_metadata
     from gmc_rl.pretrain import pretrain
 
-    if not args.config and not hasattr(args, "cfg__env_id"):
-        # No config and no --env: the dataset says which env it comes from.
-        args.cfg__env_id = read_metadata(args.data)["env_id"]
-    config = resolve_config(args)
-    pretrain(config, args.data, args.out, resume=args.resume, progress=not args.quiet)
+    pretrain(args.experiment, args.data, args.out, resume=args.resume, progress=not args.quiet)
     return 0

@@ -20,14 +20,17 @@ The methods are those of the registry :mod:`gmc_rl.methods`. The encoder checkpo
 from __future__ import annotations
 
 import argparse
+from collections.abc import Sequence
 from pathlib import Path
 
-from gmc_rl.commands.common import add_experiment_arguments, resolve_config
-from gmc_rl.config import AgentConfig, ExperimentConfig, apply_arguments, from_dict
+from gmc_rl.commands.common import ConfigFlags, config_file_or, peek
+from gmc_rl.config import ExperimentConfig, from_dict
 from gmc_rl.errors import ConfigError
 from gmc_rl.methods import GENERIC_ENCODER_FLAG, RepresentationMethod, get_method, method_names
 
 HELP = "train an SB3 agent (GMC latent, raw, MVAE or true-state observations) on complete observations"
+CONFIG = ConfigFlags(sections=("agent", "pretrain"), short="agent")
+"""The agent section, and the pretrain section for --pretrain-data."""
 
 DEFAULT_METHOD = "gmc"
 
@@ -64,7 +67,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="continue the run in --out from its last checkpoint (steps continue, not restart)")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     parser.add_argument("--verbose", type=int, default=0, choices=(0, 1, 2), help="SB3 verbosity")
-    add_experiment_arguments(parser, "agent", AgentConfig)
+
+
+def base_config(argv: Sequence[str]) -> ExperimentConfig:
+    """With ``--resume`` and no ``--config``, the config of the run being resumed (flags given now apply on
+    top); otherwise the ``--config`` file or the defaults."""
+    from gmc_rl.agents.agent_dir import AGENT_JSON, read_agent_json
+
+    from gmc_rl.env_ids import check_env_id
+
+    given = peek(argv, "--config", "--out", "--resume", "--env", "--env_id")
+    env_id = given.env or given.env_id
+    if env_id:  # a "module:Name" id named on the command line may import its module (agent.json's may not)
+        check_env_id(env_id, allow_import=True)
+    if given.resume and not given.config and given.out and (Path(given.out) / AGENT_JSON).is_file():
+        return from_dict(ExperimentConfig, read_agent_json(Path(given.out))["config"])
+    return config_file_or(argv)
 
 
 def _encoder_argument(args: argparse.Namespace, method: RepresentationMethod) -> str | None:
@@ -90,17 +108,15 @@ def _encoder_argument(args: argparse.Namespace, method: RepresentationMethod) ->
 def run(args: argparse.Namespace) -> int:
     from gmc_rl.agents import train_agent
     from gmc_rl.agents.agent_dir import AGENT_JSON, read_agent_json
+    from gmc_rl.checkpoint import resolve_device
 
     out = Path(args.out)
     stored = read_agent_json(out) if args.resume and (out / AGENT_JSON).is_file() else None
-    if stored is not None and args.config is None:
-        # Resuming: the run's own config, with only the flags given now applied on top.
-        config = apply_arguments(from_dict(ExperimentConfig, stored["config"]), args)
-    else:
-        config = resolve_config(args)
+    config = args.experiment
     method = get_method(args.method or (str(stored["method"]) if stored else DEFAULT_METHOD))
     seed = args.seed if args.seed is not None else int(stored["seed"]) if stored else int(config.seeds[0])
     encoder = _encoder_argument(args, method)
+    resolve_device(config.agent.device, "agent.device")  # --device cuda without CUDA: refused before pretraining
     if args.pretrain_data is not None:
         if not method.needs_encoder:
             raise ConfigError(f"--pretrain-data is only used with a method that reads an encoder "

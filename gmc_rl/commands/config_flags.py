@@ -1,0 +1,172 @@
+"""Every key of the experiment config as a command-line flag, with its type, default and docstring in ``--help``.
+
+The flags of a config section are built by jsonargparse from the dataclasses of :mod:`gmc_rl.config`:
+``--pretrain.epochs 3``, ``--pretrain.model.conv_channels [16,32]``, ``--agent.hyperparams '{"gamma": 0.98}'``,
+``--evaluate.conditions [complete,image]``. The experiment's own keys are ``--name``, ``--env`` (``--env_id``),
+``--env-kwargs`` (``--env_kwargs``), ``--seeds 0 1 2`` and ``--methods gmc state``. A command gets the flags of
+every section it reads (``gmc-rl pipeline`` all of them), and the section it is about also keeps short forms
+(``gmc-rl pretrain --epochs 3``, ``gmc-rl train --total-timesteps 20000``). A whole section can be given as
+``--pretrain FILE`` or ``--pretrain '{"epochs": 3}'``. Values are read with the experiment configs' strict YAML
+loader.
+
+A command starts from a base config (its ``--config`` file, or the defaults, or the stored config of the run it
+resumes). The base values become the parser's defaults, so a flag overrides only the key it names and ``--help``
+shows the values in effect. The parsed values then go through :func:`gmc_rl.config.from_dict`: the same strict
+checks and did-you-mean messages as a YAML file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import typing
+from collections.abc import Sequence
+from typing import Any
+
+import jsonargparse
+import yaml
+
+from gmc_rl.config import (
+    AgentConfig,
+    CollectConfig,
+    EvaluateConfig,
+    ExperimentConfig,
+    PretrainConfig,
+    StrictLoader,
+    from_dict,
+    to_dict,
+)
+from gmc_rl.errors import suggest
+
+def _strict_yaml(text: str) -> Any:
+    """Parse a flag value (or a section file given as ``--pretrain FILE``) with the experiment configs' strict
+    YAML loader: no anchors or aliases, duplicate or non-string keys."""
+    loader = StrictLoader(text)
+    try:
+        return loader.get_single_data()
+    finally:
+        loader.dispose()
+
+
+jsonargparse.set_parsing_settings(docstring_parse_attribute_docstrings=True)  # the field docstrings become help
+jsonargparse.set_loader("yaml", _strict_yaml, exceptions=(yaml.YAMLError,))
+
+SECTIONS: dict[str, type] = {"collect": CollectConfig, "pretrain": PretrainConfig, "agent": AgentConfig,
+                             "evaluate": EvaluateConfig}
+"""The config sections, by key, and their dataclasses."""
+TOP_LEVEL = ("name", "env_id", "env_kwargs", "seeds", "methods")
+"""The experiment's own keys (not in a section)."""
+_TOP_LEVEL_FLAGS = {"name": ["--name"], "env_id": ["--env", "--env_id"], "env_kwargs": ["--env-kwargs", "--env_kwargs"],
+                    "seeds": ["--seeds"], "methods": ["--methods"]}
+_TOP_LEVEL_HELP = {
+    "name": "name of the experiment (the default run directory is runs/<name>)",
+    "env_id": "Gymnasium id of the multimodal env, e.g. gmc_rl/PendulumSound-v0",
+    "env_kwargs": "keyword arguments of the env, as JSON, e.g. '{\"image_size\": 64}'",
+    "seeds": "agent seeds, one agent per method and seed (e.g. --seeds 0 1 2)",
+    "methods": "methods compared (e.g. --methods gmc state); see `gmc-rl train --help` for the list",
+}
+
+
+class HelpFormatter(jsonargparse.DefaultHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    """jsonargparse's help (each flag's type and default), with descriptions and epilogs printed as written."""
+
+
+class CommandParser(jsonargparse.ArgumentParser):
+    """A jsonargparse parser whose "unrecognized arguments" error suggests the closest flags."""
+
+    def error(self, message: str, ex: Exception | None = None) -> typing.NoReturn:
+        if message.startswith("unrecognized arguments:"):
+            flags = [option for action in self._actions for option in action.option_strings]
+            unknown = [word.split("=", 1)[0] for word in message.split(":", 1)[1].split() if word.startswith("--")]
+            message += "".join(suggest(word, flags) for word in unknown)
+        super().error(message, ex)
+
+
+def command_parser(prog: str, description: str) -> jsonargparse.ArgumentParser:
+    """An empty parser for one ``gmc-rl`` command."""
+    return CommandParser(prog=prog, description=description, formatter_class=HelpFormatter)
+
+
+def _short_flag(key: str) -> str:
+    return "--" + key.rsplit(".", 1)[-1].replace("_", "-")
+
+
+def _leaves(cls: type, prefix: str) -> list[tuple[str, Any]]:
+    """(dotted key, annotation) of every leaf field of the dataclass ``cls`` under ``prefix``."""
+    hints = typing.get_type_hints(cls)
+    out: list[tuple[str, Any]] = []
+    for f in dataclasses.fields(cls):
+        key = f"{prefix}.{f.name}"
+        if dataclasses.is_dataclass(hints[f.name]):
+            out.extend(_leaves(hints[f.name], key))
+        else:
+            out.append((key, hints[f.name]))
+    return out
+
+
+def _add_short_form(parser: jsonargparse.ArgumentParser, key: str, annotation: Any) -> str:
+    """Add the short flag of ``key`` (hidden from the flag list; the epilog names it); return the flag."""
+    flag = _short_flag(key)
+    kwargs: dict[str, Any] = {"dest": key, "default": argparse.SUPPRESS, "help": argparse.SUPPRESS}
+    if typing.get_origin(annotation) is list:
+        (item,) = typing.get_args(annotation)
+        kwargs.update(nargs="+", type=item)
+    elif annotation is bool:
+        kwargs.update(nargs="?", const=True, type=bool)  # a bare --video means --video true
+    else:
+        kwargs.update(type=annotation)
+    parser.add_argument(flag, **kwargs)
+    return flag
+
+
+def add_config_arguments(parser: jsonargparse.ArgumentParser, sections: Sequence[str],
+                         top_level: Sequence[str] = TOP_LEVEL, short: str | None = None) -> None:
+    """Add ``--config``, the flags of the ``top_level`` keys and of every key of ``sections``, and the short
+    forms of the keys of section ``short``."""
+    group = parser.add_argument_group("experiment config (YAML file and top-level keys)")
+    group.add_argument("--config", default=None, metavar="YAML",
+                       help="experiment config file; the flags below override its values")
+    hints = typing.get_type_hints(ExperimentConfig)
+    for key in top_level:
+        kwargs: dict[str, Any] = {"dest": key, "help": _TOP_LEVEL_HELP[key]}
+        if typing.get_origin(hints[key]) is list:
+            (item,) = typing.get_args(hints[key])
+            kwargs.update(nargs="+", type=item, metavar=key.upper()[:-1])
+        else:
+            kwargs.update(type=hints[key], metavar=key.upper())
+        group.add_argument(*_TOP_LEVEL_FLAGS[key], **kwargs)
+    for section in sections:
+        parser.add_class_arguments(SECTIONS[section], section, sub_configs=False)
+    if short is not None:
+        flags = [_add_short_form(parser, key, annotation) for key, annotation in _leaves(SECTIONS[short], short)]
+        parser.epilog = (parser.epilog or "") + (
+            f"\nShort forms of the {short} keys: " + ", ".join(
+                f"{flag} = --{key}" for flag, (key, _) in zip(flags, _leaves(SECTIONS[short], short))) + "\n")
+
+
+def set_config_defaults(parser: jsonargparse.ArgumentParser, config: ExperimentConfig, sections: Sequence[str],
+                        top_level: Sequence[str] = TOP_LEVEL) -> None:
+    """Make ``config``'s values the defaults of the config flags (a flag then overrides only its key)."""
+    data = to_dict(config)
+    defaults: dict[str, Any] = {key: data[key] for key in top_level}
+    for section in sections:
+        defaults.update({key: _get(data, key) for key, _ in _leaves(SECTIONS[section], section)})
+    parser.set_defaults(defaults)
+
+
+def _get(data: dict[str, Any], key: str) -> Any:
+    for part in key.split("."):
+        data = data[part]
+    return data
+
+
+def config_from_args(args: jsonargparse.Namespace, base: ExperimentConfig, sections: Sequence[str],
+                     top_level: Sequence[str] = TOP_LEVEL) -> ExperimentConfig:
+    """``base`` with the parsed values of the top-level keys and ``sections`` (checked like a YAML file)."""
+    data = to_dict(base)
+    values = args.as_dict()
+    for key in top_level:
+        data[key] = values[key]
+    for section in sections:
+        data[section] = values[section]
+    return from_dict(ExperimentConfig, data)
