@@ -13,6 +13,7 @@ method gets transfer diagnostics. Everything goes into one run directory::
       agents/<method>-seed<N>/     one self-contained agent per method and seed (stage "train")
       eval/runs/<method>-seed<N>.json   evaluation of one agent under every condition (stage "evaluate")
       eval/results.json, results.md, results.png   the robustness tables of all methods (stage "report")
+      eval/tb/                     the same as TensorBoard scalars and text (gmc_rl.results.write_tensorboard)
       eval/videos/                 one episode per method and condition (evaluate.video)
       stages/<stage>.json          done-markers
       gmc-rl-run.json              marks a directory made by the pipeline
@@ -342,7 +343,14 @@ def _plan(config: ExperimentConfig, run_dir: Path, conditions: list[str]
 def _write_report(config: ExperimentConfig, run_dir: Path, conditions: list[str],
                   evaluations: dict[tuple[str, int], Stage]) -> None:
     """Pool the per-agent evaluations of each method and write ``eval/results.{json,md,png}``."""
-    from gmc_rl.results import build_results, pool_runs, read_evaluation_record, write_results
+    from gmc_rl.results import (
+        TENSORBOARD_DIR,
+        build_results,
+        pool_runs,
+        read_evaluation_record,
+        write_results,
+        write_tensorboard,
+    )
 
     methods, seeds, ev = list(config.methods), [int(s) for s in config.seeds], config.evaluate
     per_method, diagnostics = {}, {}
@@ -361,6 +369,7 @@ def _write_report(config: ExperimentConfig, run_dir: Path, conditions: list[str]
                             agents={m: [f"agents/{agent_name(m, s)}" for s in seeds] for m in methods},
                             diagnostics=diagnostics)
     write_results(results, run_dir / "eval", replace=True)  # the report stage owns eval/results.*
+    write_tensorboard(results, run_dir / "eval" / TENSORBOARD_DIR)
 
 
 # The stages' work, as module-level functions so that worker processes can run them (jobs > 1).

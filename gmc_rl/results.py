@@ -308,6 +308,37 @@ def _max_units(results: Mapping[str, Any]) -> int:
     )
 
 
+TENSORBOARD_DIR = "tb"
+
+
+def write_tensorboard(results: Mapping[str, Any], log_dir: str | os.PathLike) -> Path:
+    """Write the robustness results as TensorBoard data into ``log_dir``; return it.
+
+    Scalars (step 0): ``robustness/<method>/<condition>`` the mean per-step reward, and
+    ``robustness_loss/<method>/<condition>`` its loss relative to the same method with every sensor (a fraction:
+    0.1 = 10 % worse). Text: ``robustness/table`` (the per-step reward table) and ``robustness/check`` (the agents
+    that lose more than 10 %, or the line saying none does). Open with ``tensorboard --logdir <log_dir>``.
+    """
+    from torch.utils.tensorboard import SummaryWriter  # torch only when TensorBoard data is written
+
+    log_dir = Path(log_dir)
+    writer = SummaryWriter(str(log_dir))
+    try:
+        for method in results["methods"]:
+            table = results["results"][method]
+            complete = table.get("complete", {}).get("per_step_reward", {}).get("mean")
+            for condition, summary in table.items():
+                value = summary["per_step_reward"]["mean"]
+                writer.add_scalar(f"robustness/{method}/{condition}", value, 0)
+                if complete is not None:
+                    writer.add_scalar(f"robustness_loss/{method}/{condition}", relative_loss(complete, value), 0)
+        writer.add_text("robustness/table", markdown_table(results, "per_step_reward"), 0)
+        writer.add_text("robustness/check", robustness_summary(results), 0)
+    finally:
+        writer.close()
+    return log_dir
+
+
 def markdown_report(results: Mapping[str, Any]) -> str:
     """The whole ``results.md``: per-step reward and episode return tables, seed spread, change vs complete."""
     settings = results.get("settings", {})

@@ -110,3 +110,20 @@ def test_load_results_rejects_other_files(tmp_path):
         load_results(tmp_path)
     with pytest.raises(FileNotFoundError):
         load_results(tmp_path / "nowhere")
+
+
+def test_robustness_results_reach_tensorboard(results, tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from gmc_rl.results import write_tensorboard
+
+    log_dir = write_tensorboard(results, tmp_path / "tb")
+    events = EventAccumulator(str(log_dir), size_guidance={"tensors": 0})
+    events.Reload()
+    scalars = {tag: events.Scalars(tag)[0].value for tag in events.Tags()["scalars"]}
+    table = results["results"]["gmc"]
+    complete, sound = (table[c]["per_step_reward"]["mean"] for c in ("complete", "sound"))
+    assert scalars["robustness/gmc/sound"] == pytest.approx(sound)
+    assert scalars["robustness_loss/gmc/sound"] == pytest.approx((complete - sound) / abs(complete))
+    assert scalars["robustness_loss/raw/complete"] == pytest.approx(0.0)
+    assert {"robustness/table/text_summary", "robustness/check/text_summary"} <= set(events.Tags()["tensors"])

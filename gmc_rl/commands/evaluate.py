@@ -43,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
     from gmc_rl.commands.common import print_tables
     from gmc_rl.errors import ConfigError
     from gmc_rl.pipeline import evaluate_agent, record_agent_videos, resolve_conditions
-    from gmc_rl.results import build_results, pool_runs, write_results
+    from gmc_rl.results import TENSORBOARD_DIR, build_results, pool_runs, write_results, write_tensorboard
 
     config = args.experiment
     ev = config.evaluate
@@ -75,6 +75,7 @@ def run(args: argparse.Namespace) -> int:
     settings = {"episodes": ev.episodes, "seeds": seeds, "n_envs": ev.n_envs, "conditions": conditions}
     results = build_results(per_method, env_id=agents[0].env_id, settings=settings, agents=names)
     paths = write_results(results, out)
+    paths["tensorboard"] = write_tensorboard(results, out / TENSORBOARD_DIR)
     print()
     print_tables(results, "Mean per-step reward (95 % CI):")
     print("wrote " + ", ".join(str(p) for p in paths.values()))
