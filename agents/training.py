@@ -66,19 +66,19 @@ def _check_resumable(out_dir: Path, identity: dict[str, Any], resume: bool) -> d
                ] if out_dir.is_dir() else []
     if not entries:
         return None
+    ours = {layout.AGENT_JSON, layout.ENCODER_DIR, layout.TB_DIR, layout.EVAL_DIR, layout.CHECKPOINTS_DIR}
     saved_nothing = not (out_dir / layout.CHECKPOINTS_DIR / "latest.json").exists() \
         and not (out_dir / layout.MODEL_ZIP).exists()
-    if (out_dir / layout.AGENT_JSON).is_file() and saved_nothing:
-        return None  # a run that failed before saving any weights (e.g. a bad hyperparameter): nothing to lose
+    if saved_nothing and all(p.name in ours for p in entries):
+        # A run that stopped before it saved any weights (e.g. a bad hyperparameter, a buffer that does not fit
+        # memory, a kill before the first checkpoint): nothing to lose, start it again with the settings given now.
+        return None
     if not resume:
         raise ConfigError(
             f"output directory {out_dir} is not empty; pass resume=True (--resume) to continue the run in it, "
             "or choose a new directory"
         )
     if not (out_dir / layout.AGENT_JSON).is_file():
-        ours = {layout.ENCODER_DIR, layout.TB_DIR, layout.EVAL_DIR, layout.CHECKPOINTS_DIR}
-        if all(p.name in ours for p in entries) and not (out_dir / layout.CHECKPOINTS_DIR / "latest.json").exists():
-            return None  # a run that stopped before its first record: start it again
         raise ConfigError(f"cannot resume in {out_dir}: it is not empty but holds no {layout.AGENT_JSON}")
     info = layout.read_agent_json(out_dir)
     stored = info.get("identity", {})

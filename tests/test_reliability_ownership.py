@@ -264,3 +264,25 @@ def test_stage_workers_stop_when_the_pipeline_is_killed(tmp_path, parent_signal)
     finally:
         parent.kill()
         parent.wait()
+
+
+def test_an_agent_run_that_stopped_before_its_first_record_is_started_again_without_resume(tmp_path):
+    from gmc_rl.agents.training import train_agent
+
+    config = tiny_config("gmc_rl/PendulumSound-v0", ["state"])
+    out = tmp_path / "agent"
+    (out / "tb").mkdir(parents=True)  # what a run killed while building its buffer leaves behind
+    (out / "checkpoints").mkdir()
+    train_agent(config, "state", 0, out, progress_bar=False)
+    assert (out / "agent.zip").is_file()
+    with pytest.raises(ConfigError, match="not empty; pass resume=True"):  # a finished agent is not overwritten
+        train_agent(config, "state", 0, out, progress_bar=False)
+
+
+def test_an_env_that_refuses_its_kwargs_is_one_config_error_on_the_command_line(tmp_path, capsys):
+    from gmc_rl.cli import main
+
+    code = main(["pipeline", "--env-kwargs", '{"image_size": 100000}', "--out", str(tmp_path / "run")])
+    assert code == 2
+    assert "config key 'env_kwargs': cannot make 'gmc_rl/PendulumSound-v0'" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
