@@ -12,11 +12,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from stable_baselines3.common.callbacks import EvalCallback
+from stable_baselines3.common.callbacks import BaseCallback, EvalCallback
 from stable_baselines3.common.vec_env import VecEnv
 
 from gmc_rl.agents.agent_dir import save_model_atomic
 from gmc_rl.io import read_json, write_json_atomic
+from gmc_rl.progress import progress_bar
 
 EVALUATIONS = "evaluations.json"
 BEST_MODEL = "best_model.zip"
@@ -79,3 +80,23 @@ class EvalRecorder(EvalCallback):
             if self.best_mean_reward > previous_best:
                 save_model_atomic(self.model, self.directory / BEST_MODEL)
         return continue_training
+
+
+class ProgressCallback(BaseCallback):
+    """Training progress through :func:`gmc_rl.progress.progress_bar`: a bar on a terminal, plain lines in a log,
+    the progress file in a pipeline worker (SB3's own bar only draws on a terminal)."""
+
+    def __init__(self, total: int, desc: str, enabled: bool = True) -> None:
+        super().__init__()
+        self.total, self.desc, self.enabled = total, desc, enabled
+        self.bar: Any = None
+
+    def _on_training_start(self) -> None:
+        self.bar = progress_bar(self.total, self.desc, "step", enabled=self.enabled)
+
+    def _on_step(self) -> bool:
+        self.bar.update(self.training_env.num_envs)
+        return True
+
+    def _on_training_end(self) -> None:
+        self.bar.close()

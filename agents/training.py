@@ -28,7 +28,7 @@ from stable_baselines3.common.callbacks import BaseCallback
 
 import gmc_rl
 from gmc_rl.agents import agent_dir as layout
-from gmc_rl.agents.callbacks import EvalRecorder
+from gmc_rl.agents.callbacks import EvalRecorder, ProgressCallback
 from gmc_rl.agents.checkpoints import CheckpointCallback, latest_checkpoint, restore_checkpoint, save_checkpoint
 from gmc_rl.agents.observations import make_base_env, make_method_vec_env
 from gmc_rl.agents.registry import build_algorithm, check_action_space, resolve_hyperparams
@@ -221,12 +221,13 @@ def train_agent(
             if agent_cfg.checkpoint_freq > 0:
                 callbacks.append(CheckpointCallback(checkpoints, agent_cfg.checkpoint_freq, verbose=verbose))
 
+            callbacks.append(ProgressCallback(total - done, f"train {method}-seed{seed}", enabled=progress_bar))
             callbacks.extend(extra_callbacks or [])
             start = time.perf_counter()
             if done < total:
                 try:
                     model.learn(total_timesteps=total - done, callback=callbacks, reset_num_timesteps=done == 0,
-                                tb_log_name=f"{method}_{agent_cfg.algo}", progress_bar=progress_bar)
+                                tb_log_name=f"{method}_{agent_cfg.algo}")
                 except KeyboardInterrupt:
                     save_checkpoint(model, checkpoints)
                     layout.write_agent_json(out_dir, {**info, "num_timesteps": int(model.num_timesteps),

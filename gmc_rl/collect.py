@@ -54,6 +54,7 @@ from gmc_rl.env_ids import check_env_id
 from gmc_rl.errors import ConfigError, DatasetError, ModalityError
 from gmc_rl.io import check_sb3_spaces, ensure_writable_dir, load_sb3_zip, write_json_atomic
 from gmc_rl.modalities import modality_specs
+from gmc_rl.progress import progress_bar
 
 _SB3_ALGOS = ("ppo", "a2c", "sac", "td3", "ddpg", "dqn")
 COLLECTING_MARKER = ".gmc-rl-collecting"
@@ -312,7 +313,7 @@ def collect(config: ExperimentConfig, out_dir: str | os.PathLike, overwrite: boo
         write_json_atomic(out_dir / COLLECTING_MARKER, {"collecting": _identity(config)})  # all checks passed
         venv.seed(settings.seed)
         obs = venv.reset()
-        bar = tqdm(total=total, desc=f"collect {config.env_id}", unit="step", disable=not progress)
+        bar = progress_bar(total, f"collect {config.env_id}", "step", enabled=progress)
         for t in range(int(counts.max())):
             if policy is None:
                 actions = np.stack([action_space.sample() for _ in range(n_envs)])

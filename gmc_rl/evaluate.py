@@ -272,13 +272,13 @@ def evaluate_conditions(
         raise ConfigError("no evaluation seeds given")
     if n_envs <= 0:
         raise ConfigError(f"evaluate.n_envs must be positive, got {n_envs}")
-    from tqdm.auto import tqdm
+    from gmc_rl.progress import progress_bar
 
     results: dict[str, dict[str, Any]] = {}
     for condition in conditions:
         units = []
         label = f"{description} {condition}".strip()
-        with tqdm(total=episodes * len(seeds), desc=label, unit="ep", disable=not progress, leave=False) as bar:
+        with progress_bar(episodes * len(seeds), label, "ep", enabled=progress, leave=False) as bar:
             for seed in seeds:
                 venv = make_vec_env(condition, min(n_envs, episodes), int(seed))
                 try:

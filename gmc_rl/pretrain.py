@@ -46,6 +46,7 @@ from gmc_rl.io import write_json_atomic
 from gmc_rl.loss import gmc_loss_terms
 from gmc_rl.metrics import evaluate_alignment, plot_latents_pca
 from gmc_rl.model import GMCModel
+from gmc_rl.progress import progress_bar
 from gmc_rl.pretraining_run import LAST_DIR, open_pretraining_run, pretraining_identity
 
 HISTORY_FILE = "history.json"
@@ -141,7 +142,7 @@ def _train(config: ExperimentConfig, dataset: MultimodalDataset, data_dir: Path,
     writer = SummaryWriter(str(out_dir / TB_DIR), purge_step=start_epoch + 1)
     per_epoch = len(_train_batches(n_train, settings.batch_size, torch.Generator().manual_seed(0)))
     remaining = max(0, settings.epochs - start_epoch)
-    bar = tqdm(total=remaining * per_epoch, desc="pretrain", unit="batch", disable=not progress)
+    bar = progress_bar(remaining * per_epoch, "pretrain", "batch", enabled=progress)
     try:
         for epoch in range(start_epoch + 1, settings.epochs + 1):
             bar.set_description(f"pretrain epoch {epoch}/{settings.epochs}")

@@ -132,4 +132,29 @@ def test_parallel_lists_running_stages_while_waiting(tmp_path, monkeypatch):
     monkeypatch.setattr(stages, "HEARTBEAT_SECONDS", 0.2)
     log: list[str] = []
     run_tasks([stamp_task(tmp_path, "slow", delay=1.5)], jobs=2, log=log.append)
-    assert any(line.startswith("still running: slow (") for line in log)
+    assert any(line.startswith("still running: slow [0 min]") for line in log)
+
+
+def half_done(path: Path, *, resume: bool, progress: bool) -> None:
+    """Stage work for the tests: report 5 of 10 steps (progress file only: workers show nothing), then wait."""
+    import gmc_rl.progress
+
+    gmc_rl.progress.LINE_INTERVAL = 0.0  # record every update (in this worker process)
+    bar = gmc_rl.progress.progress_bar(10, "counting", "step", enabled=progress)
+    bar.update(5)
+    time.sleep(2.0)
+    bar.close()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("{}")
+
+
+def test_parallel_shows_each_running_stages_percentage_and_rate(tmp_path, monkeypatch):
+    from gmc_rl import stages
+
+    monkeypatch.setattr(stages, "HEARTBEAT_SECONDS", 0.5)
+    stage = Stage(tmp_path, "half", tmp_path / "out" / "half.json", {})
+    log: list[str] = []
+    run_tasks([Task(stage, "half", partial(half_done, stage.output))], jobs=2, log=log.append)
+    shown = [line for line in log if line.startswith("still running: half: 50% (5/10 step, ")]
+    assert shown and "step/s, ETA" in shown[0]
+    assert not stages.progress_file(stage).exists()  # removed once the stage is done

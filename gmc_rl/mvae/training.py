@@ -26,7 +26,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from gmc_rl import __version__
 from gmc_rl.checkpoint import resolve_device, save_training_state
@@ -37,6 +36,7 @@ from gmc_rl.io import write_json_atomic
 from gmc_rl.mvae.checkpoint import WEIGHTS_FILE, save_mvae
 from gmc_rl.mvae.model import MVAEModel, mvae_loss
 from gmc_rl.pretraining_run import LAST_DIR, open_pretraining_run
+from gmc_rl.progress import progress_bar
 
 HISTORY_FILE = "history.json"
 TB_DIR = "tb"
@@ -134,10 +134,9 @@ def _train(config: ExperimentConfig, dataset: MultimodalDataset, data_dir: Path,
     val = {name: dataset.val[name] for name in names}
     n_train = len(train[names[0]])
     batch_size = settings.batch_size  # at most the training split (checked by pretrain_mvae)
-    epochs = tqdm(range(start_epoch, settings.epochs), desc="MVAE pretraining", unit="epoch",
-                  initial=start_epoch, total=settings.epochs, disable=not progress)
+    bar = progress_bar(settings.epochs - start_epoch, "MVAE pretraining", "epoch", enabled=progress)
     try:
-        for epoch in epochs:
+        for epoch in range(start_epoch, settings.epochs):
             began = time.perf_counter()
             beta = kl_weight(epoch, settings.epochs)
             rng = np.random.default_rng([settings.seed, epoch])
@@ -182,7 +181,9 @@ def _train(config: ExperimentConfig, dataset: MultimodalDataset, data_dir: Path,
                     "best_epoch": best_epoch,
                     "history": history,
                 })
-            epochs.set_postfix(train=f"{train_loss:.1f}", val=f"{val_loss:.1f}", best=best_epoch)
+            bar.set_postfix(train=f"{train_loss:.1f}", val=f"{val_loss:.1f}", best=best_epoch)
+            bar.update(1)
     finally:
+        bar.close()
         writer.close()
     return out_dir
