@@ -11,7 +11,8 @@ Built-in methods:
 - ``gmc``: the GMC latent (:mod:`gmc_rl.pretrain`, :class:`~gmc_rl.wrappers.VecGMCLatent`);
 - ``raw``: the ``Dict`` observation itself, dropped modalities zero-filled;
 - ``mvae``: the posterior mean of the product-of-experts VAE baseline (:mod:`gmc_rl.mvae`);
-- ``state``: the true state (:class:`~gmc_rl.wrappers.StateObservation`), the upper bound.
+- ``state``: the true state (:class:`~gmc_rl.wrappers.StateObservation`), the upper bound;
+- ``muse``: the top-level posterior mean of the hierarchical MUSE baseline (:mod:`gmc_rl.muse`).
 
 An encoder checkpoint is a directory holding at least ``config.json`` and ``model.safetensors`` (the files an agent
 directory copies into ``encoder/``). Methods run by the pipeline with ``jobs > 1`` must be registered in every
@@ -27,7 +28,7 @@ Example:
     >>> get_method("gcm")
     Traceback (most recent call last):
     ...
-    gmc_rl.errors.ConfigError: unknown method 'gcm'; valid: ['gmc', 'raw', 'mvae', 'state']. Did you mean 'gmc'?
+    gmc_rl.errors.ConfigError: unknown method 'gcm'; valid: ['gmc', 'raw', 'mvae', 'state', 'muse']. Did you mean 'gmc'?
 """
 
 from __future__ import annotations
@@ -219,3 +220,9 @@ register_method(RepresentationMethod(
     stage=EncoderStage("mvae", "mvae", "pretrain MVAE", {"model": "mvae"}), encoder_flag="--mvae"))
 register_method(RepresentationMethod("state", "the true state (the upper bound)",
                                      wrap_env=Lazy("gmc_rl.wrappers.state:StateObservation")))
+register_method(RepresentationMethod(
+    "muse", "the top-level posterior mean of the hierarchical MUSE baseline",
+    pretrain=Lazy("gmc_rl.muse.training:pretrain_muse"), load=Lazy("gmc_rl.muse.checkpoint:load_muse"),
+    check_space=Lazy("gmc_rl.muse.checkpoint:check_space_matches"),
+    wrap_vec_env=Lazy("gmc_rl.muse.wrappers:VecMUSELatent"), expose_mask=True,
+    stage=EncoderStage("muse", "muse", "pretrain MUSE", {"model": "muse"}), encoder_flag="--muse"))
