@@ -38,7 +38,11 @@ from gmc_rl.io import atomic_path, read_json_object, require_fields, write_json_
 from gmc_rl.modalities import ModalitySpec
 
 FORMAT = "gmc-rl/dataset"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+"""Version written by this gmc-rl. Version 2 added the metadata's own SHA-256 (``metadata_sha256``)."""
+READABLE_VERSIONS = (1, 2)
+"""Versions this gmc-rl reads: datasets collected before the metadata was hashed (1) keep working, their archives
+still checked against their SHA-256; only an edit of their metadata.json goes unnoticed."""
 METADATA_FILE = "metadata.json"
 SPLITS = ("train", "val")
 TRANSITION_KEYS = ("actions", "rewards", "terminated", "truncated")
@@ -271,15 +275,17 @@ def read_metadata(path: str | os.PathLike) -> dict[str, Any]:
     metadata = read_json_object(file, "dataset metadata", {}, DatasetError)
     if metadata.get("format") != FORMAT:
         raise DatasetError(f"{file} is not gmc-rl dataset metadata (format {FORMAT!r})")
-    if metadata.get("format_version") != FORMAT_VERSION:
-        raise DatasetError(f"{file} has format version {metadata.get('format_version')}; this gmc-rl reads {FORMAT_VERSION}")
-    for key in ("files", DIGEST_KEY):
+    version = metadata.get("format_version")
+    if version not in READABLE_VERSIONS:
+        raise DatasetError(f"{file} has format version {version}; this gmc-rl reads versions {list(READABLE_VERSIONS)}")
+    for key in ("files", DIGEST_KEY) if version >= 2 else ("files",):
         if key not in metadata:
             raise DatasetError(
                 f"{file} lacks the required key {key!r} (the SHA-256 that makes edits of the dataset detectable); "
                 "it was edited or written by another program: collect the dataset again"
             )
-    require_fields(metadata, METADATA_FIELDS, file, DatasetError, optional=METADATA_OPTIONAL)
+    required = METADATA_FIELDS if version >= 2 else {k: v for k, v in METADATA_FIELDS.items() if k != DIGEST_KEY}
+    require_fields(metadata, required, file, DatasetError, optional=METADATA_OPTIONAL)
     for split in SPLITS:
         entry = require_fields(metadata["files"], {f"{split}.npz": dict}, file, DatasetError, where="files")
         require_fields(entry[f"{split}.npz"], {"sha256": str, "bytes": int}, file, DatasetError,
@@ -312,7 +318,10 @@ def read_metadata(path: str | os.PathLike) -> dict[str, Any]:
 
 
 def check_metadata_digest(metadata: Mapping[str, Any], file: Path) -> None:
-    """Raise DatasetError unless ``metadata`` has the SHA-256 it records in :data:`DIGEST_KEY`."""
+    """Raise DatasetError unless ``metadata`` has the SHA-256 it records in :data:`DIGEST_KEY` (version 1
+    metadata, written before the digest existed, has none to check)."""
+    if metadata.get("format_version") == 1 and DIGEST_KEY not in metadata:
+        return
     if metadata_digest(metadata) != metadata.get(DIGEST_KEY):
         raise DatasetError(
             f"{file} does not match the SHA-256 it records ({DIGEST_KEY}): the metadata was edited after collection; "

@@ -166,3 +166,22 @@ def test_normalization_stats_skip_images():
              "v": ModalitySpec("v", (2,), "float32", "vector", -1, 1)}
     stats = normalization_stats({"img": np.zeros((3, 1, 2, 2), np.uint8), "v": np.array([[0, 1], [2, 1], [4, 1]], np.float32)}, specs)
     assert stats == {"v": {"mean": [2.0, 1.0], "std": [pytest.approx(np.std([0, 2, 4])), 0.0]}}
+
+
+def test_datasets_collected_before_the_metadata_was_hashed_still_load(tmp_path):
+    from gmc_rl.data import DIGEST_KEY, FORMAT_VERSION
+
+    out = collect(tiny_config(steps=40), tmp_path / "data", progress=False)
+    metadata = json.loads((out / "metadata.json").read_text())
+    assert metadata["format_version"] == FORMAT_VERSION == 2 and DIGEST_KEY in metadata
+    del metadata[DIGEST_KEY]
+    (out / "metadata.json").write_text(json.dumps(metadata))
+    with pytest.raises(DatasetError, match="lacks the required key 'metadata_sha256'"):
+        load_dataset(out)  # a version-2 dataset must carry its digest
+    metadata["format_version"] = 1  # what gmc-rl wrote before the digest existed
+    (out / "metadata.json").write_text(json.dumps(metadata))
+    assert len(load_dataset(out)) == 40
+    del metadata["files"]
+    (out / "metadata.json").write_text(json.dumps(metadata))
+    with pytest.raises(DatasetError, match="lacks the required key 'files'"):
+        load_dataset(out)  # but never without the archives' hashes
