@@ -194,47 +194,47 @@ def summarize(units: Sequence[tuple[dict[str, Any], Sequence[float], Sequence[in
 # Running episodes.
 
 
+class _PredictAsPolicy:
+    """A ``predict(obs) -> actions`` function in the shape SB3's ``evaluate_policy`` calls (no recurrent state)."""
+
+    def __init__(self, predict: Predict) -> None:
+        self._predict = predict
+
+    def predict(self, observation: Any, state: Any = None, episode_start: Any = None,
+                deterministic: bool = True) -> tuple[np.ndarray, None]:
+        return self._predict(observation), None
+
+
 def run_episodes(venv: Any, predict: Predict, episodes: int, seed: int | None = None,
                  progress: Callable[[int], None] | None = None) -> tuple[list[float], list[int]]:
     """Run exactly ``episodes`` complete episodes on ``venv`` (an SB3 VecEnv); return (returns, lengths).
 
-    Sub-env ``i`` of ``n`` runs ``(episodes + i) // n`` episodes (SB3's ``evaluate_policy`` quota), so the set of
-    episodes does not favour short ones. With ``seed`` the VecEnv is seeded (sub-env ``i`` gets ``seed + i``) before
-    its reset, which makes the run reproducible for a deterministic ``predict``. ``progress(k)`` is called with the
-    number of episodes that just finished.
+    The loop is SB3's ``evaluate_policy`` (sub-env ``i`` of ``n`` runs ``(episodes + i) // n`` episodes, so the set
+    of episodes does not favour short ones; returns come from the ``Monitor`` when the envs have one). With
+    ``seed`` the VecEnv is seeded (sub-env ``i`` gets ``seed + i``) before its reset, which makes the run
+    reproducible for a deterministic ``predict``. Every reward is checked to be finite. ``progress(k)`` is called
+    with the number of episodes that just finished.
     """
+    from stable_baselines3.common.evaluation import evaluate_policy
+
     if episodes <= 0:
         raise ConfigError(f"the number of evaluation episodes must be positive, got {episodes}")
-    n_envs = int(venv.num_envs)
-    targets = np.array([(episodes + i) // n_envs for i in range(n_envs)], dtype=np.int64)
-    counts = np.zeros(n_envs, dtype=np.int64)
-    current_return = np.zeros(n_envs, dtype=np.float64)
-    current_length = np.zeros(n_envs, dtype=np.int64)
-    returns: list[float] = []
-    lengths: list[int] = []
+    finished = [0]
+
+    def each_step(local: dict[str, Any], _globals: dict[str, Any]) -> None:
+        if not np.isfinite(local["reward"]):
+            raise SensorValueError(f"the environment returned a non-finite reward {local['rewards'].tolist()}")
+        done = int(local["episode_counts"].sum()) + bool(local["done"])  # this episode counts once it is done
+        if progress is not None and done > finished[0]:
+            progress(done - finished[0])
+            finished[0] = done
+
     if seed is not None:
         venv.seed(int(seed))
-    obs = venv.reset()
-    while (counts < targets).any():
-        actions = predict(obs)
-        obs, rewards, dones, _infos = venv.step(actions)
-        rewards = np.asarray(rewards, dtype=np.float64).reshape(n_envs)
-        if not np.all(np.isfinite(rewards)):
-            raise SensorValueError(f"the environment returned a non-finite reward {rewards.tolist()}")
-        current_return += rewards
-        current_length += 1
-        finished = 0
-        for i in np.flatnonzero(np.asarray(dones).reshape(n_envs)):
-            if counts[i] < targets[i]:
-                returns.append(float(current_return[i]))
-                lengths.append(int(current_length[i]))
-                counts[i] += 1
-                finished += 1
-            current_return[i] = 0.0
-            current_length[i] = 0
-        if finished and progress is not None:
-            progress(finished)
-    return returns, lengths
+    returns, lengths = evaluate_policy(_PredictAsPolicy(predict), venv, n_eval_episodes=episodes,
+                                       deterministic=True, return_episode_rewards=True, warn=False,
+                                       callback=each_step)
+    return [float(r) for r in returns], [int(n) for n in lengths]
 
 
 def evaluate_conditions(
