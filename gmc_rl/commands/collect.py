@@ -12,8 +12,9 @@ CONFIG = ConfigFlags(sections=("collect",), top_level=("name", "env_id", "env_kw
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, help="dataset directory to write (metadata.json, train.npz, val.npz)")
-    parser.add_argument("--overwrite", action="store_true",
-                        help="replace a dataset already in --out that was collected with other settings")
+    parser.add_argument("--update", "--overwrite", dest="update_dataset", action="store_true",
+                        help="collect again when --out holds a dataset collected with other settings, replacing it "
+                             "(the pipeline's --update; without it such a dataset is refused)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
@@ -21,7 +22,7 @@ def run(args: argparse.Namespace) -> int:
     from gmc_rl.collect import collect
     from gmc_rl.data import load_dataset
 
-    path = collect(args.experiment, args.out, overwrite=args.overwrite, progress=not args.quiet)
+    path = collect(args.experiment, args.out, overwrite=args.update_dataset, progress=not args.quiet)
     dataset = load_dataset(path)
     on_disk = sum(f.stat().st_size for f in path.iterdir() if f.is_file())
     print(f"{dataset!r}")
