@@ -80,7 +80,11 @@ class GaussianNoise(_Corruption):
     the declared bounds.
 
     Example:
-        >>> env = GaussianNoise(gym.make("gmc_rl/PendulumSound-v0"), "sound", severity=0.1, seed=0)  # doctest: +SKIP
+        >>> import gymnasium as gym, gmc_rl
+        >>> env = GaussianNoise(gym.make("gmc_rl/PendulumSound-v0"), "sound", severity=0.1, seed=0)
+        >>> obs, info = env.reset(seed=0)
+        >>> obs["sound"].shape, obs["sound"].dtype
+        ((2, 3, 2), dtype('float32'))
     """
 
     def __init__(self, env: gym.Env, modalities: str | Sequence[str], severity: float, seed: int | None = None) -> None:
@@ -110,7 +114,11 @@ class SaltPepperNoise(_Corruption):
     (0 and 255 for the usual ``uint8`` image).
 
     Example:
-        >>> env = SaltPepperNoise(gym.make("gmc_rl/PendulumSound-v0"), "image", severity=0.05, seed=0)  # doctest: +SKIP
+        >>> import gymnasium as gym, gmc_rl
+        >>> env = SaltPepperNoise(gym.make("gmc_rl/PendulumSound-v0"), "image", severity=0.05, seed=0)
+        >>> obs, info = env.reset(seed=0)
+        >>> obs["image"].dtype, set(obs["image"].ravel().tolist()) >= {0, 255}
+        (dtype('uint8'), True)
     """
 
     def __init__(self, env: gym.Env, modalities: str | Sequence[str], severity: float, seed: int | None = None) -> None:
@@ -143,7 +151,11 @@ class StuckSensor(_Corruption):
     0.01 sticks after about 100 steps on average. ``info["stuck_modalities"]`` lists the frozen modalities.
 
     Example:
-        >>> env = StuckSensor(gym.make("gmc_rl/PendulumSound-v0"), "image", severity=0.02, seed=0)  # doctest: +SKIP
+        >>> import gymnasium as gym, gmc_rl
+        >>> env = StuckSensor(gym.make("gmc_rl/PendulumSound-v0"), "image", severity=0.02, seed=0)
+        >>> obs, info = env.reset(seed=0)
+        >>> obs["image"].shape
+        (2, 60, 60)
     """
 
     def __init__(

@@ -83,10 +83,10 @@ class ModalityDropout(gym.Wrapper, RecordConstructorArgs):
     ``info["available_modalities"]`` lists the modalities present in the returned observation.
 
     Example:
-        >>> import gymnasium as gym, envs  # doctest: +SKIP
-        >>> env = ModalityDropout(gym.make("gmc_rl/PendulumSound-v0"), p=0.3, per="step", seed=0)  # doctest: +SKIP
-        >>> obs, info = env.reset(seed=1)  # doctest: +SKIP
-        >>> info["available_modalities"], obs["available"]  # doctest: +SKIP
+        >>> import gymnasium as gym, gmc_rl
+        >>> env = ModalityDropout(gym.make("gmc_rl/PendulumSound-v0"), p=0.3, per="step", seed=0)
+        >>> obs, info = env.reset(seed=1)
+        >>> info["available_modalities"], obs["available"]
         (['image'], array([1, 0], dtype=int8))
     """
 

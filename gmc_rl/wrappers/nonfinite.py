@@ -35,7 +35,11 @@ class NonFiniteGuard(gym.Wrapper, RecordConstructorArgs):
     ``info["available_modalities"]`` those present.
 
     Example:
-        >>> env = NonFiniteGuard(gym.make("gmc_rl/PendulumSound-v0"), on_nonfinite="drop")  # doctest: +SKIP
+        >>> import gymnasium as gym, gmc_rl
+        >>> env = NonFiniteGuard(gym.make("gmc_rl/PendulumSound-v0"), on_nonfinite="drop")
+        >>> obs, info = env.reset(seed=0)
+        >>> sorted(obs), obs["available"]
+        (['available', 'image', 'sound'], array([1, 1], dtype=int8))
     """
 
     def __init__(self, env: gym.Env, on_nonfinite: str = "raise", expose_mask: bool = True) -> None:

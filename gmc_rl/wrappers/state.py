@@ -25,9 +25,9 @@ class StateObservation(gym.Wrapper):
     an agent on it is the upper bound of what any sensor-based agent can reach.
 
     Example:
-        >>> import gymnasium as gym, envs  # doctest: +SKIP
-        >>> env = StateObservation(gym.make("gmc_rl/PendulumSound-v0"))  # doctest: +SKIP
-        >>> env.reset(seed=0)[0].shape  # doctest: +SKIP
+        >>> import gymnasium as gym, gmc_rl
+        >>> env = StateObservation(gym.make("gmc_rl/PendulumSound-v0"))
+        >>> env.reset(seed=0)[0].shape
         (3,)
     """
 
