@@ -127,6 +127,8 @@ def test_latent_sizes_are_config_driven():
         MUSEConfig(bottom_latent_dims={"image": 0})
     with pytest.raises(ConfigError, match="alignment_weight"):
         MUSEConfig(alignment_weight=-1.0)
+    with pytest.raises(ConfigError, match=r"top_kl_warmup must be a fraction in \[0, 1\]"):
+        MUSEConfig(top_kl_warmup=1.5)
     assert [top_kl_weight(e, 10, 0.4) for e in range(6)] == [0.25, 0.5, 0.75, 1.0, 1.0, 1.0]
     assert top_kl_weight(0, 3, 0.0) == 1.0
 

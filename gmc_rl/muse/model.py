@@ -108,14 +108,17 @@ class MUSEConfig:
     """Fraction of the epochs over which the top-level KL weight rises linearly to 1 (0: weight 1 from the start)."""
 
     def __post_init__(self) -> None:
+        if not isinstance(self.bottom_latent_dims, dict):
+            raise ConfigError(f"MUSE bottom_latent_dims must map modality names to sizes, got "
+                              f"{type(self.bottom_latent_dims).__name__}")
         for name, size in self.bottom_latent_dims.items():
             if isinstance(size, bool) or not isinstance(size, int) or size < 1:
                 raise ConfigError(f"MUSE bottom_latent_dims[{name!r}] must be a positive integer, got {size!r}")
-        for key in ("top_reconstruction_weight", "alignment_weight"):
+        for key in ("top_reconstruction_weight", "alignment_weight", "top_kl_warmup"):
             value = getattr(self, key)
             if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value) or value < 0:
                 raise ConfigError(f"MUSE {key} must be a finite number >= 0, got {value!r}")
-        if not isinstance(self.top_kl_warmup, (int, float)) or not 0.0 <= self.top_kl_warmup <= 1.0:
+        if self.top_kl_warmup > 1.0:
             raise ConfigError(f"MUSE top_kl_warmup must be a fraction in [0, 1], got {self.top_kl_warmup!r}")
 
 
