@@ -409,8 +409,8 @@ class ExperimentConfig:
     """Seeds of the agents (one agent per method and seed); the dataset and GMC model use their own seeds."""
     methods: list[str] = field(default_factory=lambda: ["gmc"])
     """Methods compared, names from :mod:`gmc_rl.methods`: "gmc" (the GMC latent agent), "raw" (raw Dict
-    observations), "mvae" (product-of-experts VAE latents), "state" (true state, the upper bound) or a registered
-    one."""
+    observations), "mvae" (product-of-experts VAE latents), "muse" (the top latent of a hierarchical multimodal
+    VAE), "state" (true state, the upper bound) or a registered one."""
     collect: CollectConfig = field(default_factory=CollectConfig)
     pretrain: PretrainConfig = field(default_factory=PretrainConfig)
     agent: AgentConfig = field(default_factory=AgentConfig)

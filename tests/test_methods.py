@@ -55,15 +55,15 @@ IMAGE_STRIDE = 8
 
 
 def test_get_method_names_the_valid_ones_and_suggests():
-    with pytest.raises(ConfigError, match=r"unknown method 'mvea'; valid: \['gmc', 'raw', 'mvae', 'state'\]\. "
+    with pytest.raises(ConfigError, match=r"unknown method 'mvea'; valid: \['gmc', 'raw', 'mvae', 'state', 'muse'\]\. "
                                           r"Did you mean 'mvae'\?"):
         get_method("mvea")
     with pytest.raises(ConfigError, match="unknown method 3"):
         get_method(3)
     with pytest.raises(ConfigError, match="config key 'methods': unknown method 'gcm'.*Did you mean 'gmc'"):
         ExperimentConfig(methods=["gcm"])
-    assert method_names() == ["gmc", "raw", "mvae", "state"]
-    assert encoder_method_names() == ["gmc", "mvae"]
+    assert method_names() == ["gmc", "raw", "mvae", "state", "muse"]
+    assert encoder_method_names() == ["gmc", "mvae", "muse"]
 
 
 def test_builtin_entries():
