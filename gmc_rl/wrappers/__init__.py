@@ -33,7 +33,10 @@ _LAZY = {
 }
 
 LATENT_ENV_ID = "gmc_rl/GMCLatent-v0"
-"""Gymnasium id of :func:`make_latent_env`: ``gym.make(LATENT_ENV_ID, env_id=..., checkpoint=..., p=0.3)``."""
+"""Gymnasium id of :func:`make_latent_env`: ``gym.make(LATENT_ENV_ID, env_id=..., checkpoint=..., p=0.3)``.
+
+It takes ``render_mode`` like any Gymnasium id (SB3's ``make_vec_env`` passes ``"rgb_array"`` by default) and hands
+it to the underlying env, whose frames ``render()`` returns."""
 
 __all__ = [
     "LATENT_ENV_ID",
