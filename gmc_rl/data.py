@@ -47,6 +47,8 @@ METADATA_FILE = "metadata.json"
 SPLITS = ("train", "val")
 TRANSITION_KEYS = ("actions", "rewards", "terminated", "truncated")
 """Arrays stored next to the modalities (so no modality may use these names)."""
+MINARI_PREFIX = "minari:"
+""":func:`load_dataset` reads ``"minari:<dataset id>"`` from Minari's data directory (:mod:`gmc_rl.minari_data`)."""
 _ZIP_DATE = (1980, 1, 1, 0, 0, 0)
 
 
@@ -332,10 +334,17 @@ def check_metadata_digest(metadata: Mapping[str, Any], file: Path) -> None:
 def load_dataset(path: str | os.PathLike) -> MultimodalDataset:
     """Load a dataset directory, checking every array against the metadata.
 
+    ``"minari:<dataset id>"`` loads a Minari dataset instead (:func:`gmc_rl.minari_data.load_minari_dataset`, which
+    needs the optional package minari).
+
     Raises:
         DatasetError: a missing or corrupted file, a missing array, or a shape/dtype/length that disagrees with
             ``metadata.json``.
     """
+    if isinstance(path, str) and path.startswith(MINARI_PREFIX):
+        from gmc_rl.minari_data import load_minari_dataset  # imported here: minari is optional
+
+        return load_minari_dataset(path[len(MINARI_PREFIX):])
     directory = Path(path)
     metadata = read_metadata(directory)
     try:

@@ -13,7 +13,9 @@ CONFIG = ConfigFlags(sections=("pretrain",), top_level=("name", "env_id", "env_k
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--data", required=True, help="dataset directory written by `gmc-rl collect`")
+    parser.add_argument("--data", required=True,
+                        help="dataset directory written by `gmc-rl collect`, or minari:DATASET_ID for a Minari dataset "
+                             "(needs pip install -e '.[minari]')")
     parser.add_argument("--out", required=True, help="output directory (checkpoint, last/, tb/, history.json)")
     parser.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -21,11 +23,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def base_config(argv: Sequence[str]) -> ExperimentConfig:
     """The ``--config`` file; without one, the defaults with the env the dataset (``--data``) was collected on."""
-    from gmc_rl.data import read_metadata
+    from gmc_rl.data import MINARI_PREFIX, read_metadata
 
     given = peek(argv, "--config", "--data")
     if given.config or not given.data:
         return config_file_or(argv)
+    if given.data.startswith(MINARI_PREFIX):
+        from gmc_rl.minari_data import minari_env_id
+
+        return ExperimentConfig(env_id=minari_env_id(given.data[len(MINARI_PREFIX):]))
     return ExperimentConfig(env_id=str(read_metadata(given.data)["env_id"]))
 
 

@@ -1,0 +1,450 @@
+"""Minari datasets: export a collection as whole episodes, and read a Minari dataset for pretraining.
+
+`Minari <https://minari.farama.org>`_ is the Farama Foundation's standard format for offline RL datasets. gmc-rl's
+own format (:mod:`gmc_rl.data`) stays the one the pipeline writes: it is smaller on disk and faster to load (see
+``docs/datasets.md`` for the measurement). Minari is the format to share data with other offline RL tools, and to
+pretrain on data that other tools wrote. It is an optional extra: ``pip install -e '.[minari]'``.
+
+Export (:func:`collect_minari`, ``gmc-rl collect --minari ID``) rolls out exactly what :func:`gmc_rl.collect.collect`
+rolls out (the same envs, seeds, behaviour policy, per-env step budget and random draws), but records whole
+episodes: every observation including the final next observation of each episode, the actions, rewards,
+terminations, truncations and the env's own ``info`` (the true ``state`` and the diagnostics of the built-in
+envs). Episodes are stored env by env in time order, so a Minari dataset and the npz dataset of the same config
+hold the same transitions in the same order. The last episode of every env is cut by the step budget and is
+marked truncated, like the last row of each env's chunk in the npz format. Observations are stored losslessly
+(Minari's JPEG encoding of images is turned off), so every modality keeps its dtype and shape.
+
+Import (:func:`load_minari_dataset`, ``gmc-rl pretrain --data minari:ID``, ``load_dataset("minari:ID")``) returns
+the :class:`~gmc_rl.data.MultimodalDataset` that :func:`gmc_rl.data.load_dataset` returns for an npz dataset: one
+row per transition (the observation before each action; the final next observations are dropped, as the npz
+format does not store them), whole episodes split into train and validation by the npz rule, and the same
+metadata keys.
+
+Datasets live in Minari's data directory: ``$MINARI_DATASETS_PATH`` if set, else ``~/.minari/datasets``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+
+from gmc_rl import __version__
+from gmc_rl.collect import (
+    check_dataset_size,
+    check_focus_options,
+    collection_env_fns,
+    focused_env_count,
+    load_behaviour_policy,
+)
+from gmc_rl.config import ExperimentConfig, collect_identity
+from gmc_rl.data import (
+    TRANSITION_KEYS,
+    MultimodalDataset,
+    array_layout,
+    file_sha256,
+    normalization_stats,
+    space_to_json,
+)
+from gmc_rl.errors import ConfigError, DatasetError, ModalityError
+from gmc_rl.modalities import ModalitySpec, modality_specs
+from gmc_rl.progress import progress_bar
+
+INSTALL_HINT = "pip install -e '.[minari]'"
+GMC_RL_KEY = "gmc_rl"
+"""Key of the Minari dataset's metadata under which an export records how gmc-rl collected it (the config's env id
+and kwargs, the collect settings, the package version)."""
+DEFAULT_VAL_FRACTION = 0.1
+"""Validation fraction for a Minari dataset that gmc-rl did not write (one it wrote keeps its own)."""
+
+
+def import_minari() -> ModuleType:
+    """Import the optional ``minari`` package (and h5py, its HDF5 storage), or raise a ConfigError saying how to
+    install it."""
+    try:
+        import h5py  # noqa: F401  (Minari's default storage; minari alone imports without it)
+        import minari
+    except ImportError as exc:
+        raise ConfigError(f"Minari datasets need the optional package minari: {INSTALL_HINT}") from exc
+    return minari
+
+
+def check_dataset_id(dataset_id: str) -> str:
+    """Return ``dataset_id`` if Minari accepts it, else raise a ConfigError with Minari's naming rule.
+
+    Minari ids are ``[namespace/]name-v<version>``: letters, digits, ``_`` and ``-``, a version suffix required,
+    e.g. ``gmc_rl/pendulum-sound-random-v0`` (namespace ``gmc_rl``, name ``pendulum-sound-random``, version 0).
+    """
+    import_minari()
+    from minari.dataset.minari_dataset import parse_dataset_id
+
+    try:
+        parse_dataset_id(dataset_id)
+    except (ValueError, TypeError) as exc:  # TypeError: no "-v<version>" suffix
+        raise ConfigError(
+            f"{dataset_id!r} is not a Minari dataset id: ids are [namespace/]name-v<version> (letters, digits, '_' "
+            "and '-'), e.g. gmc_rl/pendulum-sound-random-v0"
+        ) from exc
+    return dataset_id
+
+
+def dataset_path(dataset_id: str) -> Path:
+    """Directory of a Minari dataset: ``<id>`` under ``$MINARI_DATASETS_PATH`` (default ``~/.minari/datasets``)."""
+    import_minari()
+    from minari.storage import get_dataset_path
+
+    return Path(get_dataset_path(check_dataset_id(dataset_id)))
+
+
+def _load(dataset_id: str) -> Any:
+    """The ``minari.MinariDataset`` of ``dataset_id``, with a DatasetError naming where it was looked for."""
+    minari = import_minari()
+    path = dataset_path(dataset_id)
+    if not (path / "data").is_dir():
+        from minari.storage import get_dataset_path
+
+        raise DatasetError(
+            f"no Minari dataset {dataset_id!r} in {get_dataset_path()} (MINARI_DATASETS_PATH="
+            f"{os.environ.get('MINARI_DATASETS_PATH', 'unset')}); local datasets: "
+            f"{sorted(minari.list_local_datasets()) or 'none'}; write one with `gmc-rl collect --minari {dataset_id}`"
+        )
+    try:
+        return minari.load_dataset(dataset_id)
+    except (ValueError, KeyError, OSError, AssertionError) as exc:
+        raise DatasetError(f"cannot read Minari dataset {dataset_id!r} in {path}: {exc}") from exc
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Export.
+
+
+@dataclass
+class _Episode:
+    """One episode being recorded: ``observations`` and ``infos`` have one more entry than the steps."""
+
+    seed: int | None
+    options: dict[str, Any] | None
+    observations: list[dict[str, np.ndarray]]
+    infos: list[dict[str, np.ndarray]]
+    actions: list[np.ndarray] = field(default_factory=list)
+    rewards: list[float] = field(default_factory=list)
+    terminations: list[bool] = field(default_factory=list)
+    truncations: list[bool] = field(default_factory=list)
+
+
+def _info_keys(info: dict[str, Any]) -> list[str]:
+    """Keys of an env's reset ``info`` whose values are numeric arrays (or numbers): those recorded every step."""
+    keys = []
+    for key, value in info.items():
+        try:
+            array = np.asarray(value)
+        except (ValueError, TypeError):  # ragged sequences
+            continue
+        if array.dtype.kind in "biuf":
+            keys.append(key)
+    return keys
+
+
+def _info_arrays(info: dict[str, Any], keys: list[str]) -> dict[str, np.ndarray]:
+    """The values of ``keys`` in ``info`` as arrays; a DatasetError if the env left one out of this step's info."""
+    missing = [key for key in keys if key not in info]
+    if missing:
+        raise DatasetError(
+            f"the env's step info lacks {missing}, which its reset info has; Minari stores one value per key and step, "
+            "so such info cannot be recorded: pass record_infos=False"
+        )
+    return {key: np.asarray(info[key]) for key in keys}
+
+
+def _episode_buffer(episode: _Episode, names: list[str], action_shape: tuple[int, ...], action_dtype: np.dtype,
+                    info_keys: list[str]) -> Any:
+    """A ``minari.data_collector.EpisodeBuffer`` holding ``episode`` as stacked arrays."""
+    from minari.data_collector import EpisodeBuffer
+
+    infos = {key: np.stack([info[key] for info in episode.infos]) for key in info_keys} if info_keys else None
+    return EpisodeBuffer(
+        seed=episode.seed,
+        options=episode.options,
+        observations={name: np.stack([obs[name] for obs in episode.observations]) for name in names},
+        actions=np.stack(episode.actions).astype(action_dtype, copy=False).reshape(-1, *action_shape),
+        rewards=np.asarray(episode.rewards, dtype=np.float32),
+        terminations=np.asarray(episode.terminations, dtype=bool),
+        truncations=np.asarray(episode.truncations, dtype=bool),
+        infos=infos,
+    )
+
+
+def _identity(config: ExperimentConfig) -> dict[str, Any]:
+    """What decides an export's content (as JSON): env id, env kwargs and the collect section."""
+    return json.loads(json.dumps({"env_id": config.env_id, "env_kwargs": config.env_kwargs,
+                                  "collect": collect_identity(config.collect)}))
+
+
+def _existing(dataset_id: str, config: ExperimentConfig, overwrite: bool) -> bool:
+    """True if ``dataset_id`` already holds this very collection; raise if it holds another one.
+
+    Like the npz path: the same env and collect settings keep the dataset, other settings are refused unless
+    ``overwrite`` (which deletes the old dataset). A Minari dataset that gmc-rl did not write is never deleted.
+    """
+    path = dataset_path(dataset_id)
+    if not path.exists():
+        return False
+    old = (_load(dataset_id).storage.metadata.get(GMC_RL_KEY) or {}).get("identity")
+    if old is None:
+        raise DatasetError(f"Minari dataset {dataset_id!r} ({path}) was not written by gmc-rl; choose another id")
+    if overwrite:
+        shutil.rmtree(path)
+        return False
+    new = _identity(config)
+    if old == new:
+        return True
+    diffs = sorted(f"{key}: {old.get(key)!r} -> {new[key]!r}" for key in new if old.get(key) != new[key])
+    raise DatasetError(
+        f"Minari dataset {dataset_id!r} was collected with different settings ({'; '.join(diffs)}); choose another "
+        "id (e.g. a higher -v<version>) or pass --update (overwrite=True) to replace it"
+    )
+
+
+def collect_minari(config: ExperimentConfig, dataset_id: str, overwrite: bool = False, progress: bool = True,
+                   record_infos: bool = True) -> Any:
+    """Collect ``config.collect.steps`` transitions as :func:`gmc_rl.collect.collect` does and write them as the
+    Minari dataset ``dataset_id`` (whole episodes, see the module docstring); return the ``minari.MinariDataset``.
+
+    If the dataset already exists with the same env and collect settings it is kept and returned; other settings
+    raise DatasetError unless ``overwrite``. ``record_infos=False`` leaves the env's ``info`` out (needed only for an
+    env whose step info lacks keys of its reset info).
+    """
+    minari = import_minari()
+    from stable_baselines3.common.vec_env import DummyVecEnv
+
+    check_dataset_id(dataset_id)
+    settings = config.collect
+    if _existing(dataset_id, config, overwrite):
+        if progress:
+            print(f"Minari dataset {dataset_id!r} already holds this collection; keeping it "
+                  "(pass --update, overwrite=True, to collect again)")
+        return _load(dataset_id)
+    check_dataset_size(config)
+
+    n_envs = min(settings.n_envs, settings.steps)
+    env_fns = collection_env_fns(config, n_envs)
+    focused = focused_env_count(settings, n_envs)
+    if focused:
+        check_focus_options(env_fns[0], settings.focus_reset_options, settings.seed)
+    venv = DummyVecEnv(env_fns)
+    try:
+        names = list(modality_specs(venv.observation_space))
+        clash = [name for name in names if name in TRANSITION_KEYS]
+        if clash:
+            raise ModalityError(f"modality names {clash} clash with the dataset's reserved arrays "
+                                f"{list(TRANSITION_KEYS)}")
+        policy = load_behaviour_policy(settings.policy, venv.observation_space, venv.action_space)
+        action_space = venv.action_space
+        action_space.seed(settings.seed)
+        action_shape = tuple(action_space.shape)
+        action_dtype = np.dtype(action_space.dtype if action_space.dtype is not None else np.int64)
+        counts = np.full(n_envs, settings.steps // n_envs)
+        counts[: settings.steps % n_envs] += 1
+
+        # The same rollout as gmc_rl.collect.collect: every env steps until the longest budget is spent (so the
+        # random draws are the same), and env i is recorded for its first counts[i] steps.
+        venv.seed(settings.seed)
+        obs = venv.reset()
+        info_keys = _info_keys(venv.reset_infos[0]) if record_infos else []
+
+        def start(i: int, observation: dict[str, np.ndarray], seed: int | None) -> _Episode:
+            options = settings.focus_reset_options if i < focused and settings.focus_reset_options else None
+            return _Episode(seed, options, [observation], [_info_arrays(venv.reset_infos[i], info_keys)])
+
+        current = [start(i, {name: obs[name][i] for name in names}, settings.seed + i) for i in range(n_envs)]
+        finished: list[list[_Episode]] = [[] for _ in range(n_envs)]
+        bar = progress_bar(int(counts.sum()), f"collect {config.env_id} (Minari)", "step", enabled=progress)
+        for t in range(int(counts.max())):
+            if policy is None:
+                actions = np.stack([action_space.sample() for _ in range(n_envs)])
+            else:
+                actions, _ = policy.predict(obs, deterministic=False)
+            next_obs, rewards, dones, infos = venv.step(actions)
+            actions = np.asarray(actions).reshape(n_envs, *action_shape)
+            for i in np.flatnonzero(counts > t):
+                episode = current[i]
+                truncated = bool(dones[i] and infos[i].get("TimeLimit.truncated", False))
+                last = t == counts[i] - 1
+                episode.actions.append(actions[i])
+                episode.rewards.append(float(rewards[i]))
+                episode.terminations.append(bool(dones[i]) and not truncated)
+                episode.truncations.append(truncated or (last and not dones[i]))  # the budget cuts the last episode
+                episode.infos.append(_info_arrays(infos[i], info_keys))
+                if dones[i]:  # the VecEnv has already reset: the episode's final observation is in the info
+                    episode.observations.append(dict(infos[i]["terminal_observation"]))
+                    current[i] = start(i, {name: next_obs[name][i] for name in names}, None)
+                else:
+                    episode.observations.append({name: next_obs[name][i] for name in names})
+                if dones[i] or last:
+                    finished[i].append(episode)
+            obs = next_obs
+            bar.update(int((counts > t).sum()))
+        bar.close()
+        env = venv.envs[-1]  # a plain copy (focused envs are the first ones): its spec is the dataset's env spec
+        buffers = [_episode_buffer(episode, names, action_shape, action_dtype, info_keys)
+                   for episodes in finished for episode in episodes]
+        metadata = {
+            "identity": _identity(config),
+            "env_id": config.env_id,
+            "env_kwargs": config.env_kwargs,
+            "seed": settings.seed,
+            "steps": int(counts.sum()),
+            "n_envs": n_envs,
+            "policy": settings.policy,
+            "focused_envs": focused,
+            "val_fraction": settings.val_fraction,
+            "gmc_rl_version": __version__,
+        }
+        path = dataset_path(dataset_id)
+        try:
+            with warnings.catch_warnings():  # Minari asks for an author, an e-mail and a code link gmc-rl cannot know
+                warnings.filterwarnings("ignore", message=r"`(author|author_email|code_permalink)` is set to None")
+                dataset = minari.create_dataset_from_buffers(
+                    dataset_id, buffers, env=env, eval_env=env.spec, algorithm_name=settings.policy,
+                    description=(f"gmc-rl collection on {config.env_id}: {settings.policy} behaviour policy, "
+                                 f"{int(counts.sum())} steps over {n_envs} envs, seed {settings.seed}"),
+                    requirements=[f"gmc-rl>={__version__}"], jpeg_encoding=False,
+                )
+            dataset.storage.update_metadata({GMC_RL_KEY: metadata})
+        except BaseException:
+            shutil.rmtree(path, ignore_errors=True)  # never leave half a dataset under the id
+            raise
+    finally:
+        venv.close()
+    return dataset
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Import.
+
+
+def minari_env_id(dataset_id: str) -> str:
+    """The env id a Minari dataset was collected on: the config's id for a gmc-rl export, else the env spec's id."""
+    dataset = _load(dataset_id)
+    return _env_id(dataset_id, dataset)
+
+
+def _env_id(dataset_id: str, dataset: Any) -> str:
+    recorded = (dataset.storage.metadata.get(GMC_RL_KEY) or {}).get("env_id")
+    if recorded:
+        return str(recorded)
+    if dataset.env_spec is None:
+        raise DatasetError(f"Minari dataset {dataset_id!r} records no env spec, so its env cannot be checked against "
+                           "the config's env_id")
+    return str(dataset.env_spec.id)
+
+
+def _split_episodes(lengths: list[int], val_fraction: float) -> int:
+    """Number of episodes in the training split: validation takes the last episodes, ending at the episode
+    boundary nearest to ``val_fraction`` of the transitions (the rule of :func:`gmc_rl.collect.collect`)."""
+    total = sum(lengths)
+    ends = np.cumsum(lengths)[:-1]  # boundaries between episodes
+    if len(ends) == 0:
+        return 0
+    target = total - max(1, int(round(val_fraction * total)))
+    return int(np.argmin(np.abs(ends - target))) + 1
+
+
+def load_minari_dataset(dataset_id: str, val_fraction: float | None = None,
+                        env_id: str | None = None) -> MultimodalDataset:
+    """Load the Minari dataset ``dataset_id`` as a :class:`~gmc_rl.data.MultimodalDataset` (see the module docstring).
+
+    ``val_fraction`` is the share of transitions held out for validation, as whole episodes taken from the end;
+    default: the ``collect.val_fraction`` a gmc-rl export was made with, else 0.1. ``env_id``, if given, must be
+    the env the dataset was collected on.
+
+    Raises:
+        ConfigError: minari is not installed, the id is malformed, or ``env_id`` is not the dataset's env.
+        DatasetError: no such dataset, too few episodes to split, or episodes that disagree with the spaces.
+        ModalityError: the observation space is not a Dict of at least two Box modalities.
+    """
+    dataset = _load(check_dataset_id(dataset_id))
+    recorded = dataset.storage.metadata.get(GMC_RL_KEY) or {}
+    dataset_env = _env_id(dataset_id, dataset)
+    if env_id is not None and env_id != dataset_env:
+        raise ConfigError(f"Minari dataset {dataset_id!r} was collected on {dataset_env!r}, not on {env_id!r}; "
+                          f"pass --env {dataset_env} or the matching --config")
+    if val_fraction is None:
+        val_fraction = float(recorded.get("val_fraction", DEFAULT_VAL_FRACTION))
+    if not 0.0 < val_fraction < 1.0:
+        raise ConfigError(f"val_fraction must be in (0, 1), got {val_fraction}")
+    specs = modality_specs(dataset.observation_space)
+    clash = [name for name in specs if name in TRANSITION_KEYS]
+    if clash:
+        raise ModalityError(f"modality names {clash} clash with the dataset's reserved arrays {list(TRANSITION_KEYS)}")
+    action_space = dataset.action_space
+    action_shape = tuple(action_space.shape or ())
+    action_dtype = np.dtype(action_space.dtype if action_space.dtype is not None else np.int64)
+
+    episodes = [_episode_rows(dataset_id, episode, specs, action_shape, action_dtype)
+                for episode in dataset.iterate_episodes()]
+    lengths = [len(episode["rewards"]) for episode in episodes]
+    n_train_episodes = _split_episodes(lengths, val_fraction)
+    n_train = sum(lengths[:n_train_episodes])
+    if not (n_train_episodes and 2 <= n_train <= sum(lengths) - 2):
+        raise DatasetError(
+            f"Minari dataset {dataset_id!r} ({len(episodes)} episodes of {lengths[:5]}... steps) cannot be split into "
+            f"whole episodes of at least 2 transitions each for training and validation (val_fraction={val_fraction})"
+        )
+    train = {key: np.concatenate([e[key] for e in episodes[:n_train_episodes]]) for key in episodes[0]}
+    val = {key: np.concatenate([e[key] for e in episodes[n_train_episodes:]]) for key in episodes[0]}
+
+    path = dataset_path(dataset_id)
+    files = {str(file.relative_to(path)): {"sha256": file_sha256(file), "bytes": file.stat().st_size}
+             for file in sorted((path / "data").rglob("*")) if file.is_file()}
+    metadata = {
+        "format": "minari",
+        "minari_dataset_id": dataset_id,
+        "minari_version": dataset.minari_version,
+        "env_id": dataset_env,
+        "env_kwargs": recorded.get("env_kwargs", dict(dataset.env_spec.kwargs) if dataset.env_spec else {}),
+        "modalities": list(specs),
+        "spaces": {"observation": [spec.to_json() for spec in specs.values()], "action": space_to_json(action_space)},
+        "n_train": n_train,
+        "n_val": len(val["rewards"]),
+        "episodes": {"train": n_train_episodes, "val": len(episodes) - n_train_episodes},
+        "episodes_ended": {"train": int((train["terminated"] | train["truncated"]).sum()),
+                           "val": int((val["terminated"] | val["truncated"]).sum())},
+        "normalization": normalization_stats(train, specs),
+        "arrays": array_layout(specs, action_shape, action_dtype.name),
+        "identity": recorded.get("identity", {"minari_dataset_id": dataset_id}),
+        "files": files,
+        **{key: recorded[key] for key in ("seed", "steps", "n_envs", "policy", "focused_envs",
+                                                 "gmc_rl_version") if key in recorded},
+    }
+    return MultimodalDataset(path, metadata, specs, train, val)
+
+
+def _episode_rows(dataset_id: str, episode: Any, specs: dict[str, ModalitySpec], action_shape: tuple[int, ...],
+                  action_dtype: np.dtype) -> dict[str, np.ndarray]:
+    """The rows of one Minari episode in the npz layout: the observation before each action (the final next
+    observation dropped), the action, reward and both flags; checked against the dataset's spaces."""
+    steps = len(episode.rewards)
+    rows: dict[str, np.ndarray] = {}
+    for name, spec in specs.items():
+        observations = np.asarray(episode.observations[name])
+        if observations.shape != (steps + 1, *spec.shape) or observations.dtype.name != spec.dtype:
+            raise DatasetError(
+                f"Minari dataset {dataset_id!r}, episode {episode.id}: observations {name!r} are "
+                f"{observations.dtype.name}{list(observations.shape)}, expected {spec.dtype}{[steps + 1, *spec.shape]} "
+                "(one per step plus the final one)"
+            )
+        rows[name] = observations[:-1]
+    rows["actions"] = np.asarray(episode.actions).astype(action_dtype, copy=False).reshape(steps, *action_shape)
+    rows["rewards"] = np.asarray(episode.rewards, dtype=np.float32)
+    rows["terminated"] = np.asarray(episode.terminations, dtype=bool)
+    rows["truncated"] = np.asarray(episode.truncations, dtype=bool)
+    return rows
+

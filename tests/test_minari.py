@@ -1,0 +1,132 @@
+"""Minari datasets: export with `gmc-rl collect --minari`, reading back with minari, pretraining from `minari:<id>`,
+and the clear errors (minari missing, a malformed id, another env, another collection under the same id)."""
+
+import json
+import sys
+
+import gymnasium as gym
+import numpy as np
+import pytest
+
+from gmc_rl.cli import main
+from gmc_rl.collect import collect
+from gmc_rl.config import CollectConfig, ExperimentConfig
+from gmc_rl.data import load_dataset
+from gmc_rl.errors import ConfigError, DatasetError
+
+ENV_ID = "gmc_rl/PendulumSound-v0"
+DATASET_ID = "gmc_rl/pendulum-sound-test-v0"
+ENV_KWARGS = {"max_episode_steps": 40}
+CONFIG = ExperimentConfig(env_id=ENV_ID, env_kwargs=ENV_KWARGS, collect=CollectConfig(steps=300, n_envs=4, seed=3))
+SMALL_FLAGS = ["--latent-dim", "4", "--common-dim", "8", "--head-hidden", "8", "--conv-channels", "4",
+               "--mlp-hidden", "8", "--batch-size", "16", "--quiet"]
+
+
+def test_without_minari_the_error_says_how_to_install_it(monkeypatch, tmp_path, capsys):
+    monkeypatch.setitem(sys.modules, "minari", None)  # `import minari` now raises ImportError
+    with pytest.raises(ConfigError, match=r"pip install -e '\.\[minari\]'"):
+        load_dataset(f"minari:{DATASET_ID}")
+    assert main(["collect", "--minari", DATASET_ID, "--steps", "10", "--quiet"]) == 2
+    assert main(["pretrain", "--data", f"minari:{DATASET_ID}", "--out", str(tmp_path / "out")]) == 2
+    errors = capsys.readouterr().err.splitlines()
+    assert len(errors) == 2 and all("pip install -e '.[minari]'" in line for line in errors)
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    """MINARI_DATASETS_PATH in a temporary folder holding DATASET_ID, exported by the command line."""
+    pytest.importorskip("minari")
+    pytest.importorskip("h5py")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MINARI_DATASETS_PATH", str(tmp_path_factory.mktemp("minari")))
+        assert main(["collect", "--minari", DATASET_ID, "--env", ENV_ID, "--env-kwargs", json.dumps(ENV_KWARGS),
+                     "--steps", "300", "--n-envs", "4", "--seed", "3", "--quiet"]) == 0
+        yield DATASET_ID
+
+
+def test_export_holds_whole_episodes_with_their_final_observation(exported):
+    import minari
+
+    dataset = minari.load_dataset(exported)
+    assert dataset.total_steps == 300 and dataset.env_spec.id == ENV_ID and dataset.env_spec.max_episode_steps == 40
+    env = gym.make(ENV_ID, **ENV_KWARGS)
+    assert dataset.observation_space == env.observation_space and dataset.action_space == env.action_space
+    episodes = list(dataset.iterate_episodes())
+    assert [len(e) for e in episodes] == [40, 35] * 4  # 75 steps per env: one full episode, then a cut one
+    for episode in episodes:
+        for name, space in env.observation_space.spaces.items():
+            assert episode.observations[name].dtype == space.dtype
+            assert episode.observations[name].shape == (len(episode) + 1, *space.shape)
+        assert episode.infos["state"].shape == (len(episode) + 1, 3)  # the true state, reset included
+        ends = episode.terminations | episode.truncations
+        assert ends[-1] and not ends[:-1].any()
+    # Replay env 0 (episodes 0 and 1) from the recorded seed and actions: every observation, the final one of each
+    # episode included, and the true state are what the env produces.
+    assert next(iter(dataset.storage.get_episode_metadata([0])))["seed"] == 3
+    obs, info = env.reset(seed=3)
+    for episode in episodes[:2]:
+        if episode is episodes[1]:
+            obs, info = env.reset()  # what the VecEnv does after an episode ends
+        for t in range(len(episode) + 1):
+            for name in obs:
+                assert np.array_equal(episode.observations[name][t], obs[name])
+            assert np.array_equal(episode.infos["state"][t], info["state"])
+            if t < len(episode):
+                obs, reward, _, truncated, info = env.step(episode.actions[t])
+                assert np.float32(reward) == episode.rewards[t]
+        assert truncated == (episode is episodes[0])  # the time limit ends episode 0; the step budget cuts episode 1
+
+
+def test_minari_dataset_loads_as_the_npz_dataset_of_the_same_config(exported, tmp_path):
+    from gmc_rl.minari_data import load_minari_dataset
+
+    npz = load_dataset(collect(CONFIG, tmp_path / "npz", progress=False))
+    loaded = load_dataset(f"minari:{exported}")
+    assert loaded.env_id == ENV_ID and loaded.metadata["env_kwargs"] == ENV_KWARGS
+    assert loaded.specs == npz.specs and loaded.normalization == npz.normalization
+    for key in ("n_train", "n_val", "spaces", "arrays", "identity", "seed", "policy"):
+        assert loaded.metadata[key] == npz.metadata[key], key
+    for split in ("train", "val"):
+        ours, theirs = getattr(npz, split), getattr(loaded, split)
+        assert list(theirs) == list(ours)
+        for key, array in ours.items():
+            assert theirs[key].dtype == array.dtype and np.array_equal(theirs[key], array), (split, key)
+    other = load_minari_dataset(exported, val_fraction=0.5)  # whole episodes: 4 of the 8 go to validation
+    assert other.metadata["episodes"] == {"train": 4, "val": 4} and len(other.val["rewards"]) == 150
+
+
+def test_pretrain_one_epoch_from_minari(exported, tmp_path):
+    out = tmp_path / "encoder"
+    assert main(["pretrain", "--data", f"minari:{exported}", "--out", str(out), "--epochs", "1", *SMALL_FLAGS]) == 0
+    run = json.loads((out / "run.json").read_text())
+    assert run["data_dir"] == f"minari:{exported}" and run["experiment"]["env_id"] == ENV_ID
+    assert set(run["identity"]["data"]) == {"data/main_data.hdf5", "data/metadata.json"}
+    assert (out / "config.json").is_file() and (out / "model.safetensors").is_file()
+    assert main(["pretrain", "--data", f"minari:{exported}", "--out", str(out), "--epochs", "2", "--resume",
+                 *SMALL_FLAGS]) == 0
+    assert len(json.loads((out / "history.json").read_text())) == 2
+
+
+def test_another_env_or_collection_is_refused(exported, tmp_path, capsys):
+    from gmc_rl.minari_data import collect_minari, load_minari_dataset
+
+    other_env = "gmc_rl/CartPoleSensors-v0"
+    assert main(["pretrain", "--data", f"minari:{exported}", "--env", other_env, "--out", str(tmp_path / "o"),
+                 "--epochs", "1", *SMALL_FLAGS]) == 2
+    assert f"was collected on '{ENV_ID}' but the config's env_id is '{other_env}'" in capsys.readouterr().err
+    with pytest.raises(ConfigError, match="was collected on 'gmc_rl/PendulumSound-v0', not on"):
+        load_minari_dataset(exported, env_id=other_env)
+    assert collect_minari(CONFIG, exported, progress=False).total_steps == 300  # the same collection is kept
+    changed = ExperimentConfig(env_id=ENV_ID, env_kwargs=ENV_KWARGS, collect=CollectConfig(steps=200, n_envs=4, seed=3))
+    with pytest.raises(DatasetError, match=r"different settings \(collect: .*--update"):
+        collect_minari(changed, exported, progress=False)
+    small = ExperimentConfig(env_id=ENV_ID, env_kwargs=ENV_KWARGS, collect=CollectConfig(steps=40, n_envs=2))
+    assert collect_minari(small, "gmc_rl/replaced-v0", progress=False).total_steps == 40
+    assert collect_minari(changed, "gmc_rl/replaced-v0", overwrite=True, progress=False).total_steps == 200
+    assert main(["collect", "--minari", exported, "--out", str(tmp_path / "npz"), "--quiet"]) == 2
+    assert "give either --out DIR" in capsys.readouterr().err
+    with pytest.raises(DatasetError, match="no Minari dataset 'gmc_rl/missing-v0'"):
+        load_dataset("minari:gmc_rl/missing-v0")
+    with pytest.raises(ConfigError, match=r"\[namespace/\]name-v<version>"):
+        collect_minari(CONFIG, "gmc_rl/no-version", progress=False)
