@@ -79,7 +79,9 @@ def load_model_weights(model: BaseAlgorithm, path: str | os.PathLike) -> None:
     expected = set(model._get_torch_save_params()[0])
     missing = sorted(expected - set(params))
     if missing:
-        raise CheckpointError(f"model file {path} lacks the weights of {missing}; it is not a {type(model).__name__} model")
+        raise CheckpointError(
+            f"model file {path} lacks the weights of {missing}; it is not a {type(model).__name__} model"
+        )
     try:
         model.set_parameters(params, exact_match=True, device=model.device)
         for name, value in (variables or {}).items():

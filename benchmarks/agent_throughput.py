@@ -124,7 +124,8 @@ def main() -> None:
     r = results["rollout"]
     print(f"{ENV}, GMC latent (k={results['latent_dim']}), {args.threads} torch thread(s), "
           f"load average {results['machine']['load_average'][0]:.1f} on {os.cpu_count()} CPUs")
-    print(f"  rollout only (random actions): {r['wall_steps_per_s']:.0f} steps/s wall, {r['cpu_steps_per_s']:.0f} per CPU-s")
+    print(f"  rollout only (random actions): {r['wall_steps_per_s']:.0f} steps/s wall, "
+          f"{r['cpu_steps_per_s']:.0f} per CPU-s")
     for algo, t in results["train"].items():
         print(f"  {algo} training (batch {t['batch_size']}, {t['steps']} steps): {t['wall_steps_per_s']:.1f} steps/s "
               f"wall, {t['cpu_steps_per_s']:.1f} per CPU-s")

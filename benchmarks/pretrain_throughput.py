@@ -93,7 +93,8 @@ def main() -> int:
         dataset = load_dataset(data_dir)
         disk = sum(f.stat().st_size for f in data_dir.iterdir() if f.is_file())
         print(f"dataset: {len(dataset)} transitions ({len(dataset.train['rewards'])} train, "
-              f"{len(dataset.val['rewards'])} val); {disk / 1e6:.1f} MB on disk; {dataset.nbytes / 1e6:.1f} MB in memory")
+              f"{len(dataset.val['rewards'])} val); {disk / 1e6:.1f} MB on disk; "
+              f"{dataset.nbytes / 1e6:.1f} MB in memory")
 
         rate = measure_throughput(config, dataset, args.batches)
         n_train = len(dataset.train["rewards"])

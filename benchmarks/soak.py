@@ -33,14 +33,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
+from stable_baselines3.common.vec_env import DummyVecEnv  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
 from gmc_rl.checkpoint import load_gmc, resolve_device  # noqa: E402
 from gmc_rl.config import ModelConfig  # noqa: E402
 from gmc_rl.io import write_json_atomic  # noqa: E402
 from gmc_rl.model import GMCModel  # noqa: E402
-from stable_baselines3.common.vec_env import DummyVecEnv  # noqa: E402
-
 from gmc_rl.wrappers import VecGMCLatent, make_latent_env, make_sensor_env  # noqa: E402
 from gmc_rl.wrappers.factory import make_env  # noqa: E402
 
@@ -83,7 +82,8 @@ def main(argv: list[str] | None = None) -> int:
         torch.manual_seed(args.seed)
         model = load_gmc(GMCModel.from_space(probe.observation_space, ModelConfig()).to(resolve_device(args.device)))
         probe.close()
-        source = "randomly initialised GMC model (default ModelConfig; no --checkpoint given) - measures the wrapper stack, not accuracy"
+        source = ("randomly initialised GMC model (default ModelConfig; no --checkpoint given) - measures the wrapper "
+                  "stack, not accuracy")
     n = args.n_envs
     if n == 1:
         env = make_latent_env(args.env, model, p=args.p, per="step", seed=args.seed)
@@ -164,7 +164,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{total} env steps in {elapsed:.1f} s: {total / elapsed:.0f} steps/s; {episodes} episodes; "
           f"load average now {os.getloadavg()[0]:.1f}")
     print(f"RSS after warm-up {start_rss:.1f} MiB, at the end {end_rss:.1f} MiB: growth {end_rss - start_rss:+.1f} MiB "
-          f"({100 * (end_rss - start_rss) / start_rss:+.2f} %); spread over the second half {max(later) - min(later):.1f} MiB; "
+          f"({100 * (end_rss - start_rss) / start_rss:+.2f} %); "
+          f"spread over the second half {max(later) - min(later):.1f} MiB; "
           f"peak RSS of the process {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.1f} MiB")
     print("fraction of steps each modality was dropped: "
           + ", ".join(f"{name} {dropped[i]:.3f}" for name, i in modality_index.items())

@@ -153,7 +153,8 @@ class DopplerReceivers:
                 f"(else the Doppler formula diverges), got {sound_speed!r}"
             )
         bounds = np.array(distance_bounds, dtype=np.float64).reshape(-1, 2)
-        valid = bounds.shape[0] == self.positions.shape[0] and np.all(bounds[:, 0] > 0) and np.all(bounds >= bounds[:, :1])
+        valid = (bounds.shape[0] == self.positions.shape[0] and np.all(bounds[:, 0] > 0)
+                 and np.all(bounds >= bounds[:, :1]))
         if not valid:
             raise ValueError(f"distance_bounds must hold 0 < d_min <= d_max for each receiver, got {bounds.tolist()}")
         self.frequency = float(frequency)

@@ -111,7 +111,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         n_envs=min(args.episodes, 10), progress=False,
     )
     complete = results["complete"]["per_step_reward"]["mean"]
-    rows = ["| condition | per-step reward | ± 95 % CI | episode return | loss vs complete |", "|---|---:|---:|---:|---:|"]
+    rows = ["| condition | per-step reward | ± 95 % CI | episode return | loss vs complete |",
+            "|---|---:|---:|---:|---:|"]
     for condition, summary in results.items():
         reward = summary["per_step_reward"]
         half_width = "n/a" if reward["half_width"] is None else f"{reward['half_width']:.3f}"

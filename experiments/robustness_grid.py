@@ -24,6 +24,7 @@ Example::
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import math
 import sys
@@ -120,7 +121,8 @@ def summarize(paths: list[Path]) -> str:
         cells = [f"{100 * mine[m]['loss']:+.1f} ± {100 * mine[m]['loss_ci95']:.1f} %"
                  + (" **(> 10 %)**" if mine[m]["failed"] else "") if m in mine else "–" for m in modalities]
         complete = next(iter(mine.values()))["complete"]
-        lines.append(f"| {Path(agent).parents[1].name}/{Path(agent).name} | {complete:.3f} | " + " | ".join(cells) + " |")
+        name = f"{Path(agent).parents[1].name}/{Path(agent).name}"
+        lines.append(f"| {name} | {complete:.3f} | " + " | ".join(cells) + " |")
     complete = [next(row["complete"] for row in rows if row["agent"] == agent) for agent in agents]
     spread = [f"complete {np.mean(complete):.3f} (agents {min(complete):.3f} to {max(complete):.3f})"]
     for m in modalities:
@@ -173,7 +175,7 @@ def main() -> None:
         seed = EVAL_SEED_OFFSET
         complete = evaluate(agent, None, args.episodes, seed)
         diagnostics = diagnose_transfer(agent.encoder, sb3_predictor(agent.model),
-                                        lambda: gym.make(agent.env_id, **agent.env_kwargs), subsets,
+                                        functools.partial(gym.make, agent.env_id, **agent.env_kwargs), subsets,
                                         episodes=args.diagnostic_episodes, horizon=args.horizon, seed=seed)
         for subset in subsets:
             scores = evaluate(agent, subset, args.episodes, seed)

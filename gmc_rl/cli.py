@@ -41,7 +41,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def build_command_parser(name: str) -> tuple[ModuleType, Any]:
-    """The module of command ``name`` and its parser (a jsonargparse parser, see :mod:`gmc_rl.commands.config_flags`)."""
+    """The module of command ``name`` and its parser (a jsonargparse parser, see
+    :mod:`gmc_rl.commands.config_flags`)."""
     from gmc_rl.commands.config_flags import add_config_arguments, command_parser
 
     module = import_module(COMMANDS[name])

@@ -83,7 +83,8 @@ def batch_alignment(modality_latents: Tensor, joint_latents: Tensor) -> tuple[fl
 
 
 def _take(observations: Mapping[str, Any], names: list[str], index: Tensor) -> dict[str, Any]:
-    return {name: observations[name][index.numpy() if isinstance(observations[name], np.ndarray) else index] for name in names}
+    return {name: observations[name][index.numpy() if isinstance(observations[name], np.ndarray) else index]
+            for name in names}
 
 
 @torch.no_grad()

@@ -93,7 +93,8 @@ def _spec_from_box(name: str, box: spaces.Space) -> ModalitySpec:
     kind = "image" if dtype == np.uint8 and len(box.shape) == 3 else "vector"
     low = float(np.min(box.low)) if box.low.size else 0.0
     high = float(np.max(box.high)) if box.high.size else 0.0
-    return ModalitySpec(name=name, shape=tuple(int(s) for s in box.shape), dtype=dtype.name, kind=kind, low=low, high=high)
+    return ModalitySpec(name=name, shape=tuple(int(s) for s in box.shape), dtype=dtype.name, kind=kind, low=low,
+                        high=high)
 
 
 def modality_specs(space: spaces.Space) -> dict[str, ModalitySpec]:
@@ -135,7 +136,9 @@ def check_modalities(requested: Sequence[str] | None, available: Sequence[str]) 
         raise ModalityError(f"the list of modalities is empty; choose at least one of {available}")
     for name in requested:
         if name not in available:
-            raise ModalityError(f"unknown modality {name!r}; available modalities are {available}.{suggest(name, available)}")
+            raise ModalityError(
+                f"unknown modality {name!r}; available modalities are {available}.{suggest(name, available)}"
+            )
     return [name for name in available if name in requested]
 
 

@@ -107,10 +107,11 @@ def test_resume_with_another_encoder_is_refused(gmc_agent, tmp_path, gmc_dir):
 
 
 def test_gmc_checkpoint_of_another_env_is_refused(tmp_path):
-    from gmc_rl.config import ModelConfig
-    from gmc_rl.checkpoint import save_gmc
-    from gmc_rl.model import GMCModel
     from gymnasium import spaces
+
+    from gmc_rl.checkpoint import save_gmc
+    from gmc_rl.config import ModelConfig
+    from gmc_rl.model import GMCModel
 
     space = spaces.Dict({"image": spaces.Box(0, 255, (2, 32, 32), np.uint8),
                          "sound": spaces.Box(-1, 1, (2, 3, 2), np.float32)})

@@ -11,6 +11,11 @@ from gymnasium import spaces
 
 import gmc_rl  # noqa: F401  (registers the gmc_rl ids)
 from gmc_rl.agents import load_agent, train_agent
+from gmc_rl.agents.observations import make_method_vec_env
+from gmc_rl.collect import collect
+from gmc_rl.config import ExperimentConfig, ModelConfig, from_dict
+from gmc_rl.errors import CheckpointError, ConfigError, ModalityError
+from gmc_rl.modalities import modality_specs
 from gmc_rl.mvae import (
     MVAEModel,
     VecMVAELatent,
@@ -21,11 +26,6 @@ from gmc_rl.mvae import (
     save_mvae,
 )
 from gmc_rl.mvae.model import elbo_subsets, kl_to_prior, reconstruction_weights
-from gmc_rl.agents.observations import make_method_vec_env
-from gmc_rl.collect import collect
-from gmc_rl.config import ExperimentConfig, ModelConfig, from_dict
-from gmc_rl.errors import CheckpointError, ConfigError, ModalityError
-from gmc_rl.modalities import modality_specs
 
 ENV = "gmc_rl/PendulumSound-v0"
 SPACE = spaces.Dict({

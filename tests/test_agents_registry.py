@@ -12,7 +12,13 @@ from stable_baselines3.common.torch_layers import CombinedExtractor
 from torch import nn
 
 from gmc_rl.agents.extractors import MultimodalExtractor, SmallCNN
-from gmc_rl.agents.registry import ALGORITHMS, DecayingActionNoise, build_algorithm, make_action_noise, resolve_hyperparams
+from gmc_rl.agents.registry import (
+    ALGORITHMS,
+    DecayingActionNoise,
+    build_algorithm,
+    make_action_noise,
+    resolve_hyperparams,
+)
 from gmc_rl.errors import ConfigError
 
 SMALL = {"policy_kwargs": {"net_arch": [16]}}

@@ -111,7 +111,8 @@ def test_space_mismatch_names_each_difference(model, tmp_path):
     message = str(info.value)
     assert "'joints'" in message and "not expected" in message
     assert "modality 'image': expected shape (2, 8, 8), got (2, 9, 9)" in message
-    other = spaces.Dict({"rgb": spaces.Box(0, 255, (3, 8, 8), np.uint8), "sound": spaces.Box(-1, 1, (2, 3, 2), np.float32)})
+    other = spaces.Dict({"rgb": spaces.Box(0, 255, (3, 8, 8), np.uint8),
+                         "sound": spaces.Box(-1, 1, (2, 3, 2), np.float32)})
     with pytest.raises(CheckpointError, match=r"\['image'\] are expected but missing"):
         check_space_matches(loaded, other)
     with pytest.raises(CheckpointError, match="Dict"):

@@ -164,7 +164,8 @@ def test_normalization_stats_skip_images():
 
     specs = {"img": ModalitySpec("img", (1, 2, 2), "uint8", "image", 0, 255),
              "v": ModalitySpec("v", (2,), "float32", "vector", -1, 1)}
-    stats = normalization_stats({"img": np.zeros((3, 1, 2, 2), np.uint8), "v": np.array([[0, 1], [2, 1], [4, 1]], np.float32)}, specs)
+    stats = normalization_stats({"img": np.zeros((3, 1, 2, 2), np.uint8),
+                                 "v": np.array([[0, 1], [2, 1], [4, 1]], np.float32)}, specs)
     assert stats == {"v": {"mean": [2.0, 1.0], "std": [pytest.approx(np.std([0, 2, 4])), 0.0]}}
 
 

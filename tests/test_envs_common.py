@@ -157,6 +157,7 @@ def test_import_gmc_rl_stays_cheap_and_keeps_gymnasium_own_loader():
         "assert importlib.util.find_spec('gymnasium') is not None  # a probe does not use up the registration\n"
         "import gymnasium as gym\n"
         "print(type(gym.__loader__).__name__ == type(gym.__spec__.loader).__name__ == 'SourceFileLoader')\n"
-        "print(sum(getattr(f, 'gmc_rl_env_hook', False) for f in sys.meta_path), 'gmc_rl/PendulumSound-v0' in gym.registry)\n"
+        "print(sum(getattr(f, 'gmc_rl_env_hook', False) for f in sys.meta_path),\n"
+        "      'gmc_rl/PendulumSound-v0' in gym.registry)\n"
     )
     assert _fresh_process(code) == ["[]", "True", "0", "True"]

@@ -40,7 +40,8 @@ def naive_gmc_loss(modality_latents, joint, tau, joints_as_negatives=False):
 def random_latents(num_modalities, batch, dim=10, seed=0):
     generator = torch.Generator().manual_seed(seed)
     joint = F.normalize(torch.randn(batch, dim, generator=generator), dim=1)
-    mods = [F.normalize(joint + 0.7 * torch.randn(batch, dim, generator=generator), dim=1) for _ in range(num_modalities)]
+    mods = [F.normalize(joint + 0.7 * torch.randn(batch, dim, generator=generator), dim=1)
+            for _ in range(num_modalities)]
     return mods, joint
 
 

@@ -8,8 +8,8 @@ from torch import nn
 
 from gmc_rl.config import ModelConfig
 from gmc_rl.errors import ModalityError, SensorValueError
-from gmc_rl.model import GMCModel, Preprocessor, build_modality_encoder
 from gmc_rl.modalities import modality_specs
+from gmc_rl.model import GMCModel, Preprocessor, build_modality_encoder
 
 SMALL = ModelConfig(latent_dim=6, common_dim=16, head_hidden=24, conv_channels=[4, 8], mlp_hidden=[12])
 
@@ -97,10 +97,10 @@ def test_paper_pendulum_architecture_by_default():
     assert any(isinstance(m, nn.SiLU) for m in image_encoder.modules())
     assert image_encoder[-1].in_features == 64 * 15 * 15 and image_encoder[-1].out_features == 64
     sound_linears = [m for m in sound_encoder.modules() if isinstance(m, nn.Linear)]
-    assert [(l.in_features, l.out_features) for l in sound_linears] == [(12, 50), (50, 50), (50, 64)]
+    assert [(linear.in_features, linear.out_features) for linear in sound_linears] == [(12, 50), (50, 50), (50, 64)]
     assert model.joint_encoder.projection.in_features == 64 * 15 * 15 + 50
     head = [m for m in model.head.modules() if isinstance(m, nn.Linear)]
-    assert [(l.in_features, l.out_features) for l in head] == [(64, 128), (128, 10)]
+    assert [(linear.in_features, linear.out_features) for linear in head] == [(64, 128), (128, 10)]
     assert model.encode(sample_batch(space, 3)).shape == (3, 10)
 
 

@@ -288,7 +288,8 @@ def test_inf_in_a_batch_given_to_the_encoder(model):
 def test_observation_of_the_wrong_dtype_or_shape(model):
     with pytest.raises(ModalityError, match="modality 'image': expected dtype uint8"):
         model.encode({"image": np.zeros((2, 1, 8, 8), np.float32), "vec": np.zeros((2, 3), np.float32)})
-    with pytest.raises(ModalityError, match=r"modality 'image': expected a batch of shape \(B, 1, 8, 8\), got \(1, 8, 8\)"):
+    with pytest.raises(ModalityError,
+                       match=r"modality 'image': expected a batch of shape \(B, 1, 8, 8\), got \(1, 8, 8\)"):
         model.encode({"image": np.zeros((1, 8, 8), np.uint8), "vec": np.zeros((1, 3), np.float32)})
 
 
@@ -512,7 +513,8 @@ def test_zero_or_negative_counts(section, key, value):
     with pytest.raises(ConfigError, match=f"config key '{section}.{key}'") as error:
         from_dict(ExperimentConfig, {section: {key: value}})
     assert str(value) in str(error.value)
-    cls = {"collect": CollectConfig, "pretrain": PretrainConfig, "agent": AgentConfig, "evaluate": EvaluateConfig}[section]
+    classes = {"collect": CollectConfig, "pretrain": PretrainConfig, "agent": AgentConfig, "evaluate": EvaluateConfig}
+    cls = classes[section]
     with pytest.raises(ConfigError, match=f"'{section}.{key}'"):  # the Python API checks the same
         cls(**{key: value})
 

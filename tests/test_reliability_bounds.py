@@ -40,8 +40,8 @@ from gmc_rl.config import (
 from gmc_rl.data import load_dataset
 from gmc_rl.envs.checks import MAX_IMAGE_SIZE, MAX_N_STACK
 from gmc_rl.errors import CheckpointError, ConfigError
-from gmc_rl.model import GMCModel, parameter_count
 from gmc_rl.modalities import ModalitySpec, modality_specs
+from gmc_rl.model import GMCModel, parameter_count
 from gmc_rl.mvae import MVAEModel, load_mvae, save_mvae
 from gmc_rl.mvae.model import parameter_count as mvae_parameter_count
 

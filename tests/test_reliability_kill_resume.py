@@ -25,7 +25,6 @@ from stable_baselines3.common.callbacks import BaseCallback
 from test_reliability_determinism import same_tensors
 
 import gmc_rl  # noqa: F401  (registers the gmc_rl ids)
-
 from gmc_rl.checkpoint import load_gmc, load_training_state, save_gmc
 from gmc_rl.cli import main
 from gmc_rl.collect import collect
@@ -117,9 +116,9 @@ def test_pretraining_killed_between_the_weights_and_the_config_of_its_best_model
     """The one non-atomic moment of a checkpoint: its new weights are written, its config.json not yet. The
     directory then refuses to load (SHA-256 mismatch, never silently mixed); resuming redoes that epoch and
     rewrites both files."""
-    import gmc_rl.checkpoint as checkpoint_module
     from test_reliability_bad_inputs import tiny_config
 
+    import gmc_rl.checkpoint as checkpoint_module
     from gmc_rl.errors import CheckpointError
     from gmc_rl.pretrain import pretrain
 

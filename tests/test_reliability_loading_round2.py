@@ -252,7 +252,7 @@ def test_agent_json_of_the_wrong_shape(agent_dir, tmp_path):
     }
     for key, (value, fragment) in cases.items():
         agent = copy_of(agent_dir, tmp_path / key)
-        edit_json(agent / "agent.json", lambda info: info.update({key: value}))
+        edit_json(agent / "agent.json", lambda info, key=key, value=value: info.update({key: value}))
         with pytest.raises(CheckpointError, match="agent.json") as error:
             load_agent(agent)
         assert fragment in str(error.value), key
@@ -271,7 +271,7 @@ def test_checkpoint_config_of_the_wrong_shape(checkpoint, tmp_path):
     }
     for key, (value, fragment) in cases.items():
         broken = copy_of(checkpoint, tmp_path / key)
-        edit_json(broken / "config.json", lambda config: config.update({key: value}))
+        edit_json(broken / "config.json", lambda config, key=key, value=value: config.update({key: value}))
         with pytest.raises(CheckpointError, match="config.json") as error:
             load_gmc(broken)
         assert fragment in str(error.value), key

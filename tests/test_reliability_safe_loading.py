@@ -143,7 +143,8 @@ def test_mvae_weights_replaced_by_a_pickle(tmp_path, marker):
 def test_pretraining_resume_state_replaced_by_a_pickle(make_payload, gmc_run, tmp_path, marker):
     broken = copy_of(gmc_run, tmp_path)
     (broken / "last" / "trainer_state.pt").write_bytes(make_payload(marker))
-    with pytest.raises(CheckpointError, match="cannot load training state .*trainer_state.pt.*Weights only load failed"):
+    with pytest.raises(CheckpointError,
+                       match="cannot load training state .*trainer_state.pt.*Weights only load failed"):
         load_training_state(broken / "last")
     with pytest.raises(CheckpointError, match="trainer_state.pt"):
         pretrain(tiny_config(epochs=2), gmc_run.parent / "data", broken, resume=True, progress=False)
@@ -209,7 +210,8 @@ def test_behaviour_policy_zip_with_pickled_entries(tmp_path, marker):
     model = PPO("MultiInputPolicy", gym.make(env_id), n_steps=16, batch_size=16, seed=0, device="cpu",
                 policy_kwargs={"net_arch": [8], "activation_fn": torch.nn.ReLU})
     model.save(tmp_path / "ppo.zip")
-    config = ExperimentConfig(collect=CollectConfig(steps=20, n_envs=1, val_fraction=0.2, policy=str(tmp_path / "ppo.zip")))
+    config = ExperimentConfig(collect=CollectConfig(steps=20, n_envs=1, val_fraction=0.2,
+                                                    policy=str(tmp_path / "ppo.zip")))
     clean = load_dataset(collect(config, tmp_path / "clean", progress=False))
 
     keys = ("policy_class", "observation_space", "action_space", "lr_schedule", "clip_range", "rollout_buffer_class",
@@ -281,7 +283,8 @@ def unsafe_loads(source: str) -> list[str]:
         elif name == "load_from_zip_file" and _keyword(node, "load_data") is not False:
             problems.append(f"{where}: load_from_zip_file must pass load_data=False")
         elif isinstance(func, ast.Attribute) and name == "load_replay_buffer":
-            problems.append(f"{where}: SB3's load_replay_buffer unpickles (use gmc_rl.agents.checkpoints.load_replay_buffer)")
+            problems.append(f"{where}: SB3's load_replay_buffer unpickles "
+                            "(use gmc_rl.agents.checkpoints.load_replay_buffer)")
     return problems
 
 
@@ -298,7 +301,8 @@ def test_audit_finds_unsafe_loads_in_a_sample():
 
 
 def test_code_base_has_no_unsafe_load_calls():
-    files = [p for folder in ("gmc_rl", "agents", "envs", "experiments", "benchmarks") for p in (ROOT / folder).rglob("*.py")]
+    folders = ("gmc_rl", "agents", "envs", "experiments", "benchmarks")
+    files = [p for folder in folders for p in (ROOT / folder).rglob("*.py")]
     assert len(files) > 30
     problems = {str(p.relative_to(ROOT)): unsafe_loads(p.read_text(encoding="utf-8")) for p in files}
     assert {path: found for path, found in problems.items() if found} == {}

@@ -13,9 +13,8 @@ from gymnasium import spaces
 
 import gmc_rl.transfer
 from gmc_rl.errors import ConfigError
+from gmc_rl.evaluate import relative_loss, summarize
 from gmc_rl.results import build_results, markdown_report, robustness_losses, robustness_warnings
-from gmc_rl.evaluate import summarize
-from gmc_rl.evaluate import relative_loss
 from gmc_rl.transfer import diagnose_transfer
 
 

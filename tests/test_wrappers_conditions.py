@@ -29,7 +29,8 @@ def test_parse_every_form():
 
 
 @pytest.mark.parametrize("text, error, pattern", [
-    ("imgae", ModalityError, r"unknown modality 'imgae'; available modalities are \['image', 'sound'\].*Did you mean 'image'"),
+    ("imgae", ModalityError,
+     r"unknown modality 'imgae'; available modalities are \['image', 'sound'\].*Did you mean 'image'"),
     ("image+audio", ModalityError, "unknown modality 'audio'"),
     ("noise:audio:0.1", ModalityError, r"unknown modality 'audio'; available modalities are \['image', 'sound'\]"),
     ("dropuot:0.3", ConfigError, "unknown kind 'dropuot'.*Did you mean 'dropout'"),

@@ -135,7 +135,8 @@ def test_check_env_passes(make):
 
 
 def test_errors_are_clear():
-    with pytest.raises(ModalityError, match=r"GaussianNoise\(modalities=...\): unknown modality 'snd'.*\['image', 'sound'\]"):
+    with pytest.raises(ModalityError,
+                       match=r"GaussianNoise\(modalities=...\): unknown modality 'snd'.*\['image', 'sound'\]"):
         GaussianNoise(ToyEnv(), "snd", severity=0.1)
     with pytest.raises(ModalityError, match="needs at least one modality"):
         GaussianNoise(ToyEnv(), [], severity=0.1)

@@ -109,7 +109,8 @@ def test_loads_a_checkpoint_directory(tmp_path):
 @pytest.mark.parametrize("make", [
     lambda: GMCLatent(ToyEnv(), toy_model()),
     lambda: GMCLatent(ModalityDropout(ToyEnv(), p=0.3, per="step", seed=0), toy_model()),
-    lambda: GMCLatent(ModalityDropout(StuckSensor(GaussianNoise(ToyEnv(), "sound", 0.2), "image", 0.1), p=0.4), toy_model()),
+    lambda: GMCLatent(ModalityDropout(StuckSensor(GaussianNoise(ToyEnv(), "sound", 0.2), "image", 0.1), p=0.4),
+                      toy_model()),
     lambda: GMCLatent(ModalityDropout(NonFiniteGuard(ToyEnv(nan_at={2: "sound"}), "drop"), p=0.3, per="step"),
                       toy_model()),
 ])

@@ -36,7 +36,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--split", default="val", choices=["train", "val"], help="dataset split (default: val)")
     parser.add_argument("--batch-size", type=int, default=128,
                         help="retrieval among shuffled batches of this size (chance = 1/batch size; default 128)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the batch shuffle (with --agent: of the first paired episode)")
+    parser.add_argument("--seed", type=int, default=0,
+                        help="seed of the batch shuffle (with --agent: of the first paired episode)")
     parser.add_argument("--temperature", type=float, default=None,
                         help="also report the GMC loss at this temperature (default: the one used in pretraining)")
     parser.add_argument("--plot", default=None, help="also save a PCA plot of the latents to this PNG")

@@ -38,6 +38,7 @@ from gmc_rl.config import (
 )
 from gmc_rl.errors import suggest
 
+
 def _strict_yaml(text: str) -> Any:
     """Parse a flag value (or a section file given as ``--pretrain FILE``) with the experiment configs' strict
     YAML loader: no anchors or aliases, duplicate or non-string keys."""

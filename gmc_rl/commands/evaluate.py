@@ -56,7 +56,9 @@ def run(args: argparse.Namespace) -> int:
     agents = [load_agent(path) for path in agent_dirs]
     env_ids = {a.env_id for a in agents}
     if len(env_ids) > 1:
-        raise ConfigError(f"the agents were trained on different environments {sorted(env_ids)}; evaluate them separately")
+        raise ConfigError(
+            f"the agents were trained on different environments {sorted(env_ids)}; evaluate them separately"
+        )
     conditions = resolve_conditions(ev.conditions, agents[0].modalities)
     seeds = list(config.seeds)
     out = Path(args.out) if args.out else _default_out(agent_dirs)

@@ -17,9 +17,9 @@ import torch
 from gymnasium import spaces
 from stable_baselines3.common.vec_env import VecEnv
 
+from gmc_rl.modalities import AVAILABILITY_KEY, modality_specs
 from gmc_rl.mvae.checkpoint import check_space_matches, load_mvae
 from gmc_rl.mvae.model import MVAEModel
-from gmc_rl.modalities import AVAILABILITY_KEY, modality_specs
 from gmc_rl.wrappers.vec_latent import VecEncodedLatent
 
 

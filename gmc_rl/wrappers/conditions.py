@@ -105,7 +105,9 @@ def parse_condition(text: str, modalities: Sequence[str]) -> Condition:
         return Condition("+".join(present), "subset", present)
     kind, *args = [part.strip() for part in text.split(":")]
     if kind not in _PREFIXES:
-        raise ConfigError(f"condition {text!r}: unknown kind {kind!r}; conditions have the forms {_FORMS}.{suggest(kind, _PREFIXES)}")
+        raise ConfigError(
+            f"condition {text!r}: unknown kind {kind!r}; conditions have the forms {_FORMS}.{suggest(kind, _PREFIXES)}"
+        )
     if kind == "dropout":
         if len(args) != 1:
             raise ConfigError(f"condition {text!r}: expected 'dropout:P', e.g. 'dropout:0.3'")
@@ -123,7 +125,9 @@ def parse_condition(text: str, modalities: Sequence[str]) -> Condition:
         name = _modality(args[0], text, modalities)
         severity = _number(args[1], text, "the severity") if len(args) == 2 else 1.0
         if not 0.0 <= severity <= 1.0:
-            raise ConfigError(f"condition {text!r}: the stuck severity is a per-step probability in [0, 1], got {severity:g}")
+            raise ConfigError(
+                f"condition {text!r}: the stuck severity is a per-step probability in [0, 1], got {severity:g}"
+            )
         label = f"stuck:{name}" if len(args) == 1 else f"stuck:{name}:{severity:g}"
         return Condition(label, "stuck", (name,), severity=severity)
     if len(args) != 2:
