@@ -62,7 +62,8 @@ def save_replay_buffer(buffer: ReplayBuffer, path: str | Path) -> None:
     """Write the filled part of ``buffer`` to ``path`` (``.npz``) atomically."""
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as handle:
-            np.savez(handle, **_buffer_arrays(buffer))
+            # numpy's stub types **kwds as possibly holding its allow_pickle flag; the keys are buffer field names.
+            np.savez(handle, **_buffer_arrays(buffer))  # type: ignore[arg-type]
 
 
 def load_replay_buffer(buffer: ReplayBuffer, path: str | Path) -> None:

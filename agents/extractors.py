@@ -43,19 +43,22 @@ def needs_small_cnn(space: spaces.Space) -> bool:
     if not isinstance(space, spaces.Dict):
         return False
     return any(
-        is_image_space(sub) and min(sub.shape[1:]) < NATURE_CNN_MIN_SIZE for sub in space.spaces.values()
+        isinstance(sub, spaces.Box) and is_image_space(sub) and min(sub.shape[1:]) < NATURE_CNN_MIN_SIZE
+        for sub in space.spaces.values()
     )
 
 
 class MultimodalExtractor(BaseFeaturesExtractor):
     """SB3's ``CombinedExtractor`` with :class:`SmallCNN` for images smaller than 36x36."""
 
-    def __init__(self, observation_space: spaces.Dict, cnn_output_dim: int = 256, normalized_image: bool = False) -> None:
+    def __init__(
+        self, observation_space: spaces.Dict, cnn_output_dim: int = 256, normalized_image: bool = False
+    ) -> None:
         super().__init__(observation_space, features_dim=1)
         extractors: dict[str, nn.Module] = {}
         total = 0
         for key, subspace in observation_space.spaces.items():
-            if is_image_space(subspace, normalized_image=normalized_image):
+            if isinstance(subspace, spaces.Box) and is_image_space(subspace, normalized_image=normalized_image):
                 small = min(subspace.shape[1:]) < NATURE_CNN_MIN_SIZE
                 cnn = SmallCNN if small else NatureCNN
                 extractors[key] = cnn(subspace, features_dim=cnn_output_dim, normalized_image=normalized_image)

@@ -97,7 +97,7 @@ def load_agent(path: str | Path, device: str = "cpu") -> Agent:
         encoder_dir = path / layout.ENCODER_DIR
         if not encoder_dir.is_dir():
             raise CheckpointError(f"the {method} agent in {path} has no {layout.ENCODER_DIR}/ directory")
-        encoder = spec.load(encoder_dir, device=device)
+        encoder = spec.load_encoder(encoder_dir, device=device)
     hyperparams = dict(config.agent.hyperparams)
     if info["algo"] in OFF_POLICY:
         hyperparams["buffer_size"] = 1  # inference only: no replay memory is needed

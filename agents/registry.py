@@ -139,12 +139,17 @@ def make_action_noise(spec: Any, action_space: spaces.Space) -> ActionNoise | No
     kind = spec.pop("type", None)
     if kind not in kinds:
         raise ConfigError(
-            f"agent.hyperparams.action_noise.type must be one of {list(kinds)}, got {kind!r}.{suggest(str(kind), kinds)}"
+            f"agent.hyperparams.action_noise.type must be one of {list(kinds)}, got {kind!r}."
+            f"{suggest(str(kind), kinds)}"
         )
-    valid = {"sigma", "mean", "decay_steps", "final_scale"} | ({"theta", "dt"} if kind == "ornstein_uhlenbeck" else set())
+    valid = {"sigma", "mean", "decay_steps", "final_scale"}
+    if kind == "ornstein_uhlenbeck":
+        valid |= {"theta", "dt"}
     unknown = sorted(set(spec) - valid)
     if unknown:
-        raise ConfigError(f"agent.hyperparams.action_noise: unknown keys {unknown}; valid keys for {kind}: {sorted(valid)}")
+        raise ConfigError(
+            f"agent.hyperparams.action_noise: unknown keys {unknown}; valid keys for {kind}: {sorted(valid)}"
+        )
     dim = int(np.prod(action_space.shape))
 
     def vector(key: str, default: float) -> np.ndarray:
@@ -153,7 +158,8 @@ def make_action_noise(spec: Any, action_space: spaces.Space) -> ActionNoise | No
             value = np.full(dim, float(value))
         if value.shape != (dim,) or not np.all(np.isfinite(value)):
             raise ConfigError(
-                f"agent.hyperparams.action_noise.{key} must be a finite number or a list of {dim}, got {spec.get(key)!r}"
+                f"agent.hyperparams.action_noise.{key} must be a finite number or a list of {dim}, "
+                f"got {spec.get(key)!r}"
             )
         return value
 
@@ -169,7 +175,9 @@ def make_action_noise(spec: Any, action_space: spaces.Space) -> ActionNoise | No
     if "decay_steps" in spec:
         decay_steps = spec["decay_steps"]
         if not isinstance(decay_steps, int) or decay_steps <= 0:
-            raise ConfigError(f"agent.hyperparams.action_noise.decay_steps must be a positive integer, got {decay_steps!r}")
+            raise ConfigError(
+                f"agent.hyperparams.action_noise.decay_steps must be a positive integer, got {decay_steps!r}"
+            )
         noise = DecayingActionNoise(noise, decay_steps, float(spec.get("final_scale", 0.0)))
     return noise
 
@@ -285,6 +293,7 @@ def check_buffer_memory(algo: str, params: Mapping[str, Any], observation_space:
     """
     cls = algorithm_class(algo)
     defaults = {name: p.default for name, p in inspect.signature(cls.__init__).parameters.items()}
+    assert action_space.shape is not None  # the action spaces SB3 supports (Box, Discrete, Multi*) have one
     action_dim = max(int(np.prod(action_space.shape)), 1)
     if algo in OFF_POLICY:
         key, value = "buffer_size", int(params.get("buffer_size", defaults["buffer_size"]))

@@ -157,7 +157,7 @@ def train_agent(
     source = _encoder_source(spec, encoder_dir, out_dir)
 
     # Everything that can be checked is checked before anything is written.
-    encoder = spec.load(source, device="cpu") if source is not None else None
+    encoder = spec.load_encoder(source, device="cpu") if source is not None else None
     base = make_base_env(config.env_id, config.env_kwargs)
     try:
         modalities = list(modality_specs(base.observation_space))
@@ -173,7 +173,8 @@ def train_agent(
             layout.copy_encoder(source, out_dir)
 
         checkpoints = out_dir / layout.CHECKPOINTS_DIR
-        venv = make_method_vec_env(method, config.env_id, config.env_kwargs, "complete", agent_cfg.n_envs, seed, encoder)
+        venv = make_method_vec_env(method, config.env_id, config.env_kwargs, "complete", agent_cfg.n_envs, seed,
+                                   encoder)
         eval_env = None
         try:
             model = build_algorithm(agent_cfg.algo, venv, agent_cfg.hyperparams, seed,

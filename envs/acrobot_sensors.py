@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 from gymnasium import spaces
 from gymnasium.envs.classic_control.acrobot import AcrobotEnv
+from gymnasium.error import ResetNeeded
 
 from gmc_rl.envs import drawing
 from gmc_rl.envs.checks import MAX_IMAGE_SIZE, MAX_N_STACK, check_int, check_positive, check_render_mode
@@ -117,9 +118,15 @@ class AcrobotSensorsEnv(MultimodalSensors, AcrobotEnv):
             n_stack,
         )
 
+    def _state(self) -> np.ndarray:
+        """Acrobot's state ``(theta1, theta2, omega1, omega2)``, which ``reset`` sets."""
+        if self.state is None:
+            raise ResetNeeded("call reset() before the Acrobot state is read")
+        return self.state
+
     def kinematics(self) -> tuple[tuple[float, float], tuple[float, float], tuple[float, float], tuple[float, float]]:
         """World positions and velocities ``(elbow, elbow_velocity, tip, tip_velocity)`` for the current state."""
-        t1, t2, w1, w2 = (float(v) for v in self.state)
+        t1, t2, w1, w2 = (float(v) for v in self._state())
         l1, l2 = self.LINK_LENGTH_1, self.LINK_LENGTH_2
         s1, c1, s12, c12 = math.sin(t1), math.cos(t1), math.sin(t1 + t2), math.cos(t1 + t2)
         elbow, elbow_velocity = (l1 * s1, -l1 * c1), (l1 * c1 * w1, l1 * s1 * w1)
@@ -138,7 +145,8 @@ class AcrobotSensorsEnv(MultimodalSensors, AcrobotEnv):
         self.sources["tip"].hear(tip, tip_velocity, sound[1])
 
     def _extra_info(self) -> dict[str, Any]:
-        return {"angles": (float(self.state[0]), float(self.state[1]))}
+        state = self._state()
+        return {"angles": (float(state[0]), float(state[1]))}
 
     def render(self) -> np.ndarray | None:
         """A colour ``(360, 560, 3)`` frame: the arm, the goal line, the receivers, the sound bars and the numbers."""
@@ -162,7 +170,7 @@ class AcrobotSensorsEnv(MultimodalSensors, AcrobotEnv):
         drawing.draw_sound_bars(frame, sound[0], labels, (size + 10, 20))
         drawing.put_lines(frame, ["tip 880 Hz"], (size + 10, 104))
         drawing.draw_sound_bars(frame, sound[1], labels, (size + 10, 120))
-        t1, t2, w1, w2 = (float(v) for v in self.state)
+        t1, t2, w1, w2 = (float(v) for v in self._state())
         drawing.put_lines(
             frame,
             [f"theta1 {t1:+.2f} rad  {w1:+.2f}/s", f"theta2 {t2:+.2f} rad  {w2:+.2f}/s", "line: goal height"],

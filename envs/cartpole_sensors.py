@@ -12,6 +12,7 @@ from collections.abc import Sequence
 import numpy as np
 from gymnasium import spaces
 from gymnasium.envs.classic_control.cartpole import CartPoleEnv
+from gymnasium.error import ResetNeeded
 
 from gmc_rl.envs import drawing
 from gmc_rl.envs.checks import (
@@ -148,9 +149,15 @@ class CartPoleSensorsEnv(MultimodalSensors, CartPoleEnv):
         self._background = np.zeros((height, width), np.uint8)
         self.camera.line(self._background, (-VIEW_HALF_WIDTH, -0.15), (VIEW_HALF_WIDTH, -0.15), 70, 1)
 
+    def _state(self) -> np.ndarray:
+        """CartPole's state ``(x, x_dot, theta, theta_dot)``, which ``reset`` sets."""
+        if self.state is None:
+            raise ResetNeeded("call reset() before the CartPole state is read")
+        return self.state
+
     def _sensed_state(self) -> tuple[float, float, float, float]:
         """``(x, x_dot, theta, theta_dot)`` with position and speeds saturated at the sensors' range."""
-        x, x_dot, theta, theta_dot = (float(v) for v in self.state)
+        x, x_dot, theta, theta_dot = (float(v) for v in self._state())
         x_max, v_max, _, w_max = self._range
         return min(max(x, -x_max), x_max), min(max(x_dot, -v_max), v_max), theta, min(max(theta_dot, -w_max), w_max)
 
@@ -182,7 +189,8 @@ class CartPoleSensorsEnv(MultimodalSensors, CartPoleEnv):
         camera = Camera(height, scene_width, pixels_per_unit=scene_width / (2 * half_w))
         camera.rectangle(frame, (-VIEW_HALF_WIDTH, -0.5), (VIEW_HALF_WIDTH, 1.5), (200, 200, 200), 1)
         camera.line(frame, (-self.x_threshold, -0.15), (self.x_threshold, -0.15), drawing.INK, 1)
-        x, theta = float(self.state[0]), float(self.state[2])
+        state = self._state()
+        x, theta = float(state[0]), float(state[2])
         camera.rectangle(frame, (x - 0.25, -0.15), (x + 0.25, 0.05), drawing.ACCENT)
         tip = (x + self.pole_length * math.sin(theta), self.pole_length * math.cos(theta))
         camera.line(frame, (x, 0.0), tip, drawing.ROD, max(2, round(0.1 * camera.pixels_per_unit)))
@@ -193,7 +201,7 @@ class CartPoleSensorsEnv(MultimodalSensors, CartPoleEnv):
         drawing.draw_sound_bars(frame, sound[0], labels, (scene_width + 10, 20))
         drawing.put_lines(frame, ["pole tip 440 Hz"], (scene_width + 10, 104))
         drawing.draw_sound_bars(frame, sound[1], labels, (scene_width + 10, 120))
-        x_dot, theta_dot = float(self.state[1]), float(self.state[3])
+        x_dot, theta_dot = float(state[1]), float(state[3])
         drawing.put_lines(
             frame,
             [

@@ -28,8 +28,8 @@ agents use 4. 32 leaves ample room while bounding an observation at 32 frames.""
 def check_int(name: str, value: object, minimum: int, maximum: int | None = None) -> int:
     """Return ``value`` as an ``int`` if it is an integer ``>= minimum`` (and ``<= maximum`` if given; bools are
     refused). The message names ``name``, the value and the allowed range."""
-    too_large = maximum is not None and isinstance(value, numbers.Integral) and value > maximum
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum or too_large:
+    too_large = maximum is not None and isinstance(value, numbers.Integral) and int(value) > maximum
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or int(value) < minimum or too_large:
         allowed = f"an integer >= {minimum}" if maximum is None else f"an integer in [{minimum}, {maximum}]"
         raise ValueError(f"{name} must be {allowed}, got {value!r}")
     return int(value)

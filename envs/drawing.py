@@ -16,6 +16,9 @@ SHIFT = 4
 """Fractional bits of the fixed-point pixel coordinates given to OpenCV (1/16 of a pixel)."""
 _ONE = 1 << SHIFT
 
+Point = Sequence[float] | np.ndarray
+"""A world point ``(x, y)``: a pair of floats or an array of two."""
+
 
 class Camera:
     """Orthographic camera: world point ``(x, y)`` (y up) -> pixel ``(column, row)`` of an ``height x width`` image.
@@ -52,8 +55,8 @@ class Camera:
     def line(
         self,
         img: np.ndarray,
-        start: Sequence[float],
-        end: Sequence[float],
+        start: Point,
+        end: Point,
         color: int | tuple[int, int, int],
         thickness: int,
         antialias: bool = True,
@@ -72,7 +75,7 @@ class Camera:
     def circle(
         self,
         img: np.ndarray,
-        centre: Sequence[float],
+        centre: Point,
         radius: float,
         color: int | tuple[int, int, int],
         thickness: int = -1,
@@ -85,8 +88,8 @@ class Camera:
     def rectangle(
         self,
         img: np.ndarray,
-        low: Sequence[float],
-        high: Sequence[float],
+        low: Point,
+        high: Point,
         color: int | tuple[int, int, int],
         thickness: int = -1,
     ) -> None:

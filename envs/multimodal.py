@@ -8,7 +8,7 @@ frames and puts the true state into ``info``. A subclass only declares its per-f
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import gymnasium as gym
 import numpy as np
@@ -16,8 +16,14 @@ from gymnasium import spaces
 
 from gmc_rl.envs.stacking import FrameStack
 
+if TYPE_CHECKING:
+    # For the type checker, the mixin is the Gymnasium env it is mixed with (its reset, step, spaces, render_mode).
+    _GymnasiumEnv = gym.Env[Any, Any]
+else:
+    _GymnasiumEnv = object
 
-class MultimodalSensors:
+
+class MultimodalSensors(_GymnasiumEnv):
     """Mixin: ``Dict`` observation of stacked sensor frames; ``info["state"]`` and ``state_space`` for the truth.
 
     After ``reset``/``step`` of the wrapped Gymnasium class it pushes one new frame per sensor (the stack is filled
@@ -34,8 +40,8 @@ class MultimodalSensors:
         Call at the end of ``__init__``, after the Gymnasium class has set its ``observation_space``.
         """
         self.n_stack = n_stack
-        self.state_space = self.observation_space
-        stacked = {
+        self.state_space = cast(spaces.Box, self.observation_space)  # the Gymnasium class's state Box
+        stacked: dict[str, spaces.Space] = {
             name: spaces.Box(
                 low=np.broadcast_to(box.low, (n_stack, *box.shape)),
                 high=np.broadcast_to(box.high, (n_stack, *box.shape)),
@@ -43,10 +49,11 @@ class MultimodalSensors:
             )
             for name, box in frame_spaces.items()
         }
-        self.observation_space = spaces.Dict(stacked)
+        observation_space = spaces.Dict(stacked)
+        self.observation_space = observation_space
         self._stacks = {
             name: FrameStack(n_stack, frame_spaces[name].shape, frame_spaces[name].dtype)
-            for name in self.observation_space.spaces  # the Dict's (sorted) key order
+            for name in observation_space.spaces  # the Dict's (sorted) key order
         }
 
     def _write_frames(self, frames: dict[str, np.ndarray]) -> None:

@@ -24,7 +24,7 @@ import os
 import re
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import torch
 from gymnasium import spaces
@@ -92,7 +92,15 @@ def save_gmc(model: GMCModel, directory: str | os.PathLike, provenance: dict) ->
     return write_checkpoint(model, directory, provenance, FORMAT, FORMAT_VERSION, "checkpoint directory")
 
 
-def write_checkpoint(model: torch.nn.Module, directory: str | os.PathLike, provenance: dict, fmt: str, version: int,
+class SavableModel(Protocol):
+    """A model :func:`write_checkpoint` writes: its tensors, and the JSON description it is rebuilt from."""
+
+    def state_dict(self) -> dict[str, Any]: ...
+
+    def architecture(self) -> dict[str, Any]: ...
+
+
+def write_checkpoint(model: SavableModel, directory: str | os.PathLike, provenance: dict, fmt: str, version: int,
                      what: str) -> Path:
     """Write ``model`` (which has ``architecture()``) as ``model.safetensors`` + ``config.json`` into ``directory``.
 
@@ -204,11 +212,11 @@ def load_gmc(path_or_model: str | os.PathLike | GMCModel, device: str = "cpu") -
     if isinstance(path_or_model, GMCModel):
         model = path_or_model
     else:
-        device = resolve_device(device)
+        torch_device = resolve_device(device)
         directory = checkpoint_dir(path_or_model)
         config = read_checkpoint_config(directory)
         model = build_from_checkpoint(directory, config, GMCModel.from_architecture, "GMC model", "pretraining")
-        model.to(device)
+        model.to(torch_device)
     model.eval()
     model.requires_grad_(False)
     return model
@@ -217,7 +225,7 @@ def load_gmc(path_or_model: str | os.PathLike | GMCModel, device: str = "cpu") -
 def build_from_checkpoint(
     directory: Path,
     config: dict[str, Any],
-    build: Callable[[dict[str, Any]], torch.nn.Module],
+    build: Callable[[dict[str, Any]], Any],
     what: str,
     producer: str,
 ) -> Any:
@@ -226,7 +234,8 @@ def build_from_checkpoint(
     Shared by every safetensors + JSON checkpoint (GMC, the MVAE baseline): the config must record the SHA-256 of
     the weights and the weights must have it, ``build(config)`` must succeed, every tensor must be finite, and the
     tensors must fit the built model exactly.
-    Sets ``provenance`` and ``checkpoint_path`` on the model. ``what`` names the model and ``producer`` the stage
+    Sets ``provenance`` and ``checkpoint_path`` on the model (a torch module; ``build`` returns Any because torch
+    types any new attribute of a module as a tensor or a module). ``what`` names the model and ``producer`` the stage
     that writes it, for the error messages.
     """
     weights = directory / WEIGHTS_FILE

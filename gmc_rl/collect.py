@@ -21,7 +21,7 @@ from collections.abc import Callable
 from functools import partial
 from importlib import metadata as importlib_metadata
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import gymnasium as gym
 import numpy as np
@@ -126,7 +126,9 @@ def check_focus_options(env_fn: Callable[[], gym.Env], options: dict[str, Any], 
     try:
         env.reset(seed=seed)
     except Exception as exc:
-        raise ConfigError(f"config key 'collect.focus_reset_options': the env cannot reset with {options!r}: {exc}") from exc
+        raise ConfigError(
+            f"config key 'collect.focus_reset_options': the env cannot reset with {options!r}: {exc}"
+        ) from exc
     finally:
         env.close()
 
@@ -161,7 +163,9 @@ def load_behaviour_policy(policy: str, observation_space: gym.Space, action_spac
     algo, _, file = policy.partition(":") if policy.split(":", 1)[0].lower() in _SB3_ALGOS else ("", "", policy)
     path = Path(file)
     if not path.is_file():
-        raise ConfigError(f"collect.policy must be 'random' or the path of an SB3 .zip ([algo:]path); {file!r} does not exist")
+        raise ConfigError(
+            f"collect.policy must be 'random' or the path of an SB3 .zip ([algo:]path); {file!r} does not exist"
+        )
     try:
         check_sb3_spaces(path, observation_space, action_space)
     except ValueError as exc:
@@ -255,7 +259,9 @@ def _existing(out_dir: Path, config: ExperimentConfig, overwrite: bool) -> bool:
     if old == new:
         return True
     if old is None:
-        raise DatasetError(f"{out_dir} already holds a dataset of unknown origin; choose another --out or pass --overwrite")
+        raise DatasetError(
+            f"{out_dir} already holds a dataset of unknown origin; choose another --out or pass --overwrite"
+        )
     diffs = sorted(
         f"{key}: {old.get(key)!r} -> {new[key]!r}" for key in new if old.get(key) != new[key]
     )
@@ -265,7 +271,9 @@ def _existing(out_dir: Path, config: ExperimentConfig, overwrite: bool) -> bool:
     )
 
 
-def collect(config: ExperimentConfig, out_dir: str | os.PathLike, overwrite: bool = False, progress: bool = True) -> Path:
+def collect(
+    config: ExperimentConfig, out_dir: str | os.PathLike, overwrite: bool = False, progress: bool = True
+) -> Path:
     """Roll out the behaviour policy for ``config.collect.steps`` transitions and write the dataset to ``out_dir``.
 
     If ``out_dir`` already holds a dataset with the same env and collect settings it is kept and returned; a
@@ -292,10 +300,13 @@ def collect(config: ExperimentConfig, out_dir: str | os.PathLike, overwrite: boo
         specs = modality_specs(venv.observation_space)
         clash = [name for name in specs if name in TRANSITION_KEYS]
         if clash:
-            raise ModalityError(f"modality names {clash} clash with the dataset's reserved arrays {list(TRANSITION_KEYS)}")
+            raise ModalityError(
+                f"modality names {clash} clash with the dataset's reserved arrays {list(TRANSITION_KEYS)}"
+            )
         policy = load_behaviour_policy(settings.policy, venv.observation_space, venv.action_space)
         action_space = venv.action_space
         action_space.seed(settings.seed)
+        assert action_space.shape is not None  # the action spaces SB3 supports (Box, Discrete, Multi*) have one
 
         counts = np.full(n_envs, settings.steps // n_envs)
         counts[: settings.steps % n_envs] += 1
@@ -312,7 +323,7 @@ def collect(config: ExperimentConfig, out_dir: str | os.PathLike, overwrite: boo
 
         write_json_atomic(out_dir / COLLECTING_MARKER, {"collecting": _identity(config)})  # all checks passed
         venv.seed(settings.seed)
-        obs = venv.reset()
+        obs = cast(dict[str, np.ndarray], venv.reset())  # a Dict space (modality_specs checked it): a dict of arrays
         bar = progress_bar(total, f"collect {config.env_id}", "step", enabled=progress)
         for t in range(int(counts.max())):
             if policy is None:
@@ -329,7 +340,7 @@ def collect(config: ExperimentConfig, out_dir: str | os.PathLike, overwrite: boo
             truncated = np.array([bool(infos[i].get("TimeLimit.truncated", False)) for i in active])
             arrays["truncated"][rows] = dones[active] & truncated
             arrays["terminated"][rows] = dones[active] & ~truncated
-            obs = next_obs
+            obs = cast(dict[str, np.ndarray], next_obs)
             bar.update(len(active))
         bar.close()
     finally:

@@ -18,9 +18,9 @@ import math
 import numbers
 import os
 import typing
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import resources
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -46,7 +46,7 @@ def _check_fields(config: Any, section: str) -> None:
         key = f"{section}.{f.name}" if section else f.name
         annotation = hints[f.name]
         value = getattr(config, f.name)
-        if dataclasses.is_dataclass(annotation):
+        if isinstance(annotation, type) and dataclasses.is_dataclass(annotation):
             if isinstance(value, dict):
                 value = from_dict(annotation, value, key)
             _require(isinstance(value, annotation), key,
@@ -306,14 +306,17 @@ class PretrainConfig:
     def __post_init__(self) -> None:
         _check_fields(self, "pretrain")
         _require(self.epochs > 0, "pretrain.epochs", f"must be positive, got {self.epochs}")
-        _require(self.batch_size > 1, "pretrain.batch_size", f"must be at least 2 (contrastive negatives), got {self.batch_size}")
+        _require(self.batch_size > 1, "pretrain.batch_size",
+                 f"must be at least 2 (contrastive negatives), got {self.batch_size}")
         _require(self.batch_size <= MAX_PRETRAIN_BATCH, "pretrain.batch_size",
                  f"must be at most {MAX_PRETRAIN_BATCH} (MAX_PRETRAIN_BATCH), got {self.batch_size}")
         _require(self.lr > 0, "pretrain.lr", f"must be positive, got {self.lr}")
         _require(self.temperature > 0, "pretrain.temperature", f"must be positive, got {self.temperature}")
         valid = ("gmc", "joints_as_negatives")
-        _require(self.loss in valid, "pretrain.loss", f"unknown loss {self.loss!r}; valid: {list(valid)}.{suggest(self.loss, valid)}")
-        _require(self.checkpoint_every > 0, "pretrain.checkpoint_every", f"must be positive, got {self.checkpoint_every}")
+        _require(self.loss in valid, "pretrain.loss",
+                 f"unknown loss {self.loss!r}; valid: {list(valid)}.{suggest(self.loss, valid)}")
+        _require(self.checkpoint_every > 0, "pretrain.checkpoint_every",
+                 f"must be positive, got {self.checkpoint_every}")
         _check_seed(self.seed, "pretrain.seed")
         _require(0 <= self.reference_latents <= 1_000_000, "pretrain.reference_latents",
                  f"must be in [0, 1000000] (0: the paper's mean of the present latents), got {self.reference_latents}")
@@ -347,7 +350,8 @@ class AgentConfig:
     def __post_init__(self) -> None:
         _check_fields(self, "agent")
         valid = ("sac", "td3", "ddpg", "ppo", "a2c", "dqn")
-        _require(self.algo in valid, "agent.algo", f"unknown algorithm {self.algo!r}; valid: {list(valid)}.{suggest(self.algo, valid)}")
+        _require(self.algo in valid, "agent.algo",
+                 f"unknown algorithm {self.algo!r}; valid: {list(valid)}.{suggest(self.algo, valid)}")
         _require(self.total_timesteps > 0, "agent.total_timesteps", f"must be positive, got {self.total_timesteps}")
         _check_envs(self.n_envs, "agent.n_envs")
         _require(self.eval_freq >= 0, "agent.eval_freq", f"must be >= 0, got {self.eval_freq}")
@@ -419,7 +423,8 @@ class ExperimentConfig:
     def __post_init__(self) -> None:
         _check_fields(self, "")
         _require(bool(self.name.strip()), "name", "must be a non-empty string (it names the run directory)")
-        _require(bool(self.env_id.strip()), "env_id", "must be a registered Gymnasium id such as 'gmc_rl/PendulumSound-v0'")
+        _require(bool(self.env_id.strip()), "env_id",
+                 "must be a registered Gymnasium id such as 'gmc_rl/PendulumSound-v0'")
         _require(bool(self.seeds), "seeds", "must list at least one seed")
         for i, seed in enumerate(self.seeds):
             _check_seed(seed, f"seeds[{i}]")
@@ -621,7 +626,7 @@ def _depth(value: Any) -> int:
 
 def _convert(value: Any, annotation: Any, key: str) -> Any:
     origin = typing.get_origin(annotation)
-    if dataclasses.is_dataclass(annotation):
+    if isinstance(annotation, type) and dataclasses.is_dataclass(annotation):
         return from_dict(annotation, value, key)
     if annotation is bool:
         _require(isinstance(value, bool), key, f"must be true or false, got {value!r}")
@@ -631,7 +636,8 @@ def _convert(value: Any, annotation: Any, key: str) -> Any:
                  f"must be an integer, got {value!r}")
         return int(value)
     if annotation is float:
-        _require(isinstance(value, numbers.Real) and not isinstance(value, bool), key, f"must be a number, got {value!r}")
+        _require(isinstance(value, numbers.Real) and not isinstance(value, bool), key,
+                 f"must be a number, got {value!r}")
         _require(math.isfinite(float(value)), key, f"must be a finite number, got {value!r}")
         return float(value)
     if annotation is str:
@@ -662,7 +668,8 @@ def from_dict(cls: type, data: Any, prefix: str = "") -> Any:
         if key not in names:
             full = f"{prefix}.{key}" if prefix else str(key)
             raise ConfigError(
-                f"unknown config key {full!r}; valid keys in {_describe(prefix)!r} are {names}.{suggest(str(key), names)}"
+                f"unknown config key {full!r}; valid keys in {_describe(prefix)!r} are {names}."
+                f"{suggest(str(key), names)}"
             )
     kwargs = {}
     for name in names:
@@ -811,7 +818,8 @@ _MAKE_KWARGS = ("max_episode_steps", "disable_env_checker", "render_mode")
 
 
 def check_env_kwargs(env_id: str, env_kwargs: Any, key: str = "env_kwargs") -> None:
-    """Raise :class:`ConfigError` if ``env_kwargs`` has a key the env's constructor does not take (listing those it takes).
+    """Raise :class:`ConfigError` if ``env_kwargs`` has a key the env's constructor does not take (listing those it
+    takes).
 
     Envs whose constructor takes ``**kwargs`` (or whose entry point cannot be inspected) accept anything here.
     """
@@ -827,6 +835,8 @@ def check_env_kwargs(env_id: str, env_kwargs: Any, key: str = "env_kwargs") -> N
     name = env_id.partition(":")[2] if ":" in env_id else env_id
     try:
         entry = gym.spec(name).entry_point
+        if entry is None:  # nothing to inspect: gymnasium.make will report it
+            return
         creator = load_env_creator(entry) if isinstance(entry, str) else entry
         parameters = inspect.signature(creator).parameters.values()
     except Exception:  # an entry point that cannot be loaded or inspected: gymnasium.make will report it

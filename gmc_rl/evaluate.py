@@ -234,7 +234,8 @@ def run_episodes(venv: Any, predict: Predict, episodes: int, seed: int | None = 
     returns, lengths = evaluate_policy(_PredictAsPolicy(predict), venv, n_eval_episodes=episodes,
                                        deterministic=True, return_episode_rewards=True, warn=False,
                                        callback=each_step)
-    return [float(r) for r in returns], [int(n) for n in lengths]
+    # SB3 annotates both result forms as one union; return_episode_rewards=True gives the per-episode lists.
+    return [float(r) for r in returns], [int(n) for n in lengths]  # type: ignore[union-attr]
 
 
 def evaluate_conditions(

@@ -20,7 +20,10 @@ import tempfile
 import zipfile
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from stable_baselines3.common.base_class import BaseAlgorithm
 
 
 def _fsync_dir(directory: Path) -> None:
@@ -341,7 +344,11 @@ def check_sb3_spaces(path: str | os.PathLike, observation_space: Any, action_spa
 
 
 def load_sb3_zip(
-    path: str | os.PathLike, algo_class: type, observation_space: Any, action_space: Any, device: str = "cpu"
+    path: str | os.PathLike,
+    algo_class: type[BaseAlgorithm],
+    observation_space: Any,
+    action_space: Any,
+    device: str = "cpu",
 ) -> Any:
     """Load an SB3 model ``.zip`` for acting, without unpickling anything stored in it.
 

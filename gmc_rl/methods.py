@@ -153,6 +153,16 @@ class RepresentationMethod:
         """True if the policy reads a pretrained encoder (the pipeline collects data and pretrains it)."""
         return self.pretrain is not None
 
+    def load_encoder(self, path: str | Path, device: str = "cpu") -> Encoder:
+        """The encoder checkpoint directory ``path``, loaded with ``load`` onto ``device``.
+
+        Raises:
+            ConfigError: the method reads no encoder.
+        """
+        if self.load is None:
+            raise ConfigError(f"method {self.name!r} reads no encoder")
+        return self.load(path, device=device)
+
     @property
     def encoder_stage(self) -> EncoderStage:
         """The pipeline stage of the encoder: ``stage``, or ``pretrain_<name>`` writing ``<name>/``."""

@@ -31,7 +31,8 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping, Sequence
-from typing import Any
+from pathlib import Path
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -67,6 +68,9 @@ class Preprocessor(nn.Module):
     identity when None). The statistics are buffers, so they travel with the weights and the device.
     """
 
+    mean: Tensor
+    std: Tensor
+
     def __init__(self, spec: ModalitySpec, normalization: Mapping[str, Any] | None = None) -> None:
         super().__init__()
         self.spec = spec
@@ -95,7 +99,8 @@ def _read_stats(spec: ModalitySpec, normalization: Mapping[str, Any] | None) -> 
         return np.zeros(spec.shape, np.float32), np.ones(spec.shape, np.float32)
     if not isinstance(normalization, Mapping) or set(normalization) != {"mean", "std"}:
         raise ModalityError(
-            f"normalization of modality {spec.name!r} must be a mapping with keys 'mean' and 'std', got {normalization!r}"
+            f"normalization of modality {spec.name!r} must be a mapping with keys 'mean' and 'std', "
+            f"got {normalization!r}"
         )
     arrays = []
     for key in ("mean", "std"):
@@ -217,7 +222,9 @@ class ProjectionHead(nn.Module):
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
         self.net = nn.Sequential(
-            nn.Linear(config.common_dim, config.head_hidden), _activation(config), nn.Linear(config.head_hidden, config.latent_dim)
+            nn.Linear(config.common_dim, config.head_hidden),
+            _activation(config),
+            nn.Linear(config.head_hidden, config.latent_dim),
         )
 
     def forward(self, h: Tensor) -> Tensor:
@@ -241,6 +248,11 @@ class GMCModel(nn.Module):
         specs, modalities (list of names), latent_dim (k), config, normalization (JSON form of the statistics).
     """
 
+    provenance: dict[str, Any]
+    """The checkpoint's provenance mapping: set on a model that :func:`gmc_rl.checkpoint.load_gmc` loaded."""
+    checkpoint_path: Path
+    """The checkpoint directory: set on a model that :func:`gmc_rl.checkpoint.load_gmc` loaded."""
+
     def __init__(
         self,
         specs: Mapping[str, ModalitySpec],
@@ -263,7 +275,9 @@ class GMCModel(nn.Module):
         self.modalities = list(specs)
         self.config = config
         self.latent_dim = config.latent_dim
-        self.preprocessors = nn.ModuleList([Preprocessor(spec, normalization.get(name)) for name, spec in specs.items()])
+        self.preprocessors = nn.ModuleList(
+            [Preprocessor(spec, normalization.get(name)) for name, spec in specs.items()]
+        )
         self.encoders = nn.ModuleList([build_modality_encoder(spec, config) for spec in specs.values()])
         self.joint_encoder = JointEncoder(list(specs.values()), config)
         self.head = ProjectionHead(config)
@@ -287,7 +301,7 @@ class GMCModel(nn.Module):
     @property
     def normalization(self) -> dict[str, dict[str, list[float]]]:
         """The standardisation statistics of the vector modalities, as JSON lists."""
-        stats = {name: pre.stats_json() for name, pre in zip(self.modalities, self.preprocessors)}
+        stats = {name: cast(Preprocessor, pre).stats_json() for name, pre in zip(self.modalities, self.preprocessors)}
         return {name: value for name, value in stats.items() if value is not None}
 
     def set_reference_latents(self, latents: Tensor | None, neighbours: int = 5) -> None:
@@ -308,7 +322,7 @@ class GMCModel(nn.Module):
                                 f"{tuple(latents.shape)}")
         if not 1 <= neighbours <= latents.shape[0]:
             raise ModalityError(f"reference neighbours must be in [1, {latents.shape[0]}], got {neighbours}")
-        self.reference_latents = latents.detach().to(self.head.net[0].weight)
+        self.reference_latents = latents.detach().to(next(self.head.parameters()))  # the head's device and dtype
         self.reference_neighbours = int(neighbours)
 
     def project(self, latents: Tensor) -> Tensor:

@@ -46,8 +46,8 @@ from gmc_rl.io import write_json_atomic
 from gmc_rl.loss import gmc_loss_terms
 from gmc_rl.metrics import evaluate_alignment, plot_latents_pca
 from gmc_rl.model import GMCModel
-from gmc_rl.progress import progress_bar
 from gmc_rl.pretraining_run import LAST_DIR, open_pretraining_run, pretraining_identity
+from gmc_rl.progress import progress_bar
 
 HISTORY_FILE = "history.json"
 ALIGNMENT_FILE = "alignment.json"
@@ -157,8 +157,9 @@ def _train(config: ExperimentConfig, dataset: MultimodalDataset, data_dir: Path,
                 loss = terms.sum()
                 if not torch.isfinite(loss):
                     raise ConfigError(
-                        f"the GMC loss became {float(loss.detach())} at epoch {epoch}; lower pretrain.lr (now {settings.lr}) "
-                        f"or raise pretrain.temperature (now {settings.temperature})"
+                        f"the GMC loss became {float(loss.detach())} at epoch {epoch}; "
+                        f"lower pretrain.lr (now {settings.lr}) or raise pretrain.temperature "
+                        f"(now {settings.temperature})"
                     )
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
@@ -179,6 +180,7 @@ def _train(config: ExperimentConfig, dataset: MultimodalDataset, data_dir: Path,
             writer.flush()
             history.append({"epoch": epoch, **scalars, "train_seconds": seconds})
 
+            assert report.loss_total is not None  # evaluate_alignment computes it when given a temperature
             val_total = float(report.loss_total)
             if val_total < best_val:
                 best_val = val_total
@@ -207,7 +209,8 @@ def _train(config: ExperimentConfig, dataset: MultimodalDataset, data_dir: Path,
         best.set_reference_latents(reference_latents(best, train_obs, settings.reference_latents, settings.seed),
                                    min(settings.reference_neighbours, settings.reference_latents, n_train))
         save_gmc(best, out_dir, best.provenance)
-    report = evaluate_alignment(best, val_obs, settings.batch_size, settings.seed, settings.temperature, joints_as_negatives)
+    report = evaluate_alignment(best, val_obs, settings.batch_size, settings.seed, settings.temperature,
+                                joints_as_negatives)
     write_json_atomic(out_dir / ALIGNMENT_FILE, {"epoch": best.provenance.get("epoch"), **report.to_json()})
     plot_latents_pca(best, val_obs, out_dir / PCA_FILE, seed=settings.seed,
                      title=f"{dataset.env_id}: GMC latents (validation, PCA)")

@@ -30,6 +30,7 @@ from typing import Any
 from gmc_rl.errors import ConfigError
 from gmc_rl.evaluate import LOSS_THRESHOLD, relative_loss, summarize
 from gmc_rl.io import (
+    FieldType,
     read_json,
     read_json_object,
     require_fields,
@@ -112,8 +113,8 @@ RESULTS_FIELDS: dict[str, Any] = {
 }
 """Keys of ``results.json``, with their JSON types."""
 
-_INTERVAL = {"mean": float, "half_width": (float, type(None))}
-_UNIT = {"returns": list, "lengths": list}
+_INTERVAL: dict[str, FieldType] = {"mean": float, "half_width": (float, type(None))}
+_UNIT: dict[str, FieldType] = {"returns": list, "lengths": list}
 
 
 def check_summary(summary: Any, source: str | os.PathLike, where: str) -> None:
@@ -394,7 +395,7 @@ def markdown_report(results: Mapping[str, Any]) -> str:
 def diagnostics_table(results: Mapping[str, Any]) -> str | None:
     """Markdown table of the transfer diagnostics in ``results["diagnostics"]`` (None if there are none)."""
     rows = []
-    for method, per_agent in (results.get("diagnostics") or {}).items():
+    for per_agent in (results.get("diagnostics") or {}).values():
         for agent, per_condition in per_agent.items():
             for condition, gaps in per_condition.items():
                 rows.append(f"| {agent} | {condition} | {gaps['latent_gap']:.3f} | {gaps['action_gap']:.3f} | "

@@ -58,7 +58,6 @@ from gmc_rl.errors import ConfigError
 from gmc_rl.evaluate import relative_loss
 from gmc_rl.methods import Encoder
 
-
 Predict = Callable[[np.ndarray], Any]
 
 
@@ -107,7 +106,7 @@ def _rollouts(encoder: Encoder, predict: Predict, envs: Sequence[gym.Env], subse
         actions = np.asarray(predict(z_input))
         step_latents = np.full_like(z_complete, np.nan)
         step_rewards = np.full(n, np.nan)
-        for i in np.flatnonzero(running):
+        for i in np.flatnonzero(running).tolist():
             seen[i].append(current[i])
             step_latents[i] = z_complete[i]
             current[i], reward, terminated, truncated, _ = envs[i].step(actions[i])

@@ -128,7 +128,8 @@ class SensorReachEnv(gym.Env):
 def register() -> None:
     """Register :data:`ENV_ID` with Gymnasium (idempotent); runs when this module is imported."""
     if ENV_ID not in gym.registry:
-        gym.register(id=ENV_ID, entry_point=SensorReachEnv, max_episode_steps=100)
+        # Gymnasium's EnvCreator protocol takes only **kwargs, which no env class with named parameters matches.
+        gym.register(id=ENV_ID, entry_point=SensorReachEnv, max_episode_steps=100)  # type: ignore[arg-type]
 
 
 register()

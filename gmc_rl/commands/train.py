@@ -73,7 +73,6 @@ def base_config(argv: Sequence[str]) -> ExperimentConfig:
     """With ``--resume`` and no ``--config``, the config of the run being resumed (flags given now apply on
     top); otherwise the ``--config`` file or the defaults."""
     from gmc_rl.agents.agent_dir import AGENT_JSON, read_agent_json
-
     from gmc_rl.env_ids import check_env_id
 
     given = peek(argv, "--config", "--out", "--resume", "--env", "--env_id")
@@ -118,7 +117,7 @@ def run(args: argparse.Namespace) -> int:
     encoder = _encoder_argument(args, method)
     resolve_device(config.agent.device, "agent.device")  # --device cuda without CUDA: refused before pretraining
     if args.pretrain_data is not None:
-        if not method.needs_encoder:
+        if method.pretrain is None:  # the method reads no encoder
             raise ConfigError(f"--pretrain-data is only used with a method that reads an encoder "
                               f"(got --method {method.name})")
         if encoder is None:
@@ -129,6 +128,7 @@ def run(args: argparse.Namespace) -> int:
     path = train_agent(config, method.name, seed, out, encoder_dir=encoder, resume=args.resume,
                        progress_bar=not args.no_progress, verbose=args.verbose)
     info = read_agent_json(path)
-    print(f"agent ({info['method']}, {info['algo']}, seed {info['seed']}, {info['num_timesteps']} steps) saved in {path}")
+    print(f"agent ({info['method']}, {info['algo']}, seed {info['seed']}, {info['num_timesteps']} steps) "
+          f"saved in {path}")
     print(f"evaluate it with: gmc-rl evaluate --agent {path}")
     return 0

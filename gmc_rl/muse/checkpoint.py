@@ -58,11 +58,11 @@ def load_muse(path_or_model: str | os.PathLike | MUSEModel, device: str = "cpu")
     if isinstance(path_or_model, MUSEModel):
         model = path_or_model
     else:
-        device = resolve_device(device)
+        torch_device = resolve_device(device)
         directory = checkpoint_dir(path_or_model, "MUSE checkpoint")
         config = read_muse_config(directory)
         model = build_from_checkpoint(directory, config, MUSEModel.from_architecture, "MUSE model", "MUSE pretraining")
-        model.to(device)
+        model.to(torch_device)
     model.eval()
     model.requires_grad_(False)
     return model

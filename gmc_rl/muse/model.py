@@ -59,7 +59,7 @@ import dataclasses
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -276,7 +276,7 @@ class MUSEModel(nn.Module):
     @property
     def normalization(self) -> dict[str, dict[str, list[float]]]:
         """The standardisation statistics of the vector modalities, as JSON lists."""
-        stats = {name: pre.stats_json() for name, pre in zip(self.modalities, self.preprocessors)}
+        stats = {name: cast(Preprocessor, pre).stats_json() for name, pre in zip(self.modalities, self.preprocessors)}
         return {name: value for name, value in stats.items() if value is not None}
 
     def architecture(self) -> dict[str, Any]:

@@ -53,11 +53,11 @@ def load_mvae(path_or_model: str | os.PathLike | MVAEModel, device: str = "cpu")
     if isinstance(path_or_model, MVAEModel):
         model = path_or_model
     else:
-        device = resolve_device(device)
+        torch_device = resolve_device(device)
         directory = checkpoint_dir(path_or_model, "MVAE checkpoint")
         config = read_mvae_config(directory)
         model = build_from_checkpoint(directory, config, MVAEModel.from_architecture, "MVAE", "MVAE pretraining")
-        model.to(device)
+        model.to(torch_device)
     model.eval()
     model.requires_grad_(False)
     return model

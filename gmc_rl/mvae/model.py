@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -70,7 +70,9 @@ class ImageDecoder(nn.Module):
         conv = list(config.conv_channels)
         heights, widths = _conv_sizes(height, len(conv)), _conv_sizes(width, len(conv))
         if heights[-1] < 1 or widths[-1] < 1:
-            raise ModalityError(f"image modality {spec.name!r} of shape {spec.shape} is too small for {len(conv)} convs")
+            raise ModalityError(
+                f"image modality {spec.name!r} of shape {spec.shape} is too small for {len(conv)} convs"
+            )
         self.start = (conv[-1], heights[-1], widths[-1])
         self.fc = nn.Sequential(
             nn.Linear(config.latent_dim, config.common_dim), _activation(config),
@@ -180,7 +182,9 @@ class MVAEModel(nn.Module):
         self.modalities = list(specs)
         self.config = config
         self.latent_dim = config.latent_dim
-        self.preprocessors = nn.ModuleList([Preprocessor(spec, normalization.get(name)) for name, spec in specs.items()])
+        self.preprocessors = nn.ModuleList(
+            [Preprocessor(spec, normalization.get(name)) for name, spec in specs.items()]
+        )
         self.encoders = nn.ModuleList([build_modality_encoder(spec, config) for spec in specs.values()])
         self.experts = nn.ModuleList([
             nn.Sequential(_activation(config), nn.Linear(config.common_dim, 2 * config.latent_dim))
@@ -207,7 +211,7 @@ class MVAEModel(nn.Module):
     @property
     def normalization(self) -> dict[str, dict[str, list[float]]]:
         """The standardisation statistics of the vector modalities, as JSON lists."""
-        stats = {name: pre.stats_json() for name, pre in zip(self.modalities, self.preprocessors)}
+        stats = {name: cast(Preprocessor, pre).stats_json() for name, pre in zip(self.modalities, self.preprocessors)}
         return {name: value for name, value in stats.items() if value is not None}
 
     def architecture(self) -> dict[str, Any]:
@@ -328,7 +332,9 @@ def kl_to_prior(mean: Tensor, logvar: Tensor) -> Tensor:
     return 0.5 * (mean.pow(2) + logvar.exp() - 1.0 - logvar).sum(dim=1)
 
 
-def elbo_subsets(modalities: Sequence[str], generator: torch.Generator | None = None, random_subsets: int = 1) -> list[tuple[str, ...]]:
+def elbo_subsets(
+    modalities: Sequence[str], generator: torch.Generator | None = None, random_subsets: int = 1
+) -> list[tuple[str, ...]]:
     """The modality subsets whose ELBOs make up the MVAE objective (Wu & Goodman's sub-sampled training).
 
     The complete set, every single modality, and for more than two modalities ``random_subsets`` random subsets of

@@ -142,7 +142,8 @@ def _train(config: ExperimentConfig, dataset: MultimodalDataset, data_dir: Path,
             rng = np.random.default_rng([settings.seed, epoch])
             generator = torch.Generator(device="cpu").manual_seed(settings.seed * 1_000_003 + epoch)
             model.train()
-            total, parts, count = 0.0, {}, 0
+            total, count = 0.0, 0
+            parts: dict[str, float] = {}
             for batch in _batches(train, names, rng.permutation(n_train), batch_size):
                 loss, logs = mvae_loss(model, batch, beta=beta, generator=generator)
                 optimizer.zero_grad(set_to_none=True)

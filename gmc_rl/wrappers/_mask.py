@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import zlib
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 from gymnasium import spaces
@@ -27,11 +27,17 @@ def masked_space(space: spaces.Dict, names: Sequence[str], expose_mask: bool) ->
     return spaces.Dict(entries)
 
 
+def modality_box(space: spaces.Space, name: str) -> spaces.Box:
+    """The Box of modality ``name`` of an observation space that :func:`~gmc_rl.modalities.modality_specs` accepted
+    (a Dict whose modalities are Boxes)."""
+    return cast(spaces.Box, cast(spaces.Dict, space)[name])
+
+
 def fill_values(space: spaces.Dict, names: Sequence[str]) -> dict[str, np.ndarray]:
     """What a missing modality shows: zeros, moved inside the declared bounds if 0 lies outside them."""
     fills = {}
     for name in names:
-        box = space[name]
+        box = modality_box(space, name)
         fills[name] = np.clip(np.zeros(box.shape), box.low, box.high).astype(box.dtype)
     return fills
 

@@ -19,7 +19,7 @@ from gymnasium.utils import RecordConstructorArgs
 
 from gmc_rl.errors import ConfigError, ModalityError
 from gmc_rl.modalities import modality_specs
-from gmc_rl.wrappers._mask import as_name_list, check_seed, read_mask, wrapper_rng
+from gmc_rl.wrappers._mask import as_name_list, check_seed, modality_box, read_mask, wrapper_rng
 
 
 def _check_severity(value: float, name: str, upper: float | None) -> float:
@@ -40,7 +40,9 @@ class _Corruption(gym.Wrapper, RecordConstructorArgs):
         self.all_modalities = list(self.specs)
         self.targets = as_name_list(modalities, self.all_modalities, f"{type(self).__name__}(modalities=...)")
         if not self.targets:
-            raise ModalityError(f"{type(self).__name__} needs at least one modality to corrupt; choose from {self.all_modalities}")
+            raise ModalityError(
+                f"{type(self).__name__} needs at least one modality to corrupt; choose from {self.all_modalities}"
+            )
         self._seed = check_seed(seed)
         self._rng = wrapper_rng(self._seed, None, type(self).__name__)
 
@@ -93,7 +95,7 @@ class GaussianNoise(_Corruption):
         self._std: dict[str, np.ndarray] = {}
         self._bounds: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         for name in self.targets:
-            box = env.observation_space[name]
+            box = modality_box(env.observation_space, name)
             low, high = box.low.astype(np.float64), box.high.astype(np.float64)
             span = np.where(np.isfinite(high - low), high - low, 1.0)
             self._std[name] = self.severity * span
@@ -131,7 +133,8 @@ class SaltPepperNoise(_Corruption):
                     f"salt-and-pepper noise applies to images (uint8, channel-first), but modality {name!r} is a "
                     f"{self.specs[name].dtype} vector of shape {self.specs[name].shape}; image modalities: {images}"
                 )
-        self._bounds = {name: (env.observation_space[name].low, env.observation_space[name].high) for name in self.targets}
+        boxes = {name: modality_box(env.observation_space, name) for name in self.targets}
+        self._bounds = {name: (box.low, box.high) for name, box in boxes.items()}
 
     def _corrupt(self, name: str, value: np.ndarray) -> np.ndarray:
         hit = self._rng.random(value.shape) < self.severity

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Any, SupportsFloat
+from typing import Any, SupportsFloat, cast
 
 import gymnasium as gym
 import numpy as np
+from gymnasium import spaces
 from gymnasium.utils import RecordConstructorArgs
 
 from gmc_rl.errors import ConfigError, ModalityError
@@ -106,6 +107,7 @@ class ModalityDropout(gym.Wrapper, RecordConstructorArgs):
         )
         gym.Wrapper.__init__(self, env)
         self.specs = modality_specs(env.observation_space)
+        space = cast(spaces.Dict, env.observation_space)  # modality_specs checked that it is a Dict
         self.modalities = list(self.specs)
         n = len(self.modalities)
         self.drop = as_name_list(drop, self.modalities, "ModalityDropout(drop=...)")
@@ -138,8 +140,8 @@ class ModalityDropout(gym.Wrapper, RecordConstructorArgs):
         self._count_probs = keep_one_count_probabilities(self._q, n) if self.keep_one and 0 < self.p < 1 else None
         self._keep = self._sample_keep()
         self._present = np.ones(n, dtype=bool)
-        self._fills = fill_values(env.observation_space, self.modalities)
-        self.observation_space = masked_space(env.observation_space, self.modalities, self.expose_mask)
+        self._fills = fill_values(space, self.modalities)
+        self.observation_space = masked_space(space, self.modalities, self.expose_mask)
 
     @property
     def available_modalities(self) -> list[str]:

@@ -8,10 +8,11 @@ step (zero-filled, marked missing in the availability mask).
 
 from __future__ import annotations
 
-from typing import Any, SupportsFloat
+from typing import Any, SupportsFloat, cast
 
 import gymnasium as gym
 import numpy as np
+from gymnasium import spaces
 from gymnasium.utils import RecordConstructorArgs
 
 from gmc_rl.errors import ConfigError, SensorValueError
@@ -49,13 +50,14 @@ class NonFiniteGuard(gym.Wrapper, RecordConstructorArgs):
             raise ConfigError(f"on_nonfinite must be one of {list(NONFINITE_CHOICES)}, got {on_nonfinite!r}")
         self.on_nonfinite = on_nonfinite
         self.specs = modality_specs(env.observation_space)
+        space = cast(spaces.Dict, env.observation_space)  # modality_specs checked that it is a Dict
         self.modalities = list(self.specs)
         self.expose_mask = bool(expose_mask)
         self._checked = [name for name, spec in self.specs.items() if np.issubdtype(np.dtype(spec.dtype), np.inexact)]
-        self._fills = fill_values(env.observation_space, self.modalities)
+        self._fills = fill_values(space, self.modalities)
         self._steps = 0
         if on_nonfinite == "drop":
-            self.observation_space = masked_space(env.observation_space, self.modalities, self.expose_mask)
+            self.observation_space = masked_space(space, self.modalities, self.expose_mask)
 
     def _bad_modalities(self, obs: dict[str, Any]) -> list[str]:
         return [name for name in self._checked if not np.isfinite(obs[name]).all()]

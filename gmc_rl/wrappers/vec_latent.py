@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 from stable_baselines3.common.vec_env import VecEnv, VecEnvWrapper
@@ -27,7 +27,9 @@ class VecEncodedLatent(VecEnvWrapper):
     the whole batch (and SB3's ``terminal_observation`` of envs whose episode ended) in one forward pass.
 
     A subclass sets ``self.keys`` (the observation keys its encoder reads, the availability mask included) and
-    implements :meth:`encode`; GMC (:class:`VecGMCLatent`) and MVAE (:class:`gmc_rl.mvae.VecMVAELatent`) do.
+    implements :meth:`encode`; GMC (:class:`VecGMCLatent`) and MVAE (:class:`gmc_rl.mvae.VecMVAELatent`) do. Both
+    check that the wrapped env's observation space is the ``Dict`` space of their encoder, so its observations are
+    dicts of arrays.
     """
 
     keys: list[str]
@@ -38,13 +40,14 @@ class VecEncodedLatent(VecEnvWrapper):
 
     def reset(self) -> VecEnvObs:
         """Reset every env and return the ``(n_envs, k)`` latents."""
-        obs = self.venv.reset()
+        obs = cast(dict[str, np.ndarray], self.venv.reset())
         self.reset_infos = getattr(self.venv, "reset_infos", self.reset_infos)
         return self.encode(obs)
 
     def step_wait(self) -> VecEnvStepReturn:
         """Step every env; encode the observations and any terminal observations in one batch."""
-        obs, rewards, dones, infos = self.venv.step_wait()
+        step_obs, rewards, dones, infos = self.venv.step_wait()
+        obs = cast(dict[str, np.ndarray], step_obs)
         terminal = [i for i, info in enumerate(infos) if info.get("terminal_observation") is not None]
         if not terminal:
             return self.encode(obs), rewards, dones, infos
@@ -52,7 +55,8 @@ class VecEncodedLatent(VecEnvWrapper):
         for key in self.keys:
             if key in obs:
                 extra = np.stack([np.asarray(infos[i]["terminal_observation"][key]) for i in terminal])
-                batch[key] = np.concatenate([np.asarray(obs[key]), extra.reshape(len(terminal), *np.shape(obs[key])[1:])])
+                extra = extra.reshape(len(terminal), *np.shape(obs[key])[1:])
+                batch[key] = np.concatenate([np.asarray(obs[key]), extra])
         latents = self.encode(batch)
         for row, i in enumerate(terminal, start=self.num_envs):
             infos[i]["terminal_observation"] = latents[row]
@@ -71,7 +75,8 @@ class VecGMCLatent(VecEncodedLatent):
 
     Example:
         >>> from stable_baselines3.common.env_util import make_vec_env  # doctest: +SKIP
-        >>> venv = VecGMCLatent(make_vec_env("gmc_rl/PendulumSound-v0", n_envs=8), "runs/pendulum/gmc")  # doctest: +SKIP
+        >>> venv = make_vec_env("gmc_rl/PendulumSound-v0", n_envs=8)  # doctest: +SKIP
+        >>> venv = VecGMCLatent(venv, "runs/pendulum/gmc")  # doctest: +SKIP
     """
 
     def __init__(
