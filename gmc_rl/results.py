@@ -248,10 +248,14 @@ def _unit_key(unit: Mapping[str, Any]) -> tuple[str, Any]:
 
 
 def robustness_losses(results: Mapping[str, Any], threshold: float = LOSS_THRESHOLD) -> list[dict[str, Any]]:
-    """Every (agent, evaluation seed, condition) whose per-step reward is more than ``threshold`` (a fraction)
-    worse than the same agent's with complete observations, worst first.
+    """Every (agent, evaluation seed, condition) whose mean episode return is more than ``threshold`` (a
+    fraction) worse than the same agent's with complete observations, worst first.
 
-    Each item: ``method``, ``agent``, ``seed``, ``condition``, ``complete`` and ``value`` (per-step rewards),
+    The episode return, not the per-step reward: with episodes of fixed length (Pendulum) the two give the same
+    loss, but where episodes end early (CartPole's +1 per step until the pole falls, Acrobot's -1 per step until
+    the goal) the per-step reward stays the same while the agent fails, and only the return shows it.
+
+    Each item: ``method``, ``agent``, ``seed``, ``condition``, ``complete`` and ``value`` (mean episode returns),
     ``loss`` (fraction of ``|complete|``) and, when the results carry them (``results["diagnostics"]``), the
     agent's transfer ``diagnostics`` for that condition (:mod:`gmc_rl.transfer`).
     """
@@ -261,7 +265,7 @@ def robustness_losses(results: Mapping[str, Any], threshold: float = LOSS_THRESH
         complete = table[method].get("complete")
         if complete is None:
             continue
-        reference = {_unit_key(unit): unit["per_step_reward"] for unit in complete["per_seed"]}
+        reference = {_unit_key(unit): unit["episode_return"] for unit in complete["per_seed"]}
         for condition, summary in table[method].items():
             if condition == "complete":
                 continue
@@ -269,11 +273,11 @@ def robustness_losses(results: Mapping[str, Any], threshold: float = LOSS_THRESH
                 key = _unit_key(unit)
                 if key not in reference:
                     continue
-                loss = relative_loss(reference[key], unit["per_step_reward"])
+                loss = relative_loss(reference[key], unit["episode_return"])
                 if loss > threshold:
                     agent = key[0] or method
                     found.append({"method": method, "agent": agent, "seed": key[1], "condition": condition,
-                                  "complete": reference[key], "value": unit["per_step_reward"], "loss": loss,
+                                  "complete": reference[key], "value": unit["episode_return"], "loss": loss,
                                   "diagnostics": diagnostics.get(method, {}).get(agent, {}).get(condition)})
     return sorted(found, key=lambda item: -item["loss"])
 
@@ -284,7 +288,7 @@ def robustness_warnings(results: Mapping[str, Any], threshold: float = LOSS_THRE
     for item in robustness_losses(results, threshold):
         seed = "" if item["seed"] is None else f", evaluation seed {item['seed']}"
         text = (f"WARNING: {item['agent']} ({item['method']}{seed}) loses {100 * item['loss']:.0f} % of its "
-                f"per-step reward under '{item['condition']}': {item['value']:.3f} against {item['complete']:.3f} "
+                f"mean episode return under '{item['condition']}': {item['value']:.4g} against {item['complete']:.4g} "
                 "with every sensor")
         gaps = item["diagnostics"]
         if gaps:
@@ -299,7 +303,7 @@ def robustness_summary(results: Mapping[str, Any], threshold: float = LOSS_THRES
     lines = robustness_warnings(results, threshold)
     if lines:
         return "\n".join(lines)
-    return (f"Every agent stays within {100 * threshold:.0f} % of its complete-observation per-step reward under "
+    return (f"Every agent stays within {100 * threshold:.0f} % of its complete-observation episode return under "
             "every condition.")
 
 
@@ -379,7 +383,7 @@ def markdown_report(results: Mapping[str, Any]) -> str:
                   "", relative]
         parts += ["", "## Robustness check", "",
                   f"Each agent (and evaluation seed) under each condition against itself with every sensor; a loss of "
-                  f"more than {100 * LOSS_THRESHOLD:.0f} % of the per-step reward is listed.", "",
+                  f"more than {100 * LOSS_THRESHOLD:.0f} % of the mean episode return is listed.", "",
                   robustness_summary(results)]
     diagnostics = diagnostics_table(results)
     if diagnostics:
