@@ -127,3 +127,19 @@ def test_robustness_results_reach_tensorboard(results, tmp_path):
     assert scalars["robustness_loss/gmc/sound"] == pytest.approx((complete - sound) / abs(complete))
     assert scalars["robustness_loss/raw/complete"] == pytest.approx(0.0)
     assert {"robustness/table/text_summary", "robustness/check/text_summary"} <= set(events.Tags()["tensors"])
+
+
+def test_the_check_sees_a_loss_the_per_step_reward_hides():
+    """CartPole-like episodes (+1 per step until failure): the per-step reward is 1 however long the agent lasts."""
+    from gmc_rl.results import robustness_losses, robustness_summary
+
+    def evaluation_of(lengths: dict[str, list[int]]) -> dict:
+        return {condition: summarize([({"seed": 0}, [float(n) for n in ns], ns)]) for condition, ns in lengths.items()}
+
+    runs = pool_runs([("gmc-seed0", evaluation_of({"complete": [180, 182], "image": [57, 58], "sound": [175, 176]}))])
+    results = build_results({"gmc": runs}, env_id="x")
+    assert {c: results["results"]["gmc"][c]["per_step_reward"]["mean"] for c in ("complete", "image")} == \
+        {"complete": 1.0, "image": 1.0}
+    losses = robustness_losses(results)
+    assert [(item["condition"], round(item["loss"], 3)) for item in losses] == [("image", round(1 - 57.5 / 181, 3))]
+    assert "loses 68 % of its mean episode return under 'image'" in robustness_summary(results)
