@@ -319,10 +319,12 @@ TENSORBOARD_DIR = "tb"
 def write_tensorboard(results: Mapping[str, Any], log_dir: str | os.PathLike) -> Path:
     """Write the robustness results as TensorBoard data into ``log_dir``; return it.
 
-    Scalars (step 0): ``robustness/<method>/<condition>`` the mean per-step reward, and
-    ``robustness_loss/<method>/<condition>`` its loss relative to the same method with every sensor (a fraction:
-    0.1 = 10 % worse). Text: ``robustness/table`` (the per-step reward table) and ``robustness/check`` (the agents
-    that lose more than 10 %, or the line saying none does). Open with ``tensorboard --logdir <log_dir>``.
+    Scalars (step 0), per method and condition: ``robustness_per_step/<method>/<condition>`` the mean per-step
+    reward, ``robustness_return/<method>/<condition>`` the mean episode return, and
+    ``robustness_loss/<method>/<condition>`` the return's loss against the same method with every sensor (a
+    fraction: 0.1 = 10 % worse; the robustness check's measure). Text: ``robustness/table`` (the per-step reward
+    table) and ``robustness/check`` (the agents that lose more than 10 %, or the line saying none does). Open with
+    ``tensorboard --logdir <log_dir>``.
     """
     from torch.utils.tensorboard import SummaryWriter  # torch only when TensorBoard data is written
 
@@ -331,10 +333,11 @@ def write_tensorboard(results: Mapping[str, Any], log_dir: str | os.PathLike) ->
     try:
         for method in results["methods"]:
             table = results["results"][method]
-            complete = table.get("complete", {}).get("per_step_reward", {}).get("mean")
+            complete = table.get("complete", {}).get("episode_return", {}).get("mean")
             for condition, summary in table.items():
-                value = summary["per_step_reward"]["mean"]
-                writer.add_scalar(f"robustness/{method}/{condition}", value, 0)
+                value = summary["episode_return"]["mean"]
+                writer.add_scalar(f"robustness_per_step/{method}/{condition}", summary["per_step_reward"]["mean"], 0)
+                writer.add_scalar(f"robustness_return/{method}/{condition}", value, 0)
                 if complete is not None:
                     writer.add_scalar(f"robustness_loss/{method}/{condition}", relative_loss(complete, value), 0)
         writer.add_text("robustness/table", markdown_table(results, "per_step_reward"), 0)

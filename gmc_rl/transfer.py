@@ -14,8 +14,10 @@ S they compare the controller fed with S against the same controller fed with ev
   one with S: the mean distance between the complete latents of the two trajectories over the first ``horizon``
   steps. Zero when the subset-fed controller follows the same path; it grows when small action differences add up
   to a different behaviour, which the one-step gaps cannot see;
-- ``reward_loss``: how much worse the per-step reward of the S-fed paired episodes is than that of the complete
-  ones, as a fraction of the latter's magnitude (first ``horizon`` steps; 0.1 is 10 % worse, negative is better).
+- ``reward_loss``: how much worse the mean return of the S-fed paired episodes is than that of the complete ones,
+  as a fraction of the latter's magnitude (rewards summed over the first ``horizon`` steps, or until the episode
+  ends; 0.1 is 10 % worse, negative is better). The return, not the per-step reward: where episodes end early
+  (CartPole) the per-step reward stays the same while the controller fails.
 
 The encoder is anything with ``modalities`` and ``encode(observation_batch, modalities) -> (B, k)`` tensor (an
 :class:`~gmc_rl.methods.Encoder`: the GMC model, the MVAE, or the encoder of any registered method); ``predict``
@@ -142,8 +144,9 @@ def diagnose_transfer(
         seed: env ``i`` is reset with ``seed + i`` in both members of a pair.
 
     Returns:
-        ``{subset name: {"latent_gap", "action_gap", "drift", "reward_loss", "complete_reward",
-        "subset_reward"}}``.
+        ``{subset name: {"latent_gap", "action_gap", "drift", "reward_loss", "complete_return",
+        "subset_return"}}`` (the returns: mean over the paired episodes of their rewards in the first ``horizon``
+        steps).
 
     Raises:
         ConfigError: no subsets, an unknown modality, or ``episodes``/``horizon`` below 1.
@@ -173,15 +176,15 @@ def diagnose_transfer(
             _, subset_latents, subset_rewards = _rollouts(encoder, predict, envs, subset, seed, horizon)
             steps = min(len(subset_latents), len(complete_latents))
             distance = np.linalg.norm(subset_latents[:steps] - complete_latents[:steps], axis=-1)
-            complete_reward = float(np.nanmean(complete_rewards))
-            subset_reward = float(np.nanmean(subset_rewards))
+            complete_return = float(np.nansum(complete_rewards, axis=0).mean())  # (T, n) -> per episode -> mean
+            subset_return = float(np.nansum(subset_rewards, axis=0).mean())
             report[subset_name(subset)] = {
                 "latent_gap": float(np.linalg.norm(z_subset - z_complete, axis=1).mean()),
                 "action_gap": float(action_gap.mean()),
                 "drift": float(np.nanmean(distance)) if np.isfinite(distance).any() else 0.0,
-                "reward_loss": relative_loss(complete_reward, subset_reward),
-                "complete_reward": complete_reward,
-                "subset_reward": subset_reward,
+                "reward_loss": relative_loss(complete_return, subset_return),
+                "complete_return": complete_return,
+                "subset_return": subset_return,
             }
         return report
     finally:

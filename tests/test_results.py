@@ -122,8 +122,9 @@ def test_robustness_results_reach_tensorboard(results, tmp_path):
     events.Reload()
     scalars = {tag: events.Scalars(tag)[0].value for tag in events.Tags()["scalars"]}
     table = results["results"]["gmc"]
-    complete, sound = (table[c]["per_step_reward"]["mean"] for c in ("complete", "sound"))
-    assert scalars["robustness/gmc/sound"] == pytest.approx(sound)
+    complete, sound = (table[c]["episode_return"]["mean"] for c in ("complete", "sound"))
+    assert scalars["robustness_per_step/gmc/sound"] == pytest.approx(table["sound"]["per_step_reward"]["mean"])
+    assert scalars["robustness_return/gmc/sound"] == pytest.approx(sound)
     assert scalars["robustness_loss/gmc/sound"] == pytest.approx((complete - sound) / abs(complete))
     assert scalars["robustness_loss/raw/complete"] == pytest.approx(0.0)
     assert {"robustness/table/text_summary", "robustness/check/text_summary"} <= set(events.Tags()["tensors"])

@@ -116,7 +116,7 @@ def _results(sound_scores: list[float], diagnostics=None) -> dict:
 
 def test_warning_names_the_agent_condition_and_loss():
     gaps = {"latent_gap": 0.16, "action_gap": 0.2, "drift": 0.31, "reward_loss": 2.1,
-            "complete_reward": -0.5, "subset_reward": -1.55}
+            "complete_return": -50.0, "subset_return": -155.0}
     results = _results([-0.52, -1.5], diagnostics={"gmc": {"gmc-seed1": {"sound": gaps}}})
     losses = robustness_losses(results)
     assert [(item["agent"], item["condition"]) for item in losses] == [("gmc-seed1", "sound")]
