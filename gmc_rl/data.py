@@ -23,8 +23,8 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import re
 import os
+import re
 import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -128,7 +128,8 @@ def space_to_json(space: Any) -> dict[str, Any]:
 
     if isinstance(space, spaces.Box):
         return finite_json({"type": "Box", "shape": list(space.shape), "dtype": np.dtype(space.dtype).name,
-                            "low": space.low.astype(float).ravel().tolist(), "high": space.high.astype(float).ravel().tolist()})
+                            "low": space.low.astype(float).ravel().tolist(),
+                            "high": space.high.astype(float).ravel().tolist()})
     if isinstance(space, spaces.Discrete):
         return {"type": "Discrete", "n": int(space.n), "start": int(space.start)}
     if isinstance(space, spaces.MultiDiscrete):
@@ -138,7 +139,8 @@ def space_to_json(space: Any) -> dict[str, Any]:
     return {"type": type(space).__name__, "repr": str(space)}
 
 
-def array_layout(specs: Mapping[str, ModalitySpec], action_shape: tuple[int, ...], action_dtype: str) -> dict[str, dict]:
+def array_layout(specs: Mapping[str, ModalitySpec], action_shape: tuple[int, ...],
+                 action_dtype: str) -> dict[str, dict]:
     """Expected per-row shape and dtype of every array of a split."""
     layout = {name: {"shape": list(spec.shape), "dtype": spec.dtype} for name, spec in specs.items()}
     layout["actions"] = {"shape": list(action_shape), "dtype": action_dtype}

@@ -32,7 +32,7 @@ import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -248,7 +248,7 @@ def collect_minari(config: ExperimentConfig, dataset_id: str, overwrite: bool = 
         policy = load_behaviour_policy(settings.policy, venv.observation_space, venv.action_space)
         action_space = venv.action_space
         action_space.seed(settings.seed)
-        action_shape = tuple(action_space.shape)
+        action_shape = tuple(action_space.shape or ())
         action_dtype = np.dtype(action_space.dtype if action_space.dtype is not None else np.int64)
         counts = np.full(n_envs, settings.steps // n_envs)
         counts[: settings.steps % n_envs] += 1
@@ -256,7 +256,7 @@ def collect_minari(config: ExperimentConfig, dataset_id: str, overwrite: bool = 
         # The same rollout as gmc_rl.collect.collect: every env steps until the longest budget is spent (so the
         # random draws are the same), and env i is recorded for its first counts[i] steps.
         venv.seed(settings.seed)
-        obs = venv.reset()
+        obs = cast(dict[str, np.ndarray], venv.reset())  # a Dict of Boxes: checked by modality_specs
         info_keys = _info_keys(venv.reset_infos[0]) if record_infos else []
 
         def start(i: int, observation: dict[str, np.ndarray], seed: int | None) -> _Episode:
@@ -271,9 +271,10 @@ def collect_minari(config: ExperimentConfig, dataset_id: str, overwrite: bool = 
                 actions = np.stack([action_space.sample() for _ in range(n_envs)])
             else:
                 actions, _ = policy.predict(obs, deterministic=False)
-            next_obs, rewards, dones, infos = venv.step(actions)
+            stepped, rewards, dones, infos = venv.step(actions)
+            next_obs = cast(dict[str, np.ndarray], stepped)
             actions = np.asarray(actions).reshape(n_envs, *action_shape)
-            for i in np.flatnonzero(counts > t):
+            for i in map(int, np.flatnonzero(counts > t)):
                 episode = current[i]
                 truncated = bool(dones[i] and infos[i].get("TimeLimit.truncated", False))
                 last = t == counts[i] - 1

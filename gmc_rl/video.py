@@ -160,7 +160,8 @@ def _write_mp4v(stack: np.ndarray, path: Path, fps: float) -> bool:
     """MPEG-4 part 2 (mp4v) MP4 through OpenCV's FFmpeg; False if OpenCV cannot open an MP4 writer here."""
     import cv2
 
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (stack.shape[2], stack.shape[1]))
+    fourcc = cv2.VideoWriter_fourcc(*"mp4v")  # type: ignore[attr-defined]  # missing from OpenCV's type stubs
+    writer = cv2.VideoWriter(str(path), fourcc, fps, (stack.shape[2], stack.shape[1]))
     try:
         if not writer.isOpened():
             return False

@@ -37,7 +37,8 @@ def run(args: argparse.Namespace) -> int:
     dataset = load_dataset(path)
     on_disk = sum(f.stat().st_size for f in path.iterdir() if f.is_file())
     print(f"{dataset!r}")
-    print(f"wrote {path}: {len(dataset.train['rewards'])} train + {len(dataset.val['rewards'])} validation transitions, "
+    n_train, n_val = len(dataset.train["rewards"]), len(dataset.val["rewards"])
+    print(f"wrote {path}: {n_train} train + {n_val} validation transitions, "
           f"{on_disk / 1e6:.1f} MB on disk, {dataset.nbytes / 1e6:.1f} MB in memory")
     return 0
 

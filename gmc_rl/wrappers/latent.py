@@ -122,7 +122,8 @@ class GMCLatent(gym.ObservationWrapper, RecordConstructorArgs):
     ) -> None:
         RecordConstructorArgs.__init__(
             self,
-            checkpoint_or_model=checkpoint_or_model if isinstance(checkpoint_or_model, GMCModel) else str(checkpoint_or_model),
+            checkpoint_or_model=(checkpoint_or_model if isinstance(checkpoint_or_model, GMCModel)
+                                 else str(checkpoint_or_model)),
             modalities=modalities,
             device=device,
         )
