@@ -53,7 +53,7 @@ from gmc_rl.errors import ConfigError
 from gmc_rl.io import ensure_writable_dir, write_json_atomic, write_text_atomic
 from gmc_rl.methods import encoder_method_names, get_method
 from gmc_rl.locking import HOLDER_FILE, LOCK_FILE, directory_lock
-from gmc_rl.stages import STAGES_DIR, Stage, Task, run_stage, run_tasks
+from gmc_rl.stages import STAGES_DIR, Stage, Task, check_backend, run_stage, run_tasks
 
 CONFIG_FILE = "config.yaml"
 RUN_MARKER = "gmc-rl-run.json"
@@ -228,7 +228,8 @@ def record_agent_videos(agent: Any, conditions: Sequence[str], out_dir: str | os
 
 
 def run_pipeline(config: ExperimentConfig, run_dir: str | os.PathLike, *, update: bool = False,
-                 progress: bool = True, log: Log = print, jobs: int = 1) -> dict[str, Any]:
+                 progress: bool = True, log: Log = print, jobs: int = 1, backend: str = "local",
+                 address: str | None = None) -> dict[str, Any]:
     """Run (or continue) the whole experiment in ``run_dir``; return the results document (``eval/results.json``).
 
     Stages, each skipped when its done-marker matches (see the module docstring): collect (when a method needs an
@@ -246,32 +247,39 @@ def run_pipeline(config: ExperimentConfig, run_dir: str | os.PathLike, *, update
             after the other in this process. A stage starts as soon as the ones it reads are done, e.g. the
             true-state agent trains while GMC pretrains. The results do not depend on ``jobs`` beyond float
             rounding (each worker uses ``cpu_count // jobs`` torch threads).
+        backend: ``"local"`` (the process pool above) or ``"ray"``: every stage as a Ray task, on a local Ray
+            instance or the cluster at ``address`` (:mod:`gmc_rl.ray_backend`, docs/scale_out.md); each task gets
+            ``cpu_count // jobs`` CPUs, and the run directory must be on a filesystem every Ray node shares.
+        address: the Ray cluster to join (only with ``backend="ray"``); None starts a local Ray instance.
 
     Raises:
         ConfigError: the run directory holds another config and ``update`` is False, the config is invalid
             for the env (e.g. an unknown modality in a condition), or ``jobs < 1``, or another process is working
-            in the run directory (one process at a time: :mod:`gmc_rl.locking`).
+            in the run directory (one process at a time: :mod:`gmc_rl.locking`), or the backend is unknown, an
+            ``address`` is given without Ray, Ray is not installed, or a Ray node does not see the run directory.
     """
     if jobs < 1:
         raise ConfigError(f"jobs must be at least 1, got {jobs}")
+    check_backend(backend, address)
     # The env and the conditions are checked before anything is written, so a typo leaves no run directory.
     modalities = env_modalities(config.env_id, config.env_kwargs)
     conditions = resolve_conditions(config.evaluate.conditions, modalities)
     check_run_dir(config, run_dir, update=update)
     with directory_lock(run_dir, "run directory"):
-        return _run_locked(config, prepare_run_dir(config, run_dir, update=update), conditions, progress, log, jobs)
+        return _run_locked(config, prepare_run_dir(config, run_dir, update=update), conditions, progress, log, jobs,
+                           backend, address)
 
 
 def _run_locked(config: ExperimentConfig, run_dir: Path, conditions: list[str], progress: bool, log: Log,
-                jobs: int) -> dict[str, Any]:
+                jobs: int, backend: str = "local", address: str | None = None) -> dict[str, Any]:
     """The body of :func:`run_pipeline`, run while this process holds the run directory's lock."""
     from gmc_rl.results import load_results
 
     methods, seeds = list(config.methods), [int(s) for s in config.seeds]
     log(f"gmc-rl pipeline: {config.name} on {config.env_id}; methods {methods}, seeds {seeds}; run dir {run_dir}"
-        + (f"; {jobs} stages at once" if jobs > 1 else ""))
+        + (f"; {jobs} stages at once" if jobs > 1 and backend == "local" else ""))
     tasks, agents, evaluations = _plan(config, run_dir, conditions)
-    run_tasks(tasks, jobs=jobs, progress=progress, log=log)
+    run_tasks(tasks, jobs=jobs, progress=progress, log=log, backend=backend, address=address)
 
     # Tables and plot of all methods (and optional videos).
     eval_dir = run_dir / "eval"

@@ -10,6 +10,9 @@ that makes its output and the names of the tasks it waits for. :func:`run_tasks`
   over them. Progress bars are off in workers; the runner prints a line when a task starts and when it ends, and
   every 30 s lists the running ones with their percentage, rate and ETA (from their progress files).
 
+With ``backend="ray"`` the same tasks run as Ray tasks, on this machine or a cluster (:mod:`gmc_rl.ray_backend`,
+imported only then).
+
 Only this process writes done-markers, so a marker never claims a stage that did not finish. When a task fails,
 no new task is started, the running ones are allowed to finish (their work is kept and marked done), and the
 first error is raised. A rerun then skips what is done and resumes what was interrupted.
@@ -147,15 +150,46 @@ def run_stage(stage: Stage, log: Log, label: str, work: Callable[[bool], Any],
     return result, True
 
 
-def run_tasks(tasks: Sequence[Task], *, jobs: int = 1, progress: bool = True, log: Log = print) -> None:
-    """Run every task whose stage is not done: in order here (``jobs=1``) or up to ``jobs`` at once (see module)."""
+BACKENDS = ("local", "ray")
+"""Where :func:`run_tasks` runs the tasks: this machine's process pool, or Ray (:mod:`gmc_rl.ray_backend`)."""
+
+
+def check_backend(backend: str, address: str | None = None) -> None:
+    """Refuse an unknown backend, an ``address`` without Ray, and ``backend="ray"`` when Ray is not installed.
+
+    Raises:
+        ConfigError: one line saying what is wrong (for a missing Ray, the command that installs it).
+    """
+    if backend not in BACKENDS:
+        raise ConfigError(f"unknown backend {backend!r}; valid: {list(BACKENDS)}")
+    if address is not None and backend != "ray":
+        raise ConfigError("an address (--address) is a Ray cluster's: it needs --backend ray")
+    if backend == "ray":
+        from gmc_rl.ray_backend import require_ray
+
+        require_ray()
+
+
+def run_tasks(tasks: Sequence[Task], *, jobs: int = 1, progress: bool = True, log: Log = print,
+              backend: str = "local", address: str | None = None) -> None:
+    """Run every task whose stage is not done: in order here (``jobs=1``) or up to ``jobs`` at once (see module).
+
+    ``backend="ray"`` runs each task as a Ray task instead, on a local Ray instance or, with ``address``, on the
+    cluster there (:func:`gmc_rl.ray_backend.run_tasks_ray`); ``jobs`` then sets each task's share of the CPUs.
+    """
     if jobs < 1:
         raise ConfigError(f"jobs must be at least 1, got {jobs}")
+    check_backend(backend, address)
     names = {task.stage.name for task in tasks}
     for task in tasks:
         unknown = [name for name in task.after if name not in names]
         if unknown:
             raise ValueError(f"task {task.stage.name!r} waits for unknown tasks {unknown}")
+    if backend == "ray":
+        from gmc_rl.ray_backend import run_tasks_ray
+
+        run_tasks_ray(list(tasks), jobs, log, address)
+        return
     if jobs == 1:
         for task in tasks:
             run_stage(task.stage, log, task.label, lambda resume, t=task: t.work(resume=resume, progress=progress),

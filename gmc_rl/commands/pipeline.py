@@ -21,11 +21,15 @@ examples:
   gmc-rl pipeline --out runs/quick --seeds 0 1 --update  # add a seed to an existing run
   gmc-rl pipeline --jobs 1                               # one stage at a time, with progress bars
   gmc-rl pipeline --pretrain.epochs 3 --agent.total_timesteps 5000 --evaluate.episodes 20 --out runs/short
+  gmc-rl pipeline --backend ray                          # every stage as a Ray task on a local Ray instance
+  gmc-rl pipeline --backend ray --address HEAD:6379 --out /shared/runs/quick   # on a Ray cluster (docs/scale_out.md)
 
 A rerun with the same config skips every finished stage and resumes an interrupted one. A run directory made
 with another config is refused, unless --update: then only the stages whose settings changed are redone.
 With several jobs, a stage starts as soon as the stages it reads are done (the true-state agent trains while
-GMC pretrains), and each job gets an equal share of the CPU cores as torch threads.
+GMC pretrains), and each job gets an equal share of the CPU cores as torch threads. With --backend ray each
+stage is a Ray task asking for that share of CPUs (and a quarter of a GPU for cuda/auto stages when the cluster
+has GPUs); on a cluster the run directory must be on a filesystem that every node mounts at the same path.
 """
 
 
@@ -38,6 +42,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--jobs", type=int, default=None, metavar="N",
                         help="stages run at once, each in its own process (default: one per CPU core; 1 runs them "
                              "one after the other with progress bars)")
+    parser.add_argument("--backend", choices=("local", "ray"), default="local",
+                        help="where the stages run: 'local' worker processes (default) or 'ray' tasks, on a local "
+                             "Ray instance or the cluster of --address (needs: pip install -e \".[ray]\")")
+    parser.add_argument("--address", default=None, metavar="ADDRESS",
+                        help="with --backend ray: the Ray cluster to join (e.g. HEAD_IP:6379, as `ray start --head` "
+                             "prints it); default: start a local Ray instance")
     parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
 
 
@@ -60,7 +70,8 @@ def run(args: argparse.Namespace) -> int:
     jobs = args.jobs if args.jobs is not None else usable_cpus()
     start = time.perf_counter()
     results = run_pipeline(config, run_dir, update=args.update_run, progress=not args.no_progress,
-                           log=lambda message: print(message, flush=True), jobs=jobs)
+                           log=lambda message: print(message, flush=True), jobs=jobs, backend=args.backend,
+                           address=args.address)
     minutes = (time.perf_counter() - start) / 60
     print()
     print_tables(results, f"Mean per-step reward on {config.env_id} (rows: methods trained on complete observations; "
