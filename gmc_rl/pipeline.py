@@ -51,8 +51,8 @@ import yaml
 from gmc_rl.config import ExperimentConfig, collect_identity, config_hash, from_dict, load_yaml, to_dict
 from gmc_rl.errors import ConfigError
 from gmc_rl.io import ensure_writable_dir, write_json_atomic, write_text_atomic
-from gmc_rl.methods import encoder_method_names, get_method
 from gmc_rl.locking import HOLDER_FILE, LOCK_FILE, directory_lock
+from gmc_rl.methods import encoder_method_names, get_method
 from gmc_rl.stages import STAGES_DIR, Stage, Task, check_backend, run_stage, run_tasks
 
 CONFIG_FILE = "config.yaml"
@@ -309,13 +309,14 @@ def _plan(config: ExperimentConfig, run_dir: Path, conditions: list[str]
     if encoder_methods:
         data = Stage(run_dir, "collect", run_dir / "data", {**env, "collect": collect_identity(config.collect)})
         tasks.append(Task(data, "collect", partial(_collect, config, data.output), resumable=False))
-        for method in encoder_methods:
-            identity = method.encoder_stage
+        for spec in encoder_methods:
+            identity = spec.encoder_stage
+            assert identity is not None and spec.pretrain is not None  # encoder methods have both (methods.py)
             stage = Stage(run_dir, identity.name, run_dir / identity.directory,
                           {"data": data.hash, "pretrain": to_dict(config.pretrain), **identity.extra_inputs})
-            tasks.append(Task(stage, identity.label, partial(method.pretrain, config, data.output, stage.output),
+            tasks.append(Task(stage, identity.label, partial(spec.pretrain, config, data.output, stage.output),
                               after=(data.name,)))
-            encoders[method.name] = stage
+            encoders[spec.name] = stage
 
     # 2. Agents, one per method and seed, trained on complete observations.
     agents: dict[tuple[str, int], Stage] = {}
@@ -341,9 +342,9 @@ def _plan(config: ExperimentConfig, run_dir: Path, conditions: list[str]
         if diagnose:
             inputs["diagnostics"] = {"episodes": ev.diagnostic_episodes, "horizon": ev.diagnostic_horizon}
         stage = Stage(run_dir, f"evaluate_{name}", run_dir / "eval" / "runs" / f"{name}.json", inputs)
-        work = partial(_evaluate, run_dir, agent_stage.output, stage.output, conditions, ev.episodes, seed, ev.n_envs,
-                       (ev.diagnostic_episodes, ev.diagnostic_horizon) if diagnose else None)
-        tasks.append(Task(stage, f"evaluate {name}", work, after=(agent_stage.name,), resumable=False))
+        evaluate = partial(_evaluate, run_dir, agent_stage.output, stage.output, conditions, ev.episodes, seed,
+                           ev.n_envs, (ev.diagnostic_episodes, ev.diagnostic_horizon) if diagnose else None)
+        tasks.append(Task(stage, f"evaluate {name}", evaluate, after=(agent_stage.name,), resumable=False))
         evaluations[(method, seed)] = stage
     return tasks, agents, evaluations
 
@@ -361,7 +362,8 @@ def _write_report(config: ExperimentConfig, run_dir: Path, conditions: list[str]
     )
 
     methods, seeds, ev = list(config.methods), [int(s) for s in config.seeds], config.evaluate
-    per_method, diagnostics = {}, {}
+    per_method: dict[str, Any] = {}
+    diagnostics: dict[str, dict[str, Any]] = {}
     for method in methods:
         runs = []
         for seed in seeds:

@@ -29,6 +29,7 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass
+from functools import partial
 from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
@@ -170,6 +171,11 @@ def check_backend(backend: str, address: str | None = None) -> None:
         require_ray()
 
 
+def _run_here(work: Callable[..., Any], resume: bool, *, progress: bool) -> Any:
+    """Run a task's work in this process (``jobs=1``)."""
+    return work(resume=resume, progress=progress)
+
+
 def run_tasks(tasks: Sequence[Task], *, jobs: int = 1, progress: bool = True, log: Log = print,
               backend: str = "local", address: str | None = None) -> None:
     """Run every task whose stage is not done: in order here (``jobs=1``) or up to ``jobs`` at once (see module).
@@ -192,8 +198,7 @@ def run_tasks(tasks: Sequence[Task], *, jobs: int = 1, progress: bool = True, lo
         return
     if jobs == 1:
         for task in tasks:
-            run_stage(task.stage, log, task.label, lambda resume, t=task: t.work(resume=resume, progress=progress),
-                      task.resumable)
+            run_stage(task.stage, log, task.label, partial(_run_here, task.work, progress=progress), task.resumable)
         return
     _run_parallel(list(tasks), jobs, log)
 
