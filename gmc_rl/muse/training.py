@@ -27,7 +27,7 @@ import dataclasses
 import math
 import os
 import time
-from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -44,32 +44,16 @@ from gmc_rl.muse.checkpoint import WEIGHTS_FILE, save_muse
 from gmc_rl.muse.model import MUSEConfig, MUSEModel, muse_loss, top_kl_weight
 from gmc_rl.pretraining_run import LAST_DIR, open_pretraining_run
 from gmc_rl.progress import progress_bar
+from gmc_rl.vae_epochs import train_epoch, validation_loss
 
 HISTORY_FILE = "history.json"
 TB_DIR = "tb"
-VAL_NOISE_SEED = 12345
 
 
-def _batches(arrays: dict[str, np.ndarray], names: list[str], order: np.ndarray,
-             batch_size: int) -> Iterator[dict[str, torch.Tensor]]:
-    """Batches of ``arrays`` in the row order ``order`` (rows sorted within a batch, for faster indexing)."""
-    for start in range(0, len(order), batch_size):
-        rows = np.sort(order[start:start + batch_size])
-        yield {name: torch.from_numpy(np.ascontiguousarray(arrays[name][rows])) for name in names}
-
-
-def _evaluate(model: MUSEModel, arrays: dict[str, np.ndarray], batch_size: int) -> float:
-    """Validation objective (beta_T = 1, fixed noise), averaged over samples."""
-    names = model.modalities
-    n = len(arrays[names[0]])
-    generator = torch.Generator(device="cpu").manual_seed(VAL_NOISE_SEED)
-    total = 0.0
-    model.eval()
-    with torch.no_grad():
-        for batch in _batches(arrays, names, np.arange(n), batch_size):
-            loss, _ = muse_loss(model, batch, top_kl=1.0, generator=generator)
-            total += float(loss) * len(batch[names[0]])
-    return total / max(n, 1)
+def _loss(model: Any, weight: float, batch: dict[str, torch.Tensor],
+          generator: torch.Generator) -> tuple[torch.Tensor, dict[str, float]]:
+    """The MUSE objective of a batch with the KL weight ``weight`` (1 for validation)."""
+    return muse_loss(model, batch, top_kl=weight, generator=generator)
 
 
 def pretrain_muse(
@@ -154,32 +138,21 @@ def _train(config: ExperimentConfig, dataset: MultimodalDataset, data_dir: Path,
             beta = top_kl_weight(epoch, settings.epochs, model.muse.top_kl_warmup)
             rng = np.random.default_rng([settings.seed, epoch])
             generator = torch.Generator(device="cpu").manual_seed(settings.seed * 1_000_003 + epoch)
-            model.train()
-            total, count = 0.0, 0
-            parts: dict[str, float] = {}
-            for batch in _batches(train, names, rng.permutation(n_train), batch_size):
-                loss, logs = muse_loss(model, batch, top_kl=beta, generator=generator)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                size = len(batch[names[0]])
-                total += float(loss.detach()) * size
-                count += size
-                for key, value in logs.items():
-                    parts[key] = parts.get(key, 0.0) + value * size
-            train_loss = total / count
-            val_loss = _evaluate(model, val, batch_size) if len(val[names[0]]) else train_loss
+            train_loss, parts = train_epoch(model, optimizer, train, names, rng.permutation(n_train), batch_size,
+                                            partial(_loss, model, beta), generator)
+            val_loss = (validation_loss(model, val, names, batch_size, partial(_loss, model, 1.0))
+                        if len(val[names[0]]) else train_loss)
             if not (math.isfinite(train_loss) and math.isfinite(val_loss)):
                 raise ConfigError(f"MUSE loss became non-finite at epoch {epoch + 1} (train {train_loss}, val "
                                   f"{val_loss}); lower pretrain.lr (--lr)")
             record = {"epoch": epoch + 1, "train_loss": train_loss, "val_loss": val_loss, "top_kl_weight": beta,
-                      "seconds": time.perf_counter() - began, **{k: v / count for k, v in parts.items()}}
+                      "seconds": time.perf_counter() - began, **parts}
             history.append(record)
             writer.add_scalar("muse/train_loss", train_loss, epoch + 1)
             writer.add_scalar("muse/val_loss", val_loss, epoch + 1)
             writer.add_scalar("muse/top_kl_weight", beta, epoch + 1)
             for key, value in parts.items():
-                writer.add_scalar(f"muse/{key}", value / count, epoch + 1)
+                writer.add_scalar(f"muse/{key}", value, epoch + 1)
             if val_loss < best_val:
                 best_val, best_epoch = val_loss, epoch + 1
                 save_muse(model, out_dir, {**provenance, "epoch": best_epoch, "val_loss": best_val})

@@ -21,6 +21,7 @@ from __future__ import annotations
 import math
 import os
 import time
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -37,10 +38,10 @@ from gmc_rl.mvae.checkpoint import WEIGHTS_FILE, save_mvae
 from gmc_rl.mvae.model import MVAEModel, mvae_loss
 from gmc_rl.pretraining_run import LAST_DIR, open_pretraining_run
 from gmc_rl.progress import progress_bar
+from gmc_rl.vae_epochs import train_epoch, validation_loss
 
 HISTORY_FILE = "history.json"
 TB_DIR = "tb"
-VAL_NOISE_SEED = 12345
 
 
 def kl_weight(epoch: int, epochs: int) -> float:
@@ -49,24 +50,10 @@ def kl_weight(epoch: int, epochs: int) -> float:
     return min(1.0, (epoch + 1) / warmup)
 
 
-def _batches(arrays: dict[str, np.ndarray], names: list[str], order: np.ndarray, batch_size: int):
-    for start in range(0, len(order), batch_size):
-        rows = np.sort(order[start:start + batch_size])
-        yield {name: torch.from_numpy(np.ascontiguousarray(arrays[name][rows])) for name in names}
-
-
-def _evaluate(model: MVAEModel, arrays: dict[str, np.ndarray], batch_size: int) -> float:
-    """Validation objective (beta = 1, fixed noise), averaged over samples."""
-    names = model.modalities
-    n = len(arrays[names[0]])
-    generator = torch.Generator(device="cpu").manual_seed(VAL_NOISE_SEED)
-    total = 0.0
-    model.eval()
-    with torch.no_grad():
-        for batch in _batches(arrays, names, np.arange(n), batch_size):
-            loss, _ = mvae_loss(model, batch, beta=1.0, generator=generator)
-            total += float(loss) * len(batch[names[0]])
-    return total / max(n, 1)
+def _loss(model: Any, weight: float, batch: dict[str, torch.Tensor],
+          generator: torch.Generator) -> tuple[torch.Tensor, dict[str, float]]:
+    """The MVAE objective of a batch with the KL weight ``weight`` (1 for validation)."""
+    return mvae_loss(model, batch, beta=weight, generator=generator)
 
 
 def pretrain_mvae(
@@ -141,32 +128,21 @@ def _train(config: ExperimentConfig, dataset: MultimodalDataset, data_dir: Path,
             beta = kl_weight(epoch, settings.epochs)
             rng = np.random.default_rng([settings.seed, epoch])
             generator = torch.Generator(device="cpu").manual_seed(settings.seed * 1_000_003 + epoch)
-            model.train()
-            total, count = 0.0, 0
-            parts: dict[str, float] = {}
-            for batch in _batches(train, names, rng.permutation(n_train), batch_size):
-                loss, logs = mvae_loss(model, batch, beta=beta, generator=generator)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                size = len(batch[names[0]])
-                total += float(loss.detach()) * size
-                count += size
-                for key, value in logs.items():
-                    parts[key] = parts.get(key, 0.0) + value * size
-            train_loss = total / count
-            val_loss = _evaluate(model, val, batch_size) if len(val[names[0]]) else train_loss
+            train_loss, parts = train_epoch(model, optimizer, train, names, rng.permutation(n_train), batch_size,
+                                            partial(_loss, model, beta), generator)
+            val_loss = (validation_loss(model, val, names, batch_size, partial(_loss, model, 1.0))
+                        if len(val[names[0]]) else train_loss)
             if not (math.isfinite(train_loss) and math.isfinite(val_loss)):
                 raise ConfigError(f"MVAE loss became non-finite at epoch {epoch + 1} (train {train_loss}, val "
                                   f"{val_loss}); lower pretrain.lr (--lr)")
             record = {"epoch": epoch + 1, "train_loss": train_loss, "val_loss": val_loss, "beta": beta,
-                      "seconds": time.perf_counter() - began, **{k: v / count for k, v in parts.items()}}
+                      "seconds": time.perf_counter() - began, **parts}
             history.append(record)
             writer.add_scalar("mvae/train_loss", train_loss, epoch + 1)
             writer.add_scalar("mvae/val_loss", val_loss, epoch + 1)
             writer.add_scalar("mvae/beta", beta, epoch + 1)
             for key, value in parts.items():
-                writer.add_scalar(f"mvae/{key}", value / count, epoch + 1)
+                writer.add_scalar(f"mvae/{key}", value, epoch + 1)
             if val_loss < best_val:
                 best_val, best_epoch = val_loss, epoch + 1
                 save_mvae(model, out_dir, {**provenance, "epoch": best_epoch, "val_loss": best_val})
