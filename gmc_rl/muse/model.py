@@ -76,6 +76,7 @@ from gmc_rl.mvae.model import (
     ImageDecoder,
     VectorDecoder,
     kl_to_prior,
+    presence_mask,
     reconstruction_nll,
     reconstruction_weights,
 )
@@ -358,18 +359,7 @@ class MUSEModel(nn.Module):
 
     def presence_mask(self, batch: int, modalities: Sequence[str] | None = None, mask: Any = None) -> Tensor:
         """(B, M) float presence mask from a per-observation ``mask`` or, if None, a list of names (None = all)."""
-        if mask is not None:
-            mask = mask if isinstance(mask, Tensor) else torch.from_numpy(np.asarray(mask))
-            if tuple(mask.shape) != (batch, len(self.modalities)):
-                raise ModalityError(
-                    f"availability mask must have shape ({batch}, {len(self.modalities)}), got {tuple(mask.shape)}"
-                )
-            if not bool((mask.sum(dim=1) > 0).all()):
-                raise ModalityError("the availability mask marks every modality missing for some observation")
-            return mask.to(self.device, torch.float32)
-        names = check_modalities(modalities, self.modalities)
-        row = torch.tensor([float(name in names) for name in self.modalities], device=self.device)
-        return row.expand(batch, -1)
+        return presence_mask(self.modalities, self.device, batch, modalities, mask)
 
     def posterior(
         self, obs: Mapping[str, Any], modalities: Sequence[str] | None = None, mask: Any = None

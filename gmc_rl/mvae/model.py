@@ -148,6 +148,25 @@ def product_of_experts(mus: Tensor, logvars: Tensor, mask: Tensor) -> tuple[Tens
     return mean, -torch.log(total)
 
 
+def presence_mask(all_modalities: Sequence[str], device: torch.device, batch: int,
+                  modalities: Sequence[str] | None = None, mask: Any = None) -> Tensor:
+    """(B, M) float presence mask over ``all_modalities``: from a per-observation ``mask`` (checked: its shape, and
+    at least one modality present per row) or, if None, from a list of names (None = all). Used by every
+    product-of-experts model (MVAE, MUSE)."""
+    if mask is not None:
+        mask = mask if isinstance(mask, Tensor) else torch.from_numpy(np.asarray(mask))
+        if tuple(mask.shape) != (batch, len(all_modalities)):
+            raise ModalityError(
+                f"availability mask must have shape ({batch}, {len(all_modalities)}), got {tuple(mask.shape)}"
+            )
+        if not bool((mask.sum(dim=1) > 0).all()):
+            raise ModalityError("the availability mask marks every modality missing for some observation")
+        return mask.to(device, torch.float32)
+    names = check_modalities(modalities, all_modalities)
+    row = torch.tensor([float(name in names) for name in all_modalities], device=device)
+    return row.expand(batch, -1)
+
+
 class MVAEModel(nn.Module):
     """Multimodal VAE with a product-of-experts posterior over the modalities ``specs``.
 
@@ -261,18 +280,7 @@ class MVAEModel(nn.Module):
 
     def presence_mask(self, batch: int, modalities: Sequence[str] | None = None, mask: Any = None) -> Tensor:
         """(B, M) float presence mask from a per-observation ``mask`` or, if None, a list of names (None = all)."""
-        if mask is not None:
-            mask = mask if isinstance(mask, Tensor) else torch.from_numpy(np.asarray(mask))
-            if tuple(mask.shape) != (batch, len(self.modalities)):
-                raise ModalityError(
-                    f"availability mask must have shape ({batch}, {len(self.modalities)}), got {tuple(mask.shape)}"
-                )
-            if not bool((mask.sum(dim=1) > 0).all()):
-                raise ModalityError("the availability mask marks every modality missing for some observation")
-            return mask.to(self.device, torch.float32)
-        names = check_modalities(modalities, self.modalities)
-        row = torch.tensor([float(name in names) for name in self.modalities], device=self.device)
-        return row.expand(batch, -1)
+        return presence_mask(self.modalities, self.device, batch, modalities, mask)
 
     def posterior(
         self, obs: Mapping[str, Any], modalities: Sequence[str] | None = None, mask: Any = None
