@@ -170,6 +170,24 @@ def linear_size(inputs: int, outputs: int) -> int:
     return inputs * outputs + outputs
 
 
+def check_model_inputs(specs: Mapping[str, ModalitySpec], normalization: Mapping[str, dict] | None,
+                       what: str) -> tuple[dict[str, ModalitySpec], dict[str, dict]]:
+    """Check the modality specs and normalisation statistics a model is built from (at least 2 modalities, each
+    spec named by its key, statistics only for known modalities); return them as plain dicts. Used by GMC and by
+    the MVAE and MUSE baselines."""
+    specs = dict(specs)
+    if len(specs) < 2:
+        raise ModalityError(f"{what} needs at least 2 modalities, got {list(specs)}")
+    for name, spec in specs.items():
+        if not isinstance(spec, ModalitySpec) or spec.name != name:
+            raise ModalityError(f"specs[{name!r}] must be the ModalitySpec named {name!r}, got {spec!r}")
+    normalization = dict(normalization or {})
+    unknown = [name for name in normalization if name not in specs]
+    if unknown:
+        raise ModalityError(f"normalization given for unknown modalities {unknown}; modalities are {list(specs)}")
+    return specs, normalization
+
+
 def check_parameter_count(count: int, what: str) -> None:
     """Raise :class:`ConfigError` if a model of ``count`` parameters exceeds :data:`MAX_MODEL_PARAMETERS`.
 
@@ -260,16 +278,7 @@ class GMCModel(nn.Module):
         normalization: Mapping[str, dict] | None = None,
     ) -> None:
         super().__init__()
-        specs = dict(specs)
-        if len(specs) < 2:
-            raise ModalityError(f"GMC needs at least 2 modalities, got {list(specs)}")
-        for name, spec in specs.items():
-            if not isinstance(spec, ModalitySpec) or spec.name != name:
-                raise ModalityError(f"specs[{name!r}] must be the ModalitySpec named {name!r}, got {spec!r}")
-        normalization = dict(normalization or {})
-        unknown = [name for name in normalization if name not in specs]
-        if unknown:
-            raise ModalityError(f"normalization given for unknown modalities {unknown}; modalities are {list(specs)}")
+        specs, normalization = check_model_inputs(specs, normalization, "GMC")
         check_parameter_count(parameter_count(specs, config), "GMC model")
         self.specs = specs
         self.modalities = list(specs)

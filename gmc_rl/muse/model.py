@@ -70,7 +70,7 @@ from gmc_rl.config import ModelConfig, from_dict
 from gmc_rl.data import finite_json
 from gmc_rl.errors import ConfigError, ModalityError
 from gmc_rl.modalities import ModalitySpec, check_modalities, check_observation_batch, modality_specs
-from gmc_rl.model import Preprocessor, build_modality_encoder, check_parameter_count, linear_size
+from gmc_rl.model import Preprocessor, build_modality_encoder, check_model_inputs, check_parameter_count, linear_size
 from gmc_rl.mvae.model import (
     LOGVAR_RANGE,
     ImageDecoder,
@@ -223,16 +223,7 @@ class MUSEModel(nn.Module):
         muse: MUSEConfig | None = None,
     ) -> None:
         super().__init__()
-        specs = dict(specs)
-        if len(specs) < 2:
-            raise ModalityError(f"MUSE needs at least 2 modalities, got {list(specs)}")
-        for name, spec in specs.items():
-            if not isinstance(spec, ModalitySpec) or spec.name != name:
-                raise ModalityError(f"specs[{name!r}] must be the ModalitySpec named {name!r}, got {spec!r}")
-        normalization = dict(normalization or {})
-        unknown = [name for name in normalization if name not in specs]
-        if unknown:
-            raise ModalityError(f"normalization given for unknown modalities {unknown}; modalities are {list(specs)}")
+        specs, normalization = check_model_inputs(specs, normalization, "MUSE")
         muse = muse if muse is not None else MUSEConfig()
         self.bottom_dims = resolve_bottom_dims(specs, muse)
         check_parameter_count(parameter_count(specs, config, self.bottom_dims), "MUSE model")

@@ -42,7 +42,14 @@ from gmc_rl.config import ModelConfig, from_dict
 from gmc_rl.data import finite_json
 from gmc_rl.errors import ModalityError
 from gmc_rl.modalities import ModalitySpec, check_modalities, check_observation_batch, modality_specs
-from gmc_rl.model import Preprocessor, build_modality_encoder, check_parameter_count, linear_size, trunk_size
+from gmc_rl.model import (
+    Preprocessor,
+    build_modality_encoder,
+    check_model_inputs,
+    check_parameter_count,
+    linear_size,
+    trunk_size,
+)
 
 _ACTIVATIONS: dict[str, type[nn.Module]] = {"silu": nn.SiLU, "relu": nn.ReLU, "tanh": nn.Tanh, "elu": nn.ELU}
 LOGVAR_RANGE = (-10.0, 10.0)
@@ -186,16 +193,7 @@ class MVAEModel(nn.Module):
         normalization: Mapping[str, dict] | None = None,
     ) -> None:
         super().__init__()
-        specs = dict(specs)
-        if len(specs) < 2:
-            raise ModalityError(f"the MVAE needs at least 2 modalities, got {list(specs)}")
-        for name, spec in specs.items():
-            if not isinstance(spec, ModalitySpec) or spec.name != name:
-                raise ModalityError(f"specs[{name!r}] must be the ModalitySpec named {name!r}, got {spec!r}")
-        normalization = dict(normalization or {})
-        unknown = [name for name in normalization if name not in specs]
-        if unknown:
-            raise ModalityError(f"normalization given for unknown modalities {unknown}; modalities are {list(specs)}")
+        specs, normalization = check_model_inputs(specs, normalization, "the MVAE")
         check_parameter_count(parameter_count(specs, config), "MVAE")
         self.specs = specs
         self.modalities = list(specs)
