@@ -296,20 +296,27 @@ def _load_state(model: torch.nn.Module, state: dict[str, torch.Tensor], source: 
     model.load_state_dict(state, strict=True)
 
 
-def check_space_matches(model: GMCModel, observation_space: spaces.Space) -> None:
-    """Raise CheckpointError naming every difference between the model's modalities and ``observation_space``."""
+def check_model_space(model: Any, observation_space: spaces.Space, kind: str, label: str) -> None:
+    """Raise CheckpointError naming every difference between a model's modalities (``model.specs``) and
+    ``observation_space``; ``kind`` ("GMC") names its checkpoints and ``label`` ("GMC model") the model itself.
+    Shared by GMC and the MVAE and MUSE baselines."""
     try:
         actual = modality_specs(observation_space)
     except ModalityError as exc:
-        raise CheckpointError(f"the GMC model expects modalities {model.modalities}, but {exc}") from exc
+        raise CheckpointError(f"the {label} expects modalities {model.modalities}, but {exc}") from exc
     problems = compare_specs(model.specs, actual)
     if problems:
         source = getattr(model, "checkpoint_path", None)
-        what = f"GMC checkpoint {source}" if source else "GMC model"
+        what = f"{kind} checkpoint {source}" if source else label
         raise CheckpointError(
             f"{what} does not match the observation space: " + "; ".join(problems)
             + f". It was trained on modalities {[s.to_json() for s in model.specs.values()]}"
         )
+
+
+def check_space_matches(model: GMCModel, observation_space: spaces.Space) -> None:
+    """Raise CheckpointError naming every difference between the model's modalities and ``observation_space``."""
+    check_model_space(model, observation_space, "GMC", "GMC model")
 
 
 # ----------------------------------------------------------------------------------------------------------------

@@ -17,14 +17,14 @@ from gymnasium import spaces
 
 from gmc_rl.checkpoint import (
     build_from_checkpoint,
+    check_model_space,
     checkpoint_dir,
     read_config_file,
     resolve_device,
     write_checkpoint,
 )
-from gmc_rl.errors import CheckpointError, ModalityError
+from gmc_rl.errors import CheckpointError
 from gmc_rl.io import require_fields
-from gmc_rl.modalities import compare_specs, modality_specs
 from gmc_rl.muse.model import MUSEModel
 
 FORMAT = "gmc-rl/muse-checkpoint"
@@ -70,14 +70,4 @@ def load_muse(path_or_model: str | os.PathLike | MUSEModel, device: str = "cpu")
 
 def check_space_matches(model: MUSEModel, observation_space: spaces.Space) -> None:
     """Raise CheckpointError naming every difference between the MUSE model's modalities and ``observation_space``."""
-    try:
-        actual = modality_specs(observation_space)
-    except ModalityError as exc:
-        raise CheckpointError(f"the MUSE model expects modalities {model.modalities}, but {exc}") from exc
-    problems = compare_specs(model.specs, actual)
-    if problems:
-        source = getattr(model, "checkpoint_path", None)
-        raise CheckpointError(
-            f"{'MUSE checkpoint ' + str(source) if source else 'MUSE model'} does not match the observation space: "
-            + "; ".join(problems)
-        )
+    check_model_space(model, observation_space, "MUSE", "MUSE model")

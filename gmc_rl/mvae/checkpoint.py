@@ -15,13 +15,13 @@ from gymnasium import spaces
 
 from gmc_rl.checkpoint import (
     build_from_checkpoint,
+    check_model_space,
     checkpoint_dir,
     read_config_file,
     resolve_device,
     write_checkpoint,
 )
-from gmc_rl.errors import CheckpointError, ModalityError
-from gmc_rl.modalities import compare_specs, modality_specs
+from gmc_rl.errors import CheckpointError
 from gmc_rl.mvae.model import MVAEModel
 
 FORMAT = "gmc-rl/mvae-checkpoint"
@@ -65,14 +65,4 @@ def load_mvae(path_or_model: str | os.PathLike | MVAEModel, device: str = "cpu")
 
 def check_space_matches(model: MVAEModel, observation_space: spaces.Space) -> None:
     """Raise CheckpointError naming every difference between the MVAE's modalities and ``observation_space``."""
-    try:
-        actual = modality_specs(observation_space)
-    except ModalityError as exc:
-        raise CheckpointError(f"the MVAE expects modalities {model.modalities}, but {exc}") from exc
-    problems = compare_specs(model.specs, actual)
-    if problems:
-        source = getattr(model, "checkpoint_path", None)
-        raise CheckpointError(
-            f"{'MVAE checkpoint ' + str(source) if source else 'MVAE'} does not match the observation space: "
-            + "; ".join(problems)
-        )
+    check_model_space(model, observation_space, "MVAE", "MVAE")
