@@ -32,7 +32,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 import numpy as np
 import torch
@@ -52,7 +52,9 @@ MAX_REFERENCE_LATENTS = 1_000_000
 """Most reference latents a checkpoint may declare (refused before allocation beyond it)."""
 
 
-def _activation(config: ModelConfig) -> nn.Module:
+def activation(config: ModelConfig) -> nn.Module:
+    """A new module of the activation ``config.activation`` names; every model of gmc_rl builds its activations
+    here."""
     return _ACTIVATIONS[config.activation]()
 
 
@@ -131,7 +133,7 @@ def _build_trunk(spec: ModalitySpec, config: ModelConfig) -> tuple[nn.Module, in
         layers: list[nn.Module] = []
         in_channels = channels
         for out_channels in config.conv_channels:
-            layers += [nn.Conv2d(in_channels, out_channels, kernel_size=4, stride=2, padding=1), _activation(config)]
+            layers += [nn.Conv2d(in_channels, out_channels, kernel_size=4, stride=2, padding=1), activation(config)]
             in_channels = out_channels
             height, width = height // 2, width // 2
             if height < 1 or width < 1:
@@ -144,7 +146,7 @@ def _build_trunk(spec: ModalitySpec, config: ModelConfig) -> tuple[nn.Module, in
     layers = [nn.Flatten()]
     size = spec.flat_dim
     for hidden in config.mlp_hidden:
-        layers += [nn.Linear(size, hidden), _activation(config)]
+        layers += [nn.Linear(size, hidden), activation(config)]
         size = hidden
     return nn.Sequential(*layers), size
 
@@ -241,7 +243,7 @@ class ProjectionHead(nn.Module):
         super().__init__()
         self.net = nn.Sequential(
             nn.Linear(config.common_dim, config.head_hidden),
-            _activation(config),
+            activation(config),
             nn.Linear(config.head_hidden, config.latent_dim),
         )
 
@@ -250,10 +252,114 @@ class ProjectionHead(nn.Module):
 
 
 # ----------------------------------------------------------------------------------------------------------------
+# What every model over the modalities of a Dict space shares (GMC, the MVAE and MUSE baselines).
+
+
+_Model = TypeVar("_Model", bound="MultimodalModel")
+
+
+class MultimodalModel(nn.Module):
+    """The part GMC and the MVAE and MUSE baselines share: the modalities, one :class:`Preprocessor` and one base
+    encoder (:func:`build_modality_encoder`) per modality, the JSON description, and preprocessing of raw batches.
+
+    A subclass checks its inputs first (:func:`check_model_inputs`, :func:`check_parameter_count`: nothing is built
+    for an architecture that cannot fit), then calls ``super().__init__`` with the checked specs and statistics, and
+    builds its own layers after the base encoders, so a seeded model draws its weights in a fixed order.
+
+    Attributes:
+        specs, modalities (list of names, canonical order), config, latent_dim (k), preprocessors, encoders.
+    """
+
+    def __init__(self, specs: Mapping[str, ModalitySpec], config: ModelConfig,
+                 normalization: Mapping[str, dict] | None = None) -> None:
+        super().__init__()
+        normalization = normalization or {}
+        self.specs = dict(specs)
+        self.modalities = list(specs)
+        self.config = config
+        self.latent_dim = config.latent_dim
+        self.preprocessors = nn.ModuleList(
+            [Preprocessor(spec, normalization.get(name)) for name, spec in specs.items()]
+        )
+        self.encoders = nn.ModuleList([build_modality_encoder(spec, config) for spec in specs.values()])
+
+    @classmethod
+    def from_space(
+        cls: type[_Model],
+        observation_space: spaces.Space,
+        config: ModelConfig,
+        normalization: Mapping[str, dict] | None = None,
+    ) -> _Model:
+        """A model for the modalities of a ``Dict`` observation space."""
+        return cls(modality_specs(observation_space), config, normalization)
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.parameters()).device
+
+    @property
+    def normalization(self) -> dict[str, dict[str, list[float]]]:
+        """The standardisation statistics of the vector modalities, as JSON lists."""
+        stats = {name: cast(Preprocessor, pre).stats_json() for name, pre in zip(self.modalities, self.preprocessors)}
+        return {name: value for name, value in stats.items() if value is not None}
+
+    def _architecture(self) -> dict[str, Any]:
+        """The start of every model's JSON description: modality order, specs, architecture and latent size
+        (:func:`read_architecture` reads them back)."""
+        return {
+            "modalities": list(self.modalities),
+            "specs": [finite_json(self.specs[name].to_json()) for name in self.modalities],
+            "model": dataclasses.asdict(self.config),
+            "latent_dim": self.latent_dim,
+        }
+
+    def architecture(self) -> dict[str, Any]:
+        """JSON description from which :meth:`from_architecture` rebuilds an identical (untrained) model."""
+        return {**self._architecture(), "normalization": self.normalization}
+
+    @classmethod
+    def from_architecture(cls: type[_Model], data: Mapping[str, Any]) -> _Model:
+        """Inverse of :meth:`architecture` (raises KeyError/ValueError subclasses on malformed input)."""
+        return cls(*read_architecture(data))
+
+    def preprocess(self, obs: Mapping[str, Any], names: Sequence[str] | None = None,
+                   non_blocking: bool = False) -> dict[str, Tensor]:
+        """Check a raw batch and return the preprocessed tensors of ``names`` (all by default) on the device.
+
+        ``non_blocking`` is passed to the copy onto the device (GMC's forward paths copy without blocking).
+        """
+        names = self.modalities if names is None else list(names)
+        check_observation_batch(obs, self.specs, names)
+        out = {}
+        for name in names:
+            value = obs[name]
+            if not isinstance(value, Tensor):
+                value = torch.from_numpy(np.ascontiguousarray(value))
+            value = value.to(self.device, non_blocking=non_blocking)
+            out[name] = self.preprocessors[self.modalities.index(name)](value)
+        return out
+
+
+def read_architecture(data: Mapping[str, Any]) -> tuple[dict[str, ModalitySpec], ModelConfig, dict | None]:
+    """The specs (checked against the modality order), the :class:`ModelConfig` and the normalisation statistics
+    (None when there are none) of a JSON description written by ``architecture()`` of any
+    :class:`MultimodalModel`.
+
+    Raises:
+        ModalityError: the specs are not in the order of ``data["modalities"]``.
+        KeyError, ValueError: malformed input (a checkpoint being loaded reports them as a CheckpointError).
+    """
+    specs = {spec["name"]: ModalitySpec.from_json(spec) for spec in data["specs"]}
+    if list(specs) != list(data["modalities"]):
+        raise ModalityError(f"specs {list(specs)} do not match the modality order {data['modalities']}")
+    return specs, from_dict(ModelConfig, data["model"], "model"), data.get("normalization") or None
+
+
+# ----------------------------------------------------------------------------------------------------------------
 # The model.
 
 
-class GMCModel(nn.Module):
+class GMCModel(MultimodalModel):
     """Geometric Multimodal Contrastive model over the modalities ``specs`` (canonical order = mapping order).
 
     Args:
@@ -277,41 +383,16 @@ class GMCModel(nn.Module):
         config: ModelConfig,
         normalization: Mapping[str, dict] | None = None,
     ) -> None:
-        super().__init__()
         specs, normalization = check_model_inputs(specs, normalization, "GMC")
         check_parameter_count(parameter_count(specs, config), "GMC model")
-        self.specs = specs
-        self.modalities = list(specs)
-        self.config = config
-        self.latent_dim = config.latent_dim
-        self.preprocessors = nn.ModuleList(
-            [Preprocessor(spec, normalization.get(name)) for name, spec in specs.items()]
-        )
-        self.encoders = nn.ModuleList([build_modality_encoder(spec, config) for spec in specs.values()])
+        super().__init__(specs, config, normalization)
         self.joint_encoder = JointEncoder(list(specs.values()), config)
         self.head = ProjectionHead(config)
         self.reference_latents: Tensor | None
         self.register_buffer("reference_latents", None)  # a buffer once set: saved with the weights
         self.reference_neighbours = 0
 
-    @classmethod
-    def from_space(
-        cls, observation_space: spaces.Space, config: ModelConfig, normalization: Mapping[str, dict] | None = None
-    ) -> GMCModel:
-        """A model for the modalities of a ``Dict`` observation space."""
-        return cls(modality_specs(observation_space), config, normalization)
-
     # -- introspection / serialisation -------------------------------------------------------------------------
-
-    @property
-    def device(self) -> torch.device:
-        return next(self.parameters()).device
-
-    @property
-    def normalization(self) -> dict[str, dict[str, list[float]]]:
-        """The standardisation statistics of the vector modalities, as JSON lists."""
-        stats = {name: cast(Preprocessor, pre).stats_json() for name, pre in zip(self.modalities, self.preprocessors)}
-        return {name: value for name, value in stats.items() if value is not None}
 
     def set_reference_latents(self, latents: Tensor | None, neighbours: int = 5) -> None:
         """Keep complete latents of training observations, onto which partial latents are projected (None: none).
@@ -347,10 +428,7 @@ class GMCModel(nn.Module):
         if self.reference_latents is not None:
             reference = {"size": int(self.reference_latents.shape[0]), "neighbours": self.reference_neighbours}
         return {
-            "modalities": list(self.modalities),
-            "specs": [finite_json(self.specs[name].to_json()) for name in self.modalities],
-            "model": dataclasses.asdict(self.config),
-            "latent_dim": self.latent_dim,
+            **self._architecture(),
             "preprocessing": {
                 name: ("scale 1/255" if spec.kind == "image" else "standardise (x - mean) / std")
                 for name, spec in self.specs.items()
@@ -362,11 +440,8 @@ class GMCModel(nn.Module):
     @classmethod
     def from_architecture(cls, data: Mapping[str, Any]) -> GMCModel:
         """Inverse of :meth:`architecture` (raises KeyError/ValueError subclasses on malformed input)."""
-        specs = {spec["name"]: ModalitySpec.from_json(spec) for spec in data["specs"]}
-        if list(specs) != list(data["modalities"]):
-            raise ModalityError(f"specs {list(specs)} do not match the modality order {data['modalities']}")
-        config = from_dict(ModelConfig, data["model"], "model")
-        model = cls(specs, config, data.get("normalization") or None)
+        specs, config, normalization = read_architecture(data)
+        model = cls(specs, config, normalization)
         reference = data.get("reference_latents")
         if reference is not None:  # the values come with the weights
             if not isinstance(reference, Mapping) or set(reference) != {"size", "neighbours"}:
@@ -381,16 +456,7 @@ class GMCModel(nn.Module):
 
     def _inputs(self, obs: Mapping[str, Any], names: Sequence[str]) -> list[Tensor]:
         """Check the batch and return the preprocessed tensors of ``names`` on the model's device."""
-        check_observation_batch(obs, self.specs, names)
-        device = self.device
-        out = []
-        for name in names:
-            value = obs[name]
-            if not isinstance(value, Tensor):
-                value = torch.from_numpy(np.ascontiguousarray(value))
-            index = self.modalities.index(name)
-            out.append(self.preprocessors[index](value.to(device, non_blocking=True)))
-        return out
+        return list(self.preprocess(obs, names, non_blocking=True).values())
 
     def modality_latents(self, obs: Mapping[str, Any], modalities: Sequence[str] | None = None) -> dict[str, Tensor]:
         """z_m = g(f_m(x_m)) for each requested modality (all by default): name -> (B, k), L2-normalised."""

@@ -59,18 +59,23 @@ import dataclasses
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import Any
 
-import numpy as np
 import torch
 from gymnasium import spaces
 from torch import Tensor, nn
 
 from gmc_rl.config import ModelConfig, from_dict
-from gmc_rl.data import finite_json
 from gmc_rl.errors import ConfigError, ModalityError
 from gmc_rl.modalities import ModalitySpec, check_modalities, check_observation_batch, modality_specs
-from gmc_rl.model import Preprocessor, build_modality_encoder, check_model_inputs, check_parameter_count, linear_size
+from gmc_rl.model import (
+    MultimodalModel,
+    activation,
+    check_model_inputs,
+    check_parameter_count,
+    linear_size,
+    read_architecture,
+)
 from gmc_rl.mvae.model import (
     LOGVAR_RANGE,
     ImageDecoder,
@@ -79,10 +84,9 @@ from gmc_rl.mvae.model import (
     presence_mask,
     reconstruction_nll,
     reconstruction_weights,
+    sample_gaussian,
 )
 from gmc_rl.mvae.model import parameter_count as mvae_parameter_count
-
-_ACTIVATIONS: dict[str, type[nn.Module]] = {"silu": nn.SiLU, "relu": nn.ReLU, "tanh": nn.Tanh, "elu": nn.ELU}
 
 PAPER_BOTTOM_DIMS: dict[str, int] = {"image": 16, "sound": 8}
 """Bottom latent sizes of the authors' pendulum model, used for modalities of these names."""
@@ -138,14 +142,10 @@ def resolve_bottom_dims(specs: Mapping[str, ModalitySpec], muse: MUSEConfig) -> 
     }
 
 
-def _activation(config: ModelConfig) -> nn.Module:
-    return _ACTIVATIONS[config.activation]()
-
-
 def _mlp(inputs: int, hidden: int, outputs: int, config: ModelConfig) -> nn.Sequential:
     """inputs -> hidden -> hidden -> outputs, with the config's activation between the layers."""
-    return nn.Sequential(nn.Linear(inputs, hidden), _activation(config), nn.Linear(hidden, hidden),
-                         _activation(config), nn.Linear(hidden, outputs))
+    return nn.Sequential(nn.Linear(inputs, hidden), activation(config), nn.Linear(hidden, hidden),
+                         activation(config), nn.Linear(hidden, outputs))
 
 
 def _mlp_size(inputs: int, hidden: int, outputs: int) -> int:
@@ -194,14 +194,7 @@ def symmetric_kl(mean_p: Tensor, logvar_p: Tensor, mean_q: Tensor, logvar_q: Ten
     return 0.5 * ((var_p + squared) / var_q + (var_q + squared) / var_p - 2.0).sum(dim=1)
 
 
-def _sample(mean: Tensor, logvar: Tensor, generator: torch.Generator | None) -> Tensor:
-    """mean + sigma * noise, the noise drawn from ``generator`` (on its device) when given."""
-    device = generator.device if generator is not None else mean.device
-    noise = torch.randn(mean.shape, generator=generator, device=device).to(mean.device)
-    return mean + noise * torch.exp(0.5 * logvar)
-
-
-class MUSEModel(nn.Module):
+class MUSEModel(MultimodalModel):
     """Hierarchical multimodal VAE: a VAE per modality below, a product-of-experts latent of size k above.
 
     Args:
@@ -222,22 +215,16 @@ class MUSEModel(nn.Module):
         normalization: Mapping[str, dict] | None = None,
         muse: MUSEConfig | None = None,
     ) -> None:
-        super().__init__()
         specs, normalization = check_model_inputs(specs, normalization, "MUSE")
         muse = muse if muse is not None else MUSEConfig()
-        self.bottom_dims = resolve_bottom_dims(specs, muse)
-        check_parameter_count(parameter_count(specs, config, self.bottom_dims), "MUSE model")
-        self.muse = dataclasses.replace(muse, bottom_latent_dims=dict(self.bottom_dims))
-        self.specs = specs
-        self.modalities = list(specs)
-        self.config = config
-        self.latent_dim = config.latent_dim
+        bottom_dims = resolve_bottom_dims(specs, muse)
+        check_parameter_count(parameter_count(specs, config, bottom_dims), "MUSE model")
+        super().__init__(specs, config, normalization)
+        self.bottom_dims = bottom_dims
+        self.muse = dataclasses.replace(muse, bottom_latent_dims=dict(bottom_dims))
         k, hidden = config.latent_dim, config.head_hidden
-        self.preprocessors = nn.ModuleList([Preprocessor(spec, normalization.get(name))
-                                            for name, spec in specs.items()])
-        self.encoders = nn.ModuleList([build_modality_encoder(spec, config) for spec in specs.values()])
         self.bottom_heads = nn.ModuleList([
-            nn.Sequential(_activation(config), nn.Linear(config.common_dim, 2 * self.bottom_dims[name]))
+            nn.Sequential(activation(config), nn.Linear(config.common_dim, 2 * self.bottom_dims[name]))
             for name in specs
         ])
         self.decoders = nn.ModuleList([
@@ -261,52 +248,20 @@ class MUSEModel(nn.Module):
 
     # -- serialisation ------------------------------------------------------------------------------------------
 
-    @property
-    def device(self) -> torch.device:
-        return next(self.parameters()).device
-
-    @property
-    def normalization(self) -> dict[str, dict[str, list[float]]]:
-        """The standardisation statistics of the vector modalities, as JSON lists."""
-        stats = {name: cast(Preprocessor, pre).stats_json() for name, pre in zip(self.modalities, self.preprocessors)}
-        return {name: value for name, value in stats.items() if value is not None}
-
     def architecture(self) -> dict[str, Any]:
         """JSON description from which :meth:`from_architecture` rebuilds an identical (untrained) model.
 
         ``muse`` records the resolved bottom sizes, so a checkpoint does not depend on the defaults of this module.
         """
-        return {
-            "modalities": list(self.modalities),
-            "specs": [finite_json(self.specs[name].to_json()) for name in self.modalities],
-            "model": dataclasses.asdict(self.config),
-            "latent_dim": self.latent_dim,
-            "normalization": self.normalization,
-            "muse": dataclasses.asdict(self.muse),
-        }
+        return {**super().architecture(), "muse": dataclasses.asdict(self.muse)}
 
     @classmethod
     def from_architecture(cls, data: Mapping[str, Any]) -> MUSEModel:
         """Inverse of :meth:`architecture`."""
-        specs = {spec["name"]: ModalitySpec.from_json(spec) for spec in data["specs"]}
-        if list(specs) != list(data["modalities"]):
-            raise ModalityError(f"specs {list(specs)} do not match the modality order {data['modalities']}")
-        return cls(specs, from_dict(ModelConfig, data["model"], "model"), data.get("normalization") or None,
-                   from_dict(MUSEConfig, data["muse"], "muse"))
+        specs, config, normalization = read_architecture(data)
+        return cls(specs, config, normalization, from_dict(MUSEConfig, data["muse"], "muse"))
 
     # -- forward paths ------------------------------------------------------------------------------------------
-
-    def preprocess(self, obs: Mapping[str, Any], names: Sequence[str] | None = None) -> dict[str, Tensor]:
-        """Check a raw batch and return the preprocessed tensors of ``names`` (all by default) on the device."""
-        names = self.modalities if names is None else list(names)
-        check_observation_batch(obs, self.specs, names)
-        out = {}
-        for name in names:
-            value = obs[name]
-            if not isinstance(value, Tensor):
-                value = torch.from_numpy(np.ascontiguousarray(value))
-            out[name] = self.preprocessors[self.modalities.index(name)](value.to(self.device))
-        return out
 
     def bottom_posterior(self, name: str, inputs: Tensor) -> tuple[Tensor, Tensor]:
         """(mu, logvar), each (B, d_m), of q(z_m | x_m) from the preprocessed batch of modality ``name``."""
@@ -417,7 +372,7 @@ def muse_loss(
     samples: dict[str, Tensor] = {}
     for index, name in enumerate(model.modalities):  # bottom ELBOs
         mean, logvar = model.bottom_posterior(name, inputs[name])
-        z = _sample(mean, logvar, generator)
+        z = sample_gaussian(mean, logvar, generator)
         nll = reconstruction_nll(model.specs[name], model.decoders[index](z), inputs[name])
         kl = kl_to_prior(mean, logvar)
         total = total + weights[name] * nll + kl
@@ -427,7 +382,7 @@ def muse_loss(
     complete = torch.ones(batch, len(model.modalities), device=model.device)
     mus, logvars = model.top_expert_params(samples)
     top_mean, top_logvar = product_of_experts(mus, logvars, model.with_prior(complete))
-    z_top = _sample(top_mean, top_logvar, generator)
+    z_top = sample_gaussian(top_mean, top_logvar, generator)
     for index, name in enumerate(model.modalities):  # top-level reconstruction of every bottom latent
         error = (model.top_decoders[index](z_top) - samples[name]).pow(2).sum(dim=1)
         total = total + muse.top_reconstruction_weight * error

@@ -28,36 +28,28 @@ Example:
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Mapping, Sequence
-from typing import Any, cast
+from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from gymnasium import spaces
 from torch import Tensor, nn
 
-from gmc_rl.config import ModelConfig, from_dict
-from gmc_rl.data import finite_json
+from gmc_rl.config import ModelConfig
 from gmc_rl.errors import ModalityError
-from gmc_rl.modalities import ModalitySpec, check_modalities, check_observation_batch, modality_specs
+from gmc_rl.modalities import ModalitySpec, check_modalities, check_observation_batch
 from gmc_rl.model import (
-    Preprocessor,
-    build_modality_encoder,
+    MultimodalModel,
+    activation,
     check_model_inputs,
     check_parameter_count,
     linear_size,
     trunk_size,
 )
 
-_ACTIVATIONS: dict[str, type[nn.Module]] = {"silu": nn.SiLU, "relu": nn.ReLU, "tanh": nn.Tanh, "elu": nn.ELU}
 LOGVAR_RANGE = (-10.0, 10.0)
 """Log-variances of the experts are clamped to this range (keeps the product of experts finite)."""
-
-
-def _activation(config: ModelConfig) -> nn.Module:
-    return _ACTIVATIONS[config.activation]()
 
 
 def _conv_sizes(size: int, layers: int) -> list[int]:
@@ -82,8 +74,8 @@ class ImageDecoder(nn.Module):
             )
         self.start = (conv[-1], heights[-1], widths[-1])
         self.fc = nn.Sequential(
-            nn.Linear(config.latent_dim, config.common_dim), _activation(config),
-            nn.Linear(config.common_dim, conv[-1] * heights[-1] * widths[-1]), _activation(config),
+            nn.Linear(config.latent_dim, config.common_dim), activation(config),
+            nn.Linear(config.common_dim, conv[-1] * heights[-1] * widths[-1]), activation(config),
         )
         layers: list[nn.Module] = []
         outputs = [channels, *conv[:-1]]
@@ -92,7 +84,7 @@ class ImageDecoder(nn.Module):
             layers.append(nn.ConvTranspose2d(conv[index], outputs[index], kernel_size=4, stride=2, padding=1,
                                              output_padding=padding))
             if index > 0:
-                layers.append(_activation(config))
+                layers.append(activation(config))
         self.deconv = nn.Sequential(*layers)
 
     def forward(self, z: Tensor) -> Tensor:
@@ -104,10 +96,10 @@ class VectorDecoder(nn.Module):
 
     def __init__(self, spec: ModalitySpec, config: ModelConfig) -> None:
         super().__init__()
-        layers: list[nn.Module] = [nn.Linear(config.latent_dim, config.common_dim), _activation(config)]
+        layers: list[nn.Module] = [nn.Linear(config.latent_dim, config.common_dim), activation(config)]
         size = config.common_dim
         for hidden in reversed(config.mlp_hidden):
-            layers += [nn.Linear(size, hidden), _activation(config)]
+            layers += [nn.Linear(size, hidden), activation(config)]
             size = hidden
         layers.append(nn.Linear(size, spec.flat_dim))
         self.net = nn.Sequential(*layers)
@@ -174,7 +166,7 @@ def presence_mask(all_modalities: Sequence[str], device: torch.device, batch: in
     return row.expand(batch, -1)
 
 
-class MVAEModel(nn.Module):
+class MVAEModel(MultimodalModel):
     """Multimodal VAE with a product-of-experts posterior over the modalities ``specs``.
 
     Args:
@@ -192,19 +184,11 @@ class MVAEModel(nn.Module):
         config: ModelConfig,
         normalization: Mapping[str, dict] | None = None,
     ) -> None:
-        super().__init__()
         specs, normalization = check_model_inputs(specs, normalization, "the MVAE")
         check_parameter_count(parameter_count(specs, config), "MVAE")
-        self.specs = specs
-        self.modalities = list(specs)
-        self.config = config
-        self.latent_dim = config.latent_dim
-        self.preprocessors = nn.ModuleList(
-            [Preprocessor(spec, normalization.get(name)) for name, spec in specs.items()]
-        )
-        self.encoders = nn.ModuleList([build_modality_encoder(spec, config) for spec in specs.values()])
+        super().__init__(specs, config, normalization)
         self.experts = nn.ModuleList([
-            nn.Sequential(_activation(config), nn.Linear(config.common_dim, 2 * config.latent_dim))
+            nn.Sequential(activation(config), nn.Linear(config.common_dim, 2 * config.latent_dim))
             for _ in specs
         ])
         self.decoders = nn.ModuleList([
@@ -212,56 +196,7 @@ class MVAEModel(nn.Module):
             for spec in specs.values()
         ])
 
-    @classmethod
-    def from_space(
-        cls, observation_space: spaces.Space, config: ModelConfig, normalization: Mapping[str, dict] | None = None
-    ) -> MVAEModel:
-        """A model for the modalities of a ``Dict`` observation space."""
-        return cls(modality_specs(observation_space), config, normalization)
-
-    # -- serialisation ------------------------------------------------------------------------------------------
-
-    @property
-    def device(self) -> torch.device:
-        return next(self.parameters()).device
-
-    @property
-    def normalization(self) -> dict[str, dict[str, list[float]]]:
-        """The standardisation statistics of the vector modalities, as JSON lists."""
-        stats = {name: cast(Preprocessor, pre).stats_json() for name, pre in zip(self.modalities, self.preprocessors)}
-        return {name: value for name, value in stats.items() if value is not None}
-
-    def architecture(self) -> dict[str, Any]:
-        """JSON description from which :meth:`from_architecture` rebuilds an identical (untrained) model."""
-        return {
-            "modalities": list(self.modalities),
-            "specs": [finite_json(self.specs[name].to_json()) for name in self.modalities],
-            "model": dataclasses.asdict(self.config),
-            "latent_dim": self.latent_dim,
-            "normalization": self.normalization,
-        }
-
-    @classmethod
-    def from_architecture(cls, data: Mapping[str, Any]) -> MVAEModel:
-        """Inverse of :meth:`architecture`."""
-        specs = {spec["name"]: ModalitySpec.from_json(spec) for spec in data["specs"]}
-        if list(specs) != list(data["modalities"]):
-            raise ModalityError(f"specs {list(specs)} do not match the modality order {data['modalities']}")
-        return cls(specs, from_dict(ModelConfig, data["model"], "model"), data.get("normalization") or None)
-
     # -- forward paths ------------------------------------------------------------------------------------------
-
-    def preprocess(self, obs: Mapping[str, Any], names: Sequence[str] | None = None) -> dict[str, Tensor]:
-        """Check a raw batch and return the preprocessed tensors of ``names`` (all by default) on the device."""
-        names = self.modalities if names is None else list(names)
-        check_observation_batch(obs, self.specs, names)
-        out = {}
-        for name in names:
-            value = obs[name]
-            if not isinstance(value, Tensor):
-                value = torch.from_numpy(np.ascontiguousarray(value))
-            out[name] = self.preprocessors[self.modalities.index(name)](value.to(self.device))
-        return out
 
     def expert_params(self, inputs: Mapping[str, Tensor]) -> tuple[Tensor, Tensor]:
         """(mu, logvar), each (M, B, k), of every modality's expert from preprocessed inputs (all modalities)."""
@@ -356,6 +291,14 @@ def elbo_subsets(
     return subsets
 
 
+def sample_gaussian(mean: Tensor, logvar: Tensor, generator: torch.Generator | None) -> Tensor:
+    """A reparameterised sample ``mean + sigma * noise``, the noise drawn from ``generator`` (on its device) when
+    given. Used by every VAE objective (MVAE, MUSE)."""
+    device = generator.device if generator is not None else mean.device
+    noise = torch.randn(mean.shape, generator=generator, device=device).to(mean.device)
+    return mean + noise * torch.exp(0.5 * logvar)
+
+
 def mvae_loss(
     model: MVAEModel,
     obs: Mapping[str, Any],
@@ -379,12 +322,7 @@ def mvae_loss(
     logs: dict[str, float] = {}
     for subset in elbo_subsets(model.modalities, generator):
         mean, logvar = product_of_experts(mus, logvars, model.presence_mask(batch, subset))
-        if sample:
-            device = generator.device if generator is not None else mean.device
-            noise = torch.randn(mean.shape, generator=generator, device=device).to(mean.device)
-            z = mean + noise * torch.exp(0.5 * logvar)
-        else:
-            z = mean
+        z = sample_gaussian(mean, logvar, generator) if sample else mean
         recon = torch.zeros(batch, device=model.device)
         complete = len(subset) == len(model.modalities)
         for name in subset:
