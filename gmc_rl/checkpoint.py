@@ -22,9 +22,10 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Generic, Protocol, TypeVar, cast
 
 import torch
 from gymnasium import spaces
@@ -34,9 +35,9 @@ from safetensors.torch import load_file, save_file
 from gmc_rl import __version__
 from gmc_rl.data import file_sha256
 from gmc_rl.errors import CheckpointError, ConfigError, ModalityError
-from gmc_rl.io import atomic_path, ensure_writable_dir, read_json_object, require_fields, write_json_atomic
+from gmc_rl.io import FieldType, atomic_path, ensure_writable_dir, read_json_object, require_fields, write_json_atomic
 from gmc_rl.modalities import compare_specs, modality_specs
-from gmc_rl.model import GMCModel
+from gmc_rl.model import GMCModel, MultimodalModel
 
 FORMAT = "gmc-rl/gmc-checkpoint"
 FORMAT_VERSION = 1
@@ -89,7 +90,7 @@ def save_gmc(model: GMCModel, directory: str | os.PathLike, provenance: dict) ->
     """
     if not isinstance(model, GMCModel):
         raise CheckpointError(f"save_gmc expects a GMCModel, got {type(model).__name__}")
-    return write_checkpoint(model, directory, provenance, FORMAT, FORMAT_VERSION, "checkpoint directory")
+    return GMC_CHECKPOINT.save(model, directory, provenance)
 
 
 class SavableModel(Protocol):
@@ -165,13 +166,15 @@ CONFIG_FIELDS: dict[str, Any] = {
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
-def read_config_file(path: str | os.PathLike, fmt: str, version: int, what: str, a_what: str) -> dict[str, Any]:
+def read_config_file(path: str | os.PathLike, fmt: str, version: int, what: str, a_what: str,
+                     extra_fields: Mapping[str, FieldType] | None = None) -> dict[str, Any]:
     """Read and check the ``config.json`` of a checkpoint directory of format ``fmt`` and version ``version``.
 
-    Shared by the GMC and the MVAE checkpoints. The format tag is checked first (so another kind of checkpoint is
-    named as such), then every key of :data:`CONFIG_FIELDS` with its type: a config without the SHA-256 of its
-    weights is refused, because only that hash ties the weights to the config that describes them.
-    ``what`` / ``a_what`` name the kind in messages ("MVAE checkpoint" / "an MVAE checkpoint").
+    Shared by every kind of checkpoint (:class:`CheckpointKind`). The format tag is checked first (so another kind of
+    checkpoint is named as such), then every key of :data:`CONFIG_FIELDS` with its type: a config without the SHA-256
+    of its weights is refused, because only that hash ties the weights to the config that describes them; last the
+    keys of ``extra_fields`` that this kind needs besides. ``what`` / ``a_what`` name the kind in messages
+    ("MVAE checkpoint" / "an MVAE checkpoint").
 
     Raises:
         CheckpointError: missing files, invalid JSON, another format or version, a missing or mistyped key.
@@ -191,12 +194,12 @@ def read_config_file(path: str | os.PathLike, fmt: str, version: int, what: str,
                               f"{config['weights_sha256'][:80]!r}")
     for index, spec in enumerate(config["specs"]):
         require_fields(spec, {"name": str}, file, CheckpointError, where=f"specs[{index}]")
-    return config
+    return require_fields(config, extra_fields or {}, file, CheckpointError)
 
 
 def read_checkpoint_config(path: str | os.PathLike) -> dict[str, Any]:
     """The parsed ``config.json`` of a GMC checkpoint directory (format and structure checked)."""
-    return read_config_file(path, FORMAT, FORMAT_VERSION, "checkpoint", "a gmc-rl GMC checkpoint")
+    return GMC_CHECKPOINT.read_config(path)
 
 
 def load_gmc(path_or_model: str | os.PathLike | GMCModel, device: str = "cpu") -> GMCModel:
@@ -209,17 +212,7 @@ def load_gmc(path_or_model: str | os.PathLike | GMCModel, device: str = "cpu") -
         CheckpointError: missing files, a malformed config, weights that do not match it or are not finite.
         ConfigError: ``device`` names a device this machine does not have.
     """
-    if isinstance(path_or_model, GMCModel):
-        model = path_or_model
-    else:
-        torch_device = resolve_device(device)
-        directory = checkpoint_dir(path_or_model)
-        config = read_checkpoint_config(directory)
-        model = build_from_checkpoint(directory, config, GMCModel.from_architecture, "GMC model", "pretraining")
-        model.to(torch_device)
-    model.eval()
-    model.requires_grad_(False)
-    return model
+    return GMC_CHECKPOINT.load(path_or_model, device)
 
 
 def build_from_checkpoint(
@@ -316,7 +309,80 @@ def check_model_space(model: Any, observation_space: spaces.Space, kind: str, la
 
 def check_space_matches(model: GMCModel, observation_space: spaces.Space) -> None:
     """Raise CheckpointError naming every difference between the model's modalities and ``observation_space``."""
-    check_model_space(model, observation_space, "GMC", "GMC model")
+    GMC_CHECKPOINT.check_space(model, observation_space)
+
+
+_Model = TypeVar("_Model", bound=MultimodalModel)
+
+
+@dataclass(frozen=True)
+class CheckpointKind(Generic[_Model]):
+    """One kind of ``config.json`` + ``model.safetensors`` checkpoint (GMC, the MVAE, MUSE): its format, the model
+    class it holds and the names its messages use.
+
+    Saving, reading, loading and checking a checkpoint against an observation space are the same for every kind
+    (the methods below, on the shared helpers of this module); each kind's module names them for its model
+    (:func:`save_gmc`, :func:`load_gmc`, ``gmc_rl.mvae.load_mvae``, ...).
+    """
+
+    model_type: type[_Model]
+    """The model class: a model of it is taken as it is by :meth:`load`; its ``from_architecture`` rebuilds one."""
+    fmt: str
+    """The format tag of ``config.json`` and of the weights' metadata, e.g. ``gmc-rl/mvae-checkpoint``."""
+    what: str
+    """The checkpoint in messages: ``"checkpoint"`` (GMC), ``"MVAE checkpoint"``."""
+    a_what: str
+    """The same with its article, for a directory of another format: ``"a gmc-rl GMC checkpoint"``."""
+    method: str
+    """The method in messages about observation spaces: ``"GMC"``, ``"MVAE"``."""
+    label: str
+    """The model in messages: ``"GMC model"``, ``"MVAE"``."""
+    producer: str
+    """The stage that writes it, named when the weights no longer match their config: ``"MVAE pretraining"``."""
+    extra_fields: Mapping[str, FieldType] = field(default_factory=dict)
+    """Keys its ``config.json`` holds besides :data:`CONFIG_FIELDS` (MUSE: its settings), with their JSON types."""
+    version: int = 1
+    """The format version this gmc-rl writes and reads."""
+
+    def save(self, model: SavableModel, directory: str | os.PathLike, provenance: dict) -> Path:
+        """Write ``model`` into ``directory`` (:func:`write_checkpoint`: the weights first, then the config naming
+        their SHA-256); return the directory."""
+        return write_checkpoint(model, directory, provenance, self.fmt, self.version, f"{self.what} directory")
+
+    def read_config(self, path: str | os.PathLike) -> dict[str, Any]:
+        """The format- and structure-checked ``config.json`` of a checkpoint directory of this kind
+        (:func:`read_config_file`)."""
+        return read_config_file(path, self.fmt, self.version, self.what, self.a_what, self.extra_fields)
+
+    def load(self, path_or_model: str | os.PathLike | _Model, device: str = "cpu") -> _Model:
+        """Load a checkpoint directory (or take a model) and return it frozen: eval mode, no gradients.
+
+        A model passed in is frozen in place and stays on its device. A loaded model goes to ``device`` (``"auto"``
+        picks CUDA when present) and gets ``provenance`` (dict) and ``checkpoint_path`` attributes
+        (:func:`build_from_checkpoint`).
+        """
+        if isinstance(path_or_model, self.model_type):
+            model = path_or_model
+        else:
+            torch_device = resolve_device(device)
+            directory = checkpoint_dir(cast("str | os.PathLike", path_or_model), self.what)  # not a model: a path
+            config = self.read_config(directory)
+            model = build_from_checkpoint(directory, config, self.model_type.from_architecture, self.label,
+                                          self.producer)
+            model.to(torch_device)
+        model.eval()
+        model.requires_grad_(False)
+        return model
+
+    def check_space(self, model: Any, observation_space: spaces.Space) -> None:
+        """Raise CheckpointError naming every difference between the model's modalities and ``observation_space``
+        (:func:`check_model_space`)."""
+        check_model_space(model, observation_space, self.method, self.label)
+
+
+GMC_CHECKPOINT = CheckpointKind(GMCModel, FORMAT, "checkpoint", "a gmc-rl GMC checkpoint", "GMC", "GMC model",
+                                "pretraining", version=FORMAT_VERSION)
+"""GMC checkpoints, written by pretraining (:func:`gmc_rl.pretrain.pretrain`)."""
 
 
 # ----------------------------------------------------------------------------------------------------------------

@@ -2,7 +2,8 @@
 
 ``config.json`` holds the format tag (``gmc-rl/mvae-checkpoint``), the modality specs, the architecture
 (:class:`~gmc_rl.config.ModelConfig`), the latent size, the preprocessing statistics, the SHA-256 of the weights
-and a ``provenance`` mapping. Weights are read with safetensors: nothing is unpickled.
+and a ``provenance`` mapping. Writing, reading and verifying are those of every kind of checkpoint
+(:class:`gmc_rl.checkpoint.CheckpointKind`); weights are read with safetensors: nothing is unpickled.
 """
 
 from __future__ import annotations
@@ -13,34 +14,28 @@ from typing import Any
 
 from gymnasium import spaces
 
-from gmc_rl.checkpoint import (
-    build_from_checkpoint,
-    check_model_space,
-    checkpoint_dir,
-    read_config_file,
-    resolve_device,
-    write_checkpoint,
-)
+from gmc_rl.checkpoint import CheckpointKind
 from gmc_rl.errors import CheckpointError
 from gmc_rl.mvae.model import MVAEModel
 
 FORMAT = "gmc-rl/mvae-checkpoint"
 FORMAT_VERSION = 1
-CONFIG_FILE = "config.json"
-WEIGHTS_FILE = "model.safetensors"
+MVAE_CHECKPOINT = CheckpointKind(MVAEModel, FORMAT, "MVAE checkpoint", "an MVAE checkpoint", "MVAE", "MVAE",
+                                 "MVAE pretraining", version=FORMAT_VERSION)
+"""MVAE checkpoints, written by :func:`gmc_rl.mvae.pretrain_mvae`."""
 
 
 def save_mvae(model: MVAEModel, directory: str | os.PathLike, provenance: dict[str, Any]) -> Path:
     """Write ``model`` into ``directory`` (weights first, then the config naming their SHA-256); return it."""
     if not isinstance(model, MVAEModel):
         raise CheckpointError(f"save_mvae expects an MVAEModel, got {type(model).__name__}")
-    return write_checkpoint(model, directory, provenance, FORMAT, FORMAT_VERSION, "MVAE checkpoint directory")
+    return MVAE_CHECKPOINT.save(model, directory, provenance)
 
 
 def read_mvae_config(path: str | os.PathLike) -> dict[str, Any]:
     """The format- and structure-checked ``config.json`` of an MVAE checkpoint directory (shared reader of
     :func:`gmc_rl.checkpoint.read_config_file`: the SHA-256 of the weights is required)."""
-    return read_config_file(path, FORMAT, FORMAT_VERSION, "MVAE checkpoint", "an MVAE checkpoint")
+    return MVAE_CHECKPOINT.read_config(path)
 
 
 def load_mvae(path_or_model: str | os.PathLike | MVAEModel, device: str = "cpu") -> MVAEModel:
@@ -50,19 +45,9 @@ def load_mvae(path_or_model: str | os.PathLike | MVAEModel, device: str = "cpu")
         CheckpointError: missing files, a malformed config, weights that do not match it or are not finite.
         ConfigError: ``device`` names a device this machine does not have.
     """
-    if isinstance(path_or_model, MVAEModel):
-        model = path_or_model
-    else:
-        torch_device = resolve_device(device)
-        directory = checkpoint_dir(path_or_model, "MVAE checkpoint")
-        config = read_mvae_config(directory)
-        model = build_from_checkpoint(directory, config, MVAEModel.from_architecture, "MVAE", "MVAE pretraining")
-        model.to(torch_device)
-    model.eval()
-    model.requires_grad_(False)
-    return model
+    return MVAE_CHECKPOINT.load(path_or_model, device)
 
 
 def check_space_matches(model: MVAEModel, observation_space: spaces.Space) -> None:
     """Raise CheckpointError naming every difference between the MVAE's modalities and ``observation_space``."""
-    check_model_space(model, observation_space, "MVAE", "MVAE")
+    MVAE_CHECKPOINT.check_space(model, observation_space)
