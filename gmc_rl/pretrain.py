@@ -40,13 +40,14 @@ from gmc_rl.checkpoint import (
     save_training_state,
 )
 from gmc_rl.config import ExperimentConfig, config_hash
-from gmc_rl.data import MultimodalDataset, load_dataset
+from gmc_rl.data import MultimodalDataset
 from gmc_rl.errors import ConfigError
 from gmc_rl.io import write_json_atomic
 from gmc_rl.loss import gmc_loss_terms
 from gmc_rl.metrics import evaluate_alignment, plot_latents_pca
 from gmc_rl.model import GMCModel
-from gmc_rl.pretraining_run import LAST_DIR, open_pretraining_run, pretraining_identity
+from gmc_rl.pretraining_run import LAST_DIR, pretraining_identity
+from gmc_rl.pretraining_setup import run_pretraining, seeded
 from gmc_rl.progress import progress_bar
 
 HISTORY_FILE = "history.json"
@@ -94,9 +95,7 @@ def pretrain(
     replaced), if another process is pretraining into ``out_dir`` (:mod:`gmc_rl.locking`), or if the loss
     becomes non-finite (e.g. a too large learning rate).
     """
-    dataset = load_dataset(data_dir)
-    with open_pretraining_run(config, dataset, data_dir, out_dir, resume, verbose=progress) as state:
-        return _train(config, dataset, Path(data_dir), Path(out_dir), state, progress)
+    return run_pretraining(_train, config, data_dir, out_dir, resume, progress)
 
 
 def _train(config: ExperimentConfig, dataset: MultimodalDataset, data_dir: Path, out_dir: Path,
@@ -104,9 +103,7 @@ def _train(config: ExperimentConfig, dataset: MultimodalDataset, data_dir: Path,
     """The epochs of :func:`pretrain` (from ``state`` when resuming), run while it owns ``out_dir``."""
     settings = config.pretrain
     device = resolve_device(settings.device)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(settings.seed)
-        model = GMCModel(dataset.specs, settings.model, dataset.normalization)
+    model = seeded(settings.seed, lambda: GMCModel(dataset.specs, settings.model, dataset.normalization))
     model.to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=settings.lr)
     shuffle = torch.Generator().manual_seed(settings.seed)

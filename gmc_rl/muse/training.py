@@ -33,11 +33,11 @@ import torch
 
 from gmc_rl.checkpoint import resolve_device
 from gmc_rl.config import ExperimentConfig
-from gmc_rl.data import MultimodalDataset, load_dataset
+from gmc_rl.data import MultimodalDataset
 from gmc_rl.errors import ConfigError
 from gmc_rl.muse.checkpoint import save_muse
 from gmc_rl.muse.model import MUSEConfig, MUSEModel, muse_loss, top_kl_weight
-from gmc_rl.pretraining_run import open_pretraining_run
+from gmc_rl.pretraining_setup import run_pretraining, seeded
 from gmc_rl.vae_epochs import VAERun, fit
 
 
@@ -70,19 +70,15 @@ def pretrain_muse(
             other ``muse`` settings.
         CheckpointError: the resume state is damaged.
     """
-    dataset = load_dataset(data_dir)
-    with open_pretraining_run(config, dataset, data_dir, out_dir, resume, verbose=progress) as state:
-        return _train(config, dataset, Path(data_dir), Path(out_dir), state, progress,
-                      muse if muse is not None else MUSEConfig())
+    return run_pretraining(partial(_train, muse=muse if muse is not None else MUSEConfig()), config, data_dir,
+                           out_dir, resume, progress)
 
 
 def _train(config: ExperimentConfig, dataset: MultimodalDataset, data_dir: Path, out_dir: Path,
            state: dict[str, Any] | None, progress: bool, muse: MUSEConfig) -> Path:
     """The epochs of :func:`pretrain_muse` (from ``state`` when resuming), run while it owns ``out_dir``."""
     settings = config.pretrain
-    with torch.random.fork_rng(devices=[]):  # seed the initialisation without touching the caller's RNG
-        torch.manual_seed(settings.seed)
-        model = MUSEModel(dataset.specs, settings.model, dataset.normalization, muse)
+    model = seeded(settings.seed, lambda: MUSEModel(dataset.specs, settings.model, dataset.normalization, muse))
     model.to(resolve_device(settings.device))
     muse_settings = dataclasses.asdict(model.muse)  # with the resolved bottom latent sizes
     if state is not None and state.get("muse") != muse_settings:

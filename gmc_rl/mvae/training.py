@@ -27,10 +27,10 @@ import torch
 
 from gmc_rl.checkpoint import resolve_device
 from gmc_rl.config import ExperimentConfig
-from gmc_rl.data import MultimodalDataset, load_dataset
+from gmc_rl.data import MultimodalDataset
 from gmc_rl.mvae.checkpoint import save_mvae
 from gmc_rl.mvae.model import MVAEModel, mvae_loss
-from gmc_rl.pretraining_run import open_pretraining_run
+from gmc_rl.pretraining_setup import run_pretraining, seeded
 from gmc_rl.vae_epochs import VAERun, fit
 
 
@@ -66,18 +66,14 @@ def pretrain_mvae(
             rules of :mod:`gmc_rl.pretraining_run`, shared with GMC pretraining).
         CheckpointError: the resume state is damaged.
     """
-    dataset = load_dataset(data_dir)
-    with open_pretraining_run(config, dataset, data_dir, out_dir, resume, verbose=progress) as state:
-        return _train(config, dataset, Path(data_dir), Path(out_dir), state, progress)
+    return run_pretraining(_train, config, data_dir, out_dir, resume, progress)
 
 
 def _train(config: ExperimentConfig, dataset: MultimodalDataset, data_dir: Path, out_dir: Path,
            state: dict[str, Any] | None, progress: bool) -> Path:
     """The epochs of :func:`pretrain_mvae` (from ``state`` when resuming), run while it owns ``out_dir``."""
     settings = config.pretrain
-    with torch.random.fork_rng(devices=[]):  # seed the initialisation without touching the caller's RNG
-        torch.manual_seed(settings.seed)
-        model = MVAEModel(dataset.specs, settings.model, dataset.normalization)
+    model = seeded(settings.seed, lambda: MVAEModel(dataset.specs, settings.model, dataset.normalization))
     model.to(resolve_device(settings.device))
     run = VAERun(kind="mvae", weight_name="beta", weight_of=lambda epoch: kl_weight(epoch, settings.epochs),
                  loss_of=lambda weight: partial(_loss, model, weight), save=save_mvae)
