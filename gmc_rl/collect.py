@@ -21,7 +21,7 @@ from collections.abc import Callable
 from functools import partial
 from importlib import metadata as importlib_metadata
 from pathlib import Path
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import gymnasium as gym
 import numpy as np
@@ -53,8 +53,11 @@ from gmc_rl.data import (
 from gmc_rl.env_ids import check_env_id
 from gmc_rl.errors import ConfigError, DatasetError, ModalityError
 from gmc_rl.io import check_sb3_spaces, ensure_writable_dir, load_sb3_zip, write_json_atomic
-from gmc_rl.modalities import modality_specs
+from gmc_rl.modalities import ModalitySpec, modality_specs
 from gmc_rl.progress import progress_bar
+
+if TYPE_CHECKING:
+    from stable_baselines3.common.vec_env import DummyVecEnv
 
 _SB3_ALGOS = ("ppo", "a2c", "sac", "td3", "ddpg", "dqn")
 COLLECTING_MARKER = ".gmc-rl-collecting"
@@ -131,6 +134,52 @@ def check_focus_options(env_fn: Callable[[], gym.Env], options: dict[str, Any], 
         ) from exc
     finally:
         env.close()
+
+
+def open_collection_envs(config: ExperimentConfig) -> tuple[DummyVecEnv, int]:
+    """The vectorised envs of a collection and how many of them are focused: ``min(collect.n_envs, collect.steps)``
+    envs of :func:`collection_env_fns`, the focus options checked on a probe env first. Shared by the npz
+    (:func:`collect`) and the Minari (:func:`gmc_rl.minari_data.collect_minari`) collections; the caller closes it."""
+    from stable_baselines3.common.vec_env import DummyVecEnv
+
+    settings = config.collect
+    n_envs = min(settings.n_envs, settings.steps)
+    env_fns = collection_env_fns(config, n_envs)
+    focused = focused_env_count(settings, n_envs)
+    if focused:
+        check_focus_options(env_fns[0], settings.focus_reset_options, settings.seed)
+    return DummyVecEnv(env_fns), focused
+
+
+def prepare_rollout(config: ExperimentConfig, venv: DummyVecEnv) -> tuple[dict[str, ModalitySpec], Any | None,
+                                                                          np.ndarray]:
+    """What a collection rolls out with: the modalities of ``venv`` (none may be named like a transition array),
+    the behaviour policy (None: uniform random actions; the action space is seeded either way) and how many steps
+    each env records (``collect.steps`` split as evenly as possible, the first envs taking one more).
+
+    Shared by the npz and the Minari collections, so that both draw the same actions and record the same steps.
+    """
+    settings = config.collect
+    specs = modality_specs(venv.observation_space)
+    clash = [name for name in specs if name in TRANSITION_KEYS]
+    if clash:
+        raise ModalityError(
+            f"modality names {clash} clash with the dataset's reserved arrays {list(TRANSITION_KEYS)}"
+        )
+    policy = load_behaviour_policy(settings.policy, venv.observation_space, venv.action_space)
+    venv.action_space.seed(settings.seed)
+    counts = np.full(venv.num_envs, settings.steps // venv.num_envs)
+    counts[: settings.steps % venv.num_envs] += 1
+    return specs, policy, counts
+
+
+def behaviour_actions(policy: Any | None, action_space: gym.Space, obs: dict[str, np.ndarray], n_envs: int) -> Any:
+    """One action per env for the observations ``obs``: sampled from the behaviour ``policy`` (stochastic), or
+    uniformly from ``action_space`` when there is none."""
+    if policy is None:
+        return np.stack([action_space.sample() for _ in range(n_envs)])
+    actions, _ = policy.predict(obs, deterministic=False)
+    return actions
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -279,8 +328,6 @@ def collect(
     If ``out_dir`` already holds a dataset with the same env and collect settings it is kept and returned; a
     different one raises DatasetError unless ``overwrite``. Returns the dataset directory.
     """
-    from stable_baselines3.common.vec_env import DummyVecEnv
-
     settings = config.collect
     out_dir = Path(out_dir)
     if _existing(out_dir, config, overwrite):
@@ -290,26 +337,13 @@ def collect(
     check_dataset_size(config)  # before anything is written
     ensure_writable_dir(out_dir, "dataset directory")
 
-    n_envs = min(settings.n_envs, settings.steps)
-    env_fns = collection_env_fns(config, n_envs)
-    focused = focused_env_count(settings, n_envs)
-    if focused:
-        check_focus_options(env_fns[0], settings.focus_reset_options, settings.seed)
-    venv = DummyVecEnv(env_fns)
+    venv, focused = open_collection_envs(config)
+    n_envs = venv.num_envs
     try:
-        specs = modality_specs(venv.observation_space)
-        clash = [name for name in specs if name in TRANSITION_KEYS]
-        if clash:
-            raise ModalityError(
-                f"modality names {clash} clash with the dataset's reserved arrays {list(TRANSITION_KEYS)}"
-            )
-        policy = load_behaviour_policy(settings.policy, venv.observation_space, venv.action_space)
+        specs, policy, counts = prepare_rollout(config, venv)
         action_space = venv.action_space
-        action_space.seed(settings.seed)
         assert action_space.shape is not None  # the action spaces SB3 supports (Box, Discrete, Multi*) have one
 
-        counts = np.full(n_envs, settings.steps // n_envs)
-        counts[: settings.steps % n_envs] += 1
         offsets = np.concatenate([[0], np.cumsum(counts)[:-1]])
         total = int(counts.sum())
         action_dtype = np.dtype(action_space.dtype if action_space.dtype is not None else np.int64)
@@ -326,10 +360,7 @@ def collect(
         obs = cast(dict[str, np.ndarray], venv.reset())  # a Dict space (modality_specs checked it): a dict of arrays
         bar = progress_bar(total, f"collect {config.env_id}", "step", enabled=progress)
         for t in range(int(counts.max())):
-            if policy is None:
-                actions = np.stack([action_space.sample() for _ in range(n_envs)])
-            else:
-                actions, _ = policy.predict(obs, deterministic=False)
+            actions = behaviour_actions(policy, action_space, obs, n_envs)
             next_obs, rewards, dones, infos = venv.step(actions)
             active = np.flatnonzero(counts > t)
             rows = offsets[active] + t

@@ -37,13 +37,7 @@ from typing import Any, cast
 import numpy as np
 
 from gmc_rl import __version__
-from gmc_rl.collect import (
-    check_dataset_size,
-    check_focus_options,
-    collection_env_fns,
-    focused_env_count,
-    load_behaviour_policy,
-)
+from gmc_rl.collect import behaviour_actions, check_dataset_size, open_collection_envs, prepare_rollout
 from gmc_rl.config import ExperimentConfig, collect_identity
 from gmc_rl.data import (
     TRANSITION_KEYS,
@@ -222,8 +216,6 @@ def collect_minari(config: ExperimentConfig, dataset_id: str, overwrite: bool = 
     env whose step info lacks keys of its reset info).
     """
     minari = import_minari()
-    from stable_baselines3.common.vec_env import DummyVecEnv
-
     check_dataset_id(dataset_id)
     settings = config.collect
     if _existing(dataset_id, config, overwrite):
@@ -233,25 +225,14 @@ def collect_minari(config: ExperimentConfig, dataset_id: str, overwrite: bool = 
         return _load(dataset_id)
     check_dataset_size(config)
 
-    n_envs = min(settings.n_envs, settings.steps)
-    env_fns = collection_env_fns(config, n_envs)
-    focused = focused_env_count(settings, n_envs)
-    if focused:
-        check_focus_options(env_fns[0], settings.focus_reset_options, settings.seed)
-    venv = DummyVecEnv(env_fns)
+    venv, focused = open_collection_envs(config)
+    n_envs = venv.num_envs
     try:
-        names = list(modality_specs(venv.observation_space))
-        clash = [name for name in names if name in TRANSITION_KEYS]
-        if clash:
-            raise ModalityError(f"modality names {clash} clash with the dataset's reserved arrays "
-                                f"{list(TRANSITION_KEYS)}")
-        policy = load_behaviour_policy(settings.policy, venv.observation_space, venv.action_space)
+        specs, policy, counts = prepare_rollout(config, venv)
+        names = list(specs)
         action_space = venv.action_space
-        action_space.seed(settings.seed)
         action_shape = tuple(action_space.shape or ())
         action_dtype = np.dtype(action_space.dtype if action_space.dtype is not None else np.int64)
-        counts = np.full(n_envs, settings.steps // n_envs)
-        counts[: settings.steps % n_envs] += 1
 
         # The same rollout as gmc_rl.collect.collect: every env steps until the longest budget is spent (so the
         # random draws are the same), and env i is recorded for its first counts[i] steps.
@@ -267,10 +248,7 @@ def collect_minari(config: ExperimentConfig, dataset_id: str, overwrite: bool = 
         finished: list[list[_Episode]] = [[] for _ in range(n_envs)]
         bar = progress_bar(int(counts.sum()), f"collect {config.env_id} (Minari)", "step", enabled=progress)
         for t in range(int(counts.max())):
-            if policy is None:
-                actions = np.stack([action_space.sample() for _ in range(n_envs)])
-            else:
-                actions, _ = policy.predict(obs, deterministic=False)
+            actions = behaviour_actions(policy, action_space, obs, n_envs)
             stepped, rewards, dones, infos = venv.step(actions)
             next_obs = cast(dict[str, np.ndarray], stepped)
             actions = np.asarray(actions).reshape(n_envs, *action_shape)
