@@ -30,7 +30,7 @@ from typing import Any
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.save_util import load_from_zip_file, recursive_setattr
 
-from gmc_rl.config import config_hash
+from gmc_rl.config import config_hash, merge_hyperparams
 from gmc_rl.env_ids import check_env_id
 from gmc_rl.errors import CheckpointError
 from gmc_rl.io import make_staging_dir, read_json_object, require_fields, write_bytes_atomic, write_json_atomic
@@ -142,8 +142,13 @@ def _check_agrees(info: dict[str, Any], file: Path) -> None:
     identity = info.get("identity", {})
     for key in ("method", "algo", "env_id", "env_kwargs", "seed"):
         pairs.append((key, info[key], f"identity.{key}", identity.get(key)))
+    method_changes = agent.get("method_hyperparams")
+    hyperparams = agent.get("hyperparams")
+    changes = method_changes.get(info["method"]) if isinstance(method_changes, dict) else None
+    if isinstance(hyperparams, dict) and isinstance(changes, dict):
+        hyperparams = merge_hyperparams(hyperparams, changes)
     pairs += [("identity.hyperparams", identity.get("hyperparams"),
-               "config.agent.hyperparams", agent.get("hyperparams")),
+               "config.agent.hyperparams (with method_hyperparams)", hyperparams),
               ("identity.n_envs", identity.get("n_envs"), "config.agent.n_envs", agent.get("n_envs"))]
     for key, value, other_key, other in pairs:
         if value is not None and other is not None and value != other:

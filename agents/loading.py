@@ -98,7 +98,7 @@ def load_agent(path: str | Path, device: str = "cpu") -> Agent:
         if not encoder_dir.is_dir():
             raise CheckpointError(f"the {method} agent in {path} has no {layout.ENCODER_DIR}/ directory")
         encoder = spec.load_encoder(encoder_dir, device=device)
-    hyperparams = dict(config.agent.hyperparams)
+    hyperparams = config.agent.hyperparams_for(method)
     if info["algo"] in OFF_POLICY:
         hyperparams["buffer_size"] = 1  # inference only: no replay memory is needed
         hyperparams.pop("optimize_memory_usage", None)

@@ -5,7 +5,9 @@
 - ``policy`` is chosen from the observation space (``MlpPolicy`` for a ``Box``, ``MultiInputPolicy`` for a
   ``Dict``) unless the hyperparameters name one; a ``Dict`` with images smaller than NatureCNN's 36x36 gets
   :class:`gmc_rl.agents.extractors.MultimodalExtractor`;
-- ``policy_kwargs.activation_fn`` may be a name (``relu``, ``tanh``, ``silu``, ``elu``, ``leaky_relu``);
+- ``policy_kwargs.activation_fn`` may be a name (``relu``, ``tanh``, ``silu``, ``elu``, ``leaky_relu``), and
+  ``policy_kwargs.features_extractor_class`` the name ``multimodal`` (with ``features_extractor_kwargs: {cnn:
+  compact}`` for the cheaper CNN of :mod:`gmc_rl.agents.extractors`);
 - ``action_noise`` (td3, ddpg, sac) is a mapping such as ``{type: ornstein_uhlenbeck, sigma: 0.2}``, turned into
   the SB3 noise object (optionally decaying, see :class:`DecayingActionNoise`);
 - ``learning_rate`` may be ``"lin_<value>"`` (linear decay to 0, as in rl-zoo3);
@@ -38,9 +40,10 @@ from gymnasium import spaces
 from stable_baselines3 import A2C, DDPG, DQN, PPO, SAC, TD3
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.noise import ActionNoise, NormalActionNoise, OrnsteinUhlenbeckActionNoise
+from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
 from torch import nn
 
-from gmc_rl.agents.extractors import MultimodalExtractor, needs_small_cnn
+from gmc_rl.agents.extractors import CNNS, MultimodalExtractor, needs_small_cnn
 from gmc_rl.config import MAX_DATA_BYTES, check_hyperparams, check_memory, format_bytes, space_bytes, system_memory
 from gmc_rl.errors import ConfigError, suggest
 
@@ -68,6 +71,9 @@ ACTIVATIONS: dict[str, type[nn.Module]] = {
 }
 
 POLICIES = ("MlpPolicy", "MultiInputPolicy", "CnnPolicy")
+
+EXTRACTORS: dict[str, type[BaseFeaturesExtractor]] = {"multimodal": MultimodalExtractor}
+"""Feature extractors ``policy_kwargs.features_extractor_class`` may name (a name, never a Python path)."""
 
 _SET_ELSEWHERE = {
     "env": "the environment is built from env_id",
@@ -219,6 +225,18 @@ def _policy_kwargs(value: Any) -> dict[str, Any]:
                 f"valid: {sorted(ACTIVATIONS)}.{suggest(name, ACTIVATIONS)}"
             )
         kwargs["activation_fn"] = ACTIVATIONS[name]
+    extractor = kwargs.get("features_extractor_class")
+    if isinstance(extractor, str):
+        if extractor not in EXTRACTORS:
+            raise ConfigError(
+                f"agent.hyperparams.policy_kwargs.features_extractor_class: unknown extractor {extractor!r}; "
+                f"valid: {sorted(EXTRACTORS)}.{suggest(extractor, EXTRACTORS)}"
+            )
+        kwargs["features_extractor_class"] = EXTRACTORS[extractor]
+        cnn = (kwargs.get("features_extractor_kwargs") or {}).get("cnn", "auto")
+        if extractor == "multimodal" and cnn != "auto" and cnn not in CNNS:
+            raise ConfigError(f"agent.hyperparams.policy_kwargs.features_extractor_kwargs.cnn: unknown cnn {cnn!r}; "
+                              f"valid: {['auto', *CNNS]}.{suggest(str(cnn), CNNS)}")
     return kwargs
 
 
@@ -346,7 +364,7 @@ def build_algorithm(
         kwargs.setdefault("features_extractor_class", MultimodalExtractor)
     try:
         return cls(policy, env, seed=seed, tensorboard_log=tensorboard_log, device=device, verbose=verbose, **params)
-    except (TypeError, AssertionError) as exc:
+    except (TypeError, AssertionError, ValueError) as exc:
         raise ConfigError(f"cannot build {algo} with hyperparameters {dict(hyperparams or {})}: {exc}") from exc
     except MemoryError as exc:  # the estimate above leaves out the networks and other processes' use of memory
         raise ConfigError(f"cannot build {algo} with hyperparameters {dict(hyperparams or {})}: out of memory "

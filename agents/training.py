@@ -54,7 +54,7 @@ def _identity(config: ExperimentConfig, method: str, seed: int) -> dict[str, Any
         "env_id": config.env_id,
         "env_kwargs": config.env_kwargs,
         "seed": seed,
-        "hyperparams": config.agent.hyperparams,
+        "hyperparams": config.agent.hyperparams_for(method),
         "n_envs": config.agent.n_envs,
     }
 
@@ -152,6 +152,7 @@ def train_agent(
     seed = int(seed)
     total = int(agent_cfg.total_timesteps)
     identity = _identity(config, method, seed)
+    hyperparams = identity["hyperparams"]
     check_env_id(config.env_id, allow_import=True)  # the config's own "module:Name" id, before agent.json is read
     existing = _check_resumable(out_dir, identity, resume)
     source = _encoder_source(spec, encoder_dir, out_dir)
@@ -162,7 +163,7 @@ def train_agent(
     try:
         modalities = list(modality_specs(base.observation_space))
         check_action_space(agent_cfg.algo, base.action_space)
-        resolve_hyperparams(agent_cfg.algo, agent_cfg.hyperparams, base.action_space)
+        resolve_hyperparams(agent_cfg.algo, hyperparams, base.action_space)
         if encoder is not None and spec.check_space is not None:
             spec.check_space(encoder, base.observation_space)
     finally:
@@ -177,7 +178,7 @@ def train_agent(
                                    encoder)
         eval_env = None
         try:
-            model = build_algorithm(agent_cfg.algo, venv, agent_cfg.hyperparams, seed,
+            model = build_algorithm(agent_cfg.algo, venv, hyperparams, seed,
                                     tensorboard_log=str(out_dir / layout.TB_DIR),
                                     device=str(resolve_device(agent_cfg.device, "agent.device")), verbose=verbose)
             done = restore_checkpoint(model, checkpoints) if existing is not None else 0

@@ -338,6 +338,10 @@ class AgentConfig:
     """Training environments stepped in parallel (a vectorized env)."""
     hyperparams: dict[str, Any] = field(default_factory=dict)
     """Keyword arguments of the SB3 algorithm's constructor (rl-zoo3 style), e.g. learning_rate, policy_kwargs."""
+    method_hyperparams: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Changes to ``hyperparams`` for one method's agents, e.g. ``{raw: {policy_kwargs: {share_features_extractor:
+    true}}}``: merged on top of ``hyperparams`` (``policy_kwargs`` key by key), so a method that needs its own
+    network (the raw agent's CNN) gets it while every other method keeps the shared settings."""
     eval_freq: int = 5_000
     """Evaluate (EvalCallback) every this many environment steps; 0 disables."""
     eval_episodes: int = 5
@@ -360,6 +364,20 @@ class AgentConfig:
                  f"must be at most {MAX_EPISODES} (MAX_EPISODES), got {self.eval_episodes}")
         _require(self.checkpoint_freq >= 0, "agent.checkpoint_freq", f"must be >= 0, got {self.checkpoint_freq}")
         check_hyperparams(self.algo, self.hyperparams)
+        _require(isinstance(self.method_hyperparams, dict), "agent.method_hyperparams",
+                 f"must be a mapping of method names to hyperparameters, got {self.method_hyperparams!r}")
+        for method, changes in self.method_hyperparams.items():
+            try:
+                get_method(method)
+            except ConfigError as exc:
+                raise ConfigError(f"config key 'agent.method_hyperparams': {exc}") from None
+            key = f"agent.method_hyperparams.{method}"
+            _require(isinstance(changes, dict), key, f"must be a mapping of hyperparameters, got {changes!r}")
+            check_hyperparams(self.algo, self.hyperparams_for(method), key)
+
+    def hyperparams_for(self, method: str) -> dict[str, Any]:
+        """The hyperparameters of ``method``'s agents: ``hyperparams`` with ``method_hyperparams[method]`` on top."""
+        return merge_hyperparams(self.hyperparams, self.method_hyperparams.get(method))
 
 
 @dataclass
@@ -694,6 +712,34 @@ def collect_identity(collect: CollectConfig) -> dict[str, Any]:
     if collect.focus_fraction == 0.0:
         for key in ("focus_fraction", "focus_reset_options", "focus_episode_steps"):
             data.pop(key)
+    return data
+
+
+def merge_hyperparams(base: dict[str, Any], changes: dict[str, Any] | None) -> dict[str, Any]:
+    """``base`` with ``changes`` on top; ``policy_kwargs`` (a mapping in both) is merged key by key.
+
+    >>> merge_hyperparams({"gamma": 0.99, "policy_kwargs": {"net_arch": [64]}},
+    ...                   {"policy_kwargs": {"share_features_extractor": True}})
+    {'gamma': 0.99, 'policy_kwargs': {'net_arch': [64], 'share_features_extractor': True}}
+    """
+    merged = dict(base)
+    for key, value in (changes or {}).items():
+        if key == "policy_kwargs" and isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = {**merged[key], **value}
+        else:
+            merged[key] = value
+    return merged
+
+
+def agent_identity(agent: AgentConfig, method: str) -> dict[str, Any]:
+    """What a ``method`` agent is trained from: the agent section with that method's hyperparameters merged in.
+
+    ``method_hyperparams`` itself is left out, so a change for one method leaves every other method's agents (and
+    agents trained before the key existed) up to date.
+    """
+    data = to_dict(agent)
+    data.pop("method_hyperparams")
+    data["hyperparams"] = agent.hyperparams_for(method)
     return data
 
 

@@ -48,7 +48,7 @@ from typing import Any
 
 import yaml
 
-from gmc_rl.config import ExperimentConfig, collect_identity, config_hash, from_dict, load_yaml, to_dict
+from gmc_rl.config import ExperimentConfig, agent_identity, collect_identity, config_hash, from_dict, load_yaml, to_dict
 from gmc_rl.errors import ConfigError
 from gmc_rl.io import ensure_writable_dir, write_json_atomic, write_text_atomic
 from gmc_rl.locking import HOLDER_FILE, LOCK_FILE, directory_lock
@@ -325,7 +325,7 @@ def _plan(config: ExperimentConfig, run_dir: Path, conditions: list[str]
         for seed in seeds:
             name = agent_name(method, seed)
             stage = Stage(run_dir, f"train_{name}", run_dir / "agents" / name,
-                          {**env, "agent": to_dict(config.agent), "method": method, "seed": seed,
+                          {**env, "agent": agent_identity(config.agent, method), "method": method, "seed": seed,
                            "encoder": encoder.hash if encoder else None})
             work = partial(_train, config, method, seed, stage.output, encoder.output if encoder else None)
             tasks.append(Task(stage, f"train {name}", work, after=(encoder.name,) if encoder else ()))

@@ -21,7 +21,7 @@ from gmc_rl.agents.agent_dir import AGENT_JSON, MODEL_ZIP, load_model_weights
 from gmc_rl.agents.checkpoints import latest_checkpoint, load_replay_buffer, save_replay_buffer
 from gmc_rl.agents.observations import make_method_vec_env
 from gmc_rl.agents.registry import build_algorithm
-from gmc_rl.config import ExperimentConfig, from_dict
+from gmc_rl.config import ExperimentConfig, agent_identity, from_dict, to_dict
 from gmc_rl.errors import CheckpointError, ConfigError, ModalityError
 from gmc_rl.wrappers import StateObservation
 from gmc_rl.wrappers.conditions import apply_condition
@@ -289,6 +289,39 @@ def test_raw_agent_on_dict_observations(tmp_path):
     assert set(obs) == {"image", "sound"} and not obs["sound"].any()
     assert agent.predict(obs).shape == (2, 1)
     venv.close()
+
+
+def test_method_hyperparams_change_only_their_method(tmp_path):
+    """agent.method_hyperparams gives the raw agent its own CNN; the stored agent reloads with it, and the
+    identity (what a resumed run must match) of every other method is what it was without the key."""
+    raw_network = {"policy_kwargs": {"features_extractor_class": "multimodal",
+                                     "features_extractor_kwargs": {"cnn": "compact", "cnn_output_dim": 32},
+                                     "share_features_extractor": True}}
+    config = tiny_config(total=120, hyperparams={"learning_starts": 100, "batch_size": 8, "buffer_size": 200},
+                         method_hyperparams={"raw": raw_network})
+    assert config.agent.hyperparams_for("raw")["policy_kwargs"] == {"net_arch": [16], **raw_network["policy_kwargs"]}
+    assert config.agent.hyperparams_for("gmc") == config.agent.hyperparams
+    plain = tiny_config(total=120, hyperparams={"learning_starts": 100, "batch_size": 8, "buffer_size": 200})
+    assert agent_identity(config.agent, "state") == agent_identity(plain.agent, "state") == {
+        key: value for key, value in to_dict(plain.agent).items() if key != "method_hyperparams"}
+    assert agent_identity(config.agent, "raw") != agent_identity(plain.agent, "raw")
+
+    agent = load_agent(train_agent(config, "raw", 0, tmp_path / "raw", progress_bar=False))
+    extractor = agent.model.policy.actor.features_extractor
+    assert type(extractor.extractors["image"]).__name__ == "CompactCNN" and extractor.features_dim == 32 + 12
+    assert extractor is agent.model.policy.critic.features_extractor
+    with pytest.raises(ConfigError, match="cannot resume .* with a different setup \\(hyperparams: "):
+        train_agent(plain, "raw", 0, tmp_path / "raw", resume=True, progress_bar=False)
+
+
+@pytest.mark.parametrize("section, message", [
+    ({"rwa": {}}, "config key 'agent.method_hyperparams': unknown method 'rwa'; valid: .* Did you mean 'raw'?"),
+    ({"raw": [1]}, "agent.method_hyperparams.raw.*must be a mapping of hyperparameters"),
+    ({"raw": {"gamma": 2}}, "agent.method_hyperparams.raw.gamma.*must be a number in \\[0, 1\\]"),
+])
+def test_method_hyperparams_are_checked(section, message):
+    with pytest.raises(ConfigError, match=message):
+        tiny_config(method_hyperparams=section)
 
 
 def test_raw_dqn_agent_on_three_modalities(tmp_path):

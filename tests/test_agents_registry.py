@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import gymnasium as gym
 import numpy as np
 import pytest
@@ -11,7 +13,7 @@ from stable_baselines3.common.policies import MultiInputActorCriticPolicy
 from stable_baselines3.common.torch_layers import CombinedExtractor
 from torch import nn
 
-from gmc_rl.agents.extractors import MultimodalExtractor, SmallCNN
+from gmc_rl.agents.extractors import CompactCNN, MultimodalExtractor, SmallCNN
 from gmc_rl.agents.registry import (
     ALGORITHMS,
     DecayingActionNoise,
@@ -104,6 +106,45 @@ def test_small_images_get_a_small_cnn():
     assert isinstance(extractor, MultimodalExtractor)
     assert isinstance(extractor.extractors["image"], SmallCNN) and extractor.features_dim == 256 + 12
     model.learn(32)  # forward and backward passes work on 20x20 images
+
+
+def test_named_extractor_with_a_shared_compact_cnn_trains():
+    """The raw agent's cheaper network: one CompactCNN shared by SAC's actor and critic, named in the config."""
+    env = gym.make("gmc_rl/PendulumSound-v0")
+    kwargs = {"features_extractor_class": "multimodal", "features_extractor_kwargs": {"cnn": "compact"},
+              "share_features_extractor": True, "net_arch": [32, 32]}
+    model = build_algorithm("sac", env, {"buffer_size": 200, "batch_size": 8, "learning_starts": 8,
+                                         "policy_kwargs": kwargs}, seed=0, tensorboard_log=None, device="cpu")
+    extractor = model.policy.actor.features_extractor
+    assert extractor is model.policy.critic.features_extractor
+    assert isinstance(extractor, MultimodalExtractor) and isinstance(extractor.extractors["image"], CompactCNN)
+    assert extractor.features_dim == 256 + 12
+    before = [p.detach().clone() for p in extractor.parameters()]
+    model.learn(24)
+    assert any(not (a == b.detach()).all() for a, b in zip(before, extractor.parameters()))  # the critic trains it
+    env.close()
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"features_extractor_class": "multimodl"}, "unknown extractor 'multimodl'; valid: ['multimodal']. Did you mean"),
+    ({"features_extractor_class": "torch.nn.Identity"}, "unknown extractor 'torch.nn.Identity'"),
+    ({"features_extractor_class": "multimodal", "features_extractor_kwargs": {"cnn": "compct"}},
+     "unknown cnn 'compct'; valid: ['auto', 'nature', 'small', 'compact']. Did you mean 'compact'?"),
+])
+def test_extractor_names_are_checked(kwargs, message):
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        build_algorithm("sac", gym.make("gmc_rl/PendulumSound-v0"), {"buffer_size": 100, "policy_kwargs": kwargs},
+                        seed=0, tensorboard_log=None, device="cpu")
+
+
+def test_compact_cnn_refuses_images_too_small_for_it():
+    class Tiny(_DictEnv):
+        observation_space = spaces.Dict({"image": spaces.Box(0, 255, (1, 8, 8), np.uint8)})
+
+    with pytest.raises(ConfigError, match="needs images of at least 16x16 pixels, but 'image' is 8x8"):
+        build_algorithm("ppo", Tiny(), {"n_steps": 16, "batch_size": 16, "policy_kwargs": {
+            "features_extractor_class": "multimodal", "features_extractor_kwargs": {"cnn": "compact"}}},
+            seed=0, tensorboard_log=None, device="cpu")
 
 
 def test_box_observations_get_mlp_policy(pendulum):
