@@ -1,10 +1,12 @@
-"""gmc_rl.muse: the hierarchical MUSE baseline, its pretraining, checkpoints, latent wrappers, agents and pipeline."""
+"""gmc_rl.muse: the hierarchical MUSE baseline, its pretraining, checkpoints, latent wrappers, agents and pipeline.
+
+The checks it shares with the MVAE baseline are in :mod:`vae_baselines`.
+"""
 
 from __future__ import annotations
 
 import json
 import math
-import shutil
 
 import gymnasium as gym
 import numpy as np
@@ -12,12 +14,26 @@ import pytest
 import torch
 from gymnasium import spaces
 from test_pipeline import check_results, tiny_config
+from vae_baselines import (
+    ENV,
+    SMALL_MODEL,
+    SPACE,
+    batch,
+    check_agent,
+    check_damage_is_refused,
+    check_masked_encoding,
+    check_pretraining_output,
+    check_resume_rules,
+    experiment,
+    open_image_only_envs,
+    retagged,
+    save_and_load,
+)
 
 import gmc_rl  # noqa: F401  (registers the gmc_rl ids)
-from gmc_rl.agents import load_agent, train_agent
-from gmc_rl.agents.observations import make_method_vec_env
+from gmc_rl.agents import train_agent
 from gmc_rl.collect import collect
-from gmc_rl.config import ExperimentConfig, ModelConfig, from_dict
+from gmc_rl.config import ModelConfig, from_dict
 from gmc_rl.errors import CheckpointError, ConfigError, ModalityError
 from gmc_rl.methods import get_method
 from gmc_rl.muse import (
@@ -36,12 +52,8 @@ from gmc_rl.muse.model import top_kl_weight
 from gmc_rl.pipeline import run_pipeline
 from gmc_rl.wrappers import ModalityDropout
 
-ENV = "gmc_rl/PendulumSound-v0"
-SPACE = spaces.Dict({
-    "image": spaces.Box(0, 255, (2, 20, 20), np.uint8),
-    "sound": spaces.Box(-1, 1, (2, 3, 2), np.float32),
-})
-SMALL_MODEL = {"latent_dim": 4, "common_dim": 16, "head_hidden": 16, "conv_channels": [4, 8], "mlp_hidden": [16]}
+EPOCHS = 3
+"""Pretraining epochs of the module's run."""
 
 
 def small_model(space=SPACE, seed=0, muse: MUSEConfig | None = None) -> MUSEModel:
@@ -49,29 +61,14 @@ def small_model(space=SPACE, seed=0, muse: MUSEConfig | None = None) -> MUSEMode
     return MUSEModel.from_space(space, from_dict(ModelConfig, SMALL_MODEL), muse=muse)
 
 
-def batch(space=SPACE, n=6, seed=0):
-    space.seed(seed)
-    return {name: np.stack([space[name].sample() for _ in range(n)]) for name in space}
-
-
-def experiment(epochs=3) -> ExperimentConfig:
-    return from_dict(ExperimentConfig, {
-        "env_id": ENV,
-        "collect": {"steps": 300, "n_envs": 2, "val_fraction": 0.2},
-        "pretrain": {"epochs": epochs, "batch_size": 64, "checkpoint_every": 1, "device": "cpu", "model": SMALL_MODEL},
-        "agent": {"algo": "sac", "total_timesteps": 150, "eval_freq": 0, "checkpoint_freq": 0, "device": "cpu",
-                  "hyperparams": {"learning_starts": 100, "batch_size": 16, "policy_kwargs": {"net_arch": [16]}}},
-    })
-
-
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory):
-    return collect(experiment(), tmp_path_factory.mktemp("muse") / "data", progress=False)
+    return collect(experiment(EPOCHS), tmp_path_factory.mktemp("muse") / "data", progress=False)
 
 
 @pytest.fixture(scope="module")
 def muse_dir(dataset, tmp_path_factory):
-    return pretrain_muse(experiment(), dataset, tmp_path_factory.mktemp("muse") / "muse", progress=False)
+    return pretrain_muse(experiment(EPOCHS), dataset, tmp_path_factory.mktemp("muse") / "muse", progress=False)
 
 
 # -- the model ------------------------------------------------------------------------------------------------
@@ -141,18 +138,7 @@ def test_encode_with_a_missing_modality():
         alone = model.encode({name: obs[name] for name in present}, present)  # absent keys may be missing
         assert alone.shape == (6, 4) and torch.isfinite(alone).all()
         assert not torch.allclose(alone, complete)
-    sound_only = model.encode(obs, ["sound"])
-    zeroed = dict(obs, image=np.zeros_like(obs["image"]))
-    torch.testing.assert_close(model.encode(zeroed, mask=np.tile([0, 1], (6, 1))), sound_only)
-    mask = np.array([[1, 1], [0, 1], [1, 0], [1, 1], [0, 1], [1, 0]])  # mixed availability, one pass
-    mixed = model.encode(obs, mask=mask)
-    torch.testing.assert_close(mixed[1], sound_only[1])
-    torch.testing.assert_close(mixed[2], model.encode(obs, ["image"])[2])
-    torch.testing.assert_close(mixed[0], complete[0])
-    with pytest.raises(ModalityError, match="every modality missing"):
-        model.encode(obs, mask=np.zeros((6, 2)))
-    with pytest.raises(ModalityError, match="unknown modality 'sond'"):
-        model.encode(obs, ["sond"])
+    check_masked_encoding(model, obs)
 
 
 def test_loss_terms_and_where_their_gradients_go():
@@ -180,75 +166,37 @@ def test_loss_terms_and_where_their_gradients_go():
 
 def test_checkpoint_round_trip_and_damage(tmp_path):
     model = small_model(seed=3, muse=MUSEConfig(bottom_latent_dims={"image": 5}, alignment_weight=2.0))
-    save_muse(model, tmp_path / "m", {"note": "test"})
+    loaded = save_and_load(save_muse, load_muse, model, tmp_path / "m")
     assert sorted(p.name for p in (tmp_path / "m").iterdir()) == ["config.json", "model.safetensors"]
-    loaded = load_muse(tmp_path / "m")
-    assert not loaded.training and not any(p.requires_grad for p in loaded.parameters())
-    assert loaded.provenance == {"note": "test"}
     assert loaded.bottom_dims == {"image": 5, "sound": 8} and loaded.muse.alignment_weight == 2.0
     obs = batch()
     torch.testing.assert_close(loaded.encode(obs, ["sound"]), model.eval().encode(obs, ["sound"]))
     config = json.loads((tmp_path / "m" / "config.json").read_text())
     assert config["format"] == "gmc-rl/muse-checkpoint" and len(config["weights_sha256"]) == 64
     assert config["muse"]["bottom_latent_dims"] == {"image": 5, "sound": 8}
-    weights = tmp_path / "m" / "model.safetensors"
-    good = weights.read_bytes()
-    weights.write_bytes(good[:-10] + b"0123456789")
-    with pytest.raises(CheckpointError, match="SHA-256 differs"):
-        load_muse(tmp_path / "m")
-    weights.write_bytes(good)
-    with pytest.raises(CheckpointError, match="missing"):
-        load_muse(tmp_path)
+    check_damage_is_refused(load_muse, tmp_path / "m", "gmc-rl/mvae-checkpoint", "is not a MUSE checkpoint")
     del config["muse"]
     (tmp_path / "m" / "config.json").write_text(json.dumps(config))
     with pytest.raises(CheckpointError, match="'muse'"):
         load_muse(tmp_path / "m")
-    (tmp_path / "g").mkdir()
-    (tmp_path / "g" / "config.json").write_text(json.dumps({"format": "gmc-rl/mvae-checkpoint"}))
-    (tmp_path / "g" / "model.safetensors").write_bytes(b"")
-    with pytest.raises(CheckpointError, match="is not a MUSE checkpoint"):
-        load_muse(tmp_path / "g")
 
 
 # -- pretraining ------------------------------------------------------------------------------------------------
 
 
 def test_pretraining_learns_and_writes_a_loadable_checkpoint(muse_dir):
-    for name in ("config.json", "model.safetensors", "history.json", "last/trainer_state.pt"):
-        assert (muse_dir / name).is_file(), name
-    assert any((muse_dir / "tb").iterdir())
-    history = json.loads((muse_dir / "history.json").read_text())
+    model, history = check_pretraining_output(muse_dir, load_muse, EPOCHS)
     records = history["history"]
-    assert [r["epoch"] for r in records] == [1, 2, 3]
-    assert all(math.isfinite(r["train_loss"]) and math.isfinite(r["val_loss"]) for r in records)
     assert records[2]["val_loss"] < records[1]["val_loss"] < records[0]["val_loss"], "the objective decreases"
     assert records[2]["train_loss"] < records[0]["train_loss"]
-    model = load_muse(muse_dir)
-    assert model.latent_dim == 4 and model.modalities == ["image", "sound"] and model.bottom_dims["sound"] == 8
-    assert model.provenance["env_id"] == ENV and model.provenance["epoch"] == history["best_epoch"] == 3
-    assert set(model.normalization) == {"sound"}, "vector modalities are standardised with the dataset statistics"
+    assert model.bottom_dims["sound"] == 8 and history["best_epoch"] == 3
 
 
 def test_pretraining_resume_rules(muse_dir, dataset, tmp_path):
-    with pytest.raises(ConfigError, match="already holds a pretraining run with these settings; pass --resume"):
-        pretrain_muse(experiment(), dataset, muse_dir, progress=False)
-    copy = tmp_path / "muse"
-    shutil.copytree(muse_dir, copy)
-    before = (copy / "model.safetensors").read_bytes()
-    assert pretrain_muse(experiment(), dataset, copy, resume=True, progress=False) == copy
-    assert (copy / "model.safetensors").read_bytes() == before, "a finished run is returned as it is"
-    with pytest.raises(ConfigError, match="other MUSE settings"):
-        pretrain_muse(experiment(epochs=4), dataset, copy, resume=True, progress=False,
+    copy = check_resume_rules(pretrain_muse, dataset, muse_dir, tmp_path, EPOCHS)
+    with pytest.raises(ConfigError, match="other MUSE settings"):  # also where a resume would train further
+        pretrain_muse(experiment(EPOCHS + 2), dataset, copy, resume=True, progress=False,
                       muse=MUSEConfig(alignment_weight=0.5))
-    pretrain_muse(experiment(epochs=4), dataset, copy, resume=True, progress=False)
-    history = json.loads((copy / "history.json").read_text())["history"]
-    assert [r["epoch"] for r in history] == [1, 2, 3, 4], "a resumed run continues its epochs"
-    other = from_dict(ExperimentConfig, {"env_id": ENV, "pretrain": {"epochs": 4, "lr": 0.01, "model": SMALL_MODEL}})
-    with pytest.raises(ConfigError, match="made with a different config or dataset"):
-        pretrain_muse(other, dataset, copy, resume=True, progress=False)
-    wrong_env = from_dict(ExperimentConfig, {"env_id": "gmc_rl/SensorReach-v0"})
-    with pytest.raises(ConfigError, match="collected on 'gmc_rl/PendulumSound-v0'"):
-        pretrain_muse(wrong_env, dataset, tmp_path / "x", progress=False)
 
 
 # -- the latent wrappers, the agent and the pipeline ------------------------------------------------------------
@@ -262,13 +210,7 @@ def test_registry_entry():
 
 def test_latent_wrappers_encode_present_modalities(muse_dir):
     model = load_muse(muse_dir)
-    venv = make_method_vec_env("muse", ENV, {}, "image", n_envs=2, seed=0, encoder=model)
-    raw = make_method_vec_env("raw", ENV, {}, "image", n_envs=2, seed=0)  # the same envs, seen raw
-    assert isinstance(venv, VecMUSELatent) and venv.observation_space.shape == (4,)
-    latents, obs = venv.reset(), raw.reset()
-    assert latents.shape == (2, 4) and latents.dtype == np.float32
-    np.testing.assert_allclose(latents, model.encode(obs, ["image"]).numpy(), rtol=1e-5, atol=1e-6)
-    np.testing.assert_raises(AssertionError, np.testing.assert_allclose, latents, model.encode(obs).numpy())
+    venv, raw = open_image_only_envs("muse", model, VecMUSELatent)
     venv.close()
     raw.close()
 
@@ -284,29 +226,11 @@ def test_latent_wrappers_encode_present_modalities(muse_dir):
 
 
 def test_muse_agent_trains_reloads_and_acts_without_a_modality(muse_dir, tmp_path):
-    out = train_agent(experiment(), "muse", 0, tmp_path / "agent", encoder_dir=muse_dir, progress_bar=False)
-    assert (out / "encoder" / "model.safetensors").is_file() and (out / "encoder" / "config.json").is_file()
-    agent = load_agent(out)
-    assert agent.method == "muse" and agent.encoder.latent_dim == 4
-    for condition in ("complete", "sound", "dropout:0.5"):
-        venv = agent.make_vec_env(condition, n_envs=2, seed=1)
-        obs = venv.reset()
-        assert obs.shape == (2, 4) and np.isfinite(obs).all()
-        assert agent.predict(obs).shape == (2, 1)
-        venv.close()
+    check_agent(experiment(EPOCHS), "muse", muse_dir, tmp_path / "agent")
     with pytest.raises(CheckpointError, match="not a MUSE checkpoint"):
-        train_agent(experiment(), "muse", 0, tmp_path / "wrong", encoder_dir=_as_mvae(muse_dir, tmp_path),
+        train_agent(experiment(EPOCHS), "muse", 0, tmp_path / "wrong",
+                    encoder_dir=retagged(muse_dir, tmp_path / "mvae-tagged", "gmc-rl/mvae-checkpoint"),
                     progress_bar=False)
-
-
-def _as_mvae(muse_dir, tmp_path):
-    """A MUSE checkpoint with an MVAE format tag (what passing the wrong directory looks like)."""
-    fake = tmp_path / "mvae-tagged"
-    shutil.copytree(muse_dir, fake)
-    config = json.loads((fake / "config.json").read_text())
-    config["format"] = "gmc-rl/mvae-checkpoint"
-    (fake / "config.json").write_text(json.dumps(config))
-    return fake
 
 
 def test_tiny_pipeline_with_muse(tmp_path):

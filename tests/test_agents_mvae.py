@@ -1,20 +1,34 @@
-"""gmc_rl.mvae: the product-of-experts VAE baseline, its pretraining, checkpoints, latent wrappers and agents."""
+"""gmc_rl.mvae: the product-of-experts VAE baseline, its pretraining, checkpoints, latent wrappers and agents.
+
+The checks it shares with the MUSE baseline are in :mod:`vae_baselines`.
+"""
 
 from __future__ import annotations
-
-import json
 
 import numpy as np
 import pytest
 import torch
 from gymnasium import spaces
+from vae_baselines import (
+    SMALL_MODEL,
+    SPACE,
+    batch,
+    check_agent,
+    check_damage_is_refused,
+    check_masked_encoding,
+    check_pretraining_output,
+    check_resume_rules,
+    experiment,
+    open_image_only_envs,
+    retagged,
+    save_and_load,
+)
 
 import gmc_rl  # noqa: F401  (registers the gmc_rl ids)
-from gmc_rl.agents import load_agent, train_agent
-from gmc_rl.agents.observations import make_method_vec_env
+from gmc_rl.agents import train_agent
 from gmc_rl.collect import collect
-from gmc_rl.config import ExperimentConfig, ModelConfig, from_dict
-from gmc_rl.errors import CheckpointError, ConfigError, ModalityError
+from gmc_rl.config import ModelConfig, from_dict
+from gmc_rl.errors import CheckpointError
 from gmc_rl.modalities import modality_specs
 from gmc_rl.mvae import (
     MVAEModel,
@@ -27,12 +41,8 @@ from gmc_rl.mvae import (
 )
 from gmc_rl.mvae.model import elbo_subsets, kl_to_prior, reconstruction_weights
 
-ENV = "gmc_rl/PendulumSound-v0"
-SPACE = spaces.Dict({
-    "image": spaces.Box(0, 255, (2, 20, 20), np.uint8),
-    "sound": spaces.Box(-1, 1, (2, 3, 2), np.float32),
-})
-SMALL_MODEL = {"latent_dim": 4, "common_dim": 16, "head_hidden": 16, "conv_channels": [4, 8], "mlp_hidden": [16]}
+EPOCHS = 2
+"""Pretraining epochs of the module's run."""
 
 
 def small_model(space=SPACE, seed=0) -> MVAEModel:
@@ -40,29 +50,14 @@ def small_model(space=SPACE, seed=0) -> MVAEModel:
     return MVAEModel.from_space(space, from_dict(ModelConfig, SMALL_MODEL))
 
 
-def batch(space=SPACE, n=6, seed=0):
-    space.seed(seed)
-    return {name: np.stack([space[name].sample() for _ in range(n)]) for name in space}
-
-
-def experiment(epochs=2) -> ExperimentConfig:
-    return from_dict(ExperimentConfig, {
-        "env_id": ENV,
-        "collect": {"steps": 300, "n_envs": 2, "val_fraction": 0.2},
-        "pretrain": {"epochs": epochs, "batch_size": 64, "checkpoint_every": 1, "device": "cpu", "model": SMALL_MODEL},
-        "agent": {"algo": "sac", "total_timesteps": 150, "eval_freq": 0, "checkpoint_freq": 0, "device": "cpu",
-                  "hyperparams": {"learning_starts": 100, "batch_size": 16, "policy_kwargs": {"net_arch": [16]}}},
-    })
-
-
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory):
-    return collect(experiment(), tmp_path_factory.mktemp("mvae") / "data", progress=False)
+    return collect(experiment(EPOCHS), tmp_path_factory.mktemp("mvae") / "data", progress=False)
 
 
 @pytest.fixture(scope="module")
 def mvae_dir(dataset, tmp_path_factory):
-    return pretrain_mvae(experiment(), dataset, tmp_path_factory.mktemp("mvae") / "mvae", progress=False)
+    return pretrain_mvae(experiment(EPOCHS), dataset, tmp_path_factory.mktemp("mvae") / "mvae", progress=False)
 
 
 # -- the model ------------------------------------------------------------------------------------------------
@@ -90,19 +85,8 @@ def test_encode_subset_equals_masked_encode_and_ignores_absent_values():
     sound_only = model.encode(obs, ["sound"])
     masked = model.encode(obs, mask=np.tile([0, 1], (6, 1)))
     torch.testing.assert_close(sound_only, masked)
-    zeroed = dict(obs, image=np.zeros_like(obs["image"]))
-    torch.testing.assert_close(model.encode(zeroed, mask=np.tile([0, 1], (6, 1))), sound_only)
     assert not torch.allclose(model.encode(obs), sound_only)
-    # a mixed batch is encoded row by row in one pass
-    mask = np.array([[1, 1], [0, 1], [1, 0], [1, 1], [0, 1], [1, 0]])
-    mixed = model.encode(obs, mask=mask)
-    torch.testing.assert_close(mixed[1], sound_only[1])
-    torch.testing.assert_close(mixed[2], model.encode(obs, ["image"])[2])
-    torch.testing.assert_close(mixed[0], model.encode(obs)[0])
-    with pytest.raises(ModalityError, match="every modality missing"):
-        model.encode(obs, mask=np.zeros((6, 2)))
-    with pytest.raises(ModalityError, match="unknown modality 'sond'"):
-        model.encode(obs, ["sond"])
+    check_masked_encoding(model, obs)  # a mixed batch is encoded row by row in one pass
 
 
 @pytest.mark.parametrize("shape", [(2, 20, 20), (3, 25, 31), (1, 16, 9)])
@@ -152,58 +136,21 @@ def test_loss_decreases_with_training():
 
 def test_checkpoint_round_trip_and_damage(tmp_path):
     model = small_model(seed=3)
-    save_mvae(model, tmp_path / "m", {"note": "test"})
-    loaded = load_mvae(tmp_path / "m")
-    assert not loaded.training and not any(p.requires_grad for p in loaded.parameters())
-    assert loaded.provenance == {"note": "test"}
+    loaded = save_and_load(save_mvae, load_mvae, model, tmp_path / "m")
     obs = batch()
     torch.testing.assert_close(loaded.encode(obs), model.eval().encode(obs))
-    weights = tmp_path / "m" / "model.safetensors"
-    weights.write_bytes(weights.read_bytes()[:-10] + b"0123456789")
-    with pytest.raises(CheckpointError, match="SHA-256 differs"):
-        load_mvae(tmp_path / "m")
-    with pytest.raises(CheckpointError, match="missing"):
-        load_mvae(tmp_path)
-    (tmp_path / "g").mkdir()
-    (tmp_path / "g" / "config.json").write_text(json.dumps({"format": "gmc-rl/gmc-checkpoint"}))
-    (tmp_path / "g" / "model.safetensors").write_bytes(b"")
-    with pytest.raises(CheckpointError, match="is not an MVAE checkpoint"):
-        load_mvae(tmp_path / "g")
+    check_damage_is_refused(load_mvae, tmp_path / "m", "gmc-rl/gmc-checkpoint", "is not an MVAE checkpoint")
 
 
 # -- pretraining ------------------------------------------------------------------------------------------------
 
 
 def test_pretraining_writes_a_loadable_checkpoint(mvae_dir, dataset):
-    for name in ("config.json", "model.safetensors", "history.json", "last/trainer_state.pt"):
-        assert (mvae_dir / name).is_file(), name
-    assert any((mvae_dir / "tb").iterdir())
-    history = json.loads((mvae_dir / "history.json").read_text())
-    assert [r["epoch"] for r in history["history"]] == [1, 2]
-    assert all(np.isfinite(r["train_loss"]) and np.isfinite(r["val_loss"]) for r in history["history"])
-    model = load_mvae(mvae_dir)
-    assert model.latent_dim == 4 and model.modalities == ["image", "sound"]
-    assert model.provenance["env_id"] == ENV and model.provenance["epoch"] == history["best_epoch"]
-    assert set(model.normalization) == {"sound"}, "vector modalities are standardised with the dataset statistics"
+    check_pretraining_output(mvae_dir, load_mvae, EPOCHS)
 
 
 def test_pretraining_resume_rules(mvae_dir, dataset, tmp_path):
-    with pytest.raises(ConfigError, match="already holds a pretraining run with these settings; pass --resume"):
-        pretrain_mvae(experiment(), dataset, mvae_dir, progress=False)
-    import shutil
-
-    copy = tmp_path / "mvae"
-    shutil.copytree(mvae_dir, copy)
-    assert pretrain_mvae(experiment(epochs=2), dataset, copy, resume=True, progress=False) == copy
-    pretrain_mvae(experiment(epochs=3), dataset, copy, resume=True, progress=False)
-    history = json.loads((copy / "history.json").read_text())["history"]
-    assert [r["epoch"] for r in history] == [1, 2, 3], "a resumed run continues its epochs"
-    other = from_dict(ExperimentConfig, {"env_id": ENV, "pretrain": {"epochs": 3, "lr": 0.01, "model": SMALL_MODEL}})
-    with pytest.raises(ConfigError, match="made with a different config or dataset"):
-        pretrain_mvae(other, dataset, copy, resume=True, progress=False)
-    wrong_env = from_dict(ExperimentConfig, {"env_id": "gmc_rl/SensorReach-v0"})
-    with pytest.raises(ConfigError, match="collected on 'gmc_rl/PendulumSound-v0'"):
-        pretrain_mvae(wrong_env, dataset, tmp_path / "x", progress=False)
+    check_resume_rules(pretrain_mvae, dataset, mvae_dir, tmp_path, EPOCHS)
 
 
 # -- the latent wrapper and the agent ---------------------------------------------------------------------------
@@ -211,13 +158,7 @@ def test_pretraining_resume_rules(mvae_dir, dataset, tmp_path):
 
 def test_vec_wrapper_encodes_present_modalities_and_terminal_observations(mvae_dir):
     model = load_mvae(mvae_dir)
-    venv = make_method_vec_env("mvae", ENV, {}, "image", n_envs=2, seed=0, encoder=model)
-    raw = make_method_vec_env("raw", ENV, {}, "image", n_envs=2, seed=0)  # the same envs, seen raw
-    assert isinstance(venv, VecMVAELatent) and venv.observation_space.shape == (4,)
-    latents, obs = venv.reset(), raw.reset()
-    assert latents.shape == (2, 4) and latents.dtype == np.float32
-    np.testing.assert_allclose(latents, model.encode(obs, ["image"]).numpy(), rtol=1e-5, atol=1e-6)
-    np.testing.assert_raises(AssertionError, np.testing.assert_allclose, latents, model.encode(obs).numpy())
+    venv, raw = open_image_only_envs("mvae", model, VecMVAELatent)
     actions = np.full((2, 1), 0.7, np.float32)
     for _ in range(300):
         latents, _, dones, infos = venv.step(actions)
@@ -232,31 +173,10 @@ def test_vec_wrapper_encodes_present_modalities_and_terminal_observations(mvae_d
 
 
 def test_mvae_agent_trains_reloads_and_acts_without_a_modality(mvae_dir, tmp_path):
-    out = train_agent(experiment(), "mvae", 0, tmp_path / "agent", encoder_dir=mvae_dir, progress_bar=False)
-    assert (out / "encoder" / "model.safetensors").is_file() and (out / "encoder" / "config.json").is_file()
-    agent = load_agent(out)
-    assert agent.method == "mvae" and agent.encoder.latent_dim == 4
-    for condition in ("complete", "sound", "dropout:0.5"):
-        venv = agent.make_vec_env(condition, n_envs=2, seed=1)
-        obs = venv.reset()
-        assert obs.shape == (2, 4)
-        assert agent.predict(obs).shape == (2, 1)
-        venv.close()
+    check_agent(experiment(EPOCHS), "mvae", mvae_dir, tmp_path / "agent")
 
 
 def test_mvae_agent_refuses_a_gmc_checkpoint_dir(tmp_path, mvae_dir):
     with pytest.raises(CheckpointError, match="not an MVAE checkpoint"):
-        train_agent(experiment(), "mvae", 0, tmp_path / "a", encoder_dir=_as_gmc(mvae_dir, tmp_path),
-                    progress_bar=False)
-
-
-def _as_gmc(mvae_dir, tmp_path):
-    """An MVAE checkpoint with a GMC format tag (what passing the wrong directory looks like)."""
-    import shutil
-
-    fake = tmp_path / "wrong"
-    shutil.copytree(mvae_dir, fake)
-    config = json.loads((fake / "config.json").read_text())
-    config["format"] = "gmc-rl/gmc-checkpoint"
-    (fake / "config.json").write_text(json.dumps(config))
-    return fake
+        train_agent(experiment(EPOCHS), "mvae", 0, tmp_path / "a",
+                    encoder_dir=retagged(mvae_dir, tmp_path / "wrong", "gmc-rl/gmc-checkpoint"), progress_bar=False)
