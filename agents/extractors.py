@@ -12,6 +12,8 @@ compact}}``), which is how the raw-observation baseline of ``experiments/pendulu
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from gymnasium import spaces
 from stable_baselines3.common.preprocessing import get_flattened_obs_dim, is_image_space
@@ -64,11 +66,11 @@ class CompactCNN(BaseFeaturesExtractor):
         return self.linear(self.cnn(observations))
 
 
-CNNS: dict[str, type[BaseFeaturesExtractor]] = {"nature": NatureCNN, "small": SmallCNN, "compact": CompactCNN}
+CNNS: dict[str, Callable[..., BaseFeaturesExtractor]] = {"nature": NatureCNN, "small": SmallCNN, "compact": CompactCNN}
 """Image CNNs of :class:`MultimodalExtractor` by name (``"auto"``: NatureCNN, or SmallCNN below 36x36)."""
 
-COMPACT_CNN_MIN_SIZE = 16
-"""Smallest image height and width :class:`CompactCNN` accepts."""
+CNN_MIN_SIZES = {"nature": NATURE_CNN_MIN_SIZE, "small": 4, "compact": 16}
+"""Smallest image height and width each of :data:`CNNS` accepts."""
 
 
 def needs_small_cnn(space: spaces.Space) -> bool:
@@ -100,8 +102,8 @@ class MultimodalExtractor(BaseFeaturesExtractor):
         for key, subspace in observation_space.spaces.items():
             if isinstance(subspace, spaces.Box) and is_image_space(subspace, normalized_image=normalized_image):
                 small = min(subspace.shape[1:]) < NATURE_CNN_MIN_SIZE
-                image_cnn = CNNS[cnn] if cnn != "auto" else SmallCNN if small else NatureCNN
-                minimum = {NatureCNN: NATURE_CNN_MIN_SIZE, CompactCNN: COMPACT_CNN_MIN_SIZE}.get(image_cnn, 4)
+                name = cnn if cnn != "auto" else "small" if small else "nature"
+                image_cnn, minimum = CNNS[name], CNN_MIN_SIZES[name]
                 if min(subspace.shape[1:]) < minimum:
                     raise ValueError(f"the {cnn!r} cnn needs images of at least {minimum}x{minimum} pixels, but "
                                      f"{key!r} is {subspace.shape[1]}x{subspace.shape[2]}; use cnn 'small'")
