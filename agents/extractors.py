@@ -24,17 +24,20 @@ NATURE_CNN_MIN_SIZE = 36
 """Smallest image height and width NatureCNN accepts."""
 
 
-class SmallCNN(BaseFeaturesExtractor):
-    """Two 4x4/stride-2 convolutions (32 and 64 channels, ReLU) and a linear layer; works from 4x4 pixels."""
+class ConvStack(BaseFeaturesExtractor):
+    """Convolutions (ReLU after each) given by :attr:`layers`, flattened, and a linear layer with ReLU."""
+
+    layers: tuple[tuple[int, int, int, int], ...] = ()
+    """(out channels, kernel size, stride, padding) of each convolution."""
 
     def __init__(self, observation_space: spaces.Box, features_dim: int = 256, normalized_image: bool = False) -> None:
         super().__init__(observation_space, features_dim)
+        modules: list[nn.Module] = []
         channels = observation_space.shape[0]
-        self.cnn = nn.Sequential(
-            nn.Conv2d(channels, 32, kernel_size=4, stride=2, padding=1), nn.ReLU(),
-            nn.Conv2d(32, 64, kernel_size=4, stride=2, padding=1), nn.ReLU(),
-            nn.Flatten(),
-        )
+        for out, kernel, stride, padding in self.layers:
+            modules += [nn.Conv2d(channels, out, kernel_size=kernel, stride=stride, padding=padding), nn.ReLU()]
+            channels = out
+        self.cnn = nn.Sequential(*modules, nn.Flatten())
         with torch.no_grad():
             flat = self.cnn(torch.zeros(1, *observation_space.shape)).shape[1]
         self.linear = nn.Sequential(nn.Linear(flat, features_dim), nn.ReLU())
@@ -43,27 +46,20 @@ class SmallCNN(BaseFeaturesExtractor):
         return self.linear(self.cnn(observations))
 
 
-class CompactCNN(BaseFeaturesExtractor):
+class SmallCNN(ConvStack):
+    """Two 4x4/stride-2 convolutions (32 and 64 channels, ReLU) and a linear layer; works from 4x4 pixels."""
+
+    layers = ((32, 4, 2, 1), (64, 4, 2, 1))
+
+
+class CompactCNN(ConvStack):
     """NatureCNN's 8x8/stride-4 and 4x4/stride-2 convolutions with 16 and 32 channels (ReLU) and a linear layer.
 
     On the 60x60 images of PendulumSound it needs about a quarter of NatureCNN's multiply-adds (0.8 M against
     2.8 M per two-frame image); images must be at least 16x16.
     """
 
-    def __init__(self, observation_space: spaces.Box, features_dim: int = 256, normalized_image: bool = False) -> None:
-        super().__init__(observation_space, features_dim)
-        channels = observation_space.shape[0]
-        self.cnn = nn.Sequential(
-            nn.Conv2d(channels, 16, kernel_size=8, stride=4), nn.ReLU(),
-            nn.Conv2d(16, 32, kernel_size=4, stride=2), nn.ReLU(),
-            nn.Flatten(),
-        )
-        with torch.no_grad():
-            flat = self.cnn(torch.zeros(1, *observation_space.shape)).shape[1]
-        self.linear = nn.Sequential(nn.Linear(flat, features_dim), nn.ReLU())
-
-    def forward(self, observations: torch.Tensor) -> torch.Tensor:
-        return self.linear(self.cnn(observations))
+    layers = ((16, 8, 4, 0), (32, 4, 2, 0))
 
 
 CNNS: dict[str, Callable[..., BaseFeaturesExtractor]] = {"nature": NatureCNN, "small": SmallCNN, "compact": CompactCNN}

@@ -67,9 +67,8 @@ from torch import Tensor, nn
 
 from gmc_rl.config import ModelConfig, from_dict
 from gmc_rl.errors import ConfigError, ModalityError
-from gmc_rl.modalities import ModalitySpec, check_modalities, check_observation_batch, modality_specs
+from gmc_rl.modalities import ModalitySpec, modality_specs
 from gmc_rl.model import (
-    MultimodalModel,
     activation,
     check_model_inputs,
     check_parameter_count,
@@ -79,9 +78,9 @@ from gmc_rl.model import (
 from gmc_rl.mvae.model import (
     LOGVAR_RANGE,
     ImageDecoder,
+    PosteriorEncoder,
     VectorDecoder,
     kl_to_prior,
-    presence_mask,
     reconstruction_nll,
     reconstruction_weights,
     sample_gaussian,
@@ -194,7 +193,7 @@ def symmetric_kl(mean_p: Tensor, logvar_p: Tensor, mean_q: Tensor, logvar_q: Ten
     return 0.5 * ((var_p + squared) / var_q + (var_q + squared) / var_p - 2.0).sum(dim=1)
 
 
-class MUSEModel(MultimodalModel):
+class MUSEModel(PosteriorEncoder):
     """Hierarchical multimodal VAE: a VAE per modality below, a product-of-experts latent of size k above.
 
     Args:
@@ -303,10 +302,6 @@ class MUSEModel(MultimodalModel):
         """Bottom decoder outputs: pixel logits for images, standardised values for vectors."""
         return {name: self.decoders[i](bottoms[name]) for i, name in enumerate(self.modalities)}
 
-    def presence_mask(self, batch: int, modalities: Sequence[str] | None = None, mask: Any = None) -> Tensor:
-        """(B, M) float presence mask from a per-observation ``mask`` or, if None, a list of names (None = all)."""
-        return presence_mask(self.modalities, self.device, batch, modalities, mask)
-
     def posterior(
         self, obs: Mapping[str, Any], modalities: Sequence[str] | None = None, mask: Any = None
     ) -> tuple[Tensor, Tensor]:
@@ -318,28 +313,15 @@ class MUSEModel(MultimodalModel):
         :class:`~gmc_rl.wrappers.ModalityDropout` (``obs`` then holds every modality; the zero-filled values of
         absent ones are ignored).
         """
-        names = self.modalities if mask is not None else check_modalities(modalities, self.modalities)
-        batch = check_observation_batch(obs, self.specs, names)
-        inputs = self.preprocess(obs, names)
+        inputs, present = self.present_inputs(obs, modalities, mask)
+        batch = present.shape[0]
         bottoms = {}
         for name in self.modalities:
             if name in inputs:
                 bottoms[name] = self.bottom_posterior(name, inputs[name])[0]
             else:  # absent for the whole batch: its expert is masked out, so any value will do
                 bottoms[name] = torch.zeros((batch, self.bottom_dims[name]), device=self.device)
-        return self.top_posterior(bottoms, self.presence_mask(batch, names if mask is None else None, mask))
-
-    def encode(self, obs: Mapping[str, Any], modalities: Sequence[str] | None = None, mask: Any = None) -> Tensor:
-        """The latent a policy reads: the top posterior mean (B, k) of the present modalities.
-
-        ``encode(obs, modalities)`` is the :class:`~gmc_rl.methods.Encoder` interface (the transfer diagnostics use
-        it); the latent wrappers pass the per-observation availability ``mask`` instead (see :meth:`posterior`).
-        """
-        return self.posterior(obs, modalities, mask)[0]
-
-    def forward(self, obs: Mapping[str, Any], modalities: Sequence[str] | None = None) -> Tensor:
-        """Same as :meth:`encode`."""
-        return self.encode(obs, modalities)
+        return self.top_posterior(bottoms, present)
 
 
 def top_kl_weight(epoch: int, epochs: int, warmup: float) -> float:

@@ -166,7 +166,49 @@ def presence_mask(all_modalities: Sequence[str], device: torch.device, batch: in
     return row.expand(batch, -1)
 
 
-class MVAEModel(MultimodalModel):
+class PosteriorEncoder(MultimodalModel):
+    """A multimodal model whose policy latent is the mean of a posterior over the present modalities (MVAE, MUSE).
+
+    Subclasses define :meth:`posterior`; presence may be given by names or by a per-observation mask, and
+    :meth:`encode` (the :class:`~gmc_rl.methods.Encoder` interface) returns the posterior mean.
+    """
+
+    def posterior(
+        self, obs: Mapping[str, Any], modalities: Sequence[str] | None = None, mask: Any = None
+    ) -> tuple[Tensor, Tensor]:
+        """Posterior (mean, logvar), each (B, k), of the present modalities."""
+        raise NotImplementedError
+
+    def presence_mask(self, batch: int, modalities: Sequence[str] | None = None, mask: Any = None) -> Tensor:
+        """(B, M) float presence mask from a per-observation ``mask`` or, if None, a list of names (None = all)."""
+        return presence_mask(self.modalities, self.device, batch, modalities, mask)
+
+    def present_inputs(self, obs: Mapping[str, Any], modalities: Sequence[str] | None,
+                       mask: Any) -> tuple[dict[str, Tensor], Tensor]:
+        """Check ``obs`` and preprocess the modalities it must hold; returns the inputs and the (B, M) presence mask.
+
+        With a ``mask`` every modality must be in ``obs`` (the zero-filled values of absent ones are ignored);
+        otherwise only the named ``modalities`` (None = all).
+        """
+        names = self.modalities if mask is not None else check_modalities(modalities, self.modalities)
+        batch = check_observation_batch(obs, self.specs, names)
+        inputs = self.preprocess(obs, names)
+        return inputs, self.presence_mask(batch, names if mask is None else None, mask)
+
+    def encode(self, obs: Mapping[str, Any], modalities: Sequence[str] | None = None, mask: Any = None) -> Tensor:
+        """The latent a policy reads: the posterior mean (B, k) of the present modalities.
+
+        ``encode(obs, modalities)`` is the :class:`~gmc_rl.methods.Encoder` interface (the transfer diagnostics use
+        it); the latent wrappers pass the per-observation availability ``mask`` instead (see :meth:`posterior`).
+        """
+        return self.posterior(obs, modalities, mask)[0]
+
+    def forward(self, obs: Mapping[str, Any], modalities: Sequence[str] | None = None) -> Tensor:
+        """Same as :meth:`encode`."""
+        return self.encode(obs, modalities)
+
+
+class MVAEModel(PosteriorEncoder):
     """Multimodal VAE with a product-of-experts posterior over the modalities ``specs``.
 
     Args:
@@ -211,10 +253,6 @@ class MVAEModel(MultimodalModel):
         """Decoder outputs for every modality: pixel logits for images, standardised values for vectors."""
         return {name: decoder(z) for name, decoder in zip(self.modalities, self.decoders)}
 
-    def presence_mask(self, batch: int, modalities: Sequence[str] | None = None, mask: Any = None) -> Tensor:
-        """(B, M) float presence mask from a per-observation ``mask`` or, if None, a list of names (None = all)."""
-        return presence_mask(self.modalities, self.device, batch, modalities, mask)
-
     def posterior(
         self, obs: Mapping[str, Any], modalities: Sequence[str] | None = None, mask: Any = None
     ) -> tuple[Tensor, Tensor]:
@@ -225,26 +263,13 @@ class MVAEModel(MultimodalModel):
         modality order, as the availability mask of :class:`~gmc_rl.wrappers.ModalityDropout` (``obs`` then holds
         every modality; the zero-filled values of absent ones are ignored).
         """
-        names = self.modalities if mask is not None else check_modalities(modalities, self.modalities)
-        batch = check_observation_batch(obs, self.specs, names)
-        inputs = self.preprocess(obs, names)
+        inputs, present = self.present_inputs(obs, modalities, mask)
+        batch = present.shape[0]
         for name in self.modalities:  # not in obs: its expert is masked out, so any input will do
             if name not in inputs:
                 inputs[name] = torch.zeros((batch, *self.specs[name].shape), device=self.device)
         mus, logvars = self.expert_params(inputs)
-        return product_of_experts(mus, logvars, self.presence_mask(batch, names if mask is None else None, mask))
-
-    def encode(self, obs: Mapping[str, Any], modalities: Sequence[str] | None = None, mask: Any = None) -> Tensor:
-        """The latent a policy reads: the PoE posterior mean (B, k) of the present modalities.
-
-        ``encode(obs, modalities)`` is the :class:`~gmc_rl.methods.Encoder` interface (the transfer diagnostics use
-        it); the latent wrappers pass the per-observation availability ``mask`` instead (see :meth:`posterior`).
-        """
-        return self.posterior(obs, modalities, mask)[0]
-
-    def forward(self, obs: Mapping[str, Any], modalities: Sequence[str] | None = None) -> Tensor:
-        """Same as :meth:`encode`."""
-        return self.encode(obs, modalities)
+        return product_of_experts(mus, logvars, present)
 
 
 def reconstruction_weights(specs: Mapping[str, ModalitySpec]) -> dict[str, float]:
