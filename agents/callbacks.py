@@ -100,3 +100,27 @@ class ProgressCallback(BaseCallback):
 
     def _on_training_end(self) -> None:
         self.bar.close()
+
+
+class UpdateTracker(BaseCallback):
+    """Knows whether the algorithm is inside its gradient updates, where an interrupt must not be saved.
+
+    SB3 calls ``on_rollout_end`` right before ``train()`` (the gradient steps) and ``on_rollout_start`` when the next
+    rollout begins, so :attr:`updating` is True from the one to the other. A KeyboardInterrupt (Ctrl-C, SIGTERM, a
+    cancelled Ray task) that lands there can leave the weights and the optimiser half updated (measured: Adam's
+    state with ``exp_avg`` but no ``exp_avg_sq``, which a resumed run cannot load); training then resumes from the
+    last periodic checkpoint instead of saving that state.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.updating = False
+
+    def _on_rollout_end(self) -> None:
+        self.updating = True
+
+    def _on_rollout_start(self) -> None:
+        self.updating = False
+
+    def _on_step(self) -> bool:
+        return True

@@ -28,7 +28,7 @@ from stable_baselines3.common.callbacks import BaseCallback
 
 import gmc_rl
 from gmc_rl.agents import agent_dir as layout
-from gmc_rl.agents.callbacks import EvalRecorder, ProgressCallback
+from gmc_rl.agents.callbacks import EvalRecorder, ProgressCallback, UpdateTracker
 from gmc_rl.agents.checkpoints import CheckpointCallback, latest_checkpoint, restore_checkpoint, save_checkpoint
 from gmc_rl.agents.observations import make_base_env, make_method_vec_env
 from gmc_rl.agents.registry import build_algorithm, check_action_space, resolve_hyperparams
@@ -225,15 +225,18 @@ def train_agent(
 
             callbacks.append(ProgressCallback(total - done, f"train {method}-seed{seed}", enabled=progress_bar))
             callbacks.extend(extra_callbacks or [])
+            tracker = UpdateTracker()
+            callbacks.append(tracker)
             start = time.perf_counter()
             if done < total:
                 try:
                     model.learn(total_timesteps=total - done, callback=callbacks, reset_num_timesteps=done == 0,
                                 tb_log_name=f"{method}_{agent_cfg.algo}")
                 except KeyboardInterrupt:
-                    save_checkpoint(model, checkpoints)
-                    layout.write_agent_json(out_dir, {**info, "num_timesteps": int(model.num_timesteps),
-                                                      "train_seconds": seconds + time.perf_counter() - start})
+                    if not tracker.updating:  # inside a gradient update: resume from the last periodic checkpoint
+                        save_checkpoint(model, checkpoints)
+                        layout.write_agent_json(out_dir, {**info, "num_timesteps": int(model.num_timesteps),
+                                                          "train_seconds": seconds + time.perf_counter() - start})
                     raise
             save_checkpoint(model, checkpoints)
             layout.save_model_atomic(model, out_dir / layout.MODEL_ZIP)

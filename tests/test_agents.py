@@ -262,6 +262,34 @@ def test_interrupted_run_resumes_where_it_stopped(tmp_path):
     assert len(list((out / "tb").iterdir())) == 1, "TensorBoard continues the same run"
 
 
+def test_interrupt_inside_a_gradient_update_is_not_saved(tmp_path, monkeypatch):
+    """A KeyboardInterrupt that lands inside SAC's gradient step (a cancelled Ray task, SIGTERM) can leave Adam's
+    state half initialised: it is not saved, and the rerun resumes from the last periodic checkpoint."""
+    from stable_baselines3 import SAC
+
+    real_train = SAC.train
+    calls = []
+
+    def train_then_interrupt_midway(self, *args, **kwargs):
+        real_train(self, *args, **kwargs)
+        calls.append(self.num_timesteps)
+        if self.num_timesteps == 270:  # as if interrupted after Adam created exp_avg but before exp_avg_sq
+            for state in self.actor.optimizer.state.values():
+                state.pop("exp_avg_sq")
+            raise KeyboardInterrupt
+
+    out = tmp_path / "state"
+    config = tiny_config(total=300, checkpoint_freq=250)
+    monkeypatch.setattr(SAC, "train", train_then_interrupt_midway)
+    with pytest.raises(KeyboardInterrupt):
+        train_agent(config, "state", 0, out, progress_bar=False)
+    monkeypatch.setattr(SAC, "train", real_train)
+    assert calls and calls[-1] == 270
+    assert latest_checkpoint(out / "checkpoints")["num_timesteps"] == 250  # the periodic one, not the broken state
+    train_agent(config, "state", 0, out, resume=True, progress_bar=False)  # KeyError 'exp_avg_sq' if it was saved
+    assert json.loads((out / AGENT_JSON).read_text())["status"] == "complete"
+
+
 def test_periodic_checkpoints_hold_every_transition(tmp_path):
     out, seen = tmp_path / "state", {}
 
