@@ -15,9 +15,16 @@ from gmc_rl.errors import ConfigError
 from gmc_rl.stages import Stage, Task, run_tasks, worker_threads
 
 
-def write_stamp(path: Path, delay: float = 0.0, fail: bool = False, *, resume: bool, progress: bool) -> None:
-    """Stage work for the tests: wait, then write which process ran it and when (or fail)."""
+def write_stamp(path: Path, delay: float = 0.0, fail: bool = False, wait_for: Path | None = None, *, resume: bool,
+                progress: bool) -> None:
+    """Stage work for the tests: wait (for ``delay`` seconds, then for the file ``wait_for`` to appear, at most
+    60 s), then write which process ran it and when (or fail)."""
     time.sleep(delay)
+    deadline = time.monotonic() + 60
+    while wait_for is not None and not wait_for.exists():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{path.name}: {wait_for.name} was not written within 60 s")
+        time.sleep(0.05)
     if fail:
         raise RuntimeError(f"deliberate failure of {path.name}")
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -46,7 +53,9 @@ def test_sequential_runs_in_order_in_this_process_and_skips_on_rerun(tmp_path):
 
 
 def test_parallel_respects_order_and_runs_in_workers(tmp_path):
-    tasks = [stamp_task(tmp_path, "first", delay=0.5),
+    # "first" finishes only once "independent" has written its output: the two must run at the same time (however
+    # slowly the worker processes start), else "first" times out.
+    tasks = [stamp_task(tmp_path, "first", wait_for=tmp_path / "out" / "independent.json"),
              stamp_task(tmp_path, "independent"),
              stamp_task(tmp_path, "second", after=("first",))]
     log: list[str] = []
@@ -55,8 +64,8 @@ def test_parallel_respects_order_and_runs_in_workers(tmp_path):
     assert {first["pid"], independent["pid"], second["pid"]}.isdisjoint({os.getpid()})
     assert first["progress"] is False
     assert first["end"] <= second["end"]
-    # The independent task did not wait for the slow one.
-    assert independent["end"] < first["end"]
+    # The independent task did not wait for the one that waited for it.
+    assert independent["end"] <= first["end"]
     assert all(task.stage.is_done() for task in tasks)
     assert sum("done in" in line for line in log) == 3
 
