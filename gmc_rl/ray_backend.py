@@ -282,14 +282,9 @@ def _run(ray: Any, tasks: list[Task], jobs: int, log: Log) -> None:
     try:
         while tasks or running:
             while error is None and len(running) < limit:
-                task = next((t for t in tasks if all(name in done for name in t.after)), None)
+                task = stages.next_ready_task(tasks, done, log)
                 if task is None:
                     break
-                tasks.remove(task)
-                if task.stage.is_done():
-                    stages._log_skipped(task.stage, log, task.label)
-                    done.add(task.stage.name)
-                    continue
                 need = task_resources(task, threads, has_gpu)
                 resume = task.stage.begin(task.resumable)
                 gpu = f", {need['num_gpus']:g} GPU" if need["num_gpus"] else ""
@@ -303,8 +298,7 @@ def _run(ray: Any, tasks: list[Task], jobs: int, log: Log) -> None:
                     str(task.stage.run_dir), threads, env_specs)
                 running[ref] = (task, time.perf_counter())
             if not running:
-                if error is None and tasks:
-                    raise ValueError(f"tasks wait for each other in a cycle: {[t.stage.name for t in tasks]}")
+                stages.check_progress(tasks, error)
                 break
             # Short waits: a signal (Ctrl-C, SIGTERM) is only handled between them, not inside ray.wait.
             finished, _ = ray.wait(list(running), num_returns=1, timeout=WAIT_SECONDS)
@@ -319,17 +313,9 @@ def _run(ray: Any, tasks: list[Task], jobs: int, log: Log) -> None:
                 try:
                     node, seconds = ray.get(ref)
                 except Exception as exc:  # noqa: BLE001 (re-raised below once the running tasks end)
-                    cause = _stage_error(exc)
-                    log(f"[{task.label}] failed: {type(cause).__name__}: {cause}")
-                    if error is None:
-                        error = cause
-                        if running:
-                            log(f"waiting for {len(running)} running stage(s) to finish before stopping")
+                    error = stages.task_failed(task, _stage_error(exc), error, len(running), log)
                     continue
-                task.stage.finish(seconds)
-                log(f"[{task.label}] done in {seconds:.0f} s on {node}")
-                progress_file(task.stage).unlink(missing_ok=True)
-                done.add(task.stage.name)
+                stages.task_done(task, seconds, done, log, where=f" on {node}")
     except BaseException:
         # Interrupted (Ctrl-C, or SIGTERM, which the CLI turns into KeyboardInterrupt): stop the running tasks;
         # their stages stay marked as running and a rerun resumes them.

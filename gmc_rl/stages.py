@@ -226,9 +226,50 @@ def _begin(stage: Stage, log: Log, label: str, resumable: bool) -> bool:
     return resume
 
 
-def _finish(stage: Stage, log: Log, label: str, seconds: float) -> None:
+def _finish(stage: Stage, log: Log, label: str, seconds: float, where: str = "") -> None:
     stage.finish(seconds)
-    log(f"[{label}] done in {seconds:.0f} s")
+    log(f"[{label}] done in {seconds:.0f} s{where}")
+
+
+def next_ready_task(tasks: list[Task], done: set[str], log: Log) -> Task | None:
+    """Remove and return the first task whose inputs are done and whose own stage is not (None if none is ready).
+
+    Ready tasks whose stage is already done on the way are logged as skipped, removed and added to ``done``. The
+    local worker pool and the Ray backend schedule with it.
+    """
+    while True:
+        task = next((t for t in tasks if all(name in done for name in t.after)), None)
+        if task is None:
+            return None
+        tasks.remove(task)
+        if not task.stage.is_done():
+            return task
+        _log_skipped(task.stage, log, task.label)
+        done.add(task.stage.name)
+
+
+def check_progress(tasks: list[Task], error: BaseException | None) -> None:
+    """Raise ValueError when nothing runs, nothing failed and tasks are left: they wait for each other."""
+    if error is None and tasks:
+        raise ValueError(f"tasks wait for each other in a cycle: {[t.stage.name for t in tasks]}")
+
+
+def task_failed(task: Task, exc: BaseException, error: BaseException | None, still_running: int,
+                log: Log) -> BaseException:
+    """Log a stage's failure; return the run's first error (``error`` if there already was one, else ``exc``)."""
+    log(f"[{task.label}] failed: {type(exc).__name__}: {exc}")
+    if error is not None:
+        return error
+    if still_running:
+        log(f"waiting for {still_running} running stage(s) to finish before stopping")
+    return exc
+
+
+def task_done(task: Task, seconds: float, done: set[str], log: Log, where: str = "") -> None:
+    """Mark a finished task's stage done, log it, remove its progress file and add it to ``done``."""
+    _finish(task.stage, log, task.label, seconds, where)
+    progress_file(task.stage).unlink(missing_ok=True)
+    done.add(task.stage.name)
 
 
 def _exit_with_parent(parent: int, interval: float = 1.0) -> None:
@@ -305,21 +346,15 @@ def _run_parallel(tasks: list[Task], jobs: int, log: Log) -> None:
     try:
         while tasks or running:
             while error is None and len(running) < jobs:
-                task = next((t for t in tasks if all(name in done for name in t.after)), None)
+                task = next_ready_task(tasks, done, log)
                 if task is None:
                     break
-                tasks.remove(task)
-                if task.stage.is_done():
-                    _log_skipped(task.stage, log, task.label)
-                    done.add(task.stage.name)
-                    continue
                 resume = _begin(task.stage, log, task.label, task.resumable)
                 progress_file(task.stage).unlink(missing_ok=True)
                 running[pool.submit(_run_task, task.work, resume, str(progress_file(task.stage)))] = (
                     task, time.perf_counter())
             if not running:
-                if error is None and tasks:
-                    raise ValueError(f"tasks wait for each other in a cycle: {[t.stage.name for t in tasks]}")
+                check_progress(tasks, error)
                 break
             finished, _ = wait(running, timeout=HEARTBEAT_SECONDS, return_when=FIRST_COMPLETED)
             if not finished:
@@ -329,15 +364,9 @@ def _run_parallel(tasks: list[Task], jobs: int, log: Log) -> None:
                 try:
                     seconds = future.result()
                 except BaseException as exc:  # noqa: BLE001 (re-raised below once the running tasks end)
-                    log(f"[{task.label}] failed: {type(exc).__name__}: {exc}")
-                    if error is None:
-                        error = exc
-                        if running:
-                            log(f"waiting for {len(running)} running stage(s) to finish before stopping")
+                    error = task_failed(task, exc, error, len(running), log)
                     continue
-                _finish(task.stage, log, task.label, seconds)
-                progress_file(task.stage).unlink(missing_ok=True)
-                done.add(task.stage.name)
+                task_done(task, seconds, done, log)
     except BaseException:
         # Interrupted (Ctrl-C, or SIGTERM, which the CLI turns into KeyboardInterrupt): stop the workers too
         # instead of waiting for their stages; their stages stay marked as running and a rerun resumes them.
