@@ -35,6 +35,14 @@ def _require(condition: bool, key: str, message: str) -> None:
         raise ConfigError(f"config key {key!r}: {message}")
 
 
+def _check_method(method: str, key: str) -> None:
+    """Raise ConfigError naming ``key`` if ``method`` is not a registered representation method."""
+    try:
+        get_method(method)
+    except ConfigError as exc:
+        raise ConfigError(f"config key {key!r}: {exc}") from None
+
+
 def _check_fields(config: Any, section: str) -> None:
     """Type-check (and normalise) every field of a config dataclass built directly in Python.
 
@@ -367,10 +375,7 @@ class AgentConfig:
         _require(isinstance(self.method_hyperparams, dict), "agent.method_hyperparams",
                  f"must be a mapping of method names to hyperparameters, got {self.method_hyperparams!r}")
         for method, changes in self.method_hyperparams.items():
-            try:
-                get_method(method)
-            except ConfigError as exc:
-                raise ConfigError(f"config key 'agent.method_hyperparams': {exc}") from None
+            _check_method(method, "agent.method_hyperparams")
             key = f"agent.method_hyperparams.{method}"
             _require(isinstance(changes, dict), key, f"must be a mapping of hyperparameters, got {changes!r}")
             check_hyperparams(self.algo, self.hyperparams_for(method), key)
@@ -449,10 +454,7 @@ class ExperimentConfig:
         _require(len(set(self.seeds)) == len(self.seeds), "seeds", f"lists a seed twice: {self.seeds}")
         _require(bool(self.methods), "methods", f"must list at least one of {method_names()}")
         for method in self.methods:
-            try:
-                get_method(method)
-            except ConfigError as exc:
-                raise ConfigError(f"config key 'methods': {exc}") from None
+            _check_method(method, "methods")
         _require(len(set(self.methods)) == len(self.methods), "methods", f"lists a method twice: {self.methods}")
 
 
