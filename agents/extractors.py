@@ -101,8 +101,9 @@ class MultimodalExtractor(BaseFeaturesExtractor):
                 name = cnn if cnn != "auto" else "small" if small else "nature"
                 image_cnn, minimum = CNNS[name], CNN_MIN_SIZES[name]
                 if min(subspace.shape[1:]) < minimum:
-                    raise ValueError(f"the {cnn!r} cnn needs images of at least {minimum}x{minimum} pixels, but "
-                                     f"{key!r} is {subspace.shape[1]}x{subspace.shape[2]}; use cnn 'small'")
+                    hint = "; use cnn 'small'" if name != "small" else ""
+                    raise ValueError(f"the {name!r} cnn needs images of at least {minimum}x{minimum} pixels, but "
+                                     f"{key!r} is {subspace.shape[1]}x{subspace.shape[2]}{hint}")
                 extractors[key] = image_cnn(subspace, features_dim=cnn_output_dim, normalized_image=normalized_image)
                 total += cnn_output_dim
             else:
