@@ -283,6 +283,40 @@ class ModelConfig:
 
 
 @dataclass
+class MUSEConfig:
+    """The settings of the MUSE baseline only (``pretrain.muse``): bottom latent sizes and the weights of the
+    top-level terms of its objective (:mod:`gmc_rl.muse.model`).
+
+    Everything else (encoders, top latent size k, epochs, batch size, lr) comes from ``pretrain`` as for GMC and the
+    MVAE. The defaults are the authors' pendulum values. GMC and MVAE pretraining ignore this section, and its
+    defaults are left out of every identity (:func:`pretrain_identity`), so runs made before the section existed
+    stay up to date.
+    """
+
+    bottom_latent_dims: dict[str, int] = field(default_factory=dict)
+    """Modality name -> size d_m of its bottom latent. Unlisted modalities get the authors' size by name (image 16,
+    sound 8), else by kind (image 16, vector 8): ``gmc_rl.muse.model.resolve_bottom_dims``."""
+    top_reconstruction_weight: float = 10.0
+    """gamma: weight of the squared error of the bottom latents reconstructed from the top latent."""
+    alignment_weight: float = 1.0
+    """alpha: weight of the symmetric KL between each single-modality top posterior and the complete one."""
+    top_kl_warmup: float = 0.4
+    """Fraction of the epochs over which the top-level KL weight rises linearly to 1 (0: weight 1 from the start)."""
+
+    def __post_init__(self) -> None:
+        _check_fields(self, "pretrain.muse")
+        for name, size in self.bottom_latent_dims.items():
+            _require(_is_integer(size) and 0 < size <= MAX_LAYER_WIDTH, f"pretrain.muse.bottom_latent_dims.{name}",
+                     f"must be a positive integer of at most {MAX_LAYER_WIDTH} (MAX_LAYER_WIDTH), got {size!r}")
+        self.bottom_latent_dims = {name: int(size) for name, size in self.bottom_latent_dims.items()}
+        for key in ("top_reconstruction_weight", "alignment_weight", "top_kl_warmup"):
+            value = getattr(self, key)
+            _require(value >= 0, f"pretrain.muse.{key}", f"must be a finite number >= 0, got {value!r}")
+        _require(self.top_kl_warmup <= 1.0, "pretrain.muse.top_kl_warmup",
+                 f"must be a fraction in [0, 1], got {self.top_kl_warmup!r}")
+
+
+@dataclass
 class PretrainConfig:
     """GMC pretraining (Adam on the GMC loss). Paper values for the pendulum: lr 1e-3, batch 128, tau 0.3."""
 
@@ -310,6 +344,9 @@ class PretrainConfig:
     reference_neighbours: int = 5
     """How many nearest reference latents (cosine) a partial latent is replaced by the normalised mean of."""
     model: ModelConfig = field(default_factory=ModelConfig)
+    muse: MUSEConfig = field(default_factory=MUSEConfig)
+    """Settings read by the MUSE baseline only (bottom latent sizes, weights of its top-level terms); GMC and MVAE
+    pretraining ignore them, and a change here redoes only MUSE pretraining (:func:`pretrain_identity`)."""
 
     def __post_init__(self) -> None:
         _check_fields(self, "pretrain")
@@ -714,6 +751,20 @@ def collect_identity(collect: CollectConfig) -> dict[str, Any]:
     if collect.focus_fraction == 0.0:
         for key in ("focus_fraction", "focus_reset_options", "focus_episode_steps"):
             data.pop(key)
+    return data
+
+
+def pretrain_identity(pretrain: PretrainConfig, method: str) -> dict[str, Any]:
+    """The pretrain settings that decide the weights of a ``method`` encoder, as a plain dict.
+
+    ``muse`` is read by the MUSE baseline only: it is left out for every other method (a change there leaves GMC
+    and MVAE encoders up to date), and for ``"muse"`` it is kept only when it differs from the defaults, so MUSE
+    runs made before the section existed (with the defaults) keep their identity.
+    """
+    data = to_dict(pretrain)
+    muse = data.pop("muse")
+    if method == "muse" and pretrain.muse != MUSEConfig():
+        data["muse"] = muse
     return data
 
 

@@ -48,7 +48,16 @@ from typing import Any
 
 import yaml
 
-from gmc_rl.config import ExperimentConfig, agent_identity, collect_identity, config_hash, from_dict, load_yaml, to_dict
+from gmc_rl.config import (
+    ExperimentConfig,
+    agent_identity,
+    collect_identity,
+    config_hash,
+    from_dict,
+    load_yaml,
+    pretrain_identity,
+    to_dict,
+)
 from gmc_rl.errors import ConfigError
 from gmc_rl.io import ensure_writable_dir, write_json_atomic, write_text_atomic
 from gmc_rl.locking import HOLDER_FILE, LOCK_FILE, directory_lock
@@ -313,7 +322,8 @@ def _plan(config: ExperimentConfig, run_dir: Path, conditions: list[str]
             identity = spec.encoder_stage
             assert identity is not None and spec.pretrain is not None  # encoder methods have both (methods.py)
             stage = Stage(run_dir, identity.name, run_dir / identity.directory,
-                          {"data": data.hash, "pretrain": to_dict(config.pretrain), **identity.extra_inputs})
+                          {"data": data.hash, "pretrain": pretrain_identity(config.pretrain, spec.name),
+                           **identity.extra_inputs})
             tasks.append(Task(stage, identity.label, partial(spec.pretrain, config, data.output, stage.output),
                               after=(data.name,)))
             encoders[spec.name] = stage

@@ -39,7 +39,7 @@ from gmc_rl.checkpoint import (
     save_gmc,
     save_training_state,
 )
-from gmc_rl.config import ExperimentConfig, config_hash
+from gmc_rl.config import ExperimentConfig, config_hash, pretrain_identity
 from gmc_rl.data import MultimodalDataset
 from gmc_rl.errors import ConfigError
 from gmc_rl.io import write_json_atomic
@@ -95,7 +95,7 @@ def pretrain(
     replaced), if another process is pretraining into ``out_dir`` (:mod:`gmc_rl.locking`), or if the loss
     becomes non-finite (e.g. a too large learning rate).
     """
-    return run_pretraining(_train, config, data_dir, out_dir, resume, progress)
+    return run_pretraining(_train, "gmc", config, data_dir, out_dir, resume, progress)
 
 
 def _train(config: ExperimentConfig, dataset: MultimodalDataset, data_dir: Path, out_dir: Path,
@@ -125,10 +125,10 @@ def _train(config: ExperimentConfig, dataset: MultimodalDataset, data_dir: Path,
         "env_id": dataset.env_id,
         "env_kwargs": dataset.metadata.get("env_kwargs", {}),
         "data_dir": str(data_dir),
-        "data_files": pretraining_identity(config, dataset)["data"],
+        "data_files": pretraining_identity(config, dataset, "gmc")["data"],
         "data_seed": dataset.metadata.get("seed"),
         "pretrain_seed": settings.seed,
-        "pretrain_config_hash": config_hash(config.pretrain),
+        "pretrain_config_hash": config_hash(pretrain_identity(settings, "gmc")),
         "loss": settings.loss,
         "temperature": settings.temperature,
         "gmc_rl_version": __version__,

@@ -28,7 +28,7 @@ from typing import Any
 from tqdm.auto import tqdm
 
 from gmc_rl.checkpoint import load_training_state, resolve_device
-from gmc_rl.config import ExperimentConfig, check_batch_size, to_dict
+from gmc_rl.config import ExperimentConfig, check_batch_size, pretrain_identity, to_dict
 from gmc_rl.data import MultimodalDataset
 from gmc_rl.errors import ConfigError
 from gmc_rl.io import read_json_object, write_json_atomic
@@ -43,9 +43,11 @@ FREE_KEYS = ("epochs", "checkpoint_every", "device")
 """pretrain keys that may change when resuming (more epochs, another device) without changing the run."""
 
 
-def pretraining_identity(config: ExperimentConfig, dataset: MultimodalDataset) -> dict[str, Any]:
-    """What decides the trained weights: env, data files and the pretrain section (minus :data:`FREE_KEYS`)."""
-    pretrain = {key: value for key, value in to_dict(config.pretrain).items() if key not in FREE_KEYS}
+def pretraining_identity(config: ExperimentConfig, dataset: MultimodalDataset, method: str) -> dict[str, Any]:
+    """What decides the trained weights of a ``method`` encoder: env, data files and the pretrain settings that
+    method reads (:func:`~gmc_rl.config.pretrain_identity`, minus :data:`FREE_KEYS`)."""
+    pretrain = {key: value for key, value in pretrain_identity(config.pretrain, method).items()
+                if key not in FREE_KEYS}
     files = {name: info.get("sha256") for name, info in sorted((dataset.metadata.get("files") or {}).items())}
     return json.loads(json.dumps({"env_id": dataset.env_id, "data": files, "pretrain": pretrain}))
 
@@ -108,10 +110,11 @@ def check_pretraining_dir(out_dir: Path, identity: dict[str, Any], resume: bool,
 
 
 @contextlib.contextmanager
-def open_pretraining_run(config: ExperimentConfig, dataset: MultimodalDataset, data_dir: str | os.PathLike,
-                         out_dir: str | os.PathLike, resume: bool, verbose: bool = False
+def open_pretraining_run(config: ExperimentConfig, method: str, dataset: MultimodalDataset,
+                         data_dir: str | os.PathLike, out_dir: str | os.PathLike, resume: bool, verbose: bool = False
                          ) -> Iterator[dict[str, Any] | None]:
-    """Own ``out_dir`` for a pretraining run on ``dataset`` with ``config``; yield the state to resume from.
+    """Own ``out_dir`` for a pretraining run of the registered method ``method`` on ``dataset`` with ``config``;
+    yield the state to resume from.
 
     First the inputs are checked (the dataset was collected on ``config.env_id``; the batch size fits its training
     split). The directory is checked before anything is written in it, then locked, checked again (another process may
@@ -126,7 +129,7 @@ def open_pretraining_run(config: ExperimentConfig, dataset: MultimodalDataset, d
                      f"the training split of dataset {data_dir}")
     resolve_device(config.pretrain.device, "pretrain.device")  # an unavailable GPU is refused before any write
     out_dir = Path(out_dir)
-    identity = pretraining_identity(config, dataset)
+    identity = pretraining_identity(config, dataset, method)
     check_pretraining_dir(out_dir, identity, resume)
     with directory_lock(out_dir, "pretraining output directory"):
         state = check_pretraining_dir(out_dir, identity, resume, verbose)

@@ -24,9 +24,10 @@ resumable state to continue from (None for a fresh run)."""
 _Built = TypeVar("_Built")
 
 
-def run_pretraining(train: Train, config: ExperimentConfig, data_dir: str | os.PathLike, out_dir: str | os.PathLike,
-                    resume: bool, progress: bool) -> Path:
-    """Load the dataset in ``data_dir`` and run ``train`` while it owns ``out_dir``
+def run_pretraining(train: Train, method: str, config: ExperimentConfig, data_dir: str | os.PathLike,
+                    out_dir: str | os.PathLike, resume: bool, progress: bool) -> Path:
+    """Load the dataset in ``data_dir`` and run ``train``, the training loop of the registered method ``method``
+    (which decides the pretrain settings of the run's identity), while it owns ``out_dir``
     (:func:`~gmc_rl.pretraining_run.open_pretraining_run`: refuse, resume and lock as for every method); return what
     ``train`` returns.
 
@@ -36,7 +37,7 @@ def run_pretraining(train: Train, config: ExperimentConfig, data_dir: str | os.P
             not fit ``config`` (another env, a batch size larger than the training split).
     """
     dataset = load_dataset(data_dir)
-    with open_pretraining_run(config, dataset, data_dir, out_dir, resume, verbose=progress) as state:
+    with open_pretraining_run(config, method, dataset, data_dir, out_dir, resume, verbose=progress) as state:
         return train(config, dataset, Path(data_dir), Path(out_dir), state, progress)
 
 

@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
 import pytest
 import torch
 from gymnasium import spaces
+from test_cli_flags import parse
 from test_pipeline import check_results, tiny_config
 from vae_baselines import (
     ENV,
@@ -31,9 +33,19 @@ from vae_baselines import (
 )
 
 import gmc_rl  # noqa: F401  (registers the gmc_rl ids)
+import gmc_rl.config
+import gmc_rl.muse.model
 from gmc_rl.agents import train_agent
 from gmc_rl.collect import collect
-from gmc_rl.config import ModelConfig, from_dict
+from gmc_rl.config import (
+    ExperimentConfig,
+    ModelConfig,
+    PretrainConfig,
+    from_dict,
+    load_config,
+    pretrain_identity,
+    to_dict,
+)
 from gmc_rl.errors import CheckpointError, ConfigError, ModalityError
 from gmc_rl.methods import get_method
 from gmc_rl.muse import (
@@ -120,11 +132,11 @@ def test_latent_sizes_are_config_driven():
     assert custom.encode(batch(three, 2), ["joints"]).shape == (2, 4)
     with pytest.raises(ModalityError, match=r"unknown modalities \['lidar'\]"):
         small_model(muse=MUSEConfig(bottom_latent_dims={"lidar": 4}))
-    with pytest.raises(ConfigError, match="positive integer"):
+    with pytest.raises(ConfigError, match="'pretrain.muse.bottom_latent_dims.image': must be a positive integer"):
         MUSEConfig(bottom_latent_dims={"image": 0})
-    with pytest.raises(ConfigError, match="alignment_weight"):
+    with pytest.raises(ConfigError, match="'pretrain.muse.alignment_weight'"):
         MUSEConfig(alignment_weight=-1.0)
-    with pytest.raises(ConfigError, match=r"top_kl_warmup must be a fraction in \[0, 1\]"):
+    with pytest.raises(ConfigError, match=r"'pretrain.muse.top_kl_warmup': must be a fraction in \[0, 1\]"):
         MUSEConfig(top_kl_warmup=1.5)
     assert [top_kl_weight(e, 10, 0.4) for e in range(6)] == [0.25, 0.5, 0.75, 1.0, 1.0, 1.0]
     assert top_kl_weight(0, 3, 0.0) == 1.0
@@ -161,6 +173,87 @@ def test_loss_terms_and_where_their_gradients_go():
     assert all(p.grad is None or p.grad.abs().sum() == 0 for p in unweighted.top_decoders.parameters())
 
 
+# -- the config section pretrain.muse ----------------------------------------------------------------------------
+
+
+def test_pretrain_muse_section_from_yaml_and_flags(tmp_path):
+    path = tmp_path / "exp.yaml"
+    path.write_text("pretrain:\n  epochs: 3\n  muse:\n    bottom_latent_dims: {image: 32, sound: 4}\n"
+                    "    alignment_weight: 2\n")
+    config = load_config(path)
+    assert config.pretrain.muse == MUSEConfig(bottom_latent_dims={"image": 32, "sound": 4}, alignment_weight=2.0)
+    assert isinstance(config.pretrain.muse.alignment_weight, float) and config.pretrain.epochs == 3
+    assert gmc_rl.muse.MUSEConfig is gmc_rl.muse.model.MUSEConfig is gmc_rl.config.MUSEConfig  # one class
+    shipped = Path(__file__).resolve().parents[1] / "experiments" / "pendulum_sound.yaml"
+    assert load_config(shipped).pretrain.muse == MUSEConfig()  # its pretrain.muse writes out the defaults
+    flags = parse("pipeline", ["--config", str(path), "--pretrain.muse.top_kl_warmup", "0.1",
+                               "--pretrain.muse.bottom_latent_dims", '{"sound": 2}'])
+    assert flags.pretrain.muse == MUSEConfig(bottom_latent_dims={"sound": 2}, alignment_weight=2.0, top_kl_warmup=0.1)
+    assert flags.pretrain.epochs == 3  # the rest of the file is kept
+    assert parse("pipeline", ["--pretrain.muse.alignment_weight", "0"]).pretrain.muse.alignment_weight == 0.0
+
+
+@pytest.mark.parametrize("muse, message", [
+    ({"alignment_wieght": 1}, "unknown config key 'pretrain.muse.alignment_wieght'.*Did you mean 'alignment_weight'"),
+    ({"bottom_latent_dims": {"image": 0}}, "'pretrain.muse.bottom_latent_dims.image': must be a positive integer"),
+    ({"bottom_latent_dims": {"image": 2.5}}, "'pretrain.muse.bottom_latent_dims.image': must be a positive integer"),
+    ({"bottom_latent_dims": {"sound": True}}, "'pretrain.muse.bottom_latent_dims.sound': must be a positive integer"),
+    ({"bottom_latent_dims": {"image": 5000}}, "'pretrain.muse.bottom_latent_dims.image'.*MAX_LAYER_WIDTH"),
+    ({"bottom_latent_dims": [16, 8]}, "'pretrain.muse.bottom_latent_dims': must be a mapping"),
+    ({"top_reconstruction_weight": -1}, "'pretrain.muse.top_reconstruction_weight': must be a finite number >= 0"),
+    ({"alignment_weight": float("nan")}, "'pretrain.muse.alignment_weight': must be a finite number"),
+    ({"top_kl_warmup": 1.5}, r"'pretrain.muse.top_kl_warmup': must be a fraction in \[0, 1\]"),
+    ({"top_kl_warmup": "0.4"}, "'pretrain.muse.top_kl_warmup': must be a number"),
+    ("defaults", "config section 'pretrain.muse' must be a mapping"),
+])
+def test_bad_muse_settings_are_refused_naming_the_key(muse, message):
+    with pytest.raises(ConfigError, match=message):
+        from_dict(ExperimentConfig, {"pretrain": {"muse": muse}})
+
+
+def test_muse_settings_change_only_the_muse_identity():
+    default = PretrainConfig()
+    before = {key: value for key, value in to_dict(default).items() if key != "muse"}  # the section before 'muse'
+    changed = PretrainConfig(muse={"alignment_weight": 2.0, "bottom_latent_dims": {"image": 4}})
+    for method in ("gmc", "mvae"):
+        assert pretrain_identity(default, method) == pretrain_identity(changed, method) == before
+    assert pretrain_identity(default, "muse") == before  # MUSE runs made with the defaults keep their identity
+    assert pretrain_identity(PretrainConfig(muse={"alignment_weight": 1}), "muse") == before  # defaults, written out
+    assert pretrain_identity(changed, "muse") == {**before, "muse": to_dict(changed.muse)}
+
+
+def test_muse_settings_change_only_the_muse_stages(tmp_path):
+    from gmc_rl.pipeline import _plan
+
+    def stage_hashes(config):
+        return {task.stage.name: task.stage.hash for task in _plan(config, tmp_path, ["complete", "image"])[0]}
+
+    base = stage_hashes(tiny_config(ENV, ["gmc", "mvae", "muse", "state"]))
+    changed = stage_hashes(tiny_config(ENV, ["gmc", "mvae", "muse", "state"], pretrain={"muse": {"top_kl_warmup": 0}}))
+    assert sorted(name for name in base if base[name] != changed[name]) == \
+        ["evaluate_muse-seed0", "muse", "train_muse-seed0"]
+
+
+def test_pretrain_muse_reads_the_config_section(dataset, tmp_path):
+    settings = {"bottom_latent_dims": {"image": 5}, "alignment_weight": 2.0, "top_kl_warmup": 0.0}
+    data = to_dict(experiment(1))
+    data["pretrain"]["muse"] = settings
+    config = from_dict(ExperimentConfig, data)
+    out = pretrain_muse(config, dataset, tmp_path / "muse", progress=False)
+    model = load_muse(out)
+    assert model.bottom_dims == {"image": 5, "sound": 8} and model.muse.alignment_weight == 2.0
+    assert json.loads((out / "config.json").read_text())["muse"]["alignment_weight"] == 2.0
+    history = json.loads((out / "history.json").read_text())["history"]
+    assert history[0]["top_kl_weight"] == 1.0  # no warm-up
+    assert json.loads((out / "run.json").read_text())["identity"]["pretrain"]["muse"] == to_dict(config.pretrain.muse)
+    # an explicit muse replaces the section: the same settings given so are the same run (returned as it is) ...
+    assert pretrain_muse(experiment(1), dataset, out, resume=True, progress=False,
+                         muse=MUSEConfig(**settings)) == out
+    # ... and the section's defaults are another one
+    with pytest.raises(ConfigError, match="different config or dataset"):
+        pretrain_muse(experiment(1), dataset, out, resume=True, progress=False)
+
+
 # -- checkpoints ------------------------------------------------------------------------------------------------
 
 
@@ -194,9 +287,17 @@ def test_pretraining_learns_and_writes_a_loadable_checkpoint(muse_dir):
 
 def test_pretraining_resume_rules(muse_dir, dataset, tmp_path):
     copy = check_resume_rules(pretrain_muse, dataset, muse_dir, tmp_path, EPOCHS)
+    other = MUSEConfig(alignment_weight=0.5)
+    with pytest.raises(ConfigError, match=r"different config or dataset \(pretrain\.muse: None -> "):
+        pretrain_muse(experiment(EPOCHS + 2), dataset, copy, resume=True, progress=False, muse=other)
+    # a run.json that does not record the settings the weights were trained with (e.g. a run made with
+    # pretrain_muse(..., muse=...) before pretrain.muse existed): the resumable state still refuses the resume
+    run_file = copy / "run.json"
+    run = json.loads(run_file.read_text())
+    run["identity"]["pretrain"]["muse"] = to_dict(other)
+    run_file.write_text(json.dumps(run))
     with pytest.raises(ConfigError, match="other MUSE settings"):  # also where a resume would train further
-        pretrain_muse(experiment(EPOCHS + 2), dataset, copy, resume=True, progress=False,
-                      muse=MUSEConfig(alignment_weight=0.5))
+        pretrain_muse(experiment(EPOCHS + 2), dataset, copy, resume=True, progress=False, muse=other)
 
 
 # -- the latent wrappers, the agent and the pipeline ------------------------------------------------------------
@@ -234,11 +335,13 @@ def test_muse_agent_trains_reloads_and_acts_without_a_modality(muse_dir, tmp_pat
 
 
 def test_tiny_pipeline_with_muse(tmp_path):
-    config = tiny_config(ENV, ["muse"])
+    config = tiny_config(ENV, ["muse"], pretrain={"muse": {"bottom_latent_dims": {"sound": 3}, "alignment_weight": 2}})
     run_dir = tmp_path / "run"
     results = run_pipeline(config, run_dir, progress=False, log=lambda message: None)
     check_results(results, ["muse"], ["complete", "image", "sound", "dropout:0.5"])
     assert (run_dir / "muse" / "model.safetensors").is_file()
+    model = load_muse(run_dir / "muse")  # trained with the config's pretrain.muse
+    assert model.bottom_dims == {"image": 16, "sound": 3} and model.muse.alignment_weight == 2.0
     assert (run_dir / "agents" / "muse-seed0" / "agent.zip").is_file()
     record = json.loads((run_dir / "eval" / "runs" / "muse-seed0.json").read_text())
     assert set(record["diagnostics"]) == {"image", "sound"}

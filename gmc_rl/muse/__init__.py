@@ -5,7 +5,8 @@ loads and wraps it with the functions below, and :meth:`MUSEModel.encode` (the t
 subset) makes it an :class:`~gmc_rl.methods.Encoder`, so the transfer diagnostics apply to it as to GMC.
 
 - :class:`MUSEModel` - a VAE per modality (bottom latents), a product-of-experts top latent of size k above them.
-- :class:`MUSEConfig` - bottom latent sizes (image 16, sound 8 by default) and the weights of the top-level terms.
+- :class:`MUSEConfig` - bottom latent sizes (image 16, sound 8 by default) and the weights of the top-level terms:
+  the config section ``pretrain.muse`` (defined in :mod:`gmc_rl.config`, re-exported here).
 - :func:`muse_loss` - the objective: bottom ELBOs, top-level ELBO over the bottom latents, single-modality alignment.
 - :func:`pretrain_muse` - train it on the GMC pretraining dataset with the pretrain section's settings.
 - :func:`save_muse`, :func:`load_muse` - safetensors + JSON checkpoints (no unpickling).

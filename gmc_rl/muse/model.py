@@ -36,8 +36,9 @@ Deviations from the paper and its code (all documented in docs/agents.md):
 - reconstruction likelihoods are those of the MVAE baseline (Bernoulli pixels, unit Gaussian on standardised vectors)
   with its modality weights w_m (:func:`gmc_rl.mvae.model.reconstruction_weights`: every modality counts equally)
   instead of the authors' hand-set lambda_image = 1, lambda_sound = 100;
-- gamma = 10 and alpha = 1 as in the authors' pendulum config (:class:`MUSEConfig`); beta_T rises linearly to 1 over
-  the first 40 % of the epochs (the authors: 200 of 500 epochs); the bottom KL weights are 1 from the start (as theirs).
+- gamma = 10 and alpha = 1 as in the authors' pendulum config (:class:`~gmc_rl.config.MUSEConfig`, the config
+  section ``pretrain.muse``); beta_T rises linearly to 1 over the first 40 % of the epochs (the authors: 200 of 500
+  epochs); the bottom KL weights are 1 from the start (as theirs).
 
 Example:
     >>> import numpy as np
@@ -56,17 +57,15 @@ Example:
 from __future__ import annotations
 
 import dataclasses
-import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 from gymnasium import spaces
 from torch import Tensor, nn
 
-from gmc_rl.config import ModelConfig, from_dict
-from gmc_rl.errors import ConfigError, ModalityError
+from gmc_rl.config import ModelConfig, MUSEConfig, from_dict  # MUSEConfig is also importable from here
+from gmc_rl.errors import ModalityError
 from gmc_rl.modalities import ModalitySpec, modality_specs
 from gmc_rl.model import (
     activation,
@@ -93,39 +92,6 @@ DEFAULT_BOTTOM_DIMS: dict[str, int] = {"image": 16, "vector": 8}
 """Bottom latent size of any other modality, by kind (the paper's image and sound sizes)."""
 
 
-@dataclass
-class MUSEConfig:
-    """The MUSE-specific settings: bottom latent sizes and the weights of the top-level terms.
-
-    Everything else (encoders, top latent size k, epochs, batch size, lr) comes from ``config.pretrain`` as for GMC
-    and the MVAE. The defaults are the authors' pendulum values.
-    """
-
-    bottom_latent_dims: dict[str, int] = field(default_factory=dict)
-    """Modality name -> size d_m of its bottom latent. Unlisted modalities get :data:`PAPER_BOTTOM_DIMS` by name
-    (image 16, sound 8), else :data:`DEFAULT_BOTTOM_DIMS` by kind."""
-    top_reconstruction_weight: float = 10.0
-    """gamma: weight of the squared error of the bottom latents reconstructed from the top latent."""
-    alignment_weight: float = 1.0
-    """alpha: weight of the symmetric KL between each single-modality top posterior and the complete one."""
-    top_kl_warmup: float = 0.4
-    """Fraction of the epochs over which the top-level KL weight rises linearly to 1 (0: weight 1 from the start)."""
-
-    def __post_init__(self) -> None:
-        if not isinstance(self.bottom_latent_dims, dict):
-            raise ConfigError(f"MUSE bottom_latent_dims must map modality names to sizes, got "
-                              f"{type(self.bottom_latent_dims).__name__}")
-        for name, size in self.bottom_latent_dims.items():
-            if isinstance(size, bool) or not isinstance(size, int) or size < 1:
-                raise ConfigError(f"MUSE bottom_latent_dims[{name!r}] must be a positive integer, got {size!r}")
-        for key in ("top_reconstruction_weight", "alignment_weight", "top_kl_warmup"):
-            value = getattr(self, key)
-            if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value) or value < 0:
-                raise ConfigError(f"MUSE {key} must be a finite number >= 0, got {value!r}")
-        if self.top_kl_warmup > 1.0:
-            raise ConfigError(f"MUSE top_kl_warmup must be a fraction in [0, 1], got {self.top_kl_warmup!r}")
-
-
 def resolve_bottom_dims(specs: Mapping[str, ModalitySpec], muse: MUSEConfig) -> dict[str, int]:
     """The bottom latent size of every modality of ``specs``: given, else the paper's by name, else by kind.
 
@@ -134,7 +100,8 @@ def resolve_bottom_dims(specs: Mapping[str, ModalitySpec], muse: MUSEConfig) -> 
     """
     unknown = [name for name in muse.bottom_latent_dims if name not in specs]
     if unknown:
-        raise ModalityError(f"MUSE bottom_latent_dims names unknown modalities {unknown}; modalities are {list(specs)}")
+        raise ModalityError(f"config key 'pretrain.muse.bottom_latent_dims' names unknown modalities {unknown}; "
+                            f"modalities are {list(specs)}")
     return {
         name: muse.bottom_latent_dims.get(name, PAPER_BOTTOM_DIMS.get(name, DEFAULT_BOTTOM_DIMS[spec.kind]))
         for name, spec in specs.items()

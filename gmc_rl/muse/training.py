@@ -12,13 +12,15 @@ The output directory has the layout of every pretraining run (GMC, MVAE), so the
     tb/                              TensorBoard scalars (muse/train_loss, muse/val_loss, muse/top_kl_weight, ...)
 
 The objective is :func:`gmc_rl.muse.model.muse_loss`. The top-level KL weight beta_T rises linearly to 1 over the
-first ``MUSEConfig.top_kl_warmup`` (40 %) of the epochs, then stays 1. The validation loss is the full objective with
+first ``pretrain.muse.top_kl_warmup`` (40 %) of the epochs, then stays 1. The validation loss is the full objective with
 beta_T = 1 and a fixed noise seed, so epochs compare fairly. Shuffling and noise are seeded from (seed, epoch): a
 resumed run continues exactly as an uninterrupted one would.
 
-The MUSE settings (:class:`~gmc_rl.muse.model.MUSEConfig`: bottom latent sizes, loss weights) are not part of the
-experiment config; :func:`pretrain_muse` takes them as an argument (default: the authors' pendulum values) and keeps
-them in the resumable state, so a resume with other settings is refused.
+The MUSE settings (:class:`~gmc_rl.config.MUSEConfig`: bottom latent sizes, loss weights) are the config section
+``pretrain.muse`` (default: the authors' pendulum values); :func:`pretrain_muse` also takes them as an argument, which
+then replaces that section. They are part of the run's identity when they differ from the defaults
+(:func:`gmc_rl.config.pretrain_identity`) and are kept in the resumable state, so a resume with other settings is
+refused (also for a run made before the section existed, whose ``run.json`` does not record them).
 """
 
 from __future__ import annotations
@@ -32,11 +34,11 @@ from typing import Any
 import torch
 
 from gmc_rl.checkpoint import resolve_device
-from gmc_rl.config import ExperimentConfig
+from gmc_rl.config import ExperimentConfig, MUSEConfig
 from gmc_rl.data import MultimodalDataset
 from gmc_rl.errors import ConfigError
 from gmc_rl.muse.checkpoint import save_muse
-from gmc_rl.muse.model import MUSEConfig, MUSEModel, muse_loss, top_kl_weight
+from gmc_rl.muse.model import MUSEModel, muse_loss, top_kl_weight
 from gmc_rl.pretraining_setup import run_pretraining, seeded
 from gmc_rl.vae_epochs import VAERun, fit
 
@@ -58,9 +60,10 @@ def pretrain_muse(
 ) -> Path:
     """Train MUSE on the dataset in ``data_dir``; write the best checkpoint to ``out_dir`` and return it.
 
-    Uses ``config.pretrain`` (epochs, batch_size, lr, checkpoint_every, seed, device) and ``config.pretrain.model``
-    (same encoders as GMC; its ``latent_dim`` is the size of the top latent the controller reads). ``muse`` holds the
-    bottom latent sizes and loss weights (default :class:`~gmc_rl.muse.model.MUSEConfig`).
+    Uses ``config.pretrain`` (epochs, batch_size, lr, checkpoint_every, seed, device), ``config.pretrain.model``
+    (same encoders as GMC; its ``latent_dim`` is the size of the top latent the controller reads) and
+    ``config.pretrain.muse`` (bottom latent sizes and loss weights). An explicit ``muse`` wins over
+    ``config.pretrain.muse``: the run is made, recorded (``run.json``) and checked on resume as if the config held it.
 
     Raises:
         DatasetError: the dataset is missing or damaged.
@@ -70,21 +73,24 @@ def pretrain_muse(
             other ``muse`` settings.
         CheckpointError: the resume state is damaged.
     """
-    return run_pretraining(partial(_train, muse=muse if muse is not None else MUSEConfig()), config, data_dir,
-                           out_dir, resume, progress)
+    if muse is not None:
+        config = dataclasses.replace(config, pretrain=dataclasses.replace(config.pretrain, muse=muse))
+    return run_pretraining(_train, "muse", config, data_dir, out_dir, resume, progress)
 
 
 def _train(config: ExperimentConfig, dataset: MultimodalDataset, data_dir: Path, out_dir: Path,
-           state: dict[str, Any] | None, progress: bool, muse: MUSEConfig) -> Path:
+           state: dict[str, Any] | None, progress: bool) -> Path:
     """The epochs of :func:`pretrain_muse` (from ``state`` when resuming), run while it owns ``out_dir``."""
     settings = config.pretrain
-    model = seeded(settings.seed, lambda: MUSEModel(dataset.specs, settings.model, dataset.normalization, muse))
+    model = seeded(settings.seed, lambda: MUSEModel(dataset.specs, settings.model, dataset.normalization,
+                                                    settings.muse))
     model.to(resolve_device(settings.device))
     muse_settings = dataclasses.asdict(model.muse)  # with the resolved bottom latent sizes
     if state is not None and state.get("muse") != muse_settings:
         raise ConfigError(
             f"{out_dir} holds a MUSE run made with other MUSE settings ({state.get('muse')} there, "
-            f"{muse_settings} now); it is not overwritten: resume with the same settings or choose another --out"
+            f"{muse_settings} now); it is not overwritten: resume with the same pretrain.muse settings or choose "
+            "another --out"
         )
     run = VAERun(kind="muse", weight_name="top_kl_weight",
                  weight_of=lambda epoch: top_kl_weight(epoch, settings.epochs, model.muse.top_kl_warmup),

@@ -66,7 +66,7 @@ def pretrain_mvae(
             rules of :mod:`gmc_rl.pretraining_run`, shared with GMC pretraining).
         CheckpointError: the resume state is damaged.
     """
-    return run_pretraining(_train, config, data_dir, out_dir, resume, progress)
+    return run_pretraining(_train, "mvae", config, data_dir, out_dir, resume, progress)
 
 
 def _train(config: ExperimentConfig, dataset: MultimodalDataset, data_dir: Path, out_dir: Path,
