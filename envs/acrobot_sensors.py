@@ -73,6 +73,8 @@ class AcrobotSensorsEnv(MultimodalSensors, AcrobotEnv):
         ValueError: naming the argument that is invalid.
     """
 
+    state_names = ("cos_theta1", "sin_theta1", "cos_theta2", "sin_theta2", "theta1_dot", "theta2_dot")
+
     metadata = {"render_modes": ["rgb_array"], "render_fps": 15}
 
     def __init__(

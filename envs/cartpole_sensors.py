@@ -91,6 +91,8 @@ class CartPoleSensorsEnv(MultimodalSensors, CartPoleEnv):
         ValueError: naming the argument that is invalid.
     """
 
+    state_names = ("x", "x_dot", "theta", "theta_dot")
+
     metadata = {"render_modes": ["rgb_array"], "render_fps": 50}
 
     def __init__(

@@ -33,6 +33,8 @@ class MultimodalSensors(_GymnasiumEnv):
 
     state_space: spaces.Box
     """The Gymnasium class's own (float32 ``Box``) observation space: the space of ``info["state"]``."""
+    state_names: tuple[str, ...] = ()
+    """A name per entry of ``info["state"]`` (the state probe's report and warnings name them); empty: ``state[i]``."""
 
     def _init_sensors(self, frame_spaces: dict[str, spaces.Box], n_stack: int) -> None:
         """Declare the sensors: one ``Box`` per modality for a *single* frame; stacks of ``n_stack`` are observed.

@@ -91,6 +91,8 @@ class PendulumSoundEnv(MultimodalSensors, PendulumEnv):
         ((2, 60, 60), (2, 3, 2), (3,))
     """
 
+    state_names = ("cos_theta", "sin_theta", "theta_dot")
+
     metadata = {"render_modes": ["rgb_array"], "render_fps": 20}
 
     def __init__(

@@ -43,7 +43,8 @@ from gmc_rl.data import (
     FORMAT,
     FORMAT_VERSION,
     METADATA_FILE,
-    TRANSITION_KEYS,
+    RESERVED_KEYS,
+    STATES_KEY,
     array_layout,
     normalization_stats,
     read_metadata,
@@ -55,6 +56,7 @@ from gmc_rl.errors import ConfigError, DatasetError, ModalityError
 from gmc_rl.io import check_sb3_spaces, ensure_writable_dir, load_sb3_zip, write_json_atomic
 from gmc_rl.modalities import ModalitySpec, modality_specs
 from gmc_rl.progress import progress_bar
+from gmc_rl.state_probe import state_variables
 
 if TYPE_CHECKING:
     from stable_baselines3.common.vec_env import DummyVecEnv
@@ -161,10 +163,10 @@ def prepare_rollout(config: ExperimentConfig, venv: DummyVecEnv) -> tuple[dict[s
     """
     settings = config.collect
     specs = modality_specs(venv.observation_space)
-    clash = [name for name in specs if name in TRANSITION_KEYS]
+    clash = [name for name in specs if name in RESERVED_KEYS]
     if clash:
         raise ModalityError(
-            f"modality names {clash} clash with the dataset's reserved arrays {list(TRANSITION_KEYS)}"
+            f"modality names {clash} clash with the dataset's reserved arrays {list(RESERVED_KEYS)}"
         )
     policy = load_behaviour_policy(settings.policy, venv.observation_space, venv.action_space)
     venv.action_space.seed(settings.seed)
@@ -180,6 +182,47 @@ def behaviour_actions(policy: Any | None, action_space: gym.Space, obs: dict[str
         return np.stack([action_space.sample() for _ in range(n_envs)])
     actions, _ = policy.predict(obs, deterministic=False)
     return actions
+
+
+def _state_vector(info: dict[str, Any]) -> np.ndarray | None:
+    """``info["state"]`` as a finite float vector, or None when the env exposes none (or not one of that form)."""
+    state = info.get("state")
+    if state is None:
+        return None
+    try:
+        vector = np.asarray(state, dtype=np.float64)
+    except (TypeError, ValueError):
+        return None
+    return vector.ravel() if vector.size and np.isfinite(vector).all() else None
+
+
+def true_states(reset_infos: list[dict[str, Any]]) -> np.ndarray | None:
+    """The true state of every env after a reset, ``(n_envs, d)``, when each reset ``info`` holds an
+    ``info["state"]`` of one size (the diagnostic of :mod:`gmc_rl.state_probe`); None otherwise."""
+    vectors = [_state_vector(info) for info in reset_infos]
+    if any(v is None for v in vectors) or len({v.shape for v in vectors if v is not None}) != 1:
+        return None
+    return np.stack(cast(list[np.ndarray], vectors))
+
+
+def declared_state_names(venv: DummyVecEnv) -> list[str]:
+    """The env's ``state_names`` attribute (a name per entry of ``info["state"]``), or [] when it declares none."""
+    try:
+        names = venv.get_attr("state_names", [0])[0]
+    except AttributeError:
+        return []
+    return list(names) if isinstance(names, (list, tuple)) else []
+
+
+def next_true_states(infos: list[dict[str, Any]], reset_infos: list[dict[str, Any]], dones: np.ndarray,
+                     dim: int) -> np.ndarray | None:
+    """The true state behind each env's next observation: the step's ``info["state"]``, or the reset's where the
+    episode ended (SB3's vec envs reset at once and keep that info in ``reset_infos``). None, and no states are
+    recorded, as soon as one is missing or changes size."""
+    vectors = [_state_vector(reset_infos[i] if done else info) for i, (info, done) in enumerate(zip(infos, dones))]
+    if any(v is None or v.shape != (dim,) for v in vectors):
+        return None
+    return np.stack(cast(list[np.ndarray], vectors))
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -358,6 +401,10 @@ def collect(
         write_json_atomic(out_dir / COLLECTING_MARKER, {"collecting": _identity(config)})  # all checks passed
         venv.seed(settings.seed)
         obs = cast(dict[str, np.ndarray], venv.reset())  # a Dict space (modality_specs checked it): a dict of arrays
+        states = true_states(venv.reset_infos)
+        if states is not None:
+            arrays[STATES_KEY] = np.empty((total, states.shape[1]), dtype=np.float32)
+            state_names = state_variables(declared_state_names(venv), states.shape[1])
         bar = progress_bar(total, f"collect {config.env_id}", "step", enabled=progress)
         for t in range(int(counts.max())):
             actions = behaviour_actions(policy, action_space, obs, n_envs)
@@ -371,6 +418,11 @@ def collect(
             truncated = np.array([bool(infos[i].get("TimeLimit.truncated", False)) for i in active])
             arrays["truncated"][rows] = dones[active] & truncated
             arrays["terminated"][rows] = dones[active] & ~truncated
+            if states is not None:  # the truth behind each observation, for the state probe only
+                arrays[STATES_KEY][rows] = states[active]
+                states = next_true_states(infos, venv.reset_infos, dones, states.shape[1])
+                if states is None:  # an env stopped reporting it: record none rather than a partial array
+                    del arrays[STATES_KEY]
             obs = cast(dict[str, np.ndarray], next_obs)
             bar.update(len(active))
         bar.close()
@@ -408,7 +460,9 @@ def collect(
         "n_val": total - cut,
         "episodes_ended": {"train": int(done[:cut].sum()), "val": int(done[cut:].sum())},
         "normalization": normalization_stats(train, specs),
-        "arrays": array_layout(specs, tuple(action_space.shape), action_dtype.name),
+        **({"state_names": state_names} if STATES_KEY in arrays else {}),
+        "arrays": array_layout(specs, tuple(action_space.shape), action_dtype.name,
+                               arrays[STATES_KEY].shape[1] if STATES_KEY in arrays else None),
         "identity": _identity(config),
         "versions": {pkg: _version(pkg) for pkg in ("gymnasium", "numpy", "stable-baselines3")},
     }

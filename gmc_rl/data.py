@@ -46,6 +46,11 @@ still checked against their SHA-256; only an edit of their metadata.json goes un
 METADATA_FILE = "metadata.json"
 SPLITS = ("train", "val")
 TRANSITION_KEYS = ("actions", "rewards", "terminated", "truncated")
+STATES_KEY = "states"
+"""Optional array of the env's true state per row (``info["state"]``, float32 ``(N, d)``), recorded when the env
+exposes one: read only by diagnostics (:mod:`gmc_rl.state_probe`), never by an encoder or a controller."""
+RESERVED_KEYS = (*TRANSITION_KEYS, STATES_KEY)
+"""Array names a modality may not take."""
 """Arrays stored next to the modalities (so no modality may use these names)."""
 MINARI_PREFIX = "minari:"
 """:func:`load_dataset` reads ``"minari:<dataset id>"`` from Minari's data directory (:mod:`gmc_rl.minari_data`)."""
@@ -140,13 +145,15 @@ def space_to_json(space: Any) -> dict[str, Any]:
 
 
 def array_layout(specs: Mapping[str, ModalitySpec], action_shape: tuple[int, ...],
-                 action_dtype: str) -> dict[str, dict]:
-    """Expected per-row shape and dtype of every array of a split."""
+                 action_dtype: str, state_dim: int | None = None) -> dict[str, dict]:
+    """Expected per-row shape and dtype of every array of a split (``states`` only with a ``state_dim``)."""
     layout = {name: {"shape": list(spec.shape), "dtype": spec.dtype} for name, spec in specs.items()}
     layout["actions"] = {"shape": list(action_shape), "dtype": action_dtype}
     layout["rewards"] = {"shape": [], "dtype": "float32"}
     layout["terminated"] = {"shape": [], "dtype": "bool"}
     layout["truncated"] = {"shape": [], "dtype": "bool"}
+    if state_dim is not None:
+        layout[STATES_KEY] = {"shape": [state_dim], "dtype": "float32"}
     return layout
 
 
@@ -244,7 +251,7 @@ METADATA_FIELDS: dict[str, Any] = {
 
 METADATA_OPTIONAL: dict[str, Any] = {
     "gmc_rl_version": str, "seed": int, "steps": int, "n_envs": int, "policy": str, "focused_envs": int,
-    "episodes_ended": dict, "versions": dict,
+    "episodes_ended": dict, "versions": dict, "state_names": list,
 }
 """Informative keys, checked for their type when present."""
 

@@ -37,10 +37,17 @@ from typing import Any, cast
 import numpy as np
 
 from gmc_rl import __version__
-from gmc_rl.collect import behaviour_actions, check_dataset_size, open_collection_envs, prepare_rollout
+from gmc_rl.collect import (
+    behaviour_actions,
+    check_dataset_size,
+    declared_state_names,
+    open_collection_envs,
+    prepare_rollout,
+)
 from gmc_rl.config import ExperimentConfig, collect_identity
 from gmc_rl.data import (
-    TRANSITION_KEYS,
+    RESERVED_KEYS,
+    STATES_KEY,
     MultimodalDataset,
     array_layout,
     file_sha256,
@@ -50,6 +57,7 @@ from gmc_rl.data import (
 from gmc_rl.errors import ConfigError, DatasetError, ModalityError
 from gmc_rl.modalities import ModalitySpec, modality_specs
 from gmc_rl.progress import progress_bar
+from gmc_rl.state_probe import state_variables
 
 INSTALL_HINT = "pip install -e '.[minari]'"
 GMC_RL_KEY = "gmc_rl"
@@ -284,6 +292,7 @@ def collect_minari(config: ExperimentConfig, dataset_id: str, overwrite: bool = 
             "policy": settings.policy,
             "focused_envs": focused,
             "val_fraction": settings.val_fraction,
+            "state_names": declared_state_names(venv),
             "gmc_rl_version": __version__,
         }
         path = dataset_path(dataset_id)
@@ -360,9 +369,9 @@ def load_minari_dataset(dataset_id: str, val_fraction: float | None = None,
     if not 0.0 < val_fraction < 1.0:
         raise ConfigError(f"val_fraction must be in (0, 1), got {val_fraction}")
     specs = modality_specs(dataset.observation_space)
-    clash = [name for name in specs if name in TRANSITION_KEYS]
+    clash = [name for name in specs if name in RESERVED_KEYS]
     if clash:
-        raise ModalityError(f"modality names {clash} clash with the dataset's reserved arrays {list(TRANSITION_KEYS)}")
+        raise ModalityError(f"modality names {clash} clash with the dataset's reserved arrays {list(RESERVED_KEYS)}")
     action_space = dataset.action_space
     action_shape = tuple(action_space.shape or ())
     action_dtype = np.dtype(action_space.dtype if action_space.dtype is not None else np.int64)
@@ -377,8 +386,11 @@ def load_minari_dataset(dataset_id: str, val_fraction: float | None = None,
             f"Minari dataset {dataset_id!r} ({len(episodes)} episodes of {lengths[:5]}... steps) cannot be split into "
             f"whole episodes of at least 2 transitions each for training and validation (val_fraction={val_fraction})"
         )
-    train = {key: np.concatenate([e[key] for e in episodes[:n_train_episodes]]) for key in episodes[0]}
-    val = {key: np.concatenate([e[key] for e in episodes[n_train_episodes:]]) for key in episodes[0]}
+    widths = {e[STATES_KEY].shape[1] if STATES_KEY in e else None for e in episodes}
+    state_dim = widths.pop() if len(widths) == 1 else None  # states of every episode, of one width, or none
+    keys = [key for key in episodes[0] if key != STATES_KEY or state_dim is not None]
+    train = {key: np.concatenate([e[key] for e in episodes[:n_train_episodes]]) for key in keys}
+    val = {key: np.concatenate([e[key] for e in episodes[n_train_episodes:]]) for key in keys}
 
     path = dataset_path(dataset_id)
     files = {str(file.relative_to(path)): {"sha256": file_sha256(file), "bytes": file.stat().st_size}
@@ -397,7 +409,8 @@ def load_minari_dataset(dataset_id: str, val_fraction: float | None = None,
         "episodes_ended": {"train": int((train["terminated"] | train["truncated"]).sum()),
                            "val": int((val["terminated"] | val["truncated"]).sum())},
         "normalization": normalization_stats(train, specs),
-        "arrays": array_layout(specs, action_shape, action_dtype.name),
+        "arrays": array_layout(specs, action_shape, action_dtype.name, state_dim),
+        **({"state_names": state_variables(recorded.get("state_names"), state_dim)} if state_dim is not None else {}),
         "identity": recorded.get("identity", {"minari_dataset_id": dataset_id}),
         "files": files,
         **{key: recorded[key] for key in ("seed", "steps", "n_envs", "policy", "focused_envs",
@@ -425,5 +438,10 @@ def _episode_rows(dataset_id: str, episode: Any, specs: dict[str, ModalitySpec],
     rows["rewards"] = np.asarray(episode.rewards, dtype=np.float32)
     rows["terminated"] = np.asarray(episode.terminations, dtype=bool)
     rows["truncated"] = np.asarray(episode.truncations, dtype=bool)
+    states = episode.infos.get("state") if isinstance(episode.infos, dict) else None
+    if states is not None:  # the env's true state, recorded by Minari with the infos: kept for the state probe
+        states = np.asarray(states, dtype=np.float64)
+        if states.ndim == 2 and len(states) == steps + 1 and np.isfinite(states).all():
+            rows[STATES_KEY] = states[:-1].astype(np.float32)
     return rows
 

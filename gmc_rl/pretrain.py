@@ -14,7 +14,10 @@ Output directory:
 - ``tb/``: TensorBoard scalars per epoch: ``loss/train_total``, ``loss/train_<m>``, ``loss/val_total``,
   ``loss/val_<m>``, ``align/retrieval@1_<m>``, ``align/pos_cos_<m>``, ``align/neg_cos_<m>``, ``perf/samples_per_s``;
 - ``history.json`` (the same numbers per epoch), ``alignment.json`` (metrics of the best model),
-  ``latents_pca.png`` (complete vs single-modality latents), ``run.json`` (the config and data it was made from).
+  ``latents_pca.png`` (complete vs single-modality latents), ``run.json`` (the config and data it was made from);
+- ``state_probe.json`` when the dataset records the env's true state: how well each state variable can be read from
+  the complete and from each single-modality latent (:mod:`gmc_rl.state_probe`); an unreadable variable of the
+  complete latent is also reported as a :class:`~gmc_rl.state_probe.StateProbeWarning`.
 
 Training is deterministic for a given seed on a given device, and a resumed run reaches the same weights as an
 uninterrupted one. An output directory made with a different config or dataset is never overwritten.
@@ -49,6 +52,7 @@ from gmc_rl.model import GMCModel
 from gmc_rl.pretraining_run import LAST_DIR, pretraining_identity
 from gmc_rl.pretraining_setup import run_pretraining, seeded
 from gmc_rl.progress import progress_bar
+from gmc_rl.state_probe import PROBE_FILE, probe_dataset_split, warn_unreadable
 
 HISTORY_FILE = "history.json"
 ALIGNMENT_FILE = "alignment.json"
@@ -211,6 +215,13 @@ def _train(config: ExperimentConfig, dataset: MultimodalDataset, data_dir: Path,
     write_json_atomic(out_dir / ALIGNMENT_FILE, {"epoch": best.provenance.get("epoch"), **report.to_json()})
     plot_latents_pca(best, val_obs, out_dir / PCA_FILE, seed=settings.seed,
                      title=f"{dataset.env_id}: GMC latents (validation, PCA)")
+    probe = probe_dataset_split(best, dataset)
+    if probe is not None:  # the env records its true state: can the controller's input show every variable?
+        write_json_atomic(out_dir / PROBE_FILE, probe.to_json())
+        if progress:
+            tqdm.write(f"state probe (validation split, R^2 of k-NN (linear) regression from each latent):\n"
+                       f"{probe.table()}")
+        warn_unreadable(probe, f"GMC encoder {out_dir}")
     if progress:
         r1 = ", ".join(f"{m} {v:.3f}" for m, v in report.retrieval_at_1.items())
         tqdm.write(f"best epoch {best.provenance.get('epoch')}: val loss {report.loss_total:.4f}; "

@@ -51,6 +51,11 @@ def test_short_pendulum_run_learns_and_writes_everything(tmp_path):
     assert (out / "latents_pca.png").stat().st_size > 1000
     alignment = json.loads((out / "alignment.json").read_text())
     assert set(alignment["retrieval_at_1"]) == {"image", "sound"}
+    probe = json.loads((out / "state_probe.json").read_text())  # PendulumSound records its true state
+    assert probe["variables"] == ["cos_theta", "sin_theta", "theta_dot"]
+    n_val = json.loads((data / "metadata.json").read_text())["n_val"]
+    assert set(probe["knn_r2"]) == {"complete", "image", "sound"} and probe["rows"] == n_val
+    assert all(len(r2) == 3 and all(r <= 1.0 for r in r2) for r2 in probe["knn_r2"].values())
     model = load_gmc(out)
     env = gym.make("gmc_rl/PendulumSound-v0")
     check_space_matches(model, env.observation_space)
