@@ -18,7 +18,7 @@ import json
 import os
 import tempfile
 import zipfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -250,6 +250,33 @@ def ensure_writable_dir(path: str | os.PathLike, what: str = "output directory")
     os.close(fd)
     os.unlink(probe)
     return path
+
+
+def _identity_of(path: Path) -> tuple[Any, ...]:
+    """What makes ``path`` the file or directory it is: its device and inode where it exists (so symlinks, bind
+    mounts and every spelling of it agree), else its absolute resolved form."""
+    try:
+        info = path.stat()
+    except OSError:
+        return ("missing", str(path.resolve()))
+    return ("inode", info.st_dev, info.st_ino)
+
+
+def distinct_paths(paths: Iterable[str | os.PathLike]) -> list[Path]:
+    """``paths`` with every file or directory kept once, in the order given, each under its first spelling.
+
+    ``RUN``, ``RUN/``, ``./RUN``, ``RUN/.``, its absolute path and a symlink to it are the same directory: a command
+    that pools what several directories hold (``gmc-rl report RUN RUN/``, ``gmc-rl evaluate --agent A A/``) must count
+    it once, not pool its agents twice and shrink the intervals as if there were twice the data.
+    """
+    seen: set[tuple[Any, ...]] = set()
+    kept: list[Path] = []
+    for path in map(Path, paths):
+        identity = _identity_of(path)
+        if identity not in seen:
+            seen.add(identity)
+            kept.append(path)
+    return kept
 
 
 # ----------------------------------------------------------------------------------------------------------------

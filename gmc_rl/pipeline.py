@@ -59,7 +59,7 @@ from gmc_rl.config import (
     to_dict,
 )
 from gmc_rl.errors import ConfigError
-from gmc_rl.io import ensure_writable_dir, write_json_atomic, write_text_atomic
+from gmc_rl.io import distinct_paths, ensure_writable_dir, write_json_atomic, write_text_atomic
 from gmc_rl.locking import HOLDER_FILE, LOCK_FILE, directory_lock
 from gmc_rl.methods import encoder_method_names, get_method
 from gmc_rl.stages import STAGES_DIR, Stage, Task, check_backend, run_stage, run_tasks
@@ -457,7 +457,8 @@ def merge_runs(run_dirs: Sequence[str | os.PathLike], methods: Sequence[str] | N
     takes. Use it to put baselines trained in separate runs (another machine, another time budget) into one table.
 
     Args:
-        run_dirs: pipeline run directories of the same env.
+        run_dirs: pipeline run directories of the same env; a directory given twice (in any spelling, or through a
+            symlink) is read once.
         methods: keep only these methods, in this order (default: every method, in first-seen order).
 
     Raises:
@@ -465,6 +466,7 @@ def merge_runs(run_dirs: Sequence[str | os.PathLike], methods: Sequence[str] | N
     """
     from gmc_rl.results import build_results, pool_runs, read_evaluation_record
 
+    run_dirs = distinct_paths(run_dirs)
     runs: dict[str, list[tuple[str, Any]]] = {}
     agents: dict[str, list[str]] = {}
     env_ids: set[str] = set()

@@ -42,12 +42,13 @@ def _default_out(agent_dirs: list[Path]) -> Path:
 def run(args: argparse.Namespace) -> int:
     from gmc_rl.commands.common import print_tables
     from gmc_rl.errors import ConfigError
+    from gmc_rl.io import distinct_paths
     from gmc_rl.pipeline import evaluate_agent, record_agent_videos, resolve_conditions
     from gmc_rl.results import TENSORBOARD_DIR, build_results, pool_runs, write_results, write_tensorboard
 
     config = args.experiment
     ev = config.evaluate
-    agent_dirs = [Path(p) for p in args.agent]
+    agent_dirs = distinct_paths(args.agent)  # an agent given twice, in any spelling, is evaluated once
     for path in agent_dirs:
         if not (path / "agent.json").is_file():
             raise FileNotFoundError(f"{path} is not an agent directory (no agent.json)")

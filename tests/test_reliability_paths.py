@@ -1,0 +1,106 @@
+"""Paths by what they resolve to, names by what they are.
+
+A directory given twice to a command that pools what directories hold (``gmc-rl report RUN RUN/``, ``gmc-rl
+evaluate --agent A A/``) is counted once, in any spelling (trailing slash, ``./``, ``/.``, absolute, a symlink); the
+experiment's ``name`` names the run directory ``runs/<name>`` and is never a path.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+import yaml
+
+from gmc_rl.cli import main
+from gmc_rl.config import MAX_NAME_BYTES, ExperimentConfig, from_dict, to_dict
+from gmc_rl.errors import ConfigError
+from gmc_rl.evaluate import summarize
+from gmc_rl.io import distinct_paths
+from gmc_rl.pipeline import merge_runs
+
+ENV_ID = "gmc_rl/PendulumSound-v0"
+
+
+def _fake_run(run_dir: Path, agent: str, returns: list[float]) -> Path:
+    """A run directory holding what `gmc-rl report` reads: config.yaml and one agent's evaluation record."""
+    (run_dir / "eval" / "runs").mkdir(parents=True)
+    (run_dir / "config.yaml").write_text(yaml.safe_dump(to_dict(ExperimentConfig(env_id=ENV_ID))))
+    summary = summarize([({"seed": 0}, returns, [10] * len(returns))])
+    record = {"agent": agent, "method": "gmc", "env_id": ENV_ID, "seeds": [0], "evaluation": {"complete": summary}}
+    (run_dir / "eval" / "runs" / f"{agent}.json").write_text(json.dumps(record))
+    return run_dir
+
+
+@pytest.fixture
+def run(tmp_path, monkeypatch):
+    """One fake run directory ``RUN`` under the working directory ``tmp_path``."""
+    monkeypatch.chdir(tmp_path)
+    return _fake_run(tmp_path / "RUN", "gmc-seed0", [-5.0, -7.0])
+
+
+def _spellings(run: Path) -> list[str]:
+    link = run.parent / "link-to-run"
+    link.symlink_to(run, target_is_directory=True)
+    return ["RUN/", "./RUN", "RUN/.", str(run.resolve()), str(link), "RUN//", "RUN/../RUN"]
+
+
+def test_the_same_run_in_any_spelling_is_pooled_once(run):
+    once = merge_runs(["RUN"])
+    for spelling in _spellings(run):
+        twice = merge_runs(["RUN", spelling])
+        assert twice["agents"] == once["agents"] == {"gmc": ["RUN/gmc-seed0"]}, spelling
+        assert twice["results"] == once["results"], spelling
+        assert twice["settings"]["runs"] == ["RUN"]
+
+
+def test_report_command_counts_a_run_given_twice_once(run, capsys):
+    assert main(["report", "RUN", "RUN/", "./RUN", "--out", "cmp"]) == 0
+    results = json.loads(Path("cmp/results.json").read_text())
+    assert results["agents"] == {"gmc": ["RUN/gmc-seed0"]}
+    assert results["results"]["gmc"]["complete"]["episodes"] == 2
+    assert "gmc: 1 agents" in capsys.readouterr().out
+
+
+def test_distinct_runs_are_still_pooled(run, tmp_path):
+    other = _fake_run(tmp_path / "OTHER", "gmc-seed1", [-6.0, -8.0])
+    results = merge_runs(["RUN", other, "RUN/"])
+    assert results["agents"] == {"gmc": ["RUN/gmc-seed0", f"{other}/gmc-seed1"]}
+    assert results["results"]["gmc"]["complete"]["episodes"] == 4
+
+
+def test_distinct_paths_keeps_the_first_spelling_of_each(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    os.symlink(tmp_path / "b", tmp_path / "b-link")
+    kept = distinct_paths(["a/", "b-link", "./a", str(tmp_path / "b"), "missing", "./missing", "a/."])
+    assert kept == [Path("a"), Path("b-link"), Path("missing")]
+
+
+@pytest.mark.parametrize("name", ["../../somewhere", "/tmp/abs", "a/b", "a\\b", ".", "..", "sub/", "x" * 256,
+                                  "é" * 128, "a\0b"])
+def test_a_name_is_never_a_path(name):
+    with pytest.raises(ConfigError, match="config key 'name'"):
+        ExperimentConfig(name=name)
+    with pytest.raises(ConfigError, match="config key 'name'"):
+        from_dict(ExperimentConfig, {"name": name})
+
+
+def test_name_errors_say_why(tmp_path, monkeypatch, capsys):
+    with pytest.raises(ConfigError, match=r"must be a name, not a path: '\.\./\.\./x' contains \['/'\].*--out DIR"):
+        ExperimentConfig(name="../../x")
+    with pytest.raises(ConfigError, match=f"is 256 bytes long; a directory name may have at most {MAX_NAME_BYTES}"):
+        ExperimentConfig(name="x" * 256)
+    assert ExperimentConfig(name="x" * MAX_NAME_BYTES).name == "x" * MAX_NAME_BYTES
+    # From a config file or a flag, before anything is written.
+    monkeypatch.chdir(tmp_path)
+    Path("cfg.yaml").write_text("name: ../../somewhere\n")
+    assert main(["pipeline", "--config", "cfg.yaml"]) == 2
+    assert main(["pipeline", "--name", "../up"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("must be a name, not a path") == 2
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cfg.yaml"]
+    assert not (tmp_path.parent.parent / "somewhere").exists()
