@@ -68,6 +68,29 @@ def _check_seed(value: int, key: str) -> None:
     _require(0 <= value < 2**32, key, f"must be an integer in [0, 2**32), got {value}")
 
 
+MAX_NAME_BYTES = 255
+"""Longest name of a directory entry on common file systems (NAME_MAX of ext4, XFS, APFS, NTFS), in UTF-8 bytes."""
+
+
+def check_plain_name(name: str, key: str) -> None:
+    """Raise ConfigError unless ``name`` is a name, never a path: the run directory ``runs/<name>`` it names must
+    stay inside ``runs/``.
+
+    Refused: an empty name, ``.`` and ``..``, a path separator (``/`` or ``\\``, so neither ``../../x`` nor an
+    absolute path), a NUL character, and more than :data:`MAX_NAME_BYTES` bytes (the file system's limit, which
+    would otherwise surface as a raw OSError when the directory is made).
+    """
+    _require(bool(name.strip()), key, "must be a non-empty string (it names the run directory)")
+    separators = [sep for sep in ("/", "\\") if sep in name]
+    _require(not separators and name not in (".", ".."), key,
+             f"must be a name, not a path: {name!r}" + (f" contains {separators}" if separators else "")
+             + "; it names the run directory runs/<name> (pass --out DIR to write elsewhere)")
+    _require("\0" not in name, key, f"must not contain a NUL character, got {name!r}")
+    size = len(name.encode("utf-8", "surrogatepass"))
+    _require(size <= MAX_NAME_BYTES, key,
+             f"is {size} bytes long; a directory name may have at most {MAX_NAME_BYTES} (MAX_NAME_BYTES)")
+
+
 # --------------------------------------------------------------------------------------------------------------
 # Resource limits: sizes that cannot fit are refused with the limit in the message, before anything is allocated.
 # (The built-in envs bound their own image sizes and frame stacks: gmc_rl.envs.checks, a lower layer.)
@@ -482,7 +505,7 @@ class ExperimentConfig:
 
     def __post_init__(self) -> None:
         _check_fields(self, "")
-        _require(bool(self.name.strip()), "name", "must be a non-empty string (it names the run directory)")
+        check_plain_name(self.name, "name")
         _require(bool(self.env_id.strip()), "env_id",
                  "must be a registered Gymnasium id such as 'gmc_rl/PendulumSound-v0'")
         _require(bool(self.seeds), "seeds", "must list at least one seed")
