@@ -2,9 +2,11 @@
 
 For each agent directory given, the script runs the env with a true-state agent's policy (``--driver``, e.g.
 ``RUN_DIR/agents/state-seed0``: the states where control happens), encodes every complete observation with the
-agent's frozen encoder, fits a ridge regression from the latent to the true state (``info["state"]``) on the first
-two thirds of the steps and prints R^2 per state dimension on the last third. An R^2 near 1 means the controller
-can read that quantity from the latent; near 0, it cannot.
+agent's frozen encoder (complete, and each modality alone through the encoder's own rule), fits a 10-nearest-neighbour
+and a ridge regression from the latent to the true state (``info["state"]``) on the first two thirds of the steps
+and prints R^2 per state variable on the last third (:func:`gmc_rl.state_probe.probe_states`, the probe pretraining
+runs on its validation split). An R^2 near 1 means the controller can read that quantity from the latent; near 0,
+it cannot.
 
 Example::
 
@@ -23,6 +25,7 @@ import torch
 
 import gmc_rl  # noqa: F401  (registers the gmc_rl/ ids)
 from gmc_rl.agents import load_agent
+from gmc_rl.state_probe import probe_states, state_variables
 
 
 def visited(driver_dir: str, steps: int, seed: int) -> tuple[dict[str, np.ndarray], np.ndarray]:
@@ -46,17 +49,6 @@ def visited(driver_dir: str, steps: int, seed: int) -> tuple[dict[str, np.ndarra
     return batch, np.stack(states)
 
 
-def probe_r2(latents: np.ndarray, states: np.ndarray, ridge: float = 1e-3) -> np.ndarray:
-    """R^2 per state dimension of a ridge regression (with intercept) fitted on the first 2/3, scored on the rest."""
-    split = 2 * len(latents) // 3
-    features = np.hstack([latents, np.ones((len(latents), 1))])
-    train_x, test_x, train_y, test_y = features[:split], features[split:], states[:split], states[split:]
-    weights = np.linalg.solve(train_x.T @ train_x + ridge * np.eye(features.shape[1]), train_x.T @ train_y)
-    residual = ((test_y - test_x @ weights) ** 2).sum(axis=0)
-    total = ((test_y - test_y.mean(axis=0)) ** 2).sum(axis=0)
-    return 1.0 - residual / np.maximum(total, 1e-12)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("agents", nargs="+", help="agent directories with an encoder (gmc, mvae, muse)")
@@ -66,18 +58,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     observations, states = visited(args.driver, args.steps, args.seed)
-    print(f"{len(states)} steps driven by {args.driver}; R^2 of a linear probe per state dimension (last third)")
+    driver_env = gym.make(load_agent(args.driver).env_id)
+    names = state_variables(getattr(driver_env.unwrapped, "state_names", None), states.shape[1])
+    driver_env.close()
+    print(f"{len(states)} steps driven by {args.driver}; R^2 of a k-NN (linear) regression per state variable, "
+          "fitted on the first 2/3 of the steps, scored on the rest")
     for agent_dir in args.agents:
         agent = load_agent(agent_dir)
         if agent.encoder is None:
             raise SystemExit(f"{agent_dir} has no encoder (method {agent.method})")
-        with torch.no_grad():
-            latents = np.concatenate([
-                agent.encoder.encode({k: v[i:i + 256] for k, v in observations.items()}, None).cpu().numpy()
-                for i in range(0, len(states), 256)])
-        r2 = probe_r2(latents.astype(np.float64), states)
-        print(f"{agent_dir} ({agent.method}): " + ", ".join(f"{value:.2f}" for value in r2)
-              + f" | mean {r2.mean():.2f}")
+        report = probe_states(agent.encoder, observations, states, names)
+        print(f"{agent_dir} ({agent.method}):\n{report.table()}")
     return 0
 
 

@@ -140,3 +140,23 @@ def test_a_dataset_without_states_is_not_probed(tmp_path):
     dataset = load_dataset(collect(config, tmp_path / "data", progress=False))
     assert STATES_KEY not in dataset.val and "state_names" not in dataset.metadata
     assert probe_dataset_split(TableEncoder(), dataset) is None
+
+
+def test_linear_probe_reads_a_mixed_code_with_unrelated_units_and_not_noise():
+    rng = np.random.default_rng(0)
+    states = rng.normal(size=(900, 2))
+    latents = np.hstack([states @ rng.normal(size=(2, 6)), rng.normal(size=(900, 4))])
+    assert np.all(linear_r2(latents, states) > 0.99)
+    assert np.all(linear_r2(rng.normal(size=(900, 10)), states) < 0.1)
+
+
+def test_experiment_script_imports_the_core_probe():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "experiments" / "state_probe.py"
+    spec = importlib.util.spec_from_file_location("state_probe_script", path)
+    assert spec is not None and spec.loader is not None
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    assert script.probe_states is probe_states and callable(script.visited)
