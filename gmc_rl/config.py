@@ -887,8 +887,9 @@ def load_yaml(path: str | os.PathLike, what: str = "config file") -> Any:
 
     Raises:
         FileNotFoundError: ``path`` does not exist.
-        ConfigError: a directory, a file that is too large, not UTF-8, not valid YAML, or refused by
-            :class:`StrictLoader` (the message gives the line).
+        ConfigError: a directory, a file that is too large, not UTF-8, not valid YAML, refused by
+            :class:`StrictLoader` (the message gives the line), or holding no document (empty, whitespace or
+            comments only: not a config).
     """
     path = Path(path)
     if path.is_dir():
@@ -901,9 +902,11 @@ def load_yaml(path: str | os.PathLike, what: str = "config file") -> Any:
         raise ConfigError(f"{what} {path} is larger than {MAX_CONFIG_BYTES} bytes (MAX_CONFIG_BYTES); "
                           "an experiment config is a few KB")
     try:
-        loader = StrictLoader(raw.decode("utf-8"))  # what yaml.load(text, Loader=StrictLoader) does
+        # What yaml.load(text, Loader=StrictLoader) does; whitespace alone (tabs too, which YAML calls invalid)
+        # parses as the empty file it is.
+        loader = StrictLoader(raw.decode("utf-8") if raw.strip() else "")
         try:
-            return loader.get_single_data()
+            data = loader.get_single_data()
         finally:
             loader.dispose()
     except _Refused as exc:
@@ -913,6 +916,11 @@ def load_yaml(path: str | os.PathLike, what: str = "config file") -> Any:
         raise ConfigError(f"{what} {path} is not valid YAML: {exc}") from exc
     except UnicodeDecodeError as exc:
         raise ConfigError(f"{what} {path} is not UTF-8 text ({exc}); pass a YAML file") from exc
+    if data is None:  # what YAML makes of an empty file, whitespace, comments only, or a bare '---' / 'null'
+        raise ConfigError(f"{what} {path} holds no config: it is empty or has only whitespace, comments or a null "
+                          "document; write its keys (see experiments/quick.yaml), or leave out the option to use "
+                          "the defaults")
+    return data
 
 
 def load_config(path: str | os.PathLike) -> ExperimentConfig:
