@@ -32,7 +32,7 @@ COMMANDS = {
 
 def build_parser() -> argparse.ArgumentParser:
     """The top-level parser: ``gmc-rl --help`` (the list of commands) and ``--version``."""
-    parser = argparse.ArgumentParser(prog="gmc-rl", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="gmc-rl", description=__doc__.splitlines()[0], allow_abbrev=False)
     parser.add_argument("--version", action="version", version=f"gmc-rl {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, module_name in COMMANDS.items():

@@ -84,8 +84,14 @@ class CommandParser(jsonargparse.ArgumentParser):
 
 
 def command_parser(prog: str, description: str) -> jsonargparse.ArgumentParser:
-    """An empty parser for one ``gmc-rl`` command."""
-    return CommandParser(prog=prog, description=description, formatter_class=HelpFormatter)
+    """An empty parser for one ``gmc-rl`` command.
+
+    Abbreviated flags are refused (``allow_abbrev=False``), as :func:`gmc_rl.commands.common.peek` refuses them:
+    argparse would otherwise take ``--conf FILE`` for ``--config FILE`` here while ``peek``, which reads the config
+    file before this parser runs, does not, so the file would never be read; and an abbreviation that is unique
+    today (``--res``) would silently change meaning when a flag is added.
+    """
+    return CommandParser(prog=prog, description=description, formatter_class=HelpFormatter, allow_abbrev=False)
 
 
 def _short_flag(key: str) -> str:
