@@ -165,6 +165,44 @@ def compare_specs(expected: Mapping[str, ModalitySpec], actual: Mapping[str, Mod
     return problems
 
 
+def _dtype_name(dtype: Any) -> str:
+    """The name of a numpy or torch dtype without its module (``uint8``, ``float32``, ``bool``, ``bfloat16``)."""
+    return str(dtype).removeprefix("torch.")
+
+
+def _is_float(dtype: Any) -> bool:
+    """True for a real floating-point numpy or torch dtype (float16/32/64, bfloat16); complex is not."""
+    kind = getattr(dtype, "is_floating_point", None)  # torch dtypes
+    if isinstance(kind, bool):
+        return kind
+    try:
+        return bool(np.issubdtype(np.dtype(dtype), np.floating))
+    except TypeError:
+        return False
+
+
+def _check_dtype(name: str, spec: ModalitySpec, dtype: Any) -> bool:
+    """Raise ModalityError unless a batch of dtype ``dtype`` is what modality ``spec`` holds; return whether it is
+    a float dtype (whose values must then be finite).
+
+    An image is raw ``uint8`` and nothing else: ``int64`` holding 1000, ``int8`` holding -100 or ``bool`` would be
+    scaled by 1/255 into values the encoder never saw. A vector takes any float dtype (it is cast to the model's), or
+    exactly its own declared dtype when the env declares a non-float Box (``int32`` counts, a ``uint8`` vector);
+    integers, booleans, complex or object arrays are refused for a float vector.
+    """
+    got = _dtype_name(dtype)
+    if spec.kind == "image":
+        if got != "uint8":
+            raise ModalityError(f"modality {name!r}: expected dtype uint8 (raw image), got {got}")
+        return False
+    if _is_float(dtype):
+        return True
+    if got != spec.dtype:
+        declared = "" if _is_float(spec.dtype) else f" or {spec.dtype} (the declared dtype)"
+        raise ModalityError(f"modality {name!r}: expected a float dtype{declared} (vector modality), got {got}")
+    return False
+
+
 def check_observation_batch(
     obs: Mapping[str, Any],
     specs: Mapping[str, ModalitySpec],
@@ -175,7 +213,8 @@ def check_observation_batch(
     """Check that ``obs`` holds a batch ``(B, *shape)`` of every name in ``modalities``; return ``B``.
 
     Raises:
-        ModalityError: missing key, wrong shape, inconsistent batch sizes, or a dtype that cannot hold the data.
+        ModalityError: missing key, wrong shape, inconsistent batch sizes, or a dtype the modality does not hold
+            (an image that is not ``uint8``; a vector neither a float dtype nor its own declared dtype).
         SensorValueError: a NaN or inf value (when ``check_finite``).
     """
     if not isinstance(obs, Mapping):
@@ -195,10 +234,7 @@ def check_observation_batch(
             batch = shape[0]
         elif shape[0] != batch:
             raise ModalityError(f"modality {name!r} has batch size {shape[0]}, other modalities have {batch}")
-        kind = getattr(value.dtype, "is_floating_point", None)
-        is_float = kind if isinstance(kind, bool) else np.issubdtype(np.dtype(str(value.dtype)), np.floating)
-        if spec.dtype == "uint8" and is_float:
-            raise ModalityError(f"modality {name!r}: expected dtype uint8 (raw image), got {value.dtype}")
+        is_float = _check_dtype(name, spec, value.dtype)
         if check_finite and is_float:
             finite = value.isfinite().all() if hasattr(value, "isfinite") else np.isfinite(value).all()
             if not bool(finite):
