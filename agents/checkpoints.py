@@ -8,8 +8,9 @@ Layout under ``<agent dir>/checkpoints/``::
 
 Every file is written atomically and ``latest.json`` only points at a checkpoint once all of its files exist, so a
 run killed at any moment resumes from the last complete checkpoint. Older checkpoints are deleted after a newer one
-is committed. The replay buffer is stored as plain arrays (loaded with ``allow_pickle=False``), not with SB3's
-pickle-based ``save_replay_buffer``.
+is committed, and only folders gmc-rl wrote (named exactly ``step_<digits>``, holding only checkpoint files). The
+replay buffer is stored as plain arrays (loaded with ``allow_pickle=False``), not with SB3's pickle-based
+``save_replay_buffer``.
 """
 
 from __future__ import annotations
@@ -31,6 +32,8 @@ from gmc_rl.io import atomic_path, read_json_object, write_json_atomic
 LATEST = "latest.json"
 MODEL = "model.zip"
 BUFFER = "replay_buffer.npz"
+CHECKPOINT_FOLDER = re.compile(r"step_\d+")
+"""The exact name of a checkpoint folder (``step_<num_timesteps>``); no other folder is read or deleted."""
 
 _SCALARS = ("actions", "rewards", "dones", "timeouts")
 
@@ -125,13 +128,25 @@ def save_checkpoint(model: BaseAlgorithm, directory: str | Path, keep: int = 1) 
             "replay_buffer": (folder / BUFFER).is_file(),
         },
     )
-    old = sorted(
-        (p for p in directory.glob("step_*") if p.is_dir() and p != folder),
-        key=lambda p: int(p.name.split("_")[1]) if p.name.split("_")[1].isdigit() else -1,
-    )
+    old = sorted((p for p in _own_checkpoint_folders(directory) if p != folder), key=lambda p: int(p.name[5:]))
     for stale in old[: max(len(old) - (keep - 1), 0)]:
         shutil.rmtree(stale, ignore_errors=True)
     return folder
+
+
+def _own_checkpoint_folders(directory: Path) -> list[Path]:
+    """The checkpoint folders of ``directory`` that :func:`save_checkpoint` wrote, and so may delete.
+
+    That is a real folder (not a symlink) named exactly ``step_<digits>`` holding only the files a checkpoint
+    consists of (``model.zip``, ``replay_buffer.npz`` and the ``.tmp-*`` leftovers of their atomic writes). A user's
+    ``step_100_mybackup/`` or ``step_old/``, and a ``step_300/`` the user put notes in, are never touched.
+    """
+    owned = {MODEL, BUFFER}
+    return [
+        path for path in directory.iterdir()
+        if CHECKPOINT_FOLDER.fullmatch(path.name) and path.is_dir() and not path.is_symlink()
+        and all(entry.name in owned or entry.name.startswith(".tmp-") for entry in path.iterdir())
+    ]
 
 
 def latest_checkpoint(directory: str | Path) -> dict[str, Any] | None:
@@ -145,7 +160,7 @@ def latest_checkpoint(directory: str | Path) -> dict[str, Any] | None:
     if not file.is_file():
         return None
     info = read_json_object(file, "checkpoint index", LATEST_FIELDS, CheckpointError, optional=LATEST_OPTIONAL)
-    if not re.fullmatch(r"step_\d+", info["path"]):
+    if not CHECKPOINT_FOLDER.fullmatch(info["path"]):
         raise CheckpointError(f"{file}: key 'path' must name a checkpoint folder step_<N> in {directory}, "
                               f"got {info['path']!r}")
     if info["num_timesteps"] < 0:

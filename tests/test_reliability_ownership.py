@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -286,3 +287,59 @@ def test_an_env_that_refuses_its_kwargs_is_one_config_error_on_the_command_line(
     assert code == 2
     assert "config key 'env_kwargs': cannot make 'gmc_rl/PendulumSound-v0'" in capsys.readouterr().err
     assert not (tmp_path / "run").exists()
+
+
+# --- checkpoint rotation deletes only gmc-rl's checkpoints -----------------------------------------------------------
+
+USER_FOLDERS = ("step_100_mybackup", "step_old", "step_", "step_12a", "Step_5", "step_-3", "my_step_7")
+
+
+def _user_folders(checkpoints: Path) -> None:
+    """A user's folders beside gmc-rl's checkpoints: names that start like one, and a step_<N> with notes in it."""
+    for name in (*USER_FOLDERS, "step_1"):
+        (checkpoints / name).mkdir(parents=True)
+        (checkpoints / name / "notes.txt").write_text("mine")
+    (checkpoints / "step_1" / "model.zip").write_bytes(b"a model the user keeps beside notes")
+    (checkpoints / "elsewhere").mkdir()
+    (checkpoints / "elsewhere" / "model.zip").write_bytes(b"reached through a symlink")
+    (checkpoints / "step_2").symlink_to(checkpoints / "elsewhere", target_is_directory=True)
+
+
+def _assert_user_folders_kept(checkpoints: Path) -> None:
+    for name in (*USER_FOLDERS, "step_1"):
+        assert (checkpoints / name / "notes.txt").read_text() == "mine", name
+    assert (checkpoints / "step_1" / "model.zip").is_file()
+    assert (checkpoints / "step_2").is_symlink() and (checkpoints / "elsewhere" / "model.zip").is_file()
+
+
+def test_checkpoint_rotation_deletes_only_the_checkpoints_it_wrote(tmp_path):
+    from stable_baselines3 import PPO
+
+    from gmc_rl.agents.checkpoints import latest_checkpoint, save_checkpoint
+
+    checkpoints = tmp_path / "checkpoints"
+    _user_folders(checkpoints)
+    model = PPO("MlpPolicy", "CartPole-v1", n_steps=16, batch_size=16, device="cpu")
+    for step in (10, 20, 30):
+        model.num_timesteps = step
+        save_checkpoint(model, checkpoints)
+    (checkpoints / "step_3").mkdir()  # an interrupted save left a temporary file: still gmc-rl's own
+    (checkpoints / "step_3" / ".tmp-model.zip.abc").write_bytes(b"partial")
+    model.num_timesteps = 40
+    save_checkpoint(model, checkpoints)
+    assert latest_checkpoint(checkpoints)["path"] == "step_40"
+    assert not any((checkpoints / f"step_{n}").exists() for n in (3, 10, 20, 30))
+    _assert_user_folders_kept(checkpoints)
+
+
+def test_training_with_checkpoints_keeps_a_users_folders_in_checkpoints(tmp_path):
+    from gmc_rl.agents.training import train_agent
+
+    config = tiny_config("gmc_rl/PendulumSound-v0", ["state"], agent={"checkpoint_freq": 50})
+    out = tmp_path / "agent"
+    _user_folders(out / "checkpoints")
+    train_agent(config, "state", 0, out, progress_bar=False)
+    assert (out / "agent.zip").is_file()
+    _assert_user_folders_kept(out / "checkpoints")
+    steps = sorted(p.name for p in (out / "checkpoints").iterdir() if re.fullmatch(r"step_\d+", p.name))
+    assert steps == ["step_1", "step_150", "step_2"]  # the user's two, and the last of step_50, 100, 150
