@@ -135,6 +135,15 @@ loaded for pretraining), or an agent's replay buffer. The estimate must also fit
 (:func:`system_memory`); the cap holds where the memory cannot be read, and keeps a typo from producing files no
 machine of this project can load."""
 
+MAX_REFERENCE_LATENTS = 1_000_000
+"""Most reference latents a GMC model keeps (``pretrain.reference_latents``, a checkpoint's
+``reference_latents.size``)."""
+
+MAX_REFERENCE_BYTES = 2**30
+"""Largest array of reference latents, 1 GiB of float32 (count x latent_dim x 4 bytes), checked before it is
+allocated. Each bound alone is not enough: 1,000,000 latents of size 4096 (MAX_LAYER_WIDTH) would be 15.3 GiB. The
+default 20,000 latents of the paper's size 10 are 0.8 MB; the cap leaves room for 1,000,000 of size 256."""
+
 MAX_PRETRAIN_BATCH = 8192
 """Largest pretrain.batch_size: the contrastive loss builds a (2B x 2B) similarity matrix per modality, 1 GiB of
 float32 at B = 8192 (the paper uses 128)."""
@@ -194,6 +203,21 @@ def format_bytes(count: float) -> str:
             return f"{count:.0f} {unit}" if unit == "B" else f"{count:.1f} {unit}"
         count /= 1024
     raise AssertionError("unreachable")  # pragma: no cover
+
+
+def check_reference_latents(count: int, latent_dim: int, key: str) -> None:
+    """Raise ConfigError (naming ``key``) unless ``count`` reference latents of size ``latent_dim`` are allowed:
+    ``count`` in [0, :data:`MAX_REFERENCE_LATENTS`] and their float32 array within :data:`MAX_REFERENCE_BYTES`.
+
+    Checked for a config before pretraining and for a checkpoint's ``config.json`` before the array is allocated.
+    """
+    _require(0 <= count <= MAX_REFERENCE_LATENTS, key,
+             f"must be in [0, {MAX_REFERENCE_LATENTS}] (0: the paper's mean of the present latents), got {count}")
+    needed = count * latent_dim * 4
+    _require(needed <= MAX_REFERENCE_BYTES, key,
+             f"{count:,} reference latents of size {latent_dim} need {format_bytes(needed)}, more than "
+             f"{format_bytes(MAX_REFERENCE_BYTES)} (MAX_REFERENCE_BYTES); keep at most "
+             f"{MAX_REFERENCE_BYTES // (4 * latent_dim):,} of size {latent_dim}")
 
 
 def _check_envs(value: int, key: str) -> None:
@@ -386,8 +410,7 @@ class PretrainConfig:
         _require(self.checkpoint_every > 0, "pretrain.checkpoint_every",
                  f"must be positive, got {self.checkpoint_every}")
         _check_seed(self.seed, "pretrain.seed")
-        _require(0 <= self.reference_latents <= 1_000_000, "pretrain.reference_latents",
-                 f"must be in [0, 1000000] (0: the paper's mean of the present latents), got {self.reference_latents}")
+        check_reference_latents(self.reference_latents, self.model.latent_dim, "pretrain.reference_latents")
         _require(self.reference_neighbours >= 1, "pretrain.reference_neighbours",
                  f"must be at least 1, got {self.reference_neighbours}")
         _require(self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:"), "pretrain.device",

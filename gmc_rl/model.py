@@ -40,7 +40,7 @@ import torch.nn.functional as F
 from gymnasium import spaces
 from torch import Tensor, nn
 
-from gmc_rl.config import MAX_MODEL_PARAMETERS, ModelConfig, from_dict
+from gmc_rl.config import MAX_MODEL_PARAMETERS, ModelConfig, check_reference_latents, from_dict
 from gmc_rl.data import finite_json
 from gmc_rl.errors import ConfigError, ModalityError
 from gmc_rl.modalities import ModalitySpec, check_modalities, check_observation_batch, modality_specs
@@ -48,8 +48,6 @@ from gmc_rl.modalities import ModalitySpec, check_modalities, check_observation_
 _ACTIVATIONS: dict[str, type[nn.Module]] = {"silu": nn.SiLU, "relu": nn.ReLU, "tanh": nn.Tanh, "elu": nn.ELU}
 _IMAGE_SCALE = 1.0 / 255.0
 _MIN_STD = 1e-6
-MAX_REFERENCE_LATENTS = 1_000_000
-"""Most reference latents a checkpoint may declare (refused before allocation beyond it)."""
 
 
 def activation(config: ModelConfig) -> nn.Module:
@@ -447,8 +445,9 @@ class GMCModel(MultimodalModel):
             if not isinstance(reference, Mapping) or set(reference) != {"size", "neighbours"}:
                 raise ModalityError(f"reference_latents must be {{'size': N, 'neighbours': K}}, got {reference!r}")
             size, neighbours = int(reference["size"]), int(reference["neighbours"])
-            if not 1 <= size <= MAX_REFERENCE_LATENTS:
-                raise ModalityError(f"reference_latents size must be in [1, {MAX_REFERENCE_LATENTS}], got {size}")
+            if size < 1:
+                raise ModalityError(f"reference_latents size must be at least 1, got {size}")
+            check_reference_latents(size, config.latent_dim, "reference_latents.size")  # bytes, before allocating
             model.set_reference_latents(torch.zeros(size, config.latent_dim), neighbours)
         return model
 

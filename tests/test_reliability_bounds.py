@@ -15,6 +15,7 @@ from pathlib import Path
 import gymnasium as gym
 import numpy as np
 import pytest
+import torch
 import yaml
 from gymnasium import spaces
 from stable_baselines3 import A2C, DDPG, DQN, PPO, SAC, TD3
@@ -31,6 +32,7 @@ from gmc_rl.config import (
     CollectConfig,
     ExperimentConfig,
     ModelConfig,
+    PretrainConfig,
     default_config_path,
     from_dict,
     load_config,
@@ -197,6 +199,37 @@ def test_checkpoint_config_with_absurd_sizes_is_refused(save, load, cls, tmp_pat
     (directory / "config.json").write_text(json.dumps(config))
     with pytest.raises(CheckpointError, match=r"describes no valid .*MAX_MODEL_PARAMETERS"):
         load(directory)
+
+
+@pytest.mark.parametrize(("latent_dim", "size"), [(4096, 1_000_000), (4096, 65_537), (300, 1_000_000)])
+def test_checkpoint_reference_latents_are_bounded_in_bytes_before_allocation(tmp_path, monkeypatch, latent_dim, size):
+    """Each size within its own cap, their product 16 GiB: refused before ``torch.zeros`` runs (it used to run first,
+    and the allocator's raw RuntimeError was the answer)."""
+    space = spaces.Dict({"image": spaces.Box(0, 255, (1, 8, 8), np.uint8), "vec": spaces.Box(-1, 1, (3,), np.float32)})
+    directory = save_gmc(GMCModel.from_space(space, SMALL_MODEL), tmp_path / "model", {"env_id": "test"})
+    config = json.loads((directory / "config.json").read_text())
+    config["model"]["latent_dim"] = latent_dim
+    config["reference_latents"] = {"size": size, "neighbours": 5}
+    (directory / "config.json").write_text(json.dumps(config))
+    allocated = []
+    zeros = torch.zeros
+    monkeypatch.setattr(torch, "zeros", lambda *shape, **kwargs: allocated.append(shape) or zeros(*shape, **kwargs))
+    message = (rf"describes no valid GMC model: .*'reference_latents.size': {size:,} reference latents of size "
+               rf"{latent_dim} need .* \(MAX_REFERENCE_BYTES\)")
+    with pytest.raises(CheckpointError, match=message):
+        load_gmc(directory)
+    assert (size, latent_dim) not in allocated
+
+
+def test_pretraining_config_bounds_the_reference_latents_in_bytes():
+    with pytest.raises(ConfigError, match=r"config key 'pretrain.reference_latents': 1,000,000 reference latents of "
+                                          r"size 4096 need 15.3 GiB, more than 1.0 GiB \(MAX_REFERENCE_BYTES\); "
+                                          r"keep at most 65,536 of size 4096"):
+        PretrainConfig(reference_latents=1_000_000, model=ModelConfig(latent_dim=4096))
+    assert PretrainConfig(reference_latents=65_536, model=ModelConfig(latent_dim=4096)).reference_latents == 65_536
+    assert PretrainConfig(reference_latents=1_000_000, model=ModelConfig(latent_dim=10)).reference_latents == 1_000_000
+    with pytest.raises(ConfigError, match=r"'pretrain.reference_latents': must be in \[0, 1000000\]"):
+        PretrainConfig(reference_latents=1_000_001)
 
 
 # ----------------------------------------------------------------------------------------------------------------
