@@ -54,6 +54,7 @@ from gmc_rl.data import (
 from gmc_rl.env_ids import check_env_id
 from gmc_rl.errors import ConfigError, DatasetError, ModalityError
 from gmc_rl.io import check_sb3_spaces, ensure_writable_dir, load_sb3_zip, write_json_atomic
+from gmc_rl.locking import HOLDER_FILE, LOCK_FILE, directory_lock
 from gmc_rl.modalities import ModalitySpec, modality_specs
 from gmc_rl.progress import progress_bar
 from gmc_rl.state_probe import state_variables
@@ -334,7 +335,8 @@ def _existing(out_dir: Path, config: ExperimentConfig, overwrite: bool) -> bool:
     even with ``overwrite`` (which replaces datasets only).
     """
     if not (out_dir / METADATA_FILE).is_file():
-        others = sorted(p.name for p in out_dir.iterdir() if not p.name.startswith(".tmp-")) if out_dir.is_dir() else []
+        others = sorted(p.name for p in out_dir.iterdir() if not p.name.startswith(".tmp-")
+                        and p.name not in (LOCK_FILE, HOLDER_FILE)) if out_dir.is_dir() else []
         if others and COLLECTING_MARKER not in others:
             raise DatasetError(
                 f"{out_dir} is not empty ({others[:5]}) and holds no gmc-rl dataset (no {METADATA_FILE}); "
@@ -369,9 +371,10 @@ def collect(
     """Roll out the behaviour policy for ``config.collect.steps`` transitions and write the dataset to ``out_dir``.
 
     If ``out_dir`` already holds a dataset with the same env and collect settings it is kept and returned; a
-    different one raises DatasetError unless ``overwrite``. Returns the dataset directory.
+    different one raises DatasetError unless ``overwrite``. Returns the dataset directory. One process at a time
+    collects into ``out_dir`` (:func:`gmc_rl.locking.directory_lock`): a second one is refused with a ConfigError
+    naming the holder.
     """
-    settings = config.collect
     out_dir = Path(out_dir)
     if _existing(out_dir, config, overwrite):
         if progress:
@@ -379,7 +382,15 @@ def collect(
         return out_dir
     check_dataset_size(config)  # before anything is written
     ensure_writable_dir(out_dir, "dataset directory")
+    with directory_lock(out_dir, "dataset directory"):
+        if _existing(out_dir, config, overwrite):  # again, now that no other process writes here
+            return out_dir
+        return _collect_into(config, out_dir, progress)
 
+
+def _collect_into(config: ExperimentConfig, out_dir: Path, progress: bool) -> Path:
+    """Roll out, then write the dataset into ``out_dir`` (checked and locked by :func:`collect`)."""
+    settings = config.collect
     venv, focused = open_collection_envs(config)
     n_envs = venv.num_envs
     try:

@@ -9,7 +9,9 @@ from ``DIR/.gmc-rl.lock.json``). A crash, ``kill -9`` or power loss releases the
 never a stale lock to delete by hand. The holder file is only informative; the lock itself decides.
 
 The lock is per directory and per process: the pipeline holds its run directory's lock, and the worker processes
-that run its stages take the locks of their own outputs (``gmc/``, ``agents/<name>/``).
+that run its stages take the locks of their own outputs (``gmc/``, ``agents/<name>/``, ``data/``). Every command that
+writes into a directory holds its lock: ``collect`` (the dataset directory), ``pretrain``, ``train``, ``evaluate``
+and ``report`` (their ``--out``) and ``pipeline``.
 """
 
 from __future__ import annotations
@@ -29,6 +31,8 @@ from gmc_rl.io import ensure_writable_dir, read_json, write_json_atomic
 
 LOCK_FILE = ".gmc-rl.lock"
 HOLDER_FILE = ".gmc-rl.lock.json"
+RESULTS_LOCK = "results directory"
+"""What :func:`directory_lock` calls the ``--out`` of ``gmc-rl evaluate`` and ``gmc-rl report`` in its messages."""
 
 
 def _holder(directory: Path) -> str:

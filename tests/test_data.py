@@ -11,6 +11,7 @@ from gmc_rl.collect import collect
 from gmc_rl.config import CollectConfig, ExperimentConfig
 from gmc_rl.data import load_dataset, load_npz, normalization_stats, save_npz
 from gmc_rl.errors import ConfigError, DatasetError, ModalityError
+from gmc_rl.locking import HOLDER_FILE, LOCK_FILE
 
 
 def tiny_config(env_id=TINY_ID, **collect):
@@ -20,7 +21,8 @@ def tiny_config(env_id=TINY_ID, **collect):
 
 def test_collect_writes_a_consistent_dataset(tmp_path):
     path = collect(tiny_config(), tmp_path / "data", progress=False)
-    assert sorted(p.name for p in path.iterdir()) == ["metadata.json", "train.npz", "val.npz"]
+    assert sorted(p.name for p in path.iterdir() if p.name not in (LOCK_FILE, HOLDER_FILE)) == [
+        "metadata.json", "train.npz", "val.npz"]
     data = load_dataset(path)
     meta = data.metadata
     assert meta["env_id"] == TINY_ID and meta["seed"] == 5 and meta["steps"] == 60 and meta["n_envs"] == 3

@@ -14,6 +14,7 @@ import torch
 import gmc_rl  # noqa: F401  (registers the gmc_rl ids)
 from gmc_rl.collect import collect
 from gmc_rl.config import AgentConfig, CollectConfig, ExperimentConfig, ModelConfig, PretrainConfig
+from gmc_rl.locking import HOLDER_FILE, LOCK_FILE
 from gmc_rl.pretrain import pretrain
 
 ENV_ID = "gmc_rl/PendulumSound-v0"
@@ -31,7 +32,9 @@ def config(collect_seed: int = 7, pretrain_seed: int = 0) -> ExperimentConfig:
 
 
 def files(directory: Path) -> dict[str, bytes]:
-    return {p.name: p.read_bytes() for p in sorted(directory.iterdir()) if p.is_file()}
+    """The files of ``directory`` but its lock and lock holder (who held it, and when)."""
+    return {p.name: p.read_bytes() for p in sorted(directory.iterdir())
+            if p.is_file() and p.name not in (LOCK_FILE, HOLDER_FILE)}
 
 
 def losses(run: Path) -> list[dict]:

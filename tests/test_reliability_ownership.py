@@ -23,11 +23,13 @@ from test_pretrain import config_for
 
 from gmc_rl.collect import COLLECTING_MARKER, collect
 from gmc_rl.errors import ConfigError, DatasetError
-from gmc_rl.locking import HOLDER_FILE, directory_lock
+from gmc_rl.locking import HOLDER_FILE, LOCK_FILE, directory_lock
 from gmc_rl.pipeline import RUN_MARKER, run_pipeline
 from gmc_rl.pretrain import pretrain
 from gmc_rl.results import build_results, write_results
 from gmc_rl.stages import Stage
+
+LOCK_FILES = (LOCK_FILE, HOLDER_FILE)
 
 
 def _user_file(path: Path, text: str = "my notes") -> Path:
@@ -188,6 +190,68 @@ def test_a_second_pipeline_on_the_same_directory_is_refused(tmp_path):
         with pytest.raises(ConfigError, match="run directory .* is in use by process"):
             run_pipeline(config, tmp_path / "run", progress=False, log=lambda _: None)
     assert not (tmp_path / "run" / "stages").exists()
+
+
+def test_a_second_collect_on_the_same_directory_is_refused(tmp_path):
+    out = tmp_path / "data"
+    with directory_lock(out, "dataset directory"):
+        for overwrite in (False, True):
+            with pytest.raises(ConfigError, match=f"dataset directory {out} is in use by process {os.getpid()}"):
+                collect(config_for(TINY_ID, 40), out, overwrite=overwrite, progress=False)
+    assert sorted(p.name for p in out.iterdir()) == sorted(LOCK_FILES)  # no marker, no archive
+    collect(config_for(TINY_ID, 40), out, progress=False)  # released: stale lock files are no obstacle
+    assert (out / "metadata.json").is_file()
+    with directory_lock(out, "dataset directory"):  # holding this very dataset: refused, not "kept" half-written
+        with pytest.raises(ConfigError, match="is in use by"):
+            collect(config_for(TINY_ID, 40), out, overwrite=True, progress=False)
+    assert collect(config_for(TINY_ID, 40), out, progress=False) == out  # kept
+
+
+def test_a_collect_command_beside_another_is_one_clear_error(tmp_path, monkeypatch, capsys):
+    from gmc_rl.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    with directory_lock(tmp_path / "data", "dataset directory"):
+        assert main(["collect", "--env", TINY_ID, "--steps", "40", "--out", "data", "--quiet"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("gmc-rl collect: error: dataset directory data is in use by process ") and "\n" not in err
+
+
+@pytest.fixture(scope="module")
+def tiny_agent(tmp_path_factory) -> Path:
+    from gmc_rl.agents.training import train_agent
+
+    out = tmp_path_factory.mktemp("agents") / "state-seed0"
+    train_agent(tiny_config("gmc_rl/PendulumSound-v0", ["state"]), "state", 0, out, progress_bar=False)
+    return out
+
+
+@pytest.mark.parametrize("out", ["cmp", None])
+def test_a_second_evaluate_on_the_same_out_is_refused(tiny_agent, tmp_path, capsys, out):
+    from gmc_rl.cli import main
+
+    target = tmp_path / out if out else tiny_agent / "robustness"
+    argv = ["evaluate", "--agent", str(tiny_agent), "--episodes", "1", "--conditions", "complete", "--no-progress"]
+    argv += ["--out", str(target)] if out else []
+    with directory_lock(target, "results directory"):
+        assert main(argv) == 2
+    assert f"gmc-rl evaluate: error: results directory {target} is in use by process" in capsys.readouterr().err
+    assert not (target / "results.json").exists()
+    assert main(argv) == 0  # released
+    assert (target / "results.json").is_file()
+
+
+def test_a_second_report_on_the_same_out_is_refused(tmp_path, capsys):
+    from test_reliability_paths import _fake_run
+
+    from gmc_rl.cli import main
+
+    run = _fake_run(tmp_path / "run", "gmc-seed0", [-1.0, -2.0])
+    with directory_lock(tmp_path / "cmp", "results directory"):
+        assert main(["report", str(run), "--out", str(tmp_path / "cmp")]) == 2
+    assert f"results directory {tmp_path / 'cmp'} is in use by process" in capsys.readouterr().err
+    assert not (tmp_path / "cmp" / "results.json").exists()
+    assert main(["report", str(run), "--out", str(tmp_path / "cmp")]) == 0
 
 
 def _wait_for(predicate, seconds: float = 30.0) -> bool:

@@ -9,6 +9,7 @@ from test_pipeline import check_results, tiny_config
 
 from gmc_rl.cli import main
 from gmc_rl.errors import ConfigError
+from gmc_rl.locking import HOLDER_FILE, LOCK_FILE
 from gmc_rl.pipeline import merge_runs, run_pipeline
 
 CONDITIONS = ["complete", "image", "sound", "dropout:0.5"]
@@ -45,7 +46,8 @@ def test_report_command_writes_the_table(two_runs, tmp_path, capsys):
     a, b = two_runs
     assert main(["report", str(a), str(b), "--out", str(tmp_path / "cmp")]) == 0
     assert "| state |" in capsys.readouterr().out
-    assert {p.name for p in (tmp_path / "cmp").iterdir()} == {"results.json", "results.md", "results.png"}
+    written = {p.name for p in (tmp_path / "cmp").iterdir()} - {LOCK_FILE, HOLDER_FILE}
+    assert written == {"results.json", "results.md", "results.png"}
 
 
 def test_merge_refuses_bad_inputs(two_runs, tmp_path):

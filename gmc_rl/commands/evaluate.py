@@ -43,6 +43,7 @@ def run(args: argparse.Namespace) -> int:
     from gmc_rl.commands.common import print_tables
     from gmc_rl.errors import ConfigError
     from gmc_rl.io import distinct_paths
+    from gmc_rl.locking import RESULTS_LOCK, directory_lock
     from gmc_rl.pipeline import evaluate_agent, record_agent_videos, resolve_conditions
     from gmc_rl.results import TENSORBOARD_DIR, build_results, pool_runs, write_results, write_tensorboard
 
@@ -66,19 +67,20 @@ def run(args: argparse.Namespace) -> int:
 
     runs: dict[str, list] = {}
     names: dict[str, list[str]] = {}
-    for path, agent in zip(agent_dirs, agents):
-        print(f"evaluating {path} ({agent.method}) under {len(conditions)} conditions x {len(seeds)} seeds x "
-              f"{ev.episodes} episodes")
-        record = evaluate_agent(agent, conditions, ev.episodes, seeds, ev.n_envs, progress=not args.no_progress)
-        runs.setdefault(agent.method, []).append((path.name, record["evaluation"]))
-        names.setdefault(agent.method, []).append(str(path))
-        if ev.video:
-            record_agent_videos(agent, conditions, out / "videos", seed=seeds[0])
-    per_method = {method: pool_runs(items) for method, items in runs.items()}
-    settings = {"episodes": ev.episodes, "seeds": seeds, "n_envs": ev.n_envs, "conditions": conditions}
-    results = build_results(per_method, env_id=agents[0].env_id, settings=settings, agents=names)
-    paths = write_results(results, out)
-    paths["tensorboard"] = write_tensorboard(results, out / TENSORBOARD_DIR)
+    with directory_lock(out, RESULTS_LOCK):  # a second evaluate (or report) on this --out is refused at once
+        for path, agent in zip(agent_dirs, agents):
+            print(f"evaluating {path} ({agent.method}) under {len(conditions)} conditions x {len(seeds)} seeds x "
+                  f"{ev.episodes} episodes")
+            record = evaluate_agent(agent, conditions, ev.episodes, seeds, ev.n_envs, progress=not args.no_progress)
+            runs.setdefault(agent.method, []).append((path.name, record["evaluation"]))
+            names.setdefault(agent.method, []).append(str(path))
+            if ev.video:
+                record_agent_videos(agent, conditions, out / "videos", seed=seeds[0])
+        per_method = {method: pool_runs(items) for method, items in runs.items()}
+        settings = {"episodes": ev.episodes, "seeds": seeds, "n_envs": ev.n_envs, "conditions": conditions}
+        results = build_results(per_method, env_id=agents[0].env_id, settings=settings, agents=names)
+        paths = write_results(results, out)
+        paths["tensorboard"] = write_tensorboard(results, out / TENSORBOARD_DIR)
     print()
     print_tables(results, "Mean per-step reward (95 % CI):")
     print("wrote " + ", ".join(str(p) for p in paths.values()))

@@ -28,11 +28,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from gmc_rl.commands.common import print_tables
+    from gmc_rl.locking import RESULTS_LOCK, directory_lock
     from gmc_rl.pipeline import merge_runs
     from gmc_rl.results import write_results
 
     results = merge_runs(args.runs, args.methods)
-    paths = write_results(results, Path(args.out))
+    with directory_lock(args.out, RESULTS_LOCK):  # one report (or evaluate) at a time writes into --out
+        paths = write_results(results, Path(args.out))
     counts = ", ".join(f"{method}: {len(names)} agents" for method, names in results["agents"].items())
     print_tables(results, f"Mean per-step reward on {results['env_id']} (95 % CI; {counts}):")
     print(f"Results: {paths['md']} (.json, .png)")
