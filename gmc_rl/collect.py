@@ -286,7 +286,7 @@ def check_dataset_size(config: ExperimentConfig) -> None:
 
     Collection fills arrays of every transition in memory before writing them (and pretraining loads them whole),
     so the estimate ``steps x bytes per transition`` (every modality, the action, the reward and two flags, from
-    the env's spaces) must fit both the memory available now and :data:`~gmc_rl.config.MAX_DATA_BYTES`. One env
+    the env's spaces, and the true state that a reset's ``info["state"]`` shows) must fit both the memory available now and :data:`~gmc_rl.config.MAX_DATA_BYTES`. One env
     is made to read its spaces; an env that refuses ``env_kwargs`` (e.g. an image size above its limit) is
     reported as a ConfigError naming them.
     """
@@ -301,6 +301,8 @@ def check_dataset_size(config: ExperimentConfig) -> None:
         action_space = env.action_space
         action_bytes = space_bytes(action_space) if action_space.dtype is not None else 8
         per_step = space_bytes(env.observation_space) + action_bytes + 4 + 2  # + reward (float32), two flags
+        state = _state_vector(env.reset(seed=config.collect.seed)[1])
+        per_step += 0 if state is None else 4 * state.size  # the true state, float32, when the env reports one
     finally:
         env.close()
     _, available = system_memory()
