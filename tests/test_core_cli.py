@@ -38,6 +38,7 @@ def test_collect_pretrain_align_commands(tmp_path, capsys):
     assert main(["align", "--model", str(out), "--data", str(data), "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert set(report["retrieval_at_1"]) == {"image", "vec"}
+    assert report["state_probe"] is None  # the tiny env reports no info["state"]
 
 
 def test_command_errors_are_reported_not_raised(tmp_path, capsys):

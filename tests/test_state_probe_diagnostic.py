@@ -160,3 +160,26 @@ def test_experiment_script_imports_the_core_probe():
     script = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(script)
     assert script.probe_states is probe_states and callable(script.visited)
+
+
+def test_pretrain_and_align_report_the_probe_of_an_env_with_a_state(tmp_path, capsys):
+    from gmc_rl.cli import main
+
+    data, out = tmp_path / "data", tmp_path / "gmc"
+    small = ["--latent-dim", "4", "--common-dim", "8", "--head-hidden", "8", "--conv-channels", "4", "4",
+             "--mlp-hidden", "8", "--batch-size", "16"]
+    assert main(["collect", "--env", "gmc_rl/CartPoleSensors-v0", "--steps", "200", "--n-envs", "2",
+                 "--val-fraction", "0.3", "--out", str(data), "--quiet"]) == 0
+    assert main(["pretrain", "--data", str(data), "--out", str(out), "--epochs", "1", "--quiet", *small]) == 0
+    written = json.loads((out / "state_probe.json").read_text())
+    assert written["variables"] == ["x", "x_dot", "theta", "theta_dot"]
+    assert set(written["knn_r2"]) == {"complete", "image", "joints", "sound"}
+    capsys.readouterr()
+    assert main(["align", "--model", str(out), "--data", str(data)]) == 0
+    printed = capsys.readouterr().out
+    assert "State probe on val" in printed and "theta_dot" in printed
+    for name in written["unreadable"]["complete"]:
+        assert f"warning: state variable {name!r}" in printed
+    assert main(["align", "--model", str(out), "--data", str(data), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["state_probe"]["knn_r2"] == written["knn_r2"]

@@ -10,7 +10,7 @@ HELP = ("show how well each modality's latent aligns with the complete latent (r
 
 EPILOG = """\
 examples:
-  gmc-rl align --model runs/quick/gmc --data runs/quick/data          # alignment on the validation split
+  gmc-rl align --model runs/quick/gmc --data runs/quick/data   # alignment (and state probe) on the validation split
   gmc-rl align --agent runs/quick/agents/gmc-seed0                     # transfer diagnostics of a trained agent
 
 The dataset metrics describe the behaviour policy's states. The transfer diagnostics are measured on the states
@@ -54,6 +54,7 @@ def run(args: argparse.Namespace) -> int:
     from gmc_rl.errors import CheckpointError, ConfigError
     from gmc_rl.metrics import evaluate_alignment, plot_latents_pca
     from gmc_rl.modalities import compare_specs
+    from gmc_rl.state_probe import probe_dataset_split
 
     if args.agent is not None:
         return _diagnose(args)
@@ -72,8 +73,9 @@ def run(args: argparse.Namespace) -> int:
     report = evaluate_alignment(model, observations, args.batch_size, args.seed, temperature, joints)
     if args.plot:
         plot_latents_pca(model, observations, args.plot, seed=args.seed)
+    probe = probe_dataset_split(model, dataset, args.split)  # None unless the dataset records true states
     if args.json:
-        print(json.dumps(report.to_json(), indent=2))
+        print(json.dumps({**report.to_json(), "state_probe": None if probe is None else probe.to_json()}, indent=2))
         return 0
     table = Table(title=f"GMC alignment on {args.split} ({report.n_samples} samples, batches of {report.batch_size}; "
                         f"chance retrieval@1 = {1 / report.batch_size:.3f})")
@@ -90,6 +92,12 @@ def run(args: argparse.Namespace) -> int:
         table.add_row(*row)
     console = Console()
     console.print(table)
+    if probe is not None:
+        console.print(f"State probe on {args.split} (R^2 of a k-NN (linear) regression per state variable):",
+                      markup=False)
+        console.print(probe.table(), markup=False, highlight=False)
+        for line in probe.warnings():
+            console.print(f"warning: {line}", markup=False, soft_wrap=True)
     if args.plot:
         console.print(f"PCA plot saved to {args.plot}")
     return 0
