@@ -15,8 +15,11 @@ Two regressions are reported:
   (high ``knn``) and still low here.
 
 A variable whose ``knn`` R^2 from the complete latent is below :data:`READABLE_R2` is named in a warning: a
-controller trained on that latent is blind to it. On the shipped envs the warning marks the representations whose
-controllers failed (README: "Why GMC failed on CartPole and Acrobot").
+controller trained on that latent is blind to it. The probe is only as good as the states it is given: on a
+random-policy dataset it measures how an encoder separates the states random play reaches, which need not be the
+resolution a controller needs near its goal (measured on CartPoleSensors in
+``experiments/results/gmc_diagnosis/README.md``: there it does not tell the failing encoder from the working one,
+while the same probe on a true-state agent's states does).
 
 Example:
     >>> import numpy as np

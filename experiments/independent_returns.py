@@ -1,0 +1,76 @@
+"""Mean episode return of trained encoder agents with an evaluation loop of their own: every sensor, then each alone.
+
+No gmc-rl wrapper or evaluation harness: a plain ``gymnasium.make`` env, the agent's frozen encoder
+(``encoder.encode(obs, [modality])``, i.e. its own rule for missing modalities) and its SB3 policy
+(deterministic), episodes reset with seeds 1000, 1001, ... (seeds the pipeline's evaluation does not use). Use it
+to check the pipeline's robustness table with an independent loop; episode returns suit every env (CartPole's
+per-step reward is always 1).
+
+Example::
+
+    OMP_NUM_THREADS=1 python experiments/independent_returns.py RUN/agents/gmc-seed0 RUN/agents/gmc-seed1 \\
+        --episodes 20 --json returns.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Sequence
+
+import gymnasium as gym
+import numpy as np
+import torch
+
+import gmc_rl  # noqa: F401  (registers the gmc_rl/ ids)
+from gmc_rl.agents import load_agent
+
+
+def episode_returns(agent_dir: str, episodes: int) -> dict[str, float]:
+    """Mean episode return of the agent in ``agent_dir`` with every sensor and with each modality alone."""
+    agent = load_agent(agent_dir)
+    if agent.encoder is None:
+        raise SystemExit(f"{agent_dir} has no encoder (method {agent.method})")
+    env = gym.make(agent.env_id, **agent.env_kwargs)
+    means: dict[str, float] = {}
+    for subset in [None, *([name] for name in agent.modalities)]:
+        returns = []
+        for episode in range(episodes):
+            obs, _ = env.reset(seed=1000 + episode)
+            total, done = 0.0, False
+            while not done:
+                with torch.no_grad():
+                    latent = agent.encoder.encode({k: v[None] for k, v in obs.items()}, subset).cpu().numpy()
+                action, _ = agent.model.predict(latent, deterministic=True)
+                obs, reward, terminated, truncated, _ = env.step(action[0])
+                total += float(reward)
+                done = terminated or truncated
+            returns.append(total)
+        means["complete" if subset is None else subset[0]] = float(np.mean(returns))
+    env.close()
+    return means
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("agents", nargs="+", help="agent directories with an encoder (gmc, mvae, muse)")
+    parser.add_argument("--episodes", type=int, default=20, help="episodes per condition (default 20)")
+    parser.add_argument("--json", default=None, help="also write the means to this JSON file")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(1)
+    results = {}
+    for agent_dir in args.agents:
+        means = results[agent_dir] = episode_returns(agent_dir, args.episodes)
+        base = means["complete"]
+        losses = " ".join(f"{name} {100 * (base - value) / abs(base):+.1f}" for name, value in means.items()
+                          if name != "complete")
+        print(f"{agent_dir}: " + " ".join(f"{name} {value:.1f}" for name, value in means.items())
+              + f" | loss %: {losses}", flush=True)
+    if args.json:
+        with open(args.json, "w", encoding="utf-8") as file:
+            json.dump(results, file, indent=1)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
