@@ -286,7 +286,8 @@ def check_dataset_size(config: ExperimentConfig) -> None:
 
     Collection fills arrays of every transition in memory before writing them (and pretraining loads them whole),
     so the estimate ``steps x bytes per transition`` (every modality, the action, the reward and two flags, from
-    the env's spaces, and the true state that a reset's ``info["state"]`` shows) must fit both the memory available now and :data:`~gmc_rl.config.MAX_DATA_BYTES`. One env
+    the env's spaces, and the true state that a reset's ``info["state"]`` shows) must fit both the memory available
+    now and :data:`~gmc_rl.config.MAX_DATA_BYTES`. One env
     is made to read its spaces; an env that refuses ``env_kwargs`` (e.g. an image size above its limit) is
     reported as a ConfigError naming them.
     """
