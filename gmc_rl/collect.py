@@ -299,6 +299,7 @@ def check_dataset_size(config: ExperimentConfig) -> None:
             f"config key 'env_kwargs': cannot make {config.env_id!r} with env_kwargs {config.env_kwargs}: {exc}"
         ) from exc
     try:
+        modality_specs(env.observation_space)  # a Dict of modalities, refused here before any file is written
         action_space = env.action_space
         action_bytes = space_bytes(action_space) if action_space.dtype is not None else 8
         per_step = space_bytes(env.observation_space) + action_bytes + 4 + 2  # + reward (float32), two flags
