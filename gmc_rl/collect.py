@@ -197,11 +197,12 @@ def _state_vector(info: dict[str, Any]) -> np.ndarray | None:
     return vector.ravel() if vector.size and np.isfinite(vector).all() else None
 
 
-def true_states(reset_infos: list[dict[str, Any]]) -> np.ndarray | None:
-    """The true state of every env after a reset, ``(n_envs, d)``, when each reset ``info`` holds an
-    ``info["state"]`` of one size (the diagnostic of :mod:`gmc_rl.state_probe`); None otherwise."""
-    vectors = [_state_vector(info) for info in reset_infos]
-    if any(v is None for v in vectors) or len({v.shape for v in vectors if v is not None}) != 1:
+def true_states(infos: list[dict[str, Any]], dim: int | None = None) -> np.ndarray | None:
+    """The true state in each env's ``info`` (``info["state"]``), stacked ``(n_envs, d)``: recorded for the state
+    probe (:mod:`gmc_rl.state_probe`). None when one is missing, or when they differ in size (or from ``dim``)."""
+    vectors = [_state_vector(info) for info in infos]
+    shapes = {None if v is None else v.shape for v in vectors}
+    if None in shapes or len(shapes) != 1 or (dim is not None and shapes != {(dim,)}):
         return None
     return np.stack(cast(list[np.ndarray], vectors))
 
@@ -220,10 +221,7 @@ def next_true_states(infos: list[dict[str, Any]], reset_infos: list[dict[str, An
     """The true state behind each env's next observation: the step's ``info["state"]``, or the reset's where the
     episode ended (SB3's vec envs reset at once and keep that info in ``reset_infos``). None, and no states are
     recorded, as soon as one is missing or changes size."""
-    vectors = [_state_vector(reset_infos[i] if done else info) for i, (info, done) in enumerate(zip(infos, dones))]
-    if any(v is None or v.shape != (dim,) for v in vectors):
-        return None
-    return np.stack(cast(list[np.ndarray], vectors))
+    return true_states([reset_infos[i] if done else info for i, (info, done) in enumerate(zip(infos, dones))], dim)
 
 
 # ----------------------------------------------------------------------------------------------------------------

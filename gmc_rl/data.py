@@ -46,12 +46,12 @@ still checked against their SHA-256; only an edit of their metadata.json goes un
 METADATA_FILE = "metadata.json"
 SPLITS = ("train", "val")
 TRANSITION_KEYS = ("actions", "rewards", "terminated", "truncated")
+"""Arrays of every transition, stored next to the modalities."""
 STATES_KEY = "states"
 """Optional array of the env's true state per row (``info["state"]``, float32 ``(N, d)``), recorded when the env
 exposes one: read only by diagnostics (:mod:`gmc_rl.state_probe`), never by an encoder or a controller."""
 RESERVED_KEYS = (*TRANSITION_KEYS, STATES_KEY)
-"""Array names a modality may not take."""
-"""Arrays stored next to the modalities (so no modality may use these names)."""
+"""Every array name stored next to the modalities: no modality may use these names."""
 MINARI_PREFIX = "minari:"
 """:func:`load_dataset` reads ``"minari:<dataset id>"`` from Minari's data directory (:mod:`gmc_rl.minari_data`)."""
 _ZIP_DATE = (1980, 1, 1, 0, 0, 0)

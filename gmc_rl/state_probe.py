@@ -52,6 +52,8 @@ FIT_FRACTION = 2 / 3
 MIN_ROWS = 30
 """Fewest rows the probe runs on (a smaller split gives no meaningful R^2)."""
 COMPLETE = "complete"
+PROBE_FILE = "state_probe.json"
+"""Written beside a pretrained encoder when its dataset records true states."""
 
 
 class LatentEncoder(Protocol):
@@ -184,10 +186,6 @@ def probe_states(model: LatentEncoder, observations: Mapping[str, np.ndarray], s
         knn[latent] = [float(v) for v in knn_r2(features, states)]
         linear[latent] = [float(v) for v in linear_r2(features, states)]
     return StateProbeReport(list(variables), knn, linear, rows, threshold)
-
-
-PROBE_FILE = "state_probe.json"
-"""Written beside a pretrained encoder when its dataset records true states."""
 
 
 class StateProbeWarning(UserWarning):
