@@ -377,6 +377,10 @@ class PretrainConfig:
     """tau of the contrastive loss (the paper's pendulum value: 0.3)."""
     loss: str = "gmc"
     """"gmc" (the paper's loss) or "joints_as_negatives" (the ablation with only complete latents as negatives)."""
+    temporal_weight: float = 0.0
+    """Weight of an optional temporal term added to the GMC loss: the same contrastive loss between the complete
+    latents of consecutive steps of an episode, so what changes from one step to the next (velocities) must be told
+    apart too. 0 trains the paper's objective; GMC only (MVAE and MUSE ignore it)."""
     checkpoint_every: int = 5
     """Save a resumable checkpoint every this many epochs (the last and the best are always kept)."""
     seed: int = 0
@@ -407,6 +411,8 @@ class PretrainConfig:
         valid = ("gmc", "joints_as_negatives")
         _require(self.loss in valid, "pretrain.loss",
                  f"unknown loss {self.loss!r}; valid: {list(valid)}.{suggest(self.loss, valid)}")
+        _require(math.isfinite(self.temporal_weight) and self.temporal_weight >= 0, "pretrain.temporal_weight",
+                 f"must be a finite number >= 0, got {self.temporal_weight}")
         _require(self.checkpoint_every > 0, "pretrain.checkpoint_every",
                  f"must be positive, got {self.checkpoint_every}")
         _check_seed(self.seed, "pretrain.seed")
@@ -809,6 +815,8 @@ def pretrain_identity(pretrain: PretrainConfig, method: str) -> dict[str, Any]:
     """
     data = to_dict(pretrain)
     muse = data.pop("muse")
+    if method != "gmc" or pretrain.temporal_weight == 0.0:  # runs made before the term existed keep their identity
+        data.pop("temporal_weight")
     if method == "muse" and pretrain.muse != MUSEConfig():
         data["muse"] = muse
     return data

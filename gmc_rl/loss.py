@@ -98,3 +98,21 @@ def gmc_loss(
     Returns a scalar tensor (differentiable w.r.t. the latents).
     """
     return gmc_loss_terms(modality_latents, joint_latents, temperature, joints_as_negatives).sum()
+
+
+def temporal_loss(latents: Tensor, next_latents: Tensor, temperature: float) -> Tensor:
+    """The optional temporal term: the GMC (NT-Xent) loss between complete latents of consecutive steps.
+
+    ``latents[i]`` and ``next_latents[i]`` are the complete latents of the observations at steps t and t + 1 of one
+    episode; each is the other's positive, and the other 2B - 2 latents of the batch are negatives, exactly as in
+    one per-modality term of :func:`gmc_loss_terms`. Telling the next step apart from other samples needs what
+    moves the state on (velocities), which the per-modality terms alone may leave out when some modality cannot
+    show it.
+
+    Example:
+        >>> import torch
+        >>> z = torch.nn.functional.normalize(torch.randn(8, 10), dim=1)
+        >>> float(temporal_loss(z, z, temperature=0.3)) > 0
+        True
+    """
+    return gmc_loss_terms([next_latents], latents, temperature)[0]

@@ -12,7 +12,8 @@ Output directory:
 - ``last/``: the latest state (every ``pretrain.checkpoint_every`` epochs and at the end): a loadable checkpoint plus
   ``trainer_state.pt`` (weights, optimizer, epoch, shuffling RNG, history) from which ``resume=True`` continues;
 - ``tb/``: TensorBoard scalars per epoch: ``loss/train_total``, ``loss/train_<m>``, ``loss/val_total``,
-  ``loss/val_<m>``, ``align/retrieval@1_<m>``, ``align/pos_cos_<m>``, ``align/neg_cos_<m>``, ``perf/samples_per_s``;
+  ``loss/val_<m>``, ``loss/train_temporal`` (with ``pretrain.temporal_weight`` > 0), ``align/retrieval@1_<m>``,
+  ``align/pos_cos_<m>``, ``align/neg_cos_<m>``, ``perf/samples_per_s``;
 - ``history.json`` (the same numbers per epoch), ``alignment.json`` (metrics of the best model),
   ``latents_pca.png`` (complete vs single-modality latents), ``run.json`` (the config and data it was made from);
 - ``state_probe.json`` when the dataset records the env's true state: how well each state variable can be read from
@@ -46,7 +47,7 @@ from gmc_rl.config import ExperimentConfig, config_hash, pretrain_identity
 from gmc_rl.data import MultimodalDataset
 from gmc_rl.errors import ConfigError
 from gmc_rl.io import write_json_atomic
-from gmc_rl.loss import gmc_loss_terms
+from gmc_rl.loss import gmc_loss_terms, temporal_loss
 from gmc_rl.metrics import evaluate_alignment, plot_latents_pca
 from gmc_rl.model import GMCModel
 from gmc_rl.pretraining_run import LAST_DIR, pretraining_identity
@@ -68,6 +69,16 @@ def _train_batches(n: int, batch_size: int, generator: torch.Generator) -> list[
     return batches
 
 
+def successor_mask(split: dict[str, Any]) -> torch.Tensor:
+    """Rows whose next row is the next step of the same episode (the row neither terminated nor truncated it):
+    the pairs of the temporal term. Collection writes each env's steps in order and marks every cut as a
+    truncation, so row i + 1 follows row i exactly when row i did not end an episode."""
+    ended = torch.from_numpy(split["terminated"] | split["truncated"])
+    has_next = ~ended
+    has_next[-1] = False
+    return has_next
+
+
 def reference_latents(model: GMCModel, observations: dict[str, torch.Tensor], count: int, seed: int,
                       batch_size: int = 1024) -> torch.Tensor:
     """Complete latents of at most ``count`` observations (a random subset drawn with ``seed`` when there are
@@ -82,6 +93,18 @@ def reference_latents(model: GMCModel, observations: dict[str, torch.Tensor], co
         parts = [model.joint_latent({name: observations[name][chunk.to(observations[name].device)] for name in names})
                  for chunk in rows.split(batch_size)]
     return torch.cat(parts)
+
+
+def _temporal_term(model: GMCModel, observations: dict[str, torch.Tensor], index: torch.Tensor, joint: torch.Tensor,
+                   has_next: torch.Tensor, temperature: float) -> torch.Tensor:
+    """The temporal loss of one batch: its rows that have a next step, paired with the complete latents of those
+    next steps (zero when fewer than two rows of the batch have one)."""
+    keep = has_next[index]
+    if int(keep.sum()) < 2:
+        return torch.zeros((), device=joint.device)
+    following = index[keep] + 1
+    next_joint = model.joint_latent({name: observations[name][following] for name in observations})
+    return temporal_loss(joint[keep], next_joint, temperature)
 
 
 def pretrain(
@@ -125,6 +148,7 @@ def _train(config: ExperimentConfig, dataset: MultimodalDataset, data_dir: Path,
     val_obs = {name: torch.from_numpy(dataset.val[name]).to(device) for name in names}
     n_train = len(dataset.train[names[0]])
     joints_as_negatives = settings.loss == "joints_as_negatives"
+    has_next = successor_mask(dataset.train).to(device) if settings.temporal_weight > 0 else None
     provenance = {
         "env_id": dataset.env_id,
         "env_kwargs": dataset.metadata.get("env_kwargs", {}),
@@ -137,6 +161,8 @@ def _train(config: ExperimentConfig, dataset: MultimodalDataset, data_dir: Path,
         "temperature": settings.temperature,
         "gmc_rl_version": __version__,
     }
+    if has_next is not None:
+        provenance["temporal_weight"] = settings.temporal_weight
 
     from torch.utils.tensorboard import SummaryWriter
 
@@ -149,13 +175,17 @@ def _train(config: ExperimentConfig, dataset: MultimodalDataset, data_dir: Path,
             bar.set_description(f"pretrain epoch {epoch}/{settings.epochs}")
             started = time.perf_counter()
             model.train()
-            sums = torch.zeros(len(names), dtype=torch.float64)
+            sums = torch.zeros(len(names) + 1, dtype=torch.float64)  # per-modality terms, then the temporal term
             batches = _train_batches(n_train, settings.batch_size, shuffle)
             for index in batches:
                 index = index.to(device)
                 latents, joint = model.latents({name: train_obs[name][index] for name in names})
                 terms = gmc_loss_terms([latents[m] for m in names], joint, settings.temperature, joints_as_negatives)
                 loss = terms.sum()
+                temporal = torch.zeros((), device=device)
+                if has_next is not None:
+                    temporal = _temporal_term(model, train_obs, index, joint, has_next, settings.temperature)
+                    loss = loss + settings.temporal_weight * temporal
                 if not torch.isfinite(loss):
                     raise ConfigError(
                         f"the GMC loss became {float(loss.detach())} at epoch {epoch}; "
@@ -165,15 +195,18 @@ def _train(config: ExperimentConfig, dataset: MultimodalDataset, data_dir: Path,
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
-                sums += terms.detach().double().cpu()
+                sums += torch.cat([terms.detach(), temporal.detach()[None]]).double().cpu()
                 bar.update(1)
             seconds = time.perf_counter() - started
-            train_terms = (sums / len(batches)).tolist()
+            averages = (sums / len(batches)).tolist()
+            train_terms, train_temporal = averages[:-1], averages[-1]
             report = evaluate_alignment(
                 model, val_obs, settings.batch_size, settings.seed, settings.temperature, joints_as_negatives
             )
             scalars = {"loss/train_total": sum(train_terms)}
             scalars.update({f"loss/train_{m}": value for m, value in zip(names, train_terms)})
+            if has_next is not None:
+                scalars["loss/train_temporal"] = train_temporal
             scalars.update(report.scalars())
             scalars["perf/samples_per_s"] = len(batches) * settings.batch_size / seconds
             for tag, value in scalars.items():
