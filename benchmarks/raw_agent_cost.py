@@ -11,7 +11,7 @@ variants of the same agent (the hyperparameters of ``experiments/pendulum_sound.
 Each variant fills ``--warmup`` random steps (untimed), then learns ``--steps`` steps (one gradient step each);
 the CPU time of this process (torch on one thread) over those steps is reported per 1,000 steps, because on a
 machine shared with other work the wall clock mostly measures the others' load. Whether the cheaper agent is still
-as strong is not measured here but by training it (README: the PendulumSound comparison).
+as strong is not measured here but by training it (docs/results.md: the PendulumSound comparison).
 
 Usage::
 
