@@ -3,7 +3,9 @@
 Each subcommand lives in its own module under :mod:`gmc_rl.commands` and provides ``HELP`` (one line),
 ``add_arguments(parser)`` and ``run(args) -> int``; one that reads the experiment config also declares ``CONFIG``
 (:class:`gmc_rl.commands.common.ConfigFlags`) and gets ``args.experiment``. Only the module of the command that
-runs is imported, except for ``gmc-rl --help``, which lists them all.
+runs is imported, except for ``gmc-rl --help``, which lists them all. Every command takes ``--import MODULE``
+(repeatable): the modules a user names there are imported before anything else, so that the ids their code registers
+are known when an agent, checkpoint or dataset of such an env is read (:func:`import_given_modules`).
 """
 
 from __future__ import annotations
@@ -43,11 +45,12 @@ def build_parser() -> argparse.ArgumentParser:
 def build_command_parser(name: str) -> tuple[ModuleType, Any]:
     """The module of command ``name`` and its parser (a jsonargparse parser, see
     :mod:`gmc_rl.commands.config_flags`)."""
-    from gmc_rl.commands.config_flags import add_config_arguments, command_parser
+    from gmc_rl.commands.config_flags import add_config_arguments, add_import_argument, command_parser
 
     module = import_module(COMMANDS[name])
     parser = command_parser(f"gmc-rl {name}", module.HELP)
     module.add_arguments(parser)
+    add_import_argument(parser)
     flags = getattr(module, "CONFIG", None)
     if flags is not None:
         add_config_arguments(parser, flags.sections, flags.top_level, flags.short)
@@ -59,6 +62,7 @@ def _run_command(name: str, argv: list[str]) -> int:
     from gmc_rl.commands.common import config_file_or
     from gmc_rl.commands.config_flags import config_from_args, set_config_defaults
 
+    import_given_modules(argv)  # before anything reads a file that names a user's env (agent.json, a checkpoint)
     module, parser = build_command_parser(name)
     flags = getattr(module, "CONFIG", None)
     if flags is None:
@@ -68,6 +72,31 @@ def _run_command(name: str, argv: list[str]) -> int:
     args = parser.parse_args(argv)
     args.experiment = config_from_args(args, base, flags.sections, flags.top_level)
     return int(module.run(args) or 0)
+
+
+def import_given_modules(argv: list[str]) -> list[str]:
+    """Import the modules named by ``--import MODULE`` in ``argv`` (each flag one module, repeatable), then the
+    module of the ``env_id`` of a ``--config`` file: both are the user's word on the command line, so both may run
+    code (:mod:`gmc_rl.env_ids`). A module named by a file that gmc-rl loads (``agent.json``, a checkpoint) is
+    never imported; the user names it here.
+
+    Returns:
+        The modules imported.
+    """
+    from gmc_rl.env_ids import IMPORT_FLAG, import_user_modules, split_env_id
+
+    peeker = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
+    peeker.add_argument(IMPORT_FLAG, dest="modules", action="append", default=[])
+    peeker.add_argument("--config", default=None)
+    known, _ = peeker.parse_known_args(argv)
+    done = import_user_modules(known.modules)
+    if known.config:
+        from gmc_rl.config import load_config
+
+        module, _ = split_env_id(load_config(known.config).env_id)
+        if module is not None and module not in done:
+            done += import_user_modules([module], flag=f"{known.config}: env_id's module")
+    return done
 
 
 def _interrupt(signum: int, frame: object) -> None:

@@ -8,9 +8,13 @@ code, so where an id comes from decides whether its module may be imported:
 - from a file that travels with an artifact (``allow_import=False``): the module must already be imported by the
   user, else the id is refused. Such a file is someone else's data; an ``env_id`` of
   ``"payload:gmc_rl/PendulumSound-v0"`` in an ``agent.json`` next to a ``payload.py`` must not run that file when
-  the agent is loaded from its folder. ``agent.json`` is the one such file whose env id gmc-rl builds envs from
-  (checked by :func:`gmc_rl.agents.agent_dir.read_agent_json`); dataset metadata, checkpoint provenance and
-  evaluation records only record theirs, and nothing makes an env from them.
+  the agent is loaded from its folder. gmc-rl builds envs from the ids of two such files: ``agent.json`` (checked by
+  :func:`gmc_rl.agents.agent_dir.read_agent_json`) and, for ``gmc-rl train --gmc DIR`` without ``--env``, the
+  checkpoint's provenance; dataset metadata and evaluation records only record theirs.
+
+The user imports such a module with ``--import MODULE``, which every ``gmc-rl`` command takes
+(:func:`import_user_modules`, called before anything else is read): ``gmc-rl evaluate --import my_package.sensors
+--agent runs/ppo``. The ``env_id`` of a ``--config`` file is the user's too: its module is imported.
 
 Either way the name after the colon must then be in Gymnasium's registry, and nothing else is ever imported.
 
@@ -27,11 +31,75 @@ from __future__ import annotations
 
 import importlib
 import os
+import re
 import sys
+from collections.abc import Sequence
 from typing import Any
 
 from gmc_rl.config import check_env_kwargs, registered_env_ids
 from gmc_rl.errors import ConfigError, suggest
+
+IMPORT_FLAG = "--import"
+"""The command-line flag of every ``gmc-rl`` command that imports a module the user names
+(:func:`import_user_modules`)."""
+
+_MODULE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*")
+
+
+def import_user_modules(names: Sequence[str], flag: str = IMPORT_FLAG) -> list[str]:
+    """Import the modules a user named on the command line (``gmc-rl evaluate --import my_package.sensors``).
+
+    This is how an env registered by the user's own code becomes known to a command that reads its id from a file
+    (an agent's ``agent.json``, a checkpoint's provenance): the module's own code registers the id, and the id
+    check of :func:`check_env_id` (``allow_import=False``) then finds the module imported. Only module names are
+    accepted, never paths or ``"module:id"`` strings. The current directory is searched last (after the installed
+    packages), as ``python -m`` would search it, so a package of the user's project is found without installing it.
+
+    Args:
+        names: dotted module names, in the order given.
+        flag: the flag they came from, for the messages.
+
+    Returns:
+        The names imported (each once, in order).
+
+    Raises:
+        ConfigError: a name that is not a dotted module name (a path, an env id) or a module that cannot be imported
+            (the message holds the ImportError).
+
+    Example:
+        >>> import_user_modules(["json", "json"])
+        ['json']
+        >>> import_user_modules(["my_package/sensors.py"])  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        gmc_rl.errors.ConfigError: --import 'my_package/sensors.py' is not a module name ...
+    """
+    done: list[str] = []
+    if names:
+        _search_current_directory()
+    for name in names:
+        if not isinstance(name, str) or not _MODULE_NAME.fullmatch(name):
+            hint = ""
+            if isinstance(name, str) and ":" in name:
+                hint = f"; for the env id {name!r} give its module: {flag} {name.partition(':')[0]}"
+            raise ConfigError(f"{flag} {name!r} is not a module name (dotted Python identifiers, e.g. "
+                              f"my_package.sensors, importable from the current directory or sys.path){hint}")
+        if name in done:
+            continue
+        try:
+            importlib.import_module(name)
+        except ImportError as exc:
+            raise ConfigError(f"{flag} {name}: cannot import module {name!r}: {exc}") from exc
+        done.append(name)
+    return done
+
+
+def _search_current_directory() -> None:
+    """Let imports find modules in the current directory, as ``python -m`` does; appended to ``sys.path``, so that
+    an installed package of the same name wins. (A console script such as ``gmc-rl`` does not search it.)"""
+    cwd = os.getcwd()
+    if cwd not in sys.path and "" not in sys.path:
+        sys.path.append(cwd)
 
 
 def split_env_id(env_id: str) -> tuple[str | None, str]:
@@ -73,6 +141,7 @@ def check_env_id(
     module, name = split_env_id(env_id)
     if module is not None:
         if allow_import:
+            _search_current_directory()
             try:
                 importlib.import_module(module)
             except ImportError as exc:
@@ -80,8 +149,9 @@ def check_env_id(
         elif module not in sys.modules:
             raise ConfigError(
                 f"{where} {env_id!r} names module {module!r}, which is not imported; gmc-rl never imports a module "
-                f"named by a file it loads: import {module} yourself before loading (its own code then registers "
-                f"{name!r}), or give the id on the command line or in your experiment config"
+                f"named by a file it loads: name it on the command line with {IMPORT_FLAG} {module} (every gmc-rl "
+                f"command takes it), or in Python import {module} before loading (its own code then registers "
+                f"{name!r})"
             )
     if name not in gym.registry:
         raise ConfigError(

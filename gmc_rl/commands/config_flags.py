@@ -36,6 +36,7 @@ from gmc_rl.config import (
     from_dict,
     to_dict,
 )
+from gmc_rl.env_ids import IMPORT_FLAG
 from gmc_rl.errors import suggest
 
 
@@ -92,6 +93,16 @@ def command_parser(prog: str, description: str) -> jsonargparse.ArgumentParser:
     today (``--res``) would silently change meaning when a flag is added.
     """
     return CommandParser(prog=prog, description=description, formatter_class=HelpFormatter, allow_abbrev=False)
+
+
+def add_import_argument(parser: jsonargparse.ArgumentParser) -> None:
+    """``--import MODULE`` (repeatable), which every command has: :func:`gmc_rl.cli.import_given_modules` imports
+    the modules before the command reads anything; the parsed value is only kept for the record."""
+    parser.add_argument(
+        IMPORT_FLAG, dest="import_modules", action="append", default=[], metavar="MODULE",
+        help="import this Python module first (repeatable): the module of your own env, so that agents, checkpoints "
+             "and datasets of a 'module:id' env can be read, e.g. --import my_package.sensors for "
+             "my_package.sensors:my_project/Env-v0. gmc-rl never imports a module named in a file it reads")
 
 
 def _short_flag(key: str) -> str:

@@ -3,12 +3,21 @@
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
-HELP = "list the registered gmc_rl environments and their modalities"
+HELP = "list the registered gmc_rl environments (and those of the --import modules) with their modalities"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--all", action="store_true", help="also list every other registered Gymnasium id")
+
+
+def _entry_module(spec: Any) -> str:
+    """The module an env spec's entry point lives in ("" when unknown)."""
+    entry = spec.entry_point
+    if isinstance(entry, str):
+        return entry.partition(":")[0]
+    return str(getattr(entry, "__module__", ""))
 
 
 def run(args: argparse.Namespace) -> int:
@@ -16,8 +25,12 @@ def run(args: argparse.Namespace) -> int:
 
     from gmc_rl.modalities import modality_specs
 
+    imported = list(getattr(args, "import_modules", None) or [])
     for env_id in sorted(gym.registry):
-        if not env_id.startswith("gmc_rl/"):
+        module = _entry_module(gym.registry[env_id])
+        ours = env_id.startswith("gmc_rl/") and env_id != "gmc_rl/GMCLatent-v0"  # the latent id needs a checkpoint
+        theirs = any(module == name or module.startswith(name + ".") for name in imported)
+        if not (ours or theirs):
             if args.all:
                 print(env_id)
             continue

@@ -70,18 +70,76 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def base_config(argv: Sequence[str]) -> ExperimentConfig:
-    """With ``--resume`` and no ``--config``, the config of the run being resumed (flags given now apply on
-    top); otherwise the ``--config`` file or the defaults."""
+    """The config the flags apply to.
+
+    - ``--resume`` without ``--config``: the config of the run being resumed;
+    - ``--config``: that file;
+    - else an encoder checkpoint (``--gmc``, ``--mvae``, ``--encoder``) without ``--env``: the defaults with the env
+      (id and keyword arguments) the checkpoint was pretrained on, so that ``gmc-rl train --gmc runs/gmc`` trains on
+      the env of its encoder; with ``--pretrain-data`` the env of that dataset;
+    - else the defaults.
+    """
     from gmc_rl.agents.agent_dir import AGENT_JSON, read_agent_json
     from gmc_rl.env_ids import check_env_id
 
-    given = peek(argv, "--config", "--out", "--resume", "--env", "--env_id")
+    encoder_flags = [GENERIC_ENCODER_FLAG, *_own_flags()]
+    given = peek(argv, "--config", "--out", "--resume", "--env", "--env_id", "--pretrain-data", "--mvae-data",
+                 *encoder_flags)
     env_id = given.env or given.env_id
     if env_id:  # a "module:Name" id named on the command line may import its module (agent.json's may not)
         check_env_id(env_id, allow_import=True)
     if given.resume and not given.config and given.out and (Path(given.out) / AGENT_JSON).is_file():
         return from_dict(ExperimentConfig, read_agent_json(Path(given.out))["config"])
+    if given.config or env_id:
+        return config_file_or(argv)
+    data = given.pretrain_data or given.mvae_data
+    if data:
+        return _env_of_dataset(data)
+    encoders = [getattr(given, _dest(flag)) for flag in encoder_flags if getattr(given, _dest(flag)) is not None]
+    if len(encoders) == 1:
+        return _env_of_checkpoint(Path(encoders[0]))
     return config_file_or(argv)
+
+
+def _env_of_checkpoint(directory: Path) -> ExperimentConfig:
+    """The defaults with the env an encoder checkpoint was pretrained on (its ``config.json`` provenance).
+
+    The id is read from a file, so the module of a ``"module:Name"`` id must have been imported by the user
+    (``--import MODULE``); nothing is imported here. A directory that is not a checkpoint is left to the command's
+    own checks (it names the problem): the defaults are returned.
+    """
+    from gmc_rl.checkpoint import CONFIG_FILE
+    from gmc_rl.env_ids import check_env_id
+    from gmc_rl.io import read_json_object
+
+    file = directory / CONFIG_FILE
+    if not file.is_file():
+        return ExperimentConfig()
+    provenance = read_json_object(file, "checkpoint config", {"provenance": dict}, ConfigError)["provenance"]
+    env_id, env_kwargs = provenance.get("env_id"), provenance.get("env_kwargs", {})
+    if not isinstance(env_id, str):
+        raise ConfigError(f"{file} records no env id (provenance.env_id); pass --env ID")
+    if not isinstance(env_kwargs, dict):
+        raise ConfigError(f"{file}: provenance.env_kwargs must be a mapping, got {type(env_kwargs).__name__}")
+    check_env_id(env_id, allow_import=False, key="provenance.env_id", source=file)
+    return from_dict(ExperimentConfig, {"env_id": env_id, "env_kwargs": env_kwargs})
+
+
+def _env_of_dataset(data: str) -> ExperimentConfig:
+    """The defaults with the env (id and keyword arguments) a dataset was collected on (``--pretrain-data``)."""
+    from gmc_rl.data import METADATA_FILE, MINARI_PREFIX, read_metadata
+    from gmc_rl.env_ids import check_env_id
+
+    if data.startswith(MINARI_PREFIX):
+        from gmc_rl.minari_data import minari_env_id
+
+        env_id, env_kwargs, source = minari_env_id(data[len(MINARI_PREFIX):]), {}, data
+    else:
+        metadata = read_metadata(data)
+        env_id, env_kwargs = str(metadata["env_id"]), dict(metadata.get("env_kwargs") or {})
+        source = str(Path(data) / METADATA_FILE)
+    check_env_id(env_id, allow_import=False, key="env_id", source=source)
+    return from_dict(ExperimentConfig, {"env_id": env_id, "env_kwargs": env_kwargs})
 
 
 def _encoder_argument(args: argparse.Namespace, method: RepresentationMethod) -> str | None:
@@ -108,6 +166,7 @@ def run(args: argparse.Namespace) -> int:
     from gmc_rl.agents import train_agent
     from gmc_rl.agents.agent_dir import AGENT_JSON, read_agent_json
     from gmc_rl.checkpoint import resolve_device
+    from gmc_rl.env_ids import IMPORT_FLAG, split_env_id
 
     out = Path(args.out)
     stored = read_agent_json(out) if args.resume and (out / AGENT_JSON).is_file() else None
@@ -130,5 +189,7 @@ def run(args: argparse.Namespace) -> int:
     info = read_agent_json(path)
     print(f"agent ({info['method']}, {info['algo']}, seed {info['seed']}, {info['num_timesteps']} steps) "
           f"saved in {path}")
-    print(f"evaluate it with: gmc-rl evaluate --agent {path}")
+    module, _ = split_env_id(str(info["env_id"]))
+    flag = f"{IMPORT_FLAG} {module} " if module else ""  # the agent.json of a "module:id" env needs its module
+    print(f"evaluate it with: gmc-rl evaluate {flag}--agent {path}")
     return 0
