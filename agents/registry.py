@@ -9,8 +9,10 @@
   ``policy_kwargs.features_extractor_class`` the name ``multimodal`` (with ``features_extractor_kwargs: {cnn:
   compact}`` for the cheaper CNN of :mod:`gmc_rl.agents.extractors`);
 - ``action_noise`` (td3, ddpg, sac) is a mapping such as ``{type: ornstein_uhlenbeck, sigma: 0.2}``, turned into
-  the SB3 noise object (optionally decaying, see :class:`DecayingActionNoise`);
-- ``learning_rate`` may be ``"lin_<value>"`` (linear decay to 0, as in rl-zoo3);
+  the SB3 noise object (optionally decaying, see :class:`DecayingActionNoise`, or annealed as the GMC authors'
+  controller, see :class:`gmc_rl.agents.noise.AnnealedOrnsteinUhlenbeckNoise`);
+- ``learning_rate`` (and ddpg's ``actor_learning_rate``) may be ``"lin_<value>"`` (linear decay to 0, as in
+  rl-zoo3);
 - ``train_freq`` may be a list ``[1, "episode"]``.
 
 Keys that are not arguments of the algorithm's constructor are refused with the list of valid ones; the values
@@ -37,13 +39,15 @@ from typing import Any
 
 import numpy as np
 from gymnasium import spaces
-from stable_baselines3 import A2C, DDPG, DQN, PPO, SAC, TD3
+from stable_baselines3 import A2C, DQN, PPO, SAC, TD3
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.noise import ActionNoise, NormalActionNoise, OrnsteinUhlenbeckActionNoise
 from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
 from torch import nn
 
+from gmc_rl.agents.ddpg import DDPG
 from gmc_rl.agents.extractors import CNNS, MultimodalExtractor, needs_small_cnn
+from gmc_rl.agents.noise import AnnealedOrnsteinUhlenbeckNoise
 from gmc_rl.config import MAX_DATA_BYTES, check_hyperparams, check_memory, format_bytes, space_bytes, system_memory
 from gmc_rl.errors import ConfigError, suggest
 
@@ -55,7 +59,8 @@ ALGORITHMS: dict[str, type[BaseAlgorithm]] = {
     "a2c": A2C,
     "dqn": DQN,
 }
-"""Algorithm name (as in ``agent.algo``) -> SB3 class."""
+"""Algorithm name (as in ``agent.algo``) -> SB3 class (``ddpg``: SB3's DDPG with an optional ``actor_learning_rate``,
+:class:`gmc_rl.agents.ddpg.DDPG`)."""
 
 CONTINUOUS_ONLY = ("sac", "td3", "ddpg")
 DISCRETE_ONLY = ("dqn",)
@@ -126,9 +131,14 @@ class DecayingActionNoise(ActionNoise):
 def make_action_noise(spec: Any, action_space: spaces.Space) -> ActionNoise | None:
     """Turn an ``action_noise`` config mapping into an SB3 :class:`ActionNoise` for ``action_space``.
 
-    Keys: ``type`` (``normal`` or ``ornstein_uhlenbeck``), ``sigma`` (number or one per action dimension, in
-    action units), ``mean`` (default 0), ``theta`` and ``dt`` (OU only), ``decay_steps`` and ``final_scale``
-    (optional linear decay of the noise scale). ``None`` means no noise.
+    Keys: ``type`` (``normal``, ``ornstein_uhlenbeck`` or ``annealed_ornstein_uhlenbeck``), ``sigma`` (number or
+    one per action dimension), ``mean`` (default 0), ``theta`` and ``dt`` (OU only), ``decay_steps`` and
+    ``final_scale`` (optional linear decay of the noise's output for ``normal`` and ``ornstein_uhlenbeck``; of the
+    increments' sigma for ``annealed_ornstein_uhlenbeck``, where ``decay_steps`` is required), ``start`` and
+    ``reset_each_episode`` (``annealed_ornstein_uhlenbeck`` only, see
+    :class:`~gmc_rl.agents.noise.AnnealedOrnsteinUhlenbeckNoise`), ``units``: ``scaled`` (default: ``sigma`` and
+    ``mean`` in SB3's actions scaled to [-1, 1], to which SB3 adds the noise) or ``env`` (in the env's action
+    units, divided here by the half-width of the action space). ``None`` means no noise.
     """
     if spec is None:
         return None
@@ -141,16 +151,18 @@ def make_action_noise(spec: Any, action_space: spaces.Space) -> ActionNoise | No
     if not isinstance(action_space, spaces.Box):
         raise ConfigError(f"agent.hyperparams.action_noise needs a continuous Box action space, got {action_space}")
     spec = dict(spec)
-    kinds = ("normal", "ornstein_uhlenbeck")
+    kinds = ("normal", "ornstein_uhlenbeck", "annealed_ornstein_uhlenbeck")
     kind = spec.pop("type", None)
     if kind not in kinds:
         raise ConfigError(
             f"agent.hyperparams.action_noise.type must be one of {list(kinds)}, got {kind!r}."
             f"{suggest(str(kind), kinds)}"
         )
-    valid = {"sigma", "mean", "decay_steps", "final_scale"}
-    if kind == "ornstein_uhlenbeck":
+    valid = {"sigma", "mean", "decay_steps", "final_scale", "units"}
+    if kind != "normal":
         valid |= {"theta", "dt"}
+    if kind == "annealed_ornstein_uhlenbeck":
+        valid |= {"start", "reset_each_episode"}
     unknown = sorted(set(spec) - valid)
     if unknown:
         raise ConfigError(
@@ -172,6 +184,18 @@ def make_action_noise(spec: Any, action_space: spaces.Space) -> ActionNoise | No
     sigma, mean = vector("sigma", 0.1), vector("mean", 0.0)
     if np.any(sigma < 0):
         raise ConfigError(f"agent.hyperparams.action_noise.sigma must be >= 0, got {spec.get('sigma')!r}")
+    units = spec.get("units", "scaled")
+    if units not in ("scaled", "env"):
+        raise ConfigError(f"agent.hyperparams.action_noise.units must be 'scaled' (SB3's actions in [-1, 1]) or "
+                          f"'env' (the env's action units), got {units!r}")
+    if units == "env":
+        half_width = (np.asarray(action_space.high, np.float64) - np.asarray(action_space.low, np.float64)).ravel() / 2
+        if not np.all(np.isfinite(half_width)) or np.any(half_width <= 0):
+            raise ConfigError("agent.hyperparams.action_noise.units: 'env' needs finite, non-empty action bounds, "
+                              f"got {action_space}")
+        sigma, mean = sigma / half_width, mean / half_width
+    if kind == "annealed_ornstein_uhlenbeck":
+        return _annealed_noise(spec, mean, sigma)
     if kind == "normal":
         noise: ActionNoise = NormalActionNoise(mean=mean, sigma=sigma)
     else:
@@ -186,6 +210,46 @@ def make_action_noise(spec: Any, action_space: spaces.Space) -> ActionNoise | No
             )
         noise = DecayingActionNoise(noise, decay_steps, float(spec.get("final_scale", 0.0)))
     return noise
+
+
+def _annealed_noise(spec: Mapping[str, Any], mean: np.ndarray, sigma: np.ndarray) -> ActionNoise:
+    """The ``annealed_ornstein_uhlenbeck`` noise of an ``action_noise`` mapping (mean and sigma already scaled)."""
+    key = "agent.hyperparams.action_noise"
+    integers = {"decay_steps": (spec.get("decay_steps"), 1), "start": (spec.get("start", 0), 0)}
+    for name, (value, low) in integers.items():
+        if isinstance(value, bool) or not isinstance(value, int) or value < low:
+            raise ConfigError(f"{key}.{name} must be an integer >= {low}"
+                              f"{' (required for annealed_ornstein_uhlenbeck)' if name == 'decay_steps' else ''}, "
+                              f"got {value!r}")
+    numbers = {"theta": (spec.get("theta", 0.15), 0.0), "dt": (spec.get("dt", 1.0), None),
+               "final_scale": (spec.get("final_scale", 0.0), 0.0)}
+    for name, (value, low) in numbers.items():
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool) and np.isfinite(value)
+        if not ok or (value < low if low is not None else value <= 0):
+            raise ConfigError(f"{key}.{name} must be a finite number {'>= 0' if low is not None else '> 0'}, "
+                              f"got {value!r}")
+    reset = spec.get("reset_each_episode", False)
+    if not isinstance(reset, bool):
+        raise ConfigError(f"{key}.reset_each_episode must be true or false, got {reset!r}")
+    return AnnealedOrnsteinUhlenbeckNoise(mean=mean, sigma=sigma, theta=float(numbers["theta"][0]),
+                                          dt=float(numbers["dt"][0]), decay_steps=integers["decay_steps"][0],
+                                          final_scale=float(numbers["final_scale"][0]), start=integers["start"][0],
+                                          reset_each_episode=reset)
+
+
+def constructor_arguments(cls: type) -> dict[str, inspect.Parameter]:
+    """The keyword arguments ``cls(...)`` takes: its ``__init__``'s, and its bases' where it passes ``**kwargs`` on."""
+    arguments: dict[str, inspect.Parameter] = {}
+    for klass in cls.__mro__:
+        if "__init__" not in vars(klass):
+            continue
+        parameters = inspect.signature(vars(klass)["__init__"]).parameters
+        for name, parameter in parameters.items():
+            if name != "self" and parameter.kind not in (parameter.VAR_POSITIONAL, parameter.VAR_KEYWORD):
+                arguments.setdefault(name, parameter)
+        if not any(p.kind == p.VAR_KEYWORD for p in parameters.values()):
+            break
+    return arguments
 
 
 def _linear_schedule(initial: float):
@@ -274,7 +338,7 @@ def resolve_hyperparams(algo: str, hyperparams: Mapping[str, Any] | None, action
     if not isinstance(hyperparams, Mapping):
         raise ConfigError(f"agent.hyperparams must be a mapping, got {type(hyperparams).__name__}")
     params = copy.deepcopy(dict(hyperparams))
-    accepted = [name for name in inspect.signature(cls.__init__).parameters if name not in ("self", "args", "kwargs")]
+    accepted = list(constructor_arguments(cls))
     for key in params:
         if key in _SET_ELSEWHERE:
             raise ConfigError(f"agent.hyperparams.{key} is not a hyperparameter here: {_SET_ELSEWHERE[key]}")
@@ -288,7 +352,7 @@ def resolve_hyperparams(algo: str, hyperparams: Mapping[str, Any] | None, action
         raise ConfigError(f"agent.hyperparams.policy must be one of {list(POLICIES)}, got {params['policy']!r}")
     if "policy_kwargs" in params:
         params["policy_kwargs"] = _policy_kwargs(params["policy_kwargs"])
-    for key in ("learning_rate", "clip_range", "clip_range_vf"):
+    for key in ("learning_rate", "actor_learning_rate", "clip_range", "clip_range_vf"):
         if key in params:
             params[key] = _learning_rate(params[key], key)
     check_hyperparams(algo, dict(hyperparams))  # the values as given (schedules are functions by now)
@@ -310,7 +374,7 @@ def check_buffer_memory(algo: str, params: Mapping[str, Any], observation_space:
     (a larger allocation can never be filled, and fails or swaps).
     """
     cls = algorithm_class(algo)
-    defaults = {name: p.default for name, p in inspect.signature(cls.__init__).parameters.items()}
+    defaults = {name: p.default for name, p in constructor_arguments(cls).items()}
     assert action_space.shape is not None  # the action spaces SB3 supports (Box, Discrete, Multi*) have one
     action_dim = max(int(np.prod(action_space.shape)), 1)
     if algo in OFF_POLICY:
