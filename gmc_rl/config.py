@@ -474,6 +474,12 @@ class AgentConfig:
         return merge_hyperparams(self.hyperparams, self.method_hyperparams.get(method))
 
 
+ENCODING_RULES = ("projection", "mean")
+"""How a GMC model turns the latents of a modality subset into one (``GMCModel.encoding_rule``): "projection"
+(onto the nearest stored complete latents of training data, this project's default) or "mean" (the paper's plain
+mean of the present modalities' latents)."""
+
+
 @dataclass
 class EvaluateConfig:
     """Robustness evaluation: every condition x seed x episode, deterministic actions."""
@@ -494,6 +500,15 @@ class EvaluateConfig:
     on the states the agent visits, for every modality subset evaluated; gmc_rl.transfer); 0 skips them."""
     diagnostic_horizon: int = 100
     """Steps of each paired episode of the diagnostics' closed-loop drift."""
+    encoding_rules: list[str] = field(default_factory=list)
+    """Single-sensor rules each GMC agent is evaluated with besides its checkpoint's own, on the same agent (no
+    retraining), each a table row "<method>-<rule>": "mean" (the paper's plain mean of the present modalities'
+    latents) or "projection" (onto the nearest stored complete latents; needs a checkpoint that holds them). The
+    complete condition never uses the rule, so the row repeats the agent's own complete episodes."""
+    action_limit: float = 0.0
+    """0: evaluation actions span the env's full action range. L > 0: every evaluation action is clipped to
+    [-L, L] in the env's units (a Box action space only). The GMC authors' pendulum code used its actor's tanh
+    output as the torque at evaluation, so their agents were evaluated with torque within +-1 of the env's +-2."""
 
     def __post_init__(self) -> None:
         _check_fields(self, "evaluate")
@@ -505,6 +520,13 @@ class EvaluateConfig:
                  f"must be >= 0 (0 skips the diagnostics), got {self.diagnostic_episodes}")
         _require(self.diagnostic_horizon > 0, "evaluate.diagnostic_horizon",
                  f"must be positive, got {self.diagnostic_horizon}")
+        for i, rule in enumerate(self.encoding_rules):
+            _require(rule in ENCODING_RULES, f"evaluate.encoding_rules[{i}]",
+                     f"must be one of {list(ENCODING_RULES)}, got {rule!r}.{suggest(str(rule), ENCODING_RULES)}")
+        _require(len(set(self.encoding_rules)) == len(self.encoding_rules), "evaluate.encoding_rules",
+                 f"names a rule twice: {self.encoding_rules}")
+        _require(self.action_limit >= 0, "evaluate.action_limit",
+                 f"must be 0 (the env's full range) or a positive bound, got {self.action_limit}")
         steps = self.diagnostic_episodes * self.diagnostic_horizon
         _require(steps <= MAX_DIAGNOSTIC_STEPS, "evaluate.diagnostic_episodes",
                  f"diagnostic_episodes x diagnostic_horizon = {self.diagnostic_episodes} x {self.diagnostic_horizon} = "
@@ -664,7 +686,7 @@ HYPERPARAM_CHECKS: dict[str, dict[str, tuple[str, Callable[[Any], bool]]]] = {
             "use_sde_at_warmup": _BOOL},
     "td3": {**_OFF_POLICY, "policy_delay": _integer_in(1), "target_policy_noise": _NON_NEGATIVE,
             "target_noise_clip": _NON_NEGATIVE},
-    "ddpg": dict(_OFF_POLICY),
+    "ddpg": {**_OFF_POLICY, "actor_learning_rate": _SCHEDULE},  # gmc_rl.agents.ddpg.DDPG: the actor's own rate
     "dqn": {**_OFF_POLICY, "target_update_interval": _integer_in(1), "exploration_fraction": _UNIT,
             "exploration_initial_eps": _UNIT, "exploration_final_eps": _UNIT, "max_grad_norm": _POSITIVE},
     "ppo": {**_ON_POLICY, "batch_size": _integer_in(2, MAX_SB3_BATCH), "n_epochs": _integer_in(1),

@@ -291,6 +291,32 @@ def evaluate_conditions(
     return results
 
 
+def clipped_predictor(predict: Predict, action_space: Any, limit: float) -> Predict:
+    """``predict`` with every action clipped to ``[-limit, limit]`` (and to ``action_space``'s own bounds).
+
+    The GMC authors' pendulum code evaluated its actor's tanh output as the torque, i.e. within +-1 of the env's
+    +-2; ``evaluate.action_limit: 1.0`` reproduces that range for an agent that acts over the whole space.
+
+    Raises:
+        ConfigError: ``action_space`` is not a Box, or ``limit`` is not positive.
+    """
+    from gymnasium import spaces
+
+    if not isinstance(action_space, spaces.Box):
+        raise ConfigError(f"evaluate.action_limit needs a continuous Box action space, got {action_space}")
+    if not limit > 0:
+        raise ConfigError(f"evaluate.action_limit must be positive to clip actions, got {limit}")
+    low = np.maximum(action_space.low, -limit)
+    high = np.minimum(action_space.high, limit)
+    if np.any(low > high):
+        raise ConfigError(f"evaluate.action_limit {limit} leaves no action of {action_space}")
+
+    def predict_clipped(obs: Any) -> Any:
+        return np.clip(predict(obs), low, high)
+
+    return predict_clipped
+
+
 def sb3_predictor(model: Any) -> Predict:
     """``predict`` function of an SB3 model with deterministic actions (stateless policies)."""
 

@@ -30,7 +30,8 @@ Example:
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
@@ -40,7 +41,7 @@ import torch.nn.functional as F
 from gymnasium import spaces
 from torch import Tensor, nn
 
-from gmc_rl.config import MAX_MODEL_PARAMETERS, ModelConfig, check_reference_latents, from_dict
+from gmc_rl.config import ENCODING_RULES, MAX_MODEL_PARAMETERS, ModelConfig, check_reference_latents, from_dict
 from gmc_rl.data import finite_json
 from gmc_rl.errors import ConfigError, ModalityError
 from gmc_rl.modalities import ModalitySpec, check_modalities, check_observation_batch, modality_specs
@@ -389,6 +390,7 @@ class GMCModel(MultimodalModel):
         self.reference_latents: Tensor | None
         self.register_buffer("reference_latents", None)  # a buffer once set: saved with the weights
         self.reference_neighbours = 0
+        self._rule: str | None = None  # set by encoding_rule(); None: project when reference latents are held
 
     # -- introspection / serialisation -------------------------------------------------------------------------
 
@@ -412,6 +414,38 @@ class GMCModel(MultimodalModel):
             raise ModalityError(f"reference neighbours must be in [1, {latents.shape[0]}], got {neighbours}")
         self.reference_latents = latents.detach().to(next(self.head.parameters()))  # the head's device and dtype
         self.reference_neighbours = int(neighbours)
+
+    @property
+    def single_sensor_rule(self) -> str:
+        """How :meth:`encode` turns a modality subset's latents into one: ``"projection"`` onto the nearest
+        reference latents when the model holds them, else ``"mean"`` (the paper's plain mean); see
+        :meth:`encoding_rule` to choose another for a while."""
+        if self._rule is not None:
+            return self._rule
+        return "mean" if self.reference_latents is None else "projection"
+
+    @contextmanager
+    def encoding_rule(self, rule: str | None) -> Iterator[GMCModel]:
+        """Encode modality subsets with ``rule`` (one of :data:`ENCODING_RULES`) inside the ``with`` block.
+
+        ``"mean"`` is the paper's rule (the plain mean of the present modalities' latents) whatever the model holds;
+        ``"projection"`` needs reference latents (:meth:`set_reference_latents`). ``None`` keeps the model's own
+        rule. The weights and reference latents are untouched: an agent trained on this encoder can be evaluated
+        under either rule without retraining. The complete observation always takes the joint path.
+
+        Raises:
+            ModalityError: an unknown rule, or ``"projection"`` on a model without reference latents.
+        """
+        if rule is not None and rule not in ENCODING_RULES:
+            raise ModalityError(f"unknown encoding rule {rule!r}; valid: {list(ENCODING_RULES)}")
+        if rule == "projection" and self.reference_latents is None:
+            raise ModalityError("the 'projection' rule needs reference latents; this model holds none "
+                                "(pretrain.reference_latents was 0)")
+        previous, self._rule = self._rule, rule
+        try:
+            yield self
+        finally:
+            self._rule = previous
 
     def project(self, latents: Tensor) -> Tensor:
         """The normalised mean of the ``reference_neighbours`` reference latents most similar to each row."""
@@ -480,7 +514,8 @@ class GMCModel(MultimodalModel):
 
         ``modalities`` None (or every modality) -> the joint path g(f_{1:M}(x)); a subset -> the mean of the
         present modalities' latents (as the reference implementation; the mean is not re-normalised), projected
-        onto the complete latents of the training data when the model holds them (:meth:`set_reference_latents`).
+        onto the complete latents of the training data when the model holds them (:meth:`set_reference_latents`)
+        unless :meth:`encoding_rule` says ``"mean"``.
         ``obs`` holds raw batches ``(B, *shape)`` as the env emits them (numpy arrays or tensors); keys of absent
         modalities may be missing or hold anything. Unknown or empty modality lists raise ModalityError.
         """
@@ -489,7 +524,7 @@ class GMCModel(MultimodalModel):
             return self.joint_latent(obs)
         latents = self.modality_latents(obs, names)
         mean = torch.stack(list(latents.values()), dim=0).mean(dim=0)
-        return mean if self.reference_latents is None else self.project(mean)
+        return self.project(mean) if self.single_sensor_rule == "projection" else mean
 
     def forward(self, obs: Mapping[str, Any], modalities: Sequence[str] | None = None) -> Tensor:
         """Same as :meth:`encode`."""

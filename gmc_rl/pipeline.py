@@ -193,21 +193,48 @@ def _as_agent(agent: Any) -> Any:
     return load_agent(agent) if isinstance(agent, (str, os.PathLike)) else agent
 
 
+def agent_predictor(agent: Any, action_limit: float = 0.0) -> Callable[[Any], Any]:
+    """The deterministic ``predict`` of an agent, its actions clipped to ``[-action_limit, action_limit]`` when
+    ``action_limit`` > 0 (``evaluate.action_limit``; a Box action space only)."""
+    from gmc_rl.evaluate import clipped_predictor, sb3_predictor
+
+    predict = sb3_predictor(agent.model)
+    return clipped_predictor(predict, agent.model.action_space, action_limit) if action_limit > 0 else predict
+
+
 def evaluate_agent(agent: Any, conditions: Sequence[str], episodes: int, seeds: Sequence[int],
-                   n_envs: int, progress: bool = True) -> dict[str, Any]:
+                   n_envs: int, progress: bool = True, encoding_rules: Sequence[str] = (),
+                   action_limit: float = 0.0) -> dict[str, Any]:
     """Evaluate an agent (a ``gmc_rl.agents.Agent`` or its directory) under ``conditions``.
 
     Episodes are run by :func:`gmc_rl.evaluate.evaluate_conditions` on ``agent.make_vec_env`` with deterministic
-    actions. Returns ``{"agent", "method", "env_id", "seeds", "evaluation"}``.
+    actions (clipped to ``[-action_limit, action_limit]`` when ``action_limit`` > 0). Returns ``{"agent",
+    "method", "env_id", "seeds", "evaluation"}``, and for an agent that reads a GMC encoder with
+    ``encoding_rules`` given, ``"rules": {rule: evaluation}``: the same agent, seeds and conditions with the
+    encoder's single-sensor rule set to ``rule`` (``GMCModel.encoding_rule``; no retraining). The complete
+    condition takes the joint path under every rule, so its episodes are not run again but copied.
     """
-    from gmc_rl.evaluate import evaluate_conditions, sb3_predictor
+    from gmc_rl.evaluate import evaluate_conditions
+    from gmc_rl.model import GMCModel
 
     agent = _as_agent(agent)
     seeds = [int(s) for s in seeds]
-    evaluation = evaluate_conditions(agent.make_vec_env, sb3_predictor(agent.model), list(conditions), episodes,
-                                     seeds, n_envs, progress=progress, description=Path(agent.path).name)
-    return {"agent": str(agent.path), "method": agent.method, "env_id": agent.env_id, "seeds": seeds,
-            "evaluation": evaluation}
+    predict = agent_predictor(agent, action_limit)
+    name = Path(agent.path).name
+    evaluation = evaluate_conditions(agent.make_vec_env, predict, list(conditions), episodes,
+                                     seeds, n_envs, progress=progress, description=name)
+    record = {"agent": str(agent.path), "method": agent.method, "env_id": agent.env_id, "seeds": seeds,
+              "evaluation": evaluation}
+    if encoding_rules and isinstance(agent.encoder, GMCModel):
+        partial_conditions = [c for c in conditions if c != "complete"]
+        record["rules"] = {}
+        for rule in encoding_rules:
+            with agent.encoder.encoding_rule(rule):
+                by_rule = evaluate_conditions(agent.make_vec_env, predict, partial_conditions, episodes, seeds,
+                                              n_envs, progress=progress, description=f"{name} ({rule})") \
+                    if partial_conditions else {}
+            record["rules"][rule] = {c: evaluation[c] if c == "complete" else by_rule[c] for c in conditions}
+    return record
 
 
 def record_agent_videos(agent: Any, conditions: Sequence[str], out_dir: str | os.PathLike,
@@ -348,12 +375,17 @@ def _plan(config: ExperimentConfig, run_dir: Path, conditions: list[str]
         name = agent_name(method, seed)
         inputs = {"agent": agent_stage.hash, "conditions": conditions, "episodes": ev.episodes,
                   "n_envs": ev.n_envs, "seeds": [seed]}
+        if ev.encoding_rules and method == "gmc":  # left out otherwise: evaluations made before the keys stay valid
+            inputs["encoding_rules"] = list(ev.encoding_rules)
+        if ev.action_limit > 0:
+            inputs["action_limit"] = ev.action_limit
         diagnose = method in encoders and ev.diagnostic_episodes > 0
         if diagnose:
             inputs["diagnostics"] = {"episodes": ev.diagnostic_episodes, "horizon": ev.diagnostic_horizon}
         stage = Stage(run_dir, f"evaluate_{name}", run_dir / "eval" / "runs" / f"{name}.json", inputs)
         evaluate = partial(_evaluate, run_dir, agent_stage.output, stage.output, conditions, ev.episodes, seed,
-                           ev.n_envs, (ev.diagnostic_episodes, ev.diagnostic_horizon) if diagnose else None)
+                           ev.n_envs, (ev.diagnostic_episodes, ev.diagnostic_horizon) if diagnose else None,
+                           list(ev.encoding_rules), ev.action_limit)
         tasks.append(Task(stage, f"evaluate {name}", evaluate, after=(agent_stage.name,), resumable=False))
         evaluations[(method, seed)] = stage
     return tasks, agents, evaluations
@@ -367,26 +399,32 @@ def _write_report(config: ExperimentConfig, run_dir: Path, conditions: list[str]
         build_results,
         pool_runs,
         read_evaluation_record,
+        record_rows,
         write_results,
         write_tensorboard,
     )
 
     methods, seeds, ev = list(config.methods), [int(s) for s in config.seeds], config.evaluate
-    per_method: dict[str, Any] = {}
+    rows: dict[str, list[tuple[str, Any]]] = {}
+    agents: dict[str, list[str]] = {}
     diagnostics: dict[str, dict[str, Any]] = {}
     for method in methods:
-        runs = []
         for seed in seeds:
             record = read_evaluation_record(evaluations[(method, seed)].output)
-            runs.append((agent_name(method, seed), record["evaluation"]))
+            for row, evaluation in record_rows(record):
+                rows.setdefault(row, []).append((agent_name(method, seed), evaluation))
+                agents.setdefault(row, []).append(f"agents/{agent_name(method, seed)}")
             if record.get("diagnostics"):
                 diagnostics.setdefault(method, {})[agent_name(method, seed)] = record["diagnostics"]
-        per_method[method] = pool_runs(runs)
+    per_method = {row: pool_runs(runs) for row, runs in rows.items()}
     settings = {"episodes": ev.episodes, "seeds": seeds, "n_envs": ev.n_envs, "conditions": conditions,
                 "evaluation_seeds": "each agent is evaluated with its own training seed",
                 "config_hash": config_hash(config)}
-    results = build_results(per_method, env_id=config.env_id, settings=settings,
-                            agents={m: [f"agents/{agent_name(m, s)}" for s in seeds] for m in methods},
+    if ev.encoding_rules:
+        settings["encoding_rules"] = list(ev.encoding_rules)
+    if ev.action_limit > 0:
+        settings["action_limit"] = ev.action_limit
+    results = build_results(per_method, env_id=config.env_id, settings=settings, agents=agents,
                             diagnostics=diagnostics)
     write_results(results, run_dir / "eval", replace=True)  # the report stage owns eval/results.*
     write_tensorboard(results, run_dir / "eval" / TENSORBOARD_DIR)
@@ -409,9 +447,11 @@ def _train(config: ExperimentConfig, method: str, seed: int, out_dir: Path, enco
 
 
 def _evaluate(run_dir: Path, agent_dir: Path, out_path: Path, conditions: list[str], episodes: int, seed: int,
-              n_envs: int, diagnostics: tuple[int, int] | None, *, resume: bool, progress: bool) -> None:
+              n_envs: int, diagnostics: tuple[int, int] | None, encoding_rules: list[str], action_limit: float, *,
+              resume: bool, progress: bool) -> None:
     agent = _as_agent(agent_dir)
-    record = evaluate_agent(agent, conditions, episodes, [seed], n_envs, progress=progress)
+    record = evaluate_agent(agent, conditions, episodes, [seed], n_envs, progress=progress,
+                            encoding_rules=encoding_rules, action_limit=action_limit)
     record["agent"] = str(agent_dir.relative_to(run_dir))
     if diagnostics is not None:
         record["diagnostics"] = diagnose_agent(agent, conditions, episodes=diagnostics[0], horizon=diagnostics[1],
@@ -464,7 +504,7 @@ def merge_runs(run_dirs: Sequence[str | os.PathLike], methods: Sequence[str] | N
     Raises:
         ConfigError: a directory without evaluations, runs of different envs, or a requested method missing.
     """
-    from gmc_rl.results import build_results, pool_runs, read_evaluation_record
+    from gmc_rl.results import build_results, pool_runs, read_evaluation_record, record_rows
 
     run_dirs = distinct_paths(run_dirs)
     runs: dict[str, list[tuple[str, Any]]] = {}
@@ -482,8 +522,9 @@ def merge_runs(run_dirs: Sequence[str | os.PathLike], methods: Sequence[str] | N
             record = read_evaluation_record(path)
             env_ids.add(record["env_id"])
             name = f"{run_dir}/{record['agent']}"
-            runs.setdefault(record["method"], []).append((name, record["evaluation"]))
-            agents.setdefault(record["method"], []).append(name)
+            for row, evaluation in record_rows(record):
+                runs.setdefault(row, []).append((name, evaluation))
+                agents.setdefault(row, []).append(name)
             if record.get("diagnostics"):
                 diagnostics.setdefault(record["method"], {})[name] = record["diagnostics"]
     if len(env_ids) > 1:

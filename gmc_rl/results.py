@@ -173,10 +173,29 @@ def read_evaluation_record(path: str | os.PathLike) -> dict[str, Any]:
         ConfigError: invalid JSON, or a missing or mistyped key (the message names the file and the key).
     """
     record = read_json_object(path, "agent evaluation", RECORD_FIELDS, ConfigError,
-                              optional={"diagnostics": (dict, type(None))})
+                              optional={"diagnostics": (dict, type(None)), "rules": dict})
     for condition, summary in record["evaluation"].items():
         check_summary(summary, path, f"evaluation.{condition}")
+    for rule, evaluation in record.get("rules", {}).items():
+        if not isinstance(evaluation, dict):
+            raise ConfigError(f"{path}: rules.{rule} must be a mapping of conditions, got {type(evaluation).__name__}")
+        for condition, summary in evaluation.items():
+            check_summary(summary, path, f"rules.{rule}.{condition}")
     return record
+
+
+def rule_row(method: str, rule: str) -> str:
+    """The table row of ``method``'s agents evaluated with the single-sensor encoding rule ``rule``."""
+    return f"{method}-{rule}"
+
+
+def record_rows(record: Mapping[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """``(row, evaluation)`` pairs of an agent's evaluation record: its method's row (the encoder's own rule), then
+    one :func:`rule_row` per rule of ``record["rules"]`` (``evaluate.encoding_rules``), e.g. ``gmc-mean``."""
+    rows = [(str(record["method"]), dict(record["evaluation"]))]
+    for rule, evaluation in (record.get("rules") or {}).items():
+        rows.append((rule_row(str(record["method"]), str(rule)), dict(evaluation)))
+    return rows
 
 
 # ---------------------------------------------------------------------------------------------------------------

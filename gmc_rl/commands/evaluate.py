@@ -15,7 +15,10 @@ examples:
   gmc-rl evaluate --agent runs/pendulum/sac --conditions complete image sound dropout:0.5 --episodes 100
   gmc-rl evaluate --agent runs/quick/agents/gmc-seed0 runs/quick/agents/raw-seed0 --seeds 0 1 --out cmp
 
-Agents of the same method are pooled into one table row. Without --conditions: complete + every non-empty proper
+Agents of the same method are pooled into one table row. --evaluate.encoding_rules mean adds a row gmc-mean: the same
+GMC agents with the paper's single-sensor rule (plain mean of the present modalities' latents) instead of their
+checkpoint's projection; --evaluate.action_limit 1.0 clips every action to [-1, 1] (the authors' evaluation torque).
+Without --conditions: complete + every non-empty proper
 subset of the modalities (the word "subsets" in a list expands to the same). --seeds are the evaluation seeds:
 each runs --episodes episodes. --config reads the 'evaluate' section and 'seeds' of an experiment config.
 """
@@ -45,7 +48,14 @@ def run(args: argparse.Namespace) -> int:
     from gmc_rl.io import distinct_paths
     from gmc_rl.locking import RESULTS_LOCK, directory_lock
     from gmc_rl.pipeline import evaluate_agent, record_agent_videos, resolve_conditions
-    from gmc_rl.results import TENSORBOARD_DIR, build_results, pool_runs, write_results, write_tensorboard
+    from gmc_rl.results import (
+        TENSORBOARD_DIR,
+        build_results,
+        pool_runs,
+        record_rows,
+        write_results,
+        write_tensorboard,
+    )
 
     config = args.experiment
     ev = config.evaluate
@@ -71,13 +81,19 @@ def run(args: argparse.Namespace) -> int:
         for path, agent in zip(agent_dirs, agents):
             print(f"evaluating {path} ({agent.method}) under {len(conditions)} conditions x {len(seeds)} seeds x "
                   f"{ev.episodes} episodes")
-            record = evaluate_agent(agent, conditions, ev.episodes, seeds, ev.n_envs, progress=not args.no_progress)
-            runs.setdefault(agent.method, []).append((path.name, record["evaluation"]))
-            names.setdefault(agent.method, []).append(str(path))
+            record = evaluate_agent(agent, conditions, ev.episodes, seeds, ev.n_envs, progress=not args.no_progress,
+                                    encoding_rules=ev.encoding_rules, action_limit=ev.action_limit)
+            for row, evaluation in record_rows(record):  # gmc-mean etc. with evaluate.encoding_rules
+                runs.setdefault(row, []).append((path.name, evaluation))
+                names.setdefault(row, []).append(str(path))
             if ev.video:
                 record_agent_videos(agent, conditions, out / "videos", seed=seeds[0])
         per_method = {method: pool_runs(items) for method, items in runs.items()}
         settings = {"episodes": ev.episodes, "seeds": seeds, "n_envs": ev.n_envs, "conditions": conditions}
+        if ev.encoding_rules:
+            settings["encoding_rules"] = list(ev.encoding_rules)
+        if ev.action_limit > 0:
+            settings["action_limit"] = ev.action_limit
         results = build_results(per_method, env_id=agents[0].env_id, settings=settings, agents=names)
         paths = write_results(results, out)
         paths["tensorboard"] = write_tensorboard(results, out / TENSORBOARD_DIR)
