@@ -18,7 +18,6 @@ weights are loaded into it (:func:`load_model_weights`).
 
 from __future__ import annotations
 
-import hashlib
 import io
 import os
 import pickle
@@ -31,6 +30,7 @@ from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.save_util import load_from_zip_file, recursive_setattr
 
 from gmc_rl.config import config_hash, merge_hyperparams
+from gmc_rl.data import file_sha256
 from gmc_rl.env_ids import check_env_id
 from gmc_rl.errors import CheckpointError
 from gmc_rl.io import make_staging_dir, read_json_object, require_fields, write_bytes_atomic, write_json_atomic
@@ -208,15 +208,6 @@ def read_agent_json(directory: str | os.PathLike) -> dict[str, Any]:
     return info
 
 
-def file_digest(path: str | os.PathLike) -> str:
-    """SHA-256 of a file (used to tell whether two encoder checkpoints hold the same weights)."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def copy_encoder(source: str | os.PathLike, agent_dir: str | os.PathLike) -> Path:
     """Copy a GMC/MVAE checkpoint's weights and config into ``agent_dir/encoder`` (atomically, as a whole).
 
@@ -229,7 +220,7 @@ def copy_encoder(source: str | os.PathLike, agent_dir: str | os.PathLike) -> Pat
     if target.exists():
         if source.resolve() == target.resolve():
             return target
-        if file_digest(source / "model.safetensors") != file_digest(target / "model.safetensors"):
+        if file_sha256(source / "model.safetensors") != file_sha256(target / "model.safetensors"):
             raise CheckpointError(
                 f"{agent_dir} was trained with a different encoder than {source}; resume with the same checkpoint "
                 f"(or leave it out to use the copy in {target}), or train into a new directory"

@@ -88,8 +88,6 @@ def save_gmc(model: GMCModel, directory: str | os.PathLike, provenance: dict) ->
     atomically; the weights go first, so a crash leaves either the previous or the new config next to them, and
     the SHA-256 recorded in the config tells a mismatched pair apart at load time.
     """
-    if not isinstance(model, GMCModel):
-        raise CheckpointError(f"save_gmc expects a GMCModel, got {type(model).__name__}")
     return GMC_CHECKPOINT.save(model, directory, provenance)
 
 
@@ -322,7 +320,7 @@ class CheckpointKind(Generic[_Model]):
 
     Saving, reading, loading and checking a checkpoint against an observation space are the same for every kind
     (the methods below, on the shared helpers of this module); each kind's module names them for its model
-    (:func:`save_gmc`, :func:`load_gmc`, ``gmc_rl.mvae.load_mvae``, ...).
+    (:func:`save_gmc`, :func:`load_gmc`; ``gmc_rl.mvae.load_mvae = MVAE_CHECKPOINT.load``, ...).
     """
 
     model_type: type[_Model]
@@ -343,10 +341,20 @@ class CheckpointKind(Generic[_Model]):
     """Keys its ``config.json`` holds besides :data:`CONFIG_FIELDS` (MUSE: its settings), with their JSON types."""
     version: int = 1
     """The format version this gmc-rl writes and reads."""
+    saver: str = field(kw_only=True)
+    """The saving function in messages about a model of another class: ``"save_gmc"``, ``"save_mvae"``."""
+    a_model: str = field(kw_only=True)
+    """The model class with its article, in the same messages: ``"a GMCModel"``, ``"an MVAEModel"``."""
 
-    def save(self, model: SavableModel, directory: str | os.PathLike, provenance: dict) -> Path:
+    def save(self, model: _Model, directory: str | os.PathLike, provenance: dict[str, Any]) -> Path:
         """Write ``model`` into ``directory`` (:func:`write_checkpoint`: the weights first, then the config naming
-        their SHA-256); return the directory."""
+        their SHA-256; ``provenance`` verbatim, a JSON-serialisable dict); return the directory.
+
+        Raises:
+            CheckpointError: ``model`` is not of :attr:`model_type`, or ``directory`` cannot hold a checkpoint.
+        """
+        if not isinstance(model, self.model_type):
+            raise CheckpointError(f"{self.saver} expects {self.a_model}, got {type(model).__name__}")
         return write_checkpoint(model, directory, provenance, self.fmt, self.version, f"{self.what} directory")
 
     def read_config(self, path: str | os.PathLike) -> dict[str, Any]:
@@ -381,7 +389,7 @@ class CheckpointKind(Generic[_Model]):
 
 
 GMC_CHECKPOINT = CheckpointKind(GMCModel, FORMAT, "checkpoint", "a gmc-rl GMC checkpoint", "GMC", "GMC model",
-                                "pretraining", version=FORMAT_VERSION)
+                                "pretraining", version=FORMAT_VERSION, saver="save_gmc", a_model="a GMCModel")
 """GMC checkpoints, written by pretraining (:func:`gmc_rl.pretrain.pretrain`)."""
 
 

@@ -1,25 +1,17 @@
 """A frozen MVAE as an observation wrapper: ``Dict`` of sensors in, PoE posterior mean ``Box(k)`` out.
 
-Missing modalities are handled natively by the product of experts (:mod:`gmc_rl.wrappers.masked_latent`, shared
-with the other product-of-experts baseline): only how the checkpoint is loaded and checked differs.
+Missing modalities are handled natively by the product of experts: the wrappers are those of every encoder that
+takes the availability mask (:mod:`gmc_rl.wrappers.masked_latent`), given the MVAE's kind of checkpoint.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
-
-import numpy as np
-
-from gmc_rl.mvae.checkpoint import check_space_matches, load_mvae
-from gmc_rl.mvae.model import MVAEModel
+from gmc_rl.mvae.checkpoint import MVAE_CHECKPOINT
 from gmc_rl.wrappers.masked_latent import MaskedLatent, VecMaskedLatent, encode_masked_observations
 
-
-def encode_mvae_observations(model: MVAEModel, obs: Mapping[str, Any]) -> np.ndarray:
-    """Latents ``(B, k)`` float32 (PoE posterior means) of a batch of raw ``Dict`` observations, masked by their
-    availability."""
-    return encode_masked_observations(model, obs)
+encode_mvae_observations = encode_masked_observations
+"""``encode_mvae_observations(model, obs) -> (B, k) float32``: PoE posterior means of a batch of raw ``Dict``
+observations, masked by their availability."""
 
 
 class MVAELatent(MaskedLatent):
@@ -32,12 +24,10 @@ class MVAELatent(MaskedLatent):
         ...                  "runs/pendulum/mvae")  # doctest: +SKIP
     """
 
-    load_model = staticmethod(load_mvae)
-    check_space = staticmethod(check_space_matches)
+    checkpoint_kind = MVAE_CHECKPOINT
 
 
 class VecMVAELatent(VecMaskedLatent):
     """Encode the ``Dict`` observations of every env of a ``VecEnv`` with a frozen MVAE, in one forward pass."""
 
-    load_model = staticmethod(load_mvae)
-    check_space = staticmethod(check_space_matches)
+    checkpoint_kind = MVAE_CHECKPOINT

@@ -3,14 +3,15 @@
 The availability mask of :class:`~gmc_rl.wrappers.ModalityDropout` goes to the encoder, which leaves the experts of
 the missing modalities out of the product row by row, so a batch with mixed availability is still one forward pass.
 Without a mask every modality counts as present. The MVAE (:mod:`gmc_rl.mvae`) and MUSE (:mod:`gmc_rl.muse`)
-baselines subclass these, naming only how their checkpoint is loaded and checked against an env.
+baselines subclass these, naming only their kind of checkpoint (:class:`gmc_rl.checkpoint.CheckpointKind`), which
+loads the model and checks it against the env.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping
-from typing import Any, Protocol
+from collections.abc import Mapping
+from typing import Any, ClassVar, Protocol
 
 import gymnasium as gym
 import numpy as np
@@ -18,6 +19,7 @@ import torch
 from gymnasium import spaces
 from stable_baselines3.common.vec_env import VecEnv
 
+from gmc_rl.checkpoint import CheckpointKind
 from gmc_rl.modalities import AVAILABILITY_KEY, modality_specs
 from gmc_rl.wrappers.vec_latent import VecEncodedLatent
 
@@ -47,23 +49,18 @@ def encode_masked_observations(model: MaskedEncoder, obs: Mapping[str, Any]) -> 
     return latents.cpu().numpy().astype(np.float32, copy=False)
 
 
-LoadModel = Callable[..., Any]
-CheckSpace = Callable[[Any, spaces.Space], None]
-
-
 class MaskedLatent(gym.ObservationWrapper):
     """Replace a multimodal ``Dict`` observation by a frozen masked encoder's latent.
 
-    A subclass sets ``load_model(checkpoint_or_model, device=...)`` and ``check_space(model, observation_space)``.
+    A subclass sets ``checkpoint_kind``: the kind of checkpoint that loads its encoder and checks it against the env.
     """
 
-    load_model: LoadModel
-    check_space: CheckSpace
+    checkpoint_kind: ClassVar[CheckpointKind[Any]]
 
     def __init__(self, env: gym.Env, checkpoint_or_model: str | os.PathLike | Any, device: str = "cpu") -> None:
         super().__init__(env)
-        self.model = type(self).load_model(checkpoint_or_model, device=device)
-        type(self).check_space(self.model, env.observation_space)
+        self.model = self.checkpoint_kind.load(checkpoint_or_model, device=device)
+        self.checkpoint_kind.check_space(self.model, env.observation_space)
         self.observation_space = masked_latent_space(self.model)
 
     def observation(self, observation: Mapping[str, Any]) -> np.ndarray:
@@ -72,14 +69,13 @@ class MaskedLatent(gym.ObservationWrapper):
 
 class VecMaskedLatent(VecEncodedLatent):
     """Encode the ``Dict`` observations of every env of a ``VecEnv`` with a frozen masked encoder, in one forward
-    pass (SB3's ``terminal_observation`` included). A subclass sets ``load_model`` and ``check_space``."""
+    pass (SB3's ``terminal_observation`` included). A subclass sets ``checkpoint_kind`` (see :class:`MaskedLatent`)."""
 
-    load_model: LoadModel
-    check_space: CheckSpace
+    checkpoint_kind: ClassVar[CheckpointKind[Any]]
 
     def __init__(self, venv: VecEnv, checkpoint_or_model: str | os.PathLike | Any, device: str = "cpu") -> None:
-        self.model = type(self).load_model(checkpoint_or_model, device=device)
-        type(self).check_space(self.model, venv.observation_space)
+        self.model = self.checkpoint_kind.load(checkpoint_or_model, device=device)
+        self.checkpoint_kind.check_space(self.model, venv.observation_space)
         self.keys = [*modality_specs(venv.observation_space), AVAILABILITY_KEY]
         super().__init__(venv, observation_space=masked_latent_space(self.model))
 
