@@ -86,12 +86,20 @@ def import_user_modules(names: Sequence[str], flag: str = IMPORT_FLAG) -> list[s
                               f"my_package.sensors, importable from the current directory or sys.path){hint}")
         if name in done:
             continue
+        import gymnasium as gym
+
+        before = set(gym.registry)
         try:
             importlib.import_module(name)
         except ImportError as exc:
             raise ConfigError(f"{flag} {name}: cannot import module {name!r}: {exc}") from exc
+        REGISTERED_BY_IMPORT.setdefault(name, []).extend(sorted(set(gym.registry) - before))
         done.append(name)
     return done
+
+
+REGISTERED_BY_IMPORT: dict[str, list[str]] = {}
+"""The env ids that each module imported by :func:`import_user_modules` registered (``gmc-rl envs`` lists them)."""
 
 
 def _search_current_directory() -> None:

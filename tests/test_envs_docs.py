@@ -1,22 +1,47 @@
-"""The example of docs/custom_envs.md runs as written and gives a valid multimodal environment."""
+"""The example of docs/custom_envs.md runs as written and gives a valid multimodal environment.
+
+Its first code block is the module ``my_package/sensors.py``: it is written into a package on ``sys.path`` and
+imported by the blocks after it, as a user's project would be.
+"""
 
 import re
+import sys
 from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "custom_envs.md"
+ENV_ID = "my_project/MountainCarSensors-v0"
 
 
-def test_custom_env_guide_runs():
-    blocks = re.findall(r"```python\n(.*?)```", DOC.read_text(), re.S)
-    assert len(blocks) >= 2
+def doc_blocks() -> list[str]:
+    """The Python code blocks of docs/custom_envs.md, in order."""
+    return re.findall(r"```python\n(.*?)```", DOC.read_text(), re.S)
+
+
+def write_doc_package(root: Path) -> Path:
+    """Write the doc's module block as ``root/my_package/sensors.py`` (with an empty ``__init__.py``)."""
+    module = doc_blocks()[0]
+    assert module.startswith("# my_package/sensors.py\n")
+    package = root / "my_package"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "sensors.py").write_text(module)
+    return package
+
+
+def test_custom_env_guide_runs(tmp_path, monkeypatch):
+    blocks = doc_blocks()
+    assert len(blocks) >= 3
+    write_doc_package(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))
     namespace: dict = {}
     try:
-        for block in blocks:
+        for block in blocks[1:]:
             exec(compile(block, str(DOC), "exec"), namespace)
-        env = gym.make("my_project/MountainCarSensors-v0")
+        assert gym.registry[ENV_ID].entry_point == "my_package.sensors:MountainCarSensorsEnv"  # a string: any process
+        env = gym.make(ENV_ID)
         obs, _ = env.reset(seed=0)
         env.action_space.seed(0)
         for _ in range(250):  # past one episode, with resets
@@ -27,4 +52,6 @@ def test_custom_env_guide_runs():
                 obs, _ = env.reset()
         assert np.any(obs["image"][-1] > 0)
     finally:
-        gym.registry.pop("my_project/MountainCarSensors-v0", None)
+        gym.registry.pop(ENV_ID, None)
+        for name in ("my_package.sensors", "my_package"):
+            sys.modules.pop(name, None)

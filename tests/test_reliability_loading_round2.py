@@ -115,11 +115,11 @@ def test_agent_env_id_naming_a_module_is_refused_without_importing_it(module, ag
     monkeypatch.chdir(agent)  # loaded from its own folder, where payload_round2.py would be importable
     monkeypatch.syspath_prepend(str(agent))
     for load in (load_agent, read_agent_json):  # read_agent_json: also `gmc-rl train --resume`
-        with pytest.raises(ConfigError, match=f"names module '{module}', which is not imported.*import {module} "
-                                              "yourself"):
+        with pytest.raises(ConfigError, match=f"names module '{module}', which is not imported.*with --import "
+                                              f"{module} .*import {module} before loading"):
             load(agent)
     assert main(["evaluate", "--agent", str(agent), "--episodes", "1", "--no-progress"]) == 2
-    assert f"names module '{module}'" in capsys.readouterr().err
+    assert f"names module '{module}', which is not imported" in capsys.readouterr().err
     assert module not in sys.modules
     assert not marker.exists(), "the payload next to agent.json was imported"
 

@@ -41,6 +41,9 @@ def main() -> int:
     print()
     print("Mean per-step reward:")
     print(markdown_table(results, "per_step_reward"))
+    module = config.env_id.partition(":")[0]
+    print()
+    print(f"Inspect an agent with: gmc-rl align --import {module} --agent {Path(args.out) / 'agents' / 'gmc-seed0'}")
     return 0
 
 

@@ -7,8 +7,10 @@ This file is the whole of what a user writes to bring their own multimodal envir
    vector modality (any shape, flattened by the encoders).
 2. The env is registered with Gymnasium under an id (``register`` below). Configs name it in Gymnasium's
    ``"module:id"`` form, ``gmc_rl.experiments.custom_env_example.sensor_reach:example/SensorReach-v0`` (the
-   installed name of this file), so that every process that makes the env (``gmc-rl pipeline``,
-   ``gmc-rl evaluate``) imports this module first.
+   installed name of this file), so that every process that makes the env from the config (``gmc-rl pipeline`` and
+   its workers) imports this module first. A command that reads the id from a file instead (``gmc-rl evaluate``,
+   ``align --agent`` or ``train --resume`` on an agent) never imports a module named there: name it with
+   ``--import gmc_rl.experiments.custom_env_example.sensor_reach`` (or ``--config`` the experiment config).
 3. Optional: a ``state_space`` attribute and ``info["state"]`` in ``reset`` and ``step`` enable the "state"
    (true-state, upper-bound) agent; ``render_mode="rgb_array"`` enables ``--video``.
 

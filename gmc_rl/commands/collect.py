@@ -22,7 +22,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="collect again when --out (or the --minari id) holds a dataset collected with other "
                              "settings, replacing it "
                              "(the pipeline's --update; without it such a dataset is refused)")
-    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.add_argument("--no-progress", "--quiet", dest="no_progress", action="store_true",
+                        help="hide the progress bar (as every command's --no-progress; --quiet is the old name)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -33,7 +34,7 @@ def run(args: argparse.Namespace) -> int:
     from gmc_rl.collect import collect
     from gmc_rl.data import load_dataset
 
-    path = collect(args.experiment, args.out, overwrite=args.update_dataset, progress=not args.quiet)
+    path = collect(args.experiment, args.out, overwrite=args.update_dataset, progress=not args.no_progress)
     dataset = load_dataset(path)
     on_disk = sum(f.stat().st_size for f in path.iterdir() if f.is_file())
     print(f"{dataset!r}")
@@ -47,7 +48,7 @@ def _run_minari(args: argparse.Namespace) -> int:
     from gmc_rl.data import MINARI_PREFIX
     from gmc_rl.minari_data import collect_minari, dataset_path
 
-    dataset = collect_minari(args.experiment, args.minari, overwrite=args.update_dataset, progress=not args.quiet)
+    dataset = collect_minari(args.experiment, args.minari, overwrite=args.update_dataset, progress=not args.no_progress)
     path = dataset_path(args.minari)
     on_disk = sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
     print(f"wrote Minari dataset {args.minari!r} to {path}: {dataset.total_episodes} episodes, {dataset.total_steps} "

@@ -23,13 +23,15 @@ def _entry_module(spec: Any) -> str:
 def run(args: argparse.Namespace) -> int:
     import gymnasium as gym  # importing gmc_rl registered the gmc_rl ids with it
 
+    from gmc_rl.env_ids import REGISTERED_BY_IMPORT
     from gmc_rl.modalities import modality_specs
 
     imported = list(getattr(args, "import_modules", None) or [])
+    registered = {env_id for name in imported for env_id in REGISTERED_BY_IMPORT.get(name, [])}
     for env_id in sorted(gym.registry):
         module = _entry_module(gym.registry[env_id])
         ours = env_id.startswith("gmc_rl/") and env_id != "gmc_rl/GMCLatent-v0"  # the latent id needs a checkpoint
-        theirs = any(module == name or module.startswith(name + ".") for name in imported)
+        theirs = env_id in registered or any(module == name or module.startswith(name + ".") for name in imported)
         if not (ours or theirs):
             if args.all:
                 print(env_id)

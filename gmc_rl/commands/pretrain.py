@@ -18,7 +18,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "(needs pip install -e '.[minari]')")
     parser.add_argument("--out", required=True, help="output directory (checkpoint, last/, tb/, history.json)")
     parser.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
-    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.add_argument("--no-progress", "--quiet", dest="no_progress", action="store_true",
+                        help="hide the progress bar (as every command's --no-progress; --quiet is the old name)")
 
 
 def base_config(argv: Sequence[str]) -> ExperimentConfig:
@@ -38,5 +39,5 @@ def base_config(argv: Sequence[str]) -> ExperimentConfig:
 def run(args: argparse.Namespace) -> int:
     from gmc_rl.pretrain import pretrain
 
-    pretrain(args.experiment, args.data, args.out, resume=args.resume, progress=not args.quiet)
+    pretrain(args.experiment, args.data, args.out, resume=args.resume, progress=not args.no_progress)
     return 0
