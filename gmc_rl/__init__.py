@@ -9,9 +9,11 @@ Public API (imported lazily so that ``import gmc_rl`` stays cheap):
 - :mod:`gmc_rl.mvae` - the product-of-experts VAE baseline.
 
 Importing ``gmc_rl`` registers the built-in environment ids (``gmc_rl/PendulumSound-v0`` and the others of
-:mod:`gmc_rl.envs`) with Gymnasium: at once if Gymnasium is imported already, otherwise right after Gymnasium's
-own import, whenever that happens. It imports neither Gymnasium nor an environment itself, so ``import gmc_rl``
-stays cheap; ``gym.make("gmc_rl:gmc_rl/PendulumSound-v0")`` (Gymnasium's "module:id" form) works in a fresh process.
+:mod:`gmc_rl.envs`) and the latent env id :data:`LATENT_ENV_ID` (``gmc_rl/GMCLatent-v0``, built by
+:func:`gmc_rl.wrappers.make_latent_env`) with Gymnasium: at once if Gymnasium is imported already, otherwise right
+after Gymnasium's own import, whenever that happens. It imports neither Gymnasium nor an environment itself, so
+``import gmc_rl`` stays cheap; ``gym.make("gmc_rl:gmc_rl/PendulumSound-v0")`` (Gymnasium's "module:id" form) works
+in a fresh process.
 
 Layers, each importing only those below it (docs/architecture.md; checked by ``lint-imports``):
 :mod:`gmc_rl.envs` <- the representation core (the other modules of this package) <- :mod:`gmc_rl.agents` <- the
@@ -31,6 +33,11 @@ from typing import Any
 
 __version__ = "0.1.0"
 
+LATENT_ENV_ID = "gmc_rl/GMCLatent-v0"
+"""Gymnasium id of :func:`gmc_rl.wrappers.make_latent_env` (a multimodal env seen through a frozen encoder):
+``gym.make(LATENT_ENV_ID, env_id=..., checkpoint=..., p=0.3)``; also :data:`gmc_rl.wrappers.LATENT_ENV_ID`."""
+_LATENT_ENTRY_POINT = "gmc_rl.wrappers.factory:make_latent_env"
+
 _LAZY = {
     "gmc_loss": "gmc_rl.loss",
     "GMCModel": "gmc_rl.model",
@@ -39,7 +46,7 @@ _LAZY = {
     "make_latent_env": "gmc_rl.wrappers",
 }
 
-__all__ = ["__version__", *_LAZY]
+__all__ = ["LATENT_ENV_ID", "__version__", *_LAZY]
 
 
 def __getattr__(name: str) -> Any:
@@ -53,10 +60,21 @@ def __getattr__(name: str) -> Any:
 
 
 def _register_envs() -> None:
-    """Register the ids of :mod:`gmc_rl.envs` (idempotent; imports Gymnasium and the id table, not the envs)."""
+    """Register the ids of :mod:`gmc_rl.envs` and :data:`LATENT_ENV_ID` (idempotent; imports Gymnasium and the id
+    table, not the envs or the wrappers: the entry points are strings)."""
     from gmc_rl.envs.registration import register_envs
 
     register_envs()
+    _register_latent_env()
+
+
+def _register_latent_env() -> None:
+    """Register :data:`LATENT_ENV_ID` (idempotent) so that ``gym.make``, SB3's ``make_vec_env`` and rl-zoo3
+    (``--env-kwargs``) build latent envs after a plain ``import gmc_rl``."""
+    import gymnasium as gym
+
+    if LATENT_ENV_ID not in gym.registry:
+        gym.register(id=LATENT_ENV_ID, entry_point=_LATENT_ENTRY_POINT, disable_env_checker=True)
 
 
 class _RegisterAfterGymnasium(Loader):

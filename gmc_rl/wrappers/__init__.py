@@ -19,6 +19,8 @@ from __future__ import annotations
 from importlib import import_module
 from typing import Any
 
+from gmc_rl import LATENT_ENV_ID as _ROOT_LATENT_ENV_ID
+from gmc_rl import _register_latent_env
 from gmc_rl.wrappers.conditions import Condition, all_subset_conditions, apply_condition, parse_condition
 from gmc_rl.wrappers.corruption import GaussianNoise, SaltPepperNoise, StuckSensor
 from gmc_rl.wrappers.dropout import ModalityDropout
@@ -32,8 +34,9 @@ _LAZY = {
     "make_sensor_env": "gmc_rl.wrappers.factory",
 }
 
-LATENT_ENV_ID = "gmc_rl/GMCLatent-v0"
-"""Gymnasium id of :func:`make_latent_env`: ``gym.make(LATENT_ENV_ID, env_id=..., checkpoint=..., p=0.3)``.
+LATENT_ENV_ID = _ROOT_LATENT_ENV_ID
+"""Gymnasium id of :func:`make_latent_env` (registered by ``import gmc_rl``):
+``gym.make(LATENT_ENV_ID, env_id=..., checkpoint=..., p=0.3)``.
 
 It takes ``render_mode`` like any Gymnasium id (SB3's ``make_vec_env`` passes ``"rgb_array"`` by default) and hands
 it to the underlying env, whose frames ``render()`` returns."""
@@ -60,12 +63,4 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module 'gmc_rl.wrappers' has no attribute {name!r}")
 
 
-def _register_latent_env() -> None:
-    """Register :data:`LATENT_ENV_ID` so that ``gym.make`` / rl-zoo3 (``--env-kwargs``) can build latent envs."""
-    import gymnasium as gym
-
-    if LATENT_ENV_ID not in gym.registry:
-        gym.register(id=LATENT_ENV_ID, entry_point="gmc_rl.wrappers.factory:make_latent_env", disable_env_checker=True)
-
-
-_register_latent_env()
+_register_latent_env()  # registered by ``import gmc_rl`` already; again in case the registry entry was removed
