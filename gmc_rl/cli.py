@@ -45,33 +45,76 @@ def build_parser() -> argparse.ArgumentParser:
 def build_command_parser(name: str) -> tuple[ModuleType, Any]:
     """The module of command ``name`` and its parser (a jsonargparse parser, see
     :mod:`gmc_rl.commands.config_flags`)."""
-    from gmc_rl.commands.config_flags import add_config_arguments, add_import_argument, command_parser
+    from gmc_rl.commands.config_flags import (
+        add_config_arguments,
+        add_import_argument,
+        add_print_config_argument,
+        command_parser,
+    )
 
     module = import_module(COMMANDS[name])
     parser = command_parser(f"gmc-rl {name}", module.HELP)
     module.add_arguments(parser)
     add_import_argument(parser)
+    add_print_config_argument(parser)
     flags = getattr(module, "CONFIG", None)
     if flags is not None:
-        add_config_arguments(parser, flags.sections, flags.top_level, flags.short)
+        add_config_arguments(parser, flags.sections, flags.top_level, flags.short, flags.top_level_help)
     return module, parser
 
 
 def _run_command(name: str, argv: list[str]) -> int:
-    """Parse ``argv`` for command ``name`` (its config flags on top of its base config) and run it."""
+    """Parse ``argv`` for command ``name`` (its config flags on top of its base config) and run it.
+
+    ``--help`` shows the values given beside it; ``--print_config`` prints the settings in effect instead of
+    running (:func:`print_config`).
+    """
     from gmc_rl.commands.common import config_file_or
-    from gmc_rl.commands.config_flags import config_from_args, set_config_defaults
+    from gmc_rl.commands.config_flags import (
+        HELP_FLAGS,
+        PRINT_CONFIG_FLAGS,
+        config_from_args,
+        set_config_defaults,
+        show_given_values,
+    )
 
     import_given_modules(argv)  # before anything reads a file that names a user's env (agent.json, a checkpoint)
     module, parser = build_command_parser(name)
+    printing = any(word in PRINT_CONFIG_FLAGS for word in argv)
+    argv = [word for word in argv if word not in PRINT_CONFIG_FLAGS]
     flags = getattr(module, "CONFIG", None)
-    if flags is None:
-        return int(module.run(parser.parse_args(argv)) or 0)
-    base = module.base_config(argv) if hasattr(module, "base_config") else config_file_or(argv)
-    set_config_defaults(parser, base, flags.sections, flags.top_level)
+    base = None
+    if flags is not None:
+        base = module.base_config(argv) if hasattr(module, "base_config") else config_file_or(argv)
+        set_config_defaults(parser, base, flags.sections, flags.top_level)
+    if any(word in HELP_FLAGS for word in argv):
+        show_given_values(parser, argv)
+    if printing:
+        for action in parser._actions:
+            action.required = False  # the settings can be seen before every required flag is chosen
     args = parser.parse_args(argv)
-    args.experiment = config_from_args(args, base, flags.sections, flags.top_level)
+    if flags is not None:
+        args.experiment = config_from_args(args, base, flags.sections, flags.top_level)
+    if printing:
+        print(print_config(name, parser, args), end="")
+        return 0
     return int(module.run(args) or 0)
+
+
+def print_config(name: str, parser: Any, args: Any) -> str:
+    """The settings of a parsed command as YAML: its own flags as comments, then the experiment config in effect
+    (checked, with every key; a valid ``--config`` file), or for a command without one its flags as YAML."""
+    import yaml
+
+    from gmc_rl.commands.config_flags import own_values
+    from gmc_rl.config import to_dict
+
+    own = own_values(parser, args)
+    if not hasattr(args, "experiment"):
+        return f"# gmc-rl {name}: the settings in effect\n" + yaml.safe_dump(own, sort_keys=False)
+    comments = "".join(f"#   {line}\n" for line in yaml.safe_dump(own, sort_keys=False).splitlines())
+    return (f"# gmc-rl {name}: the experiment config in effect (usable as --config FILE); the command's own flags:\n"
+            f"{comments}" + yaml.safe_dump(to_dict(args.experiment), sort_keys=False))
 
 
 def import_given_modules(argv: list[str]) -> list[str]:

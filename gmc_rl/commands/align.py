@@ -23,19 +23,18 @@ well above the latent gap means that the agent's behaviour changes without the s
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.epilog = EPILOG
-    parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.add_argument("--model", help="GMC checkpoint directory (config.json + model.safetensors)")
     parser.add_argument("--data", help="dataset directory written by `gmc-rl collect`")
     parser.add_argument("--agent", default=None,
                         help="a trained agent directory (GMC, MVAE or another method with an encoder): report its "
                              "transfer diagnostics instead")
     parser.add_argument("--episodes", type=int, default=10,
-                        help="with --agent: paired episodes per modality subset (default 10)")
+                        help="with --agent: paired episodes per modality subset")
     parser.add_argument("--horizon", type=int, default=100,
-                        help="with --agent: steps of each paired episode for the drift (default 100)")
-    parser.add_argument("--split", default="val", choices=["train", "val"], help="dataset split (default: val)")
+                        help="with --agent: steps of each paired episode for the drift")
+    parser.add_argument("--split", default="val", choices=["train", "val"], help="dataset split")
     parser.add_argument("--batch-size", type=int, default=128,
-                        help="retrieval among shuffled batches of this size (chance = 1/batch size; default 128)")
+                        help="retrieval among shuffled batches of this size (chance = 1/batch size)")
     parser.add_argument("--seed", type=int, default=0,
                         help="seed of the batch shuffle (with --agent: of the first paired episode)")
     parser.add_argument("--temperature", type=float, default=None,

@@ -8,8 +8,8 @@ and may define ``base_config(argv) -> ExperimentConfig`` (default: the ``--confi
 from __future__ import annotations
 
 import argparse
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 
 from gmc_rl.commands.config_flags import TOP_LEVEL
 from gmc_rl.config import ExperimentConfig, load_config
@@ -25,6 +25,9 @@ class ConfigFlags:
     """Top-level keys with a flag (``--env``, ``--seeds``...)."""
     short: str | None = None
     """The section whose keys also get short flags (``--epochs`` for ``--pretrain.epochs``)."""
+    top_level_help: Mapping[str, str] = field(default_factory=dict)
+    """Help of a top-level key where the command reads it differently (``evaluate``: ``--seeds`` are evaluation
+    seeds)."""
 
 
 def peek(argv: Sequence[str], *flags: str) -> argparse.Namespace:

@@ -18,7 +18,10 @@ checks and did-you-mean messages as a YAML file.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
+import io
+import re
 import typing
 from collections.abc import Sequence
 from typing import Any
@@ -69,8 +72,43 @@ _TOP_LEVEL_HELP = {
 }
 
 
+GIVEN = "_gmc_rl_given"
+"""Attribute set on a parser action whose default was replaced by the value given beside ``--help``."""
+_REST_LITERAL = re.compile(r"``(.+?)``", re.S)
+_REST_ROLE = re.compile(r":[a-z]+:`~?([^`]+)`")
+
+
+def plain_help(text: str) -> str:
+    """Help text without reST markup (double-backquoted literals and roles such as func): single backquotes.
+
+    The field docstrings of :mod:`gmc_rl.config` are written for Sphinx; a terminal shows them as plain text.
+
+    Example:
+        >>> plain_help("a ``.zip`` of :func:`~gmc_rl.x.f`")
+        'a `.zip` of `gmc_rl.x.f`'
+    """
+    return _REST_ROLE.sub(r"`\1`", _REST_LITERAL.sub(r"`\1`", text))
+
+
 class HelpFormatter(jsonargparse.DefaultHelpFormatter, argparse.RawDescriptionHelpFormatter):
-    """jsonargparse's help (each flag's type and default), with descriptions and epilogs printed as written."""
+    """jsonargparse's help (each flag's type and default), with descriptions and epilogs printed as written.
+
+    Three changes: reST markup becomes plain text (:func:`plain_help`); a flag without a value gets no
+    "(default: null)" (its help says what leaving it out means, e.g. "(default: runs/<config name>)", which was shown
+    twice); and a flag given beside ``--help`` shows "given: VALUE" (:func:`show_given_values`).
+    """
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = super()._get_help_string(action)
+        if getattr(action, GIVEN, False):
+            return text.replace("default: %(default)s", "given: %(default)s")
+        if action.default is None:  # not given; the help says what that means where it matters
+            for auto in (" (default: %(default)s)", ", default: %(default)s", "default: %(default)s"):
+                text = text.replace(auto, "")
+        return text
+
+    def format_help(self) -> str:
+        return plain_help(super().format_help())
 
 
 class CommandParser(jsonargparse.ArgumentParser):
@@ -103,6 +141,63 @@ def add_import_argument(parser: jsonargparse.ArgumentParser) -> None:
         help="import this Python module first (repeatable): the module of your own env, so that agents, checkpoints "
              "and datasets of a 'module:id' env can be read, e.g. --import my_package.sensors for "
              "my_package.sensors:my_project/Env-v0. gmc-rl never imports a module named in a file it reads")
+
+
+PRINT_CONFIG_FLAGS = ("--print_config", "--print-config")
+"""Print the settings in effect and exit (jsonargparse's name; :func:`gmc_rl.cli` handles it for every command)."""
+HELP_FLAGS = ("-h", "--help")
+
+
+def add_print_config_argument(parser: jsonargparse.ArgumentParser) -> None:
+    """``--print_config`` in the flag list. :func:`gmc_rl.cli.main` takes it out of the arguments before parsing
+    (jsonargparse reserves the name for its own config-file action, which these parsers do not use)."""
+    parser.add_argument(*PRINT_CONFIG_FLAGS, dest="print_config", action="store_true",
+                        help="print the settings in effect (the experiment config as YAML, usable as --config, "
+                             "with the command's own flags as comments before it) and exit; required flags may be "
+                             "left out")
+
+
+def own_values(parser: jsonargparse.ArgumentParser, args: jsonargparse.Namespace) -> dict[str, Any]:
+    """The parsed values of a command's own flags and positionals (not the experiment config's, not ``--help``)."""
+    skip = {"help", "print_config", "config", *TOP_LEVEL, *SECTIONS}
+    values: dict[str, Any] = {}
+    for action in parser._actions:
+        if action.dest in skip or "." in action.dest or action.help == argparse.SUPPRESS:
+            continue
+        values[action.dest] = getattr(args, action.dest, None)
+    return values
+
+
+def show_given_values(parser: jsonargparse.ArgumentParser, argv: Sequence[str]) -> None:
+    """Make the values given in ``argv`` (beside ``--help``) the defaults that ``--help`` shows, marked "given".
+
+    ``argv`` is parsed once without ``--help`` and with no flag required; if that fails (a value that does not
+    parse), nothing changes and the help shows the values of the config file or the built-in defaults.
+    """
+    rest = [word for word in argv if word not in HELP_FLAGS]
+    if not rest:
+        return
+    required = [action for action in parser._actions if action.required]
+    for action in required:
+        action.required = False
+    try:
+        with contextlib.redirect_stderr(io.StringIO()), contextlib.redirect_stdout(io.StringIO()):
+            args = parser.parse_args(rest)
+    except (SystemExit, Exception):  # the real parse (with --help) prints the help with the defaults instead
+        return
+    finally:
+        for action in required:
+            action.required = True
+    for action in parser._actions:
+        if action.dest in ("help", "print_config") or action.help == argparse.SUPPRESS or action.dest in SECTIONS:
+            continue
+        try:
+            value = args[action.dest]
+        except KeyError:
+            continue
+        if value != action.default:
+            action.default = value
+            setattr(action, GIVEN, True)
 
 
 def _short_flag(key: str) -> str:
@@ -138,15 +233,16 @@ def _add_short_form(parser: jsonargparse.ArgumentParser, key: str, annotation: A
 
 
 def add_config_arguments(parser: jsonargparse.ArgumentParser, sections: Sequence[str],
-                         top_level: Sequence[str] = TOP_LEVEL, short: str | None = None) -> None:
-    """Add ``--config``, the flags of the ``top_level`` keys and of every key of ``sections``, and the short
-    forms of the keys of section ``short``."""
+                         top_level: Sequence[str] = TOP_LEVEL, short: str | None = None,
+                         top_level_help: typing.Mapping[str, str] | None = None) -> None:
+    """Add ``--config``, the flags of the ``top_level`` keys (their help from ``top_level_help`` where given) and
+    of every key of ``sections``, and the short forms of the keys of section ``short``."""
     group = parser.add_argument_group("experiment config (YAML file and top-level keys)")
     group.add_argument("--config", default=None, metavar="YAML",
                        help="experiment config file; the flags below override its values")
     hints = typing.get_type_hints(ExperimentConfig)
     for key in top_level:
-        kwargs: dict[str, Any] = {"dest": key, "help": _TOP_LEVEL_HELP[key]}
+        kwargs: dict[str, Any] = {"dest": key, "help": (top_level_help or {}).get(key, _TOP_LEVEL_HELP[key])}
         if typing.get_origin(hints[key]) is list:
             (item,) = typing.get_args(hints[key])
             kwargs.update(nargs="+", type=item, metavar=key.upper()[:-1])

@@ -8,7 +8,9 @@ from pathlib import Path
 from gmc_rl.commands.common import ConfigFlags
 
 HELP = "evaluate trained agents under sensor conditions (complete, subsets, dropout, noise) and tabulate the results"
-CONFIG = ConfigFlags(sections=("evaluate",), top_level=("seeds",), short="evaluate")
+CONFIG = ConfigFlags(sections=("evaluate",), top_level=("seeds",), short="evaluate",
+                     top_level_help={"seeds": "evaluation seeds: each runs --episodes episodes of every agent "
+                                              "(e.g. --seeds 0 1 2)"})
 
 EPILOG = """\
 examples:

@@ -19,7 +19,6 @@ is re-evaluated: the per-agent evaluations the pipeline wrote (RUN_DIR/eval/runs
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.epilog = EPILOG
-    parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.add_argument("runs", nargs="+", metavar="RUN_DIR", help="pipeline run directories of the same env")
     parser.add_argument("--out", required=True, metavar="DIR", help="where results.json/.md/.png go")
     parser.add_argument("--methods", nargs="+", default=None, metavar="METHOD",
