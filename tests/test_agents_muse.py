@@ -14,8 +14,7 @@ import numpy as np
 import pytest
 import torch
 from gymnasium import spaces
-from test_cli_flags import parse
-from test_pipeline import check_results, tiny_config
+from helpers import check_results, parse, tiny_config
 from vae_baselines import (
     ENV,
     SMALL_MODEL,

@@ -4,20 +4,12 @@ from __future__ import annotations
 
 import pytest
 import yaml
+from helpers import parse
 
 from gmc_rl.cli import build_command_parser, main
 from gmc_rl.commands.common import config_file_or
-from gmc_rl.commands.config_flags import SECTIONS, _leaves, config_from_args, set_config_defaults
-from gmc_rl.config import ExperimentConfig, to_dict
-
-
-def parse(command: str, argv: list[str]) -> ExperimentConfig:
-    """The experiment config a command would run with (no command is run)."""
-    module, parser = build_command_parser(command)
-    base = module.base_config(argv) if hasattr(module, "base_config") else config_file_or(argv)
-    flags = module.CONFIG
-    set_config_defaults(parser, base, flags.sections, flags.top_level)
-    return config_from_args(parser.parse_args(argv), base, flags.sections, flags.top_level)
+from gmc_rl.commands.config_flags import SECTIONS, _leaves
+from gmc_rl.config import to_dict
 
 
 def test_pipeline_has_a_flag_for_every_key_of_every_section():

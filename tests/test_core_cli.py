@@ -5,7 +5,7 @@ import json
 import pytest
 import torch
 import torch.nn.functional as F
-from test_core_envs import TINY_ID
+from helpers import TINY_ID
 
 from gmc_rl.cli import main
 from gmc_rl.metrics import batch_alignment, shuffled_batches

@@ -5,7 +5,7 @@ import zipfile
 
 import numpy as np
 import pytest
-from test_core_envs import TINY3_ID, TINY_ID
+from helpers import TINY3_ID, TINY_ID
 
 from gmc_rl.collect import collect
 from gmc_rl.config import CollectConfig, ExperimentConfig

@@ -24,9 +24,9 @@ import numpy as np
 import pytest
 import torch
 from gymnasium import spaces
+from helpers import tiny_config
 from safetensors.torch import load_file, save_file
 from stable_baselines3.common.vec_env import VecEnv
-from test_pipeline import tiny_config
 
 import gmc_rl  # noqa: F401  (registers the gmc_rl ids)
 from gmc_rl.config import ExperimentConfig, config_hash, to_dict

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import torch
 from gymnasium import spaces
+from helpers import sample_batch, space_m2, space_m3
 from torch import nn
 
 from gmc_rl.config import ModelConfig
@@ -12,27 +13,6 @@ from gmc_rl.modalities import modality_specs
 from gmc_rl.model import GMCModel, Preprocessor, build_modality_encoder
 
 SMALL = ModelConfig(latent_dim=6, common_dim=16, head_hidden=24, conv_channels=[4, 8], mlp_hidden=[12])
-
-
-def space_m2():
-    return spaces.Dict({
-        "image": spaces.Box(0, 255, (2, 16, 16), np.uint8),
-        "sound": spaces.Box(-1.0, 1.0, (2, 3, 2), np.float32),
-    })
-
-
-def space_m3():
-    return spaces.Dict({
-        "camera": spaces.Box(0, 255, (3, 12, 20), np.uint8),
-        "joints": spaces.Box(-5.0, 5.0, (4,), np.float32),
-        "sound": spaces.Box(-1.0, 1.0, (6,), np.float32),
-    })
-
-
-def sample_batch(space, batch, seed=0):
-    space.seed(seed)
-    samples = [space.sample() for _ in range(batch)]
-    return {name: np.stack([s[name] for s in samples]) for name in space.spaces}
 
 
 @pytest.mark.parametrize("make_space", [space_m2, space_m3])

@@ -12,7 +12,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch
-from test_model import sample_batch, space_m2
+from helpers import sample_batch, space_m2
 
 import gmc_rl  # noqa: F401  (registers the gmc_rl ids)
 from gmc_rl.agents import build_algorithm, load_agent, train_agent

@@ -7,47 +7,12 @@ import json
 import math
 
 import pytest
+from helpers import check_results, tiny_config
 
 from gmc_rl.cli import main
-from gmc_rl.config import ExperimentConfig, from_dict, to_dict
+from gmc_rl.config import to_dict
 from gmc_rl.errors import ConfigError, ModalityError
 from gmc_rl.pipeline import Stage, evaluate_agent, read_run_config, resolve_conditions, run_pipeline
-
-
-def tiny_config(env_id: str, methods: list[str], **overrides) -> ExperimentConfig:
-    """A pipeline config whose every stage takes seconds (short episodes, few steps, one epoch)."""
-    algo = "sac" if "Pendulum" in env_id else "dqn"
-    hyperparams = {"learning_starts": 100, "buffer_size": 500, "batch_size": 32}
-    if algo == "dqn":
-        hyperparams.update(target_update_interval=50)
-    data = {
-        "name": "tiny",
-        "env_id": env_id,
-        "env_kwargs": {"max_episode_steps": 40},
-        "methods": methods,
-        "seeds": [0],
-        "collect": {"steps": 400, "n_envs": 2},
-        "pretrain": {"epochs": 1, "batch_size": 64, "device": "cpu", "checkpoint_every": 1},
-        "agent": {"algo": algo, "total_timesteps": 150, "eval_freq": 0, "checkpoint_freq": 0, "device": "cpu",
-                  "hyperparams": hyperparams},
-        "evaluate": {"episodes": 2, "n_envs": 2, "conditions": ["subsets", "dropout:0.5"]},
-    }
-    for key, value in overrides.items():
-        data[key] = {**data[key], **value} if isinstance(value, dict) else value
-    return from_dict(ExperimentConfig, data)
-
-
-def check_results(results: dict, methods: list[str], conditions: list[str]) -> None:
-    assert results["methods"] == methods
-    assert results["conditions"] == conditions
-    for method in methods:
-        assert list(results["results"][method]) == conditions
-        for summary in results["results"][method].values():
-            assert summary["episodes"] == 2
-            for metric in ("per_step_reward", "episode_return"):
-                assert math.isfinite(summary[metric]["mean"])
-                low, high = summary[metric]["ci95"]
-                assert math.isfinite(low) and math.isfinite(high) and low <= summary[metric]["mean"] <= high
 
 
 def test_resolve_conditions():

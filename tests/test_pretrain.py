@@ -5,26 +5,14 @@ import json
 import numpy as np
 import pytest
 import torch
+from helpers import TINY_ID, config_for
 from safetensors.torch import load_file
-from test_core_envs import TINY_ID
 
 from gmc_rl import load_gmc
 from gmc_rl.checkpoint import check_space_matches, load_training_state
 from gmc_rl.collect import collect
-from gmc_rl.config import CollectConfig, ExperimentConfig, ModelConfig, PretrainConfig
 from gmc_rl.errors import CheckpointError, ConfigError
 from gmc_rl.pretrain import pretrain
-
-SMALL = ModelConfig(latent_dim=8, common_dim=16, head_hidden=32, conv_channels=[4, 8], mlp_hidden=[16])
-
-
-def config_for(env_id, steps, **pretrain_settings):
-    settings = {"epochs": 2, "batch_size": 32, "checkpoint_every": 1, "lr": 3e-3, "model": SMALL, **pretrain_settings}
-    return ExperimentConfig(
-        env_id=env_id,
-        collect=CollectConfig(steps=steps, n_envs=2, val_fraction=0.2, seed=1),
-        pretrain=PretrainConfig(**settings),
-    )
 
 
 @pytest.fixture(scope="module")

@@ -18,8 +18,7 @@ from functools import partial
 from pathlib import Path
 
 import pytest
-from test_pipeline import check_results, tiny_config
-from test_stages import stamp, stamp_task
+from helpers import check_results, stamp, stamp_task, tiny_config
 
 from gmc_rl.config import ExperimentConfig, from_dict, to_dict
 from gmc_rl.errors import ConfigError

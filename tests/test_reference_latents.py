@@ -7,9 +7,7 @@ import json
 
 import pytest
 import torch
-from test_core_envs import TINY_ID
-from test_model import sample_batch, space_m2
-from test_pretrain import config_for
+from helpers import TINY_ID, config_for, sample_batch, space_m2
 
 from gmc_rl.checkpoint import load_gmc, save_gmc
 from gmc_rl.collect import collect

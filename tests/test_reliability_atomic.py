@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from test_reliability_bad_inputs import PAIR_ID, SMALL_MODEL
+from helpers import PAIR_ID, SMALL_MODEL
 
 from gmc_rl.config import ExperimentConfig, from_dict, to_dict
 from gmc_rl.io import atomic_path, write_json_atomic, write_text_atomic

@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 import torch
 from gymnasium import spaces
+from helpers import PAIR_ID, SMALL_MODEL, PairEnv, copy_of, pair_config
 
 from gmc_rl.checkpoint import check_space_matches, load_gmc, save_gmc
 from gmc_rl.collect import collect
@@ -28,7 +29,6 @@ from gmc_rl.config import (
     CollectConfig,
     EvaluateConfig,
     ExperimentConfig,
-    ModelConfig,
     PretrainConfig,
     from_dict,
     load_config,
@@ -39,69 +39,6 @@ from gmc_rl.model import GMCModel
 from gmc_rl.pretrain import pretrain
 from gmc_rl.wrappers import GMCLatent, ModalityDropout, NonFiniteGuard, make_latent_env
 from gmc_rl.wrappers.conditions import parse_condition
-
-# ----------------------------------------------------------------------------------------------------------------
-# A tiny two-sensor env (and broken variants of it).
-
-
-class PairEnv(gym.Env):
-    """A point on a line seen by an 8x8 camera ("image") and a 3-vector sensor ("vec").
-
-    ``nan_at`` makes the vector sensor emit NaN from that step on; ``layout`` builds broken observation spaces:
-    "one" (a single modality), "discrete" (a Discrete modality), "plus" (a name with "+"), "float64" (the vector as
-    float64) and "wide" (a 9x8 image).
-    """
-
-    metadata = {"render_modes": []}
-
-    def __init__(self, nan_at: int | None = None, layout: str = "pair") -> None:
-        height = 9 if layout == "wide" else 8
-        vec_dtype = np.float64 if layout == "float64" else np.float32
-        entries: dict = {"image": spaces.Box(0, 255, (1, height, 8), np.uint8),
-                         "vec": spaces.Box(-5.0, 5.0, (3,), vec_dtype)}
-        if layout == "one":
-            del entries["image"]
-        elif layout == "discrete":
-            entries["button"] = spaces.Discrete(2)
-        elif layout == "plus":
-            entries["left+right"] = entries.pop("vec")
-        self.observation_space = spaces.Dict(entries)
-        self.action_space = spaces.Box(-1.0, 1.0, (1,), np.float32)
-        self.nan_at, self.layout, self.height = nan_at, layout, height
-
-    def _obs(self) -> dict:
-        image = np.zeros((1, self.height, 8), np.uint8)
-        image[0, :, int(np.clip((self.pos + 1) * 3.5, 0, 7))] = 255
-        vec = np.array([self.pos, self.vel, self.t / 10], self.observation_space["vec"].dtype) \
-            if "vec" in self.observation_space.spaces else None
-        if vec is not None and self.nan_at is not None and self.t >= self.nan_at:
-            vec[1] = np.nan
-        obs = {"image": image, "vec": vec, "button": 0, "left+right": vec}
-        return {key: obs[key] for key in self.observation_space.spaces}
-
-    def reset(self, *, seed=None, options=None):
-        super().reset(seed=seed)
-        self.pos, self.vel, self.t = float(self.np_random.uniform(-0.5, 0.5)), 0.0, 0
-        return self._obs(), {}
-
-    def step(self, action):
-        self.vel = 0.9 * self.vel + 0.1 * float(np.asarray(action).reshape(-1)[0])
-        self.pos = float(np.clip(self.pos + self.vel, -1.0, 1.0))
-        self.t += 1
-        return self._obs(), -abs(self.pos), False, False, {}
-
-
-PAIR_ID = "test_reliability/Pair-v0"
-if PAIR_ID not in gym.registry:
-    gym.register(PAIR_ID, entry_point=PairEnv, max_episode_steps=10)
-
-SMALL_MODEL = ModelConfig(latent_dim=4, common_dim=8, head_hidden=8, conv_channels=[4], mlp_hidden=[8])
-
-
-def tiny_config(**pretrain) -> ExperimentConfig:
-    settings = {"epochs": 1, "batch_size": 8, "checkpoint_every": 1, "device": "cpu", "model": SMALL_MODEL, **pretrain}
-    return ExperimentConfig(env_id=PAIR_ID, collect=CollectConfig(steps=60, n_envs=2, val_fraction=0.25, seed=3),
-                            pretrain=PretrainConfig(**settings))
 
 
 def files_in(path: Path) -> dict[str, bytes]:
@@ -118,7 +55,7 @@ def workdir(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def dataset(workdir) -> Path:
-    return collect(tiny_config(), workdir / "data", progress=False)
+    return collect(pair_config(), workdir / "data", progress=False)
 
 
 @pytest.fixture(scope="module")
@@ -132,12 +69,6 @@ def checkpoint(workdir) -> Path:
 @pytest.fixture(scope="module")
 def model(checkpoint) -> GMCModel:
     return load_gmc(checkpoint)
-
-
-def copy_of(source: Path, tmp_path: Path) -> Path:
-    target = tmp_path / source.name
-    shutil.copytree(source, target)
-    return target
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -352,12 +283,12 @@ def test_damaged_dataset_is_refused(damage, fragments, dataset, tmp_path):
     if damage is _flipped_byte:  # caught by the zip CRC or by the SHA-256 that metadata.json records
         assert "truncated or corrupted" in str(error.value) or "does not match the SHA-256" in str(error.value)
     with pytest.raises(DatasetError):  # pretraining on it stops before writing anything
-        pretrain(tiny_config(), broken, tmp_path / "gmc", progress=False)
+        pretrain(pair_config(), broken, tmp_path / "gmc", progress=False)
     assert files_in(tmp_path / "gmc") == {}
 
 
 def test_dataset_of_another_env(dataset, tmp_path):
-    config = tiny_config()
+    config = pair_config()
     config.env_id = "gmc_rl/PendulumSound-v0"
     with pytest.raises(ConfigError, match=f"collected on '{PAIR_ID}'.*'gmc_rl/PendulumSound-v0'"):
         pretrain(config, dataset, tmp_path / "gmc", progress=False)
@@ -538,7 +469,7 @@ def test_values_of_the_wrong_type_in_the_python_api():
 def test_batch_size_larger_than_the_dataset(dataset, tmp_path):
     n_train = len(load_dataset(dataset).train["rewards"])
     with pytest.raises(ConfigError) as error:
-        pretrain(tiny_config(batch_size=1000), dataset, tmp_path / "gmc", progress=False)
+        pretrain(pair_config(batch_size=1000), dataset, tmp_path / "gmc", progress=False)
     message = str(error.value)
     assert "'pretrain.batch_size'" in message and "1000" in message and f"the {n_train} samples" in message
     assert files_in(tmp_path / "gmc") == {}
@@ -573,16 +504,16 @@ def test_algorithm_that_cannot_drive_the_action_space(tmp_path):
 
 def test_output_directory_holding_a_run_with_another_config(dataset, tmp_path):
     out = tmp_path / "gmc"
-    pretrain(tiny_config(), dataset, out, progress=False)
+    pretrain(pair_config(), dataset, out, progress=False)
     before = files_in(out)
     with pytest.raises(ConfigError) as error:
-        pretrain(tiny_config(lr=5e-3), dataset, out, progress=False)
+        pretrain(pair_config(lr=5e-3), dataset, out, progress=False)
     message = str(error.value)
     assert str(out) in message and "pretrain.lr: 0.001 -> 0.005" in message and "not overwritten" in message
     assert files_in(out) == before
 
     data_before = files_in(dataset)
-    other = tiny_config()
+    other = pair_config()
     other.collect.steps = 80
     with pytest.raises(DatasetError, match=r"collected with different settings.*'steps': 60.*'steps': 80"):
         collect(other, dataset, progress=False)
@@ -643,9 +574,9 @@ def test_read_only_output_directory(dataset, tmp_path):
     with unwritable_directory(tmp_path) as (readonly, how):
         assert not readonly.is_dir() or not _writable(readonly), how
         cases = {
-            "collect into it": (lambda: collect(tiny_config(), readonly, progress=False), "not writable"),
-            "collect below it": (lambda: collect(tiny_config(), readonly / "data", progress=False), "cannot create"),
-            "pretrain into it": (lambda: pretrain(tiny_config(), dataset, readonly / "gmc", progress=False),
+            "collect into it": (lambda: collect(pair_config(), readonly, progress=False), "not writable"),
+            "collect below it": (lambda: collect(pair_config(), readonly / "data", progress=False), "cannot create"),
+            "pretrain into it": (lambda: pretrain(pair_config(), dataset, readonly / "gmc", progress=False),
                                  "cannot create"),
         }
         for name, (call, fragment) in cases.items():
@@ -663,9 +594,9 @@ def test_output_path_below_a_regular_file(dataset, tmp_path):
     blocker = tmp_path / "results.txt"
     blocker.write_text("not a directory")
     with pytest.raises(PermissionError, match=f"{blocker} is a file, not a directory"):
-        collect(tiny_config(), blocker / "data", progress=False)
+        collect(pair_config(), blocker / "data", progress=False)
     with pytest.raises(PermissionError, match=f"{blocker} is a file, not a directory"):
-        pretrain(tiny_config(), dataset, blocker / "gmc", progress=False)
+        pretrain(pair_config(), dataset, blocker / "gmc", progress=False)
     assert blocker.read_text() == "not a directory"
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from helpers import same_tensors
 
 import gmc_rl  # noqa: F401  (registers the gmc_rl ids)
 from gmc_rl.collect import collect
@@ -40,15 +41,6 @@ def files(directory: Path) -> dict[str, bytes]:
 def losses(run: Path) -> list[dict]:
     history = json.loads((run / "history.json").read_text())
     return [{key: value for key, value in row.items() if key not in TIMING_KEYS} for row in history]
-
-
-def same_tensors(a: Path, b: Path) -> bool:
-    """Equal weights in two safetensors files. (Not their bytes: safetensors writes the header's metadata
-    mapping in an arbitrary key order, so equal checkpoints can differ in a few header bytes.)"""
-    from safetensors.torch import load_file
-
-    first, second = load_file(str(a)), load_file(str(b))
-    return first.keys() == second.keys() and all(torch.equal(first[k], second[k]) for k in first)
 
 
 @pytest.fixture(scope="module")

@@ -21,8 +21,8 @@ from pathlib import Path
 import gymnasium as gym
 import pytest
 import torch
+from helpers import same_tensors
 from stable_baselines3.common.callbacks import BaseCallback
-from test_reliability_determinism import same_tensors
 
 import gmc_rl  # noqa: F401  (registers the gmc_rl ids)
 from gmc_rl.checkpoint import load_gmc, load_training_state, save_gmc
@@ -116,13 +116,13 @@ def test_pretraining_killed_between_the_weights_and_the_config_of_its_best_model
     """The one non-atomic moment of a checkpoint: its new weights are written, its config.json not yet. The
     directory then refuses to load (SHA-256 mismatch, never silently mixed); resuming redoes that epoch and
     rewrites both files."""
-    from test_reliability_bad_inputs import tiny_config
+    from helpers import pair_config
 
     import gmc_rl.checkpoint as checkpoint_module
     from gmc_rl.errors import CheckpointError
     from gmc_rl.pretrain import pretrain
 
-    data = collect(tiny_config(), tmp_path / "data", progress=False)
+    data = collect(pair_config(), tmp_path / "data", progress=False)
     out = tmp_path / "gmc"
     real_write = checkpoint_module.write_json_atomic
     calls = {"best configs": 0}
@@ -135,7 +135,7 @@ def test_pretraining_killed_between_the_weights_and_the_config_of_its_best_model
         return real_write(path, obj)
 
     monkeypatch.setattr(checkpoint_module, "write_json_atomic", dies_at_the_second_best_config)
-    config = tiny_config(epochs=3, seed=0)
+    config = pair_config(epochs=3, seed=0)
     with pytest.raises(SystemExit):
         pretrain(config, data, out, progress=False)
     monkeypatch.setattr(checkpoint_module, "write_json_atomic", real_write)

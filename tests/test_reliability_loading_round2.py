@@ -19,8 +19,8 @@ from pathlib import Path
 import gymnasium as gym
 import pytest
 import torch
+from helpers import PAIR_ID, SMALL_MODEL, pair_config
 from safetensors.torch import load_file, save_file
-from test_reliability_bad_inputs import PAIR_ID, SMALL_MODEL, tiny_config
 
 from gmc_rl.checkpoint import load_gmc, load_training_state, resolve_device, save_gmc, save_training_state
 from gmc_rl.cli import main
@@ -67,7 +67,7 @@ def mvae_checkpoint(workdir) -> Path:
 
 @pytest.fixture(scope="module")
 def dataset(workdir) -> Path:
-    return collect(tiny_config(), workdir / "data", progress=False)
+    return collect(pair_config(), workdir / "data", progress=False)
 
 
 def copy_of(source: Path, tmp_path: Path) -> Path:
@@ -137,7 +137,7 @@ def test_config_ids_import_the_users_module_and_artifact_ids_do_not(tmp_path, mo
 
     (tmp_path / "my_envs_round2.py").write_text(
         "import gymnasium as gym\n"
-        "gym.register('round2/Pair-v0', entry_point='test_reliability_bad_inputs:PairEnv', max_episode_steps=5)\n"
+        "gym.register('round2/Pair-v0', entry_point='helpers:PairEnv', max_episode_steps=5)\n"
     )
     monkeypatch.syspath_prepend(str(tmp_path))
     monkeypatch.delitem(sys.modules, "my_envs_round2", raising=False)
@@ -395,7 +395,7 @@ def test_dataset_metadata_without_hashes_or_edited_is_refused(edit, fragment, da
         load_dataset(broken)
     assert fragment in str(error.value)
     with pytest.raises(DatasetError):
-        pretrain(tiny_config(), broken, tmp_path / "gmc", progress=False)
+        pretrain(pair_config(), broken, tmp_path / "gmc", progress=False)
     assert not (tmp_path / "gmc" / "model.safetensors").exists()
 
 
@@ -436,4 +436,4 @@ def test_unavailable_device_is_refused_by_training_loading_and_pretraining(agent
         with pytest.raises(ConfigError, match=f"device '{device}' requested but"):
             load()
     with pytest.raises(ConfigError, match=f"device '{device}' requested but"):
-        pretrain(tiny_config(device=device), dataset, tmp_path / "gmc", progress=False)
+        pretrain(pair_config(device=device), dataset, tmp_path / "gmc", progress=False)

@@ -16,10 +16,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from helpers import TINY_ID, config_for, tiny_config
 from safetensors.torch import load_file
-from test_core_envs import TINY_ID
-from test_pipeline import tiny_config
-from test_pretrain import config_for
 
 from gmc_rl.collect import COLLECTING_MARKER, collect
 from gmc_rl.errors import ConfigError, DatasetError
@@ -242,11 +240,11 @@ def test_a_second_evaluate_on_the_same_out_is_refused(tiny_agent, tmp_path, caps
 
 
 def test_a_second_report_on_the_same_out_is_refused(tmp_path, capsys):
-    from test_reliability_paths import _fake_run
+    from helpers import fake_run
 
     from gmc_rl.cli import main
 
-    run = _fake_run(tmp_path / "run", "gmc-seed0", [-1.0, -2.0])
+    run = fake_run(tmp_path / "run", "gmc-seed0", [-1.0, -2.0])
     with directory_lock(tmp_path / "cmp", "results directory"):
         assert main(["report", str(run), "--out", str(tmp_path / "cmp")]) == 2
     assert f"results directory {tmp_path / 'cmp'} is in use by process" in capsys.readouterr().err

@@ -12,33 +12,22 @@ import os
 from pathlib import Path
 
 import pytest
-import yaml
+from helpers import fake_run
 
 from gmc_rl.cli import main
-from gmc_rl.config import MAX_NAME_BYTES, ExperimentConfig, from_dict, to_dict
+from gmc_rl.config import MAX_NAME_BYTES, ExperimentConfig, from_dict
 from gmc_rl.errors import ConfigError
-from gmc_rl.evaluate import summarize
 from gmc_rl.io import distinct_paths
 from gmc_rl.pipeline import merge_runs
 
 ENV_ID = "gmc_rl/PendulumSound-v0"
 
 
-def _fake_run(run_dir: Path, agent: str, returns: list[float]) -> Path:
-    """A run directory holding what `gmc-rl report` reads: config.yaml and one agent's evaluation record."""
-    (run_dir / "eval" / "runs").mkdir(parents=True)
-    (run_dir / "config.yaml").write_text(yaml.safe_dump(to_dict(ExperimentConfig(env_id=ENV_ID))))
-    summary = summarize([({"seed": 0}, returns, [10] * len(returns))])
-    record = {"agent": agent, "method": "gmc", "env_id": ENV_ID, "seeds": [0], "evaluation": {"complete": summary}}
-    (run_dir / "eval" / "runs" / f"{agent}.json").write_text(json.dumps(record))
-    return run_dir
-
-
 @pytest.fixture
 def run(tmp_path, monkeypatch):
     """One fake run directory ``RUN`` under the working directory ``tmp_path``."""
     monkeypatch.chdir(tmp_path)
-    return _fake_run(tmp_path / "RUN", "gmc-seed0", [-5.0, -7.0])
+    return fake_run(tmp_path / "RUN", "gmc-seed0", [-5.0, -7.0])
 
 
 def _spellings(run: Path) -> list[str]:
@@ -65,7 +54,7 @@ def test_report_command_counts_a_run_given_twice_once(run, capsys):
 
 
 def test_distinct_runs_are_still_pooled(run, tmp_path):
-    other = _fake_run(tmp_path / "OTHER", "gmc-seed1", [-6.0, -8.0])
+    other = fake_run(tmp_path / "OTHER", "gmc-seed1", [-6.0, -8.0])
     results = merge_runs(["RUN", other, "RUN/"])
     assert results["agents"] == {"gmc": ["RUN/gmc-seed0", f"{other}/gmc-seed1"]}
     assert results["results"]["gmc"]["complete"]["episodes"] == 4

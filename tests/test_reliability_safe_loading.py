@@ -20,7 +20,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch
-from test_reliability_bad_inputs import PAIR_ID, SMALL_MODEL, copy_of, tiny_config
+from helpers import PAIR_ID, SMALL_MODEL, copy_of, pair_config
 
 from gmc_rl.checkpoint import load_gmc, load_training_state
 from gmc_rl.collect import collect
@@ -68,8 +68,8 @@ def workdir(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def gmc_run(workdir) -> Path:
     """A finished (tiny) pretraining run: checkpoint + last/trainer_state.pt."""
-    data = collect(tiny_config(), workdir / "data", progress=False)
-    return pretrain(tiny_config(), data, workdir / "gmc", progress=False)
+    data = collect(pair_config(), workdir / "data", progress=False)
+    return pretrain(pair_config(), data, workdir / "gmc", progress=False)
 
 
 @pytest.fixture(scope="module")
@@ -147,7 +147,7 @@ def test_pretraining_resume_state_replaced_by_a_pickle(make_payload, gmc_run, tm
                        match="cannot load training state .*trainer_state.pt.*Weights only load failed"):
         load_training_state(broken / "last")
     with pytest.raises(CheckpointError, match="trainer_state.pt"):
-        pretrain(tiny_config(epochs=2), gmc_run.parent / "data", broken, resume=True, progress=False)
+        pretrain(pair_config(epochs=2), gmc_run.parent / "data", broken, resume=True, progress=False)
 
 
 def test_agent_weights_replaced_by_a_pickle(agent_dir, tmp_path, marker):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from test_pipeline import check_results, tiny_config
+from helpers import check_results, tiny_config
 
 from gmc_rl.cli import main
 from gmc_rl.errors import ConfigError

@@ -2,42 +2,16 @@
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from functools import partial
 from pathlib import Path
 
 import pytest
-from test_pipeline import check_results, tiny_config
+from helpers import check_results, stamp, stamp_task, tiny_config
 
 from gmc_rl.errors import ConfigError
 from gmc_rl.stages import Stage, Task, run_tasks, worker_threads
-
-
-def write_stamp(path: Path, delay: float = 0.0, fail: bool = False, wait_for: Path | None = None, *, resume: bool,
-                progress: bool) -> None:
-    """Stage work for the tests: wait (for ``delay`` seconds, then for the file ``wait_for`` to appear, at most
-    60 s), then write which process ran it and when (or fail)."""
-    time.sleep(delay)
-    deadline = time.monotonic() + 60
-    while wait_for is not None and not wait_for.exists():
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{path.name}: {wait_for.name} was not written within 60 s")
-        time.sleep(0.05)
-    if fail:
-        raise RuntimeError(f"deliberate failure of {path.name}")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({"pid": os.getpid(), "end": time.time(), "resume": resume, "progress": progress}))
-
-
-def stamp_task(run_dir: Path, name: str, after: tuple[str, ...] = (), **work) -> Task:
-    stage = Stage(run_dir, name, run_dir / "out" / f"{name}.json", {"name": name})
-    return Task(stage, name, partial(write_stamp, stage.output, **work), after=after)
-
-
-def stamp(run_dir: Path, name: str) -> dict:
-    return json.loads((run_dir / "out" / f"{name}.json").read_text())
 
 
 def test_sequential_runs_in_order_in_this_process_and_skips_on_rerun(tmp_path):

@@ -134,7 +134,7 @@ def test_collect_records_the_true_state_behind_every_observation(tmp_path):
 
 
 def test_a_dataset_without_states_is_not_probed(tmp_path):
-    from test_core_envs import TINY_ID
+    from helpers import TINY_ID
 
     config = ExperimentConfig(env_id=TINY_ID, collect=CollectConfig(steps=80, n_envs=2, val_fraction=0.5, seed=0))
     dataset = load_dataset(collect(config, tmp_path / "data", progress=False))

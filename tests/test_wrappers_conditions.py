@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from test_wrappers_toyenv import ToyEnv
+from helpers import ToyEnv
 
 from gmc_rl.errors import ConfigError, ModalityError
 from gmc_rl.modalities import AVAILABILITY_KEY

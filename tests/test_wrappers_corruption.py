@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from gymnasium.utils.env_checker import check_env as gym_check_env
+from helpers import ToyEnv
 from stable_baselines3.common.env_checker import check_env as sb3_check_env
-from test_wrappers_toyenv import ToyEnv
 
 from gmc_rl.errors import ConfigError, ModalityError
 from gmc_rl.modalities import AVAILABILITY_KEY

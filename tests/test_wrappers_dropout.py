@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 from gymnasium import spaces
 from gymnasium.utils.env_checker import check_env as gym_check_env
+from helpers import ToyEnv
 from stable_baselines3.common.env_checker import check_env as sb3_check_env
-from test_wrappers_toyenv import ToyEnv
 
 from gmc_rl.errors import ConfigError, ModalityError, SensorValueError
 from gmc_rl.modalities import AVAILABILITY_KEY

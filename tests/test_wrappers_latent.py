@@ -9,9 +9,9 @@ import pytest
 import torch
 from gymnasium import spaces
 from gymnasium.utils.env_checker import check_env as gym_check_env
+from helpers import ToyEnv
 from stable_baselines3.common.env_checker import check_env as sb3_check_env
 from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv
-from test_wrappers_toyenv import ToyEnv
 
 from gmc_rl.checkpoint import save_gmc
 from gmc_rl.config import ModelConfig
