@@ -99,8 +99,10 @@ def test_builtin_encoder_stages_keep_their_names_outputs_and_hashes(tmp_path):
     tasks, _, _ = _plan(config, tmp_path, ["complete", "image"])
     stages = {task.stage.name: task for task in tasks}
     data = stages["collect"].stage
-    before_muse = {key: value for key, value in to_dict(config.pretrain).items() if key != "muse"}  # the section
-    base = {"data": data.hash, "pretrain": before_muse}                                           # before pretrain.muse
+    # the pretrain section before pretrain.muse and pretrain.temporal_weight (both left out at their defaults)
+    before_muse = {key: value for key, value in to_dict(config.pretrain).items()
+                   if key not in ("muse", "temporal_weight")}
+    base = {"data": data.hash, "pretrain": before_muse}
     gmc, mvae = stages["pretrain"], stages["mvae"]
     assert [t.stage.name for t in tasks[:3]] == ["collect", "pretrain", "mvae"]  # registry order, as before
     assert (gmc.stage.output, gmc.label, gmc.stage.hash) == (tmp_path / "gmc", "pretrain GMC", config_hash(base))
