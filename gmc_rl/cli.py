@@ -77,13 +77,14 @@ def _run_command(name: str, argv: list[str]) -> int:
         set_config_defaults,
         show_given_values,
     )
+    from gmc_rl.config import ExperimentConfig
 
     import_given_modules(argv)  # before anything reads a file that names a user's env (agent.json, a checkpoint)
     module, parser = build_command_parser(name)
     printing = any(word in PRINT_CONFIG_FLAGS for word in argv)
     argv = [word for word in argv if word not in PRINT_CONFIG_FLAGS]
     flags = getattr(module, "CONFIG", None)
-    base = None
+    base: ExperimentConfig | None = None
     if flags is not None:
         base = module.base_config(argv) if hasattr(module, "base_config") else config_file_or(argv)
         set_config_defaults(parser, base, flags.sections, flags.top_level)
@@ -93,7 +94,7 @@ def _run_command(name: str, argv: list[str]) -> int:
         for action in parser._actions:
             action.required = False  # the settings can be seen before every required flag is chosen
     args = parser.parse_args(argv)
-    if flags is not None:
+    if flags is not None and base is not None:
         args.experiment = config_from_args(args, base, flags.sections, flags.top_level)
     if printing:
         print(print_config(name, parser, args), end="")
