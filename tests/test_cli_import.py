@@ -115,3 +115,12 @@ def test_envs_lists_the_envs_of_the_imported_module(user_module, capsys):
     assert main(["envs", "--import", user_module]) == 0
     out = capsys.readouterr().out
     assert "user_test/Cart-v0: action Discrete(2)" in out and "gmc_rl/PendulumSound-v0" in out
+
+
+@pytest.mark.parametrize("name", ["gmc_rl.env_ids", "gmc_rl.commands.config_flags"])
+def test_docstring_examples_run(name):
+    import doctest
+    import importlib
+
+    result = doctest.testmod(importlib.import_module(name))
+    assert result.attempted > 0 and result.failed == 0
