@@ -146,8 +146,10 @@ def test_fresh_process_import_gmc_rl_registers_the_ids(imports):
         "print(sorted(i for i in gym.registry if i.startswith('gmc_rl/')))\n"
         "print(gym.make('gmc_rl/CartPoleSensors-v0').spec.id)\n"
     )
+    # the three envs and the latent env id (gmc_rl.wrappers.make_latent_env), all by string entry points
     assert _fresh_process(code) == ["['gmc_rl/AcrobotSensors-v0',", "'gmc_rl/CartPoleSensors-v0',",
-                                    "'gmc_rl/PendulumSound-v0']", "gmc_rl/CartPoleSensors-v0"]
+                                    "'gmc_rl/GMCLatent-v0',", "'gmc_rl/PendulumSound-v0']",
+                                    "gmc_rl/CartPoleSensors-v0"]
 
 
 def test_import_gmc_rl_stays_cheap_and_keeps_gymnasium_own_loader():
