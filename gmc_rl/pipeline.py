@@ -427,7 +427,7 @@ def _write_report(config: ExperimentConfig, run_dir: Path, conditions: list[str]
     results = build_results(per_method, env_id=config.env_id, settings=settings, agents=agents,
                             diagnostics=diagnostics)
     write_results(results, run_dir / "eval", replace=True)  # the report stage owns eval/results.*
-    write_tensorboard(results, run_dir / "eval" / TENSORBOARD_DIR)
+    write_tensorboard(results, run_dir / "eval" / TENSORBOARD_DIR, config=to_dict(config))  # hparams: the config
 
 
 # The stages' work, as module-level functions so that worker processes can run them (jobs > 1).

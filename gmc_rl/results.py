@@ -335,15 +335,46 @@ def _max_units(results: Mapping[str, Any]) -> int:
 TENSORBOARD_DIR = "tb"
 
 
-def write_tensorboard(results: Mapping[str, Any], log_dir: str | os.PathLike) -> Path:
+def _hparam_value(value: Any) -> Any:
+    """A value TensorBoard's hparams plugin takes (bool, int, float or str); lists, dicts and None as JSON."""
+    import json
+
+    if isinstance(value, (bool, int, float, str)):
+        return value
+    return json.dumps(value, sort_keys=True)
+
+
+def flat_hparams(data: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """A nested config as dotted keys with hparams values: ``{"agent": {"algo": "sac"}}`` -> ``{"agent.algo": "sac"}``.
+
+    Example:
+        >>> flat_hparams({"env_id": "e", "agent": {"algo": "sac", "hyperparams": {}}, "seeds": [0, 1]})
+        {'env_id': 'e', 'agent.algo': 'sac', 'agent.hyperparams': '{}', 'seeds': '[0, 1]'}
+    """
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        if isinstance(value, Mapping) and value:
+            out.update(flat_hparams(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = _hparam_value(value)
+    return out
+
+
+def write_tensorboard(results: Mapping[str, Any], log_dir: str | os.PathLike,
+                      config: Mapping[str, Any] | None = None) -> Path:
     """Write the robustness results as TensorBoard data into ``log_dir``; return it.
 
     Scalars (step 0), per method and condition: ``robustness_per_step/<method>/<condition>`` the mean per-step
     reward, ``robustness_return/<method>/<condition>`` the mean episode return, and
     ``robustness_loss/<method>/<condition>`` the return's loss against the same method with every sensor (a
     fraction: 0.1 = 10 % worse; the robustness check's measure). Text: ``robustness/table`` (the per-step reward
-    table) and ``robustness/check`` (the agents that lose more than 10 %, or the line saying none does). Open with
-    ``tensorboard --logdir <log_dir>``.
+    table) and ``robustness/check`` (the agents that lose more than 10 %, or the line saying none does).
+
+    Hparams (TensorBoard's HPARAMS tab, one row per results directory, so that runs and their configs can be
+    compared side by side): the env id, the evaluation settings and, when given, every key of ``config`` (the
+    experiment config as a dict, dotted keys) as hyperparameters; as metrics ``hparams/loss/<method>/<condition>``
+    and ``hparams/return/<method>/<condition>``. Open with ``tensorboard --logdir <log_dir>``, or with the parent
+    folder of several runs' ``eval/tb`` to compare them.
     """
     from torch.utils.tensorboard import SummaryWriter  # torch only when TensorBoard data is written
 
@@ -361,6 +392,18 @@ def write_tensorboard(results: Mapping[str, Any], log_dir: str | os.PathLike) ->
                     writer.add_scalar(f"robustness_loss/{method}/{condition}", relative_loss(complete, value), 0)
         writer.add_text("robustness/table", markdown_table(results, "per_step_reward"), 0)
         writer.add_text("robustness/check", robustness_summary(results), 0)
+        hparams = {"env_id": str(results.get("env_id") or ""), "methods": _hparam_value(list(results["methods"])),
+                   **flat_hparams(results.get("settings") or {}, "settings."), **flat_hparams(config or {})}
+        metrics: dict[str, float] = {}
+        for method in results["methods"]:
+            table = results["results"][method]
+            complete = table.get("complete", {}).get("episode_return", {}).get("mean")
+            for condition, summary in table.items():
+                metrics[f"hparams/return/{method}/{condition}"] = float(summary["episode_return"]["mean"])
+                if complete is not None and condition != "complete":
+                    metrics[f"hparams/loss/{method}/{condition}"] = relative_loss(complete, summary["episode_return"]
+                                                                                 ["mean"])
+        writer.add_hparams(hparams, metrics, run_name=".")
     finally:
         writer.close()
     return log_dir
@@ -436,35 +479,161 @@ def diagnostics_table(results: Mapping[str, Any]) -> str | None:
 # Plot.
 
 
-def plot_results(results: Mapping[str, Any]) -> bytes:
-    """PNG of grouped bars (groups = conditions, one bar per method) with 95 % error bars, for both metrics."""
+def condition_losses(results: Mapping[str, Any]) -> dict[str, dict[str, dict[str, Any]]]:
+    """The loss of mean episode return against complete observations, per method and condition (in percent).
+
+    For each (agent, evaluation seed) pair ("unit") that was evaluated both with every sensor and under the
+    condition, its loss is ``100 * (R_complete - R_condition) / |R_complete|`` (positive: worse; the robustness
+    check's measure, :func:`robustness_losses`). Returned per method and condition (``complete`` left out):
+    ``loss`` (the mean of the units' losses), ``half_width`` (the 95 % t-interval over units; with one unit, the
+    delta-method interval from the two episode-return intervals, or None without one), ``units`` (each unit's
+    loss) and ``n``. A method without ``complete`` results has no entry.
+
+    Example:
+        >>> unit = lambda seed, r: {"agent": "a", "seed": seed, "episode_return": r}
+        >>> table = {"m": {"complete": {"per_seed": [unit(0, -100.0), unit(1, -200.0)]},
+        ...                "image": {"per_seed": [unit(0, -110.0), unit(1, -200.0)]}}}
+        >>> entry = condition_losses({"methods": ["m"], "results": table})["m"]["image"]
+        >>> entry["units"], entry["loss"], entry["n"]
+        ([10.0, 0.0], 5.0, 2)
+    """
+    from gmc_rl.evaluate import mean_interval
+
+    out: dict[str, dict[str, dict[str, Any]]] = {}
+    for method in results["methods"]:
+        per_condition = results["results"][method]
+        complete = per_condition.get("complete")
+        if complete is None:
+            continue
+        reference = {_unit_key(unit): unit["episode_return"] for unit in complete["per_seed"]}
+        out[method] = {}
+        for condition, summary in per_condition.items():
+            if condition == "complete":
+                continue
+            units = [100.0 * relative_loss(reference[_unit_key(u)], u["episode_return"])
+                     for u in summary["per_seed"] if _unit_key(u) in reference]
+            units = [value for value in units if math.isfinite(value)]
+            if not units:
+                continue
+            interval = mean_interval(units)
+            half_width = interval["half_width"]
+            if len(units) == 1 and "episode_return" in complete and "episode_return" in summary:
+                base, value = complete["episode_return"], summary["episode_return"]
+                if base["half_width"] is not None and value["half_width"] is not None and base["mean"] != 0:
+                    # delta method for 1 - value/|base|: both intervals' relative widths in quadrature
+                    half_width = 100.0 * math.hypot(value["half_width"] / abs(base["mean"]),
+                                                    value["mean"] * base["half_width"] / base["mean"] ** 2)
+            out[method][condition] = {"loss": interval["mean"], "half_width": half_width, "units": units,
+                                      "n": len(units)}
+    return out
+
+
+def _figure_caption(results: Mapping[str, Any]) -> str:
+    """What the figure pools: episodes per evaluation, and the (agent, evaluation seed) pairs per method."""
+    settings = results.get("settings") or {}
+    episodes = settings.get("episodes")
+    if isinstance(episodes, Mapping):
+        episodes = "/".join(str(value) for value in sorted(set(episodes.values())))
+    counts = []
+    for method in results["methods"]:
+        complete = results["results"][method].get("complete") or next(iter(results["results"][method].values()))
+        counts.append(f"{method} {len(complete['per_seed'])}")
+    parts = [f"{episodes} episodes per agent, evaluation seed and condition" if episodes else "",
+             "agent x evaluation-seed pairs: " + ", ".join(counts)]
+    return "\n".join(part for part in parts if part)
+
+
+def results_figure(results: Mapping[str, Any]) -> Any:
+    """The robustness figure (a matplotlib ``Figure``; :func:`plot_results` renders it as PNG).
+
+    Top: the loss of mean episode return against every sensor, per method and condition, as a dot (the mean over
+    agent x evaluation-seed pairs) with its 95 % interval and a faint point per pair; the robustness check's 10 %
+    line is drawn, and the axis turns logarithmic beyond +-10 % when some loss exceeds 50 % (so a few percent and a
+    thousand percent are both visible). Bottom: the mean episode return with its 95 % interval and the per-pair
+    means, on a scale fitted to the data (no bars from zero). Axis labels, the episodes and pairs pooled, and a
+    legend outside the data.
+    """
     from matplotlib.figure import Figure  # no pyplot: no GUI backend, no global state
 
     methods, conditions, table = results["methods"], results["conditions"], results["results"]
-    width = 0.8 / max(1, len(methods))
-    figure = Figure(figsize=(max(6.0, 1.2 * len(conditions) * max(1, len(methods)) ** 0.5 + 2), 7.5))
-    axes = figure.subplots(2, 1)
-    for ax, metric in zip(axes, ("per_step_reward", "episode_return")):
+    losses = condition_losses(results)
+    loss_conditions = [c for c in conditions if c != "complete" and any(c in losses.get(m, {}) for m in methods)]
+    panels = (["loss"] if loss_conditions else []) + ["episode_return"]
+    width = max(7.0, 0.9 * len(conditions) * max(1, len(methods)) ** 0.5 + 4.0)
+    figure = Figure(figsize=(width, 3.3 * len(panels) + 0.9), layout="constrained")
+    axes = figure.subplots(len(panels), 1, squeeze=False)[:, 0]
+    spread = 0.7
+    step = spread / max(1, len(methods))
+
+    def x_of(i: int, j: int) -> float:
+        return i - spread / 2 + step * (j + 0.5)
+
+    handles = []
+    for ax, panel in zip(axes, panels):
+        columns = loss_conditions if panel == "loss" else conditions
         for j, method in enumerate(methods):
-            xs, means, errors = [], [], []
-            for i, condition in enumerate(conditions):
-                summary = table[method].get(condition)
-                if summary is None:
-                    continue
-                xs.append(i - 0.4 + width * (j + 0.5))
-                means.append(summary[metric]["mean"])
-                errors.append(summary[metric]["half_width"] or 0.0)
-            ax.bar(xs, means, width=width, yerr=errors, capsize=3, label=method)
-        ax.set_xticks(range(len(conditions)))
-        ax.set_xticklabels(conditions, rotation=20, ha="right")
-        ax.set_ylabel(METRIC_TITLES[metric])
-        ax.axhline(0.0, color="black", linewidth=0.6)
+            color = f"C{j % 10}"
+            xs, ys, errors, point_x, point_y = [], [], [], [], []
+            for i, condition in enumerate(columns):
+                if panel == "loss":
+                    entry = losses.get(method, {}).get(condition)
+                    if entry is None:
+                        continue
+                    mean, half, units = entry["loss"], entry["half_width"], entry["units"]
+                else:
+                    summary = table[method].get(condition)
+                    if summary is None:
+                        continue
+                    mean, half = summary["episode_return"]["mean"], summary["episode_return"]["half_width"]
+                    units = [unit["episode_return"] for unit in summary["per_seed"]]
+                xs.append(x_of(i, j))
+                ys.append(mean)
+                errors.append(half if half is not None else 0.0)
+                if len(units) > 1:
+                    point_x.extend([x_of(i, j) + 0.25 * step] * len(units))
+                    point_y.extend(units)
+            if point_x:
+                ax.scatter(point_x, point_y, s=9, color=color, alpha=0.35, linewidths=0, zorder=2)
+            handle = ax.errorbar(xs, ys, yerr=errors, fmt="o", color=color, markersize=5, capsize=3,
+                                 elinewidth=1.2, zorder=3, label=method)
+            if panel == panels[0]:
+                handles.append(handle)
+        ax.set_xticks(range(len(columns)))
+        ax.set_xticklabels([c.replace("+", "+\n") for c in columns], ha="center")  # under their groups
+        ax.set_xlim(-0.6, len(columns) - 0.4)
+        for boundary in range(1, len(columns)):
+            ax.axvline(boundary - 0.5, color="0.85", linewidth=0.6, zorder=0)
         ax.grid(axis="y", alpha=0.3)
-    axes[0].set_title(f"{results.get('env_id') or ''}: 95 % confidence intervals".strip(": "))
-    axes[0].legend(loc="best", fontsize="small")
-    figure.tight_layout()
+        if panel == "loss":
+            ax.axhline(0.0, color="black", linewidth=0.7)
+            ax.axhline(100 * LOSS_THRESHOLD, color="tab:red", linewidth=0.8, linestyle="--")
+            ax.text(len(columns) - 0.45, 100 * LOSS_THRESHOLD, f" {100 * LOSS_THRESHOLD:.0f} % loss", color="tab:red",
+                    fontsize="x-small", va="bottom", ha="right")
+            extreme = max((abs(u) for m in losses.values() for e in m.values() for u in [e["loss"], *e["units"]]),
+                          default=0.0)
+            if extreme > 50:
+                ax.set_yscale("symlog", linthresh=10)
+            else:  # the 10 % line stays in view, with room for its label
+                low, high = ax.get_ylim()
+                ax.set_ylim(low, max(high, 125 * LOSS_THRESHOLD))
+            ax.set_ylabel("loss of mean episode return\nagainst every sensor (%)")
+            ax.set_title("Loss against complete observations (dot: mean, bar: 95 % interval, faint: each pair)",
+                         fontsize="medium")
+        else:
+            ax.set_ylabel("mean episode return")
+            ax.set_title("Mean episode return (dot: pooled episodes, bar: 95 % interval, faint: each pair)",
+                         fontsize="medium")
+        ax.set_xlabel("sensors at evaluation (every agent trained with all sensors)")
+    figure.suptitle(f"{results.get('env_id') or 'robustness'}\n{_figure_caption(results)}", fontsize="medium")
+    figure.legend(handles=handles, labels=list(methods), loc="outside right upper", title="method")
+    return figure
+
+
+def plot_results(results: Mapping[str, Any]) -> bytes:
+    """PNG of :func:`results_figure`: the loss against complete observations and the mean episode return, per
+    method and condition, as dots with 95 % intervals and the per-seed points."""
     buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=110)
+    results_figure(results).savefig(buffer, format="png", dpi=110)
     return buffer.getvalue()
 
 
