@@ -27,7 +27,7 @@ from typing import Any
 
 import gymnasium as gym
 from stable_baselines3.common.monitor import Monitor
-from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv
+from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv
 
 from gmc_rl.env_ids import check_env_id
 from gmc_rl.errors import ConfigError, suggest
@@ -72,6 +72,7 @@ def make_method_vec_env(
     n_envs: int = 1,
     seed: int = 0,
     encoder: Encoder | None = None,
+    vec_env: str = "dummy",
 ) -> VecEnv:
     """Build ``n_envs`` copies of the env under ``condition``, observed as ``method``'s policy observes them.
 
@@ -82,6 +83,9 @@ def make_method_vec_env(
         n_envs: number of envs stepped together (one batched encoder pass per step).
         seed: env ``i`` and its condition wrappers are seeded with ``seed + i``.
         encoder: the method's frozen encoder (``RepresentationMethod.load``), for methods that read one.
+        vec_env: "dummy" (SB3's DummyVecEnv: the envs step one after the other in this process) or "subproc"
+            (SubprocVecEnv: each env in a worker process; the encoder still runs here, batched). Same observations,
+            rewards and episodes either way; with one env always "dummy".
 
     Raises:
         ConfigError: unknown method, ``n_envs < 1``, or no encoder for a method that needs one.
@@ -106,6 +110,9 @@ def make_method_vec_env(
 
         return make
 
-    venv: VecEnv = DummyVecEnv([factory(i) for i in range(n_envs)])
+    if vec_env not in ("dummy", "subproc"):
+        raise ConfigError(f"vec_env must be 'dummy' or 'subproc', got {vec_env!r}")
+    fns = [factory(i) for i in range(n_envs)]
+    venv: VecEnv = SubprocVecEnv(fns) if vec_env == "subproc" and n_envs > 1 else DummyVecEnv(fns)
     venv.seed(seed)
     return spec.wrap_vec_env(venv, encoder) if spec.wrap_vec_env is not None else venv

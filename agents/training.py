@@ -175,7 +175,7 @@ def train_agent(
 
         checkpoints = out_dir / layout.CHECKPOINTS_DIR
         venv = make_method_vec_env(method, config.env_id, config.env_kwargs, "complete", agent_cfg.n_envs, seed,
-                                   encoder)
+                                   encoder, vec_env=agent_cfg.vec_env)
         eval_env = None
         try:
             model = build_algorithm(agent_cfg.algo, venv, hyperparams, seed,

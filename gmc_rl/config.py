@@ -433,6 +433,10 @@ class AgentConfig:
     """Environment steps of training (may be raised when resuming)."""
     n_envs: int = 1
     """Training environments stepped in parallel (a vectorized env)."""
+    vec_env: str = "dummy"
+    """How the n_envs training envs run: "dummy" (one after the other in the training process, SB3's DummyVecEnv)
+    or "subproc" (each in a worker process of its own, SB3's SubprocVecEnv). The trained agent is the same; only the
+    speed differs (docs/agents.md, "Throughput"). Ignored with one env."""
     hyperparams: dict[str, Any] = field(default_factory=dict)
     """Keyword arguments of the SB3 algorithm's constructor (rl-zoo3 style), e.g. learning_rate, policy_kwargs."""
     method_hyperparams: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -455,6 +459,9 @@ class AgentConfig:
                  f"unknown algorithm {self.algo!r}; valid: {list(valid)}.{suggest(self.algo, valid)}")
         _require(self.total_timesteps > 0, "agent.total_timesteps", f"must be positive, got {self.total_timesteps}")
         _check_envs(self.n_envs, "agent.n_envs")
+        kinds = ("dummy", "subproc")
+        _require(self.vec_env in kinds, "agent.vec_env",
+                 f"must be one of {list(kinds)}, got {self.vec_env!r}.{suggest(str(self.vec_env), kinds)}")
         _require(self.eval_freq >= 0, "agent.eval_freq", f"must be >= 0, got {self.eval_freq}")
         _require(self.eval_episodes > 0, "agent.eval_episodes", f"must be positive, got {self.eval_episodes}")
         _require(self.eval_episodes <= MAX_EPISODES, "agent.eval_episodes",
@@ -864,10 +871,11 @@ def agent_identity(agent: AgentConfig, method: str) -> dict[str, Any]:
     """What a ``method`` agent is trained from: the agent section with that method's hyperparameters merged in.
 
     ``method_hyperparams`` itself is left out, so a change for one method leaves every other method's agents (and
-    agents trained before the key existed) up to date.
+    agents trained before the key existed) up to date; so is ``vec_env``, which does not change the agent.
     """
     data = to_dict(agent)
     data.pop("method_hyperparams")
+    data.pop("vec_env")  # how the envs run changes the speed, not the agent: runs made before the key stay up to date
     data["hyperparams"] = agent.hyperparams_for(method)
     return data
 
