@@ -354,3 +354,27 @@ def stamp_task(run_dir: Path, name: str, after: tuple[str, ...] = (), **work) ->
 
 def stamp(run_dir: Path, name: str) -> dict:
     return json.loads((run_dir / "out" / f"{name}.json").read_text())
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# docs/custom_envs.md's example env, written as the package a user would have (test_envs_docs, test_custom_env_cli).
+
+CUSTOM_ENVS_DOC = Path(__file__).resolve().parents[1] / "docs" / "custom_envs.md"
+
+
+def custom_env_doc_blocks() -> list[str]:
+    """The Python code blocks of docs/custom_envs.md, in order (the first is the module ``my_package/sensors.py``)."""
+    import re
+
+    return re.findall(r"```python\n(.*?)```", CUSTOM_ENVS_DOC.read_text(), re.S)
+
+
+def write_custom_env_package(root: Path) -> Path:
+    """Write the doc's module block as ``root/my_package/sensors.py`` (with an empty ``__init__.py``)."""
+    module = custom_env_doc_blocks()[0]
+    assert module.startswith("# my_package/sensors.py\n")
+    package = root / "my_package"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "sensors.py").write_text(module)
+    return package

@@ -19,7 +19,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from test_envs_docs import DOC, write_doc_package
+from helpers import CUSTOM_ENVS_DOC, write_custom_env_package
 
 MODULE = "my_package.sensors"
 ENV = f"{MODULE}:my_project/MountainCarSensors-v0"
@@ -43,7 +43,7 @@ TINY = {  # appended to the doc's command that starts with the key
 
 def doc_commands() -> list[list[str]]:
     """The ``gmc-rl`` commands of the doc's "From the command line" section, split into words."""
-    section = DOC.read_text().split("## From the command line", 1)[1]
+    section = CUSTOM_ENVS_DOC.read_text().split("## From the command line", 1)[1]
     block = re.search(r"```bash\n(.*?)```", section, re.S)
     assert block is not None
     return [shlex.split(line) for line in block.group(1).splitlines() if line.startswith("gmc-rl ")]
@@ -88,7 +88,7 @@ def test_the_docs_commands_cover_every_step():
 
 @pytest.mark.slow  # 80 s on the shared 2-core machine: ten fresh processes, each training or evaluating a little
 def test_docs_example_runs_through_the_cli_alone(tmp_path):
-    write_doc_package(tmp_path)
+    write_custom_env_package(tmp_path)
     for words in doc_commands():
         if words[1:3] == ["evaluate", "--import"] or (words[1:3] == ["train", "--import"] and "--gmc" in words):
             # without --import the command stops at once, naming the flag and the module

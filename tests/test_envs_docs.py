@@ -4,42 +4,24 @@ Its first code block is the module ``my_package/sensors.py``: it is written into
 imported by the blocks after it, as a user's project would be.
 """
 
-import re
 import sys
-from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
+from helpers import CUSTOM_ENVS_DOC, custom_env_doc_blocks, write_custom_env_package
 
-DOC = Path(__file__).resolve().parents[1] / "docs" / "custom_envs.md"
 ENV_ID = "my_project/MountainCarSensors-v0"
 
 
-def doc_blocks() -> list[str]:
-    """The Python code blocks of docs/custom_envs.md, in order."""
-    return re.findall(r"```python\n(.*?)```", DOC.read_text(), re.S)
-
-
-def write_doc_package(root: Path) -> Path:
-    """Write the doc's module block as ``root/my_package/sensors.py`` (with an empty ``__init__.py``)."""
-    module = doc_blocks()[0]
-    assert module.startswith("# my_package/sensors.py\n")
-    package = root / "my_package"
-    package.mkdir()
-    (package / "__init__.py").write_text("")
-    (package / "sensors.py").write_text(module)
-    return package
-
-
 def test_custom_env_guide_runs(tmp_path, monkeypatch):
-    blocks = doc_blocks()
+    blocks = custom_env_doc_blocks()
     assert len(blocks) >= 3
-    write_doc_package(tmp_path)
+    write_custom_env_package(tmp_path)
     monkeypatch.syspath_prepend(str(tmp_path))
     namespace: dict = {}
     try:
         for block in blocks[1:]:
-            exec(compile(block, str(DOC), "exec"), namespace)
+            exec(compile(block, str(CUSTOM_ENVS_DOC), "exec"), namespace)
         assert gym.registry[ENV_ID].entry_point == "my_package.sensors:MountainCarSensorsEnv"  # a string: any process
         env = gym.make(ENV_ID)
         obs, _ = env.reset(seed=0)
