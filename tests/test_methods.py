@@ -112,7 +112,9 @@ def test_builtin_encoder_stages_keep_their_names_outputs_and_hashes(tmp_path):
     for task in tasks:
         pickle.dumps(task.work)  # every stage's work can be sent to a worker process
     # every method with an encoder gets transfer diagnostics (the last argument of its evaluation), the others none
-    diagnosed = [name for name, task in stages.items() if name.startswith("evaluate_") and task.work.args[-1]]
+    diagnostics_arg = 7  # _evaluate(run_dir, agent, out, conditions, episodes, seed, n_envs, diagnostics, ...)
+    diagnosed = [name for name, task in stages.items()
+                 if name.startswith("evaluate_") and task.work.args[diagnostics_arg]]
     assert diagnosed == ["evaluate_mvae-seed0", "evaluate_gmc-seed0"]
 
 

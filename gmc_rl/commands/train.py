@@ -115,7 +115,9 @@ def _env_of_checkpoint(directory: Path) -> ExperimentConfig:
     file = directory / CONFIG_FILE
     if not file.is_file():
         return ExperimentConfig()
-    provenance = read_json_object(file, "checkpoint config", {"provenance": dict}, ConfigError)["provenance"]
+    provenance = read_json_object(file, "checkpoint config", {}, ConfigError).get("provenance")
+    if not isinstance(provenance, dict):  # another method's checkpoint format: its loader checks it
+        return ExperimentConfig()
     env_id, env_kwargs = provenance.get("env_id"), provenance.get("env_kwargs", {})
     if not isinstance(env_id, str):
         raise ConfigError(f"{file} records no env id (provenance.env_id); pass --env ID")
