@@ -381,6 +381,12 @@ class PretrainConfig:
     """Weight of an optional temporal term added to the GMC loss: the same contrastive loss between the complete
     latents of consecutive steps of an episode, so what changes from one step to the next (velocities) must be told
     apart too. 0 trains the paper's objective; GMC only (MVAE and MUSE ignore it)."""
+    frame_order_weight: float = 0.0
+    """Weight of an optional frame-order term added to the GMC loss: each complete latent must prefer its
+    modality's latent to the latent of the same observation with its stacked frames reversed, so the latents must
+    encode motion (velocities), not only positions. Needs every modality's first axis to be a stack of at least 2
+    frames in time order (as the built-in envs and :mod:`envs.stacking` make them). 0 trains the paper's objective;
+    GMC only."""
     checkpoint_every: int = 5
     """Save a resumable checkpoint every this many epochs (the last and the best are always kept)."""
     seed: int = 0
@@ -413,6 +419,8 @@ class PretrainConfig:
                  f"unknown loss {self.loss!r}; valid: {list(valid)}.{suggest(self.loss, valid)}")
         _require(math.isfinite(self.temporal_weight) and self.temporal_weight >= 0, "pretrain.temporal_weight",
                  f"must be a finite number >= 0, got {self.temporal_weight}")
+        _require(math.isfinite(self.frame_order_weight) and self.frame_order_weight >= 0, "pretrain.frame_order_weight",
+                 f"must be a finite number >= 0, got {self.frame_order_weight}")
         _require(self.checkpoint_every > 0, "pretrain.checkpoint_every",
                  f"must be positive, got {self.checkpoint_every}")
         _check_seed(self.seed, "pretrain.seed")
@@ -844,8 +852,9 @@ def pretrain_identity(pretrain: PretrainConfig, method: str) -> dict[str, Any]:
     """
     data = to_dict(pretrain)
     muse = data.pop("muse")
-    if method != "gmc" or pretrain.temporal_weight == 0.0:  # runs made before the term existed keep their identity
-        data.pop("temporal_weight")
+    for term in ("temporal_weight", "frame_order_weight"):  # runs made before the terms existed keep their identity
+        if method != "gmc" or data[term] == 0.0:
+            data.pop(term)
     if method == "muse" and pretrain.muse != MUSEConfig():
         data["muse"] = muse
     return data

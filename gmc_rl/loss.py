@@ -116,3 +116,29 @@ def temporal_loss(latents: Tensor, next_latents: Tensor, temperature: float) -> 
         True
     """
     return gmc_loss_terms([next_latents], latents, temperature)[0]
+
+
+def frame_order_loss(joint_latents: Tensor, modality_latents: Sequence[Tensor], reversed_latents: Sequence[Tensor],
+                     temperature: float) -> Tensor:
+    """The optional frame-order term: each complete latent must pick its modality's latent over the latent of the
+    same observation with its stacked frames in reverse order.
+
+    For every modality m and sample i the two candidates are ``z_m(x_i)`` and ``z_m(reversed(x_i))``; the term is
+    the cross-entropy of choosing the first, with cosine similarity to ``z_joint(x_i)`` over the temperature,
+    averaged over the batch and summed over modalities. Reversing the frames keeps what the frames show (the
+    positions) and reverses their motion, so the term can only be lowered by latents that encode the motion:
+    the contrastive terms alone are solved by positions when positions already tell the samples of a batch apart.
+    A sample that does not move gives two equal candidates and the constant log 2.
+
+    Example:
+        >>> import torch
+        >>> e = torch.eye(2)
+        >>> round(float(frame_order_loss(e[:1], [e[:1]], [e[1:]], temperature=1.0)), 4)  # log(e + 1) - 1
+        0.3133
+    """
+    terms = []
+    for z, z_reversed in zip(modality_latents, reversed_latents, strict=True):
+        logits = torch.stack([(joint_latents * z).sum(dim=1), (joint_latents * z_reversed).sum(dim=1)], dim=1)
+        logits = logits / temperature
+        terms.append((torch.logsumexp(logits, dim=1) - logits[:, 0]).mean())
+    return torch.stack(terms).sum()

@@ -12,7 +12,8 @@ Output directory:
 - ``last/``: the latest state (every ``pretrain.checkpoint_every`` epochs and at the end): a loadable checkpoint plus
   ``trainer_state.pt`` (weights, optimizer, epoch, shuffling RNG, history) from which ``resume=True`` continues;
 - ``tb/``: TensorBoard scalars per epoch: ``loss/train_total``, ``loss/train_<m>``, ``loss/val_total``,
-  ``loss/val_<m>``, ``loss/train_temporal`` (with ``pretrain.temporal_weight`` > 0), ``align/retrieval@1_<m>``,
+  ``loss/val_<m>``, ``loss/train_temporal`` and ``loss/train_frame_order`` (when
+  their weights are > 0), ``align/retrieval@1_<m>``,
   ``align/pos_cos_<m>``, ``align/neg_cos_<m>``, ``perf/samples_per_s``;
 - ``history.json`` (the same numbers per epoch), ``alignment.json`` (metrics of the best model),
   ``latents_pca.png`` (complete vs single-modality latents), ``run.json`` (the config and data it was made from);
@@ -47,7 +48,7 @@ from gmc_rl.config import ExperimentConfig, config_hash, pretrain_identity
 from gmc_rl.data import MultimodalDataset
 from gmc_rl.errors import ConfigError
 from gmc_rl.io import write_json_atomic
-from gmc_rl.loss import gmc_loss_terms, temporal_loss
+from gmc_rl.loss import frame_order_loss, gmc_loss_terms, temporal_loss
 from gmc_rl.metrics import evaluate_alignment, plot_latents_pca
 from gmc_rl.model import GMCModel
 from gmc_rl.pretraining_run import LAST_DIR, pretraining_identity
@@ -107,6 +108,17 @@ def _temporal_term(model: GMCModel, observations: dict[str, torch.Tensor], index
     return temporal_loss(joint[keep], next_joint, temperature)
 
 
+def check_frame_stacks(specs: dict[str, Any]) -> None:
+    """Refuse the frame-order term for a modality whose first axis cannot be a stack of frames."""
+    for name, spec in specs.items():
+        if len(spec.shape) < 2 or spec.shape[0] < 2:
+            raise ConfigError(
+                f"pretrain.frame_order_weight needs every modality's first axis to be a stack of at least 2 frames; "
+                f"modality {name!r} has shape {tuple(spec.shape)} (set pretrain.frame_order_weight to 0, or stack "
+                "frames in the env)"
+            )
+
+
 def pretrain(
     config: ExperimentConfig,
     data_dir: str | os.PathLike,
@@ -149,6 +161,9 @@ def _train(config: ExperimentConfig, dataset: MultimodalDataset, data_dir: Path,
     n_train = len(dataset.train[names[0]])
     joints_as_negatives = settings.loss == "joints_as_negatives"
     has_next = successor_mask(dataset.train).to(device) if settings.temporal_weight > 0 else None
+    frame_order = settings.frame_order_weight > 0
+    if frame_order:
+        check_frame_stacks(dataset.specs)
     provenance = {
         "env_id": dataset.env_id,
         "env_kwargs": dataset.metadata.get("env_kwargs", {}),
@@ -163,6 +178,8 @@ def _train(config: ExperimentConfig, dataset: MultimodalDataset, data_dir: Path,
     }
     if has_next is not None:
         provenance["temporal_weight"] = settings.temporal_weight
+    if frame_order:
+        provenance["frame_order_weight"] = settings.frame_order_weight
 
     from torch.utils.tensorboard import SummaryWriter
 
@@ -175,7 +192,7 @@ def _train(config: ExperimentConfig, dataset: MultimodalDataset, data_dir: Path,
             bar.set_description(f"pretrain epoch {epoch}/{settings.epochs}")
             started = time.perf_counter()
             model.train()
-            sums = torch.zeros(len(names) + 1, dtype=torch.float64)  # per-modality terms, then the temporal term
+            sums = torch.zeros(len(names) + 2, dtype=torch.float64)  # per-modality terms, temporal, frame order
             batches = _train_batches(n_train, settings.batch_size, shuffle)
             for index in batches:
                 index = index.to(device)
@@ -186,6 +203,13 @@ def _train(config: ExperimentConfig, dataset: MultimodalDataset, data_dir: Path,
                 if has_next is not None:
                     temporal = _temporal_term(model, train_obs, index, joint, has_next, settings.temperature)
                     loss = loss + settings.temporal_weight * temporal
+                order = torch.zeros((), device=device)
+                if frame_order:
+                    reversed_obs = {name: train_obs[name][index].flip(1) for name in names}  # frames back to front
+                    reversed_latents = model.modality_latents(reversed_obs)
+                    order = frame_order_loss(joint, [latents[m] for m in names], [reversed_latents[m] for m in names],
+                                             settings.temperature)
+                    loss = loss + settings.frame_order_weight * order
                 if not torch.isfinite(loss):
                     raise ConfigError(
                         f"the GMC loss became {float(loss.detach())} at epoch {epoch}; "
@@ -195,11 +219,11 @@ def _train(config: ExperimentConfig, dataset: MultimodalDataset, data_dir: Path,
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
-                sums += torch.cat([terms.detach(), temporal.detach()[None]]).double().cpu()
+                sums += torch.cat([terms.detach(), temporal.detach()[None], order.detach()[None]]).double().cpu()
                 bar.update(1)
             seconds = time.perf_counter() - started
             averages = (sums / len(batches)).tolist()
-            train_terms, train_temporal = averages[:-1], averages[-1]
+            train_terms, train_temporal, train_order = averages[:-2], averages[-2], averages[-1]
             report = evaluate_alignment(
                 model, val_obs, settings.batch_size, settings.seed, settings.temperature, joints_as_negatives
             )
@@ -207,6 +231,8 @@ def _train(config: ExperimentConfig, dataset: MultimodalDataset, data_dir: Path,
             scalars.update({f"loss/train_{m}": value for m, value in zip(names, train_terms)})
             if has_next is not None:
                 scalars["loss/train_temporal"] = train_temporal
+            if frame_order:
+                scalars["loss/train_frame_order"] = train_order
             scalars.update(report.scalars())
             scalars["perf/samples_per_s"] = len(batches) * settings.batch_size / seconds
             for tag, value in scalars.items():
