@@ -1,0 +1,107 @@
+"""Does standardising GMC's latent for the controller make PPO learn more reliably? A diagnosis run, not a command.
+
+PPO (the CartPoleSensors or AcrobotSensors config's settings) is trained on a frozen GMC encoder's complete latents,
+standardised per dimension either by SB3's ``VecNormalize`` (running statistics of the latents the agent visits)
+or by fixed statistics (mean and standard deviation of the encoder's stored reference latents, i.e. complete
+latents of the pretraining data). It is then evaluated with every sensor and with each sensor alone through the
+same standardisation, with an evaluation loop of its own (reset seeds 1000 + episode).
+
+Example::
+
+    OMP_NUM_THREADS=1 python experiments/latent_standardisation.py RUN/gmc --env gmc_rl/CartPoleSensors-v0 \
+        --config experiments/cartpole_sensors.yaml --seed 0 --mode vecnormalize --episodes 20
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+import gymnasium as gym
+import numpy as np
+import torch
+from stable_baselines3.common.env_util import make_vec_env
+from stable_baselines3.common.vec_env import VecEnvWrapper, VecNormalize
+
+import gmc_rl  # noqa: F401  (registers the env ids)
+from gmc_rl.agents.registry import build_algorithm
+from gmc_rl.checkpoint import load_gmc
+from gmc_rl.config import load_config
+from gmc_rl.wrappers.vec_latent import VecGMCLatent
+
+CLIP = 10.0
+
+
+class FixedStandardisation(VecEnvWrapper):
+    """(z - mean) / std with fixed statistics, clipped to +-CLIP (as VecNormalize clips)."""
+
+    def __init__(self, venv, mean: np.ndarray, std: np.ndarray) -> None:
+        space = gym.spaces.Box(-CLIP, CLIP, venv.observation_space.shape, np.float32)
+        super().__init__(venv, observation_space=space)
+        self.mean, self.std = mean, std
+
+    def standardise(self, latents: np.ndarray) -> np.ndarray:
+        return np.clip((latents - self.mean) / self.std, -CLIP, CLIP).astype(np.float32)
+
+    def reset(self):
+        return self.standardise(self.venv.reset())
+
+    def step_wait(self):
+        obs, rewards, dones, infos = self.venv.step_wait()
+        return self.standardise(obs), rewards, dones, infos
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("encoder")
+    parser.add_argument("--env", required=True)
+    parser.add_argument("--config", required=True, help="experiment config whose agent section is used")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--mode", choices=["vecnormalize", "fixed"], required=True)
+    parser.add_argument("--episodes", type=int, default=20)
+    parser.add_argument("--total-timesteps", type=int, help="default: the config's agent.total_timesteps")
+    parser.add_argument("--json", help="append the result as one JSON line to this file")
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    agent_config = load_config(args.config).agent
+    model = load_gmc(args.encoder)
+    latents = VecGMCLatent(make_vec_env(args.env, n_envs=agent_config.n_envs, seed=args.seed), model)
+    if args.mode == "vecnormalize":
+        venv = VecNormalize(latents, norm_obs=True, norm_reward=False, clip_obs=CLIP)
+    else:
+        reference = model.reference_latents.numpy()
+        venv = FixedStandardisation(latents, reference.mean(0), reference.std(0) + 1e-8)
+    agent = build_algorithm(agent_config.algo, venv, agent_config.hyperparams_for("gmc"), args.seed,
+                            tensorboard_log=None, device="cpu")
+    agent.learn(args.total_timesteps or agent_config.total_timesteps)
+    if args.mode == "vecnormalize":
+        venv.training = False
+        standardise = venv.normalize_obs
+    else:
+        standardise = venv.standardise
+
+    env = gym.make(args.env)
+    returns: dict[str, float] = {}
+    for condition in [None, *[[name] for name in model.modalities]]:
+        totals = []
+        for episode in range(args.episodes):
+            obs, _ = env.reset(seed=1000 + episode)
+            done, total = False, 0.0
+            while not done:
+                with torch.no_grad():
+                    latent = model.encode({k: v[None] for k, v in obs.items()}, condition).numpy()
+                action, _ = agent.predict(standardise(latent), deterministic=True)
+                obs, reward, terminated, truncated, _ = env.step(action[0])
+                total += float(reward)
+                done = terminated or truncated
+            totals.append(total)
+        returns["complete" if condition is None else condition[0]] = float(np.mean(totals))
+    line = {"encoder": args.encoder, "seed": args.seed, "mode": args.mode, "episodes": args.episodes, **returns}
+    print(json.dumps(line), flush=True)
+    if args.json:
+        with open(args.json, "a") as file:
+            file.write(json.dumps(line) + "\n")
+
+
+if __name__ == "__main__":
+    main()
