@@ -40,8 +40,9 @@ pipeline's numbers for that agent.
 
 from __future__ import annotations
 
+import json
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -489,6 +490,23 @@ def diagnose_agent(agent: Any, conditions: Sequence[str], episodes: int = 10, ho
                              episodes=episodes, horizon=horizon, seed=seed)
 
 
+def _refuse_a_second_copy(record: Mapping[str, Any], path: Path, seen: dict[str, Path]) -> None:
+    """Refuse ``record`` (read from ``path``) when a record already read holds the same agent evaluation.
+
+    A run copied with ``cp -r`` (or one record copied, renamed or re-indented) holds the same agent, seeds and
+    episodes as the original: pooling both would count every episode twice and shrink the intervals as if there were
+    twice the data. Records are compared by content (every key, canonical JSON), not by file name or bytes; two
+    distinct agents never share the agent path recorded at evaluation time together with every episode's return.
+    """
+    key = json.dumps(record, sort_keys=True, separators=(",", ":"), allow_nan=True)
+    first = seen.setdefault(key, path)
+    if first is not path:
+        raise ConfigError(
+            f"{first} and {path} hold the same agent evaluation (agent {record['agent']!r}, method "
+            f"{record['method']!r}, seeds {record['seeds']}): one run is a copy of the other, or a record was "
+            "copied; pooling both would count its episodes twice. Give each run once (drop the copy)")
+
+
 def merge_runs(run_dirs: Sequence[str | os.PathLike], methods: Sequence[str] | None = None) -> dict[str, Any]:
     """One results document from the agent evaluations of several pipeline run directories.
 
@@ -512,6 +530,7 @@ def merge_runs(run_dirs: Sequence[str | os.PathLike], methods: Sequence[str] | N
     env_ids: set[str] = set()
     episodes: dict[str, int] = {}
     diagnostics: dict[str, dict[str, Any]] = {}
+    seen_records: dict[str, Path] = {}  # canonical content of each evaluation record -> the file it came from
     for run_dir in map(Path, run_dirs):
         records = sorted((run_dir / "eval" / "runs").glob("*.json"))
         if not records:
@@ -520,6 +539,7 @@ def merge_runs(run_dirs: Sequence[str | os.PathLike], methods: Sequence[str] | N
         episodes[str(run_dir)] = read_run_config(run_dir).evaluate.episodes
         for path in records:
             record = read_evaluation_record(path)
+            _refuse_a_second_copy(record, path, seen_records)
             env_ids.add(record["env_id"])
             name = f"{run_dir}/{record['agent']}"
             for row, evaluation in record_rows(record):

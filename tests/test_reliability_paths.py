@@ -93,3 +93,51 @@ def test_name_errors_say_why(tmp_path, monkeypatch, capsys):
     assert err.count("must be a name, not a path") == 2
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cfg.yaml"]
     assert not (tmp_path.parent.parent / "somewhere").exists()
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# A copy of a run (cp -r) is another directory holding the same agent evaluations: refused, naming both files.
+
+
+def _copy_of(run: Path, dest: Path) -> Path:
+    import shutil
+    shutil.copytree(run, dest)
+    return dest
+
+
+@pytest.mark.parametrize("how", ["cp-r", "renamed-record", "reindented", "record-copied-within-the-run"])
+def test_a_copy_of_a_run_is_refused_naming_both_records(run, tmp_path, how):
+    if how == "record-copied-within-the-run":
+        record = run / "eval" / "runs" / "gmc-seed0.json"
+        (run / "eval" / "runs" / "gmc-seed0-backup.json").write_text(record.read_text())
+        args = ["RUN"]
+    else:
+        copy = _copy_of(run, tmp_path / "RUN_COPY")
+        record = copy / "eval" / "runs" / "gmc-seed0.json"
+        if how == "renamed-record":
+            record.rename(copy / "eval" / "runs" / "other-name.json")
+        elif how == "reindented":
+            record.write_text(json.dumps(json.loads(record.read_text()), indent=4, sort_keys=True))
+        args = ["RUN", "RUN_COPY"]
+    with pytest.raises(ConfigError, match=r"hold the same agent evaluation .*count its episodes twice") as error:
+        merge_runs(args)
+    assert str(error.value).count("RUN") >= 2 and "gmc-seed0" in str(error.value)
+
+
+def test_report_command_refuses_a_copied_run_in_one_line_and_writes_nothing(run, tmp_path, capsys):
+    _copy_of(run, tmp_path / "RUN_COPY")
+    assert main(["report", "RUN", "RUN_COPY", "--out", "cmp"]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1
+    assert "RUN/eval/runs/gmc-seed0.json and RUN_COPY/eval/runs/gmc-seed0.json hold the same agent evaluation" in err
+    assert not Path("cmp/results.json").exists()
+
+
+def test_a_copied_run_that_was_re_evaluated_is_pooled(run, tmp_path):
+    """Not a duplicate: the copy's record holds other episodes (e.g. evaluated again with other episodes)."""
+    copy = _copy_of(run, tmp_path / "RUN_COPY")
+    record_path = copy / "eval" / "runs" / "gmc-seed0.json"
+    record = json.loads(record_path.read_text())
+    record["agent"] = "RUN_COPY/gmc-seed0"
+    record_path.write_text(json.dumps(record))
+    assert merge_runs(["RUN", "RUN_COPY"])["results"]["gmc"]["complete"]["episodes"] == 4
