@@ -99,9 +99,9 @@ def test_builtin_encoder_stages_keep_their_names_outputs_and_hashes(tmp_path):
     tasks, _, _ = _plan(config, tmp_path, ["complete", "image"])
     stages = {task.stage.name: task for task in tasks}
     data = stages["collect"].stage
-    # the pretrain section before pretrain.muse and pretrain.temporal_weight (both left out at their defaults)
+    # the pretrain section before pretrain.muse and the optional loss terms (all left out at their defaults)
     before_muse = {key: value for key, value in to_dict(config.pretrain).items()
-                   if key not in ("muse", "temporal_weight")}
+                   if key not in ("muse", "temporal_weight", "frame_order_weight")}
     base = {"data": data.hash, "pretrain": before_muse}
     gmc, mvae = stages["pretrain"], stages["mvae"]
     assert [t.stage.name for t in tasks[:3]] == ["collect", "pretrain", "mvae"]  # registry order, as before
