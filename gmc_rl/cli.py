@@ -74,6 +74,7 @@ def _run_command(name: str, argv: list[str]) -> int:
         HELP_FLAGS,
         PRINT_CONFIG_FLAGS,
         config_from_args,
+        read_section_files,
         set_config_defaults,
         show_given_values,
     )
@@ -81,9 +82,11 @@ def _run_command(name: str, argv: list[str]) -> int:
 
     import_given_modules(argv)  # before anything reads a file that names a user's env (agent.json, a checkpoint)
     module, parser = build_command_parser(name)
+    flags = getattr(module, "CONFIG", None)
+    if flags is not None:  # section files (--pretrain FILE) are read as --config is, before anything parses argv
+        argv = read_section_files(argv, flags.sections)
     printing = any(word in PRINT_CONFIG_FLAGS for word in argv)
     argv = [word for word in argv if word not in PRINT_CONFIG_FLAGS]
-    flags = getattr(module, "CONFIG", None)
     base: ExperimentConfig | None = None
     if flags is not None:
         base = module.base_config(argv) if hasattr(module, "base_config") else config_file_or(argv)

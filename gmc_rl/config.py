@@ -949,6 +949,48 @@ class StrictLoader(yaml.SafeLoader):
         return super().construct_mapping(node, deep=deep)
 
 
+def _kind_of_file(mode: int) -> str:
+    import stat
+
+    for test, kind in ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO (named pipe)"),
+                       (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+                       (stat.S_ISSOCK, "a socket")):
+        if test(mode):
+            return kind
+    return "not a regular file"
+
+
+def _read_regular_file(path: Path, what: str, limit: int) -> bytes:
+    """At most ``limit`` bytes of the regular file ``path``; anything else (a directory, a FIFO or a process
+    substitution such as ``<(cat x)``, ``/dev/zero``, a socket) is refused by what it is, without blocking on it or
+    reading it endlessly: the file is opened non-blocking and checked with ``fstat`` on the opened descriptor, so a
+    file swapped for a FIFO after a check cannot make the read hang."""
+    import stat
+
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{what} not found: {path}") from None
+    except IsADirectoryError:
+        fd = -1
+    except OSError as exc:
+        if isinstance(exc, PermissionError):
+            raise PermissionError(f"{what} {path} is not readable: {exc.strerror}") from None
+        raise ConfigError(f"{what} {path} cannot be opened: {exc.strerror or exc}") from None
+    try:
+        mode = os.fstat(fd).st_mode if fd >= 0 else stat.S_IFDIR
+        if not stat.S_ISREG(mode):
+            hint = "; pass a YAML file such as experiments/quick.yaml" if stat.S_ISDIR(mode) else \
+                "; pass a YAML file (write the stream to a file first)"
+            raise ConfigError(f"{what} {path} is {_kind_of_file(mode)}, not a regular file{hint}")
+        with os.fdopen(fd, "rb") as stream:
+            fd = -1  # closed by the stream
+            return stream.read(limit)
+    finally:
+        if fd >= 0:
+            os.close(fd)
+
+
 def load_yaml(path: str | os.PathLike, what: str = "config file") -> Any:
     """Parse the YAML file ``path`` with :class:`StrictLoader`; raise :class:`ConfigError` for anything wrong.
 
@@ -957,17 +999,13 @@ def load_yaml(path: str | os.PathLike, what: str = "config file") -> Any:
 
     Raises:
         FileNotFoundError: ``path`` does not exist.
-        ConfigError: a directory, a file that is too large, not UTF-8, not valid YAML, refused by
+        ConfigError: a directory, a FIFO, a device or anything else that is not a regular file, a file that is too
+            large, not UTF-8, not valid YAML, refused by
             :class:`StrictLoader` (the message gives the line), or holding no document (empty, whitespace or
             comments only: not a config).
     """
     path = Path(path)
-    if path.is_dir():
-        raise ConfigError(f"{what} {path} is a directory; pass a YAML file such as experiments/quick.yaml")
-    if not path.is_file():
-        raise FileNotFoundError(f"{what} not found: {path}")
-    with path.open("rb") as stream:
-        raw = stream.read(MAX_CONFIG_BYTES + 1)
+    raw = _read_regular_file(path, what, MAX_CONFIG_BYTES + 1)
     if len(raw) > MAX_CONFIG_BYTES:
         raise ConfigError(f"{what} {path} is larger than {MAX_CONFIG_BYTES} bytes (MAX_CONFIG_BYTES); "
                           "an experiment config is a few KB")
@@ -982,8 +1020,13 @@ def load_yaml(path: str | os.PathLike, what: str = "config file") -> Any:
     except _Refused as exc:
         mark = exc.problem_mark
         raise ConfigError(f"{what} {path}, line {mark.line + 1}, column {mark.column + 1}: {exc.problem}") from None
+    except yaml.MarkedYAMLError as exc:  # one line: where, and what the parser expected
+        mark = exc.problem_mark or exc.context_mark
+        where = f", line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        detail = "; ".join(part for part in (exc.context, exc.problem) if part)
+        raise ConfigError(f"{what} {path} is not valid YAML{where}: {detail}") from exc
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{what} {path} is not valid YAML: {exc}") from exc
+        raise ConfigError(f"{what} {path} is not valid YAML: {' '.join(str(exc).split())}") from exc
     except UnicodeDecodeError as exc:
         raise ConfigError(f"{what} {path} is not UTF-8 text ({exc}); pass a YAML file") from exc
     if data is None:  # what YAML makes of an empty file, whitespace, comments only, or a bare '---' / 'null'

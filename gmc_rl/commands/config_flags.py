@@ -258,6 +258,98 @@ def add_config_arguments(parser: jsonargparse.ArgumentParser, sections: Sequence
                 f"{flag} = --{key}" for flag, (key, _) in zip(flags, _leaves(SECTIONS[short], short))) + "\n")
 
 
+def section_keys(sections: Sequence[str]) -> list[str]:
+    """The keys of ``sections`` that take a whole mapping (a section file or an inline mapping): each section and
+    every dataclass inside it, e.g. ``pretrain``, ``pretrain.model``, ``pretrain.muse``."""
+    keys: list[str] = []
+
+    def walk(cls: type, key: str) -> None:
+        keys.append(key)
+        hints = typing.get_type_hints(cls)
+        for f in dataclasses.fields(cls):
+            if dataclasses.is_dataclass(hints[f.name]):
+                walk(hints[f.name], f"{key}.{f.name}")
+
+    for section in sections:
+        walk(SECTIONS[section], section)
+    return keys
+
+
+def _section_class(key: str) -> type:
+    """The dataclass of the section key ``key`` (``pretrain.model`` -> ModelConfig)."""
+    section, *rest = key.split(".")
+    cls = SECTIONS[section]
+    for name in rest:
+        cls = typing.get_type_hints(cls)[name]
+    return cls
+
+
+def _check_keys(cls: type, data: dict[str, Any], prefix: str) -> None:
+    """Refuse a key of ``data`` (recursively into nested sections) that ``cls`` does not have, with the valid keys
+    and a did-you-mean, as :func:`gmc_rl.config.from_dict` does (values are checked later, in the full config)."""
+    from gmc_rl.errors import ConfigError
+
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    for key, value in data.items():
+        if key not in names:
+            raise ConfigError(f"unknown config key '{prefix}.{key}'; valid keys in '{prefix}' are {names}."
+                              f"{suggest(str(key), names)}")
+        if dataclasses.is_dataclass(hints[key]) and isinstance(value, dict):
+            _check_keys(hints[key], value, f"{prefix}.{key}")
+
+
+def _is_inline_mapping(value: str) -> bool:
+    """Whether the value of a section flag is a mapping written out (``'{"epochs": 3}'``, ``'epochs: 3'``) rather
+    than the name of a section file."""
+    text = value.strip()
+    return text.startswith("{") or "\n" in text or ": " in text or text.endswith(":")
+
+
+def read_section_files(argv: Sequence[str], sections: Sequence[str]) -> list[str]:
+    """``argv`` with every section file (``--pretrain FILE``, ``--pretrain=FILE``, ``--pretrain.model FILE``) read
+    and put in its place as an inline mapping, before jsonargparse sees it.
+
+    The file is read as ``--config`` is (:func:`gmc_rl.config.load_yaml`: size cap, a regular file only, so neither
+    a FIFO nor ``/dev/zero`` can hang the command, and an empty or comments-only file is no section) and must hold
+    a mapping. Errors are one :class:`ConfigError` naming the flag and the file. (jsonargparse would otherwise read
+    the file itself: unbounded, blocking on a FIFO, and keeping its path as an unknown key ``__path__``.)
+    """
+    from gmc_rl.config import load_yaml
+    from gmc_rl.errors import ConfigError
+
+    flags = {f"--{key}" for key in section_keys(sections)}
+    out: list[str] = []
+    words = list(argv)
+    i = 0
+    while i < len(words):
+        word = words[i]
+        if word == "--":
+            out.extend(words[i:])
+            break
+        flag, eq, value = word.partition("=")
+        if flag in flags and (eq or (i + 1 < len(words) and not words[i + 1].startswith("--"))):
+            if not eq:
+                i += 1
+                value = words[i]
+            if not _is_inline_mapping(value):
+                what = f"{flag} section file"
+                data = load_yaml(value, what)
+                if not isinstance(data, dict):
+                    raise ConfigError(f"{what} {value} must hold a mapping of {flag[2:]} keys (key: value lines), "
+                                      f"got {type(data).__name__}: {str(data)[:80]}")
+                try:
+                    _check_keys(_section_class(flag[2:]), data, flag[2:])
+                except ConfigError as exc:
+                    raise ConfigError(f"{what} {value}: {exc}") from None
+                value = yaml.safe_dump(data, default_flow_style=True, width=float("inf"), sort_keys=False).strip()
+            out.append(f"{flag}={value}")
+        else:
+            out.append(word)
+        i += 1
+    return out
+
+
 def set_config_defaults(parser: jsonargparse.ArgumentParser, config: ExperimentConfig, sections: Sequence[str],
                         top_level: Sequence[str] = TOP_LEVEL) -> None:
     """Make ``config``'s values the defaults of the config flags (a flag then overrides only its key)."""
