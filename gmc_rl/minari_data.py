@@ -55,6 +55,7 @@ from gmc_rl.data import (
     space_to_json,
 )
 from gmc_rl.errors import ConfigError, DatasetError, ModalityError
+from gmc_rl.locking import directory_lock
 from gmc_rl.modalities import ModalitySpec, modality_specs
 from gmc_rl.progress import progress_bar
 from gmc_rl.state_probe import state_variables
@@ -220,11 +221,28 @@ def collect_minari(config: ExperimentConfig, dataset_id: str, overwrite: bool = 
     Minari dataset ``dataset_id`` (whole episodes, see the module docstring); return the ``minari.MinariDataset``.
 
     If the dataset already exists with the same env and collect settings it is kept and returned; other settings
-    raise DatasetError unless ``overwrite``. ``record_infos=False`` leaves the env's ``info`` out (needed only for an
+    raise DatasetError unless ``overwrite``. One export at a time writes an id: a second one (in this or another
+    process) is refused with a ConfigError naming the holder, before it reads or deletes anything
+    (:func:`lock_directory`). ``record_infos=False`` leaves the env's ``info`` out (needed only for an
     env whose step info lacks keys of its reset info).
     """
     minari = import_minari()
     check_dataset_id(dataset_id)
+    with directory_lock(lock_directory(dataset_id), f"Minari dataset {dataset_id!r}: its lock directory"):
+        return _collect_minari(minari, config, dataset_id, overwrite, progress, record_infos)
+
+
+def lock_directory(dataset_id: str) -> Path:
+    """Where :func:`collect_minari` holds the lock of ``dataset_id`` (:func:`gmc_rl.locking.directory_lock`): the
+    hidden sibling ``.<name>.gmc-rl-lock`` of the dataset's directory, not the directory itself, which Minari creates
+    (it refuses one that exists) and which ``--update`` deletes; Minari lists no hidden directory as a dataset."""
+    path = dataset_path(dataset_id)
+    return path.parent / f".{path.name}.gmc-rl-lock"
+
+
+def _collect_minari(minari: ModuleType, config: ExperimentConfig, dataset_id: str, overwrite: bool, progress: bool,
+                    record_infos: bool) -> Any:
+    """:func:`collect_minari`, with the dataset's lock held."""
     settings = config.collect
     if _existing(dataset_id, config, overwrite):
         if progress:

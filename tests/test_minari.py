@@ -2,6 +2,7 @@
 and the clear errors (minari missing, a malformed id, another env, another collection under the same id)."""
 
 import json
+import os
 import sys
 
 import gymnasium as gym
@@ -130,3 +131,93 @@ def test_another_env_or_collection_is_refused(exported, tmp_path, capsys):
         load_dataset("minari:gmc_rl/missing-v0")
     with pytest.raises(ConfigError, match=r"\[namespace/\]name-v<version>"):
         collect_minari(CONFIG, "gmc_rl/no-version", progress=False)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# One export at a time per dataset id (gmc_rl.locking, as collect to npz): a second one is refused, naming the holder.
+
+
+@pytest.mark.parametrize("overwrite", [False, True])
+def test_a_second_export_to_the_same_id_is_refused_and_touches_nothing(tmp_path, monkeypatch, overwrite):
+    pytest.importorskip("minari")
+    pytest.importorskip("h5py")
+    from gmc_rl.locking import directory_lock
+    from gmc_rl.minari_data import collect_minari, dataset_path, lock_directory
+
+    monkeypatch.setenv("MINARI_DATASETS_PATH", str(tmp_path / "minari"))
+    config = ExperimentConfig(env_id=ENV_ID, env_kwargs=ENV_KWARGS, collect=CollectConfig(steps=40, n_envs=1))
+    other = ExperimentConfig(env_id=ENV_ID, env_kwargs=ENV_KWARGS, collect=CollectConfig(steps=40, n_envs=1, seed=9))
+    collect_minari(config, DATASET_ID, progress=False)
+    before = sorted((p.relative_to(tmp_path), p.stat().st_size) for p in dataset_path(DATASET_ID).rglob("*"))
+    with directory_lock(lock_directory(DATASET_ID), "another export"):
+        for again in (config, other):  # the same collection ("kept") or another one (--update replaces it)
+            with pytest.raises(ConfigError, match=rf"Minari dataset '{DATASET_ID}': its lock directory .* is in use "
+                                                  rf"by process {os.getpid()}"):
+                collect_minari(again, DATASET_ID, overwrite=overwrite, progress=False)
+        # a fresh id under the same namespace is not blocked by this one's lock
+        collect_minari(config, "gmc_rl/another-test-v0", progress=False)
+    assert sorted((p.relative_to(tmp_path), p.stat().st_size) for p in dataset_path(DATASET_ID).rglob("*")) == before
+    collect_minari(other, DATASET_ID, overwrite=True, progress=False)  # released: the lock files are no obstacle
+    import minari
+
+    assert DATASET_ID in minari.list_local_datasets() and "gmc_rl/another-test-v0" in minari.list_local_datasets()
+    assert len(minari.list_local_datasets()) == 2  # the hidden lock directories are not listed as datasets
+
+
+def test_a_second_export_command_is_one_clear_error(tmp_path, monkeypatch, capsys):
+    pytest.importorskip("minari")
+    pytest.importorskip("h5py")
+    from gmc_rl.locking import directory_lock
+    from gmc_rl.minari_data import dataset_path, lock_directory
+
+    monkeypatch.setenv("MINARI_DATASETS_PATH", str(tmp_path / "minari"))
+    with directory_lock(lock_directory(DATASET_ID), "another export"):
+        assert main(["collect", "--minari", DATASET_ID, "--env", ENV_ID, "--steps", "40", "--quiet"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"gmc-rl collect: error: Minari dataset '{DATASET_ID}': its lock directory ")
+    assert "\n" not in err
+    assert "is in use by process" in err and not dataset_path(DATASET_ID).exists()
+
+
+def test_two_exports_at_once_one_is_refused_while_the_other_writes(tmp_path, monkeypatch):
+    """The first export is held inside Minari's write; the second, started meanwhile, must be refused (without the
+    lock it went on to write the same id: one of the two was lost or failed with Minari's raw error)."""
+    import threading
+
+    minari = pytest.importorskip("minari")
+    pytest.importorskip("h5py")
+    from gmc_rl.minari_data import collect_minari, dataset_path
+
+    monkeypatch.setenv("MINARI_DATASETS_PATH", str(tmp_path / "minari"))
+    writing, release = threading.Event(), threading.Event()
+    create = minari.create_dataset_from_buffers
+    calls = []
+
+    def held_create(*args, **kwargs):
+        calls.append(threading.current_thread().name)
+        if len(calls) == 1:
+            writing.set()
+            assert release.wait(60)
+        return create(*args, **kwargs)
+
+    monkeypatch.setattr(minari, "create_dataset_from_buffers", held_create)
+    config = ExperimentConfig(env_id=ENV_ID, env_kwargs=ENV_KWARGS, collect=CollectConfig(steps=40, n_envs=1))
+    outcome = {}
+
+    def first():
+        try:
+            outcome["first"] = collect_minari(config, DATASET_ID, progress=False).total_steps
+        except BaseException as exc:  # noqa: BLE001 - reported by the assertion below
+            outcome["first"] = exc
+
+    thread = threading.Thread(target=first, name="first")
+    thread.start()
+    try:
+        assert writing.wait(60)
+        with pytest.raises(ConfigError, match=f"Minari dataset '{DATASET_ID}'.* is in use by process {os.getpid()}"):
+            collect_minari(config, DATASET_ID, overwrite=True, progress=False)
+    finally:
+        release.set()
+        thread.join(60)
+    assert outcome["first"] == 40 and calls == ["first"]
+    assert minari.load_dataset(DATASET_ID).total_steps == 40 and dataset_path(DATASET_ID).is_dir()
