@@ -223,11 +223,11 @@ def _annealed_noise(spec: Mapping[str, Any], mean: np.ndarray, sigma: np.ndarray
                               f"got {value!r}")
     numbers = {"theta": (spec.get("theta", 0.15), 0.0), "dt": (spec.get("dt", 1.0), None),
                "final_scale": (spec.get("final_scale", 0.0), 0.0)}
-    for name, (value, low) in numbers.items():
-        ok = isinstance(value, (int, float)) and not isinstance(value, bool) and np.isfinite(value)
-        if not ok or (value < low if low is not None else value <= 0):
-            raise ConfigError(f"{key}.{name} must be a finite number {'>= 0' if low is not None else '> 0'}, "
-                              f"got {value!r}")
+    for name, (number, minimum) in numbers.items():
+        ok = isinstance(number, (int, float)) and not isinstance(number, bool) and np.isfinite(number)
+        if not ok or (number < minimum if minimum is not None else number <= 0):
+            raise ConfigError(f"{key}.{name} must be a finite number {'>= 0' if minimum is not None else '> 0'}, "
+                              f"got {number!r}")
     reset = spec.get("reset_each_episode", False)
     if not isinstance(reset, bool):
         raise ConfigError(f"{key}.reset_each_episode must be true or false, got {reset!r}")

@@ -21,7 +21,7 @@ import gymnasium as gym
 import numpy as np
 import torch
 from stable_baselines3.common.env_util import make_vec_env
-from stable_baselines3.common.vec_env import VecEnvWrapper, VecNormalize
+from stable_baselines3.common.vec_env import VecEnv, VecEnvWrapper, VecNormalize
 
 import gmc_rl  # noqa: F401  (registers the env ids)
 from gmc_rl.agents.registry import build_algorithm
@@ -66,19 +66,25 @@ def main() -> None:
     agent_config = load_config(args.config).agent
     model = load_gmc(args.encoder)
     latents = VecGMCLatent(make_vec_env(args.env, n_envs=agent_config.n_envs, seed=args.seed), model)
+    venv: VecEnv
     if args.mode == "vecnormalize":
         venv = VecNormalize(latents, norm_obs=True, norm_reward=False, clip_obs=CLIP)
     else:
+        if model.reference_latents is None:
+            parser.error(f"{args.encoder} holds no reference latents (pretrain.reference_latents was 0)")
         reference = model.reference_latents.numpy()
         venv = FixedStandardisation(latents, reference.mean(0), reference.std(0) + 1e-8)
     agent = build_algorithm(agent_config.algo, venv, agent_config.hyperparams_for("gmc"), args.seed,
                             tensorboard_log=None, device="cpu")
     agent.learn(args.total_timesteps or agent_config.total_timesteps)
-    if args.mode == "vecnormalize":
-        venv.training = False
-        standardise = venv.normalize_obs
-    else:
-        standardise = venv.standardise
+    def standardise(latents: np.ndarray) -> np.ndarray:
+        """The agent's view of a latent: the standardisation it was trained through, frozen."""
+        if isinstance(venv, VecNormalize):
+            venv.training = False
+            return np.asarray(venv.normalize_obs(latents))
+        assert isinstance(venv, FixedStandardisation)
+        return venv.standardise(latents)
+
 
     env = gym.make(args.env)
     returns: dict[str, float] = {}

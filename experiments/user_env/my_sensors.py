@@ -74,6 +74,7 @@ class ReacherEnv(gym.Env):
         self.state: np.ndarray | None = None
 
     def _obs(self) -> np.ndarray:
+        assert self.state is not None, "reset() first"
         q1, q2, w1, w2 = self.state
         return np.array([math.cos(q1), math.sin(q1), math.cos(q2), math.sin(q2), w1, w2], np.float32)
 
@@ -86,6 +87,7 @@ class ReacherEnv(gym.Env):
 
     def kinematics(self) -> tuple[tuple[float, float], tuple[float, float], tuple[float, float], tuple[float, float]]:
         """World positions and velocities ``(elbow, elbow_velocity, tip, tip_velocity)`` for the current state."""
+        assert self.state is not None, "reset() first"
         q1, q2, w1, w2 = (float(v) for v in self.state)
         c1, s1, c12, s12 = math.cos(q1), math.sin(q1), math.cos(q1 + q2), math.sin(q1 + q2)
         elbow, elbow_velocity = (LINK_1 * c1, LINK_1 * s1), (-LINK_1 * s1 * w1, LINK_1 * c1 * w1)

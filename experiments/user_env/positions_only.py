@@ -11,6 +11,7 @@ Trains SAC with the embedded quick config's settings (12,000 steps, learning rat
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
@@ -24,7 +25,8 @@ class ConfigurationOnly(gym.ObservationWrapper):
 
     def __init__(self, env: gym.Env, size: int = 4) -> None:
         super().__init__(env)
-        state_space = env.unwrapped.state_space
+        arm: Any = env.unwrapped  # the user's env declares its state_space
+        state_space: spaces.Box = arm.state_space
         self.size = size
         self.observation_space = spaces.Box(state_space.low[:size], state_space.high[:size], dtype=np.float32)
 

@@ -10,6 +10,7 @@ simple control of the true state scores.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
@@ -18,7 +19,7 @@ from user_env.my_sensors import ENV_ID, LINK_1, LINK_2, MAX_TORQUE, TARGET
 
 def hand_controller(env: gym.Env) -> np.ndarray:
     """Torques ``J^T (8 (target - tip) - 2.5 tip_velocity)`` plus a little joint damping, clipped to [-1, 1]."""
-    arm = env.unwrapped
+    arm: Any = env.unwrapped  # the ReacherArm under the wrappers
     q1, q2, w1, w2 = (float(v) for v in arm.state)
     _, _, tip, tip_velocity = arm.kinematics()
     s1, c1, s12, c12 = math.sin(q1), math.cos(q1), math.sin(q1 + q2), math.cos(q1 + q2)
