@@ -88,3 +88,19 @@ class AnnealedOrnsteinUhlenbeckNoise(ActionNoise):
         return (f"AnnealedOrnsteinUhlenbeckNoise(mean={self.mean}, sigma={self.sigma}, theta={self.theta}, "
                 f"dt={self.dt}, decay_steps={self.decay_steps}, final_scale={self.final_scale}, start={self.start}, "
                 f"reset_each_episode={self.reset_each_episode})")
+
+
+def continue_noise_schedule(noise: ActionNoise | None, calls: int) -> None:
+    """Set the call count of every scheduled noise in ``noise`` to ``calls`` (the steps each env has taken).
+
+    Called when training resumes from a checkpoint: a noise whose scale follows a schedule of calls
+    (:class:`AnnealedOrnsteinUhlenbeckNoise`, the registry's decaying noise) continues the schedule where the
+    checkpointed run left it instead of starting it over. SB3 calls the noise once per step of each env, so the
+    count is the checkpoint's ``num_timesteps // n_envs``. The process's current value is not in the checkpoint and
+    starts again from its mean. Noises without a schedule (and ``None``) are left as they are.
+    """
+    if noise is None:
+        return
+    for each in getattr(noise, "noises", [noise]):  # SB3's VectorizedActionNoise holds one copy per env
+        if hasattr(each, "calls"):
+            each.calls = int(calls)

@@ -30,6 +30,7 @@ import gmc_rl
 from gmc_rl.agents import agent_dir as layout
 from gmc_rl.agents.callbacks import EvalRecorder, ProgressCallback, UpdateTracker
 from gmc_rl.agents.checkpoints import CheckpointCallback, latest_checkpoint, restore_checkpoint, save_checkpoint
+from gmc_rl.agents.noise import continue_noise_schedule
 from gmc_rl.agents.observations import make_base_env, make_method_vec_env
 from gmc_rl.agents.registry import build_algorithm, check_action_space, resolve_hyperparams
 from gmc_rl.checkpoint import resolve_device
@@ -182,6 +183,7 @@ def train_agent(
                                     tensorboard_log=str(out_dir / layout.TB_DIR),
                                     device=str(resolve_device(agent_cfg.device, "agent.device")), verbose=verbose)
             done = restore_checkpoint(model, checkpoints) if existing is not None else 0
+            continue_noise_schedule(getattr(model, "action_noise", None), done // agent_cfg.n_envs)
             if existing is not None and latest_checkpoint(checkpoints) is None:
                 print(f"{out_dir}: no checkpoint to resume from; training from the start")
             info = {

@@ -16,7 +16,7 @@ from helpers import sample_batch, space_m2
 
 import gmc_rl  # noqa: F401  (registers the gmc_rl ids)
 from gmc_rl.agents import build_algorithm, load_agent, train_agent
-from gmc_rl.agents.noise import AnnealedOrnsteinUhlenbeckNoise
+from gmc_rl.agents.noise import AnnealedOrnsteinUhlenbeckNoise, continue_noise_schedule
 from gmc_rl.agents.registry import make_action_noise
 from gmc_rl.cli import main
 from gmc_rl.collect import collect
@@ -260,3 +260,38 @@ def test_evaluation_record_with_rules_is_checked(tmp_path, gmc_agent):
     path.write_text(json.dumps(broken))
     with pytest.raises(ConfigError, match="rules.mean"):
         read_evaluation_record(path)
+
+
+def test_resumed_training_continues_the_noise_schedule(tmp_path):
+    """A run resumed from its step-30 checkpoint starts with the annealed noise at call 30, not at call 0."""
+    from stable_baselines3.common.callbacks import BaseCallback
+
+    class NoiseCalls(BaseCallback):
+        def __init__(self) -> None:
+            super().__init__()
+            self.at_start: list[int] = []
+
+        def _on_training_start(self) -> None:
+            self.at_start.append(self.model.action_noise.calls)
+
+        def _on_step(self) -> bool:
+            return True
+
+    data = to_dict(load_config(PAPER))
+    agent = data["agent"]
+    agent.update(total_timesteps=30, eval_freq=0, checkpoint_freq=30, device="cpu")
+    agent["hyperparams"].update(learning_starts=10, buffer_size=100, batch_size=8)
+    agent["hyperparams"]["action_noise"].update(start=10, decay_steps=50)
+    out = tmp_path / "state"
+    first = NoiseCalls()
+    train_agent(from_dict(ExperimentConfig, data), "state", 0, out, progress_bar=False, callbacks=[first])
+    agent["total_timesteps"] = 60
+    resumed = NoiseCalls()
+    train_agent(from_dict(ExperimentConfig, data), "state", 0, out, resume=True, progress_bar=False,
+                callbacks=[resumed])
+    assert first.at_start == [0] and resumed.at_start == [30]
+
+    noise = AnnealedOrnsteinUhlenbeckNoise(np.zeros(1), np.ones(1), decay_steps=10)
+    continue_noise_schedule(noise, 5)
+    assert noise.calls == 5 and noise.sigma_at(noise.calls)[0] == pytest.approx(0.5)
+    continue_noise_schedule(None, 5)  # no noise: nothing to do
