@@ -215,6 +215,19 @@ def pair_config(**pretrain) -> ExperimentConfig:
 # Observation spaces of 2 and 3 modalities, and seeded batches of them.
 
 
+def tiny_pendulum_experiment(total: int = 200) -> ExperimentConfig:
+    """PendulumSound with a tiny GMC model and a short SAC run: for tests that need a trained GMC agent."""
+    model = {"latent_dim": 4, "common_dim": 16, "head_hidden": 16, "conv_channels": [4, 8], "mlp_hidden": [16]}
+    return from_dict(ExperimentConfig, {
+        "env_id": "gmc_rl/PendulumSound-v0",
+        "collect": {"steps": 300, "n_envs": 2, "val_fraction": 0.2},
+        "pretrain": {"epochs": 1, "batch_size": 32, "device": "cpu", "model": model},
+        "agent": {"algo": "sac", "total_timesteps": total, "eval_freq": 100, "eval_episodes": 1,
+                  "checkpoint_freq": 100, "device": "cpu",
+                  "hyperparams": {"learning_starts": 150, "batch_size": 16, "policy_kwargs": {"net_arch": [16]}}},
+    })
+
+
 def space_m2():
     return spaces.Dict({
         "image": spaces.Box(0, 255, (2, 16, 16), np.uint8),

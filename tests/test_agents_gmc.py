@@ -9,28 +9,20 @@ import shutil
 
 import numpy as np
 import pytest
+from helpers import tiny_pendulum_experiment
 
 import gmc_rl  # noqa: F401  (registers the gmc_rl ids)
 from gmc_rl.agents import load_agent, train_agent
 from gmc_rl.checkpoint import load_gmc
 from gmc_rl.collect import collect
-from gmc_rl.config import ExperimentConfig, from_dict
+from gmc_rl.config import from_dict
 from gmc_rl.errors import CheckpointError
 from gmc_rl.pretrain import pretrain
 
-ENV = "gmc_rl/PendulumSound-v0"
 SMALL_MODEL = {"latent_dim": 4, "common_dim": 16, "head_hidden": 16, "conv_channels": [4, 8], "mlp_hidden": [16]}
 
 
-def experiment(total=200) -> ExperimentConfig:
-    return from_dict(ExperimentConfig, {
-        "env_id": ENV,
-        "collect": {"steps": 300, "n_envs": 2, "val_fraction": 0.2},
-        "pretrain": {"epochs": 1, "batch_size": 32, "device": "cpu", "model": SMALL_MODEL},
-        "agent": {"algo": "sac", "total_timesteps": total, "eval_freq": 100, "eval_episodes": 1,
-                  "checkpoint_freq": 100, "device": "cpu",
-                  "hyperparams": {"learning_starts": 150, "batch_size": 16, "policy_kwargs": {"net_arch": [16]}}},
-    })
+experiment = tiny_pendulum_experiment
 
 
 @pytest.fixture(scope="module")

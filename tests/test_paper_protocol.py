@@ -12,7 +12,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch
-from helpers import sample_batch, space_m2
+from helpers import sample_batch, space_m2, tiny_pendulum_experiment
 
 import gmc_rl  # noqa: F401  (registers the gmc_rl ids)
 from gmc_rl.agents import build_algorithm, load_agent, train_agent
@@ -31,7 +31,6 @@ from gmc_rl.results import read_evaluation_record, record_rows
 ROOT = Path(__file__).resolve().parents[1]
 PAPER = ROOT / "experiments" / "pendulum_sound_paper.yaml"
 ENV = "gmc_rl/PendulumSound-v0"
-SMALL_MODEL = {"latent_dim": 4, "common_dim": 16, "head_hidden": 16, "conv_channels": [4, 8], "mlp_hidden": [16]}
 
 
 # -- the noise ---------------------------------------------------------------------------------------------------
@@ -204,15 +203,7 @@ def test_encoding_rule_switches_between_projection_and_plain_mean():
                 pass
 
 
-def experiment() -> ExperimentConfig:
-    return from_dict(ExperimentConfig, {
-        "env_id": ENV,
-        "collect": {"steps": 300, "n_envs": 2, "val_fraction": 0.2},
-        "pretrain": {"epochs": 1, "batch_size": 32, "device": "cpu", "model": SMALL_MODEL},
-        "agent": {"algo": "sac", "total_timesteps": 200, "eval_freq": 100, "eval_episodes": 1,
-                  "checkpoint_freq": 100, "device": "cpu",
-                  "hyperparams": {"learning_starts": 150, "batch_size": 16, "policy_kwargs": {"net_arch": [16]}}},
-    })
+experiment = tiny_pendulum_experiment
 
 
 @pytest.fixture(scope="module")
