@@ -108,6 +108,15 @@ def _temporal_term(model: GMCModel, observations: dict[str, torch.Tensor], index
     return temporal_loss(joint[keep], next_joint, temperature)
 
 
+def _frame_order_term(model: GMCModel, observations: dict[str, torch.Tensor], index: torch.Tensor,
+                      latents: dict[str, torch.Tensor], joint: torch.Tensor, temperature: float) -> torch.Tensor:
+    """The frame-order loss of one batch: its modality latents against those of the same observations with the
+    stacked frames (axis 1 of a batch) back to front."""
+    names = list(latents)
+    reversed_latents = model.modality_latents({name: observations[name][index].flip(1) for name in names})
+    return frame_order_loss(joint, [latents[m] for m in names], [reversed_latents[m] for m in names], temperature)
+
+
 def check_frame_stacks(specs: dict[str, Any]) -> None:
     """Refuse the frame-order term for a modality whose first axis cannot be a stack of frames."""
     for name, spec in specs.items():
@@ -160,9 +169,10 @@ def _train(config: ExperimentConfig, dataset: MultimodalDataset, data_dir: Path,
     val_obs = {name: torch.from_numpy(dataset.val[name]).to(device) for name in names}
     n_train = len(dataset.train[names[0]])
     joints_as_negatives = settings.loss == "joints_as_negatives"
-    has_next = successor_mask(dataset.train).to(device) if settings.temporal_weight > 0 else None
-    frame_order = settings.frame_order_weight > 0
-    if frame_order:
+    weights = {"temporal": settings.temporal_weight, "frame_order": settings.frame_order_weight}
+    optional = [name for name, weight in weights.items() if weight > 0]  # the optional loss terms in use, in order
+    has_next = successor_mask(dataset.train).to(device) if "temporal" in optional else None
+    if "frame_order" in optional:
         check_frame_stacks(dataset.specs)
     provenance = {
         "env_id": dataset.env_id,
@@ -176,10 +186,7 @@ def _train(config: ExperimentConfig, dataset: MultimodalDataset, data_dir: Path,
         "temperature": settings.temperature,
         "gmc_rl_version": __version__,
     }
-    if has_next is not None:
-        provenance["temporal_weight"] = settings.temporal_weight
-    if frame_order:
-        provenance["frame_order_weight"] = settings.frame_order_weight
+    provenance.update({f"{name}_weight": weights[name] for name in optional})
 
     from torch.utils.tensorboard import SummaryWriter
 
@@ -192,24 +199,23 @@ def _train(config: ExperimentConfig, dataset: MultimodalDataset, data_dir: Path,
             bar.set_description(f"pretrain epoch {epoch}/{settings.epochs}")
             started = time.perf_counter()
             model.train()
-            sums = torch.zeros(len(names) + 2, dtype=torch.float64)  # per-modality terms, temporal, frame order
+            sums = torch.zeros(len(names), dtype=torch.float64)
+            optional_sums = torch.zeros(len(optional), dtype=torch.float64)
             batches = _train_batches(n_train, settings.batch_size, shuffle)
             for index in batches:
                 index = index.to(device)
                 latents, joint = model.latents({name: train_obs[name][index] for name in names})
                 terms = gmc_loss_terms([latents[m] for m in names], joint, settings.temperature, joints_as_negatives)
                 loss = terms.sum()
-                temporal = torch.zeros((), device=device)
+                optional_terms = []
                 if has_next is not None:
-                    temporal = _temporal_term(model, train_obs, index, joint, has_next, settings.temperature)
-                    loss = loss + settings.temporal_weight * temporal
-                order = torch.zeros((), device=device)
-                if frame_order:
-                    reversed_obs = {name: train_obs[name][index].flip(1) for name in names}  # frames back to front
-                    reversed_latents = model.modality_latents(reversed_obs)
-                    order = frame_order_loss(joint, [latents[m] for m in names], [reversed_latents[m] for m in names],
-                                             settings.temperature)
-                    loss = loss + settings.frame_order_weight * order
+                    optional_terms.append(_temporal_term(model, train_obs, index, joint, has_next,
+                                                         settings.temperature))
+                if "frame_order" in optional:
+                    optional_terms.append(_frame_order_term(model, train_obs, index, latents, joint,
+                                                            settings.temperature))
+                for name, value in zip(optional, optional_terms):
+                    loss = loss + weights[name] * value
                 if not torch.isfinite(loss):
                     raise ConfigError(
                         f"the GMC loss became {float(loss.detach())} at epoch {epoch}; "
@@ -219,20 +225,19 @@ def _train(config: ExperimentConfig, dataset: MultimodalDataset, data_dir: Path,
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
-                sums += torch.cat([terms.detach(), temporal.detach()[None], order.detach()[None]]).double().cpu()
+                sums += terms.detach().double().cpu()
+                if optional_terms:
+                    optional_sums += torch.stack(optional_terms).detach().double().cpu()
                 bar.update(1)
             seconds = time.perf_counter() - started
-            averages = (sums / len(batches)).tolist()
-            train_terms, train_temporal, train_order = averages[:-2], averages[-2], averages[-1]
+            train_terms = (sums / len(batches)).tolist()
             report = evaluate_alignment(
                 model, val_obs, settings.batch_size, settings.seed, settings.temperature, joints_as_negatives
             )
             scalars = {"loss/train_total": sum(train_terms)}
             scalars.update({f"loss/train_{m}": value for m, value in zip(names, train_terms)})
-            if has_next is not None:
-                scalars["loss/train_temporal"] = train_temporal
-            if frame_order:
-                scalars["loss/train_frame_order"] = train_order
+            scalars.update({f"loss/train_{name}": value
+                            for name, value in zip(optional, (optional_sums / len(batches)).tolist())})
             scalars.update(report.scalars())
             scalars["perf/samples_per_s"] = len(batches) * settings.batch_size / seconds
             for tag, value in scalars.items():
