@@ -199,17 +199,26 @@ def make_action_noise(spec: Any, action_space: spaces.Space) -> ActionNoise | No
     if kind == "normal":
         noise: ActionNoise = NormalActionNoise(mean=mean, sigma=sigma)
     else:
-        noise = OrnsteinUhlenbeckActionNoise(
-            mean=mean, sigma=sigma, theta=float(spec.get("theta", 0.15)), dt=float(spec.get("dt", 1e-2))
-        )
+        noise = OrnsteinUhlenbeckActionNoise(mean=mean, sigma=sigma, theta=_noise_number(spec, "theta", 0.15, 0.0),
+                                             dt=_noise_number(spec, "dt", 1e-2, None))
     if "decay_steps" in spec:
         decay_steps = spec["decay_steps"]
-        if not isinstance(decay_steps, int) or decay_steps <= 0:
+        if isinstance(decay_steps, bool) or not isinstance(decay_steps, int) or decay_steps <= 0:
             raise ConfigError(
                 f"agent.hyperparams.action_noise.decay_steps must be a positive integer, got {decay_steps!r}"
             )
-        noise = DecayingActionNoise(noise, decay_steps, float(spec.get("final_scale", 0.0)))
+        noise = DecayingActionNoise(noise, decay_steps, _noise_number(spec, "final_scale", 0.0, 0.0))
     return noise
+
+
+def _noise_number(spec: Mapping[str, Any], name: str, default: float, minimum: float | None) -> float:
+    """``spec[name]`` (or ``default``) checked as a finite number ``>= minimum`` (``> 0`` when ``minimum`` is None)."""
+    number = spec.get(name, default)
+    ok = isinstance(number, (int, float)) and not isinstance(number, bool) and np.isfinite(number)
+    if not ok or (number < minimum if minimum is not None else number <= 0):
+        raise ConfigError(f"agent.hyperparams.action_noise.{name} must be a finite number "
+                          f"{'>= 0' if minimum is not None else '> 0'}, got {number!r}")
+    return float(number)
 
 
 def _annealed_noise(spec: Mapping[str, Any], mean: np.ndarray, sigma: np.ndarray) -> ActionNoise:
@@ -221,20 +230,14 @@ def _annealed_noise(spec: Mapping[str, Any], mean: np.ndarray, sigma: np.ndarray
             raise ConfigError(f"{key}.{name} must be an integer >= {low}"
                               f"{' (required for annealed_ornstein_uhlenbeck)' if name == 'decay_steps' else ''}, "
                               f"got {value!r}")
-    numbers = {"theta": (spec.get("theta", 0.15), 0.0), "dt": (spec.get("dt", 1.0), None),
-               "final_scale": (spec.get("final_scale", 0.0), 0.0)}
-    for name, (number, minimum) in numbers.items():
-        ok = isinstance(number, (int, float)) and not isinstance(number, bool) and np.isfinite(number)
-        if not ok or (number < minimum if minimum is not None else number <= 0):
-            raise ConfigError(f"{key}.{name} must be a finite number {'>= 0' if minimum is not None else '> 0'}, "
-                              f"got {number!r}")
+    theta, dt = _noise_number(spec, "theta", 0.15, 0.0), _noise_number(spec, "dt", 1.0, None)
+    final_scale = _noise_number(spec, "final_scale", 0.0, 0.0)
     reset = spec.get("reset_each_episode", False)
     if not isinstance(reset, bool):
         raise ConfigError(f"{key}.reset_each_episode must be true or false, got {reset!r}")
-    return AnnealedOrnsteinUhlenbeckNoise(mean=mean, sigma=sigma, theta=float(numbers["theta"][0]),
-                                          dt=float(numbers["dt"][0]), decay_steps=integers["decay_steps"][0],
-                                          final_scale=float(numbers["final_scale"][0]), start=integers["start"][0],
-                                          reset_each_episode=reset)
+    return AnnealedOrnsteinUhlenbeckNoise(mean=mean, sigma=sigma, theta=theta, dt=dt,
+                                          decay_steps=integers["decay_steps"][0], final_scale=final_scale,
+                                          start=integers["start"][0], reset_each_episode=reset)
 
 
 def constructor_arguments(cls: type) -> dict[str, inspect.Parameter]:

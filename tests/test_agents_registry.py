@@ -226,3 +226,19 @@ def test_bad_action_noise(pendulum, cartpole):
         make_action_noise({"type": "normal", "sigma": 0.1}, cartpole.action_space)
     with pytest.raises(ConfigError, match="decay_steps must be a positive integer"):
         make_action_noise({"type": "normal", "sigma": 0.1, "decay_steps": 0}, pendulum.action_space)
+
+
+@pytest.mark.parametrize("spec, message", [
+    ({"type": "normal", "decay_steps": True}, "decay_steps must be a positive integer"),
+    ({"type": "normal", "decay_steps": 10, "final_scale": float("nan")}, "final_scale must be a finite number >= 0"),
+    ({"type": "normal", "decay_steps": 10, "final_scale": -0.5}, "final_scale must be a finite number >= 0"),
+    ({"type": "normal", "decay_steps": 10, "final_scale": "0.1"}, "final_scale must be a finite number >= 0"),
+    ({"type": "ornstein_uhlenbeck", "theta": float("inf")}, "theta must be a finite number >= 0"),
+    ({"type": "ornstein_uhlenbeck", "theta": "0.15"}, "theta must be a finite number >= 0"),
+    ({"type": "ornstein_uhlenbeck", "dt": 0}, "dt must be a finite number > 0"),
+    ({"type": "ornstein_uhlenbeck", "dt": True}, "dt must be a finite number > 0"),
+])
+def test_bad_noise_schedule_and_process_settings_are_refused_by_name(pendulum, spec, message):
+    """The decaying and plain OU noises check their numbers as the annealed noise does (one shared check)."""
+    with pytest.raises(ConfigError, match=f"action_noise.{message}"):
+        make_action_noise({"sigma": 0.1, **spec}, pendulum.action_space)
