@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import argparse
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
@@ -26,27 +27,37 @@ import gmc_rl  # noqa: F401  (registers the gmc_rl/ ids)
 from gmc_rl.agents import load_agent
 
 
+def mean_episode_return(env: gym.Env, encoder: Any, policy: Any, subset: list[str] | None, episodes: int,
+                        transform: Callable[[np.ndarray], np.ndarray] | None = None) -> float:
+    """Mean return of ``episodes`` episodes (reset seeds 1000, 1001, ...) acting on ``encoder.encode(obs, subset)``.
+
+    ``policy`` is an SB3 model (deterministic ``predict``); ``transform``, when given, maps each latent batch to
+    what the policy was trained on (e.g. a standardisation).
+    """
+    returns = []
+    for episode in range(episodes):
+        obs, _ = env.reset(seed=1000 + episode)
+        total, done = 0.0, False
+        while not done:
+            with torch.no_grad():
+                latent = encoder.encode({k: v[None] for k, v in obs.items()}, subset).cpu().numpy()
+            action, _ = policy.predict(latent if transform is None else transform(latent), deterministic=True)
+            obs, reward, terminated, truncated, _ = env.step(action[0])
+            total += float(reward)
+            done = terminated or truncated
+        returns.append(total)
+    return float(np.mean(returns))
+
+
 def episode_returns(agent_dir: str, episodes: int) -> dict[str, float]:
     """Mean episode return of the agent in ``agent_dir`` with every sensor and with each modality alone."""
     agent = load_agent(agent_dir)
     if agent.encoder is None:
         raise SystemExit(f"{agent_dir} has no encoder (method {agent.method})")
     env = gym.make(agent.env_id, **agent.env_kwargs)
-    means: dict[str, float] = {}
-    for subset in [None, *([name] for name in agent.modalities)]:
-        returns = []
-        for episode in range(episodes):
-            obs, _ = env.reset(seed=1000 + episode)
-            total, done = 0.0, False
-            while not done:
-                with torch.no_grad():
-                    latent = agent.encoder.encode({k: v[None] for k, v in obs.items()}, subset).cpu().numpy()
-                action, _ = agent.model.predict(latent, deterministic=True)
-                obs, reward, terminated, truncated, _ = env.step(action[0])
-                total += float(reward)
-                done = terminated or truncated
-            returns.append(total)
-        means["complete" if subset is None else subset[0]] = float(np.mean(returns))
+    means = {"complete" if subset is None else subset[0]:
+             mean_episode_return(env, agent.encoder, agent.model, subset, episodes)
+             for subset in [None, *([name] for name in agent.modalities)]}
     env.close()
     return means
 

@@ -27,6 +27,7 @@ import gmc_rl  # noqa: F401  (registers the env ids)
 from gmc_rl.agents.registry import build_algorithm
 from gmc_rl.checkpoint import load_gmc
 from gmc_rl.config import load_config
+from gmc_rl.experiments.independent_returns import mean_episode_return
 from gmc_rl.wrappers.vec_latent import VecGMCLatent
 
 CLIP = 10.0
@@ -87,21 +88,9 @@ def main() -> None:
 
 
     env = gym.make(args.env)
-    returns: dict[str, float] = {}
-    for condition in [None, *[[name] for name in model.modalities]]:
-        totals = []
-        for episode in range(args.episodes):
-            obs, _ = env.reset(seed=1000 + episode)
-            done, total = False, 0.0
-            while not done:
-                with torch.no_grad():
-                    latent = model.encode({k: v[None] for k, v in obs.items()}, condition).numpy()
-                action, _ = agent.predict(standardise(latent), deterministic=True)
-                obs, reward, terminated, truncated, _ = env.step(action[0])
-                total += float(reward)
-                done = terminated or truncated
-            totals.append(total)
-        returns["complete" if condition is None else condition[0]] = float(np.mean(totals))
+    returns = {"complete" if condition is None else condition[0]:
+               mean_episode_return(env, model, agent, condition, args.episodes, standardise)
+               for condition in [None, *[[name] for name in model.modalities]]}
     line = {"encoder": args.encoder, "seed": args.seed, "mode": args.mode, "episodes": args.episodes, **returns}
     print(json.dumps(line), flush=True)
     if args.json:
