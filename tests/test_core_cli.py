@@ -28,6 +28,10 @@ def test_collect_pretrain_align_commands(tmp_path, capsys):
     assert main(["pretrain", "--data", str(data), "--out", str(out), "--epochs", "2", "--resume", "--quiet",
                  *SMALL_FLAGS]) == 0
     assert [h["epoch"] for h in json.loads((out / "history.json").read_text())] == [1, 2]
+    # --resume alone continues the run with its own settings and dataset (as train --resume does)
+    assert main(["pretrain", "--out", str(out), "--epochs", "3", "--resume", "--quiet"]) == 0
+    assert [h["epoch"] for h in json.loads((out / "history.json").read_text())] == [1, 2, 3]
+    assert json.loads((out / "run.json").read_text())["experiment"]["pretrain"]["batch_size"] == 16
     capsys.readouterr()
     assert main(["align", "--model", str(out), "--data", str(data), "--batch-size", "8",
                  "--plot", str(tmp_path / "pca.png")]) == 0
@@ -48,6 +52,9 @@ def test_command_errors_are_reported_not_raised(tmp_path, capsys):
     assert "not found" in capsys.readouterr().err
     assert main(["align", "--model", str(tmp_path / "nothing"), "--data", str(tmp_path)]) == 2
     assert "checkpoint not found" in capsys.readouterr().err
+    for resume in ([], ["--resume"]):  # no --data, and no run in --out to take it from
+        assert main(["pretrain", "--out", str(tmp_path / "o"), *resume]) == 2
+        assert "--data is required" in capsys.readouterr().err
 
 
 def test_batch_alignment_on_known_latents():

@@ -4,28 +4,52 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
 
 from gmc_rl.commands.common import ConfigFlags, config_file_or, peek
-from gmc_rl.config import ExperimentConfig
+from gmc_rl.config import ExperimentConfig, from_dict
+from gmc_rl.errors import ConfigError
 
 HELP = "pretrain a GMC encoder on a collected dataset (TensorBoard logs, checkpoints, --resume)"
 CONFIG = ConfigFlags(sections=("pretrain",), top_level=("name", "env_id", "env_kwargs"), short="pretrain")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--data", required=True,
+    parser.add_argument("--data", default=None,
                         help="dataset directory written by `gmc-rl collect`, or minari:DATASET_ID for a Minari dataset "
-                             "(needs pip install -e '.[minari]')")
+                             "(needs pip install -e '.[minari]'); with --resume, the run's own dataset by default")
     parser.add_argument("--out", required=True, help="output directory (checkpoint, last/, tb/, history.json)")
     parser.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     parser.add_argument("--no-progress", "--quiet", dest="no_progress", action="store_true",
                         help="hide the progress bar (as every command's --no-progress; --quiet is the old name)")
 
 
+def resumed_run(argv: Sequence[str]) -> dict[str, Any] | None:
+    """The ``run.json`` of the pretraining run in ``--out`` when ``--resume`` is given without ``--config``, else None.
+
+    Resuming continues that run with its own settings (as ``gmc-rl train --resume`` does); flags still override them.
+    """
+    from gmc_rl.io import read_json_object
+    from gmc_rl.pretraining_run import RUN_FILE
+
+    given = peek(argv, "--resume", "--out", "--config")
+    if not given.resume or given.config or not given.out:
+        return None
+    run_file = Path(given.out) / RUN_FILE
+    if not run_file.is_file():
+        return None
+    return read_json_object(run_file, "pretraining run file", {"experiment": dict, "data_dir": str}, ConfigError)
+
+
 def base_config(argv: Sequence[str]) -> ExperimentConfig:
-    """The ``--config`` file; without one, the defaults with the env the dataset (``--data``) was collected on."""
+    """The config the flags apply to: the resumed run's own (``--resume`` without ``--config``), else the
+    ``--config`` file, else the defaults with the env the dataset (``--data``) was collected on."""
     from gmc_rl.data import MINARI_PREFIX, read_metadata
 
+    run = resumed_run(argv)
+    if run is not None:
+        return from_dict(ExperimentConfig, run["experiment"])
     given = peek(argv, "--config", "--data")
     if given.config or not given.data:
         return config_file_or(argv)
@@ -39,5 +63,12 @@ def base_config(argv: Sequence[str]) -> ExperimentConfig:
 def run(args: argparse.Namespace) -> int:
     from gmc_rl.pretrain import pretrain
 
-    pretrain(args.experiment, args.data, args.out, resume=args.resume, progress=not args.no_progress)
+    data = args.data
+    if data is None:
+        run = resumed_run(["--resume", "--out", args.out] if args.resume else [])
+        if run is None:
+            raise ConfigError("--data is required (the dataset to pretrain on), unless --resume continues a run in "
+                              f"--out {args.out!r} that names its own")
+        data = run["data_dir"]
+    pretrain(args.experiment, data, args.out, resume=args.resume, progress=not args.no_progress)
     return 0
