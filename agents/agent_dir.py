@@ -124,6 +124,7 @@ OPTIONAL_FIELDS: dict[str, Any] = {
     "num_timesteps": int,
     "train_seconds": float,
     "versions": dict,
+    "distillation": dict,
 }
 """Keys ``agent.json`` may hold (written by :func:`gmc_rl.agents.train_agent`), checked for their type when present."""
 

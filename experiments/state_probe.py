@@ -28,25 +28,29 @@ from gmc_rl.agents import load_agent
 from gmc_rl.state_probe import probe_states, state_variables
 
 
-def visited(driver_dir: str, steps: int, seed: int) -> tuple[dict[str, np.ndarray], np.ndarray]:
-    """Complete observations and true states of ``steps`` steps driven by the true-state agent in ``driver_dir``."""
+def visited(driver_dir: str, steps: int, seed: int) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
+    """Complete observations, true states and episode-start flags of ``steps`` steps driven by the true-state agent
+    in ``driver_dir`` (episode ``i`` is reset with seed ``seed + i``)."""
     driver = load_agent(driver_dir)
     env = gym.make(driver.env_id, **driver.env_kwargs)
     observations: list[dict[str, np.ndarray]] = []
     states: list[np.ndarray] = []
+    starts: list[bool] = []
     obs, info = env.reset(seed=seed)
-    episode = 0
+    episode, done = 0, True
     while len(states) < steps:
         observations.append(obs)
         states.append(np.asarray(info["state"], dtype=np.float64))
+        starts.append(done)
         action, _ = driver.model.predict(info["state"][None], deterministic=True)
         obs, _, terminated, truncated, info = env.step(action[0])
-        if terminated or truncated:
+        done = terminated or truncated
+        if done:
             episode += 1
             obs, info = env.reset(seed=seed + episode)
     env.close()
     batch = {name: np.stack([o[name] for o in observations]) for name in observations[0]}
-    return batch, np.stack(states)
+    return batch, np.stack(states), np.array(starts)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -57,7 +61,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=2000, help="first reset seed (default 2000)")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
-    observations, states = visited(args.driver, args.steps, args.seed)
+    observations, states, _ = visited(args.driver, args.steps, args.seed)
     driver_env = gym.make(load_agent(args.driver).env_id)
     names = state_variables(getattr(driver_env.unwrapped, "state_names", None), states.shape[1])
     driver_env.close()

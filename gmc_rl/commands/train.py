@@ -63,6 +63,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "checkpoint directory, with the config's pretrain settings (resumed if interrupted)")
     parser.add_argument("--seed", type=int, default=None,
                         help="agent seed (default: the first of the config's seeds)")
+    parser.add_argument("--teacher", default=None, metavar="DIR",
+                        help="train the policy by imitating this true-state agent (gmc-rl train --method state) "
+                             "with DAgger instead of by RL; the env must report info['state'] "
+                             "(see docs/agents.md, 'Distillation from a true-state teacher')")
+    parser.add_argument("--distill-rounds", type=int, default=None, metavar="N",
+                        help="with --teacher: DAgger rounds (default 8)")
+    parser.add_argument("--distill-steps", type=int, default=None, metavar="N",
+                        help="with --teacher: env steps gathered per round (default 5000)")
     parser.add_argument("--resume", action="store_true",
                         help="continue the run in --out from its last checkpoint (steps continue, not restart)")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
@@ -164,6 +172,20 @@ def _encoder_argument(args: argparse.Namespace, method: RepresentationMethod) ->
     return next(iter(given.values()), None)
 
 
+def _distill(args: argparse.Namespace, config: ExperimentConfig, method: str, seed: int, out: Path,
+             encoder: str | None) -> Path:
+    """``train --teacher``: the policy imitates the true-state agent (:mod:`gmc_rl.agents.distillation`)."""
+    from gmc_rl.agents.distillation import DistillSettings, distill_agent
+
+    defaults = DistillSettings()
+    settings = DistillSettings(
+        rounds=defaults.rounds if args.distill_rounds is None else args.distill_rounds,
+        steps=defaults.steps if args.distill_steps is None else args.distill_steps,
+    )
+    return distill_agent(config, method, seed, out, args.teacher, encoder_dir=encoder, settings=settings,
+                         progress_bar=not args.no_progress)
+
+
 def run(args: argparse.Namespace) -> int:
     from gmc_rl.agents import train_agent
     from gmc_rl.agents.agent_dir import AGENT_JSON, read_agent_json
@@ -186,8 +208,13 @@ def run(args: argparse.Namespace) -> int:
                               f"{method.name} encoder into")
         print(f"pretraining the {method.name} encoder on {args.pretrain_data} into {encoder}")
         method.pretrain(config, args.pretrain_data, encoder, resume=True, progress=not args.no_progress)
-    path = train_agent(config, method.name, seed, out, encoder_dir=encoder, resume=args.resume,
-                       progress_bar=not args.no_progress, verbose=args.verbose)
+    if args.teacher is not None:
+        path = _distill(args, config, method.name, seed, out, encoder)
+    else:
+        if args.distill_rounds is not None or args.distill_steps is not None:
+            raise ConfigError("--distill-rounds and --distill-steps need --teacher DIR")
+        path = train_agent(config, method.name, seed, out, encoder_dir=encoder, resume=args.resume,
+                           progress_bar=not args.no_progress, verbose=args.verbose)
     info = read_agent_json(path)
     print(f"agent ({info['method']}, {info['algo']}, seed {info['seed']}, {info['num_timesteps']} steps) "
           f"saved in {path}")

@@ -1,0 +1,314 @@
+"""Train an agent's policy by imitating a true-state teacher (DAgger) instead of by reinforcement learning.
+
+Reinforcement learning on a frozen encoder's latent can fail where the latent holds a working controller: on
+AcrobotSensors PPO on GMC's latent never swings up in 200,000 steps, while a policy fitted to a true-state agent's
+actions from the same latent does within 10 % of it (experiments/results/gmc_diagnosis, section 9). When the env
+reports its true state (``info["state"]``, as simulated envs can), a true-state agent is cheap and reliable to
+train, and it can teach the sensor agent: the teacher-student scheme of robot learning with privileged
+information, here with DAgger (Ross et al., 2011) so that the student also learns on the states its own mistakes
+lead to.
+
+Round 0 follows the teacher; every later round follows the student while the teacher labels each visited state;
+after each round the student's policy is fitted on everything gathered so far (supervised, a fresh Adam each
+fit). The student is an ordinary SB3 model of the config's algorithm on the method's observations (the latent of
+the complete observation for gmc, mvae, muse; the raw ``Dict`` for raw), so the agent directory it writes is
+evaluated, aligned and loaded like any other. What is fitted:
+
+- PPO, A2C: the policy's log-likelihood of the teacher's actions (discrete or box);
+- DQN: the Q-network's values as logits of the teacher's discrete action;
+- SAC, TD3, DDPG: the actor's deterministic action against the teacher's (in the actor's [-1, 1] units). The critics
+  stay untrained: training the agent further with RL starts them from scratch.
+
+Training still sees complete observations only, the encoder stays frozen, and the teacher is used only while
+training. A distillation takes minutes; an interrupted one starts over in the same directory.
+"""
+
+from __future__ import annotations
+
+import platform
+import shutil
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import stable_baselines3
+import torch
+from stable_baselines3.common.base_class import BaseAlgorithm
+from stable_baselines3.common.vec_env import VecEnv
+from torch.nn import functional as F  # noqa: N812
+from torch.utils.tensorboard import SummaryWriter
+
+import gmc_rl
+from gmc_rl.agents import agent_dir as layout
+from gmc_rl.agents.loading import Agent, load_agent
+from gmc_rl.agents.observations import make_base_env, make_method_vec_env
+from gmc_rl.agents.registry import build_algorithm, check_action_space, resolve_hyperparams
+from gmc_rl.checkpoint import resolve_device
+from gmc_rl.config import ExperimentConfig, config_hash, to_dict
+from gmc_rl.errors import ConfigError
+from gmc_rl.locking import HOLDER_FILE, LOCK_FILE, directory_lock
+from gmc_rl.methods import get_method
+from gmc_rl.modalities import modality_specs
+from gmc_rl.progress import progress_bar
+
+TEACHER_METHOD = "state"
+"""The method a teacher must have been trained with: its policy reads ``info["state"]``."""
+
+
+@dataclass(frozen=True)
+class DistillSettings:
+    """How much the student gathers and how it is fitted.
+
+    Attributes:
+        rounds: DAgger rounds (the first follows the teacher).
+        steps: env steps gathered per round, over all ``agent.n_envs`` envs.
+        epochs: passes over all data gathered so far, per fit.
+        batch_size: samples per gradient step.
+        lr: Adam learning rate of each fit.
+    """
+
+    rounds: int = 8
+    steps: int = 5000
+    epochs: int = 30
+    batch_size: int = 256
+    lr: float = 1e-3
+
+    def __post_init__(self) -> None:
+        for name in ("rounds", "steps", "epochs", "batch_size"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ConfigError(f"distillation {name} must be a positive integer, got {value!r}")
+        if isinstance(self.lr, bool) or not isinstance(self.lr, (int, float)) or not 0 < self.lr < float("inf"):
+            raise ConfigError(f"distillation lr must be a positive number, got {self.lr!r}")
+
+
+def load_teacher(teacher_dir: str | Path, config: ExperimentConfig) -> Agent:
+    """The true-state agent in ``teacher_dir``, checked against the student's env.
+
+    Raises:
+        ConfigError: the teacher does not read the true state, or was trained on another env or env_kwargs.
+    """
+    teacher = load_agent(teacher_dir)
+    if teacher.method != TEACHER_METHOD:
+        raise ConfigError(f"the teacher {teacher_dir} is a {teacher.method!r} agent; a teacher must read the true "
+                          f"state (train one with `gmc-rl train --method {TEACHER_METHOD}`)")
+    if teacher.env_id != config.env_id or teacher.env_kwargs != dict(config.env_kwargs):
+        raise ConfigError(f"the teacher {teacher_dir} was trained on {teacher.env_id} {teacher.env_kwargs}, the "
+                          f"student runs on {config.env_id} {dict(config.env_kwargs)}")
+    return teacher
+
+
+def _states(infos: list[dict[str, Any]]) -> np.ndarray:
+    """The true states in ``infos`` (one per env), as the teacher's observation batch."""
+    missing = [i for i, info in enumerate(infos) if "state" not in info]
+    if missing:
+        raise ConfigError("the env reports no info['state'] (needed by the teacher); distillation works only on "
+                          "envs that expose their true state")
+    return np.stack([np.asarray(info["state"], dtype=np.float32) for info in infos])
+
+
+def gather(venv: VecEnv, teacher: Agent, student: BaseAlgorithm | None, steps: int
+           ) -> tuple[np.ndarray, np.ndarray, list[float]]:
+    """``steps`` (student observation, teacher action) pairs, acting with ``student`` (the teacher if None).
+
+    Returns the observations, the teacher's actions and the returns of the episodes that ended on the way.
+    """
+    observations, actions, returns = [], [], []
+    obs = venv.reset()
+    states = _states(venv.reset_infos)
+    totals = np.zeros(venv.num_envs)
+    while len(observations) * venv.num_envs < steps:
+        teacher_actions, _ = teacher.model.predict(states, deterministic=True)
+        observations.append(obs)
+        actions.append(teacher_actions)
+        acting = teacher_actions if student is None else student.predict(obs, deterministic=True)[0]
+        obs, rewards, dones, infos = venv.step(acting)
+        totals += rewards
+        for i in np.flatnonzero(dones):
+            returns.append(float(totals[i]))
+            totals[i] = 0.0
+        # after an episode ends the VecEnv has reset that env: its new state is in reset_infos
+        states = _states([venv.reset_infos[i] if dones[i] else info for i, info in enumerate(infos)])
+    return np.concatenate(observations), np.concatenate(actions), returns
+
+
+def _imitation_loss(model: BaseAlgorithm, obs: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+    """The supervised loss of the student's policy on the teacher's ``actions`` (see the module docstring)."""
+    policy = model.policy
+    if hasattr(policy, "evaluate_actions"):  # PPO, A2C
+        _, log_prob, _ = policy.evaluate_actions(obs, actions)
+        return -log_prob.mean()
+    if hasattr(policy, "q_net"):  # DQN
+        return F.cross_entropy(policy.q_net(obs), actions.long().flatten())
+    if hasattr(policy, "actor"):  # SAC, TD3, DDPG: the actor's action in [-1, 1]
+        predicted = policy.actor(obs, deterministic=True) if "deterministic" in \
+            policy.actor.forward.__code__.co_varnames else policy.actor(obs)
+        return F.mse_loss(predicted, actions.reshape(predicted.shape))
+    raise ConfigError(f"distillation does not know how to fit a {type(policy).__name__}")
+
+
+def _trained_parameters(model: BaseAlgorithm) -> list[torch.nn.Parameter]:
+    policy = model.policy
+    module = policy.actor if hasattr(policy, "actor") and not hasattr(policy, "evaluate_actions") else \
+        policy.q_net if hasattr(policy, "q_net") else policy
+    return list(module.parameters())
+
+
+def fit(model: BaseAlgorithm, observations: np.ndarray, actions: np.ndarray, settings: DistillSettings,
+        seed: int) -> float:
+    """Fit the student's policy on all pairs; return the final loss over all of them."""
+    policy = model.policy
+    policy.set_training_mode(True)
+    targets = actions
+    if hasattr(policy, "actor") and not hasattr(policy, "evaluate_actions"):
+        targets = policy.scale_action(actions)  # the actor acts in [-1, 1]
+    x = policy.obs_to_tensor(observations)[0]
+    y = torch.as_tensor(targets, device=policy.device)
+    optimizer = torch.optim.Adam(_trained_parameters(model), lr=settings.lr)
+    generator = torch.Generator().manual_seed(seed)
+    for _ in range(settings.epochs):
+        for batch in torch.randperm(len(y), generator=generator).split(settings.batch_size):
+            batch = batch.to(policy.device)
+            optimizer.zero_grad()
+            _imitation_loss(model, x[batch], y[batch]).backward()
+            optimizer.step()
+    policy.set_training_mode(False)
+    with torch.no_grad():
+        return float(_imitation_loss(model, x, y))
+
+
+def distill_agent(
+    config: ExperimentConfig,
+    method: str,
+    seed: int,
+    out_dir: str | Path,
+    teacher_dir: str | Path,
+    encoder_dir: str | Path | None = None,
+    settings: DistillSettings | None = None,
+    *,
+    progress_bar: bool = True,
+) -> Path:
+    """Train ``config.agent.algo``'s policy for ``method`` by imitating the true-state agent in ``teacher_dir``.
+
+    Writes an ordinary agent directory (``agent.json`` also records the teacher and the settings, and the
+    per-round history); ``tb/`` holds the fit loss, the acting return and the data size per round.
+
+    Raises:
+        ConfigError: the teacher is not a true-state agent of this env, the env reports no ``info["state"]``, a
+            non-empty ``out_dir`` that holds no distillation with these settings, bad settings, an unsupported
+            algorithm, or a method/encoder mismatch.
+        CheckpointError: the encoder does not match the env's observation space.
+    """
+    settings = settings or DistillSettings()
+    spec = get_method(method)
+    out_dir = Path(out_dir)
+    seed = int(seed)
+    agent_cfg = config.agent
+    device = str(resolve_device(agent_cfg.device, "agent.device"))
+    teacher = load_teacher(teacher_dir, config)
+    hyperparams = config.agent.hyperparams_for(method)
+    identity = {"method": method, "algo": agent_cfg.algo, "env_id": config.env_id, "env_kwargs": config.env_kwargs,
+                "seed": seed, "hyperparams": hyperparams, "n_envs": agent_cfg.n_envs}
+    distillation = {"teacher": str(teacher_dir), "teacher_seed": teacher.seed, **asdict(settings)}
+    if spec.needs_encoder and encoder_dir is None:
+        raise ConfigError(f"method {method!r} needs a pretrained encoder checkpoint directory "
+                          f"({spec.encoder_flag} DIR)")
+    if not spec.needs_encoder and encoder_dir is not None:
+        raise ConfigError(f"method {method!r} uses no encoder; do not pass an encoder checkpoint ({encoder_dir})")
+    encoder = spec.load_encoder(encoder_dir, device="cpu") if encoder_dir is not None else None
+    base = make_base_env(config.env_id, config.env_kwargs)
+    try:
+        modalities = list(modality_specs(base.observation_space))
+        check_action_space(agent_cfg.algo, base.action_space)
+        resolve_hyperparams(agent_cfg.algo, hyperparams, base.action_space)
+        if encoder is not None and spec.check_space is not None:
+            spec.check_space(encoder, base.observation_space)
+    finally:
+        base.close()
+    with directory_lock(out_dir, "agent directory"):
+        if _finished(out_dir, identity, distillation):
+            return out_dir
+        _check_empty(out_dir)
+        if encoder_dir is not None:
+            layout.copy_encoder(encoder_dir, out_dir)
+        venv = make_method_vec_env(method, config.env_id, config.env_kwargs, "complete", agent_cfg.n_envs, seed,
+                                   encoder, vec_env=agent_cfg.vec_env)
+        venv.seed(seed)
+        writer = SummaryWriter(str(out_dir / layout.TB_DIR / f"{method}_{agent_cfg.algo}_distill"))
+        try:
+            model = build_algorithm(agent_cfg.algo, venv, hyperparams, seed, tensorboard_log=None, device=device)
+            start = time.perf_counter()
+            history = _run_rounds(model, venv, teacher, settings, seed, writer, progress_bar, f"{method}-seed{seed}")
+            layout.save_model_atomic(model, out_dir / layout.MODEL_ZIP)
+            layout.write_agent_json(out_dir, {
+                "method": method, "algo": agent_cfg.algo, "env_id": config.env_id, "env_kwargs": config.env_kwargs,
+                "seed": seed, "modalities": modalities, "observation_space": str(venv.observation_space),
+                "action_space": str(venv.action_space),
+                "encoder": layout.ENCODER_DIR if encoder_dir is not None else None, "identity": identity,
+                "config": to_dict(config), "config_hash": config_hash(config),
+                "total_timesteps": settings.rounds * settings.steps,
+                "num_timesteps": sum(int(row["steps"]) for row in history),
+                "status": layout.STATUS_COMPLETE, "train_seconds": time.perf_counter() - start,
+                "distillation": {**distillation, "history": history},
+                "versions": {"gmc_rl": gmc_rl.__version__, "stable_baselines3": stable_baselines3.__version__,
+                             "torch": torch.__version__, "python": platform.python_version()},
+            })
+        finally:
+            writer.close()
+            venv.close()
+    return out_dir
+
+
+def _run_rounds(model: BaseAlgorithm, venv: VecEnv, teacher: Agent, settings: DistillSettings, seed: int,
+                writer: SummaryWriter, show_progress: bool, label: str) -> list[dict[str, Any]]:
+    """The DAgger rounds; returns one history row per round."""
+    observations: list[np.ndarray] = []
+    actions: list[np.ndarray] = []
+    history: list[dict[str, Any]] = []
+    bar = progress_bar(settings.rounds, f"distill {label}", "round", enabled=show_progress)
+    try:
+        for round_index in range(settings.rounds):
+            obs, teacher_actions, returns = gather(venv, teacher, model if round_index else None, settings.steps)
+            observations.append(obs)
+            actions.append(teacher_actions)
+            loss = fit(model, np.concatenate(observations), np.concatenate(actions), settings, seed + round_index)
+            row = {"round": round_index, "steps": len(obs), "fit_loss": loss,
+                   "acting_return": float(np.mean(returns)) if returns else None, "episodes": len(returns)}
+            history.append(row)
+            writer.add_scalar("distill/fit_loss", loss, round_index)
+            if returns:  # None when no episode ended within the round's steps
+                writer.add_scalar("distill/acting_return", row["acting_return"], round_index)
+            bar.set_postfix(acting_return="-" if not returns else f"{row['acting_return']:.1f}", loss=f"{loss:.3f}")
+            bar.update(1)
+    finally:
+        bar.close()
+    return history
+
+
+def _finished(out_dir: Path, identity: dict[str, Any], distillation: dict[str, Any]) -> bool:
+    """True if ``out_dir`` holds a finished distillation with the same identity and settings (kept as is)."""
+    if not (out_dir / layout.AGENT_JSON).is_file() or not (out_dir / layout.MODEL_ZIP).is_file():
+        return False
+    info = layout.read_agent_json(out_dir)
+    stored = info.get("distillation") or {}
+    same = info.get("identity") == identity and all(stored.get(k) == v for k, v in distillation.items())
+    if not same:
+        raise ConfigError(f"output directory {out_dir} holds another agent; choose a new directory")
+    return info["status"] == layout.STATUS_COMPLETE
+
+
+def _check_empty(out_dir: Path) -> None:
+    """Refuse a directory with files gmc-rl did not write; clear what an interrupted distillation left."""
+    ours = {layout.ENCODER_DIR, layout.TB_DIR}
+    entries = [p for p in out_dir.iterdir() if not p.name.startswith(".tmp-") and p.name not in (LOCK_FILE, HOLDER_FILE)
+               ] if out_dir.is_dir() else []
+    foreign = [p.name for p in entries if p.name not in ours]
+    if foreign:
+        raise ConfigError(f"output directory {out_dir} is not empty ({sorted(foreign)[:5]}); choose a new directory")
+    for entry in entries:  # an interrupted distillation of ours: it starts over
+        if entry.is_dir():
+            shutil.rmtree(entry)
+        else:
+            entry.unlink()

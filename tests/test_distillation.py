@@ -1,0 +1,137 @@
+"""Distillation from a true-state teacher (gmc_rl.agents.distillation, ``gmc-rl train --teacher``)."""
+
+import json
+
+import gymnasium as gym
+import numpy as np
+import pytest
+from helpers import tiny_config
+
+import gmc_rl  # noqa: F401  (registers the gmc_rl ids)
+from gmc_rl.agents import load_agent, train_agent
+from gmc_rl.agents.distillation import DistillSettings, distill_agent
+from gmc_rl.cli import main
+from gmc_rl.collect import collect
+from gmc_rl.errors import ConfigError
+from gmc_rl.pretrain import pretrain
+
+ENV = "gmc_rl/CartPoleSensors-v0"
+SMALL = DistillSettings(rounds=3, steps=400, epochs=20)
+
+
+def student_config(algo="ppo", **agent):
+    hyperparams = {"n_steps": 32, "batch_size": 64} if algo == "ppo" else {
+        "learning_starts": 100, "buffer_size": 500, "batch_size": 32, "target_update_interval": 50}
+    return tiny_config(ENV, ["gmc", "state"], agent={"algo": algo, "n_envs": 2, "hyperparams": hyperparams, **agent})
+
+
+@pytest.fixture(scope="module")
+def teacher(tmp_path_factory):
+    """A briefly trained true-state PPO agent: the tests check that students copy it, not that it balances."""
+    return train_agent(student_config(total_timesteps=3000), "state", seed=0,
+                       out_dir=tmp_path_factory.mktemp("t") / "state", progress_bar=False)
+
+
+def agreement(student_dir, teacher_dir, seed=123, steps=200):
+    """Share of the states visited by the teacher on which the student acts as the teacher does."""
+    student, master = load_agent(student_dir), load_agent(teacher_dir)
+    env = gym.make(ENV, max_episode_steps=40)
+    obs, info = env.reset(seed=seed)
+    same, chosen = [], set()
+    for step in range(steps):
+        state = np.asarray(info["state"], dtype=np.float32)[None]
+        wanted, _ = master.model.predict(state, deterministic=True)
+        if student.encoder is None:
+            got, _ = student.model.predict(state, deterministic=True)
+        else:
+            latent = student.encoder.encode({k: v[None] for k, v in obs.items()}).numpy()
+            got, _ = student.model.predict(latent, deterministic=True)
+        same.append(int(got[0]) == int(wanted[0]))
+        chosen.add(int(wanted[0]))
+        obs, _, terminated, truncated, info = env.step(wanted[0])
+        if terminated or truncated:
+            obs, info = env.reset(seed=seed + step + 1)
+    env.close()
+    assert chosen == {0, 1}, "the teacher always takes the same action: agreement would not test the student"
+    return float(np.mean(same))
+
+
+@pytest.mark.parametrize("algo", ["ppo", "dqn"])
+def test_a_student_with_the_teachers_input_copies_its_actions(tmp_path, teacher, algo):
+    out = distill_agent(student_config(algo), "state", 0, tmp_path / algo, teacher, settings=SMALL,
+                        progress_bar=False)
+    info = json.loads((out / "agent.json").read_text())
+    assert info["status"] == "complete" and info["algo"] == algo
+    assert [row["round"] for row in info["distillation"]["history"]] == [0, 1, 2]
+    assert info["distillation"]["teacher"] == str(teacher) and info["num_timesteps"] == 3 * 400
+    assert agreement(out, teacher) >= 0.9
+
+
+def test_a_gmc_student_reads_its_frozen_encoder_and_is_an_ordinary_agent(tmp_path, teacher, capsys):
+    config = student_config()
+    collect(config, tmp_path / "data", progress=False)
+    pretrain(config, tmp_path / "data", tmp_path / "gmc", progress=False)
+    command = ["train", "--method", "gmc", "--gmc", str(tmp_path / "gmc"), "--teacher", str(teacher),
+               "--distill-rounds", "2", "--distill-steps", "200", "--env", ENV, "--env_kwargs",
+               '{"max_episode_steps": 40}', "--algo", "ppo", "--n-envs", "2", "--out", str(tmp_path / "student"),
+               "--no-progress"]
+    assert main(command) == 0
+    assert "evaluate it with" in capsys.readouterr().out
+    student = load_agent(tmp_path / "student")
+    assert student.method == "gmc" and student.encoder is not None
+    assert student.info["distillation"]["rounds"] == 2
+    assert (tmp_path / "student" / "encoder" / "model.safetensors").is_file()
+    first = (tmp_path / "student" / "agent.zip").stat().st_mtime_ns
+    # the same command again keeps the finished agent; other settings in the same directory are refused
+    assert main(command) == 0
+    assert (tmp_path / "student" / "agent.zip").stat().st_mtime_ns == first
+    changed = list(command)
+    changed[changed.index("--n-envs") + 1] = "3"
+    assert main(changed) == 2
+    assert "holds another agent" in capsys.readouterr().err
+    # a teacher must read the true state
+    with pytest.raises(ConfigError, match="is a 'gmc' agent"):
+        distill_agent(config, "state", 0, tmp_path / "x", tmp_path / "student", settings=SMALL)
+
+
+def test_bad_teachers_settings_and_directories_are_refused(tmp_path, teacher, capsys):
+    config = student_config()
+    with pytest.raises(ConfigError, match="trained on"):
+        distill_agent(tiny_config(ENV, ["state"], env_kwargs={"max_episode_steps": 30}), "state", 0, tmp_path / "a",
+                      teacher, settings=SMALL)
+    for bad in ({"rounds": 0}, {"steps": -1}, {"epochs": True}, {"lr": float("nan")}, {"lr": "0.1"}):
+        with pytest.raises(ConfigError, match="distillation"):
+            DistillSettings(**bad)
+    with pytest.raises(ConfigError, match="needs a pretrained encoder"):
+        distill_agent(config, "gmc", 0, tmp_path / "b", teacher, settings=SMALL)
+    (tmp_path / "c").mkdir()
+    (tmp_path / "c" / "notes.txt").write_text("mine")
+    with pytest.raises(ConfigError, match="not empty"):
+        distill_agent(config, "state", 0, tmp_path / "c", teacher, settings=SMALL, progress_bar=False)
+    assert (tmp_path / "c" / "notes.txt").read_text() == "mine"
+    out = distill_agent(config, "state", 0, tmp_path / "d", teacher, settings=SMALL, progress_bar=False)
+    with pytest.raises(ConfigError, match="holds another agent"):
+        distill_agent(config, "state", 1, out, teacher, settings=SMALL, progress_bar=False)
+    assert main(["train", "--method", "state", "--env", ENV, "--out", str(tmp_path / "f"), "--distill-rounds",
+                 "2"]) == 2
+    assert "need --teacher" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("algo", ["sac", "td3", "ppo"])
+def test_a_box_student_copies_the_teachers_torques(tmp_path, algo):
+    pendulum = "gmc_rl/PendulumSound-v0"
+    ppo = {"n_steps": 32, "batch_size": 64}
+    off_policy = {"learning_starts": 100, "buffer_size": 500, "batch_size": 32}
+    config = tiny_config(pendulum, ["state"], agent={"algo": "ppo", "n_envs": 2, "hyperparams": ppo,
+                                                     "total_timesteps": 640})
+    master = train_agent(config, "state", seed=0, out_dir=tmp_path / "teacher", progress_bar=False)
+    config = tiny_config(pendulum, ["state"], agent={"algo": algo, "n_envs": 2,
+                                                     "hyperparams": ppo if algo == "ppo" else off_policy})
+    out = distill_agent(config, "state", 0, tmp_path / "student", master, settings=SMALL, progress_bar=False)
+    teacher, student = load_agent(master), load_agent(out)
+    states = np.random.default_rng(0).uniform([-1, -1, -8], [1, 1, 8], size=(300, 3)).astype(np.float32)
+    states[:, :2] /= np.linalg.norm(states[:, :2], axis=1, keepdims=True)  # (cos, sin) on the circle
+    wanted = np.clip(teacher.model.predict(states, deterministic=True)[0], -2, 2)
+    got = student.model.predict(states, deterministic=True)[0]
+    assert wanted.std() > 0.05, "the teacher's torque hardly varies: the comparison would not test the student"
+    assert np.abs(got - wanted).mean() < 0.5 * np.abs(wanted - wanted.mean()).mean()
