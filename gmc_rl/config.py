@@ -431,6 +431,10 @@ class PretrainConfig:
                  f"must be 'auto', 'cpu' or 'cuda[:N]', got {self.device!r}")
 
 
+DISTILL_TEACHERS = ("", "state")
+"""Values of ``agent.distill_from``: no distillation, or the true-state agent of the same seed as the teacher."""
+
+
 @dataclass
 class AgentConfig:
     """SB3 controller trained on complete observations."""
@@ -459,6 +463,15 @@ class AgentConfig:
     """Save a resumable checkpoint (model + replay buffer) every this many steps; 0 disables."""
     device: str = "auto"
     """"auto" (CUDA when available), "cpu" or "cuda" for the SB3 networks."""
+    distill_from: str = ""
+    """"" (the default): every agent learns by RL. "state": in the pipeline, the agents of the methods that read an
+    encoder imitate the true-state agent of their seed (DAgger, gmc_rl.agents.distillation) instead; needs "state"
+    in ``methods`` and an env that reports ``info["state"]`` (docs/agents.md, "Distillation from a true-state
+    teacher")."""
+    distill_rounds: int = 8
+    """DAgger rounds of a distillation (the first follows the teacher); ``gmc-rl train --teacher`` uses it too."""
+    distill_steps: int = 5_000
+    """Env steps gathered per distillation round, over all ``n_envs`` envs."""
 
     def __post_init__(self) -> None:
         _check_fields(self, "agent")
@@ -475,6 +488,10 @@ class AgentConfig:
         _require(self.eval_episodes <= MAX_EPISODES, "agent.eval_episodes",
                  f"must be at most {MAX_EPISODES} (MAX_EPISODES), got {self.eval_episodes}")
         _require(self.checkpoint_freq >= 0, "agent.checkpoint_freq", f"must be >= 0, got {self.checkpoint_freq}")
+        _require(self.distill_from in DISTILL_TEACHERS, "agent.distill_from",
+                 f"must be one of {list(DISTILL_TEACHERS)}, got {self.distill_from!r}")
+        for key in ("distill_rounds", "distill_steps"):
+            _require(getattr(self, key) > 0, f"agent.{key}", f"must be positive, got {getattr(self, key)}")
         check_hyperparams(self.algo, self.hyperparams)
         _require(isinstance(self.method_hyperparams, dict), "agent.method_hyperparams",
                  f"must be a mapping of method names to hyperparameters, got {self.method_hyperparams!r}")
@@ -582,6 +599,9 @@ class ExperimentConfig:
         for method in self.methods:
             _check_method(method, "methods")
         _require(len(set(self.methods)) == len(self.methods), "methods", f"lists a method twice: {self.methods}")
+        teacher = self.agent.distill_from
+        _require(not teacher or teacher in self.methods, "agent.distill_from",
+                 f"{teacher!r} needs {teacher!r} in methods (the teacher agents), got {self.methods}")
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -880,12 +900,15 @@ def agent_identity(agent: AgentConfig, method: str) -> dict[str, Any]:
     """What a ``method`` agent is trained from: the agent section with that method's hyperparameters merged in.
 
     ``method_hyperparams`` itself is left out, so a change for one method leaves every other method's agents (and
-    agents trained before the key existed) up to date; so is ``vec_env``, which does not change the agent.
+    agents trained before the key existed) up to date; so is ``vec_env``, which does not change the agent, and so
+    are the ``distill_*`` keys, which only the distilled agents' identity holds (gmc_rl.pipeline).
     """
     data = to_dict(agent)
     data.pop("method_hyperparams")
     data.pop("vec_env")  # how the envs run changes the speed, not the agent: runs made before the key stay up to date
     data["hyperparams"] = agent.hyperparams_for(method)
+    for key in ("distill_from", "distill_rounds", "distill_steps"):
+        data.pop(key)  # the pipeline adds them to the identity of the agents it distils only
     return data
 
 

@@ -356,17 +356,28 @@ def _plan(config: ExperimentConfig, run_dir: Path, conditions: list[str]
                               after=(data.name,)))
             encoders[spec.name] = stage
 
-    # 2. Agents, one per method and seed, trained on complete observations.
+    # 2. Agents, one per method and seed, trained on complete observations; with agent.distill_from, the teachers
+    #    first and the encoder methods' agents distilled from the teacher of their seed.
     agents: dict[tuple[str, int], Stage] = {}
-    for method in methods:
+    teacher = config.agent.distill_from
+    for method in sorted(methods, key=lambda m: m != teacher):
         encoder = encoders.get(method)
         for seed in seeds:
             name = agent_name(method, seed)
-            stage = Stage(run_dir, f"train_{name}", run_dir / "agents" / name,
-                          {**env, "agent": agent_identity(config.agent, method), "method": method, "seed": seed,
-                           "encoder": encoder.hash if encoder else None})
-            work = partial(_train, config, method, seed, stage.output, encoder.output if encoder else None)
-            tasks.append(Task(stage, f"train {name}", work, after=(encoder.name,) if encoder else ()))
+            inputs = {**env, "agent": agent_identity(config.agent, method), "method": method, "seed": seed,
+                      "encoder": encoder.hash if encoder else None}
+            after = (encoder.name,) if encoder else ()
+            if teacher and encoder:
+                teacher_stage = agents[(teacher, seed)]
+                inputs["distill"] = {"teacher": teacher_stage.hash, "rounds": config.agent.distill_rounds,
+                                     "steps": config.agent.distill_steps}
+                stage = Stage(run_dir, f"train_{name}", run_dir / "agents" / name, inputs)
+                work = partial(_distill, config, method, seed, stage.output, encoder.output, teacher_stage.output)
+                after = (*after, teacher_stage.name)
+            else:
+                stage = Stage(run_dir, f"train_{name}", run_dir / "agents" / name, inputs)
+                work = partial(_train, config, method, seed, stage.output, encoder.output if encoder else None)
+            tasks.append(Task(stage, f"train {name}", work, after=after))
             agents[(method, seed)] = stage
 
     # 3. Evaluation of every agent under every condition (agent seed s -> evaluation seed s).
@@ -445,6 +456,15 @@ def _train(config: ExperimentConfig, method: str, seed: int, out_dir: Path, enco
     from gmc_rl.agents import train_agent
 
     return train_agent(config, method, seed, out_dir, encoder_dir=encoder_dir, resume=resume, progress_bar=progress)
+
+
+def _distill(config: ExperimentConfig, method: str, seed: int, out_dir: Path, encoder_dir: Path, teacher_dir: Path,
+             *, resume: bool, progress: bool) -> Path:
+    """The agent imitates the teacher (an interrupted distillation starts over: it takes minutes)."""
+    from gmc_rl.agents.distillation import DistillSettings, distill_agent
+
+    settings = DistillSettings(rounds=config.agent.distill_rounds, steps=config.agent.distill_steps)
+    return distill_agent(config, method, seed, out_dir, teacher_dir, encoder_dir, settings, progress_bar=progress)
 
 
 def _evaluate(run_dir: Path, agent_dir: Path, out_path: Path, conditions: list[str], episodes: int, seed: int,

@@ -13,6 +13,7 @@ from gmc_rl.agents.distillation import DistillSettings, distill_agent
 from gmc_rl.cli import main
 from gmc_rl.collect import collect
 from gmc_rl.errors import ConfigError
+from gmc_rl.pipeline import _plan, run_pipeline
 from gmc_rl.pretrain import pretrain
 
 ENV = "gmc_rl/CartPoleSensors-v0"
@@ -72,7 +73,7 @@ def test_a_gmc_student_reads_its_frozen_encoder_and_is_an_ordinary_agent(tmp_pat
     collect(config, tmp_path / "data", progress=False)
     pretrain(config, tmp_path / "data", tmp_path / "gmc", progress=False)
     command = ["train", "--method", "gmc", "--gmc", str(tmp_path / "gmc"), "--teacher", str(teacher),
-               "--distill-rounds", "2", "--distill-steps", "200", "--env", ENV, "--env_kwargs",
+               "--agent.distill_rounds", "2", "--agent.distill_steps", "200", "--env", ENV, "--env_kwargs",
                '{"max_episode_steps": 40}', "--algo", "ppo", "--n-envs", "2", "--out", str(tmp_path / "student"),
                "--no-progress"]
     assert main(command) == 0
@@ -112,9 +113,30 @@ def test_bad_teachers_settings_and_directories_are_refused(tmp_path, teacher, ca
     out = distill_agent(config, "state", 0, tmp_path / "d", teacher, settings=SMALL, progress_bar=False)
     with pytest.raises(ConfigError, match="holds another agent"):
         distill_agent(config, "state", 1, out, teacher, settings=SMALL, progress_bar=False)
-    assert main(["train", "--method", "state", "--env", ENV, "--out", str(tmp_path / "f"), "--distill-rounds",
-                 "2"]) == 2
-    assert "need --teacher" in capsys.readouterr().err
+    for agent, message in (({"distill_from": "mvae"}, "agent.distill_from"), ({"distill_rounds": 0}, "distill_rounds"),
+                           ({"distill_steps": -5}, "distill_steps")):
+        with pytest.raises(ConfigError, match=message):
+            tiny_config(ENV, ["gmc", "state"], agent=agent)
+    with pytest.raises(ConfigError, match="needs 'state' in methods"):
+        tiny_config(ENV, ["gmc", "raw"], agent={"distill_from": "state"})
+
+
+def test_the_pipeline_distils_encoder_agents_from_the_teacher_of_their_seed(tmp_path):
+    config = tiny_config(ENV, ["gmc", "raw", "state"], seeds=[0, 1],
+                         agent={"distill_from": "state", "distill_rounds": 2, "distill_steps": 100})
+    run_pipeline(config, tmp_path / "run", progress=False)
+    for seed in (0, 1):
+        gmc = json.loads((tmp_path / "run" / "agents" / f"gmc-seed{seed}" / "agent.json").read_text())
+        assert gmc["distillation"]["teacher"] == str(tmp_path / "run" / "agents" / f"state-seed{seed}")
+        assert [row["steps"] for row in gmc["distillation"]["history"]] == [100, 100]
+        raw = json.loads((tmp_path / "run" / "agents" / f"raw-seed{seed}" / "agent.json").read_text())
+        assert "distillation" not in raw  # methods without an encoder learn by RL
+    results = json.loads((tmp_path / "run" / "eval" / "results.json").read_text())
+    assert set(results["results"]) == {"gmc", "raw", "state"}
+    # with RL again, only the distilled agents (and their evaluations) are out of date
+    tasks, _, _ = _plan(tiny_config(ENV, ["gmc", "raw", "state"], seeds=[0, 1]), tmp_path / "run", ["complete"])
+    stale = sorted(task.stage.name for task in tasks if task.stage.name.startswith("train") and not task.stage.is_done())
+    assert stale == ["train_gmc-seed0", "train_gmc-seed1"]
 
 
 @pytest.mark.parametrize("algo", ["sac", "td3", "ppo"])

@@ -65,12 +65,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="agent seed (default: the first of the config's seeds)")
     parser.add_argument("--teacher", default=None, metavar="DIR",
                         help="train the policy by imitating this true-state agent (gmc-rl train --method state) "
-                             "with DAgger instead of by RL; the env must report info['state'] "
-                             "(see docs/agents.md, 'Distillation from a true-state teacher')")
-    parser.add_argument("--distill-rounds", type=int, default=None, metavar="N",
-                        help="with --teacher: DAgger rounds (default 8)")
-    parser.add_argument("--distill-steps", type=int, default=None, metavar="N",
-                        help="with --teacher: env steps gathered per round (default 5000)")
+                             "with DAgger instead of by RL (agent.distill_rounds rounds of agent.distill_steps "
+                             "steps); the env must report info['state'] (docs/agents.md, 'Distillation from a "
+                             "true-state teacher')")
     parser.add_argument("--resume", action="store_true",
                         help="continue the run in --out from its last checkpoint (steps continue, not restart)")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
@@ -177,11 +174,7 @@ def _distill(args: argparse.Namespace, config: ExperimentConfig, method: str, se
     """``train --teacher``: the policy imitates the true-state agent (:mod:`gmc_rl.agents.distillation`)."""
     from gmc_rl.agents.distillation import DistillSettings, distill_agent
 
-    defaults = DistillSettings()
-    settings = DistillSettings(
-        rounds=defaults.rounds if args.distill_rounds is None else args.distill_rounds,
-        steps=defaults.steps if args.distill_steps is None else args.distill_steps,
-    )
+    settings = DistillSettings(rounds=config.agent.distill_rounds, steps=config.agent.distill_steps)
     return distill_agent(config, method, seed, out, args.teacher, encoder_dir=encoder, settings=settings,
                          progress_bar=not args.no_progress)
 
@@ -211,8 +204,6 @@ def run(args: argparse.Namespace) -> int:
     if args.teacher is not None:
         path = _distill(args, config, method.name, seed, out, encoder)
     else:
-        if args.distill_rounds is not None or args.distill_steps is not None:
-            raise ConfigError("--distill-rounds and --distill-steps need --teacher DIR")
         path = train_agent(config, method.name, seed, out, encoder_dir=encoder, resume=args.resume,
                            progress_bar=not args.no_progress, verbose=args.verbose)
     info = read_agent_json(path)
