@@ -63,11 +63,17 @@ def check_acts(model: SAC, env: gym.Env) -> None:
     assert env.action_space.contains(action)
 
 
-def test_sac_on_raw_observations(tmp_path):
+def test_sac_on_raw_observations_then_record_video(tmp_path):
     model = train_sac("sac.yml", tmp_path)
     env = gym.make(ENV_ID)
     assert model.observation_space == env.observation_space  # image + sound, no availability mask
     check_acts(model, NonFiniteGuard(env, expose_mask=False))
+    # record_video has no --gym-packages: gmc_rl.zoo registers the ids, then runs it
+    result = subprocess.run(
+        [sys.executable, "-m", "gmc_rl.zoo", "record_video", "--algo", "sac", "--env", ENV_ID, "-f", "logs", "-n",
+         "50", "--env-kwargs", "max_episode_steps:100"], cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert list((tmp_path / SAVED_MODEL.parent / "videos").glob("*.mp4"))
 
 
 def latent_checkpoint_path() -> Path:
