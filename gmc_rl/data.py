@@ -343,17 +343,16 @@ def check_metadata_digest(metadata: Mapping[str, Any], file: Path) -> None:
 def load_dataset(path: str | os.PathLike) -> MultimodalDataset:
     """Load a dataset directory, checking every array against the metadata.
 
-    ``"minari:<dataset id>"`` loads a Minari dataset instead (:func:`gmc_rl.minari_data.load_minari_dataset`, which
-    needs the optional package minari).
+    A Minari dataset (``"minari:<dataset id>"``) is loaded by :func:`gmc_rl.dataset_sources.load_dataset`, which
+    takes either kind.
 
     Raises:
         DatasetError: a missing or corrupted file, a missing array, or a shape/dtype/length that disagrees with
-            ``metadata.json``.
+            ``metadata.json``; a ``"minari:"`` source (named with the function that loads it).
     """
     if isinstance(path, str) and path.startswith(MINARI_PREFIX):
-        from gmc_rl.minari_data import load_minari_dataset  # imported here: minari is optional
-
-        return load_minari_dataset(path[len(MINARI_PREFIX):])
+        raise DatasetError(f"{path!r} names a Minari dataset, not a dataset directory: load it with "
+                           "gmc_rl.dataset_sources.load_dataset (a directory or minari:ID)")
     directory = Path(path)
     metadata = read_metadata(directory)
     try:

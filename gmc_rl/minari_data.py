@@ -14,11 +14,11 @@ hold the same transitions in the same order. The last episode of every env is cu
 marked truncated, like the last row of each env's chunk in the npz format. Observations are stored losslessly
 (Minari's JPEG encoding of images is turned off), so every modality keeps its dtype and shape.
 
-Import (:func:`load_minari_dataset`, ``gmc-rl pretrain --data minari:ID``, ``load_dataset("minari:ID")``) returns
-the :class:`~gmc_rl.data.MultimodalDataset` that :func:`gmc_rl.data.load_dataset` returns for an npz dataset: one
-row per transition (the observation before each action; the final next observations are dropped, as the npz
-format does not store them), whole episodes split into train and validation by the npz rule, and the same
-metadata keys.
+Import (:func:`load_minari_dataset`, ``gmc-rl pretrain --data minari:ID``,
+``gmc_rl.dataset_sources.load_dataset("minari:ID")``) returns the :class:`~gmc_rl.data.MultimodalDataset` that
+:func:`gmc_rl.data.load_dataset` returns for an npz dataset: one row per transition (the observation before each
+action; the final next observations are dropped, as the npz format does not store them), whole episodes split into
+train and validation by the npz rule, and the same metadata keys.
 
 Datasets live in Minari's data directory: ``$MINARI_DATASETS_PATH`` if set, else ``~/.minari/datasets``.
 """

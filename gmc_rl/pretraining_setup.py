@@ -14,7 +14,8 @@ from typing import Any, TypeVar
 import torch
 
 from gmc_rl.config import ExperimentConfig
-from gmc_rl.data import MultimodalDataset, load_dataset
+from gmc_rl.data import MultimodalDataset
+from gmc_rl.dataset_sources import load_dataset
 from gmc_rl.pretraining_run import open_pretraining_run
 
 Train = Callable[[ExperimentConfig, MultimodalDataset, Path, Path, "dict[str, Any] | None", bool], Path]

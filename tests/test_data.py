@@ -188,3 +188,8 @@ def test_datasets_collected_before_the_metadata_was_hashed_still_load(tmp_path):
     (out / "metadata.json").write_text(json.dumps(metadata))
     with pytest.raises(DatasetError, match="lacks the required key 'files'"):
         load_dataset(out)  # but never without the archives' hashes
+
+
+def test_the_directory_loader_names_the_loader_of_a_minari_source():
+    with pytest.raises(DatasetError, match="gmc_rl.dataset_sources.load_dataset"):
+        load_dataset("minari:gmc_rl/some-dataset-v0")

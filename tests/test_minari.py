@@ -12,7 +12,7 @@ import pytest
 from gmc_rl.cli import main
 from gmc_rl.collect import collect
 from gmc_rl.config import CollectConfig, ExperimentConfig
-from gmc_rl.data import load_dataset
+from gmc_rl.dataset_sources import load_dataset
 from gmc_rl.errors import ConfigError, DatasetError
 
 ENV_ID = "gmc_rl/PendulumSound-v0"

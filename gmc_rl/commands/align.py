@@ -49,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
     from rich.table import Table
 
     from gmc_rl.checkpoint import load_gmc
-    from gmc_rl.data import load_dataset
+    from gmc_rl.dataset_sources import load_dataset
     from gmc_rl.errors import CheckpointError, ConfigError
     from gmc_rl.metrics import evaluate_alignment, plot_latents_pca
     from gmc_rl.modalities import compare_specs
