@@ -49,6 +49,7 @@ from typing import Any
 
 import yaml
 
+from gmc_rl.backends import check_backend, run_tasks
 from gmc_rl.config import (
     ExperimentConfig,
     agent_identity,
@@ -63,7 +64,7 @@ from gmc_rl.errors import ConfigError
 from gmc_rl.io import distinct_paths, ensure_writable_dir, write_json_atomic, write_text_atomic
 from gmc_rl.locking import HOLDER_FILE, LOCK_FILE, directory_lock
 from gmc_rl.methods import encoder_method_names, get_method
-from gmc_rl.stages import STAGES_DIR, Stage, Task, check_backend, run_stage, run_tasks
+from gmc_rl.stages import STAGES_DIR, Stage, Task, run_stage
 
 CONFIG_FILE = "config.yaml"
 RUN_MARKER = "gmc-rl-run.json"
@@ -280,7 +281,7 @@ def run_pipeline(config: ExperimentConfig, run_dir: str | os.PathLike, *, update
         update: allow a run directory made with another config; stages whose inputs changed are redone.
         progress: show progress bars (only with ``jobs=1``).
         log: where progress messages go.
-        jobs: stages run at once, each in its own process (:func:`gmc_rl.stages.run_tasks`); 1 runs them one
+        jobs: stages run at once, each in its own process (:func:`gmc_rl.backends.run_tasks`); 1 runs them one
             after the other in this process. A stage starts as soon as the ones it reads are done, e.g. the
             true-state agent trains while GMC pretrains. The results do not depend on ``jobs`` beyond float
             rounding (each worker uses ``cpu_count // jobs`` torch threads).

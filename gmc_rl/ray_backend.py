@@ -1,6 +1,6 @@
 """The Ray backend of the stage runner: every task of the pipeline as a Ray task, on one machine or a cluster.
 
-:func:`gmc_rl.stages.run_tasks` calls :func:`run_tasks_ray` for ``backend="ray"`` (``gmc-rl pipeline --backend
+:func:`gmc_rl.backends.run_tasks` calls :func:`run_tasks_ray` for ``backend="ray"`` (``gmc-rl pipeline --backend
 ray [--address ADDRESS]``). Ray is an optional dependency (``pip install -e ".[ray]"``); this module imports it
 only when a run asks for it, so the rest of gmc-rl never needs it.
 
@@ -248,7 +248,7 @@ def run_tasks_ray(tasks: Sequence[Task], jobs: int, log: Log, address: str | Non
     """Run every task whose stage is not done as a Ray task (see the module); raise the first stage's error.
 
     Args:
-        tasks: the tasks, their ``after`` names already checked by :func:`gmc_rl.stages.run_tasks`.
+        tasks: the tasks, their ``after`` names already checked by :func:`gmc_rl.stages.check_tasks`.
         jobs: sets each task's CPUs (and torch threads) to ``worker_threads(jobs)``.
         log: where progress lines go.
         address: a Ray cluster to join (``ray start --head`` printed it); None starts a local instance.

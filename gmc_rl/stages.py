@@ -151,51 +151,26 @@ def run_stage(stage: Stage, log: Log, label: str, work: Callable[[bool], Any],
     return result, True
 
 
-BACKENDS = ("local", "ray")
-"""Where :func:`run_tasks` runs the tasks: this machine's process pool, or Ray (:mod:`gmc_rl.ray_backend`)."""
-
-
-def check_backend(backend: str, address: str | None = None) -> None:
-    """Refuse an unknown backend, an ``address`` without Ray, and ``backend="ray"`` when Ray is not installed.
-
-    Raises:
-        ConfigError: one line saying what is wrong (for a missing Ray, the command that installs it).
-    """
-    if backend not in BACKENDS:
-        raise ConfigError(f"unknown backend {backend!r}; valid: {list(BACKENDS)}")
-    if address is not None and backend != "ray":
-        raise ConfigError("an address (--address) is a Ray cluster's: it needs --backend ray")
-    if backend == "ray":
-        from gmc_rl.ray_backend import require_ray
-
-        require_ray()
-
-
 def _run_here(work: Callable[..., Any], resume: bool, *, progress: bool) -> Any:
     """Run a task's work in this process (``jobs=1``)."""
     return work(resume=resume, progress=progress)
 
 
-def run_tasks(tasks: Sequence[Task], *, jobs: int = 1, progress: bool = True, log: Log = print,
-              backend: str = "local", address: str | None = None) -> None:
-    """Run every task whose stage is not done: in order here (``jobs=1``) or up to ``jobs`` at once (see module).
-
-    ``backend="ray"`` runs each task as a Ray task instead, on a local Ray instance or, with ``address``, on the
-    cluster there (:func:`gmc_rl.ray_backend.run_tasks_ray`); ``jobs`` then sets each task's share of the CPUs.
-    """
+def check_tasks(tasks: Sequence[Task], jobs: int) -> None:
+    """Refuse ``jobs < 1`` and a task that waits for a task not in ``tasks``."""
     if jobs < 1:
         raise ConfigError(f"jobs must be at least 1, got {jobs}")
-    check_backend(backend, address)
     names = {task.stage.name for task in tasks}
     for task in tasks:
         unknown = [name for name in task.after if name not in names]
         if unknown:
             raise ValueError(f"task {task.stage.name!r} waits for unknown tasks {unknown}")
-    if backend == "ray":
-        from gmc_rl.ray_backend import run_tasks_ray
 
-        run_tasks_ray(list(tasks), jobs, log, address)
-        return
+
+def run_tasks(tasks: Sequence[Task], *, jobs: int = 1, progress: bool = True, log: Log = print) -> None:
+    """Run every task whose stage is not done on this machine: in order here (``jobs=1``) or up to ``jobs`` at once
+    in worker processes (see module). :func:`gmc_rl.backends.run_tasks` also runs them on Ray."""
+    check_tasks(tasks, jobs)
     if jobs == 1:
         for task in tasks:
             run_stage(task.stage, log, task.label, partial(_run_here, task.work, progress=progress), task.resumable)

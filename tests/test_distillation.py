@@ -135,7 +135,8 @@ def test_the_pipeline_distils_encoder_agents_from_the_teacher_of_their_seed(tmp_
     assert set(results["results"]) == {"gmc", "raw", "state"}
     # with RL again, only the distilled agents (and their evaluations) are out of date
     tasks, _, _ = _plan(tiny_config(ENV, ["gmc", "raw", "state"], seeds=[0, 1]), tmp_path / "run", ["complete"])
-    stale = sorted(task.stage.name for task in tasks if task.stage.name.startswith("train") and not task.stage.is_done())
+    stale = sorted(task.stage.name for task in tasks
+                   if task.stage.name.startswith("train") and not task.stage.is_done())
     assert stale == ["train_gmc-seed0", "train_gmc-seed1"]
 
 

@@ -20,9 +20,10 @@ from pathlib import Path
 import pytest
 from helpers import check_results, stamp, stamp_task, tiny_config
 
+from gmc_rl.backends import run_tasks
 from gmc_rl.config import ExperimentConfig, from_dict, to_dict
 from gmc_rl.errors import ConfigError
-from gmc_rl.stages import STAGES_DIR, Stage, Task, run_tasks
+from gmc_rl.stages import STAGES_DIR, Stage, Task
 
 ENV_ID = "gmc_rl/PendulumSound-v0"
 CONDITIONS = ["complete", "image", "sound", "dropout:0.5"]
