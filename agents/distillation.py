@@ -43,14 +43,14 @@ from torch.utils.tensorboard import SummaryWriter
 import gmc_rl
 from gmc_rl.agents import agent_dir as layout
 from gmc_rl.agents.loading import Agent, load_agent
-from gmc_rl.agents.observations import make_base_env, make_method_vec_env
-from gmc_rl.agents.registry import build_algorithm, check_action_space, resolve_hyperparams
+from gmc_rl.agents.observations import make_method_vec_env
+from gmc_rl.agents.registry import build_algorithm
+from gmc_rl.agents.training import check_agent_setup
 from gmc_rl.checkpoint import resolve_device
 from gmc_rl.config import ExperimentConfig, config_hash, to_dict
 from gmc_rl.errors import ConfigError
 from gmc_rl.locking import HOLDER_FILE, LOCK_FILE, directory_lock
 from gmc_rl.methods import get_method
-from gmc_rl.modalities import modality_specs
 from gmc_rl.progress import progress_bar
 
 TEACHER_METHOD = "state"
@@ -115,8 +115,10 @@ def gather(venv: VecEnv, teacher: Agent, student: BaseAlgorithm | None, steps: i
 
     Returns the observations, the teacher's actions and the returns of the episodes that ended on the way.
     """
-    observations, actions, returns = [], [], []
-    obs = venv.reset()
+    observations: list[Any] = []
+    actions: list[np.ndarray] = []
+    returns: list[float] = []
+    obs: Any = venv.reset()
     states = _states(venv.reset_infos)
     totals = np.zeros(venv.num_envs)
     while len(observations) * venv.num_envs < steps:
@@ -136,7 +138,7 @@ def gather(venv: VecEnv, teacher: Agent, student: BaseAlgorithm | None, steps: i
 
 def _imitation_loss(model: BaseAlgorithm, obs: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
     """The supervised loss of the student's policy on the teacher's ``actions`` (see the module docstring)."""
-    policy = model.policy
+    policy: Any = model.policy
     if hasattr(policy, "evaluate_actions"):  # PPO, A2C
         _, log_prob, _ = policy.evaluate_actions(obs, actions)
         return -log_prob.mean()
@@ -150,7 +152,7 @@ def _imitation_loss(model: BaseAlgorithm, obs: torch.Tensor, actions: torch.Tens
 
 
 def _trained_parameters(model: BaseAlgorithm) -> list[torch.nn.Parameter]:
-    policy = model.policy
+    policy: Any = model.policy
     module = policy.actor if hasattr(policy, "actor") and not hasattr(policy, "evaluate_actions") else \
         policy.q_net if hasattr(policy, "q_net") else policy
     return list(module.parameters())
@@ -159,7 +161,7 @@ def _trained_parameters(model: BaseAlgorithm) -> list[torch.nn.Parameter]:
 def fit(model: BaseAlgorithm, observations: np.ndarray, actions: np.ndarray, settings: DistillSettings,
         seed: int) -> float:
     """Fit the student's policy on all pairs; return the final loss over all of them."""
-    policy = model.policy
+    policy: Any = model.policy
     policy.set_training_mode(True)
     targets = actions
     if hasattr(policy, "actor") and not hasattr(policy, "evaluate_actions"):
@@ -218,15 +220,7 @@ def distill_agent(
     if not spec.needs_encoder and encoder_dir is not None:
         raise ConfigError(f"method {method!r} uses no encoder; do not pass an encoder checkpoint ({encoder_dir})")
     encoder = spec.load_encoder(encoder_dir, device="cpu") if encoder_dir is not None else None
-    base = make_base_env(config.env_id, config.env_kwargs)
-    try:
-        modalities = list(modality_specs(base.observation_space))
-        check_action_space(agent_cfg.algo, base.action_space)
-        resolve_hyperparams(agent_cfg.algo, hyperparams, base.action_space)
-        if encoder is not None and spec.check_space is not None:
-            spec.check_space(encoder, base.observation_space)
-    finally:
-        base.close()
+    modalities = check_agent_setup(config, spec, encoder, hyperparams)
     with directory_lock(out_dir, "agent directory"):
         if _finished(out_dir, identity, distillation):
             return out_dir

@@ -108,6 +108,26 @@ def _encoder_source(method: RepresentationMethod, encoder_dir: str | Path | None
     return encoder_dir
 
 
+def check_agent_setup(config: ExperimentConfig, spec: RepresentationMethod, encoder: Any,
+                      hyperparams: dict[str, Any]) -> list[str]:
+    """Check the algorithm against the env's action space, the hyperparameters, and the encoder against the env's
+    observation space, before an agent directory is written; return the env's modality names.
+
+    Raises:
+        ConfigError: an algorithm the action space does not allow, or hyperparameters the algorithm refuses.
+        CheckpointError: the encoder does not match the env's observation space.
+    """
+    base = make_base_env(config.env_id, config.env_kwargs)
+    try:
+        check_action_space(config.agent.algo, base.action_space)
+        resolve_hyperparams(config.agent.algo, hyperparams, base.action_space)
+        if encoder is not None and spec.check_space is not None:
+            spec.check_space(encoder, base.observation_space)
+        return list(modality_specs(base.observation_space))
+    finally:
+        base.close()
+
+
 def train_agent(
     config: ExperimentConfig,
     method: str,
@@ -160,15 +180,7 @@ def train_agent(
 
     # Everything that can be checked is checked before anything is written.
     encoder = spec.load_encoder(source, device="cpu") if source is not None else None
-    base = make_base_env(config.env_id, config.env_kwargs)
-    try:
-        modalities = list(modality_specs(base.observation_space))
-        check_action_space(agent_cfg.algo, base.action_space)
-        resolve_hyperparams(agent_cfg.algo, hyperparams, base.action_space)
-        if encoder is not None and spec.check_space is not None:
-            spec.check_space(encoder, base.observation_space)
-    finally:
-        base.close()
+    modalities = check_agent_setup(config, spec, encoder, hyperparams)
     with directory_lock(out_dir, "agent directory"):  # one process per agent directory, after every check
         existing = _check_resumable(out_dir, identity, resume)  # again, now that no other process writes here
         if source is not None:

@@ -21,7 +21,6 @@ Example::
 from __future__ import annotations
 
 import argparse
-import json
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -33,6 +32,7 @@ from torch import nn
 import gmc_rl  # noqa: F401  (registers the gmc_rl/ ids)
 from gmc_rl.agents import load_agent
 from gmc_rl.experiments.independent_returns import mean_episode_return
+from gmc_rl.io import write_json_atomic
 
 
 class ImitationPolicy:
@@ -44,8 +44,13 @@ class ImitationPolicy:
     def __init__(self, latent_dim: int, action_space: gym.Space, seed: int, hidden: int = 64) -> None:
         torch.manual_seed(seed)
         self.discrete = isinstance(action_space, gym.spaces.Discrete)
-        out = int(action_space.n) if self.discrete else int(np.prod(action_space.shape))
-        self.action_space = action_space
+        if isinstance(action_space, gym.spaces.Discrete):
+            out = int(action_space.n)
+        elif isinstance(action_space, gym.spaces.Box):
+            out = int(np.prod(action_space.shape))
+            self.low, self.high = action_space.low, action_space.high
+        else:
+            raise SystemExit(f"imitation needs a Discrete or Box action space, got {action_space}")
         self.net = nn.Sequential(nn.Linear(latent_dim, hidden), nn.Tanh(), nn.Linear(hidden, hidden), nn.Tanh(),
                                  nn.Linear(hidden, out))
 
@@ -75,8 +80,7 @@ class ImitationPolicy:
             out = self.net(torch.as_tensor(latent, dtype=torch.float32))
         if self.discrete:
             return out.argmax(1).numpy(), None
-        low, high = self.action_space.low, self.action_space.high
-        return np.clip(out.numpy(), low, high), None
+        return np.clip(out.numpy(), self.low, self.high), None
 
 
 def latent_features(encoder: Any) -> Callable[[dict[str, np.ndarray], dict[str, Any]], np.ndarray]:
@@ -102,12 +106,15 @@ def raw_features(modalities: list[str]) -> Callable[[dict[str, np.ndarray], dict
 
 
 def gather(env: gym.Env, features: Callable[[dict[str, np.ndarray], dict[str, Any]], np.ndarray], expert: Any,
-           learner: ImitationPolicy | None, steps: int, seed: int) -> tuple[np.ndarray, np.ndarray, float]:
+           learner: ImitationPolicy | None, steps: int, seed: int) -> tuple[np.ndarray, np.ndarray, float | None]:
     """``steps`` (features, expert action) pairs on the states visited by ``learner`` (or the expert if None).
 
-    Also returns the mean return of the episodes finished on the way (the acting policy's closed-loop return).
+    Also returns the mean return of the episodes finished on the way (the acting policy's closed-loop return; None
+    when none ended).
     """
-    inputs, actions, returns = [], [], []
+    inputs: list[np.ndarray] = []
+    actions: list[np.ndarray] = []
+    returns: list[float] = []
     obs, info = env.reset(seed=seed)
     episode, total = 0, 0.0
     while len(inputs) < steps:
@@ -122,12 +129,12 @@ def gather(env: gym.Env, features: Callable[[dict[str, np.ndarray], dict[str, An
             returns.append(total)
             episode, total = episode + 1, 0.0
             obs, info = env.reset(seed=seed + episode)
-    return np.stack(inputs), np.stack(actions), float(np.mean(returns)) if returns else float("nan")
+    return np.stack(inputs), np.stack(actions), float(np.mean(returns)) if returns else None
 
 
 def dagger(env: gym.Env, features: Callable[[dict[str, np.ndarray], dict[str, Any]], np.ndarray], expert: Any,
            rounds: int, steps: int, epochs: int, seed: int,
-           hidden: int = 64) -> tuple[ImitationPolicy, list[dict[str, float]]]:
+           hidden: int = 64) -> tuple[ImitationPolicy, list[dict[str, Any]]]:
     """Fit an imitating policy by DAgger: round 0 follows the expert, later rounds the learner."""
     learner: ImitationPolicy | None = None
     all_inputs, all_actions, history = [], [], []
@@ -139,7 +146,8 @@ def dagger(env: gym.Env, features: Callable[[dict[str, np.ndarray], dict[str, An
             learner = ImitationPolicy(inputs.shape[1], env.action_space, seed, hidden)
         agreement = learner.fit(np.concatenate(all_inputs), np.concatenate(all_actions), epochs, seed + round_index)
         history.append({"round": round_index, "acting_return": acting_return, "train_agreement": agreement})
-        print(f"  round {round_index}: acting return {acting_return:.1f}, train agreement {agreement:.3f}",
+        shown = "-" if acting_return is None else f"{acting_return:.1f}"  # None: no episode ended in the round
+        print(f"  round {round_index}: acting return {shown}, train agreement {agreement:.3f}",
               flush=True)
     assert learner is not None
     return learner, history
@@ -193,8 +201,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                                               args.episodes, args.seed, args.hidden)
         print("  imitation returns: " + " ".join(f"{k} {v:.1f}" for k, v in result["returns"].items()), flush=True)
     if args.json:
-        with open(args.json, "w", encoding="utf-8") as file:
-            json.dump(results, file, indent=1)
+        write_json_atomic(args.json, results)
     return 0
 
 

@@ -15,7 +15,6 @@ Example::
 from __future__ import annotations
 
 import argparse
-import json
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -25,6 +24,7 @@ import torch
 
 import gmc_rl  # noqa: F401  (registers the gmc_rl/ ids)
 from gmc_rl.agents import load_agent
+from gmc_rl.io import write_json_atomic
 
 
 def mean_episode_return(env: gym.Env, encoder: Any, policy: Any, subset: list[str] | None, episodes: int,
@@ -78,8 +78,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{agent_dir}: " + " ".join(f"{name} {value:.1f}" for name, value in means.items())
               + f" | loss %: {losses}", flush=True)
     if args.json:
-        with open(args.json, "w", encoding="utf-8") as file:
-            json.dump(results, file, indent=1)
+        write_json_atomic(args.json, results)
     return 0
 
 

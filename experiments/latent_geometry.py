@@ -21,7 +21,6 @@ Example::
 from __future__ import annotations
 
 import argparse
-import json
 from collections.abc import Sequence
 
 import gymnasium as gym
@@ -31,6 +30,7 @@ import torch
 import gmc_rl  # noqa: F401  (registers the gmc_rl/ ids)
 from gmc_rl.agents import load_agent
 from gmc_rl.experiments.state_probe import visited
+from gmc_rl.io import write_json_atomic
 
 
 def linear_agreement(inputs: np.ndarray, actions: np.ndarray, discrete: bool, n_actions: int) -> float:
@@ -92,8 +92,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{agent_dir} ({agent.method}): linear agreement {row['linear_agreement']:.3f}, stretch median "
               f"{p50:.3f}, p90/p10 {p90 / p10:.2f}", flush=True)
     if args.json:
-        with open(args.json, "w", encoding="utf-8") as file:
-            json.dump(results, file, indent=1)
+        write_json_atomic(args.json, results)
     return 0
 
 

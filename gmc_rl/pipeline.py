@@ -365,18 +365,18 @@ def _plan(config: ExperimentConfig, run_dir: Path, conditions: list[str]
         encoder = encoders.get(method)
         for seed in seeds:
             name = agent_name(method, seed)
-            inputs = {**env, "agent": agent_identity(config.agent, method), "method": method, "seed": seed,
-                      "encoder": encoder.hash if encoder else None}
+            agent_inputs: dict[str, Any] = {**env, "agent": agent_identity(config.agent, method), "method": method,
+                                            "seed": seed, "encoder": encoder.hash if encoder else None}
             after = (encoder.name,) if encoder else ()
             if teacher and encoder:
                 teacher_stage = agents[(teacher, seed)]
-                inputs["distill"] = {"teacher": teacher_stage.hash, "rounds": config.agent.distill_rounds,
+                agent_inputs["distill"] = {"teacher": teacher_stage.hash, "rounds": config.agent.distill_rounds,
                                      "steps": config.agent.distill_steps}
-                stage = Stage(run_dir, f"train_{name}", run_dir / "agents" / name, inputs)
+                stage = Stage(run_dir, f"train_{name}", run_dir / "agents" / name, agent_inputs)
                 work = partial(_distill, config, method, seed, stage.output, encoder.output, teacher_stage.output)
                 after = (*after, teacher_stage.name)
             else:
-                stage = Stage(run_dir, f"train_{name}", run_dir / "agents" / name, inputs)
+                stage = Stage(run_dir, f"train_{name}", run_dir / "agents" / name, agent_inputs)
                 work = partial(_train, config, method, seed, stage.output, encoder.output if encoder else None)
             tasks.append(Task(stage, f"train {name}", work, after=after))
             agents[(method, seed)] = stage
