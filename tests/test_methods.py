@@ -142,15 +142,17 @@ def test_methods_module_is_import_light():
 
 
 def test_core_does_not_import_agents_envs_or_orchestration():
-    """Layering: envs <- gmc_rl core <- agents <- orchestration (pipeline, stages, ray_backend, cli, commands).
+    """Layering: envs <- gmc_rl core <- agents <- orchestration (pipeline, backends, stages, ray_backend, cli,
+    commands, zoo).
 
     The core knows the built-in envs only through Gymnasium's registry (``import gmc_rl`` registers them). The same
     rule, with indirect imports, is an import-linter contract (``lint-imports`` in .ci/run); this test needs nothing
     but the sources. ``gmc_rl/__init__.py`` (the registration) and ``__main__.py`` are not core modules.
     """
-    orchestration = {"pipeline.py", "stages.py", "ray_backend.py", "cli.py", "__main__.py", "__init__.py"}
-    above = ("gmc_rl.agents", "gmc_rl.envs", "gmc_rl.pipeline", "gmc_rl.stages", "gmc_rl.ray_backend", "gmc_rl.cli",
-             "gmc_rl.commands",
+    orchestration = {"pipeline.py", "backends.py", "stages.py", "ray_backend.py", "cli.py", "zoo.py", "__main__.py",
+                     "__init__.py"}
+    above = ("gmc_rl.agents", "gmc_rl.envs", "gmc_rl.pipeline", "gmc_rl.backends", "gmc_rl.stages",
+             "gmc_rl.ray_backend", "gmc_rl.cli", "gmc_rl.commands", "gmc_rl.zoo",
              "gmc_rl.experiments", "agents", "envs", "experiments")
     offenders = []
     for path in sorted((ROOT / "gmc_rl").rglob("*.py")):
