@@ -617,3 +617,21 @@ def test_cli_reports_bad_input_as_one_line(dataset, tmp_path, capsys):
     assert "'gmc_rl/CartPoleSensors-v0'" in err and "Did you mean 'gmc_rl/PendulumSound-v0'" in err
     assert "Traceback" not in err
     assert not (tmp_path / "gmc").exists()
+    # what the flag parser itself refuses (a type, an unknown key of an inline or file section, a missing value, an
+    # unknown flag) is one line too, naming the key
+    section = tmp_path / "section.yaml"
+    section.write_text("epochs: many\n")
+    base = ["pretrain", "--data", str(dataset), "--out", str(tmp_path / "gmc")]
+    for flags, words in ((["--pretrain.epochs", "abc"], "config key 'pretrain.epochs': expected int, got abc"),
+                         (["--pretrain", '{"epochz": 3}'], "does not accept option 'epochz'"),
+                         (["--pretrain", '{"epochs": "abc"}'], "config key 'pretrain.epochs': expected int"),
+                         (["--pretrain", str(section)], "config key 'pretrain.epochs': expected int, got many"),
+                         (["--epochs"], "argument --epochs: expected one argument"),
+                         (["--epochz", "3"], "unrecognized arguments: --epochz 3")):
+        with pytest.raises(SystemExit) as exit_info:  # argparse's way out, as `gmc-rl` exits
+            main([*base, *flags])
+        assert exit_info.value.code == 2
+        err = capsys.readouterr().err
+        assert err.startswith("gmc-rl pretrain: error: ") and words in err, (flags, err)
+        assert err.count("\n") == 1 and "usage:" not in err, (flags, err)
+    assert not (tmp_path / "gmc").exists()

@@ -22,6 +22,7 @@ import contextlib
 import dataclasses
 import io
 import re
+import sys
 import typing
 from collections.abc import Sequence
 from typing import Any
@@ -111,15 +112,29 @@ class HelpFormatter(jsonargparse.DefaultHelpFormatter, argparse.RawDescriptionHe
         return plain_help(super().format_help())
 
 
+def one_line(message: str) -> str:
+    """jsonargparse's multi-line error message as one line, in gmc-rl's words ("config key 'a.b': expected int")."""
+    parts = [" ".join(line.split()).lstrip("- ") for line in message.splitlines() if line.strip()]
+    text = " ".join(part if part.endswith(":") else part + ";" for part in parts).rstrip(";")
+    text = re.sub(r'Parser key "([^"]+)":', r"config key '\1':", text)
+    text = re.sub(r"<class '([\w.]+)'>", r"\1", text)
+    return text.replace("Expected a ", "expected ").replace(". Got value: ", ", got ")
+
+
 class CommandParser(jsonargparse.ArgumentParser):
-    """A jsonargparse parser whose "unrecognized arguments" error suggests the closest flags."""
+    """A jsonargparse parser that reports a bad command line in one line (``gmc-rl CMD: error: ...``), as every other
+    gmc-rl error, instead of jsonargparse's usage block; its "unrecognized arguments" error suggests the closest
+    flags."""
 
     def error(self, message: str, ex: Exception | None = None) -> typing.NoReturn:
         if message.startswith("unrecognized arguments:"):
             flags = [option for action in self._actions for option in action.option_strings]
             unknown = [word.split("=", 1)[0] for word in message.split(":", 1)[1].split() if word.startswith("--")]
             message += "".join(suggest(word, flags) for word in unknown)
-        super().error(message, ex)
+        if not self.exit_on_error:
+            super().error(message, ex)  # raises for the caller (a nested parse, a config file being loaded)
+        sys.stderr.write(f"{self.prog}: error: {one_line(message)} (`{self.prog} --help` lists the flags)\n")
+        self.exit(2)
 
 
 def command_parser(prog: str, description: str) -> jsonargparse.ArgumentParser:
