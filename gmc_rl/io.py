@@ -119,18 +119,30 @@ def write_json_atomic(destination: str | os.PathLike, obj: Any) -> None:
     write_text_atomic(destination, json.dumps(obj, indent=2, sort_keys=False, allow_nan=False) + "\n")
 
 
+class _NonStandardConstant(Exception):
+    """Python's json module reads NaN, Infinity and -Infinity, which are not JSON; gmc-rl's files never hold them."""
+
+
+def _refuse_constant(name: str) -> Any:
+    raise _NonStandardConstant(name)
+
+
 def read_json(path: str | os.PathLike, what: str = "JSON file") -> Any:
     """Read a JSON file, turning a missing or malformed file into a clear :class:`ValueError`.
 
-    Nesting too deep for Python's parser (a crafted ``[[[[...]]]]``) is a malformed file too, not a RecursionError.
+    Nesting too deep for Python's parser (a crafted ``[[[[...]]]]``) is a malformed file too, not a RecursionError;
+    so are ``NaN`` and ``Infinity``, which Python's parser accepts but JSON does not.
     """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{what} not found: {path}")
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        return json.loads(path.read_text(encoding="utf-8"), parse_constant=_refuse_constant)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ValueError(f"{what} {path} is not valid JSON ({exc}); it may be truncated or edited.") from exc
+    except _NonStandardConstant as exc:
+        raise ValueError(f"{what} {path} holds {exc.args[0]}, which is not JSON (gmc-rl writes only finite "
+                         "numbers); it was edited or not written by gmc-rl") from None
     except RecursionError:
         raise ValueError(f"{what} {path} is nested too deeply to be read; it is not a file gmc-rl wrote") from None
 
