@@ -30,6 +30,7 @@ from __future__ import annotations
 import math
 import os
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -146,34 +147,74 @@ def pretrain(
     return run_pretraining(_train, "gmc", config, data_dir, out_dir, resume, progress)
 
 
-def _train(config: ExperimentConfig, dataset: MultimodalDataset, data_dir: Path, out_dir: Path,
-           state: dict[str, Any] | None, progress: bool) -> Path:
-    """The epochs of :func:`pretrain` (from ``state`` when resuming), run while it owns ``out_dir``."""
+@dataclass
+class _Training:
+    """What every epoch of one pretraining run uses: the settings, the model, the data on the device, and the loss
+    terms in use (the GMC terms, then the optional ones with a weight > 0, in the order of ``optional``)."""
+
+    settings: Any
+    model: GMCModel
+    device: torch.device
+    train_obs: dict[str, torch.Tensor]
+    val_obs: dict[str, torch.Tensor]
+    weights: dict[str, float]
+    optional: list[str]
+    has_next: torch.Tensor | None
+    joints_as_negatives: bool
+
+    @property
+    def names(self) -> list[str]:
+        return list(self.model.modalities)
+
+    def batch_loss(self, index: torch.Tensor, epoch: int) -> tuple[torch.Tensor, torch.Tensor, list[torch.Tensor]]:
+        """The loss of one batch (rows ``index``), its GMC terms and its optional terms (unweighted)."""
+        settings, names = self.settings, self.names
+        latents, joint = self.model.latents({name: self.train_obs[name][index] for name in names})
+        terms = gmc_loss_terms([latents[m] for m in names], joint, settings.temperature, self.joints_as_negatives)
+        loss = terms.sum()
+        optional_terms = []
+        if self.has_next is not None:
+            optional_terms.append(_temporal_term(self.model, self.train_obs, index, joint, self.has_next,
+                                                 settings.temperature))
+        if "frame_order" in self.optional:
+            optional_terms.append(_frame_order_term(self.model, self.train_obs, index, latents, joint,
+                                                    settings.temperature))
+        for name, value in zip(self.optional, optional_terms):
+            loss = loss + self.weights[name] * value
+        if not torch.isfinite(loss):
+            raise ConfigError(
+                f"the GMC loss became {float(loss.detach())} at epoch {epoch}; "
+                f"lower pretrain.lr (now {settings.lr}) or raise pretrain.temperature "
+                f"(now {settings.temperature})"
+            )
+        return loss, terms, optional_terms
+
+
+def _setup(config: ExperimentConfig, dataset: MultimodalDataset) -> _Training:
+    """The model (seeded), the data on the device and the loss terms in use, for :func:`_train`."""
     settings = config.pretrain
     device = resolve_device(settings.device)
     model = seeded(settings.seed, lambda: GMCModel(dataset.specs, settings.model, dataset.normalization))
     model.to(device)
-    optimizer = torch.optim.Adam(model.parameters(), lr=settings.lr)
-    shuffle = torch.Generator().manual_seed(settings.seed)
-    history: list[dict[str, Any]] = []
-    best_val, start_epoch = math.inf, 0
-    if state is not None:
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        shuffle.set_state(state["shuffle_rng"])
-        history = list(state["history"])
-        best_val, start_epoch = float(state["best_val"]), int(state["epoch"])
-
     names = model.modalities
-    train_obs = {name: torch.from_numpy(dataset.train[name]).to(device) for name in names}
-    val_obs = {name: torch.from_numpy(dataset.val[name]).to(device) for name in names}
-    n_train = len(dataset.train[names[0]])
-    joints_as_negatives = settings.loss == "joints_as_negatives"
     weights = {"temporal": settings.temporal_weight, "frame_order": settings.frame_order_weight}
     optional = [name for name, weight in weights.items() if weight > 0]  # the optional loss terms in use, in order
-    has_next = successor_mask(dataset.train).to(device) if "temporal" in optional else None
     if "frame_order" in optional:
         check_frame_stacks(dataset.specs)
+    return _Training(
+        settings=settings, model=model, device=device,
+        train_obs={name: torch.from_numpy(dataset.train[name]).to(device) for name in names},
+        val_obs={name: torch.from_numpy(dataset.val[name]).to(device) for name in names},
+        weights=weights, optional=optional,
+        has_next=successor_mask(dataset.train).to(device) if "temporal" in optional else None,
+        joints_as_negatives=settings.loss == "joints_as_negatives",
+    )
+
+
+def _provenance(config: ExperimentConfig, dataset: MultimodalDataset, data_dir: Path, run: _Training
+                ) -> dict[str, Any]:
+    """What the checkpoints record about how they were made (the epoch and validation loss are added per save)."""
+    settings = config.pretrain
     provenance = {
         "env_id": dataset.env_id,
         "env_kwargs": dataset.metadata.get("env_kwargs", {}),
@@ -186,7 +227,28 @@ def _train(config: ExperimentConfig, dataset: MultimodalDataset, data_dir: Path,
         "temperature": settings.temperature,
         "gmc_rl_version": __version__,
     }
-    provenance.update({f"{name}_weight": weights[name] for name in optional})
+    provenance.update({f"{name}_weight": run.weights[name] for name in run.optional})
+    return provenance
+
+
+def _train(config: ExperimentConfig, dataset: MultimodalDataset, data_dir: Path, out_dir: Path,
+           state: dict[str, Any] | None, progress: bool) -> Path:
+    """The epochs of :func:`pretrain` (from ``state`` when resuming), run while it owns ``out_dir``."""
+    settings = config.pretrain
+    run = _setup(config, dataset)
+    model = run.model
+    optimizer = torch.optim.Adam(model.parameters(), lr=settings.lr)
+    shuffle = torch.Generator().manual_seed(settings.seed)
+    history: list[dict[str, Any]] = []
+    best_val, start_epoch = math.inf, 0
+    if state is not None:
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        shuffle.set_state(state["shuffle_rng"])
+        history = list(state["history"])
+        best_val, start_epoch = float(state["best_val"]), int(state["epoch"])
+    provenance = _provenance(config, dataset, data_dir, run)
+    n_train = len(dataset.train[run.names[0]])
 
     from torch.utils.tensorboard import SummaryWriter
 
@@ -197,49 +259,12 @@ def _train(config: ExperimentConfig, dataset: MultimodalDataset, data_dir: Path,
     try:
         for epoch in range(start_epoch + 1, settings.epochs + 1):
             bar.set_description(f"pretrain epoch {epoch}/{settings.epochs}")
-            started = time.perf_counter()
-            model.train()
-            sums = torch.zeros(len(names), dtype=torch.float64)
-            optional_sums = torch.zeros(len(optional), dtype=torch.float64)
-            batches = _train_batches(n_train, settings.batch_size, shuffle)
-            for index in batches:
-                index = index.to(device)
-                latents, joint = model.latents({name: train_obs[name][index] for name in names})
-                terms = gmc_loss_terms([latents[m] for m in names], joint, settings.temperature, joints_as_negatives)
-                loss = terms.sum()
-                optional_terms = []
-                if has_next is not None:
-                    optional_terms.append(_temporal_term(model, train_obs, index, joint, has_next,
-                                                         settings.temperature))
-                if "frame_order" in optional:
-                    optional_terms.append(_frame_order_term(model, train_obs, index, latents, joint,
-                                                            settings.temperature))
-                for name, value in zip(optional, optional_terms):
-                    loss = loss + weights[name] * value
-                if not torch.isfinite(loss):
-                    raise ConfigError(
-                        f"the GMC loss became {float(loss.detach())} at epoch {epoch}; "
-                        f"lower pretrain.lr (now {settings.lr}) or raise pretrain.temperature "
-                        f"(now {settings.temperature})"
-                    )
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                sums += terms.detach().double().cpu()
-                if optional_terms:
-                    optional_sums += torch.stack(optional_terms).detach().double().cpu()
-                bar.update(1)
-            seconds = time.perf_counter() - started
-            train_terms = (sums / len(batches)).tolist()
-            report = evaluate_alignment(
-                model, val_obs, settings.batch_size, settings.seed, settings.temperature, joints_as_negatives
-            )
-            scalars = {"loss/train_total": sum(train_terms)}
-            scalars.update({f"loss/train_{m}": value for m, value in zip(names, train_terms)})
-            scalars.update({f"loss/train_{name}": value
-                            for name, value in zip(optional, (optional_sums / len(batches)).tolist())})
+            scalars, seconds = _epoch(run, optimizer, _train_batches(n_train, settings.batch_size, shuffle), epoch,
+                                      bar)
+            report = evaluate_alignment(model, run.val_obs, settings.batch_size, settings.seed,
+                                        settings.temperature, run.joints_as_negatives)
             scalars.update(report.scalars())
-            scalars["perf/samples_per_s"] = len(batches) * settings.batch_size / seconds
+            scalars["perf/samples_per_s"] = scalars.pop("perf/samples") / seconds
             for tag, value in scalars.items():
                 writer.add_scalar(tag, value, epoch)
             writer.flush()
@@ -269,15 +294,51 @@ def _train(config: ExperimentConfig, dataset: MultimodalDataset, data_dir: Path,
 
     if not (out_dir / CONFIG_FILE).is_file():  # resumed a finished run whose best model was removed
         save_gmc(model, out_dir, {**provenance, "epoch": start_epoch})
-    best = load_gmc(out_dir, device=str(device))
+    _finish(run, dataset, out_dir, n_train, progress)
+    return out_dir
+
+
+def _epoch(run: _Training, optimizer: torch.optim.Optimizer, batches: list[torch.Tensor], epoch: int,
+           bar: Any) -> tuple[dict[str, float], float]:
+    """One pass over ``batches``: the mean training losses per term (TensorBoard tags) and the seconds it took.
+
+    ``perf/samples`` (the samples seen) is returned among the scalars for the caller to turn into a rate.
+    """
+    started = time.perf_counter()
+    run.model.train()
+    sums = torch.zeros(len(run.names), dtype=torch.float64)
+    optional_sums = torch.zeros(len(run.optional), dtype=torch.float64)
+    for index in batches:
+        loss, terms, optional_terms = run.batch_loss(index.to(run.device), epoch)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        sums += terms.detach().double().cpu()
+        if optional_terms:
+            optional_sums += torch.stack(optional_terms).detach().double().cpu()
+        bar.update(1)
+    seconds = time.perf_counter() - started
+    train_terms = (sums / len(batches)).tolist()
+    scalars = {"loss/train_total": sum(train_terms)}
+    scalars.update({f"loss/train_{m}": value for m, value in zip(run.names, train_terms)})
+    scalars.update({f"loss/train_{name}": value
+                    for name, value in zip(run.optional, (optional_sums / len(batches)).tolist())})
+    scalars["perf/samples"] = float(len(batches) * run.settings.batch_size)
+    return scalars, seconds
+
+
+def _finish(run: _Training, dataset: MultimodalDataset, out_dir: Path, n_train: int, progress: bool) -> None:
+    """After the epochs: the best model gets its reference latents, alignment metrics, PCA plot and state probe."""
+    settings = run.settings
+    best = load_gmc(out_dir, device=str(run.device))
     if settings.reference_latents > 0:
-        best.set_reference_latents(reference_latents(best, train_obs, settings.reference_latents, settings.seed),
+        best.set_reference_latents(reference_latents(best, run.train_obs, settings.reference_latents, settings.seed),
                                    min(settings.reference_neighbours, settings.reference_latents, n_train))
         save_gmc(best, out_dir, best.provenance)
-    report = evaluate_alignment(best, val_obs, settings.batch_size, settings.seed, settings.temperature,
-                                joints_as_negatives)
+    report = evaluate_alignment(best, run.val_obs, settings.batch_size, settings.seed, settings.temperature,
+                                run.joints_as_negatives)
     write_json_atomic(out_dir / ALIGNMENT_FILE, {"epoch": best.provenance.get("epoch"), **report.to_json()})
-    plot_latents_pca(best, val_obs, out_dir / PCA_FILE, seed=settings.seed,
+    plot_latents_pca(best, run.val_obs, out_dir / PCA_FILE, seed=settings.seed,
                      title=f"{dataset.env_id}: GMC latents (validation, PCA)")
     probe = probe_dataset_split(best, dataset)
     if probe is not None:  # the env records its true state: can the controller's input show every variable?
@@ -290,4 +351,3 @@ def _train(config: ExperimentConfig, dataset: MultimodalDataset, data_dir: Path,
         r1 = ", ".join(f"{m} {v:.3f}" for m, v in report.retrieval_at_1.items())
         tqdm.write(f"best epoch {best.provenance.get('epoch')}: val loss {report.loss_total:.4f}; "
                    f"retrieval@1 (batches of {settings.batch_size}): {r1}; saved to {out_dir}")
-    return out_dir
