@@ -25,7 +25,6 @@ training. A distillation takes minutes; an interrupted one starts over in the sa
 
 from __future__ import annotations
 
-import platform
 import shutil
 import time
 from dataclasses import asdict, dataclass
@@ -33,21 +32,19 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import stable_baselines3
 import torch
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.vec_env import VecEnv
 from torch.nn import functional as F  # noqa: N812
 from torch.utils.tensorboard import SummaryWriter
 
-import gmc_rl
 from gmc_rl.agents import agent_dir as layout
 from gmc_rl.agents.loading import Agent, load_agent
 from gmc_rl.agents.observations import make_method_vec_env
 from gmc_rl.agents.registry import build_algorithm
-from gmc_rl.agents.training import check_agent_setup
+from gmc_rl.agents.training import agent_description, check_agent_setup
 from gmc_rl.checkpoint import resolve_device
-from gmc_rl.config import ExperimentConfig, config_hash, to_dict
+from gmc_rl.config import ExperimentConfig
 from gmc_rl.errors import ConfigError
 from gmc_rl.locking import HOLDER_FILE, LOCK_FILE, directory_lock
 from gmc_rl.methods import get_method
@@ -236,19 +233,11 @@ def distill_agent(
             start = time.perf_counter()
             history = _run_rounds(model, venv, teacher, settings, seed, writer, progress_bar, f"{method}-seed{seed}")
             layout.save_model_atomic(model, out_dir / layout.MODEL_ZIP)
-            layout.write_agent_json(out_dir, {
-                "method": method, "algo": agent_cfg.algo, "env_id": config.env_id, "env_kwargs": config.env_kwargs,
-                "seed": seed, "modalities": modalities, "observation_space": str(venv.observation_space),
-                "action_space": str(venv.action_space),
-                "encoder": layout.ENCODER_DIR if encoder_dir is not None else None, "identity": identity,
-                "config": to_dict(config), "config_hash": config_hash(config),
-                "total_timesteps": settings.rounds * settings.steps,
-                "num_timesteps": sum(int(row["steps"]) for row in history),
-                "status": layout.STATUS_COMPLETE, "train_seconds": time.perf_counter() - start,
-                "distillation": {**distillation, "history": history},
-                "versions": {"gmc_rl": gmc_rl.__version__, "stable_baselines3": stable_baselines3.__version__,
-                             "torch": torch.__version__, "python": platform.python_version()},
-            })
+            info = agent_description(config, method, seed, modalities, venv, encoder_dir is not None, identity,
+                                     settings.rounds * settings.steps, sum(int(row["steps"]) for row in history))
+            layout.write_agent_json(out_dir, {**info, "status": layout.STATUS_COMPLETE,
+                                              "train_seconds": time.perf_counter() - start,
+                                              "distillation": {**distillation, "history": history}})
         finally:
             writer.close()
             venv.close()

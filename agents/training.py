@@ -128,6 +128,47 @@ def check_agent_setup(config: ExperimentConfig, spec: RepresentationMethod, enco
         base.close()
 
 
+def agent_description(config: ExperimentConfig, method: str, seed: int, modalities: list[str], venv: Any,
+                      has_encoder: bool, identity: dict[str, Any], total: int, done: int) -> dict[str, Any]:
+    """The content of ``agent.json`` for an agent in training (``status`` "training", ``done`` steps so far)."""
+    return {
+        "method": method,
+        "algo": config.agent.algo,
+        "env_id": config.env_id,
+        "env_kwargs": config.env_kwargs,
+        "seed": seed,
+        "modalities": modalities,
+        "observation_space": str(venv.observation_space),
+        "action_space": str(venv.action_space),
+        "encoder": layout.ENCODER_DIR if has_encoder else None,
+        "identity": identity,
+        "config": to_dict(config),
+        "config_hash": config_hash(config),
+        "total_timesteps": total,
+        "num_timesteps": done,
+        "status": layout.STATUS_TRAINING,
+        "versions": {
+            "gmc_rl": gmc_rl.__version__,
+            "stable_baselines3": stable_baselines3.__version__,
+            "torch": torch.__version__,
+            "python": platform.python_version(),
+        },
+    }
+
+
+def _training_callbacks(agent_cfg: Any, out_dir: Path, eval_env: Any, verbose: int) -> list[BaseCallback]:
+    """The periodic evaluation (when ``eval_env`` is given) and checkpoint callbacks of ``agent_cfg``."""
+    callbacks: list[BaseCallback] = []
+    if eval_env is not None:
+        callbacks.append(EvalRecorder(eval_env, out_dir / layout.EVAL_DIR,
+                                      eval_freq=max(agent_cfg.eval_freq // agent_cfg.n_envs, 1),
+                                      n_eval_episodes=agent_cfg.eval_episodes, verbose=verbose))
+    if agent_cfg.checkpoint_freq > 0:
+        callbacks.append(CheckpointCallback(out_dir / layout.CHECKPOINTS_DIR, agent_cfg.checkpoint_freq,
+                                            verbose=verbose))
+    return callbacks
+
+
 def train_agent(
     config: ExperimentConfig,
     method: str,
@@ -198,49 +239,20 @@ def train_agent(
             continue_noise_schedule(getattr(model, "action_noise", None), done // agent_cfg.n_envs)
             if existing is not None and latest_checkpoint(checkpoints) is None:
                 print(f"{out_dir}: no checkpoint to resume from; training from the start")
-            info = {
-                "method": method,
-                "algo": agent_cfg.algo,
-                "env_id": config.env_id,
-                "env_kwargs": config.env_kwargs,
-                "seed": seed,
-                "modalities": modalities,
-                "observation_space": str(venv.observation_space),
-                "action_space": str(venv.action_space),
-                "encoder": layout.ENCODER_DIR if source is not None else None,
-                "identity": identity,
-                "config": to_dict(config),
-                "config_hash": config_hash(config),
-                "total_timesteps": total,
-                "num_timesteps": done,
-                "status": layout.STATUS_TRAINING,
-                "versions": {
-                    "gmc_rl": gmc_rl.__version__,
-                    "stable_baselines3": stable_baselines3.__version__,
-                    "torch": torch.__version__,
-                    "python": platform.python_version(),
-                },
-            }
+            info = agent_description(config, method, seed, modalities, venv, source is not None, identity, total,
+                                     done)
             seconds = float(existing.get("train_seconds", 0.0)) if existing else 0.0
             finished = existing is not None and existing.get("status") == layout.STATUS_COMPLETE
             if done >= total and finished and (out_dir / layout.MODEL_ZIP).is_file():
                 return out_dir
             layout.write_agent_json(out_dir, {**info, "train_seconds": seconds})
 
-            extra_callbacks, callbacks = callbacks, []
-            if agent_cfg.eval_freq > 0:
-                eval_env = make_method_vec_env(method, config.env_id, config.env_kwargs, "complete", 1,
-                                               seed + EVAL_SEED_OFFSET, encoder)
-                callbacks.append(EvalRecorder(eval_env, out_dir / layout.EVAL_DIR,
-                                              eval_freq=max(agent_cfg.eval_freq // agent_cfg.n_envs, 1),
-                                              n_eval_episodes=agent_cfg.eval_episodes, verbose=verbose))
-            if agent_cfg.checkpoint_freq > 0:
-                callbacks.append(CheckpointCallback(checkpoints, agent_cfg.checkpoint_freq, verbose=verbose))
-
-            callbacks.append(ProgressCallback(total - done, f"train {method}-seed{seed}", enabled=progress_bar))
-            callbacks.extend(extra_callbacks or [])
+            eval_env = make_method_vec_env(method, config.env_id, config.env_kwargs, "complete", 1,
+                                           seed + EVAL_SEED_OFFSET, encoder) if agent_cfg.eval_freq > 0 else None
             tracker = UpdateTracker()
-            callbacks.append(tracker)
+            callbacks = [*_training_callbacks(agent_cfg, out_dir, eval_env, verbose),
+                         ProgressCallback(total - done, f"train {method}-seed{seed}", enabled=progress_bar),
+                         *(callbacks or []), tracker]
             start = time.perf_counter()
             if done < total:
                 try:
