@@ -42,7 +42,7 @@ from gmc_rl.agents import agent_dir as layout
 from gmc_rl.agents.loading import Agent, load_agent
 from gmc_rl.agents.observations import make_method_vec_env
 from gmc_rl.agents.registry import build_algorithm
-from gmc_rl.agents.training import agent_description, check_agent_setup
+from gmc_rl.agents.training import agent_description, check_agent_setup, training_identity
 from gmc_rl.checkpoint import resolve_device
 from gmc_rl.config import ExperimentConfig
 from gmc_rl.errors import ConfigError
@@ -207,9 +207,8 @@ def distill_agent(
     agent_cfg = config.agent
     device = str(resolve_device(agent_cfg.device, "agent.device"))
     teacher = load_teacher(teacher_dir, config)
-    hyperparams = config.agent.hyperparams_for(method)
-    identity = {"method": method, "algo": agent_cfg.algo, "env_id": config.env_id, "env_kwargs": config.env_kwargs,
-                "seed": seed, "hyperparams": hyperparams, "n_envs": agent_cfg.n_envs}
+    identity = training_identity(config, method, seed)
+    hyperparams = identity["hyperparams"]
     distillation = {"teacher": str(teacher_dir), "teacher_seed": teacher.seed, **asdict(settings)}
     if spec.needs_encoder and encoder_dir is None:
         raise ConfigError(f"method {method!r} needs a pretrained encoder checkpoint directory "
@@ -233,7 +232,7 @@ def distill_agent(
             start = time.perf_counter()
             history = _run_rounds(model, venv, teacher, settings, seed, writer, progress_bar, f"{method}-seed{seed}")
             layout.save_model_atomic(model, out_dir / layout.MODEL_ZIP)
-            info = agent_description(config, method, seed, modalities, venv, encoder_dir is not None, identity,
+            info = agent_description(config, modalities, venv, encoder_dir is not None, identity,
                                      settings.rounds * settings.steps, sum(int(row["steps"]) for row in history))
             layout.write_agent_json(out_dir, {**info, "status": layout.STATUS_COMPLETE,
                                               "train_seconds": time.perf_counter() - start,

@@ -48,7 +48,8 @@ IDENTITY_KEYS = ("method", "algo", "env_id", "env_kwargs", "seed", "hyperparams"
 """What must not change when a run is resumed (total_timesteps may grow: training then continues further)."""
 
 
-def _identity(config: ExperimentConfig, method: str, seed: int) -> dict[str, Any]:
+def training_identity(config: ExperimentConfig, method: str, seed: int) -> dict[str, Any]:
+    """What an agent is trained from (agent.json's ``identity``): a resumed run must match it."""
     return {
         "method": method,
         "algo": config.agent.algo,
@@ -128,15 +129,11 @@ def check_agent_setup(config: ExperimentConfig, spec: RepresentationMethod, enco
         base.close()
 
 
-def agent_description(config: ExperimentConfig, method: str, seed: int, modalities: list[str], venv: Any,
-                      has_encoder: bool, identity: dict[str, Any], total: int, done: int) -> dict[str, Any]:
+def agent_description(config: ExperimentConfig, modalities: list[str], venv: Any, has_encoder: bool,
+                      identity: dict[str, Any], total: int, done: int) -> dict[str, Any]:
     """The content of ``agent.json`` for an agent in training (``status`` "training", ``done`` steps so far)."""
     return {
-        "method": method,
-        "algo": config.agent.algo,
-        "env_id": config.env_id,
-        "env_kwargs": config.env_kwargs,
-        "seed": seed,
+        **{key: identity[key] for key in ("method", "algo", "env_id", "env_kwargs", "seed")},
         "modalities": modalities,
         "observation_space": str(venv.observation_space),
         "action_space": str(venv.action_space),
@@ -213,7 +210,7 @@ def train_agent(
     agent_cfg = config.agent
     seed = int(seed)
     total = int(agent_cfg.total_timesteps)
-    identity = _identity(config, method, seed)
+    identity = training_identity(config, method, seed)
     hyperparams = identity["hyperparams"]
     check_env_id(config.env_id, allow_import=True)  # the config's own "module:Name" id, before agent.json is read
     existing = _check_resumable(out_dir, identity, resume)
@@ -239,8 +236,7 @@ def train_agent(
             continue_noise_schedule(getattr(model, "action_noise", None), done // agent_cfg.n_envs)
             if existing is not None and latest_checkpoint(checkpoints) is None:
                 print(f"{out_dir}: no checkpoint to resume from; training from the start")
-            info = agent_description(config, method, seed, modalities, venv, source is not None, identity, total,
-                                     done)
+            info = agent_description(config, modalities, venv, source is not None, identity, total, done)
             seconds = float(existing.get("train_seconds", 0.0)) if existing else 0.0
             finished = existing is not None and existing.get("status") == layout.STATUS_COMPLETE
             if done >= total and finished and (out_dir / layout.MODEL_ZIP).is_file():
