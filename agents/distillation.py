@@ -130,7 +130,21 @@ def gather(venv: VecEnv, teacher: Agent, student: BaseAlgorithm | None, steps: i
             totals[i] = 0.0
         # after an episode ends the VecEnv has reset that env: its new state is in reset_infos
         states = _states([venv.reset_infos[i] if dones[i] else info for i, info in enumerate(infos)])
-    return np.concatenate(observations), np.concatenate(actions), returns
+    return concatenate(observations), np.concatenate(actions), returns
+
+
+def concatenate(batches: list[Any]) -> Any:
+    """Observation batches joined along the first axis: arrays, or ``Dict`` observations key by key (raw method)."""
+    if isinstance(batches[0], dict):
+        return {key: np.concatenate([batch[key] for batch in batches]) for key in batches[0]}
+    return np.concatenate(batches)
+
+
+def rows(observations: Any, index: torch.Tensor) -> Any:
+    """The rows ``index`` of an observation tensor, or of each tensor of a ``Dict`` observation."""
+    if isinstance(observations, dict):
+        return {key: value[index] for key, value in observations.items()}
+    return observations[index]
 
 
 def _imitation_loss(model: BaseAlgorithm, obs: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
@@ -171,11 +185,14 @@ def fit(model: BaseAlgorithm, observations: np.ndarray, actions: np.ndarray, set
         for batch in torch.randperm(len(y), generator=generator).split(settings.batch_size):
             batch = batch.to(policy.device)
             optimizer.zero_grad()
-            _imitation_loss(model, x[batch], y[batch]).backward()
+            _imitation_loss(model, rows(x, batch), y[batch]).backward()
             optimizer.step()
     policy.set_training_mode(False)
-    with torch.no_grad():
-        return float(_imitation_loss(model, x, y))
+    with torch.no_grad():  # in chunks: raw image observations of every round at once may not fit in memory
+        chunks = torch.arange(len(y)).split(8 * settings.batch_size)
+        total = sum(float(_imitation_loss(model, rows(x, chunk.to(policy.device)), y[chunk.to(policy.device)]))
+                    * len(chunk) for chunk in chunks)
+    return total / len(y)
 
 
 def distill_agent(
@@ -255,7 +272,7 @@ def _run_rounds(model: BaseAlgorithm, venv: VecEnv, teacher: Agent, settings: Di
             obs, teacher_actions, returns = gather(venv, teacher, model if round_index else None, settings.steps)
             observations.append(obs)
             actions.append(teacher_actions)
-            loss = fit(model, np.concatenate(observations), np.concatenate(actions), settings, seed + round_index)
+            loss = fit(model, concatenate(observations), np.concatenate(actions), settings, seed + round_index)
             row = {"round": round_index, "steps": len(obs), "fit_loss": loss,
                    "acting_return": float(np.mean(returns)) if returns else None, "episodes": len(returns)}
             history.append(row)

@@ -68,6 +68,17 @@ def test_a_student_with_the_teachers_input_copies_its_actions(tmp_path, teacher,
     assert agreement(out, teacher) >= 0.9
 
 
+def test_a_raw_student_reads_the_dict_observation(tmp_path, teacher):
+    settings = DistillSettings(rounds=2, steps=100, epochs=2)
+    out = distill_agent(student_config(), "raw", 0, tmp_path / "raw", teacher, settings=settings, progress_bar=False)
+    student = load_agent(out)
+    assert student.method == "raw" and student.encoder is None
+    venv = student.make_vec_env("complete", n_envs=1, seed=0)
+    action = student.predict(venv.reset())
+    venv.close()
+    assert action.shape == (1,) and int(action[0]) in (0, 1)
+
+
 def test_a_gmc_student_reads_its_frozen_encoder_and_is_an_ordinary_agent(tmp_path, teacher, capsys):
     config = student_config()
     collect(config, tmp_path / "data", progress=False)
