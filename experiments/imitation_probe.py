@@ -21,6 +21,7 @@ Example::
 from __future__ import annotations
 
 import argparse
+import importlib
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -192,7 +193,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=3000, help="first reset seed of the gathering (default 3000)")
     parser.add_argument("--hidden", type=int, default=64, help="units of each of the two hidden layers (default 64)")
     parser.add_argument("--json", default=None, help="also write the results to this JSON file")
+    parser.add_argument("--import", dest="modules", action="append", default=[], metavar="MODULE",
+                        help="import this module first (the module of your own 'module:id' env; repeatable)")
     args = parser.parse_args(argv)
+    for module in args.modules:
+        importlib.import_module(module)
     torch.set_num_threads(1)
     results = {}
     for agent_dir in args.agents:

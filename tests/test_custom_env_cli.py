@@ -108,3 +108,14 @@ def test_docs_example_runs_through_the_cli_alone(tmp_path):
     assert results["env_id"] == ENV and results["conditions"] == ["complete", "image", "sound"]
     report = json.loads((runs / "report" / "results.json").read_text())
     assert report["env_id"] == ENV and report["methods"] == ["gmc", "state"]
+    # the doc's check of a weak controller, on the pipeline's agents, with a tiny budget
+    section = CUSTOM_ENVS_DOC.read_text().split("## When GMC's controller is weak on your env", 1)[1]
+    block = re.search(r"```bash\n(.*?)```", section, re.S)
+    assert block is not None
+    probe = shlex.split(block.group(1).replace("\\\n", " "))
+    env = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
+    result = subprocess.run([sys.executable, *probe[1:], "--rounds", "1", "--steps", "100", "--episodes", "1",
+                             "--hidden", "8"], cwd=tmp_path, env={**env, "OMP_NUM_THREADS": "1"},
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "imitation returns: complete" in result.stdout
