@@ -35,6 +35,7 @@ import numpy as np
 import torch
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.vec_env import VecEnv
+from stable_baselines3.sac.policies import Actor as SACActor
 from torch.nn import functional as F  # noqa: N812
 from torch.utils.tensorboard import SummaryWriter
 
@@ -42,7 +43,7 @@ from gmc_rl.agents import agent_dir as layout
 from gmc_rl.agents.loading import Agent, load_agent
 from gmc_rl.agents.observations import make_method_vec_env
 from gmc_rl.agents.registry import build_algorithm
-from gmc_rl.agents.training import agent_description, check_agent_setup, training_identity
+from gmc_rl.agents.training import agent_description, check_agent_setup, encoder_source, training_identity
 from gmc_rl.checkpoint import resolve_device
 from gmc_rl.config import ExperimentConfig
 from gmc_rl.errors import ConfigError
@@ -147,26 +148,29 @@ def rows(observations: Any, index: torch.Tensor) -> Any:
     return observations[index]
 
 
-def _imitation_loss(model: BaseAlgorithm, obs: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
-    """The supervised loss of the student's policy on the teacher's ``actions`` (see the module docstring)."""
-    policy: Any = model.policy
-    if hasattr(policy, "evaluate_actions"):  # PPO, A2C
-        _, log_prob, _ = policy.evaluate_actions(obs, actions)
-        return -log_prob.mean()
-    if hasattr(policy, "q_net"):  # DQN
-        return F.cross_entropy(policy.q_net(obs), actions.long().flatten())
-    if hasattr(policy, "actor"):  # SAC, TD3, DDPG: the actor's action in [-1, 1]
-        predicted = policy.actor(obs, deterministic=True) if "deterministic" in \
-            policy.actor.forward.__code__.co_varnames else policy.actor(obs)
-        return F.mse_loss(predicted, actions.reshape(predicted.shape))
+def _fitted(policy: Any) -> tuple[str, Any]:
+    """Which part of an SB3 policy distillation fits, and how: ``("actor_critic", policy)`` (PPO, A2C),
+    ``("q_values", q_net)`` (DQN) or ``("actor", actor)`` (SAC, TD3, DDPG)."""
+    if hasattr(policy, "evaluate_actions"):
+        return "actor_critic", policy
+    if hasattr(policy, "q_net"):
+        return "q_values", policy.q_net
+    if hasattr(policy, "actor"):
+        return "actor", policy.actor
     raise ConfigError(f"distillation does not know how to fit a {type(policy).__name__}")
 
 
-def _trained_parameters(model: BaseAlgorithm) -> list[torch.nn.Parameter]:
-    policy: Any = model.policy
-    module = policy.actor if hasattr(policy, "actor") and not hasattr(policy, "evaluate_actions") else \
-        policy.q_net if hasattr(policy, "q_net") else policy
-    return list(module.parameters())
+def _imitation_loss(model: BaseAlgorithm, obs: Any, actions: torch.Tensor) -> torch.Tensor:
+    """The supervised loss of the student's policy on the teacher's ``actions`` (see the module docstring)."""
+    kind, module = _fitted(model.policy)
+    if kind == "actor_critic":
+        _, log_prob, _ = module.evaluate_actions(obs, actions)
+        return -log_prob.mean()
+    if kind == "q_values":
+        return F.cross_entropy(module(obs), actions.long().flatten())
+    # the actor's action in [-1, 1]; SAC's actor samples unless asked for its mean action
+    predicted = module(obs, deterministic=True) if isinstance(module, SACActor) else module(obs)
+    return F.mse_loss(predicted, actions.reshape(predicted.shape))
 
 
 def fit(model: BaseAlgorithm, observations: np.ndarray, actions: np.ndarray, settings: DistillSettings,
@@ -174,12 +178,11 @@ def fit(model: BaseAlgorithm, observations: np.ndarray, actions: np.ndarray, set
     """Fit the student's policy on all pairs; return the final loss over all of them."""
     policy: Any = model.policy
     policy.set_training_mode(True)
-    targets = actions
-    if hasattr(policy, "actor") and not hasattr(policy, "evaluate_actions"):
-        targets = policy.scale_action(actions)  # the actor acts in [-1, 1]
+    kind, module = _fitted(policy)
+    targets = policy.scale_action(actions) if kind == "actor" else actions  # the actor acts in [-1, 1]
     x = policy.obs_to_tensor(observations)[0]
     y = torch.as_tensor(targets, device=policy.device)
-    optimizer = torch.optim.Adam(_trained_parameters(model), lr=settings.lr)
+    optimizer = torch.optim.Adam(module.parameters(), lr=settings.lr)
     generator = torch.Generator().manual_seed(seed)
     for _ in range(settings.epochs):
         for batch in torch.randperm(len(y), generator=generator).split(settings.batch_size):
@@ -208,8 +211,9 @@ def distill_agent(
 ) -> Path:
     """Train ``config.agent.algo``'s policy for ``method`` by imitating the true-state agent in ``teacher_dir``.
 
-    Writes an ordinary agent directory (``agent.json`` also records the teacher and the settings, and the
-    per-round history); ``tb/`` holds the fit loss, the acting return and the data size per round.
+    ``settings`` default to the config's ``agent.distill_rounds`` and ``agent.distill_steps`` (and the class's
+    defaults for the rest). Writes an ordinary agent directory (``agent.json`` also records the teacher, the settings
+    and the per-round history); ``tb/`` holds the fit loss and the acting return per round.
 
     Raises:
         ConfigError: the teacher is not a true-state agent of this env, the env reports no ``info["state"]``, a
@@ -217,7 +221,8 @@ def distill_agent(
             algorithm, or a method/encoder mismatch.
         CheckpointError: the encoder does not match the env's observation space.
     """
-    settings = settings or DistillSettings()
+    if settings is None:
+        settings = DistillSettings(rounds=config.agent.distill_rounds, steps=config.agent.distill_steps)
     spec = get_method(method)
     out_dir = Path(out_dir)
     seed = int(seed)
@@ -227,19 +232,15 @@ def distill_agent(
     identity = training_identity(config, method, seed)
     hyperparams = identity["hyperparams"]
     distillation = {"teacher": str(teacher_dir), "teacher_seed": teacher.seed, **asdict(settings)}
-    if spec.needs_encoder and encoder_dir is None:
-        raise ConfigError(f"method {method!r} needs a pretrained encoder checkpoint directory "
-                          f"({spec.encoder_flag} DIR)")
-    if not spec.needs_encoder and encoder_dir is not None:
-        raise ConfigError(f"method {method!r} uses no encoder; do not pass an encoder checkpoint ({encoder_dir})")
-    encoder = spec.load_encoder(encoder_dir, device="cpu") if encoder_dir is not None else None
+    source = encoder_source(spec, encoder_dir)  # no fallback to a copy in out_dir: a distillation starts over
+    encoder = spec.load_encoder(source, device="cpu") if source is not None else None
     modalities = check_agent_setup(config, spec, encoder, hyperparams)
     with directory_lock(out_dir, "agent directory"):
         if _finished(out_dir, identity, distillation):
             return out_dir
         _check_empty(out_dir)
-        if encoder_dir is not None:
-            layout.copy_encoder(encoder_dir, out_dir)
+        if source is not None:
+            layout.copy_encoder(source, out_dir)
         venv = make_method_vec_env(method, config.env_id, config.env_kwargs, "complete", agent_cfg.n_envs, seed,
                                    encoder, vec_env=agent_cfg.vec_env)
         venv.seed(seed)
@@ -249,7 +250,7 @@ def distill_agent(
             start = time.perf_counter()
             history = _run_rounds(model, venv, teacher, settings, seed, writer, progress_bar, f"{method}-seed{seed}")
             layout.save_model_atomic(model, out_dir / layout.MODEL_ZIP)
-            info = agent_description(config, modalities, venv, encoder_dir is not None, identity,
+            info = agent_description(config, modalities, venv, source is not None, identity,
                                      settings.rounds * settings.steps, sum(int(row["steps"]) for row in history))
             layout.write_agent_json(out_dir, {**info, "status": layout.STATUS_COMPLETE,
                                               "train_seconds": time.perf_counter() - start,

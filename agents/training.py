@@ -91,15 +91,22 @@ def _check_resumable(out_dir: Path, identity: dict[str, Any], resume: bool) -> d
     return info
 
 
-def _encoder_source(method: RepresentationMethod, encoder_dir: str | Path | None, out_dir: Path) -> Path | None:
-    """The encoder checkpoint to use: the one given, or on resume the copy already in the agent directory."""
+def encoder_source(method: RepresentationMethod, encoder_dir: str | Path | None,
+                   out_dir: Path | None = None) -> Path | None:
+    """The encoder checkpoint to use: the one given, or (given ``out_dir``, on resume) the copy already in the agent
+    directory; None for a method that reads no encoder.
+
+    Raises:
+        ConfigError: a checkpoint for a method that reads none, or none (and no copy) for one that needs it.
+        FileNotFoundError: the given checkpoint directory does not exist.
+    """
     if not method.needs_encoder:
         if encoder_dir is not None:
             raise ConfigError(f"method {method.name!r} uses no encoder; do not pass an encoder checkpoint "
                               f"({encoder_dir})")
         return None
     if encoder_dir is None:
-        if (out_dir / layout.ENCODER_DIR / "model.safetensors").is_file():
+        if out_dir is not None and (out_dir / layout.ENCODER_DIR / "model.safetensors").is_file():
             return out_dir / layout.ENCODER_DIR
         raise ConfigError(f"method {method.name!r} needs a pretrained encoder checkpoint directory "
                           f"({method.encoder_flag} DIR)")
@@ -214,7 +221,7 @@ def train_agent(
     hyperparams = identity["hyperparams"]
     check_env_id(config.env_id, allow_import=True)  # the config's own "module:Name" id, before agent.json is read
     existing = _check_resumable(out_dir, identity, resume)
-    source = _encoder_source(spec, encoder_dir, out_dir)
+    source = encoder_source(spec, encoder_dir, out_dir)
 
     # Everything that can be checked is checked before anything is written.
     encoder = spec.load_encoder(source, device="cpu") if source is not None else None

@@ -29,7 +29,7 @@ import torch
 
 import gmc_rl  # noqa: F401  (registers the gmc_rl/ ids)
 from gmc_rl.agents import load_agent
-from gmc_rl.experiments.state_probe import visited
+from gmc_rl.experiments.state_probe import add_driver_arguments, visited
 from gmc_rl.io import write_json_atomic
 
 
@@ -60,14 +60,12 @@ def stretch(latents: np.ndarray, states: np.ndarray, continues: np.ndarray) -> n
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("agents", nargs="+", help="agent directories with an encoder (gmc, mvae, muse)")
-    parser.add_argument("--driver", required=True, help="a true-state agent directory of the same env")
-    parser.add_argument("--steps", type=int, default=3000, help="steps to collect (default 3000)")
-    parser.add_argument("--seed", type=int, default=2000, help="first reset seed (default 2000)")
+    add_driver_arguments(parser)
     parser.add_argument("--json", default=None, help="also write the numbers to this JSON file")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     driver = load_agent(args.driver)
-    observations, states, starts = visited(args.driver, args.steps, args.seed)
+    observations, states, starts = visited(driver, args.steps, args.seed)
     actions, _ = driver.model.predict(states.astype(np.float32), deterministic=True)
     space = driver.model.action_space
     discrete = isinstance(space, gym.spaces.Discrete)

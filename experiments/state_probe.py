@@ -25,13 +25,20 @@ import torch
 
 import gmc_rl  # noqa: F401  (registers the gmc_rl/ ids)
 from gmc_rl.agents import load_agent
+from gmc_rl.agents.loading import Agent
 from gmc_rl.state_probe import probe_states, state_variables
 
 
-def visited(driver_dir: str, steps: int, seed: int) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
+def add_driver_arguments(parser: argparse.ArgumentParser) -> None:
+    """The flags of a script that drives the env with a true-state agent (:func:`visited`)."""
+    parser.add_argument("--driver", required=True, help="a true-state agent directory of the same env")
+    parser.add_argument("--steps", type=int, default=3000, help="steps to collect (default 3000)")
+    parser.add_argument("--seed", type=int, default=2000, help="first reset seed (default 2000)")
+
+
+def visited(driver: Agent, steps: int, seed: int) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
     """Complete observations, true states and episode-start flags of ``steps`` steps driven by the true-state agent
-    in ``driver_dir`` (episode ``i`` is reset with seed ``seed + i``)."""
-    driver = load_agent(driver_dir)
+    ``driver`` (episode ``i`` is reset with seed ``seed + i``)."""
     env = gym.make(driver.env_id, **driver.env_kwargs)
     observations: list[dict[str, np.ndarray]] = []
     states: list[np.ndarray] = []
@@ -56,13 +63,12 @@ def visited(driver_dir: str, steps: int, seed: int) -> tuple[dict[str, np.ndarra
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("agents", nargs="+", help="agent directories with an encoder (gmc, mvae, muse)")
-    parser.add_argument("--driver", required=True, help="a true-state agent directory of the same env")
-    parser.add_argument("--steps", type=int, default=3000, help="steps to collect (default 3000)")
-    parser.add_argument("--seed", type=int, default=2000, help="first reset seed (default 2000)")
+    add_driver_arguments(parser)
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
-    observations, states, _ = visited(args.driver, args.steps, args.seed)
-    driver_env = gym.make(load_agent(args.driver).env_id)
+    driver = load_agent(args.driver)
+    observations, states, _ = visited(driver, args.steps, args.seed)
+    driver_env = gym.make(driver.env_id)
     names = state_variables(getattr(driver_env.unwrapped, "state_names", None), states.shape[1])
     driver_env.close()
     print(f"{len(states)} steps driven by {args.driver}; R^2 of a k-NN (linear) regression per state variable, "

@@ -367,17 +367,17 @@ def _plan(config: ExperimentConfig, run_dir: Path, conditions: list[str]
             name = agent_name(method, seed)
             agent_inputs: dict[str, Any] = {**env, "agent": agent_identity(config.agent, method), "method": method,
                                             "seed": seed, "encoder": encoder.hash if encoder else None}
-            after = (encoder.name,) if encoder else ()
-            if teacher and encoder:
-                teacher_stage = agents[(teacher, seed)]
+            teacher_stage = agents[(teacher, seed)] if teacher and encoder else None
+            if teacher_stage is not None:
                 agent_inputs["distill"] = {"teacher": teacher_stage.hash, "rounds": config.agent.distill_rounds,
-                                     "steps": config.agent.distill_steps}
-                stage = Stage(run_dir, f"train_{name}", run_dir / "agents" / name, agent_inputs)
+                                           "steps": config.agent.distill_steps}
+            stage = Stage(run_dir, f"train_{name}", run_dir / "agents" / name, agent_inputs)
+            if teacher_stage is not None and encoder is not None:
                 work = partial(_distill, config, method, seed, stage.output, encoder.output, teacher_stage.output)
-                after = (*after, teacher_stage.name)
+                after: tuple[str, ...] = (encoder.name, teacher_stage.name)
             else:
-                stage = Stage(run_dir, f"train_{name}", run_dir / "agents" / name, agent_inputs)
                 work = partial(_train, config, method, seed, stage.output, encoder.output if encoder else None)
+                after = (encoder.name,) if encoder else ()
             tasks.append(Task(stage, f"train {name}", work, after=after))
             agents[(method, seed)] = stage
 
@@ -461,11 +461,11 @@ def _train(config: ExperimentConfig, method: str, seed: int, out_dir: Path, enco
 
 def _distill(config: ExperimentConfig, method: str, seed: int, out_dir: Path, encoder_dir: Path, teacher_dir: Path,
              *, resume: bool, progress: bool) -> Path:
-    """The agent imitates the teacher (an interrupted distillation starts over: it takes minutes)."""
-    from gmc_rl.agents.distillation import DistillSettings, distill_agent
+    """The agent imitates the teacher with the config's distillation settings (an interrupted distillation starts
+    over: it takes minutes)."""
+    from gmc_rl.agents.distillation import distill_agent
 
-    settings = DistillSettings(rounds=config.agent.distill_rounds, steps=config.agent.distill_steps)
-    return distill_agent(config, method, seed, out_dir, teacher_dir, encoder_dir, settings, progress_bar=progress)
+    return distill_agent(config, method, seed, out_dir, teacher_dir, encoder_dir, progress_bar=progress)
 
 
 def _evaluate(run_dir: Path, agent_dir: Path, out_path: Path, conditions: list[str], episodes: int, seed: int,

@@ -25,21 +25,26 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="hide the progress bar (as every command's --no-progress; --quiet is the old name)")
 
 
-def resumed_run(argv: Sequence[str]) -> dict[str, Any] | None:
-    """The ``run.json`` of the pretraining run in ``--out`` when ``--resume`` is given without ``--config``, else None.
-
-    Resuming continues that run with its own settings (as ``gmc-rl train --resume`` does); flags still override them.
-    """
+def pretraining_run(out: str) -> dict[str, Any] | None:
+    """The ``run.json`` of the pretraining run in ``out`` (its config and dataset), or None if there is none."""
     from gmc_rl.io import read_json_object
     from gmc_rl.pretraining_run import RUN_FILE
 
-    given = peek(argv, "--resume", "--out", "--config")
-    if not given.resume or given.config or not given.out:
-        return None
-    run_file = Path(given.out) / RUN_FILE
+    run_file = Path(out) / RUN_FILE
     if not run_file.is_file():
         return None
     return read_json_object(run_file, "pretraining run file", {"experiment": dict, "data_dir": str}, ConfigError)
+
+
+def resumed_run(argv: Sequence[str]) -> dict[str, Any] | None:
+    """The pretraining run in ``--out`` when ``--resume`` is given without ``--config``, else None.
+
+    Resuming continues that run with its own settings (as ``gmc-rl train --resume`` does); flags still override them.
+    """
+    given = peek(argv, "--resume", "--out", "--config")
+    if not given.resume or given.config or not given.out:
+        return None
+    return pretraining_run(given.out)
 
 
 def base_config(argv: Sequence[str]) -> ExperimentConfig:
@@ -65,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
 
     data = args.data
     if data is None:
-        run = resumed_run(["--resume", "--out", args.out] if args.resume else [])
+        run = pretraining_run(args.out) if args.resume else None
         if run is None:
             raise ConfigError("--data is required (the dataset to pretrain on), unless --resume continues a run in "
                               f"--out {args.out!r} that names its own")

@@ -171,11 +171,11 @@ def _encoder_argument(args: argparse.Namespace, method: RepresentationMethod) ->
 
 def _distill(args: argparse.Namespace, config: ExperimentConfig, method: str, seed: int, out: Path,
              encoder: str | None) -> Path:
-    """``train --teacher``: the policy imitates the true-state agent (:mod:`gmc_rl.agents.distillation`)."""
-    from gmc_rl.agents.distillation import DistillSettings, distill_agent
+    """``train --teacher``: the policy imitates the true-state agent (:mod:`gmc_rl.agents.distillation`) with the
+    config's ``agent.distill_rounds`` and ``agent.distill_steps``."""
+    from gmc_rl.agents.distillation import distill_agent
 
-    settings = DistillSettings(rounds=config.agent.distill_rounds, steps=config.agent.distill_steps)
-    return distill_agent(config, method, seed, out, args.teacher, encoder_dir=encoder, settings=settings,
+    return distill_agent(config, method, seed, out, args.teacher, encoder_dir=encoder,
                          progress_bar=not args.no_progress)
 
 
