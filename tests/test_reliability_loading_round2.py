@@ -304,6 +304,32 @@ def test_deeply_nested_json_is_refused_by_every_reader(agent_dir, checkpoint, da
         read_sb3_data(tmp_path / "policy.zip")
 
 
+@pytest.mark.parametrize("constant", ["NaN", "Infinity", "-Infinity"])
+def test_non_standard_json_constants_are_refused_by_every_reader(agent_dir, checkpoint, dataset, tmp_path, constant):
+    """Python's json module reads NaN and +-Infinity, which JSON does not have and gmc-rl never writes: every
+    reader of gmc-rl's JSON files refuses them, naming the file (the same readers as the nesting test above)."""
+    from gmc_rl.agents import load_agent
+    from gmc_rl.results import load_results, read_evaluation_record
+
+    text = '{"format": %s}' % constant
+    agent = copy_of(agent_dir, tmp_path / "agent")
+    (agent / "agent.json").write_text(text)
+    gmc = copy_of(checkpoint, tmp_path / "gmc")
+    (gmc / "config.json").write_text(text)
+    data = copy_of(dataset, tmp_path / "data")
+    (data / "metadata.json").write_text(text)
+    (tmp_path / "results.json").write_text(text)
+    (tmp_path / "run.json").write_text(text)
+    cases = [(lambda: load_agent(agent), CheckpointError, "agent.json"),
+             (lambda: load_gmc(gmc), CheckpointError, "config.json"),
+             (lambda: load_dataset(data), DatasetError, "metadata.json"),
+             (lambda: load_results(tmp_path), ValueError, "results.json"),
+             (lambda: read_evaluation_record(tmp_path / "run.json"), ConfigError, "run.json")]
+    for call, error_class, name in cases:
+        with pytest.raises(error_class, match=f"{name} holds {constant}, which is not JSON"):
+            call()
+
+
 def test_agent_checkpoint_index_of_the_wrong_shape(agent_dir, tmp_path):
     from gmc_rl.agents.checkpoints import latest_checkpoint
 
