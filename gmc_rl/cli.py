@@ -73,6 +73,7 @@ def _run_command(name: str, argv: list[str]) -> int:
     from gmc_rl.commands.config_flags import (
         HELP_FLAGS,
         PRINT_CONFIG_FLAGS,
+        SectionFile,
         config_from_args,
         read_section_files,
         set_config_defaults,
@@ -83,8 +84,10 @@ def _run_command(name: str, argv: list[str]) -> int:
     import_given_modules(argv)  # before anything reads a file that names a user's env (agent.json, a checkpoint)
     module, parser = build_command_parser(name)
     flags = getattr(module, "CONFIG", None)
+    section_files: list[SectionFile] = []
     if flags is not None:  # section files (--pretrain FILE) are read as --config is, before anything parses argv
-        argv = read_section_files(argv, flags.sections)
+        argv = read_section_files(argv, flags.sections, section_files)
+        parser.section_files = section_files
     printing = any(word in PRINT_CONFIG_FLAGS for word in argv)
     argv = [word for word in argv if word not in PRINT_CONFIG_FLAGS]
     base: ExperimentConfig | None = None
@@ -98,7 +101,7 @@ def _run_command(name: str, argv: list[str]) -> int:
             action.required = False  # the settings can be seen before every required flag is chosen
     args = parser.parse_args(argv)
     if flags is not None and base is not None:
-        args.experiment = config_from_args(args, base, flags.sections, flags.top_level)
+        args.experiment = config_from_args(args, base, flags.sections, flags.top_level, section_files)
     if printing:
         print(print_config(name, parser, args), end="")
         return 0

@@ -139,3 +139,53 @@ def test_config_files_that_are_not_regular_files_are_named_by_what_they_are(tmp_
     code, err = _run(["pretrain", "--config", path], capsys)
     assert code == 2 and err.strip() == err.strip().splitlines()[0]
     assert f"config file {path} {fragment}" in err, err
+
+
+# (command, flag, file content, the config key and value the refusal must name): a value of a section file that
+# does not load (wrong type) or does not pass the config's checks, in every section and nested group; the refusal
+# names the file as well as the key, in both spellings of the flag.
+BAD_VALUES = [
+    ("pretrain", "--pretrain", "epochs: abc\n", "pretrain.epochs", "abc"),
+    ("pretrain", "--pretrain", "epochs: -3\n", "pretrain.epochs", "-3"),
+    ("pretrain", "--pretrain", "temperature: 0.0\n", "pretrain.temperature", "0.0"),
+    ("pretrain", "--pretrain", "device: gpu\n", "pretrain.device", "gpu"),
+    ("pretrain", "--pretrain", "model:\n  latent_dim: zz\n", "pretrain.model.latent_dim", "zz"),
+    ("pretrain", "--pretrain.model", "latent_dim: -2\n", "pretrain.model.latent_dim", "-2"),
+    ("pipeline", "--collect", "steps: 0\n", "collect.steps", "0"),
+    ("pipeline", "--agent", "algo: sacc\n", "agent.algo", "sacc"),
+    ("pipeline", "--agent", "total_timesteps: many\n", "agent.total_timesteps", "many"),
+    ("pipeline", "--evaluate", "episodes: -1\n", "evaluate.episodes", "-1"),
+    ("pipeline", "--pretrain.muse", "alignment_weight: -1.0\n", "pretrain.muse.alignment_weight", "-1.0"),
+]
+
+
+@pytest.mark.parametrize("spelling", ["separate", "equals"])
+@pytest.mark.parametrize("command,flag,content,key,value", BAD_VALUES)
+def test_a_bad_value_in_a_section_file_is_refused_naming_the_file(command, flag, content, key, value, spelling,
+                                                                   tmp_path, capsys):
+    path = tmp_path / "section.yaml"
+    path.write_text(content)
+    given = [flag, str(path)] if spelling == "separate" else [f"{flag}={path}"]
+    code, err = _run_or_exit([command, *given, "--out", str(tmp_path / "out")], capsys)
+    assert code == 2, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert f"{flag} section file {path}: config key '{key}'" in lines[0], err
+    assert value in lines[0] and "Unable to load" not in lines[0], err
+
+
+def _run_or_exit(argv: list[str], capsys) -> tuple[int, str]:
+    """As _run, for a refusal made while the command line is parsed (the parser exits with status 2)."""
+    try:
+        return _run(argv, capsys)
+    except SystemExit as exc:
+        return int(exc.code), capsys.readouterr().err
+
+
+def test_a_later_flag_that_replaces_a_section_file_value_is_not_blamed_on_the_file(tmp_path, capsys):
+    path = tmp_path / "section.yaml"
+    path.write_text("epochs: -3\n")
+    code, err = _run(["pretrain", "--pretrain", str(path), "--epochs", "-4", "--out", str(tmp_path / "o")], capsys)
+    assert code == 2 and "got -4" in err and str(path) not in err, err
+    code, err = _run(["pretrain", "--epochs", "-4", "--pretrain", str(path), "--out", str(tmp_path / "o")], capsys)
+    assert code == 2 and f"--pretrain section file {path}: config key 'pretrain.epochs'" in err, err

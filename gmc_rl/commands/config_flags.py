@@ -25,6 +25,7 @@ import re
 import sys
 import typing
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import jsonargparse
@@ -126,6 +127,9 @@ class CommandParser(jsonargparse.ArgumentParser):
     gmc-rl error, instead of jsonargparse's usage block; its "unrecognized arguments" error suggests the closest
     flags."""
 
+    section_files: Sequence[SectionFile] = ()
+    """The section files of the command line (:func:`read_section_files`), named in an error about their values."""
+
     def error(self, message: str, ex: Exception | None = None) -> typing.NoReturn:
         if message.startswith("unrecognized arguments:"):
             flags = [option for action in self._actions for option in action.option_strings]
@@ -133,7 +137,8 @@ class CommandParser(jsonargparse.ArgumentParser):
             message += "".join(suggest(word, flags) for word in unknown)
         if not self.exit_on_error:
             super().error(message, ex)  # raises for the caller (a nested parse, a config file being loaded)
-        sys.stderr.write(f"{self.prog}: error: {one_line(message)} (`{self.prog} --help` lists the flags)\n")
+        text = blame_section_file(one_line(message), self.section_files)
+        sys.stderr.write(f"{self.prog}: error: {text} (`{self.prog} --help` lists the flags)\n")
         self.exit(2)
 
 
@@ -321,9 +326,58 @@ def _is_inline_mapping(value: str) -> bool:
     return text.startswith("{") or "\n" in text or ": " in text or text.endswith(":")
 
 
-def read_section_files(argv: Sequence[str], sections: Sequence[str]) -> list[str]:
+@dataclass
+class SectionFile:
+    """A section file read from the command line: its flag (``--pretrain``), path, and the values it sets by dotted
+    config key (``pretrain.epochs`` -> ``-3``), so that an error about one of those values can name the file."""
+
+    flag: str
+    path: str
+    values: dict[str, Any]
+
+    def blame(self, message: str) -> str | None:
+        """``message`` led by this file's name when it is about a value this file sets, else None.
+
+        The message is about the last config key it names; it is this file's value when the file sets that key and
+        the value the message quotes is the file's (a later flag may have replaced it). A value jsonargparse cannot
+        load is reported with the whole inline mapping first ("config key 'pretrain': Unable to load config
+        '{...}'; config key 'pretrain.epochs': expected int, got abc"); only the part about the key is kept.
+        """
+        named = re.findall(r"config key '([^']+)'", message)
+        if not named or named[-1] not in self.values:
+            return None
+        about = message[message.rindex(f"config key {named[-1]!r}"):]
+        if str(self.values[named[-1]]) not in about.split(":", 1)[1]:
+            return None
+        return f"{self.flag} section file {self.path}: {about}"
+
+
+def blame_section_file(message: str, files: Sequence[SectionFile]) -> str:
+    """``message``, naming the section file that set the key it is about (the last file given wins, as on the
+    command line), or unchanged when no section file set it."""
+    for file in reversed(files):
+        blamed = file.blame(message)
+        if blamed is not None:
+            return blamed
+    return message
+
+
+def _dotted_values(data: dict[str, Any], prefix: str) -> dict[str, Any]:
+    """The leaf values of a nested mapping by dotted key (``{"model": {"latent_dim": 4}}`` -> ``model.latent_dim``)."""
+    values: dict[str, Any] = {}
+    for key, value in data.items():
+        if isinstance(value, dict):
+            values.update(_dotted_values(value, f"{prefix}.{key}"))
+        else:
+            values[f"{prefix}.{key}"] = value
+    return values
+
+
+def read_section_files(argv: Sequence[str], sections: Sequence[str], files: list[SectionFile] | None = None
+                       ) -> list[str]:
     """``argv`` with every section file (``--pretrain FILE``, ``--pretrain=FILE``, ``--pretrain.model FILE``) read
-    and put in its place as an inline mapping, before jsonargparse sees it.
+    and put in its place as an inline mapping, before jsonargparse sees it. Each file read is appended to ``files``
+    (when given), for :func:`blame_section_file` to name it in a later error about one of its values.
 
     The file is read as ``--config`` is (:func:`gmc_rl.config.load_yaml`: size cap, a regular file only, so neither
     a FIFO nor ``/dev/zero`` can hang the command, and an empty or comments-only file is no section) and must hold
@@ -357,6 +411,8 @@ def read_section_files(argv: Sequence[str], sections: Sequence[str]) -> list[str
                     _check_keys(_section_class(flag[2:]), data, flag[2:])
                 except ConfigError as exc:
                     raise ConfigError(f"{what} {value}: {exc}") from None
+                if files is not None:
+                    files.append(SectionFile(flag, value, _dotted_values(data, flag[2:])))
                 value = yaml.safe_dump(data, default_flow_style=True, width=float("inf"), sort_keys=False).strip()
             out.append(f"{flag}={value}")
         else:
@@ -382,12 +438,21 @@ def _get(data: dict[str, Any], key: str) -> Any:
 
 
 def config_from_args(args: jsonargparse.Namespace, base: ExperimentConfig, sections: Sequence[str],
-                     top_level: Sequence[str] = TOP_LEVEL) -> ExperimentConfig:
-    """``base`` with the parsed values of the top-level keys and ``sections`` (checked like a YAML file)."""
+                     top_level: Sequence[str] = TOP_LEVEL, files: Sequence[SectionFile] = ()) -> ExperimentConfig:
+    """``base`` with the parsed values of the top-level keys and ``sections`` (checked like a YAML file); an error
+    about a value that a section file in ``files`` set names that file."""
+    from gmc_rl.errors import ConfigError
+
     data = to_dict(base)
     values = args.as_dict()
     for key in top_level:
         data[key] = values[key]
     for section in sections:
         data[section] = values[section]
-    return from_dict(ExperimentConfig, data)
+    try:
+        return from_dict(ExperimentConfig, data)
+    except ConfigError as exc:
+        blamed = blame_section_file(str(exc), files)
+        if blamed == str(exc):
+            raise
+        raise ConfigError(blamed) from None
