@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import os
-import zipfile
 from collections.abc import Callable
 from functools import partial
 from importlib import metadata as importlib_metadata
@@ -53,7 +52,7 @@ from gmc_rl.data import (
 )
 from gmc_rl.env_ids import check_env_id
 from gmc_rl.errors import ConfigError, DatasetError, ModalityError
-from gmc_rl.io import check_sb3_spaces, ensure_writable_dir, load_sb3_zip, write_json_atomic
+from gmc_rl.io import check_sb3_spaces, ensure_writable_dir, load_sb3_zip, read_sb3_data, write_json_atomic
 from gmc_rl.locking import HOLDER_FILE, LOCK_FILE, directory_lock
 from gmc_rl.modalities import ModalitySpec, modality_specs
 from gmc_rl.progress import progress_bar
@@ -231,11 +230,10 @@ def next_true_states(infos: list[dict[str, Any]], reset_infos: list[dict[str, An
 def _algo_candidates(path: Path) -> list[str]:
     """Algorithms to try for an SB3 ``.zip``, most likely first (from the module of its saved policy class)."""
     try:
-        with zipfile.ZipFile(path) as archive:
-            data = json.loads(archive.read("data"))
-        module = str(data.get("policy_class", {}).get("__module__", ""))
-    except (zipfile.BadZipFile, KeyError, json.JSONDecodeError, OSError, AttributeError) as exc:
-        raise ConfigError(f"collect.policy {str(path)!r} is not a Stable-Baselines3 model .zip: {exc}") from exc
+        policy_class = read_sb3_data(path).get("policy_class")
+    except ValueError as exc:
+        raise ConfigError(f"collect.policy {str(path)!r}: {exc}") from exc
+    module = str(policy_class.get("__module__", "")) if isinstance(policy_class, dict) else ""
     likely = [algo for algo in _SB3_ALGOS if f".{algo}." in module]
     return likely + [algo for algo in _SB3_ALGOS if algo not in likely]
 
