@@ -1,4 +1,4 @@
-"""The GMC contrastive loss (Poklukar et al., ICML 2022) for any number of modalities.
+"""The GMC contrastive loss (Poklukar et al., ICML 2022) for any number of modalities, and the optional terms.
 
 For each modality m, the batch of modality latents ``z_m`` (B, k) and the batch of complete (joint) latents
 ``z_joint`` (B, k) are stacked into 2B latents. Every one of the 2B latents is an anchor: its positive is its
@@ -141,4 +141,29 @@ def frame_order_loss(joint_latents: Tensor, modality_latents: Sequence[Tensor], 
         logits = torch.stack([(joint_latents * z).sum(dim=1), (joint_latents * z_reversed).sum(dim=1)], dim=1)
         logits = logits / temperature
         terms.append((torch.logsumexp(logits, dim=1) - logits[:, 0]).mean())
+    return torch.stack(terms).sum()
+
+
+def modality_fit_loss(modality_latents: Sequence[Tensor], joint_latents: Tensor) -> Tensor:
+    """The loss of the modality-fit stage: ``1 - cos(z_m, z_joint)`` averaged over the batch, summed over modalities.
+
+    ``joint_latents`` are the targets (computed without gradients from the frozen joint path); both sides are
+    L2-normalised, so the term is half the squared distance between them and is 0 exactly when every modality
+    latent equals its complete latent.
+
+    Example:
+        >>> import torch
+        >>> e = torch.eye(2)
+        >>> float(modality_fit_loss([e, e.flip(0)], e))  # the first is exact, the second orthogonal
+        1.0
+    """
+    if isinstance(modality_latents, Tensor) or len(modality_latents) == 0:
+        raise ConfigError("modality_fit_loss needs a sequence of (B, k) modality latent batches, one per modality")
+    terms = []
+    for index, z in enumerate(modality_latents):
+        if z.shape != joint_latents.shape:
+            raise ConfigError(
+                f"modality_latents[{index}] has shape {tuple(z.shape)}, joint_latents {tuple(joint_latents.shape)}"
+            )
+        terms.append((1 - (z * joint_latents).sum(dim=1)).mean())
     return torch.stack(terms).sum()

@@ -51,6 +51,7 @@ from gmc_rl.errors import ConfigError
 from gmc_rl.io import write_json_atomic
 from gmc_rl.loss import frame_order_loss, gmc_loss_terms, temporal_loss
 from gmc_rl.metrics import evaluate_alignment, plot_latents_pca
+from gmc_rl.modality_fit import fit_modality_encoders
 from gmc_rl.model import GMCModel
 from gmc_rl.pretraining_run import LAST_DIR, pretraining_identity
 from gmc_rl.pretraining_setup import run_pretraining, seeded
@@ -328,13 +329,24 @@ def _epoch(run: _Training, optimizer: torch.optim.Optimizer, batches: list[torch
 
 
 def _finish(run: _Training, dataset: MultimodalDataset, out_dir: Path, n_train: int, progress: bool) -> None:
-    """After the epochs: the best model gets its reference latents, alignment metrics, PCA plot and state probe."""
+    """After the epochs: the best model gets its modality fit (when configured), reference latents, alignment
+    metrics, PCA plot and state probe."""
     settings = run.settings
     best = load_gmc(out_dir, device=str(run.device))
+    provenance = dict(best.provenance)
+    if settings.modality_fit_epochs > 0 and "modality_fit" not in provenance:  # not yet fitted (a resumed run may be)
+        fit = fit_modality_encoders(best, run.train_obs, run.val_obs, settings.modality_fit_epochs,
+                                    settings.batch_size, settings.lr, settings.seed, progress)
+        provenance["modality_fit"] = fit.to_json()
+        if progress:
+            before, after = fit.cosine_before, fit.cosine_after
+            cosines = ", ".join(f"{m} {before[m]:.4f} -> {after[m]:.4f}" for m in after)
+            tqdm.write(f"modality fit: validation cosine to the complete latent {cosines}")
     if settings.reference_latents > 0:
         best.set_reference_latents(reference_latents(best, run.train_obs, settings.reference_latents, settings.seed),
                                    min(settings.reference_neighbours, settings.reference_latents, n_train))
-        save_gmc(best, out_dir, best.provenance)
+    if settings.reference_latents > 0 or provenance != best.provenance:
+        save_gmc(best, out_dir, provenance)
     report = evaluate_alignment(best, run.val_obs, settings.batch_size, settings.seed, settings.temperature,
                                 run.joints_as_negatives)
     write_json_atomic(out_dir / ALIGNMENT_FILE, {"epoch": best.provenance.get("epoch"), **report.to_json()})

@@ -101,11 +101,15 @@ def test_builtin_encoder_stages_keep_their_names_outputs_and_hashes(tmp_path):
     data = stages["collect"].stage
     # the pretrain section before pretrain.muse and the optional loss terms (all left out at their defaults)
     before_muse = {key: value for key, value in to_dict(config.pretrain).items()
-                   if key not in ("muse", "temporal_weight", "frame_order_weight")}
+                   if key not in ("muse", "temporal_weight", "frame_order_weight",
+                                  "modality_fit_epochs")}
     base = {"data": data.hash, "pretrain": before_muse}
     gmc, mvae = stages["pretrain"], stages["mvae"]
     assert [t.stage.name for t in tasks[:3]] == ["collect", "pretrain", "mvae"]  # registry order, as before
-    assert (gmc.stage.output, gmc.label, gmc.stage.hash) == (tmp_path / "gmc", "pretrain GMC", config_hash(base))
+    # GMC's identity holds the modality fit, on by default since it was added (MVAE ignores the key)
+    fitted = {**base, "pretrain": {**before_muse, "modality_fit_epochs": config.pretrain.modality_fit_epochs}}
+    assert config.pretrain.modality_fit_epochs > 0
+    assert (gmc.stage.output, gmc.label, gmc.stage.hash) == (tmp_path / "gmc", "pretrain GMC", config_hash(fitted))
     assert (mvae.stage.output, mvae.label, mvae.stage.hash) == \
         (tmp_path / "mvae", "pretrain MVAE", config_hash({**base, "model": "mvae"}))
     assert stages["train_gmc-seed0"].after == ("pretrain",) and stages["train_state-seed0"].after == ()

@@ -203,7 +203,11 @@ def test_encoding_rule_switches_between_projection_and_plain_mean():
                 pass
 
 
-experiment = tiny_pendulum_experiment
+def experiment() -> ExperimentConfig:
+    """The tiny PendulumSound experiment with reference latents stored (the projection rule is the subject here)."""
+    data = to_dict(tiny_pendulum_experiment())
+    data["pretrain"]["reference_latents"] = 200
+    return from_dict(ExperimentConfig, data)
 
 
 @pytest.fixture(scope="module")
