@@ -22,7 +22,7 @@ from gmc_rl.agents import agent_dir as layout
 from gmc_rl.agents.observations import make_method_vec_env
 from gmc_rl.agents.registry import OFF_POLICY, build_algorithm
 from gmc_rl.checkpoint import resolve_device
-from gmc_rl.config import ExperimentConfig, from_dict
+from gmc_rl.config import ExperimentConfig, stored_config
 from gmc_rl.errors import CheckpointError, ConfigError
 from gmc_rl.methods import Encoder, get_method
 
@@ -47,7 +47,7 @@ class Agent:
     @property
     def config(self) -> ExperimentConfig:
         """The experiment config the agent was trained with."""
-        return from_dict(ExperimentConfig, self.info["config"])
+        return stored_config(self.info["config"])
 
     def make_vec_env(self, condition: str = "complete", n_envs: int = 1, seed: int = 0) -> VecEnv:
         """``n_envs`` envs under the sensor ``condition``, observed as this agent's policy observes them.
@@ -89,7 +89,7 @@ def load_agent(path: str | Path, device: str = "cpu") -> Agent:
     spec = get_method(str(info["method"]))
     method = spec.name
     try:
-        config = from_dict(ExperimentConfig, info["config"])
+        config = stored_config(info["config"])
     except ConfigError as exc:
         raise CheckpointError(f"{path / layout.AGENT_JSON}: stored config is invalid: {exc}") from exc
     encoder = None

@@ -829,6 +829,26 @@ def _convert(value: Any, annotation: Any, key: str) -> Any:
     raise TypeError(f"unsupported config annotation {annotation!r} for {key}")  # pragma: no cover
 
 
+KEYS_ADDED_LATER: dict[str, Any] = {"pretrain.modality_fit_epochs": 0}
+"""Keys added with a default that changes what a run does, each with the value a config written before it existed
+meant: a run's own stored config that lacks the key was made that way (:func:`stored_config`)."""
+
+
+def stored_config(data: Any) -> ExperimentConfig:
+    """The experiment config that gmc-rl stored for a run (a pretraining ``run.json``, a pipeline run's
+    ``config.yaml``, an ``agent.json``), read as :func:`from_dict` does, except that a key of
+    :data:`KEYS_ADDED_LATER` missing from it takes the value that reproduces the run (a user's own config file
+    without the key gets the default instead). So a run made before the key existed resumes, reloads and stays
+    finished as it was made."""
+    if isinstance(data, dict):
+        data = copy.deepcopy(data)
+        for key, value in KEYS_ADDED_LATER.items():
+            section, name = key.split(".")
+            if isinstance(data.get(section), dict):
+                data[section].setdefault(name, value)
+    return from_dict(ExperimentConfig, data)
+
+
 def from_dict(cls: type, data: Any, prefix: str = "") -> Any:
     """Build the dataclass ``cls`` from a mapping, refusing unknown keys and mistyped values."""
     if data is None:

@@ -55,9 +55,9 @@ from gmc_rl.config import (
     agent_identity,
     collect_identity,
     config_hash,
-    from_dict,
     load_yaml,
     pretrain_identity,
+    stored_config,
     to_dict,
 )
 from gmc_rl.errors import ConfigError
@@ -133,7 +133,7 @@ def read_run_config(run_dir: str | os.PathLike) -> ExperimentConfig:
     if not path.is_file():
         raise FileNotFoundError(f"{path} not found: {run_dir} is not a gmc-rl pipeline run directory")
     try:
-        return from_dict(ExperimentConfig, load_yaml(path, "run config"))
+        return stored_config(load_yaml(path, "run config"))
     except ConfigError as exc:
         raise ConfigError(f"{path} is not a valid experiment config: {exc}") from exc
 

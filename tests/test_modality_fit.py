@@ -155,3 +155,27 @@ def test_the_pipeline_trains_the_same_agent_with_the_fit_and_the_check_script_re
 def same_encoders(first, second):
     a, b = first.state_dict(), second.state_dict()
     return all(torch.equal(a[key], b[key]) for key in a if key.startswith("encoders."))
+
+
+def test_a_run_stored_before_the_key_existed_is_read_as_made_without_the_fit(data, tmp_path):
+    """A config gmc-rl stored for a run (run.json, a run's config.yaml, agent.json) that lacks the key was made
+    without the fit; a user's own config without it gets the default."""
+    from gmc_rl.cli import main
+    from gmc_rl.config import from_dict, stored_config, to_dict
+
+    old = to_dict(_config())
+    del old["pretrain"]["modality_fit_epochs"]
+    assert stored_config(old).pretrain.modality_fit_epochs == 0
+    assert from_dict(ExperimentConfig, old).pretrain.modality_fit_epochs == 5
+    assert stored_config({**old, "pretrain": {**old["pretrain"], "modality_fit_epochs": 3}}).pretrain \
+        .modality_fit_epochs == 3
+
+    out = pretrain(_config(), data, tmp_path / "old", progress=False)  # made without the fit
+    run_file = out / "run.json"
+    run = json.loads(run_file.read_text())
+    del run["experiment"]["pretrain"]["modality_fit_epochs"]  # as a run.json written before the key existed
+    run_file.write_text(json.dumps(run))
+    weights = load_gmc(out).state_dict()
+    assert main(["pretrain", "--out", str(out), "--resume", "--no-progress"]) == 0  # resumes, not refused
+    assert "modality_fit" not in load_gmc(out).provenance
+    assert all(torch.equal(value, load_gmc(out).state_dict()[key]) for key, value in weights.items())

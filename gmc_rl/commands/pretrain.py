@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from gmc_rl.commands.common import ConfigFlags, config_file_or, peek
-from gmc_rl.config import ExperimentConfig, from_dict
+from gmc_rl.config import ExperimentConfig, stored_config
 from gmc_rl.errors import ConfigError
 
 HELP = "pretrain a GMC encoder on a collected dataset (TensorBoard logs, checkpoints, --resume)"
@@ -54,7 +54,7 @@ def base_config(argv: Sequence[str]) -> ExperimentConfig:
 
     run = resumed_run(argv)
     if run is not None:
-        return from_dict(ExperimentConfig, run["experiment"])
+        return stored_config(run["experiment"])
     given = peek(argv, "--config", "--data")
     if given.config or not given.data:
         return config_file_or(argv)

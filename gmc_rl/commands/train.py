@@ -24,7 +24,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from gmc_rl.commands.common import ConfigFlags, config_file_or, peek
-from gmc_rl.config import ExperimentConfig, from_dict
+from gmc_rl.config import ExperimentConfig, from_dict, stored_config
 from gmc_rl.errors import ConfigError
 from gmc_rl.methods import GENERIC_ENCODER_FLAG, RepresentationMethod, get_method, method_names
 
@@ -94,7 +94,7 @@ def base_config(argv: Sequence[str]) -> ExperimentConfig:
     if env_id:  # a "module:Name" id named on the command line may import its module (agent.json's may not)
         check_env_id(env_id, allow_import=True)
     if given.resume and not given.config and given.out and (Path(given.out) / AGENT_JSON).is_file():
-        return from_dict(ExperimentConfig, read_agent_json(Path(given.out))["config"])
+        return stored_config(read_agent_json(Path(given.out))["config"])
     if given.config or env_id:
         return config_file_or(argv)
     data = given.pretrain_data or given.mvae_data
