@@ -277,25 +277,31 @@ def test_checkpoint_config_of_the_wrong_shape(checkpoint, tmp_path):
         assert fragment in str(error.value), key
 
 
-def test_deeply_nested_json_is_refused_by_every_reader(agent_dir, checkpoint, dataset, tmp_path):
+def _json_readers(text, agent_dir, checkpoint, dataset, tmp_path):
+    """Every reader of gmc-rl's JSON files, each given a copy of its file holding ``text``: a list of (the call
+    that reads it, the error it must raise, the file's name)."""
     from gmc_rl.agents import load_agent
-    from gmc_rl.io import read_sb3_data
     from gmc_rl.results import load_results, read_evaluation_record
 
     agent = copy_of(agent_dir, tmp_path / "agent")
-    (agent / "agent.json").write_text(DEEP)
+    (agent / "agent.json").write_text(text)
     gmc = copy_of(checkpoint, tmp_path / "gmc")
-    (gmc / "config.json").write_text(DEEP)
+    (gmc / "config.json").write_text(text)
     data = copy_of(dataset, tmp_path / "data")
-    (data / "metadata.json").write_text(DEEP)
-    (tmp_path / "results.json").write_text(DEEP)
-    (tmp_path / "run.json").write_text(DEEP)
-    cases = [(lambda: load_agent(agent), CheckpointError, "agent.json"),
-             (lambda: load_gmc(gmc), CheckpointError, "config.json"),
-             (lambda: load_dataset(data), DatasetError, "metadata.json"),
-             (lambda: load_results(tmp_path), ValueError, "results.json"),
-             (lambda: read_evaluation_record(tmp_path / "run.json"), ConfigError, "run.json")]
-    for call, error_class, name in cases:
+    (data / "metadata.json").write_text(text)
+    (tmp_path / "results.json").write_text(text)
+    (tmp_path / "run.json").write_text(text)
+    return [(lambda: load_agent(agent), CheckpointError, "agent.json"),
+            (lambda: load_gmc(gmc), CheckpointError, "config.json"),
+            (lambda: load_dataset(data), DatasetError, "metadata.json"),
+            (lambda: load_results(tmp_path), ValueError, "results.json"),
+            (lambda: read_evaluation_record(tmp_path / "run.json"), ConfigError, "run.json")]
+
+
+def test_deeply_nested_json_is_refused_by_every_reader(agent_dir, checkpoint, dataset, tmp_path):
+    from gmc_rl.io import read_sb3_data
+
+    for call, error_class, name in _json_readers(DEEP, agent_dir, checkpoint, dataset, tmp_path):
         with pytest.raises(error_class, match=f"{name} is nested too deeply"):
             call()
     with zipfile.ZipFile(tmp_path / "policy.zip", "w") as archive:  # a behaviour policy given to collect.policy
@@ -308,24 +314,8 @@ def test_deeply_nested_json_is_refused_by_every_reader(agent_dir, checkpoint, da
 def test_non_standard_json_constants_are_refused_by_every_reader(agent_dir, checkpoint, dataset, tmp_path, constant):
     """Python's json module reads NaN and +-Infinity, which JSON does not have and gmc-rl never writes: every
     reader of gmc-rl's JSON files refuses them, naming the file (the same readers as the nesting test above)."""
-    from gmc_rl.agents import load_agent
-    from gmc_rl.results import load_results, read_evaluation_record
-
     text = '{"format": %s}' % constant
-    agent = copy_of(agent_dir, tmp_path / "agent")
-    (agent / "agent.json").write_text(text)
-    gmc = copy_of(checkpoint, tmp_path / "gmc")
-    (gmc / "config.json").write_text(text)
-    data = copy_of(dataset, tmp_path / "data")
-    (data / "metadata.json").write_text(text)
-    (tmp_path / "results.json").write_text(text)
-    (tmp_path / "run.json").write_text(text)
-    cases = [(lambda: load_agent(agent), CheckpointError, "agent.json"),
-             (lambda: load_gmc(gmc), CheckpointError, "config.json"),
-             (lambda: load_dataset(data), DatasetError, "metadata.json"),
-             (lambda: load_results(tmp_path), ValueError, "results.json"),
-             (lambda: read_evaluation_record(tmp_path / "run.json"), ConfigError, "run.json")]
-    for call, error_class, name in cases:
+    for call, error_class, name in _json_readers(text, agent_dir, checkpoint, dataset, tmp_path):
         with pytest.raises(error_class, match=f"{name} holds {constant}, which is not JSON"):
             call()
 
