@@ -26,7 +26,8 @@ from gmc_rl.model import GMCModel
 from gmc_rl.progress import progress_bar
 
 TARGET_BATCH = 1024
-"""Observations per batch when the complete latents (the targets) and the validation cosines are computed."""
+"""Observations per batch when complete latents (the fit's targets, the reference latents) and the validation
+cosines are computed."""
 
 
 @dataclass
@@ -44,10 +45,12 @@ class ModalityFitReport:
                 "val_cosine_after": self.cosine_after, "train_loss": self.train_loss}
 
 
-def complete_latents(model: GMCModel, observations: dict[str, torch.Tensor]) -> torch.Tensor:
-    """The complete latents of every row of ``observations`` (no gradients), computed in batches."""
-    names = list(model.modalities)
-    rows = torch.arange(len(observations[names[0]]))
+def complete_latents(model: GMCModel, observations: dict[str, torch.Tensor], rows: torch.Tensor | None = None
+                     ) -> torch.Tensor:
+    """The complete latents of the rows ``rows`` of ``observations`` (every row by default), without gradients, in
+    batches of :data:`TARGET_BATCH` (each batch is indexed out of the arrays, so no copy of the rows is made)."""
+    if rows is None:
+        rows = torch.arange(len(observations[model.modalities[0]]))
     model.eval()
     with torch.no_grad():
         return torch.cat([model.joint_latent(_rows(observations, chunk)) for chunk in rows.split(TARGET_BATCH)])

@@ -51,7 +51,7 @@ from gmc_rl.errors import ConfigError
 from gmc_rl.io import write_json_atomic
 from gmc_rl.loss import frame_order_loss, gmc_loss_terms, temporal_loss
 from gmc_rl.metrics import evaluate_alignment, plot_latents_pca
-from gmc_rl.modality_fit import fit_modality_encoders
+from gmc_rl.modality_fit import complete_latents, fit_modality_encoders
 from gmc_rl.model import GMCModel
 from gmc_rl.pretraining_run import LAST_DIR, pretraining_identity
 from gmc_rl.pretraining_setup import run_pretraining, seeded
@@ -82,20 +82,15 @@ def successor_mask(split: dict[str, Any]) -> torch.Tensor:
     return has_next
 
 
-def reference_latents(model: GMCModel, observations: dict[str, torch.Tensor], count: int, seed: int,
-                      batch_size: int = 1024) -> torch.Tensor:
+def reference_latents(model: GMCModel, observations: dict[str, torch.Tensor], count: int, seed: int
+                      ) -> torch.Tensor:
     """Complete latents of at most ``count`` observations (a random subset drawn with ``seed`` when there are
-    more), computed in batches: the reference onto which partial latents are projected."""
-    names = list(model.modalities)
-    total = len(observations[names[0]])
+    more): the reference onto which partial latents are projected."""
+    total = len(observations[model.modalities[0]])
     rows = torch.arange(total)
     if total > count:
         rows = torch.randperm(total, generator=torch.Generator().manual_seed(seed))[:count].sort().values
-    model.eval()
-    with torch.no_grad():
-        parts = [model.joint_latent({name: observations[name][chunk.to(observations[name].device)] for name in names})
-                 for chunk in rows.split(batch_size)]
-    return torch.cat(parts)
+    return complete_latents(model, observations, rows)
 
 
 def _temporal_term(model: GMCModel, observations: dict[str, torch.Tensor], index: torch.Tensor, joint: torch.Tensor,
