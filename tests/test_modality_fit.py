@@ -179,3 +179,29 @@ def test_a_run_stored_before_the_key_existed_is_read_as_made_without_the_fit(dat
     assert main(["pretrain", "--out", str(out), "--resume", "--no-progress"]) == 0  # resumes, not refused
     assert "modality_fit" not in load_gmc(out).provenance
     assert all(torch.equal(value, load_gmc(out).state_dict()[key]) for key, value in weights.items())
+
+
+def test_a_pipeline_run_and_an_agent_stored_before_the_key_existed_read_as_made_without_the_fit(tmp_path):
+    """The other two stored configs: a pipeline run's config.yaml and an agent's agent.json without the key."""
+    import yaml
+    from helpers import tiny_config
+
+    from gmc_rl.agents import load_agent
+    from gmc_rl.config import config_hash
+    from gmc_rl.pipeline import read_run_config, run_pipeline
+
+    config = tiny_config("gmc_rl/PendulumSound-v0", ["gmc"], pretrain={"epochs": 1, "batch_size": 64,
+                                                                          "device": "cpu", "modality_fit_epochs": 0})
+    run_dir = tmp_path / "run"
+    run_pipeline(config, run_dir, progress=False, log=lambda message: None)
+    run_config = yaml.safe_load((run_dir / "config.yaml").read_text())
+    del run_config["pretrain"]["modality_fit_epochs"]
+    (run_dir / "config.yaml").write_text(yaml.safe_dump(run_config))
+    assert read_run_config(run_dir).pretrain.modality_fit_epochs == 0
+
+    agent_file = run_dir / "agents" / "gmc-seed0" / "agent.json"
+    info = json.loads(agent_file.read_text())
+    del info["config"]["pretrain"]["modality_fit_epochs"]
+    info["config_hash"] = config_hash(info["config"])  # as written before the key existed
+    agent_file.write_text(json.dumps(info))
+    assert load_agent(agent_file.parent).config.pretrain.modality_fit_epochs == 0
