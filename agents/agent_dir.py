@@ -41,6 +41,8 @@ FORMAT_VERSION = 1
 AGENT_JSON = "agent.json"
 MODEL_ZIP = "agent.zip"
 ENCODER_DIR = "encoder"
+ACTION_FIT_DIR = "action_fit"
+"""The GMC encoder fitted to the agent's actions (gmc_rl.agents.action_fit), when the agent has one."""
 CHECKPOINTS_DIR = "checkpoints"
 EVAL_DIR = "eval"
 TB_DIR = "tb"
@@ -207,6 +209,12 @@ def read_agent_json(directory: str | os.PathLike) -> dict[str, Any]:
     check_env_id(info["env_id"], allow_import=False, source=file)
     _check_agrees(info, file)
     return info
+
+
+def remove_action_fit(agent_dir: str | os.PathLike) -> None:
+    """Remove the agent's action fit (``action_fit/``): it was fitted to a policy that training is about to
+    change."""
+    shutil.rmtree(Path(agent_dir) / ACTION_FIT_DIR, ignore_errors=True)
 
 
 def copy_encoder(source: str | os.PathLike, agent_dir: str | os.PathLike) -> Path:

@@ -301,7 +301,7 @@ def _finished(out_dir: Path, identity: dict[str, Any], distillation: dict[str, A
 
 def _check_empty(out_dir: Path) -> None:
     """Refuse a directory with files gmc-rl did not write; clear what an interrupted distillation left."""
-    ours = {layout.ENCODER_DIR, layout.TB_DIR}
+    ours = {layout.ENCODER_DIR, layout.TB_DIR, layout.ACTION_FIT_DIR}
     entries = [p for p in out_dir.iterdir() if not p.name.startswith(".tmp-") and p.name not in (LOCK_FILE, HOLDER_FILE)
                ] if out_dir.is_dir() else []
     foreign = [p.name for p in entries if p.name not in ours]

@@ -15,16 +15,21 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.vec_env import VecEnv
 
 from gmc_rl.agents import agent_dir as layout
 from gmc_rl.agents.observations import make_method_vec_env
 from gmc_rl.agents.registry import OFF_POLICY, build_algorithm
-from gmc_rl.checkpoint import resolve_device
+from gmc_rl.checkpoint import read_checkpoint_config, resolve_device
 from gmc_rl.config import ExperimentConfig, stored_config
+from gmc_rl.data import file_sha256
 from gmc_rl.errors import CheckpointError, ConfigError
-from gmc_rl.methods import Encoder, get_method
+from gmc_rl.methods import Encoder, RepresentationMethod, get_method
+
+FROZEN_PREFIXES = ("joint_encoder.", "head.")
+"""State-dict prefixes of the GMC parts an action fit never changes: the complete latent depends on them alone."""
 
 
 @dataclass
@@ -64,12 +69,14 @@ class Agent:
         return actions
 
 
-def load_agent(path: str | Path, device: str = "cpu") -> Agent:
+def load_agent(path: str | Path, device: str = "cpu", action_fit: bool = True) -> Agent:
     """Load the agent directory ``path`` written by :func:`gmc_rl.agents.train_agent`.
 
     The SB3 algorithm is rebuilt from ``agent.json`` and only the weights of ``agent.zip`` are loaded (with
     ``torch.load(weights_only=True)``); nothing is unpickled. The encoder is loaded from ``path/encoder`` by the
-    method's ``load`` (:mod:`gmc_rl.methods`).
+    method's ``load`` (:mod:`gmc_rl.methods`), or, when the agent has an action fit (``path/action_fit``,
+    :mod:`gmc_rl.agents.action_fit`) and ``action_fit`` is true, from there: the same complete latent, modality
+    encoders fitted to this agent's actions.
 
     Raises:
         FileNotFoundError: ``path`` is not an agent directory.
@@ -98,6 +105,8 @@ def load_agent(path: str | Path, device: str = "cpu") -> Agent:
         if not encoder_dir.is_dir():
             raise CheckpointError(f"the {method} agent in {path} has no {layout.ENCODER_DIR}/ directory")
         encoder = spec.load_encoder(encoder_dir, device=device)
+        if action_fit and (path / layout.ACTION_FIT_DIR).exists():
+            encoder = load_fitted_encoder(path, spec, encoder, device)
     hyperparams = config.agent.hyperparams_for(method)
     if info["algo"] in OFF_POLICY:
         hyperparams["buffer_size"] = 1  # inference only: no replay memory is needed
@@ -123,3 +132,38 @@ def load_agent(path: str | Path, device: str = "cpu") -> Agent:
         info=info,
         encoder=encoder,
     )
+
+
+def fit_record(directory: Path) -> dict[str, Any] | None:
+    """The settings and policy digest of the action fit in ``directory`` (an agent's ``action_fit/``), or None
+    when there is none or it cannot be read."""
+    try:
+        record = read_checkpoint_config(directory)["provenance"]["action_fit"]
+        return {"settings": record["settings"], "policy_sha256": record["policy_sha256"]}
+    except (OSError, CheckpointError, KeyError, TypeError):
+        return None
+
+
+def load_fitted_encoder(agent_dir: Path, spec: RepresentationMethod, encoder: Any, device: str) -> Any:
+    """The encoder of ``agent_dir/action_fit`` (:mod:`gmc_rl.agents.action_fit`) after checking that it belongs to
+    this agent: fitted to its policy (``agent.zip``'s digest) from its encoder (the joint encoder and the head,
+    hence the complete latent, identical to ``encoder``'s).
+
+    Raises:
+        CheckpointError: the fit is damaged, was made for another policy, or changes the complete latent.
+    """
+    target = agent_dir / layout.ACTION_FIT_DIR
+    again = f"remove it, or fit again with `gmc-rl train --out {agent_dir} --resume`"
+    record = fit_record(target)
+    if record is None:
+        raise CheckpointError(f"{target} is not an action fit that gmc-rl wrote; {again}")
+    if record["policy_sha256"] != file_sha256(agent_dir / layout.MODEL_ZIP):
+        raise CheckpointError(f"{target} was fitted to another policy than {agent_dir / layout.MODEL_ZIP}; {again}")
+    fitted = spec.load_encoder(target, device=device)
+    original, new = encoder.state_dict(), fitted.state_dict()
+    changed = [key for key in original if key.startswith(FROZEN_PREFIXES)
+               and (key not in new or not torch.equal(original[key].cpu(), new[key].cpu()))]
+    if changed or original.keys() != new.keys():
+        raise CheckpointError(f"{target} does not keep the complete latent of {agent_dir / layout.ENCODER_DIR} "
+                              f"(changed: {changed[:3] or 'the layout'}); {again}")
+    return fitted

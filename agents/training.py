@@ -68,7 +68,8 @@ def _check_resumable(out_dir: Path, identity: dict[str, Any], resume: bool) -> d
                ] if out_dir.is_dir() else []
     if not entries:
         return None
-    ours = {layout.AGENT_JSON, layout.ENCODER_DIR, layout.TB_DIR, layout.EVAL_DIR, layout.CHECKPOINTS_DIR}
+    ours = {layout.AGENT_JSON, layout.ENCODER_DIR, layout.TB_DIR, layout.EVAL_DIR, layout.CHECKPOINTS_DIR,
+            layout.ACTION_FIT_DIR}
     saved_nothing = not (out_dir / layout.CHECKPOINTS_DIR / "latest.json").exists() \
         and not (out_dir / layout.MODEL_ZIP).exists()
     if saved_nothing and all(p.name in ours for p in entries):
@@ -258,6 +259,7 @@ def train_agent(
                          *(callbacks or []), tracker]
             start = time.perf_counter()
             if done < total:
+                layout.remove_action_fit(out_dir)  # fitted to the policy about to change
                 try:
                     model.learn(total_timesteps=total - done, callback=callbacks, reset_num_timesteps=done == 0,
                                 tb_log_name=f"{method}_{agent_cfg.algo}")

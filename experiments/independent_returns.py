@@ -49,9 +49,12 @@ def mean_episode_return(env: gym.Env, encoder: Any, policy: Any, subset: list[st
     return float(np.mean(returns))
 
 
-def episode_returns(agent_dir: str, episodes: int) -> dict[str, float]:
-    """Mean episode return of the agent in ``agent_dir`` with every sensor and with each modality alone."""
-    agent = load_agent(agent_dir)
+def episode_returns(agent_dir: str, episodes: int, action_fit: bool = True) -> dict[str, float]:
+    """Mean episode return of the agent in ``agent_dir`` with every sensor and with each modality alone.
+
+    ``action_fit`` false reads the encoder the agent was trained on instead of its action fit (if it has one).
+    """
+    agent = load_agent(agent_dir, action_fit=action_fit)
     if agent.encoder is None:
         raise SystemExit(f"{agent_dir} has no encoder (method {agent.method})")
     env = gym.make(agent.env_id, **agent.env_kwargs)
@@ -67,11 +70,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("agents", nargs="+", help="agent directories with an encoder (gmc, mvae, muse)")
     parser.add_argument("--episodes", type=int, default=20, help="episodes per condition (default 20)")
     parser.add_argument("--json", default=None, help="also write the means to this JSON file")
+    parser.add_argument("--no-action-fit", action="store_true",
+                        help="use the encoder the agent was trained on, not its action fit (agent_dir/action_fit)")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     results = {}
     for agent_dir in args.agents:
-        means = results[agent_dir] = episode_returns(agent_dir, args.episodes)
+        means = results[agent_dir] = episode_returns(agent_dir, args.episodes, not args.no_action_fit)
         base = means["complete"]
         losses = " ".join(f"{name} {100 * (base - value) / abs(base):+.1f}" for name, value in means.items()
                           if name != "complete")

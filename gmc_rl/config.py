@@ -479,6 +479,14 @@ class AgentConfig:
     """DAgger rounds of a distillation (the first follows the teacher); ``gmc-rl train --teacher`` uses it too."""
     distill_steps: int = 5_000
     """Env steps gathered per distillation round, over all ``n_envs`` envs."""
+    action_fit_rounds: int = 3
+    """Rounds of the action fit run after a GMC agent is trained (gmc_rl.agents.action_fit): the modality encoders
+    learn to make the agent act on any subset of sensors as on all of them (the agent and the complete latent stay
+    as trained; the fitted encoder is stored in the agent's directory). 0 turns it off."""
+    action_fit_steps: int = 3_000
+    """Env steps gathered per action-fit round, over all ``n_envs`` envs."""
+    action_fit_epochs: int = 3
+    """Passes over everything gathered so far, per action-fit round."""
 
     def __post_init__(self) -> None:
         _check_fields(self, "agent")
@@ -497,8 +505,10 @@ class AgentConfig:
         _require(self.checkpoint_freq >= 0, "agent.checkpoint_freq", f"must be >= 0, got {self.checkpoint_freq}")
         _require(self.distill_from in DISTILL_TEACHERS, "agent.distill_from",
                  f"must be one of {list(DISTILL_TEACHERS)}, got {self.distill_from!r}")
-        for key in ("distill_rounds", "distill_steps"):
+        for key in ("distill_rounds", "distill_steps", "action_fit_steps", "action_fit_epochs"):
             _require(getattr(self, key) > 0, f"agent.{key}", f"must be positive, got {getattr(self, key)}")
+        _require(self.action_fit_rounds >= 0, "agent.action_fit_rounds",
+                 f"must be 0 (off) or a positive number of rounds, got {self.action_fit_rounds}")
         check_hyperparams(self.algo, self.hyperparams)
         _require(isinstance(self.method_hyperparams, dict), "agent.method_hyperparams",
                  f"must be a mapping of method names to hyperparameters, got {self.method_hyperparams!r}")
@@ -829,7 +839,7 @@ def _convert(value: Any, annotation: Any, key: str) -> Any:
     raise TypeError(f"unsupported config annotation {annotation!r} for {key}")  # pragma: no cover
 
 
-KEYS_ADDED_LATER: dict[str, Any] = {"pretrain.modality_fit_epochs": 0}
+KEYS_ADDED_LATER: dict[str, Any] = {"pretrain.modality_fit_epochs": 0, "agent.action_fit_rounds": 0}
 """Keys added with a default that changes what a run does, each with the value a config written before it existed
 meant: a run's own stored config that lacks the key was made that way (:func:`stored_config`)."""
 
@@ -923,12 +933,17 @@ def merge_hyperparams(base: dict[str, Any], changes: dict[str, Any] | None) -> d
     return merged
 
 
+ACTION_FIT_KEYS = ("action_fit_rounds", "action_fit_steps", "action_fit_epochs")
+"""The agent keys of the action fit (gmc_rl.agents.action_fit)."""
+
+
 def agent_identity(agent: AgentConfig, method: str) -> dict[str, Any]:
     """What a ``method`` agent is trained from: the agent section with that method's hyperparameters merged in.
 
     ``method_hyperparams`` itself is left out, so a change for one method leaves every other method's agents (and
     agents trained before the key existed) up to date; so is ``vec_env``, which does not change the agent, and so
-    are the ``distill_*`` keys, which only the distilled agents' identity holds (gmc_rl.pipeline).
+    are the ``distill_*`` keys, which only the distilled agents' identity holds (gmc_rl.pipeline), and the
+    ``action_fit_*`` keys, which the action-fit stage's identity holds.
     """
     data = to_dict(agent)
     data.pop("method_hyperparams")
@@ -936,6 +951,8 @@ def agent_identity(agent: AgentConfig, method: str) -> dict[str, Any]:
     data["hyperparams"] = agent.hyperparams_for(method)
     for key in ("distill_from", "distill_rounds", "distill_steps"):
         data.pop(key)  # the pipeline adds them to the identity of the agents it distils only
+    for key in ACTION_FIT_KEYS:
+        data.pop(key)  # the action fit is a stage of its own after training (gmc_rl.pipeline)
     return data
 
 

@@ -51,6 +51,7 @@ import yaml
 
 from gmc_rl.backends import check_backend, run_tasks
 from gmc_rl.config import (
+    ACTION_FIT_KEYS,
     ExperimentConfig,
     agent_identity,
     collect_identity,
@@ -381,12 +382,29 @@ def _plan(config: ExperimentConfig, run_dir: Path, conditions: list[str]
             tasks.append(Task(stage, f"train {name}", work, after=after))
             agents[(method, seed)] = stage
 
+    # 2b. The action fit of each GMC agent (agent.action_fit_rounds > 0): its modality encoders learn its actions;
+    #     the agent itself is not changed, so its training stage stays done.
+    fits: dict[tuple[str, int], Stage] = {}
+    if config.agent.action_fit_rounds > 0 and "gmc" in encoders:
+        from gmc_rl.agents.agent_dir import ACTION_FIT_DIR
+
+        settings = {key: getattr(config.agent, key) for key in ACTION_FIT_KEYS}
+        for seed in seeds:
+            agent_stage = agents[("gmc", seed)]
+            name = agent_name("gmc", seed)
+            stage = Stage(run_dir, f"action_fit_{name}", agent_stage.output / ACTION_FIT_DIR,
+                          {"agent": agent_stage.hash, "action_fit": settings})
+            tasks.append(Task(stage, f"action fit {name}", partial(_action_fit, config, agent_stage.output),
+                              after=(agent_stage.name,), resumable=False))
+            fits[("gmc", seed)] = stage
+
     # 3. Evaluation of every agent under every condition (agent seed s -> evaluation seed s).
     ev = config.evaluate
     evaluations: dict[tuple[str, int], Stage] = {}
     for (method, seed), agent_stage in agents.items():
         name = agent_name(method, seed)
-        inputs = {"agent": agent_stage.hash, "conditions": conditions, "episodes": ev.episodes,
+        final_stage = fits.get((method, seed), agent_stage)  # evaluated with its action fit, when it has one
+        inputs = {"agent": final_stage.hash, "conditions": conditions, "episodes": ev.episodes,
                   "n_envs": ev.n_envs, "seeds": [seed]}
         if ev.encoding_rules and method == "gmc":  # left out otherwise: evaluations made before the keys stay valid
             inputs["encoding_rules"] = list(ev.encoding_rules)
@@ -398,8 +416,8 @@ def _plan(config: ExperimentConfig, run_dir: Path, conditions: list[str]
         stage = Stage(run_dir, f"evaluate_{name}", run_dir / "eval" / "runs" / f"{name}.json", inputs)
         evaluate = partial(_evaluate, run_dir, agent_stage.output, stage.output, conditions, ev.episodes, seed,
                            ev.n_envs, (ev.diagnostic_episodes, ev.diagnostic_horizon) if diagnose else None,
-                           list(ev.encoding_rules), ev.action_limit)
-        tasks.append(Task(stage, f"evaluate {name}", evaluate, after=(agent_stage.name,), resumable=False))
+                           list(ev.encoding_rules), ev.action_limit, (method, seed) in fits)
+        tasks.append(Task(stage, f"evaluate {name}", evaluate, after=(final_stage.name,), resumable=False))
         evaluations[(method, seed)] = stage
     return tasks, agents, evaluations
 
@@ -459,6 +477,13 @@ def _train(config: ExperimentConfig, method: str, seed: int, out_dir: Path, enco
     return train_agent(config, method, seed, out_dir, encoder_dir=encoder_dir, resume=resume, progress_bar=progress)
 
 
+def _action_fit(config: ExperimentConfig, agent_dir: Path, *, resume: bool, progress: bool) -> Path | None:
+    """Fit the agent's modality encoders to its actions with the config's ``agent.action_fit_*`` settings."""
+    from gmc_rl.agents.action_fit import ActionFitSettings, fit_agent
+
+    return fit_agent(agent_dir, ActionFitSettings.from_config(config.agent), progress=progress)
+
+
 def _distill(config: ExperimentConfig, method: str, seed: int, out_dir: Path, encoder_dir: Path, teacher_dir: Path,
              *, resume: bool, progress: bool) -> Path:
     """The agent imitates the teacher with the config's distillation settings (an interrupted distillation starts
@@ -469,9 +494,13 @@ def _distill(config: ExperimentConfig, method: str, seed: int, out_dir: Path, en
 
 
 def _evaluate(run_dir: Path, agent_dir: Path, out_path: Path, conditions: list[str], episodes: int, seed: int,
-              n_envs: int, diagnostics: tuple[int, int] | None, encoding_rules: list[str], action_limit: float, *,
-              resume: bool, progress: bool) -> None:
-    agent = _as_agent(agent_dir)
+              n_envs: int, diagnostics: tuple[int, int] | None, encoding_rules: list[str], action_limit: float,
+              action_fit: bool, *, resume: bool, progress: bool) -> None:
+    """Evaluate the agent in ``agent_dir``, with its action fit when ``action_fit`` (the config's fit is on: one
+    left from an earlier run with the fit on is not used when it is off), and write the record."""
+    from gmc_rl.agents import load_agent
+
+    agent = load_agent(agent_dir, action_fit=action_fit)
     record = evaluate_agent(agent, conditions, episodes, [seed], n_envs, progress=progress,
                             encoding_rules=encoding_rules, action_limit=action_limit)
     record["agent"] = str(agent_dir.relative_to(run_dir))

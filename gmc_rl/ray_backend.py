@@ -85,13 +85,13 @@ def stage_device(task: Task) -> str:
     """The device a pipeline task computes on, to decide whether it asks Ray for a GPU.
 
     Training stages (``train_*``) use ``agent.device`` and encoder pretraining stages ``pretrain.device`` of the
-    experiment config that their work function receives; collection, evaluation (agents are loaded on the CPU) and
-    any task without a config run on the CPU.
+    experiment config that their work function receives; collection, evaluation and the action fit (agents are
+    loaded on the CPU) and any task without a config run on the CPU.
     """
     arguments = getattr(task.work, "args", ())
     config = next((value for value in arguments if isinstance(value, ExperimentConfig)), None)
     name = task.stage.name
-    if config is None or name == "collect" or name.startswith("evaluate_"):
+    if config is None or name == "collect" or name.startswith(("evaluate_", "action_fit_")):
         return "cpu"
     return config.agent.device if name.startswith("train_") else config.pretrain.device
 

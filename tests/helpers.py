@@ -268,7 +268,7 @@ def tiny_config(env_id: str, methods: list[str], **overrides) -> ExperimentConfi
         "collect": {"steps": 400, "n_envs": 2},
         "pretrain": {"epochs": 1, "batch_size": 64, "device": "cpu", "checkpoint_every": 1},
         "agent": {"algo": algo, "total_timesteps": 150, "eval_freq": 0, "checkpoint_freq": 0, "device": "cpu",
-                  "hyperparams": hyperparams},
+                  "hyperparams": hyperparams, "action_fit_rounds": 1, "action_fit_steps": 40, "action_fit_epochs": 1},
         "evaluate": {"episodes": 2, "n_envs": 2, "conditions": ["subsets", "dropout:0.5"]},
     }
     for key, value in overrides.items():

@@ -40,7 +40,9 @@ def test_tiny_pipeline_pendulum_all_methods_then_rerun_skips(tmp_path, capsys):
         assert (run_dir / "agents" / f"{method}-seed0" / "agent.zip").is_file()
     assert to_dict(read_run_config(run_dir)) == to_dict(config)
     ran = [m for m in messages if "] running" in m]
-    assert len(ran) == 3 + 4 + 4 + 1  # collect, gmc, mvae; 4 agents; 4 evaluations; report
+    # collect, gmc, mvae; 4 agents; the GMC agent's action fit; 4 evaluations; report
+    assert len(ran) == 3 + 4 + 1 + 4 + 1
+    assert (run_dir / "agents" / "gmc-seed0" / "action_fit" / "model.safetensors").is_file()
 
     # A rerun with the same config skips every stage and gives the same results.
     messages.clear()

@@ -63,7 +63,7 @@ def test_only_training_and_pretraining_on_cuda_or_auto_ask_for_a_gpu(tmp_path):
     tasks, _, _ = _plan(config, tmp_path, CONDITIONS)
     gpu = {task.stage.name: task_resources(task, 3, cluster_has_gpu=True)["num_gpus"] for task in tasks}
     assert gpu == {"collect": 0, "pretrain": GPU_SHARE, "train_gmc-seed0": GPU_SHARE, "train_state-seed0": GPU_SHARE,
-                   "evaluate_gmc-seed0": 0, "evaluate_state-seed0": 0}
+                   "action_fit_gmc-seed0": 0, "evaluate_gmc-seed0": 0, "evaluate_state-seed0": 0}
     assert all(task_resources(task, 3, cluster_has_gpu=False) == {"num_cpus": 3, "num_gpus": 0} for task in tasks)
     data = to_dict(config)
     data["agent"]["device"] = "cpu"
@@ -100,12 +100,12 @@ def test_tiny_pipeline_on_ray_matches_the_local_runner_and_a_rerun_skips_everyth
     stages_dir = tmp_path / "ray" / STAGES_DIR
     assert not (stages_dir / "ray-probe.json").exists(), "the probe file is removed after the run"
     markers = [json.loads(path.read_text()) for path in stages_dir.glob("*.json")]
-    assert len(markers) == 7 and all(marker["status"] == "done" for marker in markers)
+    assert len(markers) == 8 and all(marker["status"] == "done" for marker in markers)  # 7 + the action fit
 
     log.clear()
     again = run_pipeline(config, tmp_path / "ray", progress=False, log=log.append, jobs=2, backend="ray")
     assert not any("] running" in line or "] resuming" in line for line in log)
-    assert sum("up to date, skipped" in line for line in log) == 7
+    assert sum("up to date, skipped" in line for line in log) == 8
     assert per_step_means(again) == per_step_means(on_ray)
 
 

@@ -33,6 +33,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", default=None, metavar="DIR",
                         help="where results.json/.md/.png go (default: AGENT/robustness for one agent, else "
                              "the agents' common parent directory/robustness)")
+    parser.add_argument("--no-action-fit", action="store_true",
+                        help="evaluate GMC agents with the encoder they were trained on, not their action fit "
+                             "(AGENT/action_fit, used when present)")
     parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
 
 
@@ -67,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
             raise FileNotFoundError(f"{path} is not an agent directory (no agent.json)")
     from gmc_rl.agents import load_agent
 
-    agents = [load_agent(path) for path in agent_dirs]
+    agents = [load_agent(path, action_fit=not args.no_action_fit) for path in agent_dirs]
     env_ids = {a.env_id for a in agents}
     if len(env_ids) > 1:
         raise ConfigError(

@@ -206,6 +206,12 @@ def run(args: argparse.Namespace) -> int:
     else:
         path = train_agent(config, method.name, seed, out, encoder_dir=encoder, resume=args.resume,
                            progress_bar=not args.no_progress, verbose=args.verbose)
+    if config.agent.action_fit_rounds > 0:
+        from gmc_rl.agents.action_fit import ActionFitSettings, fit_agent
+
+        fitted = fit_agent(path, ActionFitSettings.from_config(config.agent), progress=not args.no_progress)
+        if fitted is not None:
+            print(f"action fit ({config.agent.action_fit_rounds} rounds) saved in {fitted}")
     info = read_agent_json(path)
     print(f"agent ({info['method']}, {info['algo']}, seed {info['seed']}, {info['num_timesteps']} steps) "
           f"saved in {path}")

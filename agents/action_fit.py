@@ -1,0 +1,279 @@
+"""The action fit (``agent.action_fit_rounds``): a GMC agent's modality encoders learn to give the agent's actions.
+
+Why: the modality fit (:mod:`gmc_rl.modality_fit`) makes each modality latent the best estimate of the complete
+latent that the modality allows, but a controller reads some directions of the latent much more than others, and
+the gap that is left along them changes its actions. Distilled controllers on AcrobotSensors lost 11-34 % of their
+return with one sensor, CartPole's joints or sound alone 70-90 % (experiments/results/action_fit). This step closes
+the gap where it matters: with the joint encoder, the projection head and the policy frozen, the modality encoders
+are trained so that the agent acts on the latent of every proper subset of its sensors (the encoder's own rule for
+missing sensors: the plain mean of the present modalities' latents) as it acts on the complete latent.
+
+What is fitted, per batch of observations ``x``, with ``z_c`` the complete latent and ``z_S`` the latent of subset
+``S``::
+
+    loss = sum_S D(pi(z_S), pi(z_c)) + sum_m (1 - cos(z_m, z_c))
+
+``D`` is the KL divergence of the action distributions for discrete actions (PPO/A2C logits, DQN Q-values as
+logits) and the squared distance of the deterministic actions for continuous ones (the actor's mean action in
+[-1, 1]); the second sum is the modality fit's loss, which keeps each modality latent near the complete one off
+the agent's path. The observations are those the agent meets when it acts from missing sensors (DAgger, as in
+:mod:`gmc_rl.agents.distillation`): each round runs ``steps`` env steps with every episode driven by every sensor
+or by a random proper subset, keeps every visited observation, and refits on all of them.
+
+The agent is trained on complete observations only, as before, and is not changed: its policy and the complete
+latent are bit-for-bit those of training. The fitted encoder is specific to the agent, so it lives in the agent's
+directory (``action_fit/``, next to the ``encoder/`` it was fitted from) and :func:`gmc_rl.agents.load_agent`
+uses it; training the agent further removes it.
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+import os
+import shutil
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from stable_baselines3.common.base_class import BaseAlgorithm
+from stable_baselines3.sac.policies import Actor as SACActor
+from torch.nn import functional as F  # noqa: N812
+
+from gmc_rl.agents import agent_dir as layout
+from gmc_rl.agents.loading import fit_record, load_agent
+from gmc_rl.agents.observations import make_method_vec_env
+from gmc_rl.checkpoint import read_checkpoint_config, save_gmc
+from gmc_rl.config import AgentConfig
+from gmc_rl.data import file_sha256
+from gmc_rl.errors import ConfigError
+from gmc_rl.io import make_staging_dir
+from gmc_rl.model import GMCModel
+from gmc_rl.progress import progress_bar
+
+
+@dataclass(frozen=True)
+class ActionFitSettings:
+    """How much the fit gathers and trains.
+
+    Attributes:
+        rounds: DAgger rounds; 0 turns the fit off.
+        steps: env steps gathered per round, over all ``agent.n_envs`` envs.
+        epochs: passes over everything gathered so far, per round.
+        batch_size: observations per gradient step.
+        lr: Adam learning rate (a fresh optimizer each round).
+    """
+
+    rounds: int = 3
+    steps: int = 3000
+    epochs: int = 3
+    batch_size: int = 128
+    lr: float = 3e-4
+
+    @classmethod
+    def from_config(cls, agent: AgentConfig) -> ActionFitSettings:
+        """The settings of an experiment config's ``agent`` section (``action_fit_*``; the rest as defaults)."""
+        return cls(rounds=agent.action_fit_rounds, steps=agent.action_fit_steps, epochs=agent.action_fit_epochs)
+
+    def __post_init__(self) -> None:
+        for name in ("steps", "epochs", "batch_size"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ConfigError(f"action fit {name} must be a positive integer, got {value!r}")
+        if isinstance(self.rounds, bool) or not isinstance(self.rounds, int) or self.rounds < 0:
+            raise ConfigError(f"action fit rounds must be 0 (off) or a positive integer, got {self.rounds!r}")
+        if isinstance(self.lr, bool) or not isinstance(self.lr, (int, float)) or not 0 < self.lr < float("inf"):
+            raise ConfigError(f"action fit lr must be a positive number, got {self.lr!r}")
+
+
+def proper_subsets(modalities: list[str]) -> list[list[str]]:
+    """Every non-empty subset of ``modalities`` except the whole set, smallest first, in the modalities' order."""
+    return [list(subset) for size in range(1, len(modalities))
+            for subset in itertools.combinations(modalities, size)]
+
+
+def policy_output(policy: Any, latents: torch.Tensor) -> tuple[str, torch.Tensor]:
+    """What the fit compares: ``("logits", ...)`` for a discrete policy, ``("action", ...)`` (the deterministic
+    action in the actor's [-1, 1] units, or a Gaussian policy's mean) for a continuous one."""
+    if hasattr(policy, "get_distribution"):  # PPO, A2C
+        distribution = policy.get_distribution(latents).distribution
+        if isinstance(distribution, torch.distributions.Categorical):
+            return "logits", distribution.logits
+        if isinstance(distribution, torch.distributions.Normal):
+            return "action", distribution.mean
+        raise ConfigError(f"the action fit does not know the action distribution {type(distribution).__name__}")
+    if hasattr(policy, "q_net"):  # DQN
+        return "logits", policy.q_net(latents)
+    if hasattr(policy, "actor"):  # SAC, TD3, DDPG
+        actor = policy.actor
+        return "action", actor(latents, deterministic=True) if isinstance(actor, SACActor) else actor(latents)
+    raise ConfigError(f"the action fit does not know how to read a {type(policy).__name__}")
+
+
+def action_divergence(kind: str, student: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:
+    """Mean over the batch of KL(teacher || student) for ``"logits"``, of the squared distance for ``"action"``.
+
+    >>> teacher = torch.tensor([[0.0, 0.0]])
+    >>> round(float(action_divergence("logits", torch.tensor([[0.0, 0.0]]), teacher)), 6)
+    0.0
+    >>> float(action_divergence("action", torch.tensor([[1.0, 0.5]]), torch.tensor([[0.0, 0.5]])))
+    1.0
+    """
+    if kind == "logits":
+        return F.kl_div(F.log_softmax(student, dim=-1), F.log_softmax(teacher, dim=-1), log_target=True,
+                        reduction="batchmean")
+    if kind == "action":
+        return ((student - teacher) ** 2).sum(dim=-1).mean()
+    raise ValueError(f"unknown policy output kind {kind!r}")
+
+
+def action_fit_loss(encoder: GMCModel, policy: Any, observations: dict[str, torch.Tensor],
+                    subsets: list[list[str]]) -> tuple[torch.Tensor, dict[str, float]]:
+    """The fit's loss on one batch (see the module docstring) and its terms by subset (``"a+b"``) and ``"cosine"``.
+
+    Gradients reach only the modality encoders: the complete latent and the policy's answer to it are targets.
+    """
+    with torch.no_grad():
+        complete = encoder.joint_latent(observations)
+        kind, target = policy_output(policy, complete)
+    latents = encoder.modality_latents(observations)
+    total = sum(((1 - (latent * complete).sum(dim=-1)).mean() for latent in latents.values()),
+                torch.zeros((), device=complete.device))
+    terms = {"cosine": float(total.detach())}
+    for subset in subsets:
+        partial = torch.stack([latents[name] for name in subset]).mean(dim=0)
+        divergence = action_divergence(kind, policy_output(policy, partial)[1], target)
+        terms["+".join(subset)] = float(divergence.detach())
+        total = total + divergence
+    return total, terms
+
+
+def gather(venv: Any, encoder: GMCModel, model: BaseAlgorithm, subsets: list[list[str]], steps: int,
+           rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """``steps`` raw observations (over all envs of ``venv``) met while the agent acts deterministically, each
+    episode driven by every sensor or by one of ``subsets``, drawn with ``rng`` at the episode's start."""
+    drivers: list[list[str] | None] = [None, *subsets]
+    kept: list[dict[str, np.ndarray]] = []
+    obs = venv.reset()
+    driver = [drivers[rng.integers(len(drivers))] for _ in range(venv.num_envs)]
+    while len(kept) * venv.num_envs < steps:
+        kept.append({name: np.array(value) for name, value in obs.items()})
+        latents = np.zeros((venv.num_envs, encoder.config.latent_dim), dtype=np.float32)
+        for chosen in {None if d is None else tuple(d) for d in driver}:
+            envs = [i for i, d in enumerate(driver) if (None if d is None else tuple(d)) == chosen]
+            with torch.no_grad():
+                batch = {name: value[envs] for name, value in obs.items()}
+                latents[envs] = encoder.encode(batch, None if chosen is None else list(chosen)).cpu().numpy()
+        actions, _ = model.predict(latents, deterministic=True)
+        obs, _, dones, _ = venv.step(actions)
+        for i in np.flatnonzero(dones):
+            driver[i] = drivers[rng.integers(len(drivers))]
+    return {name: np.concatenate([batch[name] for batch in kept])[:steps] for name in kept[0]}
+
+
+def fit_encoder(encoder: GMCModel, model: BaseAlgorithm, observations: dict[str, np.ndarray],
+                settings: ActionFitSettings, seed: int) -> dict[str, float]:
+    """Train ``encoder``'s modality encoders in place for ``settings.epochs`` passes over ``observations``; return
+    the mean of each loss term over the last epoch. The encoder is left frozen in eval mode."""
+    policy: Any = model.policy
+    policy.set_training_mode(False)
+    for parameter in policy.parameters():
+        parameter.requires_grad_(False)
+    for parameter in encoder.parameters():
+        parameter.requires_grad_(False)
+    trainable = [parameter for module in encoder.encoders for parameter in module.parameters()]
+    for parameter in trainable:
+        parameter.requires_grad_(True)
+    encoder.encoders.train()
+    data = {name: torch.from_numpy(array) for name, array in observations.items()}
+    subsets = proper_subsets(list(encoder.modalities))
+    optimizer = torch.optim.Adam(trainable, lr=settings.lr)
+    generator = torch.Generator().manual_seed(seed)
+    sums: dict[str, float] = {}
+    try:
+        for _ in range(settings.epochs):
+            sums, batches = {}, 0
+            for index in torch.randperm(len(next(iter(data.values()))), generator=generator).split(settings.batch_size):
+                loss, terms = action_fit_loss(encoder, policy, {k: v[index] for k, v in data.items()}, subsets)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                for key, value in terms.items():
+                    sums[key] = sums.get(key, 0.0) + value
+                batches += 1
+            sums = {key: value / batches for key, value in sums.items()}
+    finally:
+        for parameter in trainable:
+            parameter.requires_grad_(False)
+        encoder.eval()
+    return sums
+
+
+def fit_agent_encoder(encoder: GMCModel, model: BaseAlgorithm, env_id: str, env_kwargs: dict[str, Any],
+                      n_envs: int, settings: ActionFitSettings, seed: int, *, progress: bool = True
+                      ) -> tuple[GMCModel, list[dict[str, Any]]]:
+    """A copy of ``encoder`` fitted to the actions of ``model`` (rounds of :func:`gather` and
+    :func:`fit_encoder`), and one history row per round. ``encoder`` itself is not changed."""
+    if not isinstance(encoder, GMCModel):
+        raise ConfigError(f"the action fit needs a GMC encoder, got {type(encoder).__name__}")
+    if settings.rounds < 1:
+        raise ConfigError("the action fit needs at least one round (agent.action_fit_rounds)")
+    fitted = copy.deepcopy(encoder)
+    subsets = proper_subsets(list(fitted.modalities))
+    rng = np.random.default_rng(seed)
+    venv = make_method_vec_env("raw", env_id, env_kwargs, "complete", n_envs, seed)
+    venv.seed(seed)
+    gathered: list[dict[str, np.ndarray]] = []
+    history: list[dict[str, Any]] = []
+    bar = progress_bar(settings.rounds, "action fit", "round", enabled=progress)
+    try:
+        for round_index in range(settings.rounds):
+            gathered.append(gather(venv, fitted, model, subsets, settings.steps, rng))
+            everything = {name: np.concatenate([batch[name] for batch in gathered]) for name in gathered[0]}
+            terms = fit_encoder(fitted, model, everything, settings, seed + round_index)
+            history.append({"round": round_index, "observations": len(everything[fitted.modalities[0]]),
+                            "loss_terms": terms})
+            bar.set_postfix(loss=f"{sum(terms.values()):.4f}")
+            bar.update(1)
+    finally:
+        bar.close()
+        venv.close()
+    return fitted, history
+
+
+def fit_agent(agent_dir: str | os.PathLike, settings: ActionFitSettings, *, progress: bool = True) -> Path | None:
+    """Fit the GMC agent in ``agent_dir`` (see the module docstring) and write ``agent_dir/action_fit/``.
+
+    Returns the fitted encoder's directory, or None for an agent without a GMC encoder (nothing to fit). A fit with
+    the same settings to the same policy is kept as is; any other is replaced. The seed is the agent's.
+
+    Raises:
+        CheckpointError, ConfigError: as :func:`gmc_rl.agents.load_agent` for a damaged or unfinished agent.
+    """
+    agent_dir = Path(agent_dir)
+    agent = load_agent(agent_dir, action_fit=False)
+    if not isinstance(agent.encoder, GMCModel):
+        return None
+    policy_sha = file_sha256(agent_dir / layout.MODEL_ZIP)
+    target = agent_dir / layout.ACTION_FIT_DIR
+    wanted = {"settings": asdict(settings), "policy_sha256": policy_sha}
+    if fit_record(target) == wanted:
+        return target
+    start = time.perf_counter()
+    fitted, history = fit_agent_encoder(agent.encoder, agent.model, agent.env_id, agent.env_kwargs,
+                                        int(agent.config.agent.n_envs), settings, agent.seed, progress=progress)
+    report = {**wanted, "history": history, "seconds": time.perf_counter() - start}
+    source = read_checkpoint_config(agent_dir / layout.ENCODER_DIR).get("provenance") or {}
+    staging = make_staging_dir(target)
+    try:
+        save_gmc(fitted, staging, {**source, "action_fit": report})  # the encoder's own provenance, and the fit
+        if target.exists():
+            shutil.rmtree(target)
+        os.replace(staging, target)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return target
