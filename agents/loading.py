@@ -27,6 +27,7 @@ from gmc_rl.config import ExperimentConfig, stored_config
 from gmc_rl.data import file_sha256
 from gmc_rl.errors import CheckpointError, ConfigError
 from gmc_rl.methods import Encoder, RepresentationMethod, get_method
+from gmc_rl.model import GMCModel
 
 FROZEN_PREFIXES = ("joint_encoder.", "head.")
 """State-dict prefixes of the GMC parts an action fit never changes: the complete latent depends on them alone."""
@@ -159,7 +160,12 @@ def load_fitted_encoder(agent_dir: Path, spec: RepresentationMethod, encoder: An
         raise CheckpointError(f"{target} is not an action fit that gmc-rl wrote; {again}")
     if record["policy_sha256"] != file_sha256(agent_dir / layout.MODEL_ZIP):
         raise CheckpointError(f"{target} was fitted to another policy than {agent_dir / layout.MODEL_ZIP}; {again}")
+    if not isinstance(encoder, GMCModel):
+        raise CheckpointError(f"{target}: only GMC agents have an action fit, this agent's encoder is "
+                              f"{type(encoder).__name__}; remove it")
     fitted = spec.load_encoder(target, device=device)
+    if not isinstance(fitted, GMCModel):  # pragma: no cover - the gmc method loads GMC models only
+        raise CheckpointError(f"{target} does not hold a GMC encoder; {again}")
     original, new = encoder.state_dict(), fitted.state_dict()
     changed = [key for key in original if key.startswith(FROZEN_PREFIXES)
                and (key not in new or not torch.equal(original[key].cpu(), new[key].cpu()))]
