@@ -154,7 +154,8 @@ def load_fitted_encoder(agent_dir: Path, spec: RepresentationMethod, encoder: An
         CheckpointError: the fit is damaged, was made for another policy, or changes the complete latent.
     """
     target = agent_dir / layout.ACTION_FIT_DIR
-    again = f"remove it, or fit again with `gmc-rl train --out {agent_dir} --resume`"
+    again = "remove it (the agent then reads encoder/), or fit again: rerun the `gmc-rl train` command that made " \
+            "the agent (with --resume for an agent trained by RL; a finished agent is not trained again, only fitted)"
     record = fit_record(target)
     if record is None:
         raise CheckpointError(f"{target} is not an action fit that gmc-rl wrote; {again}")

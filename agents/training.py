@@ -84,6 +84,12 @@ def _check_resumable(out_dir: Path, identity: dict[str, Any], resume: bool) -> d
     if not (out_dir / layout.AGENT_JSON).is_file():
         raise ConfigError(f"cannot resume in {out_dir}: it is not empty but holds no {layout.AGENT_JSON}")
     info = layout.read_agent_json(out_dir)
+    if info.get("distillation"):
+        raise ConfigError(
+            f"{out_dir} holds an agent distilled from a teacher, which RL training would start over: rerun the "
+            "`gmc-rl train ... --teacher DIR` command that made it (a finished distillation with the same settings "
+            "is kept), or train into a new directory"
+        )
     stored = info.get("identity", {})
     changed = [key for key in IDENTITY_KEYS if stored.get(key) != identity[key]]
     if changed:

@@ -86,9 +86,11 @@ def test_a_gmc_student_reads_its_frozen_encoder_and_is_an_ordinary_agent(tmp_pat
     command = ["train", "--method", "gmc", "--gmc", str(tmp_path / "gmc"), "--teacher", str(teacher),
                "--agent.distill_rounds", "2", "--agent.distill_steps", "200", "--env", ENV, "--env_kwargs",
                '{"max_episode_steps": 40}', "--algo", "ppo", "--n-envs", "2", "--out", str(tmp_path / "student"),
-               "--no-progress"]
+               "--agent.action_fit_rounds", "1", "--agent.action_fit_steps", "100", "--no-progress"]
     assert main(command) == 0
-    assert "evaluate it with" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "evaluate it with" in out and "action fit (1 rounds) saved in" in out
+    fit = (tmp_path / "student" / "action_fit" / "model.safetensors").stat().st_mtime_ns
     student = load_agent(tmp_path / "student")
     assert student.method == "gmc" and student.encoder is not None
     assert student.info["distillation"]["rounds"] == 2
@@ -96,6 +98,11 @@ def test_a_gmc_student_reads_its_frozen_encoder_and_is_an_ordinary_agent(tmp_pat
     first = (tmp_path / "student" / "agent.zip").stat().st_mtime_ns
     # the same command again keeps the finished agent; other settings in the same directory are refused
     assert main(command) == 0
+    assert (tmp_path / "student" / "agent.zip").stat().st_mtime_ns == first
+    assert (tmp_path / "student" / "action_fit" / "model.safetensors").stat().st_mtime_ns == fit
+    # --resume would train it by RL from the start: refused, naming the way to rerun it
+    assert main(["train", "--out", str(tmp_path / "student"), "--resume", "--no-progress"]) == 2
+    assert "distilled from a teacher" in capsys.readouterr().err
     assert (tmp_path / "student" / "agent.zip").stat().st_mtime_ns == first
     changed = list(command)
     changed[changed.index("--n-envs") + 1] = "3"
