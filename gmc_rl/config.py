@@ -487,6 +487,9 @@ class AgentConfig:
     """Env steps gathered per action-fit round, over all ``n_envs`` envs."""
     action_fit_epochs: int = 3
     """Passes over everything gathered so far, per action-fit round."""
+    action_fit_check_episodes: int = 5
+    """Episodes per modality of the action fit's closed-loop check: a modality's fitted encoder is kept only if the
+    agent does at least as well from that modality alone with it as with the original. 0: no check."""
 
     def __post_init__(self) -> None:
         _check_fields(self, "agent")
@@ -509,6 +512,8 @@ class AgentConfig:
             _require(getattr(self, key) > 0, f"agent.{key}", f"must be positive, got {getattr(self, key)}")
         _require(self.action_fit_rounds >= 0, "agent.action_fit_rounds",
                  f"must be 0 (off) or a positive number of rounds, got {self.action_fit_rounds}")
+        _require(self.action_fit_check_episodes >= 0, "agent.action_fit_check_episodes",
+                 f"must be 0 (no check) or a positive number of episodes, got {self.action_fit_check_episodes}")
         check_hyperparams(self.algo, self.hyperparams)
         _require(isinstance(self.method_hyperparams, dict), "agent.method_hyperparams",
                  f"must be a mapping of method names to hyperparameters, got {self.method_hyperparams!r}")
@@ -933,7 +938,7 @@ def merge_hyperparams(base: dict[str, Any], changes: dict[str, Any] | None) -> d
     return merged
 
 
-ACTION_FIT_KEYS = ("action_fit_rounds", "action_fit_steps", "action_fit_epochs")
+ACTION_FIT_KEYS = ("action_fit_rounds", "action_fit_steps", "action_fit_epochs", "action_fit_check_episodes")
 """The agent keys of the action fit (gmc_rl.agents.action_fit)."""
 
 

@@ -14,6 +14,8 @@ from gmc_rl.agents.action_fit import (
     ActionFitSettings,
     action_divergence,
     action_fit_loss,
+    check_modalities,
+    closed_loop_returns,
     fit_agent,
     gather,
     policy_output,
@@ -27,7 +29,7 @@ from gmc_rl.pipeline import _plan
 from gmc_rl.pretrain import pretrain
 
 ENV = "gmc_rl/CartPoleSensors-v0"
-SMALL = ActionFitSettings(rounds=2, steps=400, epochs=4, lr=3e-3)
+SMALL = ActionFitSettings(rounds=2, steps=400, epochs=4, lr=3e-3, check_episodes=0)  # the fit alone
 
 
 def test_action_divergence_matches_hand_computed_values():
@@ -86,14 +88,16 @@ def test_proper_subsets_are_every_partial_observation():
 
 
 @pytest.mark.parametrize("bad", [{"rounds": -1}, {"steps": 0}, {"epochs": 1.5}, {"batch_size": True},
-                                 {"lr": 0.0}, {"lr": float("nan")}])
+                                 {"lr": 0.0}, {"lr": float("nan")}, {"check_episodes": -1},
+                                 {"check_episodes": 2.0}])
 def test_settings_refuse_bad_values_naming_them(bad):
     name = next(iter(bad))
     with pytest.raises(ConfigError, match=f"action fit {name} must be"):
         ActionFitSettings(**bad)
 
 
-@pytest.mark.parametrize("key, value", [("action_fit_rounds", -1), ("action_fit_steps", 0), ("action_fit_epochs", 0)])
+@pytest.mark.parametrize("key, value", [("action_fit_rounds", -1), ("action_fit_steps", 0), ("action_fit_epochs", 0),
+                                        ("action_fit_check_episodes", -2)])
 def test_config_refuses_bad_action_fit_keys(key, value):
     with pytest.raises(ConfigError, match=f"agent.{key}"):
         from_dict(ExperimentConfig, {"agent": {key: value}})
@@ -102,7 +106,8 @@ def test_config_refuses_bad_action_fit_keys(key, value):
 def test_the_fit_is_not_part_of_the_agents_identity_and_old_agents_read_it_as_off():
     config = ExperimentConfig()
     assert config.agent.action_fit_rounds > 0  # on by default
-    changed = from_dict(ExperimentConfig, {"agent": {"action_fit_rounds": 5, "action_fit_steps": 10}})
+    changed = from_dict(ExperimentConfig, {"agent": {"action_fit_rounds": 5, "action_fit_steps": 10,
+                                                     "action_fit_check_episodes": 0}})
     assert agent_identity(changed.agent, "gmc") == agent_identity(config.agent, "gmc")
     old = to_dict(config)
     del old["agent"]["action_fit_rounds"]
@@ -163,6 +168,57 @@ def test_the_fit_brings_the_actions_of_every_subset_closer_and_keeps_the_agent(a
     assert record["action_fit"]["settings"]["rounds"] == 2 and len(record["action_fit"]["history"]) == 2
     own = json.loads((agent_dir / "encoder" / "config.json").read_text())["provenance"]
     assert own and {k: record[k] for k in own} == own  # the encoder's own provenance is kept beside the fit
+
+
+def test_closed_loop_returns_are_those_of_an_own_loop_from_the_same_starts(agent_dir):
+    import gymnasium as gym
+
+    agent = load_agent(agent_dir, action_fit=False)
+    returns = closed_loop_returns(agent.encoder, agent.model, agent.env_id, agent.env_kwargs, "joints", 3, 50)
+    assert returns == closed_loop_returns(agent.encoder, agent.model, agent.env_id, agent.env_kwargs, "joints", 3, 50)
+    env = gym.make(agent.env_id, **agent.env_kwargs)
+    for index, value in enumerate(returns):
+        obs, _ = env.reset(seed=50 + index)
+        total, done = 0.0, False
+        while not done:
+            with torch.no_grad():
+                latent = agent.encoder.encode({k: v[None] for k, v in obs.items()}, ["joints"]).numpy()
+            obs, reward, terminated, truncated, _ = env.step(agent.model.predict(latent, deterministic=True)[0][0])
+            total, done = total + float(reward), terminated or truncated
+        assert value == total
+    env.close()
+
+
+def test_the_check_keeps_a_fitted_modality_only_where_it_acts_at_least_as_well(agent_dir):
+    """Two encoders that differ in every modality encoder: whichever is called fitted, each modality ends up with
+    the weights of the one that does better from that modality alone (ties keep the fitted one)."""
+    import copy
+
+    agent = load_agent(agent_dir, action_fit=False)
+    other = copy.deepcopy(agent.encoder)
+    with torch.no_grad():
+        for module in other.encoders:
+            for parameter in module.parameters():
+                parameter.add_(0.5 * torch.randn_like(parameter))
+    outcomes = []
+    for fitted_source, original in ((agent.encoder, other), (other, agent.encoder)):
+        fitted = copy.deepcopy(fitted_source)
+        report = check_modalities(fitted, original, agent.model, agent.env_id, agent.env_kwargs, 4, 60)
+        assert list(report) == agent.modalities
+        for index, modality in enumerate(agent.modalities):
+            row = report[modality]
+            assert row["kept"] == (row["fitted"] >= row["original"])
+            source = fitted_source if row["kept"] else original
+            assert all(torch.equal(a, b) for a, b in zip(fitted.encoders[index].state_dict().values(),
+                                                           source.encoders[index].state_dict().values()))
+        assert all(torch.equal(a, b) for a, b in zip(fitted.head.parameters(), fitted_source.head.parameters()))
+        outcomes.append(report)
+    for modality in agent.modalities:  # swapping the roles swaps the means and, where they differ, the choice
+        first, second = outcomes[0][modality], outcomes[1][modality]
+        assert (first["fitted"], first["original"]) == (second["original"], second["fitted"])
+        if first["fitted"] != first["original"]:
+            assert first["kept"] != second["kept"]
+    assert any(row["fitted"] != row["original"] for row in outcomes[0].values()), "a test of nothing: all ties"
 
 
 def test_a_fit_with_the_same_settings_is_kept_and_another_replaces_it(agent_dir):
