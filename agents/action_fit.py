@@ -20,8 +20,8 @@ logits) and the squared distance of the deterministic actions for continuous one
 the agent's path. The observations are those the agent meets when it acts from missing sensors (DAgger, as in
 :mod:`gmc_rl.agents.distillation`): each round runs ``steps`` env steps with every episode driven by every sensor
 or by a random proper subset, keeps every visited observation, and refits on all of them. A closed-loop check
-ends it (:func:`check_modalities`): a modality's fitted encoder is kept only where the agent does at least as
-well from that modality alone as with the encoder it had.
+ends it (:func:`check_modalities`): a modality's fitted encoder is put back where the agent does worse from that
+modality alone with it than with the encoder it had, beyond chance.
 
 The agent is trained on complete observations only, as before, and is not changed: its policy and the complete
 latent are bit-for-bit those of training. The fitted encoder is specific to the agent, so it lives in the agent's
@@ -53,6 +53,7 @@ from gmc_rl.checkpoint import read_checkpoint_config, save_gmc
 from gmc_rl.config import AgentConfig
 from gmc_rl.data import file_sha256
 from gmc_rl.errors import ConfigError
+from gmc_rl.evaluate import t_critical
 from gmc_rl.io import make_staging_dir
 from gmc_rl.model import GMCModel
 from gmc_rl.progress import progress_bar
@@ -252,19 +253,37 @@ def check_modalities(fitted: GMCModel, original: GMCModel, model: BaseAlgorithm,
     Matching the actions on gathered states is a proxy: a sensor that cannot show what the policy reads (CartPole's
     image, which cannot show the velocities well) can come closer to the policy's actions and balance worse. For
     each modality the agent runs ``episodes`` episodes from that modality alone with the original and with the
-    fitted encoder, from the same starts (seeded ``seed + i``); where the fitted encoder's mean return is lower,
-    that modality's encoder is put back to the original in ``fitted`` (in place). Returns, per modality, both
-    means and whether the fitted encoder was kept.
+    fitted encoder, from the same starts (seeded ``seed + i``). Where the fitted encoder is worse beyond chance
+    (the 95 % t-interval of the paired differences of return lies below 0; with one episode, or equal differences,
+    any lower return counts), that modality's encoder is put back to the original in ``fitted`` (in place): a few
+    episodes of a noisy env do not undo a fit that helps. Returns, per modality, both mean returns, the mean paired
+    difference with its interval's half width, and whether the fitted encoder was kept.
     """
     report: dict[str, dict[str, Any]] = {}
     for index, modality in enumerate(fitted.modalities):
         before = closed_loop_returns(original, model, env_id, env_kwargs, modality, episodes, seed)
         after = closed_loop_returns(fitted, model, env_id, env_kwargs, modality, episodes, seed)
-        kept = float(np.mean(after)) >= float(np.mean(before))
+        difference, half_width = paired_difference(after, before)
+        kept = difference + half_width >= 0
         if not kept:
             fitted.encoders[index].load_state_dict(original.encoders[index].state_dict())
-        report[modality] = {"original": float(np.mean(before)), "fitted": float(np.mean(after)), "kept": kept}
+        report[modality] = {"original": float(np.mean(before)), "fitted": float(np.mean(after)),
+                            "difference": difference, "half_width": half_width, "kept": kept}
     return report
+
+
+def paired_difference(after: list[float], before: list[float]) -> tuple[float, float]:
+    """Mean of ``after[i] - before[i]`` and the half width of its 95 % t-interval (0 for one pair).
+
+    >>> mean, half_width = paired_difference([3.0, 5.0], [1.0, 1.0])  # differences 2, 4: sd / sqrt(2) = 1
+    >>> mean, round(half_width, 3)  # t(1 degree of freedom) = 12.706
+    (3.0, 12.706)
+    """
+    differences = np.asarray(after, dtype=float) - np.asarray(before, dtype=float)
+    if len(differences) < 2:
+        return float(differences.mean()), 0.0
+    spread = float(differences.std(ddof=1)) / np.sqrt(len(differences))
+    return float(differences.mean()), float(t_critical(len(differences) - 1) * spread)
 
 
 def fit_agent_encoder(encoder: GMCModel, model: BaseAlgorithm, env_id: str, env_kwargs: dict[str, Any],

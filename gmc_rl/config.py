@@ -488,8 +488,9 @@ class AgentConfig:
     action_fit_epochs: int = 3
     """Passes over everything gathered so far, per action-fit round."""
     action_fit_check_episodes: int = 5
-    """Episodes per modality of the action fit's closed-loop check: a modality's fitted encoder is kept only if the
-    agent does at least as well from that modality alone with it as with the original. 0: no check."""
+    """Episodes per modality of the action fit's closed-loop check: a modality's fitted encoder is put back to the
+    original where the agent does worse from that modality alone with it beyond chance (paired 95 % t-interval).
+    0: no check."""
 
     def __post_init__(self) -> None:
         _check_fields(self, "agent")

@@ -18,6 +18,7 @@ from gmc_rl.agents.action_fit import (
     closed_loop_returns,
     fit_agent,
     gather,
+    paired_difference,
     policy_output,
     proper_subsets,
 )
@@ -191,34 +192,48 @@ def test_closed_loop_returns_are_those_of_an_own_loop_from_the_same_starts(agent
 
 def test_the_check_keeps_a_fitted_modality_only_where_it_acts_at_least_as_well(agent_dir):
     """Two encoders that differ in every modality encoder: whichever is called fitted, each modality ends up with
-    the weights of the one that does better from that modality alone (ties keep the fitted one)."""
+    the original's weights only where the fitted one does worse beyond chance (paired 95 % interval below 0)."""
     import copy
 
     agent = load_agent(agent_dir, action_fit=False)
-    other = copy.deepcopy(agent.encoder)
+    other = copy.deepcopy(agent.encoder)  # every modality alone gives one latent, so the agent pushes one way
     with torch.no_grad():
         for module in other.encoders:
             for parameter in module.parameters():
-                parameter.add_(0.5 * torch.randn_like(parameter))
+                parameter.zero_()
     outcomes = []
     for fitted_source, original in ((agent.encoder, other), (other, agent.encoder)):
         fitted = copy.deepcopy(fitted_source)
-        report = check_modalities(fitted, original, agent.model, agent.env_id, agent.env_kwargs, 4, 60)
+        report = check_modalities(fitted, original, agent.model, agent.env_id, agent.env_kwargs, 20, 60)
         assert list(report) == agent.modalities
         for index, modality in enumerate(agent.modalities):
             row = report[modality]
-            assert row["kept"] == (row["fitted"] >= row["original"])
+            assert row["difference"] == pytest.approx(row["fitted"] - row["original"])
+            assert row["kept"] == (row["difference"] + row["half_width"] >= 0)
             source = fitted_source if row["kept"] else original
             assert all(torch.equal(a, b) for a, b in zip(fitted.encoders[index].state_dict().values(),
                                                            source.encoders[index].state_dict().values()))
         assert all(torch.equal(a, b) for a, b in zip(fitted.head.parameters(), fitted_source.head.parameters()))
         outcomes.append(report)
-    for modality in agent.modalities:  # swapping the roles swaps the means and, where they differ, the choice
+    for modality in agent.modalities:  # swapping the roles swaps the means; a clear difference swaps the choice
         first, second = outcomes[0][modality], outcomes[1][modality]
         assert (first["fitted"], first["original"]) == (second["original"], second["fitted"])
-        if first["fitted"] != first["original"]:
-            assert first["kept"] != second["kept"]
-    assert any(row["fitted"] != row["original"] for row in outcomes[0].values()), "a test of nothing: all ties"
+        assert first["half_width"] == pytest.approx(second["half_width"])
+        clear = abs(first["difference"]) > first["half_width"]
+        assert (first["kept"] != second["kept"]) if clear else (first["kept"] and second["kept"])
+    assert any(abs(row["difference"]) > row["half_width"] for row in outcomes[0].values()), \
+        "a test of nothing: no modality differs beyond chance"
+
+
+def test_paired_difference_matches_scipy():
+    from scipy import stats
+
+    after, before = [10.0, 12.0, 9.0, 15.0, 11.0], [8.0, 12.5, 7.0, 10.0, 11.0]
+    mean, half_width = paired_difference(after, before)
+    differences = np.subtract(after, before)
+    low, high = stats.t.interval(0.95, len(differences) - 1, loc=differences.mean(), scale=stats.sem(differences))
+    assert mean == pytest.approx(differences.mean()) and half_width == pytest.approx((high - low) / 2, rel=1e-6)
+    assert paired_difference([3.0], [5.0]) == (-2.0, 0.0)
 
 
 def test_a_fit_with_the_same_settings_is_kept_and_another_replaces_it(agent_dir):
