@@ -55,6 +55,7 @@ from gmc_rl.data import file_sha256
 from gmc_rl.errors import ConfigError
 from gmc_rl.evaluate import t_critical
 from gmc_rl.io import make_staging_dir
+from gmc_rl.modality_fit import trainable_encoders
 from gmc_rl.model import GMCModel
 from gmc_rl.progress import progress_bar
 
@@ -193,18 +194,12 @@ def fit_encoder(encoder: GMCModel, model: BaseAlgorithm, observations: dict[str,
     policy.set_training_mode(False)
     for parameter in policy.parameters():
         parameter.requires_grad_(False)
-    for parameter in encoder.parameters():
-        parameter.requires_grad_(False)
-    trainable = [parameter for module in encoder.encoders for parameter in module.parameters()]
-    for parameter in trainable:
-        parameter.requires_grad_(True)
-    encoder.encoders.train()
     data = {name: torch.from_numpy(array) for name, array in observations.items()}
     subsets = proper_subsets(list(encoder.modalities))
-    optimizer = torch.optim.Adam(trainable, lr=settings.lr)
     generator = torch.Generator().manual_seed(seed)
     sums: dict[str, float] = {}
-    try:
+    with trainable_encoders(encoder) as trainable:
+        optimizer = torch.optim.Adam(trainable, lr=settings.lr)
         for _ in range(settings.epochs):
             sums, batches = {}, 0
             for index in torch.randperm(len(next(iter(data.values()))), generator=generator).split(settings.batch_size):
@@ -216,10 +211,6 @@ def fit_encoder(encoder: GMCModel, model: BaseAlgorithm, observations: dict[str,
                     sums[key] = sums.get(key, 0.0) + value
                 batches += 1
             sums = {key: value / batches for key, value in sums.items()}
-    finally:
-        for parameter in trainable:
-            parameter.requires_grad_(False)
-        encoder.eval()
     return sums
 
 

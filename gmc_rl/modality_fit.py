@@ -87,7 +87,7 @@ def fit_modality_encoders(model: GMCModel, train_obs: dict[str, torch.Tensor], v
     per_epoch = max(1, n_train // batch_size)
     bar = progress_bar(epochs * per_epoch, "fit modality encoders", "batch", enabled=progress)
     try:
-        with _trainable_encoders(model) as parameters:
+        with trainable_encoders(model) as parameters:
             optimizer = torch.optim.Adam(parameters, lr=lr)
             for epoch in range(1, epochs + 1):
                 bar.set_description(f"fit modality encoders, epoch {epoch}/{epochs}")
@@ -111,9 +111,9 @@ def fit_modality_encoders(model: GMCModel, train_obs: dict[str, torch.Tensor], v
 
 
 @contextmanager
-def _trainable_encoders(model: GMCModel) -> Iterator[list[torch.nn.Parameter]]:
+def trainable_encoders(model: GMCModel) -> Iterator[list[torch.nn.Parameter]]:
     """Within the block only the modality encoders take gradients (train mode); afterwards the whole model is
-    frozen in eval mode."""
+    frozen in eval mode. The action fit (gmc_rl.agents.action_fit) trains them the same way."""
     for parameter in model.parameters():
         parameter.requires_grad_(False)
     parameters = [parameter for encoder in model.encoders for parameter in encoder.parameters()]
