@@ -333,7 +333,7 @@ def test_method_hyperparams_change_only_their_method(tmp_path):
     assert agent_identity(config.agent, "state") == agent_identity(plain.agent, "state") == {
         key: value for key, value in to_dict(plain.agent).items()
         if key not in ("method_hyperparams", "vec_env", "distill_from", "distill_rounds", "distill_steps",
-                       "action_fit_rounds", "action_fit_steps", "action_fit_epochs")}
+                       "action_fit_rounds", "action_fit_steps", "action_fit_epochs", "action_fit_check_episodes")}
     assert agent_identity(config.agent, "raw") != agent_identity(plain.agent, "raw")
 
     agent = load_agent(train_agent(config, "raw", 0, tmp_path / "raw", progress_bar=False))
