@@ -224,7 +224,7 @@ def closed_loop_returns(encoder: GMCModel, model: BaseAlgorithm, env_id: str, en
     acting deterministically on ``modality`` alone through ``encoder``: the same starts for any encoder."""
     venv = make_method_vec_env("gmc", env_id, env_kwargs, modality, episodes, seed, encoder=encoder)
     try:
-        obs = venv.reset()
+        obs: Any = venv.reset()  # latent arrays (the GMC method's observations)
         returns = np.zeros(episodes)
         running = np.ones(episodes, dtype=bool)
         while running.any():
