@@ -32,7 +32,6 @@ uses it; training the agent further removes it.
 from __future__ import annotations
 
 import copy
-import itertools
 import os
 import shutil
 import time
@@ -43,10 +42,10 @@ from typing import Any
 import numpy as np
 import torch
 from stable_baselines3.common.base_class import BaseAlgorithm
-from stable_baselines3.sac.policies import Actor as SACActor
 from torch.nn import functional as F  # noqa: N812
 
 from gmc_rl.agents import agent_dir as layout
+from gmc_rl.agents.distillation import acting_part, actor_action, concatenate, rows
 from gmc_rl.agents.loading import fit_record, load_agent
 from gmc_rl.agents.observations import make_method_vec_env
 from gmc_rl.checkpoint import read_checkpoint_config, save_gmc
@@ -58,6 +57,7 @@ from gmc_rl.io import make_staging_dir
 from gmc_rl.modality_fit import trainable_encoders
 from gmc_rl.model import GMCModel
 from gmc_rl.progress import progress_bar
+from gmc_rl.wrappers.conditions import all_subset_conditions
 
 
 @dataclass(frozen=True)
@@ -102,27 +102,25 @@ class ActionFitSettings:
 
 
 def proper_subsets(modalities: list[str]) -> list[list[str]]:
-    """Every non-empty subset of ``modalities`` except the whole set, smallest first, in the modalities' order."""
-    return [list(subset) for size in range(1, len(modalities))
-            for subset in itertools.combinations(modalities, size)]
+    """Every non-empty subset of ``modalities`` except the whole set, smallest first, in the modalities' order: the
+    evaluation's subset conditions (:func:`gmc_rl.wrappers.conditions.all_subset_conditions`) as name lists."""
+    return [condition.split("+") for condition in all_subset_conditions(modalities)[1:]]
 
 
 def policy_output(policy: Any, latents: torch.Tensor) -> tuple[str, torch.Tensor]:
     """What the fit compares: ``("logits", ...)`` for a discrete policy, ``("action", ...)`` (the deterministic
     action in the actor's [-1, 1] units, or a Gaussian policy's mean) for a continuous one."""
-    if hasattr(policy, "get_distribution"):  # PPO, A2C
-        distribution = policy.get_distribution(latents).distribution
+    kind, module = acting_part(policy)
+    if kind == "actor_critic":  # PPO, A2C
+        distribution = module.get_distribution(latents).distribution
         if isinstance(distribution, torch.distributions.Categorical):
             return "logits", distribution.logits
         if isinstance(distribution, torch.distributions.Normal):
             return "action", distribution.mean
         raise ConfigError(f"the action fit does not know the action distribution {type(distribution).__name__}")
-    if hasattr(policy, "q_net"):  # DQN
-        return "logits", policy.q_net(latents)
-    if hasattr(policy, "actor"):  # SAC, TD3, DDPG
-        actor = policy.actor
-        return "action", actor(latents, deterministic=True) if isinstance(actor, SACActor) else actor(latents)
-    raise ConfigError(f"the action fit does not know how to read a {type(policy).__name__}")
+    if kind == "q_values":  # DQN
+        return "logits", module(latents)
+    return "action", actor_action(module, latents)  # SAC, TD3, DDPG
 
 
 def action_divergence(kind: str, student: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:
@@ -167,15 +165,15 @@ def gather(venv: Any, encoder: GMCModel, model: BaseAlgorithm, subsets: list[lis
            rng: np.random.Generator) -> dict[str, np.ndarray]:
     """``steps`` raw observations (over all envs of ``venv``) met while the agent acts deterministically, each
     episode driven by every sensor or by one of ``subsets``, drawn with ``rng`` at the episode's start."""
-    drivers: list[list[str] | None] = [None, *subsets]
+    drivers: list[tuple[str, ...] | None] = [None, *(tuple(subset) for subset in subsets)]
     kept: list[dict[str, np.ndarray]] = []
     obs = venv.reset()
     driver = [drivers[rng.integers(len(drivers))] for _ in range(venv.num_envs)]
     while len(kept) * venv.num_envs < steps:
         kept.append({name: np.array(value) for name, value in obs.items()})
         latents = np.zeros((venv.num_envs, encoder.config.latent_dim), dtype=np.float32)
-        for chosen in {None if d is None else tuple(d) for d in driver}:
-            envs = [i for i, d in enumerate(driver) if (None if d is None else tuple(d)) == chosen]
+        for chosen in set(driver):
+            envs = [i for i, d in enumerate(driver) if d == chosen]
             with torch.no_grad():
                 batch = {name: value[envs] for name, value in obs.items()}
                 latents[envs] = encoder.encode(batch, None if chosen is None else list(chosen)).cpu().numpy()
@@ -183,7 +181,7 @@ def gather(venv: Any, encoder: GMCModel, model: BaseAlgorithm, subsets: list[lis
         obs, _, dones, _ = venv.step(actions)
         for i in np.flatnonzero(dones):
             driver[i] = drivers[rng.integers(len(drivers))]
-    return {name: np.concatenate([batch[name] for batch in kept])[:steps] for name in kept[0]}
+    return {name: array[:steps] for name, array in concatenate(kept).items()}
 
 
 def fit_encoder(encoder: GMCModel, model: BaseAlgorithm, observations: dict[str, np.ndarray],
@@ -203,7 +201,7 @@ def fit_encoder(encoder: GMCModel, model: BaseAlgorithm, observations: dict[str,
         for _ in range(settings.epochs):
             sums, batches = {}, 0
             for index in torch.randperm(len(next(iter(data.values()))), generator=generator).split(settings.batch_size):
-                loss, terms = action_fit_loss(encoder, policy, {k: v[index] for k, v in data.items()}, subsets)
+                loss, terms = action_fit_loss(encoder, policy, rows(data, index), subsets)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
@@ -298,7 +296,7 @@ def fit_agent_encoder(encoder: GMCModel, model: BaseAlgorithm, env_id: str, env_
     try:
         for round_index in range(settings.rounds):
             gathered.append(gather(venv, fitted, model, subsets, settings.steps, rng))
-            everything = {name: np.concatenate([batch[name] for batch in gathered]) for name in gathered[0]}
+            everything = concatenate(gathered)
             terms = fit_encoder(fitted, model, everything, settings, seed + round_index)
             history.append({"round": round_index, "observations": len(everything[fitted.modalities[0]]),
                             "loss_terms": terms})

@@ -148,28 +148,34 @@ def rows(observations: Any, index: torch.Tensor) -> Any:
     return observations[index]
 
 
-def _fitted(policy: Any) -> tuple[str, Any]:
-    """Which part of an SB3 policy distillation fits, and how: ``("actor_critic", policy)`` (PPO, A2C),
-    ``("q_values", q_net)`` (DQN) or ``("actor", actor)`` (SAC, TD3, DDPG)."""
+def acting_part(policy: Any) -> tuple[str, Any]:
+    """The part of an SB3 policy that chooses the actions, and its kind: ``("actor_critic", policy)`` (PPO, A2C),
+    ``("q_values", q_net)`` (DQN) or ``("actor", actor)`` (SAC, TD3, DDPG). Distillation fits it; the action fit
+    (gmc_rl.agents.action_fit) reads it."""
     if hasattr(policy, "evaluate_actions"):
         return "actor_critic", policy
     if hasattr(policy, "q_net"):
         return "q_values", policy.q_net
     if hasattr(policy, "actor"):
         return "actor", policy.actor
-    raise ConfigError(f"distillation does not know how to fit a {type(policy).__name__}")
+    raise ConfigError(f"gmc-rl does not know which part of a {type(policy).__name__} acts (it knows the policies "
+                      "of PPO, A2C, DQN, SAC, TD3 and DDPG)")
+
+
+def actor_action(actor: Any, obs: Any) -> torch.Tensor:
+    """The deterministic action of an off-policy actor in [-1, 1]: SAC's actor samples unless asked for its mean."""
+    return actor(obs, deterministic=True) if isinstance(actor, SACActor) else actor(obs)
 
 
 def _imitation_loss(model: BaseAlgorithm, obs: Any, actions: torch.Tensor) -> torch.Tensor:
     """The supervised loss of the student's policy on the teacher's ``actions`` (see the module docstring)."""
-    kind, module = _fitted(model.policy)
+    kind, module = acting_part(model.policy)
     if kind == "actor_critic":
         _, log_prob, _ = module.evaluate_actions(obs, actions)
         return -log_prob.mean()
     if kind == "q_values":
         return F.cross_entropy(module(obs), actions.long().flatten())
-    # the actor's action in [-1, 1]; SAC's actor samples unless asked for its mean action
-    predicted = module(obs, deterministic=True) if isinstance(module, SACActor) else module(obs)
+    predicted = actor_action(module, obs)
     return F.mse_loss(predicted, actions.reshape(predicted.shape))
 
 
@@ -178,7 +184,7 @@ def fit(model: BaseAlgorithm, observations: np.ndarray, actions: np.ndarray, set
     """Fit the student's policy on all pairs; return the final loss over all of them."""
     policy: Any = model.policy
     policy.set_training_mode(True)
-    kind, module = _fitted(policy)
+    kind, module = acting_part(policy)
     targets = policy.scale_action(actions) if kind == "actor" else actions  # the actor acts in [-1, 1]
     x = policy.obs_to_tensor(observations)[0]
     y = torch.as_tensor(targets, device=policy.device)
