@@ -46,14 +46,15 @@ from torch.nn import functional as F  # noqa: N812
 
 from gmc_rl.agents import agent_dir as layout
 from gmc_rl.agents.distillation import acting_part, actor_action, concatenate, rows
-from gmc_rl.agents.loading import fit_record, load_agent
+from gmc_rl.agents.loading import Agent, fit_record, load_agent, load_fitted_encoder
 from gmc_rl.agents.observations import make_method_vec_env
 from gmc_rl.checkpoint import read_checkpoint_config, save_gmc
 from gmc_rl.config import AgentConfig
 from gmc_rl.data import file_sha256
-from gmc_rl.errors import ConfigError
+from gmc_rl.errors import CheckpointError, ConfigError
 from gmc_rl.evaluate import t_critical
 from gmc_rl.io import make_staging_dir
+from gmc_rl.methods import get_method
 from gmc_rl.modality_fit import trainable_encoders
 from gmc_rl.model import GMCModel
 from gmc_rl.progress import progress_bar
@@ -310,11 +311,21 @@ def fit_agent_encoder(encoder: GMCModel, model: BaseAlgorithm, env_id: str, env_
     return fitted, history, check
 
 
+def _loads(agent_dir: Path, agent: Agent) -> bool:
+    """Whether the fit in ``agent_dir`` loads for ``agent`` (its record alone can be intact over damaged weights)."""
+    try:
+        load_fitted_encoder(agent_dir, get_method(agent.method), agent.encoder, "cpu")
+    except CheckpointError:
+        return False
+    return True
+
+
 def fit_agent(agent_dir: str | os.PathLike, settings: ActionFitSettings, *, progress: bool = True) -> Path | None:
     """Fit the GMC agent in ``agent_dir`` (see the module docstring) and write ``agent_dir/action_fit/``.
 
     Returns the fitted encoder's directory, or None for an agent without a GMC encoder (nothing to fit). A fit with
-    the same settings to the same policy is kept as is; any other is replaced. The seed is the agent's.
+    the same settings to the same policy that loads is kept as is; any other (or a damaged one) is replaced. The
+    seed is the agent's.
 
     Raises:
         CheckpointError, ConfigError: as :func:`gmc_rl.agents.load_agent` for a damaged or unfinished agent.
@@ -326,7 +337,7 @@ def fit_agent(agent_dir: str | os.PathLike, settings: ActionFitSettings, *, prog
     policy_sha = file_sha256(agent_dir / layout.MODEL_ZIP)
     target = agent_dir / layout.ACTION_FIT_DIR
     wanted = {"settings": asdict(settings), "policy_sha256": policy_sha}
-    if fit_record(target) == wanted:
+    if fit_record(target) == wanted and _loads(agent_dir, agent):
         return target
     start = time.perf_counter()
     fitted, history, check = fit_agent_encoder(agent.encoder, agent.model, agent.env_id, agent.env_kwargs,
@@ -337,8 +348,7 @@ def fit_agent(agent_dir: str | os.PathLike, settings: ActionFitSettings, *, prog
     staging = make_staging_dir(target)
     try:
         save_gmc(fitted, staging, {**source, "action_fit": report})  # the encoder's own provenance, and the fit
-        if target.exists():
-            shutil.rmtree(target)
+        layout.remove_action_fit(agent_dir)  # an older or damaged fit, whatever is left of it
         os.replace(staging, target)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)

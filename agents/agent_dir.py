@@ -212,9 +212,13 @@ def read_agent_json(directory: str | os.PathLike) -> dict[str, Any]:
 
 
 def remove_action_fit(agent_dir: str | os.PathLike) -> None:
-    """Remove the agent's action fit (``action_fit/``): it was fitted to a policy that training is about to
-    change."""
-    shutil.rmtree(Path(agent_dir) / ACTION_FIT_DIR, ignore_errors=True)
+    """Remove the agent's action fit (``action_fit/``, or whatever stands at that path): it was fitted to a policy
+    that training is about to change, or a new fit replaces it."""
+    target = Path(agent_dir) / ACTION_FIT_DIR
+    if target.is_dir() and not target.is_symlink():
+        shutil.rmtree(target)
+    elif target.exists() or target.is_symlink():
+        target.unlink()
 
 
 def copy_encoder(source: str | os.PathLike, agent_dir: str | os.PathLike) -> Path:

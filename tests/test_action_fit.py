@@ -286,6 +286,59 @@ def test_a_fit_that_does_not_belong_to_the_agent_is_refused(agent_dir, tmp_path,
     assert (tmp_path / "eval" / "results.json").is_file()
 
 
+def _damage(fit, how):
+    """Leave at ``fit`` (an agent's action_fit/, fitted) what ``how`` names."""
+    import shutil
+
+    if how == "empty directory":
+        shutil.rmtree(fit)
+        fit.mkdir()
+    elif how == "a file in its place":
+        shutil.rmtree(fit)
+        fit.write_text("not a fit")
+    elif how == "empty config":
+        (fit / "config.json").write_text("")
+    elif how == "config not an object":
+        (fit / "config.json").write_text("[]")
+    elif how == "no weights":
+        (fit / "model.safetensors").unlink()
+    elif how == "empty weights":
+        (fit / "model.safetensors").write_bytes(b"")
+
+
+DAMAGES = ["empty directory", "a file in its place", "empty config", "config not an object", "no weights",
+           "empty weights"]
+TINY = ActionFitSettings(rounds=1, steps=100, epochs=1, check_episodes=0)
+
+
+@pytest.mark.parametrize("how", DAMAGES)
+def test_a_damaged_fit_is_refused_by_name_and_a_new_fit_replaces_it(agent_dir, tmp_path, how):
+    import shutil
+
+    copy = tmp_path / "agent"
+    shutil.copytree(agent_dir, copy)
+    fit = fit_agent(copy, TINY, progress=False)
+    _damage(fit, how)
+    with pytest.raises(CheckpointError, match="action_fit"):
+        load_agent(copy)
+    assert load_agent(copy, action_fit=False).encoder is not None
+    assert fit_agent(copy, TINY, progress=False) == fit and fit.is_dir()
+    assert load_agent(copy).encoder is not None  # the new fit loads
+
+
+def test_training_the_agent_further_removes_even_a_damaged_fit(agent_dir, tmp_path):
+    import shutil
+
+    copy = tmp_path / "agent"
+    shutil.copytree(agent_dir, copy)
+    _damage(fit_agent(copy, TINY, progress=False), "a file in its place")
+    config = _config()
+    longer = from_dict(ExperimentConfig, {**to_dict(config), "agent": {**to_dict(config.agent),
+                                                                         "total_timesteps": 2200}})
+    train_agent(longer, "gmc", seed=0, out_dir=copy, resume=True, progress_bar=False)
+    assert not (copy / "action_fit").exists()
+
+
 def test_training_the_agent_further_removes_its_fit(agent_dir, tmp_path):
     import shutil
 
