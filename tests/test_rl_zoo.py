@@ -7,6 +7,7 @@ seconds (300 steps, learning from step 100, a small replay buffer), then loads t
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -25,6 +26,7 @@ from gmc_rl.collect import collect  # noqa: E402
 from gmc_rl.config import ExperimentConfig, from_dict  # noqa: E402
 from gmc_rl.pretrain import pretrain  # noqa: E402
 from gmc_rl.wrappers import GMCLatent, ModalityDropout, NonFiniteGuard  # noqa: E402
+from gmc_rl.zoo import read_run_config  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 ZOO = ROOT / "experiments" / "zoo"
@@ -37,19 +39,20 @@ TINY_BUDGET = [
 ]
 
 
-def run_zoo(script: str, *args: str, cwd: Path) -> str:
-    """Run ``python -m rl_zoo3.<script> ARGS`` in ``cwd``; return its output, failing with it on a non-zero exit."""
-    result = subprocess.run(
-        [sys.executable, "-m", f"rl_zoo3.{script}", *args], cwd=cwd, capture_output=True, text=True, timeout=600
-    )
-    assert result.returncode == 0, f"rl_zoo3.{script} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
-    return result.stdout
+def run_zoo(script: str, *args: str, cwd: Path, launcher: str = "rl_zoo3", expect_fail: bool = False) -> str:
+    """Run ``python -m rl_zoo3.<script> ARGS`` (or ``python -m gmc_rl.zoo <script> ARGS`` with ``launcher="gmc_rl"``)
+    in ``cwd``; return its output, failing with it on a non-zero exit (on a zero one with ``expect_fail``)."""
+    command = ["-m", f"rl_zoo3.{script}"] if launcher == "rl_zoo3" else ["-m", "gmc_rl.zoo", script]
+    result = subprocess.run([sys.executable, *command, *args], cwd=cwd, capture_output=True, text=True, timeout=600)
+    assert (result.returncode != 0) == expect_fail, (
+        f"{launcher} {script} exited {result.returncode}:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
+    return result.stdout + result.stderr if expect_fail else result.stdout
 
 
-def train_sac(conf_file: str, cwd: Path) -> SAC:
+def train_sac(conf_file: str, cwd: Path, launcher: str = "rl_zoo3") -> SAC:
     run_zoo(
         "train", "--algo", "sac", "--env", ENV_ID, "--gym-packages", "gmc_rl", "--conf-file", str(ZOO / conf_file),
-        "-f", "logs", "--seed", "0", "--num-threads", "1", *TINY_BUDGET, cwd=cwd,
+        "-f", "logs", "--seed", "0", "--num-threads", "1", *TINY_BUDGET, cwd=cwd, launcher=launcher,
     )
     assert (cwd / SAVED_MODEL).is_file()
     model = SAC.load(cwd / SAVED_MODEL, device="cpu")
@@ -85,7 +88,7 @@ def latent_checkpoint_path() -> Path:
     return Path(path)
 
 
-def test_sac_on_gmc_latents_then_enjoy(tmp_path):
+def test_sac_on_gmc_latents_then_enjoy_from_a_moved_run(tmp_path):
     # A GMC checkpoint of seconds where sac_latent.yml looks for it: 400 random transitions, one epoch.
     config = from_dict(ExperimentConfig, {
         "env_id": ENV_ID,
@@ -93,19 +96,33 @@ def test_sac_on_gmc_latents_then_enjoy(tmp_path):
         "collect": {"steps": 400, "n_envs": 2},
         "pretrain": {"epochs": 1, "batch_size": 64, "device": "cpu", "checkpoint_every": 1},
     })
-    checkpoint = tmp_path / latent_checkpoint_path()
-    collect(config, tmp_path / "data", progress=False)
-    pretrain(config, tmp_path / "data", checkpoint, progress=False)
+    work = tmp_path / "work"
+    checkpoint = work / latent_checkpoint_path()
+    collect(config, work / "data", progress=False)
+    pretrain(config, work / "data", checkpoint, progress=False)
 
-    model = train_sac("sac_latent.yml", tmp_path)
+    # Trained through the launcher, the run keeps a copy of its encoder and its config.yml reads the copy.
+    model = train_sac("sac_latent.yml", work, launcher="gmc_rl")
     env = GMCLatent(ModalityDropout(NonFiniteGuard(gym.make(ENV_ID)), p=0.0), checkpoint)
     assert model.observation_space == env.observation_space
     assert env.observation_space.shape == (10,) and np.all(env.observation_space.high == 1.0)
     check_acts(model, env)
+    params = work / SAVED_MODEL.parent / "gmc_rl-PendulumSound-v0"
+    assert (params / "encoder" / "model.safetensors").read_bytes() == (checkpoint / "model.safetensors").read_bytes()
+    wrappers = read_run_config(params / "config.yml")["env_wrapper"]
+    assert wrappers[-1] == {"gmc_rl.zoo.ZooRunLatent": {"encoder": "encoder"}}
 
-    # enjoy rebuilds the wrappers from the run's saved config.yml and plays one 100-step episode.
-    output = run_zoo(
-        "enjoy", "--algo", "sac", "--env", ENV_ID, "--gym-packages", "gmc_rl", "-f", "logs", "--no-render",
-        "-n", "100", "--num-threads", "1", cwd=tmp_path,
-    )
+    # Moved elsewhere, with the training directory and its checkpoint gone, enjoy rebuilds the wrappers from the run
+    # and plays one 100-step episode, from another directory.
+    shutil.move(work / "logs", tmp_path / "shared")
+    shutil.rmtree(work)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    enjoy = ("enjoy", "--algo", "sac", "--env", ENV_ID, "--gym-packages", "gmc_rl", "-f", str(tmp_path / "shared"),
+             "--no-render", "-n", "100", "--num-threads", "1")
+    output = run_zoo(*enjoy, cwd=elsewhere, launcher="gmc_rl")
     assert "1 Episodes" in output and "Mean episode length: 100.00" in output, output
+    # rl_zoo3's own enjoy cannot tell the wrapper where the run lies: one clear error naming the launcher.
+    output = run_zoo(*enjoy, cwd=elsewhere, expect_fail=True)
+    assert "python -m gmc_rl.zoo" in output, output[-3000:]
+
