@@ -7,6 +7,7 @@ comes here.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 from gmc_rl import ray_backend, stages
@@ -27,8 +28,30 @@ def check_backend(backend: str, address: str | None = None) -> None:
         raise ConfigError(f"unknown backend {backend!r}; valid: {list(BACKENDS)}")
     if address is not None and backend != "ray":
         raise ConfigError("an address (--address) is a Ray cluster's: it needs --backend ray")
+    if address is not None:
+        check_ray_address(address)
     if backend == "ray":
         ray_backend.require_ray()
+
+
+_RAY_ADDRESS = re.compile(r"(?:ray://)?(?P<host>\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._-]+):(?P<port>[0-9]{1,5})")
+
+
+def check_ray_address(address: str) -> None:
+    """Refuse an ``address`` that cannot name a Ray cluster, before anything is written or Ray is started.
+
+    Accepted: ``auto`` (the cluster this machine belongs to), ``local`` (a new Ray instance here, as no address),
+    ``HOST:PORT`` (the head's GCS, e.g.
+    ``10.0.0.1:6379`` or ``[::1]:6379``) and ``ray://HOST:PORT`` (Ray Client), with a port in 1-65535. Whether a
+    cluster listens there is checked when the pipeline connects.
+
+    Raises:
+        ConfigError: one line naming the address and the accepted forms.
+    """
+    match = _RAY_ADDRESS.fullmatch(address) if isinstance(address, str) else None
+    if address not in ("auto", "local") and not (match and 1 <= int(match.group("port")) <= 65535):
+        raise ConfigError(f"--address {address!r} is not a Ray cluster address: give HOST:PORT (e.g. 10.0.0.1:6379),"
+                          " ray://HOST:PORT, auto or local")
 
 
 def run_tasks(tasks: Sequence[Task], *, jobs: int = 1, progress: bool = True, log: Log = print,

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 from helpers import check_results, stamp, stamp_task, tiny_config
 
-from gmc_rl.backends import run_tasks
+from gmc_rl.backends import check_ray_address, run_tasks
 from gmc_rl.config import ExperimentConfig, from_dict, to_dict
 from gmc_rl.errors import ConfigError
 from gmc_rl.stages import STAGES_DIR, Stage, Task
@@ -239,3 +239,22 @@ def test_sigterm_stops_the_ray_tasks_and_a_rerun_resumes_them(tmp_path):
     results = run_pipeline(config, run_dir, progress=False, log=log.append, jobs=2, backend="ray")
     check_results(results, ["state"], CONDITIONS)
     assert "[train state-seed0] resuming" in "\n".join(log)
+
+
+@pytest.mark.parametrize("address", ["not a host:!!", "host", "host:0", "host:99999", "", ":6379", "http://h:1",
+                                     "h:12 ", "ray://", "head:6379/path"])
+def test_an_address_that_names_no_cluster_is_refused_before_anything_is_written(tmp_path, address, capsys):
+    """Before, Ray's own ValueError came as a traceback after the run directory had been written."""
+    from gmc_rl.cli import main
+
+    run = tmp_path / "run"
+    assert main(["pipeline", "--backend", "ray", "--address", address, "--out", str(run)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"gmc-rl pipeline: error: --address {address!r} is not a Ray cluster address")
+    assert "\n" not in err and not run.exists()
+
+
+@pytest.mark.parametrize("address", ["auto", "local", "10.0.0.1:6379", "ray://head:10001", "[::1]:6379",
+                                     "head-node.cluster.local:6379"])
+def test_ray_address_forms_are_accepted(address):
+    check_ray_address(address)
