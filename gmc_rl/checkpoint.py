@@ -35,7 +35,15 @@ from safetensors.torch import load_file, save_file
 from gmc_rl import __version__
 from gmc_rl.data import file_sha256
 from gmc_rl.errors import CheckpointError, ConfigError, ModalityError
-from gmc_rl.io import FieldType, atomic_path, ensure_writable_dir, read_json_object, require_fields, write_json_atomic
+from gmc_rl.io import (
+    FieldType,
+    atomic_path,
+    ensure_writable_dir,
+    read_json_object,
+    require_fields,
+    write_error,
+    write_json_atomic,
+)
 from gmc_rl.modalities import compare_specs, modality_specs
 from gmc_rl.model import GMCModel, MultimodalModel
 
@@ -115,7 +123,10 @@ def write_checkpoint(model: SavableModel, directory: str | os.PathLike, provenan
     directory = ensure_writable_dir(directory, what)
     tensors = {key: value.detach().to("cpu").contiguous() for key, value in model.state_dict().items()}
     with atomic_path(directory / WEIGHTS_FILE) as tmp:
-        save_file(tensors, str(tmp), metadata={"format": fmt, "format_version": str(version)})
+        try:
+            save_file(tensors, str(tmp), metadata={"format": fmt, "format_version": str(version)})
+        except SafetensorError as exc:
+            raise write_error(exc, directory / WEIGHTS_FILE) from exc
     write_json_atomic(directory / CONFIG_FILE, {
         "format": fmt,
         "format_version": version,
@@ -402,7 +413,10 @@ def save_training_state(directory: str | os.PathLike, state: dict[str, Any]) -> 
     directory = ensure_writable_dir(directory, "checkpoint directory")
     path = directory / TRAINER_STATE_FILE
     with atomic_path(path) as tmp:
-        torch.save(state, tmp)
+        try:
+            torch.save(state, tmp)
+        except RuntimeError as exc:  # the zip writer's "file write failed": the state holds tensors and numbers only
+            raise write_error(exc, path) from exc
     return path
 
 

@@ -19,6 +19,7 @@ from typing import Any
 
 from gmc_rl import __version__
 from gmc_rl.errors import GMCError
+from gmc_rl.io import NO_ROOM_ERRNOS
 
 COMMANDS = {
     "collect": "gmc_rl.commands.collect",
@@ -169,6 +170,13 @@ def main(argv: list[str] | None = None) -> int:
         return _run_command(command, argv[1:])
     except (GMCError, FileNotFoundError, PermissionError) as exc:
         print(f"gmc-rl {command}: error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # the system refused a read or write: one line naming the file, never a traceback
+        hint = ""
+        if exc.errno in NO_ROOM_ERRNOS:
+            hint = ("; make room (or raise the file-size limit) and rerun the same command: files are written "
+                    "atomically, so nothing already written was replaced, and finished stages are kept")
+        print(f"gmc-rl {command}: error: {exc}{hint}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"gmc-rl {command}: interrupted; rerun the same command (with --resume where offered) to continue",

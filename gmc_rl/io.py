@@ -14,8 +14,10 @@ running the pickles such a file may contain.
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
+import re
 import tempfile
 import zipfile
 from collections.abc import Iterable, Iterator, Mapping
@@ -88,7 +90,12 @@ def atomic_path(destination: str | os.PathLike) -> Iterator[Path]:
     os.close(fd)
     tmp = Path(tmp_name)
     try:
-        yield tmp
+        try:
+            yield tmp
+        except OSError as exc:  # a full disk, a quota or a file-size limit: name the file being written
+            if exc.filename is None and exc.errno is not None:
+                raise OSError(exc.errno, exc.strerror or str(exc), str(destination)) from exc
+            raise
         # mkstemp makes the file private (0600), and some writers (safetensors) replace the file with a new private
         # one; results are ordinary files, so the mode is set once the content is in place, as the umask allows.
         os.chmod(tmp, _default_file_mode())
@@ -101,6 +108,22 @@ def atomic_path(destination: str | os.PathLike) -> Iterator[Path]:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
         raise
+
+
+NO_ROOM_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
+"""Write errors that mean there is no room for the file: a full disk, a full quota, the file-size limit."""
+
+
+def write_error(exc: BaseException, path: str | os.PathLike) -> OSError:
+    """An OSError naming ``path`` for a writer's own write failure (safetensors' SafetensorError, torch.save's
+    RuntimeError), so that callers and the command line handle every failed write alike.
+
+    The OS error number is taken from the message where the writer gives one ("os error 28"), else EIO.
+    """
+    match = re.search(r"os error (\d+)", str(exc))
+    number = int(match.group(1)) if match else errno.EIO
+    reason = os.strerror(number) if match else f"{str(exc).splitlines()[0]} (is the disk full?)"
+    return OSError(number, reason, str(path))
 
 
 def write_bytes_atomic(destination: str | os.PathLike, data: bytes) -> None:

@@ -73,3 +73,22 @@ def directory_lock(directory: str | os.PathLike, what: str = "output directory")
         yield directory
     finally:
         lock.release()
+
+
+def holder_if_locked(directory: str | os.PathLike) -> str | None:
+    """Who holds the lock of ``directory`` now (another process, or another lock in this one), else None.
+
+    For readers that must not read what a writer is still writing (a Minari dataset being exported). It creates
+    nothing: a directory without a lock file has never been locked, and a lock that can be taken at once is free
+    (it is released again before returning).
+    """
+    lock_file = Path(directory) / LOCK_FILE
+    if not lock_file.is_file():
+        return None
+    lock = FileLock(lock_file, timeout=0)
+    try:
+        lock.acquire()
+    except Timeout:
+        return _holder(Path(directory))
+    lock.release()
+    return None

@@ -55,7 +55,7 @@ from gmc_rl.data import (
     space_to_json,
 )
 from gmc_rl.errors import ConfigError, DatasetError, ModalityError
-from gmc_rl.locking import directory_lock
+from gmc_rl.locking import directory_lock, holder_if_locked
 from gmc_rl.modalities import ModalitySpec, modality_specs
 from gmc_rl.progress import progress_bar
 from gmc_rl.state_probe import state_variables
@@ -376,7 +376,12 @@ def load_minari_dataset(dataset_id: str, val_fraction: float | None = None,
         DatasetError: no such dataset, too few episodes to split, or episodes that disagree with the spaces.
         ModalityError: the observation space is not a Dict of at least two Box modalities.
     """
-    dataset = _load(check_dataset_id(dataset_id))
+    check_dataset_id(dataset_id)
+    writer = holder_if_locked(lock_directory(dataset_id))
+    if writer is not None:
+        raise DatasetError(f"Minari dataset {dataset_id!r} is being written by {writer}; wait for the export to "
+                           "finish, then rerun (a killed export releases its lock by itself)")
+    dataset = _load(dataset_id)
     recorded = dataset.storage.metadata.get(GMC_RL_KEY) or {}
     dataset_env = _env_id(dataset_id, dataset)
     if env_id is not None and env_id != dataset_env:

@@ -221,3 +221,19 @@ def test_two_exports_at_once_one_is_refused_while_the_other_writes(tmp_path, mon
         thread.join(60)
     assert outcome["first"] == 40 and calls == ["first"]
     assert minari.load_dataset(DATASET_ID).total_steps == 40 and dataset_path(DATASET_ID).is_dir()
+
+
+def test_reading_a_dataset_while_it_is_exported_is_refused_naming_the_writer(exported, capsys):
+    """``--data minari:ID`` used to read whatever an export in progress had written; now it names the writer."""
+    from gmc_rl.locking import directory_lock
+    from gmc_rl.minari_data import lock_directory
+
+    with directory_lock(lock_directory(exported), "an export"):
+        with pytest.raises(DatasetError, match=rf"Minari dataset '{exported}' is being written by process "
+                                               rf"{os.getpid()} .*wait for the export to finish"):
+            load_dataset(f"minari:{exported}")
+        assert main(["pretrain", "--data", f"minari:{exported}", "--out", "unused", "--quiet"]) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.startswith("gmc-rl pretrain: error: Minari dataset") and "\n" not in err
+        assert "is being written by process" in err
+    assert len(load_dataset(f"minari:{exported}").train) > 0  # released: it reads as before
