@@ -48,7 +48,15 @@ from torch import nn
 from gmc_rl.agents.ddpg import DDPG
 from gmc_rl.agents.extractors import CNNS, MultimodalExtractor, needs_small_cnn
 from gmc_rl.agents.noise import AnnealedOrnsteinUhlenbeckNoise
-from gmc_rl.config import MAX_DATA_BYTES, check_hyperparams, check_memory, format_bytes, space_bytes, system_memory
+from gmc_rl.config import (
+    MAX_DATA_BYTES,
+    OFF_POLICY,
+    check_hyperparams,
+    check_memory,
+    format_bytes,
+    space_bytes,
+    system_memory,
+)
 from gmc_rl.errors import ConfigError, suggest
 
 ALGORITHMS: dict[str, type[BaseAlgorithm]] = {
@@ -64,7 +72,7 @@ ALGORITHMS: dict[str, type[BaseAlgorithm]] = {
 
 CONTINUOUS_ONLY = ("sac", "td3", "ddpg")
 DISCRETE_ONLY = ("dqn",)
-OFF_POLICY = ("sac", "td3", "ddpg", "dqn")
+# OFF_POLICY, the algorithms with a replay buffer, is gmc_rl.config.OFF_POLICY (beside the hyperparameter checks).
 
 ACTIVATIONS: dict[str, type[nn.Module]] = {
     "relu": nn.ReLU,

@@ -28,6 +28,7 @@ from gmc_rl.config import (
     MAX_CONFIG_BYTES,
     MAX_CONFIG_DEPTH,
     MAX_MODEL_PARAMETERS,
+    OFF_POLICY,
     AgentConfig,
     CollectConfig,
     ExperimentConfig,
@@ -408,6 +409,18 @@ CHECKED_ELSEWHERE = {"policy", "policy_kwargs", "action_noise", "env", "_init_se
 def test_every_hyperparameter_of_the_installed_sb3_has_a_value_check(algo):
     arguments = set(inspect.signature(ALGORITHM_CLASSES[algo].__init__).parameters) - {"self"}
     assert arguments - CHECKED_ELSEWHERE - set(_SET_ELSEWHERE) <= set(HYPERPARAM_CHECKS[algo])
+
+
+def test_one_list_of_off_policy_algorithms_agrees_with_sb3_and_the_hyperparameter_checks():
+    """gmc_rl.config.OFF_POLICY is the one list (agents.registry imports it): the algorithms whose SB3 class keeps a
+    replay buffer, and those whose HYPERPARAM_CHECKS hold the replay-buffer keys."""
+    from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
+
+    from gmc_rl.agents import registry
+
+    assert registry.OFF_POLICY is OFF_POLICY
+    assert set(OFF_POLICY) == {algo for algo, cls in ALGORITHM_CLASSES.items() if issubclass(cls, OffPolicyAlgorithm)}
+    assert set(OFF_POLICY) == {algo for algo, checks in HYPERPARAM_CHECKS.items() if "buffer_size" in checks}
 
 
 def test_a_bad_hyperparameter_writes_nothing_and_the_corrected_rerun_trains(tmp_path, capsys):
