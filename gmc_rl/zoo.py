@@ -89,7 +89,11 @@ _ZooConfigLoader.add_constructor("tag:yaml.org,2002:python/tuple", _tuple)
 def read_run_config(path: Path) -> dict[str, Any]:
     """A zoo run's saved hyperparameters (``config.yml``) as a dict; ConfigError if they cannot be read safely."""
     try:
-        hyperparams = yaml.load(path.read_text(encoding="utf-8"), Loader=_ZooConfigLoader)  # noqa: S506 (safe loader)
+        loader = _ZooConfigLoader(path.read_text(encoding="utf-8"))
+        try:
+            hyperparams = loader.get_single_data()
+        finally:
+            loader.dispose()
     except (OSError, UnicodeDecodeError, yaml.YAMLError, ValueError) as exc:
         raise ConfigError(f"cannot read the zoo run's {path}: {str(exc).splitlines()[0]}") from exc
     if not isinstance(hyperparams, dict):
@@ -109,19 +113,22 @@ def pack_run_encoder(params_dir: str | os.PathLike) -> Path | None:
     config_path = params_dir / "config.yml"
     hyperparams = read_run_config(config_path)
     wrappers = hyperparams.get("env_wrapper")
-    entries = wrappers if isinstance(wrappers, list) else [wrappers]
-    latent = [i for i, entry in enumerate(entries) if isinstance(entry, dict) and LATENT_WRAPPER in entry]
+    entries: list[Any] = wrappers if isinstance(wrappers, list) else [wrappers]
+    latent = [(i, entry) for i, entry in enumerate(entries) if isinstance(entry, dict) and LATENT_WRAPPER in entry]
     if not latent:
         return None
     if len(latent) > 1:
         raise ConfigError(f"{config_path} names {len(latent)} {LATENT_WRAPPER} wrappers; a run keeps one encoder")
-    kwargs = dict(entries[latent[0]][LATENT_WRAPPER] or {})
+    index, entry = latent[0]
+    if not isinstance(entry[LATENT_WRAPPER], (dict, type(None))):
+        raise ConfigError(f"{config_path}: the arguments of {LATENT_WRAPPER} must be a mapping")
+    kwargs = dict(entry[LATENT_WRAPPER] or {})
     checkpoint = kwargs.pop("checkpoint_or_model", None)
     if not isinstance(checkpoint, (str, os.PathLike)):
         raise ConfigError(f"{config_path}: {LATENT_WRAPPER} needs checkpoint_or_model, a checkpoint path")
     source = checkpoint_dir(checkpoint, "GMC checkpoint")
     encoder = copy_encoder(source, params_dir)
-    entries[latent[0]] = {RUN_LATENT_WRAPPER: {"encoder": encoder.name, **kwargs}}
+    entries[index] = {RUN_LATENT_WRAPPER: {"encoder": encoder.name, **kwargs}}
     hyperparams["env_wrapper"] = entries if isinstance(wrappers, list) else entries[0]
     write_text_atomic(config_path, yaml.safe_dump(hyperparams, sort_keys=True))
     return encoder
