@@ -18,7 +18,7 @@ from types import ModuleType
 from typing import Any
 
 from gmc_rl import __version__
-from gmc_rl.errors import GMCError
+from gmc_rl.errors import GMCError, WorkerLostError
 from gmc_rl.io import NO_ROOM_ERRNOS
 
 COMMANDS = {
@@ -168,7 +168,7 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _interrupt)
     try:
         return _run_command(command, argv[1:])
-    except (GMCError, FileNotFoundError, PermissionError) as exc:
+    except (GMCError, WorkerLostError, FileNotFoundError, PermissionError) as exc:
         print(f"gmc-rl {command}: error: {exc}", file=sys.stderr)
         return 2
     except OSError as exc:  # the system refused a read or write: one line naming the file, never a traceback

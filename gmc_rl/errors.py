@@ -1,7 +1,7 @@
 """Exception types raised by gmc-rl.
 
-Every error subclasses :class:`ValueError` (or :class:`OSError` for file problems) so that callers who catch the
-standard types keep working, while tests and users can catch the precise kind. Messages always name the culprit:
+Every input error subclasses :class:`ValueError` (or :class:`OSError` for file problems) so that callers who catch
+the standard types keep working, while tests and users can catch the precise kind. Messages always name the culprit:
 the modality, key, file or argument that was wrong, and what was expected instead.
 """
 
@@ -33,6 +33,14 @@ class CheckpointError(GMCError):
 
 class SensorValueError(GMCError):
     """A sensor produced a non-finite value (NaN or inf)."""
+
+
+class WorkerLostError(RuntimeError):
+    """A worker process running a pipeline stage died before the stage finished (killed, or out of memory).
+
+    Not an input error (hence not a :class:`GMCError`): the same command, rerun, resumes the stage from what the
+    worker wrote, which is whole (atomic writes).
+    """
 
 
 def suggest(name: str, valid: Iterable[str]) -> str:

@@ -28,6 +28,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from functools import partial
 from multiprocessing import get_context
@@ -35,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from gmc_rl.config import config_hash
-from gmc_rl.errors import ConfigError
+from gmc_rl.errors import ConfigError, WorkerLostError
 from gmc_rl.io import read_json, write_json_atomic
 from gmc_rl.progress import PROGRESS_FILE_ENV, format_progress, read_progress
 
@@ -240,6 +241,14 @@ def task_failed(task: Task, exc: BaseException, error: BaseException | None, sti
     return exc
 
 
+def worker_lost(task: Task) -> WorkerLostError:
+    """The error of a task whose worker process died: what happened, and that a rerun resumes it."""
+    return WorkerLostError(
+        f"the worker process running stage {task.label} died before the stage finished (killed, or out of memory); "
+        "what it wrote is whole: rerun the same command to resume"
+    )
+
+
 def task_done(task: Task, seconds: float, done: set[str], log: Log, where: str = "") -> None:
     """Mark a finished task's stage done, log it, remove its progress file and add it to ``done``."""
     _finish(task.stage, log, task.label, seconds, where)
@@ -338,6 +347,9 @@ def _run_parallel(tasks: list[Task], jobs: int, log: Log) -> None:
                 task, _ = running.pop(future)
                 try:
                     seconds = future.result()
+                except BrokenProcessPool:  # the worker was killed (SIGKILL, out of memory): no traceback to show
+                    error = task_failed(task, worker_lost(task), error, len(running), log)
+                    continue
                 except BaseException as exc:  # noqa: BLE001 (re-raised below once the running tasks end)
                     error = task_failed(task, exc, error, len(running), log)
                     continue

@@ -10,6 +10,7 @@ import json
 import math
 import os
 import shutil
+import signal
 import time
 from functools import partial
 from pathlib import Path
@@ -358,6 +359,17 @@ def write_stamp(path: Path, delay: float = 0.0, fail: bool = False, wait_for: Pa
         raise RuntimeError(f"deliberate failure of {path.name}")
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps({"pid": os.getpid(), "end": time.time(), "resume": resume, "progress": progress}))
+
+
+def die_unless_resumed(path: Path, *, resume: bool, progress: bool) -> None:
+    """Stage work for the tests: the first attempt leaves partial output (as a checkpoint), then kills its own
+    process with SIGKILL (as the kernel's out-of-memory killer or ``kill -9`` would); the attempt that resumes
+    writes its stamp."""
+    if not resume:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("partial")
+        os.kill(os.getpid(), signal.SIGKILL)
+    write_stamp(path, resume=resume, progress=progress)
 
 
 def stamp_task(run_dir: Path, name: str, after: tuple[str, ...] = (), **work) -> Task:

@@ -8,9 +8,9 @@ from functools import partial
 from pathlib import Path
 
 import pytest
-from helpers import check_results, stamp, stamp_task, tiny_config
+from helpers import check_results, die_unless_resumed, stamp, stamp_task, tiny_config
 
-from gmc_rl.errors import ConfigError
+from gmc_rl.errors import ConfigError, WorkerLostError
 from gmc_rl.stages import Stage, Task, run_tasks, worker_threads
 
 
@@ -129,6 +129,36 @@ def half_done(path: Path, *, resume: bool, progress: bool) -> None:
     bar.close()
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("{}")
+
+
+def test_a_worker_killed_mid_stage_is_one_clear_error_and_the_rerun_resumes_it(tmp_path):
+    """Before, the process pool's BrokenProcessPool came out as a traceback."""
+    victim = Stage(tmp_path, "victim", tmp_path / "out" / "victim.json", {"name": "victim"})
+    killed = Task(victim, "victim", partial(die_unless_resumed, victim.output), resumable=True)
+    tasks = [killed, stamp_task(tmp_path, "after", after=("victim",))]
+    log: list[str] = []
+    with pytest.raises(WorkerLostError, match="stage victim died before the stage finished .* rerun the same "
+                                              "command to resume"):
+        run_tasks(tasks, jobs=2, log=log.append)
+    assert not victim.is_done() and victim.output.read_text() == "partial" and not tasks[1].stage.output.exists()
+    assert any(line.startswith("[victim] failed: WorkerLostError") for line in log)
+    run_tasks(tasks, jobs=2, log=log.append)
+    assert stamp(tmp_path, "victim")["resume"] is True and all(task.stage.is_done() for task in tasks)
+
+
+def test_a_killed_worker_is_one_line_on_the_command_line(tmp_path, monkeypatch, capsys):
+    from gmc_rl import cli, stages
+
+    victim = Stage(tmp_path, "victim", tmp_path / "out" / "victim.json", {"name": "victim"})
+
+    def pipeline_with_a_killed_worker(args):
+        stages.run_tasks([Task(victim, "victim", partial(die_unless_resumed, victim.output))], jobs=2,
+                         log=lambda line: None)
+
+    monkeypatch.setattr(cli, "_run_command", lambda command, argv: pipeline_with_a_killed_worker(argv))
+    assert cli.main(["pipeline"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("gmc-rl pipeline: error: the worker process running stage victim died") and "\n" not in err
 
 
 def test_parallel_shows_each_running_stages_percentage_and_rate(tmp_path, monkeypatch):
