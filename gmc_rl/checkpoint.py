@@ -146,6 +146,9 @@ def checkpoint_dir(path: str | os.PathLike, what: str = "checkpoint") -> Path:
     Raises:
         CheckpointError: ``path`` does not exist, is not a directory, or lacks ``config.json`` or the weights.
     """
+    if not isinstance(path, (str, os.PathLike)) or isinstance(path, bytes):
+        raise CheckpointError(f"{what} must be a path to a checkpoint directory (or a loaded model), "
+                              f"got {type(path).__name__} {path!r:.80}")
     path = Path(path)
     if path.is_file() and path.name in (CONFIG_FILE, WEIGHTS_FILE):
         path = path.parent
@@ -257,6 +260,11 @@ def build_from_checkpoint(
         raise CheckpointError(f"cannot read weights {weights}: {exc}") from exc
     check_finite(state, str(weights))
     _load_state(model, state, str(weights))
+    if getattr(model, "reference_latents", None) is not None:  # the loaded values pass the checks set_ applies
+        try:
+            model.set_reference_latents(model.reference_latents, model.reference_neighbours)
+        except ModalityError as exc:
+            raise CheckpointError(f"{weights}: {exc}") from exc
     model.provenance = dict(config["provenance"])
     model.checkpoint_path = directory
     return model

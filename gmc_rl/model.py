@@ -43,7 +43,7 @@ from torch import Tensor, nn
 
 from gmc_rl.config import ENCODING_RULES, MAX_MODEL_PARAMETERS, ModelConfig, check_reference_latents, from_dict
 from gmc_rl.data import finite_json
-from gmc_rl.errors import ConfigError, ModalityError
+from gmc_rl.errors import ConfigError, ModalityError, SensorValueError
 from gmc_rl.modalities import ModalitySpec, check_modalities, check_observation_batch, modality_specs
 
 _ACTIVATIONS: dict[str, type[nn.Module]] = {"silu": nn.SiLU, "relu": nn.ReLU, "tanh": nn.Tanh, "elu": nn.ELU}
@@ -257,6 +257,27 @@ class ProjectionHead(nn.Module):
 _Model = TypeVar("_Model", bound="MultimodalModel")
 
 
+def _check_unit_latents(latent: Tensor, obs: Mapping[str, Any], names: Sequence[str],
+                        specs: Mapping[str, ModalitySpec]) -> Tensor:
+    """Return ``latent`` if every row is a unit vector, as the head makes it; else SensorValueError naming the
+    modalities' largest values.
+
+    A finite sensor value far outside what the encoder was trained on (a sound of 1e30) overflows inside the
+    network: the head then returns a zero or NaN row instead of a latent, which a controller would silently act on.
+    """
+    norms = latent.detach().norm(dim=-1)
+    if bool(torch.isfinite(norms).all()) and bool(((norms - 1.0).abs() < 1e-2).all()):
+        return latent
+    largest = []
+    for name in names:
+        value = obs[name]
+        magnitude = float(value.abs().max()) if isinstance(value, Tensor) else float(np.abs(np.asarray(value)).max())
+        spec = specs[name]
+        largest.append(f"{name!r} largest |value| {magnitude:.3g} (declared range [{spec.low:.3g}, "
+                       f"{spec.high:.3g}])")
+    raise SensorValueError(f"sensor values too large to encode: the encoder overflowed ({'; '.join(largest)})")
+
+
 class MultimodalModel(nn.Module):
     """The part GMC and the MVAE and MUSE baselines share: the modalities, one :class:`Preprocessor` and one base
     encoder (:func:`build_modality_encoder`) per modality, the JSON description, and preprocessing of raw batches.
@@ -407,9 +428,21 @@ class GMCModel(MultimodalModel):
         if latents is None:
             self.reference_latents, self.reference_neighbours = None, 0
             return
+        if isinstance(latents, np.ndarray) and np.issubdtype(latents.dtype, np.floating):
+            latents = torch.from_numpy(latents)
+        if not isinstance(latents, Tensor) or not latents.is_floating_point():
+            raise ModalityError(f"reference latents must be a float tensor (or numpy array) of shape (N, "
+                                f"{self.latent_dim}), got {type(latents).__name__} {getattr(latents, 'dtype', '')}")
         if latents.ndim != 2 or latents.shape[1] != self.latent_dim or latents.shape[0] < 1:
             raise ModalityError(f"reference latents must have shape (N >= 1, {self.latent_dim}), got "
                                 f"{tuple(latents.shape)}")
+        if not bool(torch.isfinite(latents).all()):
+            raise ModalityError("reference latents contain NaN or inf")
+        if bool((latents.norm(dim=-1) < 1e-6).any()):
+            raise ModalityError("reference latents contain all-zero rows (latents are unit vectors; the projection "
+                                "compares directions)")
+        if isinstance(neighbours, bool) or not isinstance(neighbours, (int, np.integer)):
+            raise ModalityError(f"reference neighbours must be an integer, got {type(neighbours).__name__}")
         if not 1 <= neighbours <= latents.shape[0]:
             raise ModalityError(f"reference neighbours must be in [1, {latents.shape[0]}], got {neighbours}")
         self.reference_latents = latents.detach().to(next(self.head.parameters()))  # the head's device and dtype
@@ -482,7 +515,8 @@ class GMCModel(MultimodalModel):
             if size < 1:
                 raise ModalityError(f"reference_latents size must be at least 1, got {size}")
             check_reference_latents(size, config.latent_dim, "reference_latents.size")  # bytes, before allocating
-            model.set_reference_latents(torch.zeros(size, config.latent_dim), neighbours)
+            placeholder = torch.full((size, config.latent_dim), config.latent_dim ** -0.5)  # unit rows
+            model.set_reference_latents(placeholder, neighbours)
         return model
 
     # -- forward paths ---------------------------------------------------------------------------------------
@@ -521,8 +555,10 @@ class GMCModel(MultimodalModel):
         """
         names = check_modalities(modalities, self.modalities)
         if len(names) == len(self.modalities):
-            return self.joint_latent(obs)
+            return _check_unit_latents(self.joint_latent(obs), obs, names, self.specs)
         latents = self.modality_latents(obs, names)
+        for name, latent in latents.items():
+            _check_unit_latents(latent, obs, [name], self.specs)
         mean = torch.stack(list(latents.values()), dim=0).mean(dim=0)
         return self.project(mean) if self.single_sensor_rule == "projection" else mean
 

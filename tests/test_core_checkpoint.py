@@ -131,3 +131,17 @@ def test_training_state_round_trip_weights_only(tmp_path, model):
         load_training_state(tmp_path / "last")
     with pytest.raises(CheckpointError, match="does not exist"):
         load_training_state(tmp_path / "nothing")
+
+
+@pytest.mark.parametrize("path", [None, 3, 2.5, True, b"gmc", ["gmc"], {"path": "gmc"}],
+                         ids=["None", "int", "float", "bool", "bytes", "list", "dict"])
+def test_a_checkpoint_that_is_not_a_path_is_refused_by_name(path):
+    """Before, load_gmc(None) was a raw TypeError from pathlib."""
+    from gmc_rl.checkpoint import load_gmc
+    from gmc_rl.errors import CheckpointError
+    from gmc_rl.mvae.checkpoint import load_mvae
+
+    for load in (load_gmc, load_mvae):
+        with pytest.raises(CheckpointError, match=r"must be a path to a checkpoint directory \(or a loaded model\), "
+                                                  rf"got {type(path).__name__}"):
+            load(path)

@@ -63,7 +63,7 @@ def test_bad_reference_latents_are_refused(tmp_path):
     with pytest.raises(ModalityError, match="shape"):
         model.set_reference_latents(torch.zeros(4, 3))
     with pytest.raises(ModalityError, match="neighbours"):
-        model.set_reference_latents(torch.zeros(4, 10), neighbours=5)
+        model.set_reference_latents(torch.eye(10)[:4], neighbours=5)
     with pytest.raises(ModalityError, match="no reference latents"):
         model.project(torch.zeros(1, 10))
     model.set_reference_latents(torch.eye(10)[:4], 2)
@@ -87,3 +87,27 @@ def test_pretraining_keeps_reference_latents_unless_zero(tmp_path):
     paper = load_gmc(pretrain(config_for(TINY_ID, 120, epochs=1, reference_latents=0), data, tmp_path / "paper",
                               progress=False))
     assert paper.reference_latents is None
+
+
+def test_a_checkpoint_whose_reference_latents_hold_zero_rows_is_refused(tmp_path):
+    """Before, all-zero reference latents loaded and projected partial observations onto nothing."""
+    from safetensors.torch import load_file, save_file
+
+    from gmc_rl.checkpoint import CONFIG_FILE, WEIGHTS_FILE
+    from gmc_rl.data import file_sha256
+    from gmc_rl.io import read_json, write_json_atomic
+
+    torch.manual_seed(0)
+    config = ModelConfig(latent_dim=4, common_dim=8, head_hidden=8, conv_channels=[4], mlp_hidden=[8])
+    model = GMCModel.from_space(space_m2(), config)
+    model.set_reference_latents(torch.nn.functional.normalize(torch.randn(6, 4), dim=-1), 2)
+    directory = save_gmc(model, tmp_path / "ckpt", {})
+    assert load_gmc(directory).reference_latents.shape == (6, 4)
+    weights = load_file(str(directory / WEIGHTS_FILE))
+    weights["reference_latents"][2] = 0.0
+    save_file(weights, str(directory / WEIGHTS_FILE))
+    config = read_json(directory / CONFIG_FILE)
+    config["weights_sha256"] = file_sha256(directory / WEIGHTS_FILE)  # as a crafted checkpoint would
+    write_json_atomic(directory / CONFIG_FILE, config)
+    with pytest.raises(CheckpointError, match="reference latents contain all-zero rows"):
+        load_gmc(directory)

@@ -113,3 +113,50 @@ def test_a_non_float_vector_takes_exactly_its_declared_dtype():
         check_observation_batch({**ok, "count": np.ones((2, 2), np.int64)}, specs, list(specs))
     with pytest.raises(ModalityError, match="modality 'flag': expected a float dtype or bool .* got uint8"):
         check_observation_batch({**ok, "flag": np.ones((2, 1), np.uint8)}, specs, list(specs))
+
+
+# Finite values far outside what the encoder can represent (before: a zero or NaN latent, silently), and reference
+# latents of the wrong kind (before: raw AttributeErrors from deep inside).
+
+@pytest.fixture(scope="module")
+def gmc():
+    torch.manual_seed(0)
+    return GMCModel(SPECS, CONFIG).eval()
+
+
+@pytest.mark.parametrize("value", [1e30, -1e30, 3e38, -3e38], ids=["1e30", "-1e30", "3e38", "-3e38"])
+@pytest.mark.parametrize("modalities", [None, ["vec"]], ids=["complete", "vec alone"])
+def test_values_the_encoder_cannot_represent_are_refused_naming_the_modality(gmc, value, modalities):
+    with pytest.raises(SensorValueError, match=r"too large to encode.*'vec' largest \|value\| [0-9.e+]+ \(declared "
+                                               r"range \[-5, 5\]\)"):
+        gmc.encode(_batch(vec=np.full((2, 3), value, np.float32)), modalities)
+    # values well outside the declared range but still representable give unit latents, as before
+    latent = gmc.encode(_batch(vec=np.full((2, 3), 1e6, np.float32)), modalities)
+    assert torch.allclose(latent.norm(dim=-1), torch.ones(2), atol=1e-5)
+
+
+@pytest.mark.parametrize("latents", [
+    2.7, True, "3", [[1.0, 0.0, 0.0, 0.0]], np.ones((3, 4), np.int64), torch.ones((3, 4), dtype=torch.int32),
+    np.full((3, 4), np.nan, np.float32), torch.full((3, 4), float("inf")), np.zeros((3, 4), np.float32),
+    torch.ones((3, 5)), torch.ones((0, 4)),
+], ids=["float", "bool", "str", "list", "numpy int", "torch int", "NaN", "inf", "zero rows", "wrong size", "empty"])
+def test_reference_latents_of_the_wrong_kind_are_refused(gmc, latents):
+    with pytest.raises(ModalityError, match="reference latents"):
+        gmc.set_reference_latents(latents)
+    assert gmc.reference_latents is None
+
+
+@pytest.mark.parametrize("neighbours", [True, 2.0, "2", 0, 4])
+def test_reference_neighbours_must_be_an_integer_in_range(gmc, neighbours):
+    with pytest.raises(ModalityError, match="reference neighbours"):
+        gmc.set_reference_latents(torch.nn.functional.normalize(torch.ones((3, 4))), neighbours=neighbours)
+
+
+def test_reference_latents_from_numpy_or_torch_give_the_same_projection(gmc):
+    rows = torch.nn.functional.normalize(torch.randn(20, 4, generator=torch.Generator().manual_seed(1)), dim=-1)
+    batch = _batch(vec=np.linspace(-1, 1, 6, dtype=np.float32).reshape(2, 3))
+    gmc.set_reference_latents(rows.numpy(), neighbours=3)
+    from_numpy = gmc.encode(batch, ["vec"])
+    gmc.set_reference_latents(rows, neighbours=3)
+    assert torch.equal(from_numpy, gmc.encode(batch, ["vec"]))
+    gmc.set_reference_latents(None)
