@@ -650,6 +650,7 @@ def write_results(results: Mapping[str, Any], out_dir: str | os.PathLike, plot: 
     if plot:
         paths["png"] = out / "results.png"
     existing = sorted(path.name for path in paths.values() if path.exists())
+    earlier_are_ours = replace
     if existing and not replace:
         try:
             load_results(paths["json"])
@@ -658,9 +659,16 @@ def write_results(results: Mapping[str, Any], out_dir: str | os.PathLike, plot: 
                 f"{out} already holds {existing}, which gmc-rl did not write ({exc}); they are not overwritten: "
                 "choose another --out"
             ) from None
+        earlier_are_ours = True
+    # Everything is rendered before the first file is replaced: an interrupt while the figure is drawn (seconds)
+    # leaves the earlier results whole, not new tables beside the old figure. The three renames follow each other.
+    markdown = markdown_report(results)
+    figure = plot_results(results) if plot else None
     out.mkdir(parents=True, exist_ok=True)
     write_json_atomic(paths["json"], results)
-    write_text_atomic(paths["md"], markdown_report(results))
-    if plot:
-        write_bytes_atomic(paths["png"], plot_results(results))
+    write_text_atomic(paths["md"], markdown)
+    if figure is not None:
+        write_bytes_atomic(paths["png"], figure)
+    elif earlier_are_ours and (out / "results.png").is_file():  # gmc-rl's earlier figure shows other numbers
+        (out / "results.png").unlink()
     return paths

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 
@@ -99,6 +100,37 @@ def test_write_and_load_results(tmp_path, results):
         for summary in loaded["results"][method].values():
             assert math.isfinite(summary["per_step_reward"]["mean"])
     assert not list((tmp_path / "eval").glob(".tmp-*"))
+
+
+def test_an_interrupted_write_leaves_the_earlier_results_whole(tmp_path, results, monkeypatch):
+    """Before, Ctrl-C while the figure was drawn left the new results.json/md beside the earlier results.png."""
+    import gmc_rl.results as results_module
+
+    out = tmp_path / "eval"
+    write_results(results, out)
+    before = {path.name: path.read_bytes() for path in out.iterdir()}
+    changed = copy.deepcopy(results)
+    changed["results"]["gmc"]["image"]["per_step_reward"]["mean"] += 1.0
+
+    def interrupted(_):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(results_module, "plot_results", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        write_results(changed, out)
+    assert {path.name: path.read_bytes() for path in out.iterdir()} == before
+
+
+def test_results_without_a_figure_remove_gmc_rls_earlier_figure_only(tmp_path, results):
+    out = tmp_path / "eval"
+    write_results(results, out)
+    write_results(results, out, plot=False)  # the earlier figure would show other numbers: removed
+    assert sorted(path.name for path in out.iterdir()) == ["results.json", "results.md"]
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "results.png").write_bytes(b"a user's figure")
+    write_results(results, mine, plot=False)  # no gmc-rl results.json there: the user's figure stays
+    assert (mine / "results.png").read_bytes() == b"a user's figure"
 
 
 def test_load_results_rejects_other_files(tmp_path):
