@@ -10,12 +10,14 @@ Example:
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+from gymnasium import spaces
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.vec_env import VecEnv
 
@@ -25,7 +27,7 @@ from gmc_rl.agents.registry import OFF_POLICY, build_algorithm
 from gmc_rl.checkpoint import read_checkpoint_config, resolve_device
 from gmc_rl.config import ExperimentConfig, stored_config
 from gmc_rl.data import file_sha256
-from gmc_rl.errors import CheckpointError, ConfigError
+from gmc_rl.errors import CheckpointError, ConfigError, ModalityError, SensorValueError
 from gmc_rl.methods import Encoder, RepresentationMethod, get_method
 from gmc_rl.model import GMCModel
 
@@ -65,9 +67,41 @@ class Agent:
         return make_method_vec_env(self.method, self.env_id, self.env_kwargs, condition, n_envs, seed, self.encoder)
 
     def predict(self, observation: Any, deterministic: bool = True) -> np.ndarray:
-        """Actions for a batch of observations from :meth:`make_vec_env` (deterministic by default)."""
+        """Actions for a batch of observations from :meth:`make_vec_env` (deterministic by default).
+
+        Raises:
+            ModalityError: the observation does not fit the policy's observation space (type, keys, shape).
+            SensorValueError: it holds NaN or inf.
+        """
+        check_policy_observation(observation, self.model.observation_space)
         actions, _ = self.model.predict(observation, deterministic=deterministic)
         return actions
+
+
+def check_policy_observation(observation: Any, space: spaces.Space, key: str = "observation") -> None:
+    """Refuse what a policy cannot act on with a message naming it, before SB3 and torch see it: a Box observation
+    must be numeric with the space's shape (one observation or a batch), finite; a Dict one a mapping with the
+    space's keys, each checked so."""
+    if isinstance(space, spaces.Dict):
+        if not isinstance(observation, Mapping):
+            raise ModalityError(f"{key} must be a dict with keys {sorted(space.spaces)}, "
+                                f"got {type(observation).__name__}")
+        missing = sorted(set(space.spaces) - set(observation))
+        if missing:
+            raise ModalityError(f"{key} has no {missing}; the policy observes {sorted(space.spaces)}")
+        for name, subspace in space.spaces.items():
+            check_policy_observation(observation[name], subspace, f"{key}[{name!r}]")
+        return
+    if not isinstance(space, spaces.Box):
+        return
+    value = observation.detach().cpu().numpy() if isinstance(observation, torch.Tensor) else np.asarray(observation)
+    if value.dtype.kind not in "biuf":
+        raise ModalityError(f"{key} must hold numbers, got dtype {value.dtype}")
+    if value.shape != space.shape and value.shape[1:] != space.shape:
+        raise ModalityError(f"{key} must have shape {space.shape} or (B, {', '.join(map(str, space.shape))}), "
+                            f"got {value.shape}")
+    if value.dtype.kind == "f" and not np.isfinite(value).all():
+        raise SensorValueError(f"{key} contains NaN or inf; a policy cannot act on it")
 
 
 def load_agent(path: str | Path, device: str = "cpu", action_fit: bool = True) -> Agent:

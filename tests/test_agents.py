@@ -22,7 +22,7 @@ from gmc_rl.agents.checkpoints import latest_checkpoint, load_replay_buffer, sav
 from gmc_rl.agents.observations import make_method_vec_env
 from gmc_rl.agents.registry import build_algorithm
 from gmc_rl.config import ExperimentConfig, agent_identity, from_dict, to_dict
-from gmc_rl.errors import CheckpointError, ConfigError, ModalityError
+from gmc_rl.errors import CheckpointError, ConfigError, ModalityError, SensorValueError
 from gmc_rl.wrappers import StateObservation
 from gmc_rl.wrappers.conditions import apply_condition
 
@@ -124,6 +124,24 @@ def test_reloaded_agent_acts_under_every_condition(state_agent, condition):
         obs, rewards, dones, infos = venv.step(actions)
         assert np.all(np.isfinite(rewards))
     venv.close()
+
+
+@pytest.mark.parametrize("observation, error, message", [
+    (np.array([np.nan, 0.0, 0.0], np.float32), SensorValueError, "contains NaN or inf"),
+    (np.full((2, 3), np.inf, np.float64), SensorValueError, "contains NaN or inf"),
+    (torch.tensor([[0.0, float("nan"), 1.0]]), SensorValueError, "contains NaN or inf"),
+    (np.zeros(4, np.float32), ModalityError, r"must have shape \(3,\) or \(B, 3\), got \(4,\)"),
+    (np.zeros((2, 2, 3)), ModalityError, "must have shape"),
+    (np.array(["a", "b", "c"]), ModalityError, "must hold numbers"),
+    ({"state": np.zeros(3)}, ModalityError, "must hold numbers"),
+    (None, ModalityError, "must hold numbers"),
+])
+def test_a_loaded_agent_refuses_what_its_policy_cannot_act_on(state_agent, observation, error, message):
+    """Before, a NaN observation reached torch (a raw ValueError from a distribution), a wrong shape SB3."""
+    agent = load_agent(state_agent)
+    with pytest.raises(error, match=message):
+        agent.predict(observation)
+    assert agent.predict(np.zeros(3, np.float32)).shape == (1,)  # one observation, the shape of one action
 
 
 def test_reloaded_weights_equal_trained_weights(state_agent):
