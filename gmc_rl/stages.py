@@ -107,10 +107,10 @@ class Stage:
         else:
             same = marker.get("hash") == self.hash
             resume = resumable and same and marker.get("status") == "running" and self.output.exists()
-            if not resume and self.output.exists():
-                if self.output.is_dir():
+            if not resume and (self.output.exists() or self.output.is_symlink()):
+                if self.output.is_dir() and not self.output.is_symlink():
                     shutil.rmtree(self.output)
-                else:
+                else:  # a file, or a link the user put there: the link goes, never what it points to
                     self.output.unlink()
         write_json_atomic(self.marker, {"stage": self.name, "hash": self.hash, "status": "running",
                                         "output": str(self.output.relative_to(self.run_dir))})

@@ -171,3 +171,27 @@ def test_parallel_shows_each_running_stages_percentage_and_rate(tmp_path, monkey
     shown = [line for line in log if line.startswith("still running: half: 50% (5/10 step, ")]
     assert shown and "step/s, ETA" in shown[0]
     assert not stages.progress_file(stage).exists()  # removed once the stage is done
+
+
+@pytest.mark.parametrize("target_kind", ["directory", "file", "dangling"])
+def test_redoing_a_stage_whose_output_is_a_link_removes_the_link_not_its_target(tmp_path, target_kind):
+    """Before, --update on a run whose data/ was a symlink failed with rmtree's raw "Cannot call rmtree on a
+    symbolic link" after the run's config.yaml had been rewritten."""
+    run = tmp_path / "run"
+    stage = Stage(run, "collect", run / "data", {"steps": 1})
+    stage.begin()
+    stage.finish(1.0)
+    target = tmp_path / "shared"
+    if target_kind == "directory":
+        target.mkdir()
+        (target / "train.npz").write_text("shared data")
+    elif target_kind == "file":
+        target.write_text("shared data")
+    (run / "data").symlink_to(target)
+    changed = Stage(run, "collect", run / "data", {"steps": 2})  # other inputs: the stage is redone
+    assert changed.begin() is False
+    assert not (run / "data").exists() and not (run / "data").is_symlink()
+    if target_kind == "directory":
+        assert (target / "train.npz").read_text() == "shared data"
+    elif target_kind == "file":
+        assert target.read_text() == "shared data"
