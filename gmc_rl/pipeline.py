@@ -170,6 +170,27 @@ def check_run_dir(config: ExperimentConfig, run_dir: str | os.PathLike, update: 
         )
 
 
+def check_results_out(out: str | os.PathLike, command: str) -> None:
+    """Refuse an ``--out`` of ``gmc-rl evaluate`` or ``report`` that lies in a pipeline run's ``eval/`` folder.
+
+    That folder belongs to the run's evaluation and report stages: results written there by hand would stand as the
+    run's own (its report stage, already done, skips and shows them) and be replaced by the next ``--update``. Any
+    spelling counts (relative, ``..``, symbolic links): the check compares resolved paths.
+
+    Raises:
+        ConfigError: naming the run and the way round.
+    """
+    resolved = Path(out).resolve()
+    for folder in (resolved, *resolved.parents):
+        run = folder.parent
+        if folder.name == "eval" and is_run_dir(run) and (run / RUN_MARKER).is_file():
+            elsewhere = run.parent / f"{run.name}_{command}"
+            raise ConfigError(
+                f"--out {out} lies in {folder}, the evaluation folder of the pipeline run {run}, which its stages "
+                f"own; gmc-rl {command} writes elsewhere: choose another --out (e.g. {elsewhere})"
+            )
+
+
 def prepare_run_dir(config: ExperimentConfig, run_dir: str | os.PathLike, update: bool = False) -> Path:
     """Check ``run_dir`` (:func:`check_run_dir`), create or reopen it, and write its marker and ``config.yaml``."""
     check_run_dir(config, run_dir, update)

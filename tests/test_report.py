@@ -50,6 +50,26 @@ def test_report_command_writes_the_table(two_runs, tmp_path, capsys):
     assert written == {"results.json", "results.md", "results.png"}
 
 
+def test_report_and_evaluate_never_write_into_a_runs_eval_folder(two_runs, tmp_path, capsys):
+    """Before, `report RUN_A RUN_B --out RUN_A/eval` replaced RUN_A's results with the pooled table, which RUN_A's
+    report stage (done) then showed as its own."""
+    a, b = two_runs
+    before = {path.name: path.read_bytes() for path in (a / "eval").iterdir() if path.is_file()}
+    link = tmp_path / "link_to_a"
+    link.symlink_to(a)
+    for out in (a / "eval", f"{a}/eval/", a / "eval" / "runs", a / "eval" / "new", a / "agents" / ".." / "eval",
+                link / "eval"):
+        assert main(["report", str(a), str(b), "--out", str(out)]) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.startswith(f"gmc-rl report: error: --out {out} lies in") and "\n" not in err
+        assert f"the evaluation folder of the pipeline run {a.resolve()}" in err
+    assert main(["evaluate", "--agent", str(a / "agents" / "state-seed0"), "--out", str(a / "eval"),
+                 "--episodes", "1"]) == 2
+    assert "gmc-rl evaluate: error: --out" in capsys.readouterr().err
+    assert {path.name: path.read_bytes() for path in (a / "eval").iterdir() if path.is_file()} == before
+    assert not (a / "eval" / "new").exists()
+
+
 def test_merge_refuses_bad_inputs(two_runs, tmp_path):
     a, _ = two_runs
     with pytest.raises(ConfigError, match="no agent evaluations"):

@@ -52,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
     from gmc_rl.errors import ConfigError
     from gmc_rl.io import distinct_paths
     from gmc_rl.locking import RESULTS_LOCK, directory_lock
-    from gmc_rl.pipeline import evaluate_agent, record_agent_videos, resolve_conditions
+    from gmc_rl.pipeline import check_results_out, evaluate_agent, record_agent_videos, resolve_conditions
     from gmc_rl.results import (
         TENSORBOARD_DIR,
         build_results,
@@ -79,6 +79,7 @@ def run(args: argparse.Namespace) -> int:
     conditions = resolve_conditions(ev.conditions, agents[0].modalities)
     seeds = list(config.seeds)
     out = Path(args.out) if args.out else _default_out(agent_dirs)
+    check_results_out(out, "evaluate")
 
     runs: dict[str, list] = {}
     names: dict[str, list[str]] = {}

@@ -28,9 +28,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from gmc_rl.commands.common import print_tables
     from gmc_rl.locking import RESULTS_LOCK, directory_lock
-    from gmc_rl.pipeline import merge_runs
+    from gmc_rl.pipeline import check_results_out, merge_runs
     from gmc_rl.results import write_results
 
+    check_results_out(args.out, "report")
     results = merge_runs(args.runs, args.methods)
     with directory_lock(args.out, RESULTS_LOCK):  # one report (or evaluate) at a time writes into --out
         paths = write_results(results, Path(args.out))
