@@ -68,3 +68,17 @@ def test_values_are_still_checked_strictly(capsys):
         main(["pipeline", "--env-kwargs", '{"a": &x 1, "b": *x}'])
     with pytest.raises(SystemExit):
         main(["pipeline", "--agent.hyperparams", '{"gamma": 1, "gamma": 2}'])
+
+
+@pytest.mark.parametrize("default_env", ["true", "True", "false"])
+def test_environment_variables_never_set_config_values(monkeypatch, capsys, default_env):
+    """jsonargparse reads ``GMC_RL PIPELINE_...`` variables when JSONARGPARSE_DEFAULT_ENV is true; they used to
+    override the config's values (and a flag's when given the same way) without a trace in the run's config."""
+    monkeypatch.setenv("JSONARGPARSE_DEFAULT_ENV", default_env)
+    for name in ("GMC_RL PIPELINE_PRETRAIN__EPOCHS", "GMC_RL_PIPELINE_PRETRAIN__EPOCHS", "GMC_RL PIPELINE_CONFIG"):
+        monkeypatch.setenv(name, "99")
+    assert parse("pipeline", []).pretrain.epochs == parse("pipeline", ["--pretrain.epochs", "6"]).pretrain.epochs == 6
+    assert parse("pipeline", ["--pretrain.epochs", "3"]).pretrain.epochs == 3
+    with pytest.raises(SystemExit) as done:
+        main(["pipeline", "--help"])
+    assert done.value.code == 0 and "ENV:" not in capsys.readouterr().out

@@ -130,6 +130,17 @@ class CommandParser(jsonargparse.ArgumentParser):
     section_files: Sequence[SectionFile] = ()
     """The section files of the command line (:func:`read_section_files`), named in an error about their values."""
 
+    @property
+    def default_env(self) -> bool:
+        """Never parse environment variables: gmc-rl's settings come from flags and files, which the run records.
+        jsonargparse would otherwise read ``GMC_RL ...`` variables when ``JSONARGPARSE_DEFAULT_ENV`` is set, and
+        they would override flags (or be ignored for the config path) without a trace in the run's config."""
+        return False
+
+    @default_env.setter
+    def default_env(self, value: bool) -> None:
+        self._default_env = False
+
     def error(self, message: str, ex: Exception | None = None) -> typing.NoReturn:
         if message.startswith("unrecognized arguments:"):
             flags = [option for action in self._actions for option in action.option_strings]
