@@ -108,6 +108,26 @@ def env_modalities(env_id: str, env_kwargs: dict[str, Any] | None = None) -> lis
     return _env_modalities(env_id, env_kwargs)
 
 
+def check_agent_settings(config: ExperimentConfig) -> None:
+    """The algorithm against the env's action space and every method's hyperparameters against the algorithm's
+    constructor (:func:`gmc_rl.agents.registry.resolve_hyperparams`), before anything is written: a typo such as
+    ``gama`` would otherwise surface only when the first agent trains, after collection and pretraining ran.
+
+    Raises:
+        ConfigError: naming the hyperparameter (with a did-you-mean) or the algorithm.
+    """
+    from gmc_rl.agents.observations import make_base_env
+    from gmc_rl.agents.registry import check_action_space, resolve_hyperparams
+
+    env = make_base_env(config.env_id, config.env_kwargs)
+    try:
+        check_action_space(config.agent.algo, env.action_space)
+        for method in config.methods:
+            resolve_hyperparams(config.agent.algo, config.agent.hyperparams_for(method), env.action_space)
+    finally:
+        env.close()
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # Run directory bookkeeping.
 
@@ -324,6 +344,7 @@ def run_pipeline(config: ExperimentConfig, run_dir: str | os.PathLike, *, update
     # The env and the conditions are checked before anything is written, so a typo leaves no run directory.
     modalities = env_modalities(config.env_id, config.env_kwargs)
     conditions = resolve_conditions(config.evaluate.conditions, modalities)
+    check_agent_settings(config)
     check_run_dir(config, run_dir, update=update)
     with directory_lock(run_dir, "run directory"):
         return _run_locked(config, prepare_run_dir(config, run_dir, update=update), conditions, progress, log, jobs,

@@ -635,3 +635,26 @@ def test_cli_reports_bad_input_as_one_line(dataset, tmp_path, capsys):
         assert err.startswith("gmc-rl pretrain: error: ") and words in err, (flags, err)
         assert err.count("\n") == 1 and "usage:" not in err, (flags, err)
     assert not (tmp_path / "gmc").exists()
+
+
+@pytest.mark.parametrize("hyperparams, message", [
+    ({"gama": 0.9}, r"'gama' is not an argument of SAC \(sac\).*Did you mean 'gamma'"),
+    ({"policy_kwargs": {"activation_fn": "os.system"}}, "unknown activation 'os.system'"),
+    ({"policy_kwargs": "dict(net_arch=[8])"}, "strings like .* are not evaluated"),
+    ({"action_noise": {"kind": "nosuch"}}, "action_noise"),
+])
+def test_hyperparameters_the_algorithm_refuses_stop_the_pipeline_before_anything_is_written(tmp_path, hyperparams,
+                                                                                            message):
+    """Row 49: before, these were refused only when the first agent trained, after collection and pretraining."""
+    from helpers import tiny_config
+
+    from gmc_rl.pipeline import run_pipeline
+
+    config = tiny_config("gmc_rl/PendulumSound-v0", ["gmc", "state"], agent={"hyperparams": hyperparams})
+    with pytest.raises(ConfigError, match=message):
+        run_pipeline(config, tmp_path / "run", progress=False, log=lambda line: None)
+    assert not (tmp_path / "run").exists()
+    only_raw = tiny_config("gmc_rl/PendulumSound-v0", ["gmc"], agent={"method_hyperparams": {"gmc": hyperparams}})
+    with pytest.raises(ConfigError, match=message):  # a method's own hyperparameters too
+        run_pipeline(only_raw, tmp_path / "run2", progress=False, log=lambda line: None)
+    assert not (tmp_path / "run2").exists()
