@@ -22,8 +22,10 @@ What Ray adds:
   task its GPU as ``cuda:0``); collection and evaluation always run on the CPU. The driver keeps at most as many
   tasks in flight as the cluster's CPUs hold, so "running" in the log means running, not queued.
 - Retries. A task whose worker process or node dies is retried by Ray up to :data:`MAX_RETRIES` times; the retry
-  resumes the output the lost attempt left (writes are atomic, so that output is whole). A task that raises is
-  not retried (``retry_exceptions=False``): a bad config fails the run once, with its message.
+  resumes the output the lost attempt left (writes are atomic, so that output is whole). A task lost on every
+  attempt fails the run with a :class:`WorkerLostError` (one line: rerun to resume), as a lost worker of the local
+  runner does. A task that raises is not retried (``retry_exceptions=False``): a bad config fails the run once,
+  with its message.
 - Storage. Every worker must see the run directory at the same path (a shared filesystem). The driver writes a
   probe file with a random token into ``RUN_DIR/stages/`` before it submits anything, and every task checks it
   before it touches the run directory; a node that cannot read it fails the run with a clear error instead of
@@ -48,7 +50,7 @@ from typing import Any
 
 from gmc_rl import stages
 from gmc_rl.config import ExperimentConfig
-from gmc_rl.errors import ConfigError
+from gmc_rl.errors import ConfigError, WorkerLostError
 from gmc_rl.io import read_json, write_json_atomic
 from gmc_rl.stages import STAGES_DIR, Log, Task, progress_file, worker_threads
 
@@ -237,9 +239,24 @@ def _write_probes(tasks: Sequence[Task]) -> dict[Path, tuple[Path, str]]:
     return probes
 
 
-def _stage_error(exc: BaseException) -> BaseException:
-    """The exception the stage itself raised, unwrapped from Ray's ``RayTaskError``; other errors (a worker or
-    node that died for good, a cancelled task) as they are."""
+LOST_ERRORS = ("WorkerCrashedError", "NodeDiedError", "OutOfMemoryError", "LocalRayletDiedError")
+"""The ``ray.exceptions`` that say a task's worker process or node died (Ray raises them once it no longer retries)."""
+
+
+def _stage_error(ray: Any, task: Task, exc: BaseException) -> BaseException:
+    """The run's error for a task that failed with ``exc``.
+
+    The exception the stage itself raised, unwrapped from Ray's ``RayTaskError``; a task whose worker process or
+    node died more often than Ray retries it, a :class:`WorkerLostError` (one line that says a rerun resumes, as
+    the local runner's lost worker: the command line prints it without a traceback); other errors (a cancelled
+    task) as they are.
+    """
+    lost = tuple(getattr(ray.exceptions, name) for name in LOST_ERRORS if hasattr(ray.exceptions, name))
+    if isinstance(exc, lost):
+        return WorkerLostError(
+            f"the Ray worker running stage {task.label} died before the stage finished (Ray's {type(exc).__name__}: "
+            "its process was killed or ran out of memory, or its node was lost) and Ray gave up after "
+            f"{MAX_RETRIES + 1} attempt(s); what it wrote is whole: rerun the same command to resume")
     cause = getattr(exc, "cause", None)
     return cause if isinstance(cause, BaseException) else exc
 
@@ -313,7 +330,7 @@ def _run(ray: Any, tasks: list[Task], jobs: int, log: Log) -> None:
                 try:
                     node, seconds = ray.get(ref)
                 except Exception as exc:  # noqa: BLE001 (re-raised below once the running tasks end)
-                    error = stages.task_failed(task, _stage_error(exc), error, len(running), log)
+                    error = stages.task_failed(task, _stage_error(ray, task, exc), error, len(running), log)
                     continue
                 stages.task_done(task, seconds, done, log, where=f" on {node}")
     except BaseException:

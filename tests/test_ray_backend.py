@@ -186,6 +186,33 @@ def test_a_worker_that_dies_is_retried_and_resumes_what_it_left(tmp_path, ray_se
     assert stage.is_done() and (stage.output / "partial").exists() and (stage.output / "done").exists()
 
 
+def always_die(attempts: Path, *, resume: bool, progress: bool) -> None:
+    """Stage work whose every attempt kills its worker process."""
+    with attempts.open("a") as file:
+        file.write("attempt\n")
+    os._exit(1)
+
+
+def test_a_worker_lost_on_every_attempt_fails_the_run_with_one_line_that_says_rerun(tmp_path, ray_session,
+                                                                                      monkeypatch):
+    """Once Ray stops retrying, the run fails as with a lost worker of the local runner: a WorkerLostError naming the
+    stage (the command line prints it as one line), not Ray's WorkerCrashedError and its traceback."""
+    from gmc_rl import ray_backend
+    from gmc_rl.errors import WorkerLostError
+
+    monkeypatch.setattr(ray_backend, "MAX_RETRIES", 1)
+    attempts = tmp_path / "attempts.txt"
+    stage = Stage(tmp_path, "doomed", tmp_path / "out" / "doomed", {"name": "doomed"})
+    log: list[str] = []
+    with pytest.raises(WorkerLostError) as caught:
+        run_tasks([Task(stage, "doomed", partial(always_die, attempts))], jobs=2, log=log.append, backend="ray")
+    message = str(caught.value)
+    assert message.startswith("the Ray worker running stage doomed died before the stage finished (Ray's ")
+    assert "gave up after 2 attempt(s)" in message and message.endswith("rerun the same command to resume")
+    assert "\n" not in message and f"[doomed] failed: WorkerLostError: {message}" in log
+    assert attempts.read_text().count("attempt") == 2 and not stage.is_done()
+
+
 def hide_probe(run_dir: Path, *, resume: bool, progress: bool) -> None:
     """Stage work that removes the driver's probe file, so later tasks see the run directory as a node without the
     shared filesystem would: without the driver's file."""
