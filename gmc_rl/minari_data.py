@@ -55,6 +55,7 @@ from gmc_rl.data import (
     space_to_json,
 )
 from gmc_rl.errors import ConfigError, DatasetError, ModalityError
+from gmc_rl.io import write_json_atomic
 from gmc_rl.locking import directory_lock, holder_if_locked
 from gmc_rl.modalities import ModalitySpec, modality_specs
 from gmc_rl.progress import progress_bar
@@ -240,10 +241,24 @@ def lock_directory(dataset_id: str) -> Path:
     return path.parent / f".{path.name}.gmc-rl-lock"
 
 
+def export_marker(dataset_id: str) -> Path:
+    """The file that says an export of ``dataset_id`` is under way, in its lock directory: written before Minari
+    writes, removed once the dataset is whole. Found with no export running, it means that one was killed (SIGKILL,
+    power loss) before it finished, and the dataset under the id is incomplete."""
+    return lock_directory(dataset_id) / "export.json"
+
+
 def _collect_minari(minari: ModuleType, config: ExperimentConfig, dataset_id: str, overwrite: bool, progress: bool,
                     record_infos: bool) -> Any:
     """:func:`collect_minari`, with the dataset's lock held."""
     settings = config.collect
+    marker = export_marker(dataset_id)
+    if marker.is_file():  # an export of this id was killed: what it left is gmc-rl's and incomplete
+        if dataset_path(dataset_id).exists():
+            shutil.rmtree(dataset_path(dataset_id))
+        marker.unlink()
+        if progress:
+            print(f"Minari dataset {dataset_id!r}: an earlier export was interrupted; writing it again")
     if _existing(dataset_id, config, overwrite):
         if progress:
             print(f"Minari dataset {dataset_id!r} already holds this collection; keeping it "
@@ -314,6 +329,7 @@ def _collect_minari(minari: ModuleType, config: ExperimentConfig, dataset_id: st
             "gmc_rl_version": __version__,
         }
         path = dataset_path(dataset_id)
+        write_json_atomic(marker, {"dataset_id": dataset_id, "path": str(path), "pid": os.getpid()})
         try:
             with warnings.catch_warnings():  # Minari asks for an author, an e-mail and a code link gmc-rl cannot know
                 warnings.filterwarnings("ignore", message=r"`(author|author_email|code_permalink)` is set to None")
@@ -326,7 +342,9 @@ def _collect_minari(minari: ModuleType, config: ExperimentConfig, dataset_id: st
             dataset.storage.update_metadata({GMC_RL_KEY: metadata})
         except BaseException:
             shutil.rmtree(path, ignore_errors=True)  # never leave half a dataset under the id
+            marker.unlink(missing_ok=True)
             raise
+        marker.unlink()
     finally:
         venv.close()
     return dataset
@@ -381,6 +399,9 @@ def load_minari_dataset(dataset_id: str, val_fraction: float | None = None,
     if writer is not None:
         raise DatasetError(f"Minari dataset {dataset_id!r} is being written by {writer}; wait for the export to "
                            "finish, then rerun (a killed export releases its lock by itself)")
+    if export_marker(dataset_id).is_file():
+        raise DatasetError(f"Minari dataset {dataset_id!r} is incomplete: its export was interrupted (killed) "
+                           f"before it finished; run the same `gmc-rl collect --minari {dataset_id} ...` again")
     dataset = _load(dataset_id)
     recorded = dataset.storage.metadata.get(GMC_RL_KEY) or {}
     dataset_env = _env_id(dataset_id, dataset)
@@ -461,6 +482,11 @@ def _episode_rows(dataset_id: str, episode: Any, specs: dict[str, ModalitySpec],
     rows["rewards"] = np.asarray(episode.rewards, dtype=np.float32)
     rows["terminated"] = np.asarray(episode.terminations, dtype=bool)
     rows["truncated"] = np.asarray(episode.truncations, dtype=bool)
+    for name, values in rows.items():
+        if values.dtype.kind == "f" and not np.isfinite(values).all():
+            step = int(np.flatnonzero(~np.isfinite(values.reshape(steps, -1)).all(axis=1))[0])
+            raise DatasetError(f"Minari dataset {dataset_id!r}, episode {episode.id}: {name!r} holds NaN or inf "
+                               f"(first at step {step}); gmc-rl trains only on finite values")
     states = episode.infos.get("state") if isinstance(episode.infos, dict) else None
     if states is not None:  # the env's true state, recorded by Minari with the infos: kept for the state probe
         states = np.asarray(states, dtype=np.float64)

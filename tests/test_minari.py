@@ -237,3 +237,55 @@ def test_reading_a_dataset_while_it_is_exported_is_refused_naming_the_writer(exp
         assert err.startswith("gmc-rl pretrain: error: Minari dataset") and "\n" not in err
         assert "is being written by process" in err
     assert len(load_dataset(f"minari:{exported}").train) > 0  # released: it reads as before
+
+
+def test_an_export_killed_before_it_finished_is_named_and_the_same_command_writes_it_again(tmp_path, monkeypatch):
+    """A SIGKILL mid-export left a partial dataset that gmc-rl could neither read (a raw h5py OSError) nor replace
+    ("was not written by gmc-rl"); now the export's marker tells, and the rerun replaces it."""
+    minari = pytest.importorskip("minari")
+    pytest.importorskip("h5py")
+    from gmc_rl.minari_data import collect_minari, dataset_path, export_marker
+
+    monkeypatch.setenv("MINARI_DATASETS_PATH", str(tmp_path / "minari"))
+    config = ExperimentConfig(env_id=ENV_ID, env_kwargs=ENV_KWARGS, collect=CollectConfig(steps=80, n_envs=2))
+    create = minari.create_dataset_from_buffers
+    seen = []
+
+    def checked_create(*args, **kwargs):
+        seen.append(export_marker(DATASET_ID).is_file())  # the marker is written before Minari writes
+        return create(*args, **kwargs)
+
+    monkeypatch.setattr(minari, "create_dataset_from_buffers", checked_create)
+    collect_minari(config, DATASET_ID, progress=False)
+    assert seen == [True] and not export_marker(DATASET_ID).exists()
+    # What a kill during Minari's write leaves: the marker and a damaged file under the id.
+    export_marker(DATASET_ID).write_text("{}")
+    for file in (dataset_path(DATASET_ID) / "data").iterdir():
+        file.write_bytes(file.read_bytes()[:100])
+    with pytest.raises(DatasetError, match=f"'{DATASET_ID}' is incomplete: its export was interrupted .* run the "
+                                           f"same `gmc-rl collect --minari {DATASET_ID}"):
+        load_dataset(f"minari:{DATASET_ID}")
+    assert collect_minari(config, DATASET_ID, progress=False).total_steps == 80  # the same command, no --update
+    assert not export_marker(DATASET_ID).exists() and len(load_dataset(f"minari:{DATASET_ID}").train) > 0
+
+
+@pytest.mark.parametrize("array", ["observations/sound", "rewards", "actions"])
+def test_nan_in_a_minari_episode_is_named_by_dataset_episode_array_and_step(tmp_path, monkeypatch, array):
+    """Before, NaN in a dataset written by another tool was refused with messages naming neither the dataset nor
+    the episode."""
+    pytest.importorskip("minari")
+    h5py = pytest.importorskip("h5py")
+    from gmc_rl.minari_data import collect_minari, dataset_path
+
+    monkeypatch.setenv("MINARI_DATASETS_PATH", str(tmp_path / "minari"))
+    collect_minari(ExperimentConfig(env_id=ENV_ID, env_kwargs=ENV_KWARGS, collect=CollectConfig(steps=80, n_envs=2)),
+                   DATASET_ID, progress=False)
+    (data_file,) = (dataset_path(DATASET_ID) / "data").glob("*.hdf5")
+    with h5py.File(data_file, "r+") as file:
+        values = file[f"episode_1/{array}"]
+        row = values[3]
+        values[3] = np.full_like(row, np.nan) if np.ndim(row) else np.nan
+    name = array.split("/")[-1]
+    with pytest.raises(DatasetError, match=rf"Minari dataset '{DATASET_ID}', episode 1: '{name}' holds NaN or inf "
+                                           r"\(first at step 3\)"):
+        load_dataset(f"minari:{DATASET_ID}")
