@@ -17,10 +17,11 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable
+from dataclasses import dataclass
 from functools import partial
 from importlib import metadata as importlib_metadata
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 import gymnasium as gym
 import numpy as np
@@ -224,6 +225,122 @@ def next_true_states(infos: list[dict[str, Any]], reset_infos: list[dict[str, An
 
 
 # ----------------------------------------------------------------------------------------------------------------
+# The rollout: one loop for the npz and the Minari collections, which differ only in what they record.
+
+
+@dataclass(frozen=True)
+class RolloutStep:
+    """One step of :func:`rollout`, as a :class:`StepRecorder` receives it.
+
+    ``t`` is the step's index in every env; ``active`` the envs that record it (those whose budget ``counts[i]``
+    exceeds ``t``); ``obs`` the observations the ``actions`` (one row per env, shaped like the action space) were
+    taken in; ``rewards``, ``dones`` and ``infos`` what the VecEnv returned, and ``next_obs`` its next observations,
+    which are the first of a new episode where ``dones[i]`` (the VecEnv resets at once: the final observation is in
+    ``infos[i]["terminal_observation"]`` and the reset's info in ``reset_infos[i]``). Arrays cover every env.
+    """
+
+    t: int
+    active: np.ndarray
+    obs: dict[str, np.ndarray]
+    actions: np.ndarray
+    rewards: np.ndarray
+    dones: np.ndarray
+    infos: list[dict[str, Any]]
+    next_obs: dict[str, np.ndarray]
+    reset_infos: list[dict[str, Any]]
+
+
+class StepRecorder(Protocol):
+    """What :func:`rollout` hands the collection to: the npz dataset's flat arrays (``_TransitionRecorder``) or Minari's
+    whole episodes (``gmc_rl.minari_data._EpisodeRecorder``)."""
+
+    def begin(self, venv: DummyVecEnv, obs: dict[str, np.ndarray]) -> None:
+        """Called once, after the seeded reset, with its observations (``venv.reset_infos`` holds its infos)."""
+
+    def record(self, step: RolloutStep) -> None:
+        """Called after every step of the VecEnv."""
+
+
+def rollout(venv: DummyVecEnv, policy: Any | None, counts: np.ndarray, seed: int, recorder: StepRecorder,
+            description: str, progress: bool) -> None:
+    """Roll out the behaviour ``policy`` (None: random actions) in ``venv`` and hand every step to ``recorder``.
+
+    Env i is seeded with ``seed + i`` and records its first ``counts[i]`` steps, but every env steps until the
+    longest budget is spent: the random draws of the action space (seeded by :func:`prepare_rollout`) are then the
+    same whatever is recorded, so the npz and the Minari collections of one config hold the same transitions.
+    ``description`` is the progress bar's, whose total is ``counts.sum()`` steps.
+    """
+    n_envs = venv.num_envs
+    action_space = venv.action_space
+    action_shape = tuple(action_space.shape or ())
+    venv.seed(seed)
+    obs = cast(dict[str, np.ndarray], venv.reset())  # a Dict space (modality_specs checked it): a dict of arrays
+    recorder.begin(venv, obs)
+    bar = progress_bar(int(counts.sum()), description, "step", enabled=progress)
+    for t in range(int(counts.max())):
+        actions = behaviour_actions(policy, action_space, obs, n_envs)
+        stepped, rewards, dones, infos = venv.step(actions)
+        next_obs = cast(dict[str, np.ndarray], stepped)
+        active = np.flatnonzero(counts > t)
+        shaped = np.asarray(actions).reshape(n_envs, *action_shape)
+        recorder.record(RolloutStep(t, active, obs, shaped, rewards, dones, infos, next_obs, venv.reset_infos))
+        obs = next_obs
+        bar.update(len(active))
+    bar.close()
+
+
+class _TransitionRecorder:
+    """Records a rollout as the npz dataset's arrays (:mod:`gmc_rl.data`): one row per transition, env by env (env
+    i fills ``counts[i]`` rows from ``offsets[i]``), and the true states while every env reports them."""
+
+    def __init__(self, specs: dict[str, ModalitySpec], action_space: gym.Space, counts: np.ndarray) -> None:
+        assert action_space.shape is not None  # the action spaces SB3 supports (Box, Discrete, Multi*) have one
+        self.specs = specs
+        self.counts = counts
+        self.offsets = np.concatenate([[0], np.cumsum(counts)[:-1]])
+        self.total = total = int(counts.sum())
+        self.action_dtype = np.dtype(action_space.dtype if action_space.dtype is not None else np.int64)
+        self.arrays: dict[str, np.ndarray] = {
+            name: np.empty((total, *spec.shape), dtype=spec.dtype) for name, spec in specs.items()
+        }
+        self.arrays["actions"] = np.empty((total, *action_space.shape), dtype=self.action_dtype)
+        self.arrays["rewards"] = np.empty(total, dtype=np.float32)
+        self.arrays["terminated"] = np.zeros(total, dtype=bool)
+        self.arrays["truncated"] = np.zeros(total, dtype=bool)
+        self.states: np.ndarray | None = None  # the true state behind each env's current observation
+        self.state_names: list[str] = []
+
+    def begin(self, venv: DummyVecEnv, obs: dict[str, np.ndarray]) -> None:
+        """Start recording the true states if every env's reset info holds one (of one size)."""
+        self.states = true_states(venv.reset_infos)
+        if self.states is not None:
+            self.arrays[STATES_KEY] = np.empty((self.total, self.states.shape[1]), dtype=np.float32)
+            self.state_names = state_variables(declared_state_names(venv), self.states.shape[1])
+
+    def record(self, step: RolloutStep) -> None:
+        """Fill the row of each active env: the observation, action, reward and the two flags of the step."""
+        active = step.active
+        rows = self.offsets[active] + step.t
+        for name in self.specs:
+            self.arrays[name][rows] = step.obs[name][active]
+        self.arrays["actions"][rows] = step.actions[active]
+        self.arrays["rewards"][rows] = step.rewards[active]
+        truncated = np.array([bool(step.infos[i].get("TimeLimit.truncated", False)) for i in active])
+        self.arrays["truncated"][rows] = step.dones[active] & truncated
+        self.arrays["terminated"][rows] = step.dones[active] & ~truncated
+        if self.states is not None:  # the truth behind each observation, for the state probe only
+            self.arrays[STATES_KEY][rows] = self.states[active]
+            self.states = next_true_states(step.infos, step.reset_infos, step.dones, self.states.shape[1])
+            if self.states is None:  # an env stopped reporting it: record none rather than a partial array
+                del self.arrays[STATES_KEY]
+
+    def cut_chunks(self) -> None:
+        """Mark the end of each env's chunk truncated unless its episode terminated: a cut made by collection."""
+        last_rows = self.offsets + self.counts - 1
+        self.arrays["truncated"][last_rows] |= ~self.arrays["terminated"][last_rows]
+
+
+# ----------------------------------------------------------------------------------------------------------------
 # Behaviour policies.
 
 
@@ -396,53 +513,14 @@ def _collect_into(config: ExperimentConfig, out_dir: Path, progress: bool) -> Pa
     try:
         specs, policy, counts = prepare_rollout(config, venv)
         action_space = venv.action_space
-        assert action_space.shape is not None  # the action spaces SB3 supports (Box, Discrete, Multi*) have one
-
-        offsets = np.concatenate([[0], np.cumsum(counts)[:-1]])
-        total = int(counts.sum())
-        action_dtype = np.dtype(action_space.dtype if action_space.dtype is not None else np.int64)
-        arrays: dict[str, np.ndarray] = {
-            name: np.empty((total, *spec.shape), dtype=spec.dtype) for name, spec in specs.items()
-        }
-        arrays["actions"] = np.empty((total, *action_space.shape), dtype=action_dtype)
-        arrays["rewards"] = np.empty(total, dtype=np.float32)
-        arrays["terminated"] = np.zeros(total, dtype=bool)
-        arrays["truncated"] = np.zeros(total, dtype=bool)
-
+        recorder = _TransitionRecorder(specs, action_space, counts)
         write_json_atomic(out_dir / COLLECTING_MARKER, {"collecting": _identity(config)})  # all checks passed
-        venv.seed(settings.seed)
-        obs = cast(dict[str, np.ndarray], venv.reset())  # a Dict space (modality_specs checked it): a dict of arrays
-        states = true_states(venv.reset_infos)
-        if states is not None:
-            arrays[STATES_KEY] = np.empty((total, states.shape[1]), dtype=np.float32)
-            state_names = state_variables(declared_state_names(venv), states.shape[1])
-        bar = progress_bar(total, f"collect {config.env_id}", "step", enabled=progress)
-        for t in range(int(counts.max())):
-            actions = behaviour_actions(policy, action_space, obs, n_envs)
-            next_obs, rewards, dones, infos = venv.step(actions)
-            active = np.flatnonzero(counts > t)
-            rows = offsets[active] + t
-            for name in specs:
-                arrays[name][rows] = obs[name][active]
-            arrays["actions"][rows] = np.asarray(actions).reshape(n_envs, *action_space.shape)[active]
-            arrays["rewards"][rows] = rewards[active]
-            truncated = np.array([bool(infos[i].get("TimeLimit.truncated", False)) for i in active])
-            arrays["truncated"][rows] = dones[active] & truncated
-            arrays["terminated"][rows] = dones[active] & ~truncated
-            if states is not None:  # the truth behind each observation, for the state probe only
-                arrays[STATES_KEY][rows] = states[active]
-                states = next_true_states(infos, venv.reset_infos, dones, states.shape[1])
-                if states is None:  # an env stopped reporting it: record none rather than a partial array
-                    del arrays[STATES_KEY]
-            obs = cast(dict[str, np.ndarray], next_obs)
-            bar.update(len(active))
-        bar.close()
+        rollout(venv, policy, counts, settings.seed, recorder, f"collect {config.env_id}", progress)
     finally:
         venv.close()
 
-    # The end of each env's chunk is a cut made by collection: mark it truncated unless the episode terminated.
-    last_rows = offsets + counts - 1
-    arrays["truncated"][last_rows] |= ~arrays["terminated"][last_rows]
+    recorder.cut_chunks()
+    arrays, total = recorder.arrays, int(counts.sum())
     done = arrays["terminated"] | arrays["truncated"]
     n_val = max(1, int(round(settings.val_fraction * total)))
     cut = _split_index(done, n_val)
@@ -471,8 +549,8 @@ def _collect_into(config: ExperimentConfig, out_dir: Path, progress: bool) -> Pa
         "n_val": total - cut,
         "episodes_ended": {"train": int(done[:cut].sum()), "val": int(done[cut:].sum())},
         "normalization": normalization_stats(train, specs),
-        **({"state_names": state_names} if STATES_KEY in arrays else {}),
-        "arrays": array_layout(specs, tuple(action_space.shape), action_dtype.name,
+        **({"state_names": recorder.state_names} if STATES_KEY in arrays else {}),
+        "arrays": array_layout(specs, tuple(action_space.shape or ()), recorder.action_dtype.name,
                                arrays[STATES_KEY].shape[1] if STATES_KEY in arrays else None),
         "identity": _identity(config),
         "versions": {pkg: _version(pkg) for pkg in ("gymnasium", "numpy", "stable-baselines3")},
