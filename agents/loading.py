@@ -10,6 +10,7 @@ Example:
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -94,9 +95,16 @@ def check_policy_observation(observation: Any, space: spaces.Space, key: str = "
         return
     if not isinstance(space, spaces.Box):
         return
+    if isinstance(observation, torch.Tensor) and observation.is_meta:
+        raise ModalityError(f"{key} is a tensor on the meta device, which holds no values")
     value = observation.detach().cpu().numpy() if isinstance(observation, torch.Tensor) else np.asarray(observation)
-    if value.dtype.kind not in "biuf":
-        raise ModalityError(f"{key} must hold numbers, got dtype {value.dtype}")
+    if value.dtype.kind not in "biuf" or (value.dtype.kind == "f" and value.dtype.name not in ("float16", "float32",
+                                                                                             "float64")):
+        raise ModalityError(f"{key} must hold numbers of a dtype torch takes (bool, int, float16/32/64), got dtype "
+                            f"{value.dtype}")
+    if not value.dtype.isnative:
+        raise ModalityError(f"{key}: dtype {value.dtype.str} is in the other byte order than this machine's; convert "
+                            "it first (array.astype(array.dtype.newbyteorder('=')))")
     if value.shape != space.shape and value.shape[1:] != space.shape:
         raise ModalityError(f"{key} must have shape {space.shape} or (B, {', '.join(map(str, space.shape))}), "
                             f"got {value.shape}")
@@ -120,6 +128,9 @@ def load_agent(path: str | Path, device: str = "cpu", action_fit: bool = True) -
         ConfigError: its method is not registered, its env id names a module that is not imported
             (:func:`gmc_rl.agents.agent_dir.read_agent_json`), or ``device`` is not available here.
     """
+    if not isinstance(path, (str, os.PathLike)) or isinstance(path, bytes):
+        raise CheckpointError(f"an agent must be given as a path to its directory, got {type(path).__name__} "
+                              f"{path!r:.80}")
     path = Path(path)
     device = str(resolve_device(device))  # an explicit device this machine lacks is refused, never replaced
     info = layout.read_agent_json(path)

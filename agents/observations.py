@@ -46,7 +46,7 @@ def make_base_env(env_id: str, env_kwargs: Mapping[str, Any] | None = None) -> g
     check_env_id(env_id, allow_import=True, env_kwargs=dict(env_kwargs or {}))
     try:
         env = gym.make(env_id, **dict(env_kwargs or {}))
-    except ValueError as exc:  # the env refused a keyword value (e.g. an image size above its limit)
+    except (ValueError, TypeError) as exc:  # the env refused or lacks a keyword (an image size above its limit)
         raise ConfigError(f"config key 'env_kwargs': cannot make {env_id!r} with env_kwargs "
                           f"{dict(env_kwargs or {})}: {exc}") from exc
     except gym.error.Error as exc:

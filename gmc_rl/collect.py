@@ -407,7 +407,7 @@ def check_dataset_size(config: ExperimentConfig) -> None:
     make = make_env_fns(config.env_id, config.env_kwargs, 1)[0]
     try:
         env = make()
-    except ValueError as exc:
+    except (ValueError, TypeError) as exc:  # the env refused or lacks a keyword
         raise ConfigError(
             f"config key 'env_kwargs': cannot make {config.env_id!r} with env_kwargs {config.env_kwargs}: {exc}"
         ) from exc

@@ -355,6 +355,9 @@ def load_dataset(path: str | os.PathLike) -> MultimodalDataset:
     if isinstance(path, str) and path.startswith(MINARI_PREFIX):
         raise DatasetError(f"{path!r} names a Minari dataset, not a dataset directory: load it with "
                            "gmc_rl.dataset_sources.load_dataset (a directory or minari:ID)")
+    if not isinstance(path, (str, os.PathLike)) or isinstance(path, bytes):
+        raise DatasetError(f"a dataset must be given as a path to its directory, got {type(path).__name__} "
+                           f"{path!r:.80}")
     directory = Path(path)
     metadata = read_metadata(directory)
     try:

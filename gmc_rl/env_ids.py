@@ -93,6 +93,8 @@ def import_user_modules(names: Sequence[str], flag: str = IMPORT_FLAG) -> list[s
             importlib.import_module(name)
         except ImportError as exc:
             raise ConfigError(f"{flag} {name}: cannot import module {name!r}: {exc}") from exc
+        except Exception as exc:  # noqa: BLE001 - the user's module failed while it ran: say so, on one line
+            raise ConfigError(f"{flag} {name}: importing module {name!r} failed: {type(exc).__name__}: {exc}") from exc
         REGISTERED_BY_IMPORT.setdefault(name, []).extend(sorted(set(gym.registry) - before))
         done.append(name)
     return done
@@ -147,6 +149,9 @@ def check_env_id(
     if not isinstance(env_id, str) or not env_id.strip():
         raise ConfigError(f"{where} must be a registered Gymnasium id (a string), got {env_id!r}")
     module, name = split_env_id(env_id)
+    if module is not None and not _MODULE_NAME.fullmatch(module):
+        raise ConfigError(f"{where} {env_id!r}: the part before ':' must be a module name (dotted Python identifiers, "
+                          f"e.g. my_package.sensors:{name or 'MyEnv-v0'}), got {module!r}")
     if module is not None:
         if allow_import:
             _search_current_directory()
@@ -154,6 +159,9 @@ def check_env_id(
                 importlib.import_module(module)
             except ImportError as exc:
                 raise ConfigError(f"{where} cannot import module {module!r} of env id {env_id!r}: {exc}") from exc
+            except Exception as exc:  # noqa: BLE001 - the user's module failed while it ran
+                raise ConfigError(f"{where} importing module {module!r} of env id {env_id!r} failed: "
+                                  f"{type(exc).__name__}: {exc}") from exc
         elif module not in sys.modules:
             raise ConfigError(
                 f"{where} {env_id!r} names module {module!r}, which is not imported; gmc-rl never imports a module "

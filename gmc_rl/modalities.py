@@ -170,15 +170,31 @@ def _dtype_name(dtype: Any) -> str:
     return str(dtype).removeprefix("torch.")
 
 
+_NUMPY_FLOATS = ("float16", "float32", "float64")
+"""The numpy float dtypes torch can take; ``longdouble`` (float96/float128) it cannot."""
+
+
 def _is_float(dtype: Any) -> bool:
-    """True for a real floating-point numpy or torch dtype (float16/32/64, bfloat16); complex is not."""
+    """True for a real floating-point dtype torch can take: float16/32/64 and, in torch, bfloat16. Complex is not;
+    numpy's ``longdouble`` is not (torch has no such type)."""
     kind = getattr(dtype, "is_floating_point", None)  # torch dtypes
     if isinstance(kind, bool):
         return kind
     try:
-        return bool(np.issubdtype(np.dtype(dtype), np.floating))
+        return np.dtype(dtype).name in _NUMPY_FLOATS
     except TypeError:
         return False
+
+
+def _check_storage(name: str, value: Any) -> None:
+    """Raise ModalityError for arrays whose values cannot be read as they are: numpy arrays in the other byte order
+    (``>f4`` on this machine), tensors on the ``meta`` device (shapes without values)."""
+    dtype = getattr(value, "dtype", None)
+    if isinstance(dtype, np.dtype) and not dtype.isnative:
+        raise ModalityError(f"modality {name!r}: dtype {dtype.str} is in the other byte order than this machine's; "
+                            f"convert it first (array.astype(array.dtype.newbyteorder('=')))")
+    if getattr(value, "is_meta", False):
+        raise ModalityError(f"modality {name!r}: a tensor on the meta device holds no values")
 
 
 def _check_dtype(name: str, spec: ModalitySpec, dtype: Any) -> bool:
@@ -234,6 +250,7 @@ def check_observation_batch(
             batch = shape[0]
         elif shape[0] != batch:
             raise ModalityError(f"modality {name!r} has batch size {shape[0]}, other modalities have {batch}")
+        _check_storage(name, value)
         is_float = _check_dtype(name, spec, value.dtype)
         if check_finite and is_float:
             finite = value.isfinite().all() if hasattr(value, "isfinite") else np.isfinite(value).all()

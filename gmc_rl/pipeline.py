@@ -191,7 +191,8 @@ def check_run_dir(config: ExperimentConfig, run_dir: str | os.PathLike, update: 
 
 
 def check_results_out(out: str | os.PathLike, command: str) -> None:
-    """Refuse an ``--out`` of ``gmc-rl evaluate`` or ``report`` that lies in a pipeline run's ``eval/`` folder.
+    """Refuse an ``--out`` of ``gmc-rl evaluate`` or ``report`` that is another artifact's directory (an agent, a
+    checkpoint, a dataset, a pipeline run's root) or lies in a pipeline run's ``eval/`` folder.
 
     That folder belongs to the run's evaluation and report stages: results written there by hand would stand as the
     run's own (its report stage, already done, skips and shows them) and be replaced by the next ``--update``. Any
@@ -200,7 +201,15 @@ def check_results_out(out: str | os.PathLike, command: str) -> None:
     Raises:
         ConfigError: naming the run and the way round.
     """
+    if str(out) == "":
+        raise ConfigError(f"--out is empty; name the folder gmc-rl {command} writes its results into")
     resolved = Path(out).resolve()
+    kinds = {"agent.json": "an agent", "model.safetensors": "a checkpoint", "metadata.json": "a dataset",
+             RUN_MARKER: "a pipeline run"}
+    for marker, kind in kinds.items():
+        if (resolved / marker).is_file():
+            raise ConfigError(f"--out {out} is {kind} directory ({marker}); gmc-rl {command} writes its results into "
+                              "a folder of their own: choose another --out")
     for folder in (resolved, *resolved.parents):
         run = folder.parent
         if folder.name == "eval" and is_run_dir(run) and (run / RUN_MARKER).is_file():

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 from gmc_rl.commands.config_flags import TOP_LEVEL
 from gmc_rl.config import ExperimentConfig, load_config
+from gmc_rl.errors import ConfigError
 
 
 @dataclass(frozen=True)
@@ -38,8 +39,16 @@ def peek(argv: Sequence[str], *flags: str) -> argparse.Namespace:
         if flag == "--resume":
             parser.add_argument(flag, action="store_true")
         else:
-            parser.add_argument(flag, default=None)
+            parser.add_argument(flag, action="append", default=None)
     known, _ = parser.parse_known_args(list(argv))
+    for flag in flags:
+        if flag == "--resume":
+            continue
+        dest = flag.lstrip("-").replace("-", "_")
+        values = getattr(known, dest)
+        if values is not None and len(values) > 1:  # a second --config would silently replace the first, not merge
+            raise ConfigError(f"{flag} is given {len(values)} times ({', '.join(map(str, values))}); give it once")
+        setattr(known, dest, values[0] if values else None)
     return known
 
 

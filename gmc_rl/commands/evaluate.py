@@ -47,6 +47,24 @@ def _default_out(agent_dirs: list[Path]) -> Path:
     return common / "robustness"
 
 
+def _refuse_copies(agent_dirs: list[Path]) -> None:
+    """Refuse two agent directories holding the same trained policy (``cp -r A B``): pooled, one agent would count
+    twice and the intervals would shrink as if there were twice the data (``report`` refuses copied records so)."""
+    from gmc_rl.data import file_sha256
+    from gmc_rl.errors import ConfigError
+
+    seen: dict[str, Path] = {}
+    for path in agent_dirs:
+        policy = path / "agent.zip"
+        if not policy.is_file():
+            continue  # load_agent names what is missing
+        digest = file_sha256(policy)
+        if digest in seen:
+            raise ConfigError(f"{seen[digest]} and {path} hold the same trained agent (identical agent.zip): "
+                              "evaluating both would count one agent twice; give it once")
+        seen[digest] = path
+
+
 def run(args: argparse.Namespace) -> int:
     from gmc_rl.commands.common import print_tables
     from gmc_rl.errors import ConfigError
@@ -68,6 +86,7 @@ def run(args: argparse.Namespace) -> int:
     for path in agent_dirs:
         if not (path / "agent.json").is_file():
             raise FileNotFoundError(f"{path} is not an agent directory (no agent.json)")
+    _refuse_copies(agent_dirs)
     from gmc_rl.agents import load_agent
 
     agents = [load_agent(path, action_fit=not args.no_action_fit) for path in agent_dirs]
