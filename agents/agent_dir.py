@@ -33,7 +33,14 @@ from gmc_rl.config import config_hash, merge_hyperparams
 from gmc_rl.data import file_sha256
 from gmc_rl.env_ids import check_env_id
 from gmc_rl.errors import CheckpointError
-from gmc_rl.io import make_staging_dir, read_json_object, require_fields, write_bytes_atomic, write_json_atomic
+from gmc_rl.io import (
+    make_staging_dir,
+    read_json_object,
+    remove_path,
+    require_fields,
+    write_bytes_atomic,
+    write_json_atomic,
+)
 
 FORMAT = "gmc-rl-agent"
 FORMAT_VERSION = 1
@@ -214,11 +221,7 @@ def read_agent_json(directory: str | os.PathLike) -> dict[str, Any]:
 def remove_action_fit(agent_dir: str | os.PathLike) -> None:
     """Remove the agent's action fit (``action_fit/``, or whatever stands at that path): it was fitted to a policy
     that training is about to change, or a new fit replaces it."""
-    target = Path(agent_dir) / ACTION_FIT_DIR
-    if target.is_dir() and not target.is_symlink():
-        shutil.rmtree(target)
-    elif target.exists() or target.is_symlink():
-        target.unlink()
+    remove_path(Path(agent_dir) / ACTION_FIT_DIR)
 
 
 def copy_encoder(source: str | os.PathLike, agent_dir: str | os.PathLike) -> Path:

@@ -10,7 +10,6 @@ Example:
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,7 +28,9 @@ from gmc_rl.checkpoint import read_checkpoint_config, resolve_device
 from gmc_rl.config import ExperimentConfig, stored_config
 from gmc_rl.data import file_sha256
 from gmc_rl.errors import CheckpointError, ConfigError, ModalityError, SensorValueError
+from gmc_rl.io import require_path
 from gmc_rl.methods import Encoder, RepresentationMethod, get_method
+from gmc_rl.modalities import check_array_storage, is_float_dtype
 from gmc_rl.model import GMCModel
 
 FROZEN_PREFIXES = ("joint_encoder.", "head.")
@@ -95,16 +96,11 @@ def check_policy_observation(observation: Any, space: spaces.Space, key: str = "
         return
     if not isinstance(space, spaces.Box):
         return
-    if isinstance(observation, torch.Tensor) and observation.is_meta:
-        raise ModalityError(f"{key} is a tensor on the meta device, which holds no values")
+    check_array_storage(key, observation)  # the same rules as an encoder's batch: native byte order, not meta
     value = observation.detach().cpu().numpy() if isinstance(observation, torch.Tensor) else np.asarray(observation)
-    if value.dtype.kind not in "biuf" or (value.dtype.kind == "f" and value.dtype.name not in ("float16", "float32",
-                                                                                             "float64")):
+    if value.dtype.kind not in "biu" and not is_float_dtype(value.dtype):
         raise ModalityError(f"{key} must hold numbers of a dtype torch takes (bool, int, float16/32/64), got dtype "
                             f"{value.dtype}")
-    if not value.dtype.isnative:
-        raise ModalityError(f"{key}: dtype {value.dtype.str} is in the other byte order than this machine's; convert "
-                            "it first (array.astype(array.dtype.newbyteorder('=')))")
     if value.shape != space.shape and value.shape[1:] != space.shape:
         raise ModalityError(f"{key} must have shape {space.shape} or (B, {', '.join(map(str, space.shape))}), "
                             f"got {value.shape}")
@@ -128,10 +124,7 @@ def load_agent(path: str | Path, device: str = "cpu", action_fit: bool = True) -
         ConfigError: its method is not registered, its env id names a module that is not imported
             (:func:`gmc_rl.agents.agent_dir.read_agent_json`), or ``device`` is not available here.
     """
-    if not isinstance(path, (str, os.PathLike)) or isinstance(path, bytes):
-        raise CheckpointError(f"an agent must be given as a path to its directory, got {type(path).__name__} "
-                              f"{path!r:.80}")
-    path = Path(path)
+    path = require_path(path, "an agent must be given as a path to its directory", CheckpointError)
     device = str(resolve_device(device))  # an explicit device this machine lacks is refused, never replaced
     info = layout.read_agent_json(path)
     if info["status"] != layout.STATUS_COMPLETE or not (path / layout.MODEL_ZIP).is_file():

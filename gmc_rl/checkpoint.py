@@ -41,6 +41,7 @@ from gmc_rl.io import (
     ensure_writable_dir,
     read_json_object,
     require_fields,
+    require_path,
     write_error,
     write_json_atomic,
 )
@@ -146,10 +147,7 @@ def checkpoint_dir(path: str | os.PathLike, what: str = "checkpoint") -> Path:
     Raises:
         CheckpointError: ``path`` does not exist, is not a directory, or lacks ``config.json`` or the weights.
     """
-    if not isinstance(path, (str, os.PathLike)) or isinstance(path, bytes):
-        raise CheckpointError(f"{what} must be a path to a checkpoint directory (or a loaded model), "
-                              f"got {type(path).__name__} {path!r:.80}")
-    path = Path(path)
+    path = require_path(path, f"{what} must be a path to a checkpoint directory (or a loaded model)", CheckpointError)
     if path.is_file() and path.name in (CONFIG_FILE, WEIGHTS_FILE):
         path = path.parent
     if not path.exists():

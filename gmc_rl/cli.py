@@ -168,12 +168,9 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _interrupt)
     try:
         return _run_command(command, argv[1:])
-    except (GMCError, WorkerLostError, FileNotFoundError, PermissionError) as exc:
-        print(f"gmc-rl {command}: error: {exc}", file=sys.stderr)
-        return 2
-    except OSError as exc:  # the system refused a read or write: one line naming the file, never a traceback
+    except (GMCError, WorkerLostError, OSError) as exc:  # OSError: the system refused a read or write (a file named)
         hint = ""
-        if exc.errno in NO_ROOM_ERRNOS:
+        if isinstance(exc, OSError) and exc.errno in NO_ROOM_ERRNOS:
             hint = ("; make room (or raise the file-size limit) and rerun the same command: files are written "
                     "atomically, so nothing already written was replaced, and finished stages are kept")
         print(f"gmc-rl {command}: error: {exc}{hint}", file=sys.stderr)

@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 
 from gmc_rl.errors import DatasetError
-from gmc_rl.io import atomic_path, read_json_object, require_fields, write_json_atomic
+from gmc_rl.io import atomic_path, read_json_object, require_fields, require_path, write_json_atomic
 from gmc_rl.modalities import ModalitySpec
 
 FORMAT = "gmc-rl/dataset"
@@ -355,10 +355,7 @@ def load_dataset(path: str | os.PathLike) -> MultimodalDataset:
     if isinstance(path, str) and path.startswith(MINARI_PREFIX):
         raise DatasetError(f"{path!r} names a Minari dataset, not a dataset directory: load it with "
                            "gmc_rl.dataset_sources.load_dataset (a directory or minari:ID)")
-    if not isinstance(path, (str, os.PathLike)) or isinstance(path, bytes):
-        raise DatasetError(f"a dataset must be given as a path to its directory, got {type(path).__name__} "
-                           f"{path!r:.80}")
-    directory = Path(path)
+    directory = require_path(path, "a dataset must be given as a path to its directory", DatasetError)
     metadata = read_metadata(directory)
     try:
         specs = {d["name"]: ModalitySpec.from_json(d) for d in metadata["spaces"]["observation"]}

@@ -18,6 +18,7 @@ import errno
 import json
 import os
 import re
+import shutil
 import tempfile
 import zipfile
 from collections.abc import Iterable, Iterator, Mapping
@@ -108,6 +109,23 @@ def atomic_path(destination: str | os.PathLike) -> Iterator[Path]:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
         raise
+
+
+def require_path(value: Any, rule: str, error: type[Exception]) -> Path:
+    """``value`` as a Path if it is one (a ``str`` or ``os.PathLike``), else ``error``: ``rule`` (what the argument
+    must be) and the type given. Loaders are called from Python too, where None, a number or bytes would otherwise
+    reach pathlib's TypeError."""
+    if not isinstance(value, (str, os.PathLike)) or isinstance(value, bytes):
+        raise error(f"{rule}, got {type(value).__name__} {value!r:.80}")
+    return Path(value)
+
+
+def remove_path(path: Path) -> None:
+    """Remove what stands at ``path``: a directory tree, a file, or a symbolic link (the link, never its target)."""
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    elif path.exists() or path.is_symlink():
+        path.unlink()
 
 
 NO_ROOM_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})

@@ -174,7 +174,7 @@ _NUMPY_FLOATS = ("float16", "float32", "float64")
 """The numpy float dtypes torch can take; ``longdouble`` (float96/float128) it cannot."""
 
 
-def _is_float(dtype: Any) -> bool:
+def is_float_dtype(dtype: Any) -> bool:
     """True for a real floating-point dtype torch can take: float16/32/64 and, in torch, bfloat16. Complex is not;
     numpy's ``longdouble`` is not (torch has no such type)."""
     kind = getattr(dtype, "is_floating_point", None)  # torch dtypes
@@ -186,15 +186,16 @@ def _is_float(dtype: Any) -> bool:
         return False
 
 
-def _check_storage(name: str, value: Any) -> None:
-    """Raise ModalityError for arrays whose values cannot be read as they are: numpy arrays in the other byte order
-    (``>f4`` on this machine), tensors on the ``meta`` device (shapes without values)."""
+def check_array_storage(label: str, value: Any) -> None:
+    """Raise ModalityError (its message starting with ``label``, e.g. ``"modality 'sound'"``) for arrays whose values
+    cannot be read as they are: numpy arrays in the other byte order (``>f4`` on this machine), tensors on the
+    ``meta`` device (shapes without values). Used for encoder batches and for a policy's observations."""
     dtype = getattr(value, "dtype", None)
     if isinstance(dtype, np.dtype) and not dtype.isnative:
-        raise ModalityError(f"modality {name!r}: dtype {dtype.str} is in the other byte order than this machine's; "
+        raise ModalityError(f"{label}: dtype {dtype.str} is in the other byte order than this machine's; "
                             f"convert it first (array.astype(array.dtype.newbyteorder('=')))")
     if getattr(value, "is_meta", False):
-        raise ModalityError(f"modality {name!r}: a tensor on the meta device holds no values")
+        raise ModalityError(f"{label}: a tensor on the meta device holds no values")
 
 
 def _check_dtype(name: str, spec: ModalitySpec, dtype: Any) -> bool:
@@ -211,10 +212,10 @@ def _check_dtype(name: str, spec: ModalitySpec, dtype: Any) -> bool:
         if got != "uint8":
             raise ModalityError(f"modality {name!r}: expected dtype uint8 (raw image), got {got}")
         return False
-    if _is_float(dtype):
+    if is_float_dtype(dtype):
         return True
     if got != spec.dtype:
-        declared = "" if _is_float(spec.dtype) else f" or {spec.dtype} (the declared dtype)"
+        declared = "" if is_float_dtype(spec.dtype) else f" or {spec.dtype} (the declared dtype)"
         raise ModalityError(f"modality {name!r}: expected a float dtype{declared} (vector modality), got {got}")
     return False
 
@@ -250,7 +251,7 @@ def check_observation_batch(
             batch = shape[0]
         elif shape[0] != batch:
             raise ModalityError(f"modality {name!r} has batch size {shape[0]}, other modalities have {batch}")
-        _check_storage(name, value)
+        check_array_storage(f"modality {name!r}", value)
         is_float = _check_dtype(name, spec, value.dtype)
         if check_finite and is_float:
             finite = value.isfinite().all() if hasattr(value, "isfinite") else np.isfinite(value).all()

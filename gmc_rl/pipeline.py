@@ -212,7 +212,7 @@ def check_results_out(out: str | os.PathLike, command: str) -> None:
                               "a folder of their own: choose another --out")
     for folder in (resolved, *resolved.parents):
         run = folder.parent
-        if folder.name == "eval" and is_run_dir(run) and (run / RUN_MARKER).is_file():
+        if folder.name == "eval" and (run / RUN_MARKER).is_file():
             elsewhere = run.parent / f"{run.name}_{command}"
             raise ConfigError(
                 f"--out {out} lies in {folder}, the evaluation folder of the pipeline run {run}, which its stages "

@@ -50,7 +50,7 @@ from typing import Any
 
 from gmc_rl import stages
 from gmc_rl.config import ExperimentConfig
-from gmc_rl.errors import ConfigError, WorkerLostError
+from gmc_rl.errors import ConfigError
 from gmc_rl.io import read_json, write_json_atomic
 from gmc_rl.stages import STAGES_DIR, Log, Task, progress_file, worker_threads
 
@@ -253,10 +253,8 @@ def _stage_error(ray: Any, task: Task, exc: BaseException) -> BaseException:
     """
     lost = tuple(getattr(ray.exceptions, name) for name in LOST_ERRORS if hasattr(ray.exceptions, name))
     if isinstance(exc, lost):
-        return WorkerLostError(
-            f"the Ray worker running stage {task.label} died before the stage finished (Ray's {type(exc).__name__}: "
-            "its process was killed or ran out of memory, or its node was lost) and Ray gave up after "
-            f"{MAX_RETRIES + 1} attempt(s); what it wrote is whole: rerun the same command to resume")
+        return stages.worker_lost(task, "Ray worker", f"Ray's {type(exc).__name__}: its process was killed or ran out "
+                                  f"of memory, or its node was lost; Ray gave up after {MAX_RETRIES + 1} attempt(s)")
     cause = getattr(exc, "cause", None)
     return cause if isinstance(cause, BaseException) else exc
 

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import os
 import pickle
-import shutil
 import signal
 import threading
 import time
@@ -37,7 +36,7 @@ from typing import Any
 
 from gmc_rl.config import config_hash
 from gmc_rl.errors import ConfigError, WorkerLostError
-from gmc_rl.io import read_json, write_json_atomic
+from gmc_rl.io import read_json, remove_path, write_json_atomic
 from gmc_rl.progress import PROGRESS_FILE_ENV, format_progress, read_progress
 
 STAGES_DIR = "stages"
@@ -107,11 +106,8 @@ class Stage:
         else:
             same = marker.get("hash") == self.hash
             resume = resumable and same and marker.get("status") == "running" and self.output.exists()
-            if not resume and (self.output.exists() or self.output.is_symlink()):
-                if self.output.is_dir() and not self.output.is_symlink():
-                    shutil.rmtree(self.output)
-                else:  # a file, or a link the user put there: the link goes, never what it points to
-                    self.output.unlink()
+            if not resume:  # a directory, a file, or a link the user put there: the link goes, never its target
+                remove_path(self.output)
         write_json_atomic(self.marker, {"stage": self.name, "hash": self.hash, "status": "running",
                                         "output": str(self.output.relative_to(self.run_dir))})
         return resume
@@ -241,12 +237,11 @@ def task_failed(task: Task, exc: BaseException, error: BaseException | None, sti
     return exc
 
 
-def worker_lost(task: Task) -> WorkerLostError:
-    """The error of a task whose worker process died: what happened, and that a rerun resumes it."""
-    return WorkerLostError(
-        f"the worker process running stage {task.label} died before the stage finished (killed, or out of memory); "
-        "what it wrote is whole: rerun the same command to resume"
-    )
+def worker_lost(task: Task, worker: str = "worker process", why: str = "killed, or out of memory") -> WorkerLostError:
+    """The error of a task whose ``worker`` died (``why``): what happened, and that a rerun resumes it. Shared by the
+    local runner and the Ray backend."""
+    return WorkerLostError(f"the {worker} running stage {task.label} died before the stage finished ({why}); what it "
+                           "wrote is whole: rerun the same command to resume")
 
 
 def task_done(task: Task, seconds: float, done: set[str], log: Log, where: str = "") -> None:
