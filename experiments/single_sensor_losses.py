@@ -9,7 +9,9 @@ Reads either kind of file gmc-rl's runs write:
 
 For each agent it prints the loss of each single sensor against the same agent with every sensor,
 ``100 * (complete - alone) / |complete|`` (positive is worse), then the count of pairs above ``--threshold``
-(10 % by default, the robustness check's bound). The counts in experiments/results/action_fit come from it::
+(10 % by default, the robustness check's bound). With ``--against METHOD`` (a results.json only) it also prints
+each agent's return with every sensor beside the same seed's agent of METHOD (e.g. ``state``, the true-state
+agent) and their ratio, the every-sensor comparison. The counts in experiments/results/action_fit come from it::
 
     cd experiments/results/action_fit
     python ../../single_sensor_losses.py own_loop/acrobot_pretrain_seed[01]_fit.json
@@ -50,14 +52,37 @@ def single_sensor_losses(returns: dict[str, dict[str, float]]) -> dict[str, dict
             for agent, means in returns.items()}
 
 
+def seed_of(agent: str) -> str:
+    """The seed part of an agent's name (``gmc-seed3`` -> ``seed3``), which pairs agents of two methods."""
+    return agent.rsplit("-", 1)[-1]
+
+
+def against(returns: dict[str, dict[str, float]], other: dict[str, dict[str, float]]) -> dict[str, tuple[float, float]]:
+    """Agent -> (its return with every sensor, the same seed's ``other`` agent's) for the agents both have.
+
+    >>> against({"gmc-seed0": {"complete": -88.0}}, {"state-seed0": {"complete": -80.0}})
+    {'gmc-seed0': (-88.0, -80.0)}
+    """
+    by_seed = {seed_of(agent): means["complete"] for agent, means in other.items()}
+    return {agent: (means["complete"], by_seed[seed_of(agent)]) for agent, means in returns.items()
+            if seed_of(agent) in by_seed}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("files", nargs="+", type=Path, help="independent-loop JSONs or pipeline results.json files")
     parser.add_argument("--method", default="gmc", help="the row of a results.json (default gmc)")
     parser.add_argument("--threshold", type=float, default=10.0, help="loss in %% that counts (default 10)")
+    parser.add_argument("--against", metavar="METHOD", help="also compare every-sensor returns with this method's "
+                                                            "agent of the same seed (results.json only; e.g. state)")
     args = parser.parse_args(argv)
     failing = total = 0
     for path in args.files:
+        if args.against:
+            pairs = against(agent_returns(path, args.method), agent_returns(path, args.against))
+            for agent, (mine, theirs) in pairs.items():
+                print(f"{path} {agent}: every sensor {mine:.1f}, {args.against} {theirs:.1f} "
+                      f"(ratio {mine / theirs:.3f})")
         for agent, losses in single_sensor_losses(agent_returns(path, args.method)).items():
             print(f"{path} {agent}: " + " ".join(f"{name} {value:+.1f}" for name, value in losses.items()))
             failing += sum(value > args.threshold for value in losses.values())
