@@ -37,6 +37,7 @@ from gmc_rl.io import (
     make_staging_dir,
     read_json_object,
     remove_path,
+    require_existing,
     require_fields,
     write_bytes_atomic,
     write_json_atomic,
@@ -77,9 +78,7 @@ def load_model_weights(model: BaseAlgorithm, path: str | os.PathLike) -> None:
     Raises:
         CheckpointError: the file is missing, not a zip, or its weights do not fit ``model``'s networks.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"model file not found: {path}")
+    path = require_existing(path, "model file", "file", CheckpointError)
     try:
         _, params, variables = load_from_zip_file(path, load_data=False, device=model.device)
     except (ValueError, zipfile.BadZipFile, RuntimeError, OSError, EOFError, pickle.UnpicklingError) as exc:
@@ -187,10 +186,8 @@ def read_agent_json(directory: str | os.PathLike) -> dict[str, Any]:
             or contradicts itself.
         ConfigError: its env id names a module that is not imported, or is not registered.
     """
-    directory = Path(directory)
+    directory = require_existing(directory, "agent directory")
     file = directory / AGENT_JSON
-    if not directory.is_dir():
-        raise FileNotFoundError(f"agent directory not found: {directory}")
     try:
         info = read_json_object(file, "agent description", {}, CheckpointError)
     except FileNotFoundError as exc:

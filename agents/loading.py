@@ -81,9 +81,14 @@ class Agent:
 
 
 def check_policy_observation(observation: Any, space: spaces.Space, key: str = "observation") -> None:
-    """Refuse what a policy cannot act on with a message naming it, before SB3 and torch see it: a Box observation
-    must be numeric with the space's shape (one observation or a batch), finite; a Dict one a mapping with the
-    space's keys, each checked so."""
+    """Refuse what a policy cannot act on with a message naming it, before SB3 and torch see it.
+
+    A Box observation must be an array (not a dict of sensors), of a dtype its space holds (any number for a float
+    space, but not ``bool``; integers for an integer space such as a ``uint8`` image, which SB3 scales by 1/255), of
+    the space's shape (one observation or a batch), finite, and within the space's bounds: a latent of 1e30 for a
+    ``Box(-1, 1)`` latent or a bool for a float state would otherwise give an action without complaint. A Dict
+    observation must be a mapping with the space's keys, each checked so.
+    """
     if isinstance(space, spaces.Dict):
         if not isinstance(observation, Mapping):
             raise ModalityError(f"{key} must be a dict with keys {sorted(space.spaces)}, "
@@ -96,16 +101,45 @@ def check_policy_observation(observation: Any, space: spaces.Space, key: str = "
         return
     if not isinstance(space, spaces.Box):
         return
+    if isinstance(observation, Mapping):
+        raise ModalityError(
+            f"{key} must be an array of shape {space.shape} (or a batch of them): this policy observes a vector, "
+            f"not the sensors {sorted(observation)}; encode them first (agent.encoder.encode(obs)) or step the envs "
+            "of agent.make_vec_env(), which do"
+        )
     check_array_storage(key, observation)  # the same rules as an encoder's batch: native byte order, not meta
     value = observation.detach().cpu().numpy() if isinstance(observation, torch.Tensor) else np.asarray(observation)
     if value.dtype.kind not in "biu" and not is_float_dtype(value.dtype):
-        raise ModalityError(f"{key} must hold numbers of a dtype torch takes (bool, int, float16/32/64), got dtype "
+        raise ModalityError(f"{key} must hold numbers of a dtype torch takes (int, float16/32/64), got dtype "
                             f"{value.dtype}")
+    wanted = np.dtype(space.dtype)
+    if value.dtype.kind == "b" and wanted.kind != "b":
+        raise ModalityError(f"{key} holds booleans but the policy observes {wanted} values; convert them first")
+    if wanted.kind in "iu" and value.dtype.kind not in "iu":
+        raise ModalityError(f"{key} must hold integers like its space ({wanted}), got dtype {value.dtype}: SB3 "
+                            "scales an integer image by 1/255, so floats would reach the policy as other values")
     if value.shape != space.shape and value.shape[1:] != space.shape:
         raise ModalityError(f"{key} must have shape {space.shape} or (B, {', '.join(map(str, space.shape))}), "
                             f"got {value.shape}")
     if value.dtype.kind == "f" and not np.isfinite(value).all():
         raise SensorValueError(f"{key} contains NaN or inf; a policy cannot act on it")
+    _check_bounds(value, space, key)
+
+
+def _check_bounds(value: np.ndarray, space: spaces.Box, key: str) -> None:
+    """Raise SensorValueError if ``value`` (one observation or a batch) lies outside ``space``'s finite bounds by
+    more than float32 rounding."""
+    values = value.astype(np.float64)
+    low, high = space.low.astype(np.float64), space.high.astype(np.float64)
+    slack = 1e-5 * np.maximum(1.0, np.maximum(np.abs(np.nan_to_num(low)), np.abs(np.nan_to_num(high))))
+    outside = (values < low - slack) | (values > high + slack)
+    if outside.any():
+        index = tuple(int(i) for i in np.argwhere(outside)[0])
+        bound_index = index[-len(space.shape):] if space.shape else ()
+        raise SensorValueError(
+            f"{key} holds {values[index]:g} at index {index}, outside the policy's observation space "
+            f"[{low[bound_index]:g}, {high[bound_index]:g}] there; the policy never saw such a value"
+        )
 
 
 def load_agent(path: str | Path, device: str = "cpu", action_fit: bool = True) -> Agent:

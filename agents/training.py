@@ -33,13 +33,14 @@ from gmc_rl.agents.checkpoints import CheckpointCallback, latest_checkpoint, res
 from gmc_rl.agents.noise import continue_noise_schedule
 from gmc_rl.agents.observations import make_base_env, make_method_vec_env
 from gmc_rl.agents.registry import build_algorithm, check_action_space, resolve_hyperparams
-from gmc_rl.checkpoint import resolve_device
+from gmc_rl.checkpoint import checkpoint_dir, resolve_device
 from gmc_rl.config import ExperimentConfig, config_hash, to_dict
 from gmc_rl.env_ids import check_env_id
 from gmc_rl.errors import ConfigError
 from gmc_rl.locking import HOLDER_FILE, LOCK_FILE, directory_lock
 from gmc_rl.methods import RepresentationMethod, get_method
 from gmc_rl.modalities import modality_specs
+from gmc_rl.pretraining_run import require_finished
 
 EVAL_SEED_OFFSET = 10_000
 """The evaluation env during training uses seed ``seed + EVAL_SEED_OFFSET`` (never the training env's seeds)."""
@@ -104,8 +105,9 @@ def encoder_source(method: RepresentationMethod, encoder_dir: str | Path | None,
     directory; None for a method that reads no encoder.
 
     Raises:
-        ConfigError: a checkpoint for a method that reads none, or none (and no copy) for one that needs it.
-        FileNotFoundError: the given checkpoint directory does not exist.
+        ConfigError: a checkpoint for a method that reads none, none (and no copy) for one that needs it, or one
+            from a pretraining run that has not finished (:func:`~gmc_rl.pretraining_run.require_finished`).
+        CheckpointError: the given checkpoint is missing, not a directory, or lacks its config or weights.
     """
     if not method.needs_encoder:
         if encoder_dir is not None:
@@ -117,9 +119,9 @@ def encoder_source(method: RepresentationMethod, encoder_dir: str | Path | None,
             return out_dir / layout.ENCODER_DIR
         raise ConfigError(f"method {method.name!r} needs a pretrained encoder checkpoint directory "
                           f"({method.encoder_flag} DIR)")
-    encoder_dir = Path(encoder_dir)
-    if not encoder_dir.is_dir():
-        raise FileNotFoundError(f"encoder checkpoint directory not found: {encoder_dir}")
+    what = f"{method.name} encoder checkpoint"
+    encoder_dir = checkpoint_dir(encoder_dir, what)  # the directory, or its config.json or weights file
+    require_finished(encoder_dir, what)
     return encoder_dir
 
 
@@ -247,6 +249,12 @@ def train_agent(
                                     tensorboard_log=str(out_dir / layout.TB_DIR),
                                     device=str(resolve_device(agent_cfg.device, "agent.device")), verbose=verbose)
             done = restore_checkpoint(model, checkpoints) if existing is not None else 0
+            if done > total and total < int((existing or {}).get("total_timesteps", done)):  # SB3 may overshoot
+                raise ConfigError(
+                    f"agent directory {out_dir} holds an agent that has already trained {done} steps, more than "
+                    f"agent.total_timesteps {total}; resuming cannot undo steps: pass --agent.total_timesteps "
+                    f"{done} or more, or train into another --out"
+                )
             continue_noise_schedule(getattr(model, "action_noise", None), done // agent_cfg.n_envs)
             if existing is not None and latest_checkpoint(checkpoints) is None:
                 print(f"{out_dir}: no checkpoint to resume from; training from the start")

@@ -44,6 +44,7 @@ from gmc_rl.io import (
     require_path,
     write_error,
     write_json_atomic,
+    wrong_path,
 )
 from gmc_rl.modalities import compare_specs, modality_specs
 from gmc_rl.model import GMCModel, MultimodalModel
@@ -150,10 +151,9 @@ def checkpoint_dir(path: str | os.PathLike, what: str = "checkpoint") -> Path:
     path = require_path(path, f"{what} must be a path to a checkpoint directory (or a loaded model)", CheckpointError)
     if path.is_file() and path.name in (CONFIG_FILE, WEIGHTS_FILE):
         path = path.parent
-    if not path.exists():
-        raise CheckpointError(f"{what} not found: {path} does not exist")
     if not path.is_dir():
-        raise CheckpointError(f"{what} {path} must be a directory holding {CONFIG_FILE} and {WEIGHTS_FILE}")
+        raise CheckpointError(f"{wrong_path(path, what)}; a checkpoint is a directory holding {CONFIG_FILE} and "
+                              f"{WEIGHTS_FILE}")
     missing = [name for name in (CONFIG_FILE, WEIGHTS_FILE) if not (path / name).is_file()]
     if missing:
         hint = " (pretraining may not have finished an epoch yet)" if (path / "last").is_dir() else ""

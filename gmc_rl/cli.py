@@ -13,12 +13,13 @@ from __future__ import annotations
 import argparse
 import signal
 import sys
+from collections.abc import Sequence
 from importlib import import_module
 from types import ModuleType
 from typing import Any
 
 from gmc_rl import __version__
-from gmc_rl.errors import GMCError, WorkerLostError
+from gmc_rl.errors import ConfigError, GMCError, WorkerLostError
 from gmc_rl.io import NO_ROOM_ERRNOS
 
 COMMANDS = {
@@ -64,6 +65,23 @@ def build_command_parser(name: str) -> tuple[ModuleType, Any]:
     return module, parser
 
 
+def refuse_empty_values(argv: Sequence[str]) -> None:
+    """Raise ConfigError for an empty (or blank) value anywhere in ``argv``: ``--out ""``, ``--data=``, a blank run
+    directory. No flag of gmc-rl takes an empty value, and as a path it would silently mean the current
+    directory (``Path("") == Path(".")``), so the message would name ``.`` rather than what was given."""
+    for index, word in enumerate(argv):
+        flag, equals, value = word.partition("=") if word.startswith("--") else ("", "", word)
+        if (equals or not flag) and not value.strip():
+            if equals:
+                where = f"flag {flag}"
+            elif index > 0 and argv[index - 1].startswith("-"):
+                where = f"flag {argv[index - 1]}"
+            else:
+                where = f"argument {index + 1}"
+            raise ConfigError(f"{where} is given an empty value ({word!r}); give a path or value (use . for the "
+                              "current directory)")
+
+
 def _run_command(name: str, argv: list[str]) -> int:
     """Parse ``argv`` for command ``name`` (its config flags on top of its base config) and run it.
 
@@ -82,6 +100,7 @@ def _run_command(name: str, argv: list[str]) -> int:
     )
     from gmc_rl.config import ExperimentConfig
 
+    refuse_empty_values(argv)
     import_given_modules(argv)  # before anything reads a file that names a user's env (agent.json, a checkpoint)
     module, parser = build_command_parser(name)
     flags = getattr(module, "CONFIG", None)

@@ -35,7 +35,14 @@ from typing import Any
 import numpy as np
 
 from gmc_rl.errors import DatasetError
-from gmc_rl.io import atomic_path, read_json_object, require_fields, require_path, write_json_atomic
+from gmc_rl.io import (
+    atomic_path,
+    read_json_object,
+    require_existing,
+    require_fields,
+    require_path,
+    write_json_atomic,
+)
 from gmc_rl.modalities import ModalitySpec
 
 FORMAT = "gmc-rl/dataset"
@@ -105,9 +112,7 @@ def save_npz(path: str | os.PathLike, arrays: Mapping[str, np.ndarray], compress
 
 def load_npz(path: str | os.PathLike) -> dict[str, np.ndarray]:
     """Read every array of an ``.npz`` archive into memory (no pickles), with a DatasetError on a bad file."""
-    path = Path(path)
-    if not path.is_file():
-        raise DatasetError(f"dataset file not found: {path}")
+    path = require_existing(path, "dataset file", "file", DatasetError)
     try:
         with np.load(path, allow_pickle=False) as archive:
             return {name: archive[name] for name in archive.files}
@@ -276,10 +281,8 @@ def read_metadata(path: str | os.PathLike) -> dict[str, Any]:
         DatasetError: no dataset directory or metadata, invalid JSON, another format or version, or a missing,
             mistyped or inconsistent key (the message names the file and the key).
     """
-    directory = Path(path)
+    directory = require_existing(path, "dataset directory", "directory", DatasetError)
     file = directory / METADATA_FILE
-    if not directory.is_dir():
-        raise DatasetError(f"dataset directory not found: {directory}")
     if not file.is_file():
         raise DatasetError(
             f"{directory} is not a gmc-rl dataset: {METADATA_FILE} is missing (collection may not have finished; "

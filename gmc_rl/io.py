@@ -117,7 +117,38 @@ def require_path(value: Any, rule: str, error: type[Exception]) -> Path:
     reach pathlib's TypeError."""
     if not isinstance(value, (str, os.PathLike)) or isinstance(value, bytes):
         raise error(f"{rule}, got {type(value).__name__} {value!r:.80}")
+    if not os.fspath(value):
+        raise error(f"{rule}, got an empty string (which would mean the current directory)")
     return Path(value)
+
+
+def wrong_path(path: str | os.PathLike, what: str, kind: str = "directory") -> str:
+    """Why ``path`` is not the ``kind`` ("directory" or "file") a caller expected, in words that start with
+    ``what``: it does not exist, is a broken symbolic link (naming its target), is the other kind, or is neither
+    (a FIFO, a socket, a device). Shared by every loader so that each names the same cases the same way."""
+    path = Path(path)
+    if path.is_symlink() and not path.exists():
+        return f"{what} not found: {path} is a broken symbolic link (to {os.readlink(path)})"
+    if not path.exists():
+        return f"{what} not found: {path}"
+    if path.is_dir():
+        return f"{what} {path} is a directory, not a {kind}"
+    if path.is_file():
+        return f"{what} {path} is a file, not a {kind}"
+    return f"{what} {path} is not a regular file or directory (a FIFO, socket or device)"
+
+
+def require_existing(path: str | os.PathLike, what: str, kind: str = "directory",
+                     error: type[Exception] = FileNotFoundError) -> Path:
+    """``path`` as a Path if it is an existing ``kind`` ("directory" or "file"), else ``error`` with
+    :func:`wrong_path`'s message (a missing path, a broken link, the other kind). With the default error, a path of
+    the other kind raises NotADirectoryError or IsADirectoryError (OSErrors too, so callers handle them alike)."""
+    path = Path(path)
+    if path.is_dir() if kind == "directory" else path.is_file():
+        return path
+    if error is FileNotFoundError and path.exists():
+        error = NotADirectoryError if kind == "directory" else IsADirectoryError
+    raise error(wrong_path(path, what, kind))
 
 
 def remove_path(path: Path) -> None:
@@ -174,9 +205,7 @@ def read_json(path: str | os.PathLike, what: str = "JSON file") -> Any:
     Nesting too deep for Python's parser (a crafted ``[[[[...]]]]``) is a malformed file too, not a RecursionError;
     so are ``NaN`` and ``Infinity``, which Python's parser accepts but JSON does not.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{what} not found: {path}")
+    path = require_existing(path, what, "file")
     try:
         return json.loads(path.read_text(encoding="utf-8"), parse_constant=_refuse_constant)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
@@ -277,8 +306,11 @@ def read_json_object(
 
 
 def _reason(exc: OSError, path: Path) -> str:
-    """Why writing under ``path`` failed, in words (naming a parent that is a file, which ``mkdir`` reports vaguely)."""
+    """Why writing under ``path`` failed, in words (naming a parent that is a file or a broken symbolic link, which
+    ``mkdir`` reports vaguely: "File exists")."""
     for parent in (path, *path.parents):
+        if parent.is_symlink() and not parent.exists():
+            return f"{parent} is a broken symbolic link (to {os.readlink(parent)}); remove it or choose another path"
         if parent.exists() and not parent.is_dir():
             return f"{parent} is a file, not a directory"
     return f"{exc.strerror or exc} ({type(exc).__name__})"

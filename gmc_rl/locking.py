@@ -39,7 +39,7 @@ def _holder(directory: Path) -> str:
     """Who holds the lock of ``directory``, as well as its holder file tells."""
     try:
         info = read_json(directory / HOLDER_FILE, "lock holder file")
-    except (FileNotFoundError, ValueError):
+    except (OSError, ValueError):
         return "another process (its holder file is missing or unreadable)"
     if not isinstance(info, dict):
         return "another process"

@@ -189,7 +189,12 @@ def is_float_dtype(dtype: Any) -> bool:
 def check_array_storage(label: str, value: Any) -> None:
     """Raise ModalityError (its message starting with ``label``, e.g. ``"modality 'sound'"``) for arrays whose values
     cannot be read as they are: numpy arrays in the other byte order (``>f4`` on this machine), tensors on the
-    ``meta`` device (shapes without values). Used for encoder batches and for a policy's observations."""
+    ``meta`` device (shapes without values), masked arrays (``numpy.ma``: the masked entries would be read as the
+    values stored under the mask). Used for encoder batches and for a policy's observations."""
+    if isinstance(value, np.ma.MaskedArray):
+        raise ModalityError(f"{label}: a masked array (numpy.ma) is not accepted, since its masked entries would be "
+                            "read as whatever they hold; fill them first (array.filled(value)) or leave the sensor "
+                            "out of the modalities")
     dtype = getattr(value, "dtype", None)
     if isinstance(dtype, np.dtype) and not dtype.isnative:
         raise ModalityError(f"{label}: dtype {dtype.str} is in the other byte order than this machine's; "

@@ -62,7 +62,7 @@ from gmc_rl.config import (
     to_dict,
 )
 from gmc_rl.errors import ConfigError
-from gmc_rl.io import distinct_paths, ensure_writable_dir, write_json_atomic, write_text_atomic
+from gmc_rl.io import distinct_paths, ensure_writable_dir, require_existing, write_json_atomic, write_text_atomic
 from gmc_rl.locking import HOLDER_FILE, LOCK_FILE, directory_lock
 from gmc_rl.methods import encoder_method_names, get_method
 from gmc_rl.stages import STAGES_DIR, Stage, Task, run_stage
@@ -150,7 +150,7 @@ def config_differences(old: ExperimentConfig, new: ExperimentConfig) -> list[str
 
 def read_run_config(run_dir: str | os.PathLike) -> ExperimentConfig:
     """The config stored in a run directory's ``config.yaml``."""
-    path = Path(run_dir) / CONFIG_FILE
+    path = require_existing(run_dir, "run directory") / CONFIG_FILE
     if not path.is_file():
         raise FileNotFoundError(f"{path} not found: {run_dir} is not a gmc-rl pipeline run directory")
     try:
@@ -633,6 +633,7 @@ def merge_runs(run_dirs: Sequence[str | os.PathLike], methods: Sequence[str] | N
     diagnostics: dict[str, dict[str, Any]] = {}
     seen_records: dict[str, Path] = {}  # canonical content of each evaluation record -> the file it came from
     for run_dir in map(Path, run_dirs):
+        require_existing(run_dir, "run directory")
         records = sorted((run_dir / "eval" / "runs").glob("*.json"))
         if not records:
             raise ConfigError(f"{run_dir} has no agent evaluations (eval/runs/*.json); run `gmc-rl pipeline` there "

@@ -2,7 +2,8 @@
 
 A pretraining run writes into one directory::
 
-    run.json                 what decides the weights (env, data file hashes, pretrain settings) and the config
+    run.json                 what decides the weights (env, data file hashes, pretrain settings), the config, and
+                             whether the run has finished ("status": "running" until the method's training returns)
     config.json + weights    the best model by validation loss (method-specific checkpoint format)
     last/trainer_state.pt    the resumable state, saved every ``pretrain.checkpoint_every`` epochs
 
@@ -13,7 +14,10 @@ A pretraining run writes into one directory::
   unless ``resume``, which continues from ``last/`` (``epochs``, ``checkpoint_every`` and ``device`` may change);
 - a run that failed before saving any weights (e.g. a non-finite loss at epoch 1) holds nothing to lose and is
   started over, with the corrected settings;
-- one process at a time works in the directory (:mod:`gmc_rl.locking`).
+- one process at a time works in the directory (:mod:`gmc_rl.locking`);
+- an agent is never trained on an encoder whose run has not finished (:func:`require_finished`): stopped half way,
+  its weights are those of an early epoch, without the steps that follow the epochs (modality fit, reference
+  latents), and nothing else would say so.
 """
 
 from __future__ import annotations
@@ -39,6 +43,10 @@ LAST_DIR = "last"
 TRAINER_STATE = "trainer_state.pt"
 BEST_CONFIG = "config.json"
 """The best model's checkpoint config, written by every method's save function."""
+STATUS_RUNNING, STATUS_COMPLETE = "running", "complete"
+"""``run.json``'s ``status``: written "running" when a run starts or resumes, "complete" when its training returns. A
+``run.json`` without one was written before gmc-rl recorded it, by a run that cannot be told apart: it counts as
+complete."""
 FREE_KEYS = ("epochs", "checkpoint_every", "device")
 """pretrain keys that may change when resuming (more epochs, another device) without changing the run."""
 
@@ -67,13 +75,14 @@ def has_weights(out_dir: Path) -> bool:
     return (out_dir / BEST_CONFIG).is_file() or (out_dir / LAST_DIR).exists()
 
 
-def check_pretraining_dir(out_dir: Path, identity: dict[str, Any], resume: bool, verbose: bool = False
-                          ) -> dict[str, Any] | None:
+def check_pretraining_dir(out_dir: Path, identity: dict[str, Any], resume: bool, epochs: int,
+                          verbose: bool = False) -> dict[str, Any] | None:
     """Apply the rules of the module docstring to ``out_dir``; return the state to resume from (or None).
 
     Raises:
-        ConfigError: ``out_dir`` holds other files, a run with other settings, or (without ``resume``) a run with
-            the same settings.
+        ConfigError: ``out_dir`` holds other files, a run with other settings, (without ``resume``) a run with
+            the same settings, or a run that already trained more than ``epochs`` epochs (resuming cannot undo
+            epochs, and the run would record fewer epochs than its weights and history hold).
     """
     run_file = out_dir / RUN_FILE
     if not run_file.is_file():
@@ -106,7 +115,14 @@ def check_pretraining_dir(out_dir: Path, identity: dict[str, Any], resume: bool,
         if verbose:
             tqdm.write(f"{out_dir} has no checkpoint yet; starting from epoch 0")
         return None
-    return load_training_state(out_dir / LAST_DIR, {"optimizer": dict, "history": list, "best_val": float})
+    state = load_training_state(out_dir / LAST_DIR, {"optimizer": dict, "history": list, "best_val": float})
+    if state["epoch"] > epochs:
+        raise ConfigError(
+            f"output directory {out_dir} holds a pretraining run that has already trained {state['epoch']} epochs, "
+            f"more than pretrain.epochs {epochs}; resuming cannot undo epochs: pass --pretrain.epochs "
+            f"{state['epoch']} or more, or train into another --out"
+        )
+    return state
 
 
 @contextlib.contextmanager
@@ -130,9 +146,34 @@ def open_pretraining_run(config: ExperimentConfig, method: str, dataset: Multimo
     resolve_device(config.pretrain.device, "pretrain.device")  # an unavailable GPU is refused before any write
     out_dir = Path(out_dir)
     identity = pretraining_identity(config, dataset, method)
-    check_pretraining_dir(out_dir, identity, resume)
+    epochs = int(config.pretrain.epochs)
+    check_pretraining_dir(out_dir, identity, resume, epochs)
     with directory_lock(out_dir, "pretraining output directory"):
-        state = check_pretraining_dir(out_dir, identity, resume, verbose)
-        write_json_atomic(out_dir / RUN_FILE, {"identity": identity, "experiment": to_dict(config),
-                                               "data_dir": str(data_dir)})
+        state = check_pretraining_dir(out_dir, identity, resume, epochs, verbose)
+        record = {"identity": identity, "experiment": to_dict(config), "data_dir": str(data_dir)}
+        write_json_atomic(out_dir / RUN_FILE, {**record, "status": STATUS_RUNNING})
         yield state
+        write_json_atomic(out_dir / RUN_FILE, {**record, "status": STATUS_COMPLETE})  # only when the body returned
+
+
+def require_finished(checkpoint: Path, what: str) -> None:
+    """Refuse ``checkpoint`` (a pretraining run's directory, or its ``last/``) if its run has not finished.
+
+    A checkpoint outside a pretraining run (an agent's copy of its encoder, a user's own) has no ``run.json`` and
+    is not checked here.
+
+    Raises:
+        ConfigError: the run's ``run.json`` says it is still running (it was interrupted, or runs now).
+    """
+    run_dir = checkpoint.parent if checkpoint.name == LAST_DIR else checkpoint
+    run_file = run_dir / RUN_FILE
+    if not run_file.is_file():
+        return
+    status = read_json_object(run_file, "pretraining run file", {"identity": dict}, ConfigError,
+                              optional={"status": str}).get("status", STATUS_COMPLETE)
+    if status != STATUS_COMPLETE:
+        raise ConfigError(
+            f"{what} {checkpoint} comes from a pretraining run that has not finished ({run_file} says "
+            f"{status!r}: it was interrupted or is still running); its weights are an early epoch's. Finish it "
+            f"with `gmc-rl pretrain --resume --out {run_dir}` (with its data and config) or wait until it ends"
+        )

@@ -654,7 +654,7 @@ def write_results(results: Mapping[str, Any], out_dir: str | os.PathLike, plot: 
     if existing and not replace:
         try:
             load_results(paths["json"])
-        except (FileNotFoundError, ValueError) as exc:
+        except (OSError, ValueError) as exc:
             raise ConfigError(
                 f"{out} already holds {existing}, which gmc-rl did not write ({exc}); they are not overwritten: "
                 "choose another --out"

@@ -67,7 +67,7 @@ class Stage:
         """The marker's content if it is a marker of this stage and output; {} if it is missing or unreadable."""
         try:
             data = read_json(self.marker, "stage marker")
-        except (FileNotFoundError, ValueError):
+        except (OSError, ValueError):  # missing, unreadable, or not a file
             return {}
         if not isinstance(data, dict) or data.get("stage") != self.name \
                 or data.get("output") != str(self.output.relative_to(self.run_dir)):

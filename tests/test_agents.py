@@ -133,8 +133,14 @@ def test_reloaded_agent_acts_under_every_condition(state_agent, condition):
     (np.zeros(4, np.float32), ModalityError, r"must have shape \(3,\) or \(B, 3\), got \(4,\)"),
     (np.zeros((2, 2, 3)), ModalityError, "must have shape"),
     (np.array(["a", "b", "c"]), ModalityError, "must hold numbers"),
-    ({"state": np.zeros(3)}, ModalityError, "must hold numbers"),
+    ({"state": np.zeros(3)}, ModalityError, r"this policy observes a vector, not the sensors \['state'\]"),
     (None, ModalityError, "must hold numbers"),
+    (np.zeros(3, bool), ModalityError, "holds booleans but the policy observes float32"),
+    (torch.zeros(2, 3, dtype=torch.bool), ModalityError, "holds booleans"),
+    (np.array([1e30, 0.0, 0.0]), SensorValueError, r"holds 1e\+30 at index \(0,\), outside .* \[-1, 1\]"),
+    (np.array([[0.0, 0.0, 0.0], [1.0, 0.0, -9.0]], np.float32), SensorValueError,
+     r"holds -9 at index \(1, 2\), outside .* \[-8, 8\]"),
+    (np.ma.masked_array(np.zeros(3, np.float32), [False, True, False]), ModalityError, "masked array"),
 ])
 def test_a_loaded_agent_refuses_what_its_policy_cannot_act_on(state_agent, observation, error, message):
     """Before, a NaN observation reached torch (a raw ValueError from a distribution), a wrong shape SB3."""

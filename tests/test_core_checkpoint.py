@@ -74,7 +74,7 @@ def test_model_passed_in_is_returned_frozen(model):
 
 
 def test_missing_corrupted_and_mismatched_files(model, tmp_path):
-    with pytest.raises(CheckpointError, match="does not exist"):
+    with pytest.raises(CheckpointError, match="checkpoint not found: "):
         load_gmc(tmp_path / "nowhere")
     (tmp_path / "empty").mkdir()
     with pytest.raises(CheckpointError, match="missing"):

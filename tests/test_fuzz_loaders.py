@@ -3,11 +3,11 @@
 never another exception, a hang or a silent wrong value.
 
 Inputs: config YAML files, dataset directories (metadata.json and the npz arrays), GMC checkpoints (config.json and
-model.safetensors), agent descriptions (agent.json), pretraining run files (run.json), stage markers and the arrays
-given to ``GMCModel.encode``. Valid files are mutated as a damaged or edited file would be: truncated, bytes
+model.safetensors), agent descriptions (agent.json), pretraining run files (run.json), stage markers, the arrays
+given to ``GMCModel.encode`` and the observations given to ``Agent.predict``. Valid files are mutated as a damaged or edited file would be: truncated, bytes
 flipped, bytes inserted, replaced by arbitrary bytes; JSON files also by replacing or deleting one value anywhere
 in them. Each property runs a small example budget in the default suite and 2,000 examples per property in the
-slow suite (``-m slow``; 7 properties, 14,000 inputs).
+slow suite (``-m slow``; 8 properties, 16,000 inputs).
 """
 
 from __future__ import annotations
@@ -210,7 +210,7 @@ def test_pretraining_run_files(budget, made, tmp_path):
     @given(mutation_of(source / "run.json"))
     def check(content: bytes) -> None:
         directory = damaged_copy(source, tmp_path / "r", "run.json", content)
-        state = gmc_error_or_result(lambda: check_pretraining_dir(directory, identity, resume=True))
+        state = gmc_error_or_result(lambda: check_pretraining_dir(directory, identity, resume=True, epochs=1))
         assert state is None  # no trainer state in it: nothing to resume, or refused
 
     check()
@@ -281,5 +281,71 @@ def test_encode_inputs(budget, made):
                     np.issubdtype(array.dtype, np.floating), (name, array.dtype)
             assert latent.shape == (len(next(iter(batch.values()))), model.latent_dim)
             assert torch.isfinite(latent).all()
+
+    check()
+
+
+POLICY_SPACES = [
+    gym.spaces.Box(-1.0, 1.0, (4,), np.float32),  # a GMC latent
+    gym.spaces.Box(-np.inf, np.inf, (3,), np.float32),  # an unbounded state or MVAE latent
+    gym.spaces.Box(0, 255, (2, 3), np.uint8),  # an image a raw agent's CNN reads
+]
+
+
+@st.composite
+def policy_observation(draw: Any) -> tuple[gym.spaces.Box, Any]:
+    """A space of :data:`POLICY_SPACES` and an observation for it: any dtype, one observation or a batch, the right
+    shape or one off, values anywhere, sometimes a masked array or a dict of sensors."""
+    space = draw(st.sampled_from(POLICY_SPACES))
+    shape = list(space.shape)
+    if draw(st.integers(0, 4)) == 0:
+        axis = draw(st.integers(0, len(shape) - 1))
+        shape[axis] += draw(st.sampled_from([-1, 1]))
+    if draw(st.booleans()):
+        shape = [draw(st.integers(1, 3)), *shape]
+    values = draw(st.sampled_from(["inside", "edge", "nan", "inf", "huge", "below", "fraction"]))
+    low = np.broadcast_to(np.nan_to_num(space.low, posinf=1e3, neginf=-1e3).astype(np.float64), space.shape)
+    high = np.broadcast_to(np.nan_to_num(space.high, posinf=1e3, neginf=-1e3).astype(np.float64), space.shape)
+    middle = (low + high) / 2 if list(space.shape) == shape[-len(space.shape):] else np.zeros(shape[-len(space.shape):])
+    array = np.broadcast_to(middle, shape).copy()
+    fills = {"nan": math.nan, "inf": math.inf, "huge": 1e30, "below": -1e3 - 5.0, "fraction": 0.5}
+    if values == "edge":
+        array = np.broadcast_to(high if high.shape == array.shape[-len(high.shape):] else 0.0, shape).copy()
+    elif values in fills:
+        array.flat[draw(st.integers(0, array.size - 1))] = fills[values]
+    with np.errstate(invalid="ignore", over="ignore"):
+        observation: Any = array.astype(draw(ARRAY_DTYPES))
+    wrapper = draw(st.sampled_from(["array", "array", "tensor", "masked", "dict"]))
+    if wrapper == "tensor":
+        observation = torch.from_numpy(observation)
+    elif wrapper == "masked":
+        observation = np.ma.masked_array(observation, mask=np.zeros(observation.shape, bool))
+    elif wrapper == "dict":
+        observation = {"sensor": observation}
+    return space, observation
+
+
+@pytest.mark.parametrize("budget", BUDGETS)
+def test_policy_observations(budget):
+    """``Agent.predict``'s check: an observation is accepted only if it is in the space's class (an array, not a
+    masked one or a dict; a dtype the space holds; its shape, one or a batch; finite; within the bounds)."""
+    from gmc_rl.agents.loading import check_policy_observation
+
+    @settings(max_examples=budget, **SETTINGS)
+    @given(policy_observation())
+    def check(case: tuple[gym.spaces.Box, Any]) -> None:
+        space, observation = case
+        accepted = gmc_error_or_result(lambda: check_policy_observation(observation, space) or True)
+        if accepted:
+            assert isinstance(observation, (np.ndarray, torch.Tensor)) and not np.ma.isMaskedArray(observation)
+            value = np.asarray(observation)
+            assert value.shape in (space.shape, value.shape[:1] + space.shape), value.shape
+            if np.issubdtype(space.dtype, np.integer):
+                assert np.issubdtype(value.dtype, np.integer) and value.dtype != np.bool_, value.dtype
+            else:
+                assert value.dtype != np.bool_
+            as_float = value.astype(np.float64)
+            assert np.isfinite(as_float).all()
+            assert (as_float >= space.low - 1e-3).all() and (as_float <= space.high + 1e-3).all()
 
     check()

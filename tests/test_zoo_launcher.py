@@ -91,7 +91,7 @@ def test_the_run_latent_needs_the_launcher_and_a_folder_name(latent_run, monkeyp
         with pytest.raises(ConfigError, match="folder name inside the zoo run"):
             ZooRunLatent(gym.make(ENV_ID), encoder=name)
     monkeypatch.setenv(RUN_ENV_VARIABLE, str(params.parent))  # another folder: no encoder there
-    with pytest.raises(CheckpointError, match="does not exist"):
+    with pytest.raises(CheckpointError, match="checkpoint not found: "):
         ZooRunLatent(gym.make(ENV_ID))
 
 

@@ -68,7 +68,7 @@ def _refuse_copies(agent_dirs: list[Path]) -> None:
 def run(args: argparse.Namespace) -> int:
     from gmc_rl.commands.common import print_tables
     from gmc_rl.errors import ConfigError
-    from gmc_rl.io import distinct_paths
+    from gmc_rl.io import distinct_paths, require_existing
     from gmc_rl.locking import RESULTS_LOCK, directory_lock
     from gmc_rl.pipeline import check_results_out, evaluate_agent, record_agent_videos, resolve_conditions
     from gmc_rl.results import (
@@ -84,6 +84,7 @@ def run(args: argparse.Namespace) -> int:
     ev = config.evaluate
     agent_dirs = distinct_paths(args.agent)  # an agent given twice, in any spelling, is evaluated once
     for path in agent_dirs:
+        require_existing(path, "agent directory")
         if not (path / "agent.json").is_file():
             raise FileNotFoundError(f"{path} is not an agent directory (no agent.json)")
     _refuse_copies(agent_dirs)
