@@ -22,6 +22,7 @@ from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.vec_env import VecEnv
 
 from gmc_rl.agents import agent_dir as layout
+from gmc_rl.agents.checkpoints import latest_checkpoint
 from gmc_rl.agents.observations import make_method_vec_env
 from gmc_rl.agents.registry import OFF_POLICY, build_algorithm
 from gmc_rl.checkpoint import read_checkpoint_config, resolve_device
@@ -75,13 +76,17 @@ class Agent:
             ModalityError: the observation does not fit the policy's observation space (type, keys, shape).
             SensorValueError: it holds NaN or inf.
         """
-        check_policy_observation(observation, self.model.observation_space)
-        actions, _ = self.model.predict(observation, deterministic=deterministic)
+        if not isinstance(deterministic, (bool, np.bool_)):
+            raise ConfigError(f"deterministic must be True or False, got {type(deterministic).__name__} "
+                              f"{deterministic!r}")
+        checked = check_policy_observation(observation, self.model.observation_space)
+        actions, _ = self.model.predict(checked, deterministic=bool(deterministic))
         return actions
 
 
-def check_policy_observation(observation: Any, space: spaces.Space, key: str = "observation") -> None:
-    """Refuse what a policy cannot act on with a message naming it, before SB3 and torch see it.
+def check_policy_observation(observation: Any, space: spaces.Space, key: str = "observation") -> Any:
+    """Refuse what a policy cannot act on with a message naming it, before SB3 and torch see it; return the
+    observation as numpy arrays (a tensor detached, ``bfloat16`` widened to ``float32``).
 
     A Box observation must be an array (not a dict of sensors), of a dtype its space holds (any number for a float
     space, but not ``bool``; integers for an integer space such as a ``uint8`` image, which SB3 scales by 1/255), of
@@ -96,11 +101,10 @@ def check_policy_observation(observation: Any, space: spaces.Space, key: str = "
         missing = sorted(set(space.spaces) - set(observation))
         if missing:
             raise ModalityError(f"{key} has no {missing}; the policy observes {sorted(space.spaces)}")
-        for name, subspace in space.spaces.items():
-            check_policy_observation(observation[name], subspace, f"{key}[{name!r}]")
-        return
+        return {name: check_policy_observation(observation[name], subspace, f"{key}[{name!r}]")
+                for name, subspace in space.spaces.items()}
     if not isinstance(space, spaces.Box):
-        return
+        return observation
     if isinstance(observation, Mapping):
         raise ModalityError(
             f"{key} must be an array of shape {space.shape} (or a batch of them): this policy observes a vector, "
@@ -108,7 +112,11 @@ def check_policy_observation(observation: Any, space: spaces.Space, key: str = "
             "of agent.make_vec_env(), which do"
         )
     check_array_storage(key, observation)  # the same rules as an encoder's batch: native byte order, not meta
-    value = observation.detach().cpu().numpy() if isinstance(observation, torch.Tensor) else np.asarray(observation)
+    if isinstance(observation, torch.Tensor):
+        tensor = observation.detach().cpu()
+        value = (tensor.float() if tensor.dtype == torch.bfloat16 else tensor).numpy()
+    else:
+        value = np.asarray(observation)
     if value.dtype.kind not in "biu" and not is_float_dtype(value.dtype):
         raise ModalityError(f"{key} must hold numbers of a dtype torch takes (int, float16/32/64), got dtype "
                             f"{value.dtype}")
@@ -124,6 +132,7 @@ def check_policy_observation(observation: Any, space: spaces.Space, key: str = "
     if value.dtype.kind == "f" and not np.isfinite(value).all():
         raise SensorValueError(f"{key} contains NaN or inf; a policy cannot act on it")
     _check_bounds(value, space, key)
+    return value
 
 
 def _check_bounds(value: np.ndarray, space: spaces.Box, key: str) -> None:
@@ -140,6 +149,18 @@ def _check_bounds(value: np.ndarray, space: spaces.Box, key: str) -> None:
             f"{key} holds {values[index]:g} at index {index}, outside the policy's observation space "
             f"[{low[bound_index]:g}, {high[bound_index]:g}] there; the policy never saw such a value"
         )
+
+
+def _steps_done(path: Path, info: dict[str, Any]) -> str:
+    """How far an unfinished agent got: its last checkpoint's steps (agent.json's count is written only when
+    training stops cleanly, so a killed run's says 0), in words."""
+    try:
+        checkpoint = latest_checkpoint(path / layout.CHECKPOINTS_DIR)
+    except (OSError, CheckpointError):
+        checkpoint = None
+    if checkpoint is not None and checkpoint["num_timesteps"] > int(info.get("num_timesteps", 0)):
+        return f"last checkpoint at {checkpoint['num_timesteps']}"
+    return str(info.get("num_timesteps", 0))
 
 
 def load_agent(path: str | Path, device: str = "cpu", action_fit: bool = True) -> Agent:
@@ -163,7 +184,7 @@ def load_agent(path: str | Path, device: str = "cpu", action_fit: bool = True) -
     info = layout.read_agent_json(path)
     if info["status"] != layout.STATUS_COMPLETE or not (path / layout.MODEL_ZIP).is_file():
         raise CheckpointError(
-            f"the agent in {path} has not finished training ({info.get('num_timesteps', 0)} of "
+            f"the agent in {path} has not finished training ({_steps_done(path, info)} of "
             f"{info.get('total_timesteps', '?')} steps); continue it with `gmc-rl train --out {path} --resume`"
         )
     spec = get_method(str(info["method"]))

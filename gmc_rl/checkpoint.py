@@ -42,6 +42,7 @@ from gmc_rl.io import (
     read_json_object,
     require_fields,
     require_path,
+    resolve_path,
     write_error,
     write_json_atomic,
     wrong_path,
@@ -149,8 +150,8 @@ def checkpoint_dir(path: str | os.PathLike, what: str = "checkpoint") -> Path:
         CheckpointError: ``path`` does not exist, is not a directory, or lacks ``config.json`` or the weights.
     """
     path = require_path(path, f"{what} must be a path to a checkpoint directory (or a loaded model)", CheckpointError)
-    if path.is_file() and path.name in (CONFIG_FILE, WEIGHTS_FILE):
-        path = path.parent
+    if path.is_file() and resolve_path(path).name in (CONFIG_FILE, WEIGHTS_FILE):  # a link to one counts too
+        path = resolve_path(path).parent
     if not path.is_dir():
         raise CheckpointError(f"{wrong_path(path, what)}; a checkpoint is a directory holding {CONFIG_FILE} and "
                               f"{WEIGHTS_FILE}")

@@ -53,7 +53,14 @@ from gmc_rl.data import (
 )
 from gmc_rl.env_ids import check_env_id
 from gmc_rl.errors import ConfigError, DatasetError, ModalityError
-from gmc_rl.io import check_sb3_spaces, ensure_writable_dir, load_sb3_zip, read_sb3_data, write_json_atomic
+from gmc_rl.io import (
+    check_sb3_spaces,
+    ensure_writable_dir,
+    load_sb3_zip,
+    read_sb3_data,
+    write_json_atomic,
+    wrong_path,
+)
 from gmc_rl.locking import HOLDER_FILE, LOCK_FILE, directory_lock
 from gmc_rl.modalities import ModalitySpec, modality_specs
 from gmc_rl.progress import progress_bar
@@ -370,7 +377,8 @@ def load_behaviour_policy(policy: str, observation_space: gym.Space, action_spac
     path = Path(file)
     if not path.is_file():
         raise ConfigError(
-            f"collect.policy must be 'random' or the path of an SB3 .zip ([algo:]path); {file!r} does not exist"
+            f"collect.policy must be 'random' or the path of an SB3 .zip ([algo:]path): "
+            f"{wrong_path(path, 'policy file', 'file')}"
         )
     try:
         check_sb3_spaces(path, observation_space, action_space)

@@ -124,18 +124,43 @@ def require_path(value: Any, rule: str, error: type[Exception]) -> Path:
 
 def wrong_path(path: str | os.PathLike, what: str, kind: str = "directory") -> str:
     """Why ``path`` is not the ``kind`` ("directory" or "file") a caller expected, in words that start with
-    ``what``: it does not exist, is a broken symbolic link (naming its target), is the other kind, or is neither
-    (a FIFO, a socket, a device). Shared by every loader so that each names the same cases the same way."""
+    ``what``: it does not exist, is a broken symbolic link (naming its target) or a loop, is the other kind, or is
+    neither (a FIFO, a socket, a device). Shared by every loader so that each names the same cases the same way.
+    A name with a newline, another control character or blanks at either end is shown quoted."""
     path = Path(path)
+    shown = str(path) if str(path).isprintable() and str(path) == str(path).strip() else repr(str(path))
     if path.is_symlink() and not path.exists():
-        return f"{what} not found: {path} is a broken symbolic link (to {os.readlink(path)})"
+        if _is_link_loop(path):
+            return f"{what} not found: {shown} is a symbolic link loop (it never reaches a file or directory)"
+        return f"{what} not found: {shown} is a broken symbolic link (to {os.readlink(path)})"
     if not path.exists():
-        return f"{what} not found: {path}"
+        return f"{what} not found: {shown}"
     if path.is_dir():
-        return f"{what} {path} is a directory, not a {kind}"
+        return f"{what} {shown} is a directory, not a {kind}"
     if path.is_file():
-        return f"{what} {path} is a file, not a {kind}"
-    return f"{what} {path} is not a regular file or directory (a FIFO, socket or device)"
+        return f"{what} {shown} is a file, not a {kind}"
+    return f"{what} {shown} is not a regular file or directory (a FIFO, socket or device)"
+
+
+def _is_link_loop(path: Path) -> bool:
+    try:
+        os.stat(path)
+    except OSError as exc:
+        return exc.errno == errno.ELOOP
+    return False
+
+
+def resolve_path(path: str | os.PathLike) -> Path:
+    """``path`` made absolute with every symbolic link followed (``Path.resolve``), with a symbolic link loop
+    reported as an OSError naming ``path`` instead of pathlib's RuntimeError."""
+    try:
+        return Path(path).resolve()
+    except RuntimeError as exc:  # Python < 3.13 raises RuntimeError("Symlink loop from ...")
+        raise OSError(f"{path} is a symbolic link loop (it never reaches a file or directory)") from exc
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise OSError(f"{path} is a symbolic link loop (it never reaches a file or directory)") from exc
+        raise
 
 
 def require_existing(path: str | os.PathLike, what: str, kind: str = "directory",
@@ -310,6 +335,8 @@ def _reason(exc: OSError, path: Path) -> str:
     ``mkdir`` reports vaguely: "File exists")."""
     for parent in (path, *path.parents):
         if parent.is_symlink() and not parent.exists():
+            if _is_link_loop(parent):
+                return f"{parent} is a symbolic link loop; remove it or choose another path"
             return f"{parent} is a broken symbolic link (to {os.readlink(parent)}); remove it or choose another path"
         if parent.exists() and not parent.is_dir():
             return f"{parent} is a file, not a directory"
@@ -343,7 +370,7 @@ def _identity_of(path: Path) -> tuple[Any, ...]:
     try:
         info = path.stat()
     except OSError:
-        return ("missing", str(path.resolve()))
+        return ("missing", str(resolve_path(path)))
     return ("inode", info.st_dev, info.st_ino)
 
 

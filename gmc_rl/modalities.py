@@ -191,10 +191,16 @@ def check_array_storage(label: str, value: Any) -> None:
     cannot be read as they are: numpy arrays in the other byte order (``>f4`` on this machine), tensors on the
     ``meta`` device (shapes without values), masked arrays (``numpy.ma``: the masked entries would be read as the
     values stored under the mask). Used for encoder batches and for a policy's observations."""
-    if isinstance(value, np.ma.MaskedArray):
-        raise ModalityError(f"{label}: a masked array (numpy.ma) is not accepted, since its masked entries would be "
-                            "read as whatever they hold; fill them first (array.filled(value)) or leave the sensor "
-                            "out of the modalities")
+    if isinstance(value, np.ma.MaskedArray) or type(value).__name__ == "MaskedTensor":
+        raise ModalityError(f"{label}: a masked array (numpy.ma or torch.masked) is not accepted, since its masked "
+                            "entries would be read as whatever they hold; fill them first (array.filled(value)) or "
+                            "leave the sensor out of the modalities")
+    if getattr(value, "is_nested", False):
+        raise ModalityError(f"{label}: a nested tensor is not accepted; give one array of the batch's shape")
+    layout = getattr(value, "layout", None)
+    if layout is not None and str(layout) != "torch.strided":
+        raise ModalityError(f"{label}: a tensor of layout {layout} is not accepted; convert it first "
+                            "(tensor.to_dense())")
     dtype = getattr(value, "dtype", None)
     if isinstance(dtype, np.dtype) and not dtype.isnative:
         raise ModalityError(f"{label}: dtype {dtype.str} is in the other byte order than this machine's; "
@@ -246,6 +252,7 @@ def check_observation_batch(
         if name not in obs:
             raise ModalityError(f"observation has no modality {name!r}; it has {sorted(obs)}")
         spec = specs[name]
+        check_array_storage(f"modality {name!r}", obs[name])  # before its shape is read: a nested tensor has none
         value = np.asarray(obs[name]) if not hasattr(obs[name], "shape") else obs[name]
         shape = tuple(value.shape)
         if shape[1:] != spec.shape:
@@ -256,7 +263,6 @@ def check_observation_batch(
             batch = shape[0]
         elif shape[0] != batch:
             raise ModalityError(f"modality {name!r} has batch size {shape[0]}, other modalities have {batch}")
-        check_array_storage(f"modality {name!r}", value)
         is_float = _check_dtype(name, spec, value.dtype)
         if check_finite and is_float:
             finite = value.isfinite().all() if hasattr(value, "isfinite") else np.isfinite(value).all()

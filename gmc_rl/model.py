@@ -44,7 +44,14 @@ from torch import Tensor, nn
 from gmc_rl.config import ENCODING_RULES, MAX_MODEL_PARAMETERS, ModelConfig, check_reference_latents, from_dict
 from gmc_rl.data import finite_json
 from gmc_rl.errors import ConfigError, ModalityError, SensorValueError
-from gmc_rl.modalities import ModalitySpec, check_modalities, check_observation_batch, modality_specs
+from gmc_rl.modalities import (
+    ModalitySpec,
+    check_array_storage,
+    check_modalities,
+    check_observation_batch,
+    is_float_dtype,
+    modality_specs,
+)
 
 _ACTIVATIONS: dict[str, type[nn.Module]] = {"silu": nn.SiLU, "relu": nn.ReLU, "tanh": nn.Tanh, "elu": nn.ELU}
 _IMAGE_SCALE = 1.0 / 255.0
@@ -428,7 +435,8 @@ class GMCModel(MultimodalModel):
         if latents is None:
             self.reference_latents, self.reference_neighbours = None, 0
             return
-        if isinstance(latents, np.ndarray) and np.issubdtype(latents.dtype, np.floating):
+        check_array_storage("reference latents", latents)  # byte order, meta, masked, sparse or nested
+        if isinstance(latents, np.ndarray) and is_float_dtype(latents.dtype):
             latents = torch.from_numpy(latents)
         if not isinstance(latents, Tensor) or not latents.is_floating_point():
             raise ModalityError(f"reference latents must be a float tensor (or numpy array) of shape (N, "
@@ -438,9 +446,16 @@ class GMCModel(MultimodalModel):
                                 f"{tuple(latents.shape)}")
         if not bool(torch.isfinite(latents).all()):
             raise ModalityError("reference latents contain NaN or inf")
-        if bool((latents.norm(dim=-1) < 1e-6).any()):
+        norms = latents.double().norm(dim=-1)
+        if bool((norms < 1e-6).any()):
             raise ModalityError("reference latents contain all-zero rows (latents are unit vectors; the projection "
                                 "compares directions)")
+        off = (norms - 1.0).abs() > 1e-3
+        if bool(off.any()):
+            row = int(off.nonzero()[0, 0])
+            raise ModalityError(f"reference latents must be unit vectors (complete latents are normalised, and the "
+                                f"projection averages them), but row {row} has norm {float(norms[row]):.6g}; "
+                                "normalise them first")
         if isinstance(neighbours, bool) or not isinstance(neighbours, (int, np.integer)):
             raise ModalityError(f"reference neighbours must be an integer, got {type(neighbours).__name__}")
         if not 1 <= neighbours <= latents.shape[0]:

@@ -62,7 +62,14 @@ from gmc_rl.config import (
     to_dict,
 )
 from gmc_rl.errors import ConfigError
-from gmc_rl.io import distinct_paths, ensure_writable_dir, require_existing, write_json_atomic, write_text_atomic
+from gmc_rl.io import (
+    distinct_paths,
+    ensure_writable_dir,
+    require_existing,
+    resolve_path,
+    write_json_atomic,
+    write_text_atomic,
+)
 from gmc_rl.locking import HOLDER_FILE, LOCK_FILE, directory_lock
 from gmc_rl.methods import encoder_method_names, get_method
 from gmc_rl.stages import STAGES_DIR, Stage, Task, run_stage
@@ -190,6 +197,24 @@ def check_run_dir(config: ExperimentConfig, run_dir: str | os.PathLike, update: 
         )
 
 
+ARTIFACT_MARKERS = {"agent.json": "an agent", "model.safetensors": "a checkpoint", "metadata.json": "a dataset",
+                    RUN_MARKER: "a pipeline run"}
+"""The file that marks each kind of gmc-rl artifact directory, and the kind's name."""
+
+
+AGENT_OWN_FOLDERS = ("checkpoints", "tb", "encoder", "action_fit", "eval")
+"""The folders of an agent directory that its training writes (``gmc_rl.agents.agent_dir``); results go beside them."""
+
+
+def artifact_kind(directory: Path) -> tuple[str, str] | None:
+    """``(kind, marker file)`` if ``directory`` is a gmc-rl artifact (an agent, a checkpoint, a dataset, a pipeline
+    run's root), else None."""
+    for marker, kind in ARTIFACT_MARKERS.items():
+        if (directory / marker).is_file():
+            return kind, marker
+    return None
+
+
 def check_results_out(out: str | os.PathLike, command: str) -> None:
     """Refuse an ``--out`` of ``gmc-rl evaluate`` or ``report`` that is another artifact's directory (an agent, a
     checkpoint, a dataset, a pipeline run's root) or lies in a pipeline run's ``eval/`` folder.
@@ -203,15 +228,19 @@ def check_results_out(out: str | os.PathLike, command: str) -> None:
     """
     if str(out) == "":
         raise ConfigError(f"--out is empty; name the folder gmc-rl {command} writes its results into")
-    resolved = Path(out).resolve()
-    kinds = {"agent.json": "an agent", "model.safetensors": "a checkpoint", "metadata.json": "a dataset",
-             RUN_MARKER: "a pipeline run"}
-    for marker, kind in kinds.items():
-        if (resolved / marker).is_file():
-            raise ConfigError(f"--out {out} is {kind} directory ({marker}); gmc-rl {command} writes its results into "
-                              "a folder of their own: choose another --out")
+    resolved = resolve_path(out)
+    found = artifact_kind(resolved)
+    if found is not None:
+        kind, marker = found
+        raise ConfigError(f"--out {out} is {kind} directory ({marker}); gmc-rl {command} writes its results into "
+                          "a folder of their own: choose another --out")
     for folder in (resolved, *resolved.parents):
         run = folder.parent
+        if folder.name in AGENT_OWN_FOLDERS and (run / "agent.json").is_file():
+            raise ConfigError(
+                f"--out {out} lies in {folder}, the agent's own {folder.name}/ folder, which its training writes; "
+                f"gmc-rl {command} writes elsewhere: choose another --out (e.g. {run / 'robustness'})"
+            )
         if folder.name == "eval" and (run / RUN_MARKER).is_file():
             elsewhere = run.parent / f"{run.name}_{command}"
             raise ConfigError(

@@ -35,7 +35,7 @@ from gmc_rl.checkpoint import load_training_state, resolve_device
 from gmc_rl.config import ExperimentConfig, check_batch_size, pretrain_identity, to_dict
 from gmc_rl.data import MultimodalDataset
 from gmc_rl.errors import ConfigError
-from gmc_rl.io import read_json_object, write_json_atomic
+from gmc_rl.io import read_json_object, resolve_path, write_json_atomic
 from gmc_rl.locking import HOLDER_FILE, LOCK_FILE, directory_lock
 
 RUN_FILE = "run.json"
@@ -75,8 +75,30 @@ def has_weights(out_dir: Path) -> bool:
     return (out_dir / BEST_CONFIG).is_file() or (out_dir / LAST_DIR).exists()
 
 
+def recorded_method(out_dir: Path, record: dict[str, Any]) -> str | None:
+    """The method of the pretraining run in ``out_dir``: as its ``run.json`` (``record``) says, or, for a run
+    recorded before the method was, as the format of its best checkpoint says (``gmc-rl/<method>-checkpoint``)."""
+    method = record.get("method")
+    if isinstance(method, str):
+        return method
+    try:
+        fmt = read_json_object(out_dir / BEST_CONFIG, "checkpoint config", {"format": str}, ConfigError)["format"]
+    except (OSError, ValueError):
+        return None
+    return fmt.removeprefix("gmc-rl/").removesuffix("-checkpoint") if fmt.startswith("gmc-rl/") else None
+
+
+def resume_hint(method: str, run_dir: Path) -> str:
+    """The command that continues the ``method`` pretraining run in ``run_dir``: GMC's own ``pretrain``; the
+    baselines pretrain (and resume) through ``train --pretrain-data``."""
+    if method == "gmc":
+        return f"`gmc-rl pretrain --resume --out {run_dir}` (with its --data and config)"
+    return (f"`gmc-rl train --method {method} --encoder {run_dir} --pretrain-data DATA --out AGENT` (with its "
+            "config), which resumes the pretraining before training")
+
+
 def check_pretraining_dir(out_dir: Path, identity: dict[str, Any], resume: bool, epochs: int,
-                          verbose: bool = False) -> dict[str, Any] | None:
+                          verbose: bool = False, method: str | None = None) -> dict[str, Any] | None:
     """Apply the rules of the module docstring to ``out_dir``; return the state to resume from (or None).
 
     Raises:
@@ -101,10 +123,16 @@ def check_pretraining_dir(out_dir: Path, identity: dict[str, Any], resume: bool,
         if verbose and diffs:
             tqdm.write(f"{out_dir} holds a pretraining run that saved no weights; starting over with the new settings")
         return None
+    recorded = recorded_method(out_dir, previous)
+    if method is not None and recorded is not None and recorded != method:
+        raise ConfigError(
+            f"output directory {out_dir} holds a {recorded} pretraining run, not a {method} one; it is not "
+            f"overwritten. Continue it with {resume_hint(recorded, out_dir)}, or train into another directory"
+        )
     if diffs:
         raise ConfigError(
             f"output directory {out_dir} holds a pretraining run made with a different config or dataset "
-            f"({'; '.join(diffs[:6])}); it is not overwritten: choose another --out or delete that directory"
+            f"({'; '.join(diffs[:6])}); it is not overwritten: train into another directory or delete that one"
         )
     if not resume:
         raise ConfigError(
@@ -120,7 +148,7 @@ def check_pretraining_dir(out_dir: Path, identity: dict[str, Any], resume: bool,
         raise ConfigError(
             f"output directory {out_dir} holds a pretraining run that has already trained {state['epoch']} epochs, "
             f"more than pretrain.epochs {epochs}; resuming cannot undo epochs: pass --pretrain.epochs "
-            f"{state['epoch']} or more, or train into another --out"
+            f"{state['epoch']} or more, or train into another directory"
         )
     return state
 
@@ -147,10 +175,10 @@ def open_pretraining_run(config: ExperimentConfig, method: str, dataset: Multimo
     out_dir = Path(out_dir)
     identity = pretraining_identity(config, dataset, method)
     epochs = int(config.pretrain.epochs)
-    check_pretraining_dir(out_dir, identity, resume, epochs)
+    check_pretraining_dir(out_dir, identity, resume, epochs, method=method)
     with directory_lock(out_dir, "pretraining output directory"):
-        state = check_pretraining_dir(out_dir, identity, resume, epochs, verbose)
-        record = {"identity": identity, "experiment": to_dict(config), "data_dir": str(data_dir)}
+        state = check_pretraining_dir(out_dir, identity, resume, epochs, verbose, method)
+        record = {"identity": identity, "method": method, "experiment": to_dict(config), "data_dir": str(data_dir)}
         write_json_atomic(out_dir / RUN_FILE, {**record, "status": STATUS_RUNNING})
         yield state
         write_json_atomic(out_dir / RUN_FILE, {**record, "status": STATUS_COMPLETE})  # only when the body returned
@@ -165,15 +193,18 @@ def require_finished(checkpoint: Path, what: str) -> None:
     Raises:
         ConfigError: the run's ``run.json`` says it is still running (it was interrupted, or runs now).
     """
-    run_dir = checkpoint.parent if checkpoint.name == LAST_DIR else checkpoint
+    resolved = resolve_path(checkpoint)  # a symbolic link to a run's last/ is that run's last/
+    run_dir = resolved.parent if resolved.name == LAST_DIR else resolved
     run_file = run_dir / RUN_FILE
     if not run_file.is_file():
         return
-    status = read_json_object(run_file, "pretraining run file", {"identity": dict}, ConfigError,
-                              optional={"status": str}).get("status", STATUS_COMPLETE)
+    record = read_json_object(run_file, "pretraining run file", {"identity": dict}, ConfigError,
+                              optional={"status": str})
+    status = record.get("status", STATUS_COMPLETE)
     if status != STATUS_COMPLETE:
+        method = recorded_method(run_dir, record) or "gmc"
         raise ConfigError(
             f"{what} {checkpoint} comes from a pretraining run that has not finished ({run_file} says "
             f"{status!r}: it was interrupted or is still running); its weights are an early epoch's. Finish it "
-            f"with `gmc-rl pretrain --resume --out {run_dir}` (with its data and config) or wait until it ends"
+            f"with {resume_hint(method, run_dir)}, or wait until it ends"
         )

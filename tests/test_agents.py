@@ -7,6 +7,7 @@ tests/test_agents_gmc.py and tests/test_agents_mvae.py.
 from __future__ import annotations
 
 import json
+import shutil
 import zipfile
 
 import gymnasium as gym
@@ -141,6 +142,7 @@ def test_reloaded_agent_acts_under_every_condition(state_agent, condition):
     (np.array([[0.0, 0.0, 0.0], [1.0, 0.0, -9.0]], np.float32), SensorValueError,
      r"holds -9 at index \(1, 2\), outside .* \[-8, 8\]"),
     (np.ma.masked_array(np.zeros(3, np.float32), [False, True, False]), ModalityError, "masked array"),
+    (torch.zeros(2, 3).to_sparse(), ModalityError, "layout torch.sparse_coo"),
 ])
 def test_a_loaded_agent_refuses_what_its_policy_cannot_act_on(state_agent, observation, error, message):
     """Before, a NaN observation reached torch (a raw ValueError from a distribution), a wrong shape SB3."""
@@ -428,3 +430,26 @@ def test_state_sac_agent_learns_to_swing_up(tmp_path):
     venv.close()
     print(f"state SAC, 8000 steps: mean per-step reward {total / steps:.3f} (4 episodes)")
     assert total / steps > -2.0, f"mean per-step reward {total / steps:.2f}"
+
+
+def test_a_loaded_agent_takes_any_plain_tensor_and_a_boolean_determinism(state_agent):
+    """Before, a tensor that requires grad or holds bfloat16 reached SB3 and failed there; deterministic="no" was
+    read as True."""
+    agent = load_agent(state_agent)
+    for observation in (torch.zeros(2, 3, requires_grad=True), torch.zeros(2, 3, dtype=torch.bfloat16),
+                        torch.zeros(3, dtype=torch.float64)):
+        assert np.asarray(agent.predict(observation)).shape[-1] == 1
+    for flag in ("no", None, 1):
+        with pytest.raises(ConfigError, match="deterministic must be True or False"):
+            agent.predict(np.zeros(3, np.float32), deterministic=flag)
+    assert agent.predict(np.zeros(3, np.float32), deterministic=np.bool_(False)).shape == (1,)
+
+
+def test_a_killed_agent_is_said_to_have_reached_its_last_checkpoint(state_agent, tmp_path):
+    """agent.json's count is written only when training stops cleanly; a SIGKILL leaves 0 there."""
+    copy = tmp_path / "killed"
+    shutil.copytree(state_agent, copy)
+    info = json.loads((copy / "agent.json").read_text())
+    (copy / "agent.json").write_text(json.dumps({**info, "status": "training", "num_timesteps": 0}))
+    with pytest.raises(CheckpointError, match=r"has not finished training \(last checkpoint at 300 of 300 steps\)"):
+        load_agent(copy)

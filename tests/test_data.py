@@ -112,7 +112,7 @@ def test_sb3_policy_zip_as_behaviour_policy(tmp_path):
     data = load_dataset(collect(config, tmp_path / "p", progress=False))
     assert data.metadata["policy"].endswith("ppo.zip")
     assert np.all(np.abs(data.train["actions"]) <= 1.0 + 1e-6)
-    with pytest.raises(ConfigError, match="does not exist"):
+    with pytest.raises(ConfigError, match="policy file not found: "):
         collect(tiny_config(policy="missing.zip"), tmp_path / "q", progress=False)
     with pytest.raises(ConfigError, match="trained on observations"):
         collect(tiny_config(TINY3_ID, policy=str(tmp_path / "ppo.zip")), tmp_path / "r", progress=False)

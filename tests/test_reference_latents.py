@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 import torch
 from helpers import TINY_ID, config_for, sample_batch, space_m2
@@ -111,3 +112,21 @@ def test_a_checkpoint_whose_reference_latents_hold_zero_rows_is_refused(tmp_path
     write_json_atomic(directory / CONFIG_FILE, config)
     with pytest.raises(CheckpointError, match="reference latents contain all-zero rows"):
         load_gmc(directory)
+
+
+@pytest.mark.parametrize("latents, message", [
+    (torch.cat([torch.eye(10)[:4], torch.full((1, 10), 1e30)]), r"must be unit vectors .* row 4 has norm 3.16228e\+30"),
+    (torch.eye(10)[:4] * 2.0, "row 0 has norm 2"),
+    (np.ma.masked_array(np.eye(10, dtype=np.float32)[:4], mask=np.zeros((4, 10), bool)), "a masked array"),
+    (np.eye(10, dtype=">f4")[:4], "other byte order"),
+    (np.eye(10, dtype=np.longdouble)[:4], "must be a float tensor"),
+    (torch.eye(10)[:4].to_sparse(), "layout torch.sparse_coo"),
+    (torch.eye(10)[:4].to("meta"), "meta device"),
+])
+def test_reference_latents_outside_their_class_are_refused(latents, message):
+    """Before, a finite but huge row (1e30) made encode return an all-zero latent, and the other arrays raised raw
+    numpy or torch errors (or, masked, were read as they were)."""
+    model = GMCModel.from_space(space_m2(), ModelConfig())
+    with pytest.raises(ModalityError, match=message):
+        model.set_reference_latents(latents, 2)
+    model.set_reference_latents(torch.eye(10, dtype=torch.float64)[:4].numpy(), 2)  # a float64 array is fine

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 
 HELP = ("show how well each modality's latent aligns with the complete latent (retrieval@1, cosines on a dataset; "
         "or, with --agent, the transfer diagnostics on the states a trained agent visits)")
@@ -44,6 +45,38 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="cpu", help="cpu, cuda or auto")
 
 
+def check_plot_path(plot: str) -> None:
+    """Refuse a ``--plot`` that would replace what is not gmc-rl's own plot, before anything is computed.
+
+    The plot goes to a ``.png`` path that is new, or a PNG gmc-rl wrote (:func:`gmc_rl.metrics.is_own_png`); not a
+    user's file (notes, a photo), not a dataset's, checkpoint's or agent's file or folder, not a symbolic link (it
+    would be replaced by a file), a FIFO or a directory.
+
+    Raises:
+        ConfigError: naming the path and what it is.
+    """
+    from gmc_rl.errors import ConfigError
+    from gmc_rl.io import resolve_path, wrong_path
+    from gmc_rl.metrics import is_own_png
+    from gmc_rl.pipeline import artifact_kind
+
+    path = Path(plot)
+    if path.suffix.lower() != ".png":
+        raise ConfigError(f"--plot {plot!r} must name a .png file (the plot is a PNG)")
+    if path.is_symlink():
+        raise ConfigError(f"--plot {plot} is a symbolic link; it would be replaced by the plot: name a file")
+    if path.exists() and not path.is_file():
+        raise ConfigError(f"{wrong_path(path, '--plot', 'file')}; name a new file")
+    if path.exists() and not is_own_png(path):
+        raise ConfigError(f"--plot {plot} exists and is not a plot gmc-rl wrote; it is not overwritten: choose "
+                          "another --plot")
+    found = artifact_kind(resolve_path(path).parent)
+    if found is not None:
+        kind, marker = found
+        raise ConfigError(f"--plot {plot} lies in {kind} directory ({marker}), which gmc-rl does not add files to: "
+                          "choose another --plot")
+
+
 def run(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table
@@ -61,6 +94,8 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError("gmc-rl align needs --model and --data (alignment on a dataset) or --agent (diagnostics)")
     if args.batch_size < 2:
         raise ConfigError(f"--batch-size must be at least 2, got {args.batch_size}")
+    if args.plot:
+        check_plot_path(args.plot)
     model = load_gmc(args.model, device=args.device)
     dataset = load_dataset(args.data)
     problems = compare_specs(model.specs, dataset.specs)

@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from gmc_rl.commands.common import ConfigFlags
+from gmc_rl.io import resolve_path
 
 HELP = "evaluate trained agents under sensor conditions (complete, subsets, dropout, noise) and tabulate the results"
 CONFIG = ConfigFlags(sections=("evaluate",), top_level=("seeds",), short="evaluate",
@@ -42,7 +43,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def _default_out(agent_dirs: list[Path]) -> Path:
     if len(agent_dirs) == 1:
         return agent_dirs[0] / "robustness"
-    parents = [p.resolve().parent for p in agent_dirs]
+    parents = [resolve_path(p).parent for p in agent_dirs]
     common = Path(*[parts[0] for parts in zip(*[p.parts for p in parents]) if len(set(parts)) == 1] or ["."])
     return common / "robustness"
 

@@ -10,6 +10,7 @@ from typing import Any
 from gmc_rl.commands.common import ConfigFlags, config_file_or, peek
 from gmc_rl.config import ExperimentConfig, stored_config
 from gmc_rl.errors import ConfigError
+from gmc_rl.io import wrong_path
 
 HELP = "pretrain a GMC encoder on a collected dataset (TensorBoard logs, checkpoints, --resume)"
 CONFIG = ConfigFlags(sections=("pretrain",), top_level=("name", "env_id", "env_kwargs"), short="pretrain")
@@ -72,8 +73,10 @@ def run(args: argparse.Namespace) -> int:
     if data is None:
         run = pretraining_run(args.out) if args.resume else None
         if run is None:
+            why = (f"; {wrong_path(args.out, '--out')}" if args.resume and not Path(args.out).is_dir() else
+                   f"; --out {args.out} holds no pretraining run (no run.json)" if args.resume else "")
             raise ConfigError("--data is required (the dataset to pretrain on), unless --resume continues a run in "
-                              f"--out {args.out!r} that names its own")
+                              f"--out {args.out!r} that names its own{why}")
         data = run["data_dir"]
     pretrain(args.experiment, data, args.out, resume=args.resume, progress=not args.no_progress)
     return 0

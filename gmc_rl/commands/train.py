@@ -20,12 +20,14 @@ The methods are those of the registry :mod:`gmc_rl.methods`. The encoder checkpo
 from __future__ import annotations
 
 import argparse
+import os
 from collections.abc import Sequence
 from pathlib import Path
 
 from gmc_rl.commands.common import ConfigFlags, config_file_or, peek
 from gmc_rl.config import ExperimentConfig, from_dict, stored_config
 from gmc_rl.errors import ConfigError
+from gmc_rl.io import wrong_path
 from gmc_rl.methods import GENERIC_ENCODER_FLAG, RepresentationMethod, get_method, method_names
 
 HELP = "train an SB3 agent (GMC latent, raw, MVAE or true-state observations) on complete observations"
@@ -95,6 +97,8 @@ def base_config(argv: Sequence[str]) -> ExperimentConfig:
         check_env_id(env_id, allow_import=True)
     if given.resume and not given.config and given.out and (Path(given.out) / AGENT_JSON).is_file():
         return stored_config(read_agent_json(Path(given.out))["config"])
+    if given.resume and given.out and os.path.lexists(given.out) and not Path(given.out).is_dir():  # say what it is
+        raise ConfigError(f"--resume continues the agent in --out, but {wrong_path(given.out, '--out')}")
     if given.config or env_id:
         return config_file_or(argv)
     data = given.pretrain_data or given.mvae_data

@@ -22,8 +22,10 @@ from typing import Any
 
 import gymnasium as gym
 
+from gmc_rl.checkpoint import checkpoint_dir
 from gmc_rl.errors import ConfigError, suggest
 from gmc_rl.model import GMCModel
+from gmc_rl.pretraining_run import require_finished
 from gmc_rl.wrappers.dropout import ModalityDropout
 from gmc_rl.wrappers.latent import GMCLatent
 from gmc_rl.wrappers.nonfinite import NonFiniteGuard
@@ -113,7 +115,8 @@ def make_latent_env(
 
     Args:
         env_id: a registered multimodal env id, e.g. ``"gmc_rl/PendulumSound-v0"``.
-        checkpoint: a GMC checkpoint directory or a :class:`~gmc_rl.model.GMCModel`.
+        checkpoint: a GMC checkpoint directory (of a pretraining run that finished:
+            :func:`~gmc_rl.pretraining_run.require_finished`) or a :class:`~gmc_rl.model.GMCModel`.
         modalities: restrict the encoder to these modalities (default: all).
         env_kwargs: keyword arguments of ``gym.make``.
         on_nonfinite: "raise" (a clear error on NaN/inf sensor values) or "drop" (that modality is missing for the
@@ -133,5 +136,7 @@ def make_latent_env(
         raise ConfigError(
             "make_latent_env always exposes the availability mask to the encoder; do not pass expose_mask"
         )
+    if not isinstance(checkpoint, GMCModel):  # an agent (rl-zoo3's too) is never trained on a half-pretrained run
+        require_finished(checkpoint_dir(checkpoint, "GMC checkpoint"), "GMC checkpoint")
     env = make_sensor_env(env_id, env_kwargs, on_nonfinite=on_nonfinite, render_mode=render_mode, **dropout_kwargs)
     return GMCLatent(env, checkpoint, modalities=modalities, device=device)
