@@ -1,7 +1,7 @@
 """Registration of the gmc_rl environment ids with Gymnasium.
 
-``import gmc_rl`` calls :func:`register_envs` as soon as Gymnasium is imported (or at once, if it is already), and so
-does importing :mod:`gmc_rl.envs`; after either, ``gymnasium.make("gmc_rl/PendulumSound-v0")`` works. Without any
+``import gmc_rl`` imports Gymnasium and calls :func:`register_envs`, and so does importing :mod:`gmc_rl.envs`
+(which imports ``gmc_rl`` first); after either, ``gymnasium.make("gmc_rl/PendulumSound-v0")`` works. Without any
 import, the id ``"gmc_rl:gmc_rl/PendulumSound-v0"`` makes Gymnasium import the package itself (Gymnasium's
 ``"module:id"`` form); use that form where the importing code is not yours, e.g. in the worker processes of an
 SB3 ``SubprocVecEnv`` built from an id string. (Gymnasium 1.x no longer loads environment plugins from package
