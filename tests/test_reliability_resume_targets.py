@@ -60,10 +60,8 @@ def test_a_resume_with_fewer_epochs_than_trained_is_refused_and_writes_nothing(p
     assert read_json(out / "run.json")["status"] == STATUS_COMPLETE
 
 
-def test_an_encoder_of_an_interrupted_pretraining_run_is_refused_until_it_is_finished(pair_data, tmp_path,
-                                                                                      monkeypatch):
-    out = tmp_path / "run"
-    config = pair_config(epochs=2)
+def _interrupted_run(pair_data, out, monkeypatch):
+    """A GMC pretraining run of 2 epochs stopped in its second epoch (run.json says running)."""
     real_epoch = gmc_pretrain_module._epoch
 
     def stop_in_epoch_2(run, optimizer, batches, epoch, bar):
@@ -73,7 +71,15 @@ def test_an_encoder_of_an_interrupted_pretraining_run_is_refused_until_it_is_fin
 
     monkeypatch.setattr(gmc_pretrain_module, "_epoch", stop_in_epoch_2)
     with pytest.raises(KeyboardInterrupt):
-        pretrain(config, pair_data, out, progress=False)
+        pretrain(pair_config(epochs=2), pair_data, out, progress=False)
+    monkeypatch.setattr(gmc_pretrain_module, "_epoch", real_epoch)
+    return out
+
+
+def test_an_encoder_of_an_interrupted_pretraining_run_is_refused_until_it_is_finished(pair_data, tmp_path,
+                                                                                      monkeypatch):
+    config = pair_config(epochs=2)
+    out = _interrupted_run(pair_data, tmp_path / "run", monkeypatch)
     assert read_json(out / "run.json")["status"] == STATUS_RUNNING
     assert (out / "model.safetensors").is_file() and (out / "last" / "trainer_state.pt").is_file()  # epoch 1's
 
@@ -86,7 +92,6 @@ def test_an_encoder_of_an_interrupted_pretraining_run_is_refused_until_it_is_fin
         train_agent(config, "gmc", 0, tmp_path / "agent", encoder_dir=out, progress_bar=False)
     assert not (tmp_path / "agent").exists()
 
-    monkeypatch.setattr(gmc_pretrain_module, "_epoch", real_epoch)
     pretrain(config, pair_data, out, resume=True, progress=False)
     assert read_json(out / "run.json")["status"] == STATUS_COMPLETE
     assert encoder_source(gmc, out) == out and encoder_source(gmc, out / "config.json") == out
@@ -115,22 +120,6 @@ def test_an_agent_resumed_with_fewer_steps_than_it_trained_is_refused(tmp_path):
     assert _files(out) == before
     assert train_agent(longer, "state", 0, out, resume=True, progress_bar=False) == out  # finished: as it is
     assert _files(out) == before
-
-
-def _interrupted_run(pair_data, out, monkeypatch):
-    """A GMC pretraining run of 2 epochs stopped in its second epoch (run.json says running)."""
-    real_epoch = gmc_pretrain_module._epoch
-
-    def stop_in_epoch_2(run, optimizer, batches, epoch, bar):
-        if epoch == 2:
-            raise KeyboardInterrupt
-        return real_epoch(run, optimizer, batches, epoch, bar)
-
-    monkeypatch.setattr(gmc_pretrain_module, "_epoch", stop_in_epoch_2)
-    with pytest.raises(KeyboardInterrupt):
-        pretrain(pair_config(epochs=2), pair_data, out, progress=False)
-    monkeypatch.setattr(gmc_pretrain_module, "_epoch", real_epoch)
-    return out
 
 
 def test_a_link_to_an_unfinished_runs_last_is_that_runs_last(pair_data, tmp_path, monkeypatch):
