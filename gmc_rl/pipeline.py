@@ -40,15 +40,18 @@ pipeline's numbers for that agent.
 
 from __future__ import annotations
 
-import json
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from functools import partial
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from gmc_rl.agent_evaluation import (  # noqa: F401  (re-exported: gmc_rl.pipeline is where callers import them)
+    agent_predictor,
+    diagnose_agent,
+    evaluate_agent,
+    record_agent_videos,
+)
 from gmc_rl.backends import check_backend, run_tasks
 from gmc_rl.config import (
     ACTION_FIT_KEYS,
@@ -56,28 +59,30 @@ from gmc_rl.config import (
     agent_identity,
     collect_identity,
     config_hash,
-    load_yaml,
     pretrain_identity,
-    stored_config,
     to_dict,
 )
 from gmc_rl.errors import ConfigError
-from gmc_rl.io import (
-    distinct_paths,
-    ensure_writable_dir,
-    require_existing,
-    resolve_path,
-    write_json_atomic,
-    write_text_atomic,
-)
-from gmc_rl.locking import HOLDER_FILE, LOCK_FILE, directory_lock
+from gmc_rl.io import write_json_atomic
+from gmc_rl.locking import directory_lock
 from gmc_rl.methods import encoder_method_names, get_method
-from gmc_rl.stages import STAGES_DIR, Stage, Task, run_stage
+from gmc_rl.run_dir import (  # noqa: F401  (re-exported: gmc_rl.pipeline is where callers import them)
+    AGENT_OWN_FOLDERS,
+    ARTIFACT_MARKERS,
+    CONFIG_FILE,
+    LOCK_FILES,
+    RUN_MARKER,
+    artifact_kind,
+    check_results_out,
+    check_run_dir,
+    config_differences,
+    is_run_dir,
+    prepare_run_dir,
+    read_run_config,
+)
+from gmc_rl.run_merge import merge_runs  # noqa: F401  (re-exported: gmc_rl.pipeline is where callers import it)
+from gmc_rl.stages import Stage, Task, run_stage
 
-CONFIG_FILE = "config.yaml"
-RUN_MARKER = "gmc-rl-run.json"
-"""Written when the pipeline creates a run directory: only such a directory is ever reused or cleaned up."""
-LOCK_FILES = (LOCK_FILE, HOLDER_FILE)
 SUBSETS_TOKEN = "subsets"
 """In ``evaluate.conditions``, expands to "complete" + every non-empty proper subset of the modalities."""
 
@@ -136,213 +141,12 @@ def check_agent_settings(config: ExperimentConfig) -> None:
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# Run directory bookkeeping.
-
-
-def _flatten(data: Any, prefix: str = "") -> dict[str, Any]:
-    if isinstance(data, dict) and data:
-        out: dict[str, Any] = {}
-        for key, value in data.items():
-            out.update(_flatten(value, f"{prefix}.{key}" if prefix else str(key)))
-        return out
-    return {prefix: data}
-
-
-def config_differences(old: ExperimentConfig, new: ExperimentConfig) -> list[str]:
-    """Human-readable ``key: old -> new`` lines for every config key that differs."""
-    a, b = _flatten(to_dict(old)), _flatten(to_dict(new))
-    return [f"{key}: {a.get(key, '<unset>')!r} -> {b.get(key, '<unset>')!r}"
-            for key in sorted(set(a) | set(b)) if a.get(key) != b.get(key)]
-
-
-def read_run_config(run_dir: str | os.PathLike) -> ExperimentConfig:
-    """The config stored in a run directory's ``config.yaml``."""
-    path = require_existing(run_dir, "run directory") / CONFIG_FILE
-    if not path.is_file():
-        raise FileNotFoundError(f"{path} not found: {run_dir} is not a gmc-rl pipeline run directory")
-    try:
-        return stored_config(load_yaml(path, "run config"))
-    except ConfigError as exc:
-        raise ConfigError(f"{path} is not a valid experiment config: {exc}") from exc
-
-
-def is_run_dir(run_dir: str | os.PathLike) -> bool:
-    """True if ``run_dir`` was made by the pipeline: it holds the run marker (or, from before the marker existed,
-    ``config.yaml`` beside the ``stages/`` markers)."""
-    run_dir = Path(run_dir)
-    return (run_dir / RUN_MARKER).is_file() or ((run_dir / CONFIG_FILE).is_file() and (run_dir / STAGES_DIR).is_dir())
-
-
-def check_run_dir(config: ExperimentConfig, run_dir: str | os.PathLike, update: bool = False) -> None:
-    """Refuse a ``run_dir`` the pipeline must not write into; writes nothing.
-
-    Raises:
-        ConfigError: the directory holds a run with another config (listing the changes) and ``update`` is False,
-            or it is a non-empty directory that the pipeline did not make (a user's ``config.yaml`` there does not
-            make it a run directory: nothing in it is overwritten or deleted).
-    """
-    run_dir = Path(run_dir)
-    if is_run_dir(run_dir):
-        changes = config_differences(read_run_config(run_dir), config)
-        if changes and not update:
-            shown = "\n  ".join(changes[:12]) + ("\n  ..." if len(changes) > 12 else "")
-            raise ConfigError(
-                f"run directory {run_dir} was made with a different config; changed keys:\n  {shown}\n"
-                "Use another --out directory, or pass --update to redo only the stages whose settings changed."
-            )
-    elif run_dir.is_dir() and any(entry.name not in LOCK_FILES for entry in run_dir.iterdir()):
-        raise ConfigError(
-            f"{run_dir} exists, is not empty and is not a pipeline run directory (no {RUN_MARKER}); "
-            "choose a new or empty --out directory"
-        )
-
-
-ARTIFACT_MARKERS = {"agent.json": "an agent", "model.safetensors": "a checkpoint", "metadata.json": "a dataset",
-                    RUN_MARKER: "a pipeline run"}
-"""The file that marks each kind of gmc-rl artifact directory, and the kind's name."""
-
-
-AGENT_OWN_FOLDERS = ("checkpoints", "tb", "encoder", "action_fit", "eval")
-"""The folders of an agent directory that its training writes (``gmc_rl.agents.agent_dir``); results go beside them."""
-
-
-def artifact_kind(directory: Path) -> tuple[str, str] | None:
-    """``(kind, marker file)`` if ``directory`` is a gmc-rl artifact (an agent, a checkpoint, a dataset, a pipeline
-    run's root), else None."""
-    for marker, kind in ARTIFACT_MARKERS.items():
-        if (directory / marker).is_file():
-            return kind, marker
-    return None
-
-
-def check_results_out(out: str | os.PathLike, command: str) -> None:
-    """Refuse an ``--out`` of ``gmc-rl evaluate`` or ``report`` that is another artifact's directory (an agent, a
-    checkpoint, a dataset, a pipeline run's root) or lies in a pipeline run's ``eval/`` folder.
-
-    That folder belongs to the run's evaluation and report stages: results written there by hand would stand as the
-    run's own (its report stage, already done, skips and shows them) and be replaced by the next ``--update``. Any
-    spelling counts (relative, ``..``, symbolic links): the check compares resolved paths.
-
-    Raises:
-        ConfigError: naming the run and the way round.
-    """
-    if str(out) == "":
-        raise ConfigError(f"--out is empty; name the folder gmc-rl {command} writes its results into")
-    resolved = resolve_path(out)
-    found = artifact_kind(resolved)
-    if found is not None:
-        kind, marker = found
-        raise ConfigError(f"--out {out} is {kind} directory ({marker}); gmc-rl {command} writes its results into "
-                          "a folder of their own: choose another --out")
-    for folder in (resolved, *resolved.parents):
-        run = folder.parent
-        if folder.name in AGENT_OWN_FOLDERS and (run / "agent.json").is_file():
-            raise ConfigError(
-                f"--out {out} lies in {folder}, the agent's own {folder.name}/ folder, which its training writes; "
-                f"gmc-rl {command} writes elsewhere: choose another --out (e.g. {run / 'robustness'})"
-            )
-        if folder.name == "eval" and (run / RUN_MARKER).is_file():
-            elsewhere = run.parent / f"{run.name}_{command}"
-            raise ConfigError(
-                f"--out {out} lies in {folder}, the evaluation folder of the pipeline run {run}, which its stages "
-                f"own; gmc-rl {command} writes elsewhere: choose another --out (e.g. {elsewhere})"
-            )
-
-
-def prepare_run_dir(config: ExperimentConfig, run_dir: str | os.PathLike, update: bool = False) -> Path:
-    """Check ``run_dir`` (:func:`check_run_dir`), create or reopen it, and write its marker and ``config.yaml``."""
-    check_run_dir(config, run_dir, update)
-    run_dir = Path(run_dir)
-    ensure_writable_dir(run_dir, "run directory")
-    if not (run_dir / RUN_MARKER).is_file():
-        write_json_atomic(run_dir / RUN_MARKER, {"format": "gmc-rl-run", "version": 1})
-    write_text_atomic(run_dir / CONFIG_FILE, yaml.safe_dump(to_dict(config), sort_keys=False))
-    return run_dir
-
-
-# ---------------------------------------------------------------------------------------------------------------
 # The pipeline.
 
 
 def agent_name(method: str, seed: int) -> str:
     """Directory name of the agent of ``method`` trained with ``seed`` (``agents/<method>-seed<N>``)."""
     return f"{method}-seed{seed}"
-
-
-def _as_agent(agent: Any) -> Any:
-    from gmc_rl.agents import load_agent
-
-    return load_agent(agent) if isinstance(agent, (str, os.PathLike)) else agent
-
-
-def agent_predictor(agent: Any, action_limit: float = 0.0) -> Callable[[Any], Any]:
-    """The deterministic ``predict`` of an agent, its actions clipped to ``[-action_limit, action_limit]`` when
-    ``action_limit`` > 0 (``evaluate.action_limit``; a Box action space only)."""
-    from gmc_rl.evaluate import clipped_predictor, sb3_predictor
-
-    predict = sb3_predictor(agent.model)
-    return clipped_predictor(predict, agent.model.action_space, action_limit) if action_limit > 0 else predict
-
-
-def evaluate_agent(agent: Any, conditions: Sequence[str], episodes: int, seeds: Sequence[int],
-                   n_envs: int, progress: bool = True, encoding_rules: Sequence[str] = (),
-                   action_limit: float = 0.0) -> dict[str, Any]:
-    """Evaluate an agent (a ``gmc_rl.agents.Agent`` or its directory) under ``conditions``.
-
-    Episodes are run by :func:`gmc_rl.evaluate.evaluate_conditions` on ``agent.make_vec_env`` with deterministic
-    actions (clipped to ``[-action_limit, action_limit]`` when ``action_limit`` > 0). Returns ``{"agent",
-    "method", "env_id", "seeds", "evaluation"}``, and for an agent that reads a GMC encoder with
-    ``encoding_rules`` given, ``"rules": {rule: evaluation}``: the same agent, seeds and conditions with the
-    encoder's single-sensor rule set to ``rule`` (``GMCModel.encoding_rule``; no retraining). The complete
-    condition takes the joint path under every rule, so its episodes are not run again but copied.
-    """
-    from gmc_rl.evaluate import evaluate_conditions
-    from gmc_rl.model import GMCModel
-
-    agent = _as_agent(agent)
-    seeds = [int(s) for s in seeds]
-    predict = agent_predictor(agent, action_limit)
-    name = Path(agent.path).name
-    evaluation = evaluate_conditions(agent.make_vec_env, predict, list(conditions), episodes,
-                                     seeds, n_envs, progress=progress, description=name)
-    record = {"agent": str(agent.path), "method": agent.method, "env_id": agent.env_id, "seeds": seeds,
-              "evaluation": evaluation}
-    if encoding_rules and isinstance(agent.encoder, GMCModel):
-        partial_conditions = [c for c in conditions if c != "complete"]
-        record["rules"] = {}
-        for rule in encoding_rules:
-            with agent.encoder.encoding_rule(rule):
-                by_rule = evaluate_conditions(agent.make_vec_env, predict, partial_conditions, episodes, seeds,
-                                              n_envs, progress=progress, description=f"{name} ({rule})") \
-                    if partial_conditions else {}
-            record["rules"][rule] = {c: evaluation[c] if c == "complete" else by_rule[c] for c in conditions}
-    return record
-
-
-def record_agent_videos(agent: Any, conditions: Sequence[str], out_dir: str | os.PathLike,
-                        seed: int = 0, log: Log = print) -> list[Path]:
-    """One episode video per condition of an agent (or its directory): ``out_dir/<agent>-<condition>.mp4``
-    (``.gif`` when no MP4 writer is installed). The agent's envs are rebuilt with ``render_mode="rgb_array"``.
-    """
-    from gmc_rl.agents.observations import make_method_vec_env
-    from gmc_rl.evaluate import sb3_predictor
-    from gmc_rl.video import record_episode
-
-    agent = _as_agent(agent)
-    env_kwargs = {**agent.env_kwargs, "render_mode": "rgb_array"}
-    name = Path(agent.path).name
-    paths = []
-    for condition in conditions:
-        venv = make_method_vec_env(agent.method, agent.env_id, env_kwargs, condition, 1, seed, agent.encoder)
-        try:
-            safe = condition.replace(":", "_").replace("+", "-")
-            path = record_episode(venv, sb3_predictor(agent.model), Path(out_dir) / f"{name}-{safe}.mp4",
-                                  title=f"{name} | {condition}", seed=seed)
-        finally:
-            venv.close()
-        log(f"  video {path}")
-        paths.append(path)
-    return paths
 
 
 def run_pipeline(config: ExperimentConfig, run_dir: str | os.PathLike, *, update: bool = False,
@@ -418,11 +222,19 @@ def _run_locked(config: ExperimentConfig, run_dir: Path, conditions: list[str], 
 def _plan(config: ExperimentConfig, run_dir: Path, conditions: list[str]
           ) -> tuple[list[Task], dict[tuple[str, int], Stage], dict[tuple[str, int], Stage]]:
     """The tasks of the pipeline in their sequential order; also the agent and evaluation stages by (method, seed)."""
-    methods, seeds = list(config.methods), [int(s) for s in config.seeds]
-    env = {"env_id": config.env_id, "env_kwargs": config.env_kwargs}
     tasks: list[Task] = []
+    encoders = _encoder_tasks(config, run_dir, tasks)
+    agents = _agent_tasks(config, run_dir, encoders, tasks)
+    fits = _action_fit_tasks(config, run_dir, encoders, agents, tasks)
+    evaluations = _evaluation_tasks(config, run_dir, conditions, encoders, agents, fits, tasks)
+    return tasks, agents, evaluations
 
-    # 1. Data and encoders (only for the methods that read an encoder), in registry order.
+
+def _encoder_tasks(config: ExperimentConfig, run_dir: Path, tasks: list[Task]) -> dict[str, Stage]:
+    """1. Data and encoders (only for the methods that read an encoder), in registry order: their tasks are appended
+    to ``tasks``; returns the pretraining stage of each such method."""
+    methods = list(config.methods)
+    env = {"env_id": config.env_id, "env_kwargs": config.env_kwargs}
     encoders: dict[str, Stage] = {}
     encoder_methods = [get_method(m) for m in encoder_method_names() if m in methods]
     if encoder_methods:
@@ -437,9 +249,16 @@ def _plan(config: ExperimentConfig, run_dir: Path, conditions: list[str]
             tasks.append(Task(stage, identity.label, partial(spec.pretrain, config, data.output, stage.output),
                               after=(data.name,)))
             encoders[spec.name] = stage
+    return encoders
 
-    # 2. Agents, one per method and seed, trained on complete observations; with agent.distill_from, the teachers
-    #    first and the encoder methods' agents distilled from the teacher of their seed.
+
+def _agent_tasks(config: ExperimentConfig, run_dir: Path, encoders: dict[str, Stage],
+                 tasks: list[Task]) -> dict[tuple[str, int], Stage]:
+    """2. Agents, one per method and seed, trained on complete observations; with agent.distill_from, the teachers
+    first and the encoder methods' agents distilled from the teacher of their seed. Their tasks are appended to
+    ``tasks``; returns the training stages by (method, seed)."""
+    methods, seeds = list(config.methods), [int(s) for s in config.seeds]
+    env = {"env_id": config.env_id, "env_kwargs": config.env_kwargs}
     agents: dict[tuple[str, int], Stage] = {}
     teacher = config.agent.distill_from
     for method in sorted(methods, key=lambda m: m != teacher):
@@ -461,15 +280,20 @@ def _plan(config: ExperimentConfig, run_dir: Path, conditions: list[str]
                 after = (encoder.name,) if encoder else ()
             tasks.append(Task(stage, f"train {name}", work, after=after))
             agents[(method, seed)] = stage
+    return agents
 
-    # 2b. The action fit of each GMC agent (agent.action_fit_rounds > 0): its modality encoders learn its actions;
-    #     the agent itself is not changed, so its training stage stays done.
+
+def _action_fit_tasks(config: ExperimentConfig, run_dir: Path, encoders: dict[str, Stage],
+                      agents: dict[tuple[str, int], Stage], tasks: list[Task]) -> dict[tuple[str, int], Stage]:
+    """2b. The action fit of each GMC agent (agent.action_fit_rounds > 0): its modality encoders learn its actions;
+    the agent itself is not changed, so its training stage stays done. Their tasks are appended to ``tasks``;
+    returns the fit stages by (method, seed)."""
     fits: dict[tuple[str, int], Stage] = {}
     if config.agent.action_fit_rounds > 0 and "gmc" in encoders:
         from gmc_rl.agents.agent_dir import ACTION_FIT_DIR
 
         settings = {key: getattr(config.agent, key) for key in ACTION_FIT_KEYS}
-        for seed in seeds:
+        for seed in [int(s) for s in config.seeds]:
             agent_stage = agents[("gmc", seed)]
             name = agent_name("gmc", seed)
             stage = Stage(run_dir, f"action_fit_{name}", agent_stage.output / ACTION_FIT_DIR,
@@ -477,8 +301,14 @@ def _plan(config: ExperimentConfig, run_dir: Path, conditions: list[str]
             tasks.append(Task(stage, f"action fit {name}", partial(_action_fit, config, agent_stage.output),
                               after=(agent_stage.name,), resumable=False))
             fits[("gmc", seed)] = stage
+    return fits
 
-    # 3. Evaluation of every agent under every condition (agent seed s -> evaluation seed s).
+
+def _evaluation_tasks(config: ExperimentConfig, run_dir: Path, conditions: list[str], encoders: dict[str, Stage],
+                      agents: dict[tuple[str, int], Stage], fits: dict[tuple[str, int], Stage],
+                      tasks: list[Task]) -> dict[tuple[str, int], Stage]:
+    """3. Evaluation of every agent under every condition (agent seed s -> evaluation seed s). Their tasks are
+    appended to ``tasks``; returns the evaluation stages by (method, seed)."""
     ev = config.evaluate
     evaluations: dict[tuple[str, int], Stage] = {}
     for (method, seed), agent_stage in agents.items():
@@ -499,7 +329,7 @@ def _plan(config: ExperimentConfig, run_dir: Path, conditions: list[str]
                            list(ev.encoding_rules), ev.action_limit, (method, seed) in fits)
         tasks.append(Task(stage, f"evaluate {name}", evaluate, after=(final_stage.name,), resumable=False))
         evaluations[(method, seed)] = stage
-    return tasks, agents, evaluations
+    return evaluations
 
 
 def _write_report(config: ExperimentConfig, run_dir: Path, conditions: list[str],
@@ -590,105 +420,3 @@ def _evaluate(run_dir: Path, agent_dir: Path, out_path: Path, conditions: list[s
     write_json_atomic(out_path, record)
 
 
-def diagnose_agent(agent: Any, conditions: Sequence[str], episodes: int = 10, horizon: int | None = 100,
-                   seed: int = 0) -> dict[str, dict[str, float]]:
-    """Transfer diagnostics (:func:`gmc_rl.transfer.diagnose_transfer`) of an agent that reads an encoder (or its
-    directory) for every modality-subset condition among ``conditions``; ``{}`` if there is none.
-
-    Raises:
-        ConfigError: the agent's method has no encoder (nothing to feed a subset of the sensors through).
-    """
-    import gymnasium as gym
-
-    from gmc_rl.evaluate import sb3_predictor
-    from gmc_rl.transfer import diagnose_transfer
-    from gmc_rl.wrappers.conditions import parse_condition
-
-    agent = _as_agent(agent)
-    if agent.encoder is None:
-        raise ConfigError(f"{agent.path} is a {agent.method!r} agent; the transfer diagnostics need an agent that "
-                          f"reads an encoder ({encoder_method_names()})")
-    parsed = [parse_condition(condition, agent.modalities) for condition in conditions]
-    subsets = [list(c.modalities) for c in parsed if c.kind == "subset"]
-    if not subsets:
-        return {}
-
-    def make_env() -> Any:
-        return gym.make(agent.env_id, **agent.env_kwargs)
-
-    return diagnose_transfer(agent.encoder, sb3_predictor(agent.model), make_env, subsets,
-                             episodes=episodes, horizon=horizon, seed=seed)
-
-
-def _refuse_a_second_copy(record: Mapping[str, Any], path: Path, seen: dict[str, Path]) -> None:
-    """Refuse ``record`` (read from ``path``) when a record already read holds the same agent evaluation.
-
-    A run copied with ``cp -r`` (or one record copied, renamed or re-indented) holds the same agent, seeds and
-    episodes as the original: pooling both would count every episode twice and shrink the intervals as if there were
-    twice the data. Records are compared by content (every key, canonical JSON), not by file name or bytes; two
-    distinct agents never share the agent path recorded at evaluation time together with every episode's return.
-    """
-    key = json.dumps(record, sort_keys=True, separators=(",", ":"), allow_nan=True)
-    first = seen.setdefault(key, path)
-    if first is not path:
-        raise ConfigError(
-            f"{first} and {path} hold the same agent evaluation (agent {record['agent']!r}, method "
-            f"{record['method']!r}, seeds {record['seeds']}): one run is a copy of the other, or a record was "
-            "copied; pooling both would count its episodes twice. Give each run once (drop the copy)")
-
-
-def merge_runs(run_dirs: Sequence[str | os.PathLike], methods: Sequence[str] | None = None) -> dict[str, Any]:
-    """One results document from the agent evaluations of several pipeline run directories.
-
-    Reads every ``RUN_DIR/eval/runs/<agent>.json`` (written by the pipeline's evaluate stages), pools the agents of
-    each method across the runs (as one run with more seeds would) and returns the document :func:`write_results`
-    takes. Use it to put baselines trained in separate runs (another machine, another time budget) into one table.
-
-    Args:
-        run_dirs: pipeline run directories of the same env; a directory given twice (in any spelling, or through a
-            symlink) is read once.
-        methods: keep only these methods, in this order (default: every method, in first-seen order).
-
-    Raises:
-        ConfigError: a directory without evaluations, runs of different envs, or a requested method missing.
-    """
-    from gmc_rl.results import build_results, pool_runs, read_evaluation_record, record_rows
-
-    run_dirs = distinct_paths(run_dirs)
-    runs: dict[str, list[tuple[str, Any]]] = {}
-    agents: dict[str, list[str]] = {}
-    env_ids: set[str] = set()
-    episodes: dict[str, int] = {}
-    diagnostics: dict[str, dict[str, Any]] = {}
-    seen_records: dict[str, Path] = {}  # canonical content of each evaluation record -> the file it came from
-    for run_dir in map(Path, run_dirs):
-        require_existing(run_dir, "run directory")
-        records = sorted((run_dir / "eval" / "runs").glob("*.json"))
-        if not records:
-            raise ConfigError(f"{run_dir} has no agent evaluations (eval/runs/*.json); run `gmc-rl pipeline` there "
-                              "first")
-        episodes[str(run_dir)] = read_run_config(run_dir).evaluate.episodes
-        for path in records:
-            record = read_evaluation_record(path)
-            _refuse_a_second_copy(record, path, seen_records)
-            env_ids.add(record["env_id"])
-            name = f"{run_dir}/{record['agent']}"
-            for row, evaluation in record_rows(record):
-                runs.setdefault(row, []).append((name, evaluation))
-                agents.setdefault(row, []).append(name)
-            if record.get("diagnostics"):
-                diagnostics.setdefault(record["method"], {})[name] = record["diagnostics"]
-    if len(env_ids) > 1:
-        raise ConfigError(f"the runs evaluate different envs: {sorted(env_ids)}")
-    order = list(methods) if methods else list(runs)
-    missing = [m for m in order if m not in runs]
-    if missing:
-        raise ConfigError(f"no evaluations of method(s) {missing} in {[str(d) for d in run_dirs]}; "
-                          f"found {sorted(runs)}")
-    same_episodes = len(set(episodes.values())) == 1
-    settings = {"episodes": next(iter(episodes.values())) if same_episodes else episodes,
-                "runs": [str(d) for d in run_dirs],
-                "evaluation_seeds": "each agent is evaluated with its own training seed"}
-    return build_results({m: pool_runs(runs[m]) for m in order}, env_id=env_ids.pop(),
-                         settings=settings, agents={m: agents[m] for m in order},
-                         diagnostics={m: diagnostics[m] for m in order if m in diagnostics})

@@ -1,0 +1,123 @@
+"""One agent's evaluation, videos and transfer diagnostics, as the pipeline and ``gmc-rl evaluate``/``align`` run
+them.
+
+Each function takes a ``gmc_rl.agents.Agent`` or its directory. The pipeline's evaluate stages call them per agent;
+:mod:`gmc_rl.pipeline` re-exports every name.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from gmc_rl.errors import ConfigError
+from gmc_rl.methods import encoder_method_names
+from gmc_rl.stages import Log
+
+
+def _as_agent(agent: Any) -> Any:
+    from gmc_rl.agents import load_agent
+
+    return load_agent(agent) if isinstance(agent, (str, os.PathLike)) else agent
+
+
+def agent_predictor(agent: Any, action_limit: float = 0.0) -> Callable[[Any], Any]:
+    """The deterministic ``predict`` of an agent, its actions clipped to ``[-action_limit, action_limit]`` when
+    ``action_limit`` > 0 (``evaluate.action_limit``; a Box action space only)."""
+    from gmc_rl.evaluate import clipped_predictor, sb3_predictor
+
+    predict = sb3_predictor(agent.model)
+    return clipped_predictor(predict, agent.model.action_space, action_limit) if action_limit > 0 else predict
+
+
+def evaluate_agent(agent: Any, conditions: Sequence[str], episodes: int, seeds: Sequence[int],
+                   n_envs: int, progress: bool = True, encoding_rules: Sequence[str] = (),
+                   action_limit: float = 0.0) -> dict[str, Any]:
+    """Evaluate an agent (a ``gmc_rl.agents.Agent`` or its directory) under ``conditions``.
+
+    Episodes are run by :func:`gmc_rl.evaluate.evaluate_conditions` on ``agent.make_vec_env`` with deterministic
+    actions (clipped to ``[-action_limit, action_limit]`` when ``action_limit`` > 0). Returns ``{"agent",
+    "method", "env_id", "seeds", "evaluation"}``, and for an agent that reads a GMC encoder with
+    ``encoding_rules`` given, ``"rules": {rule: evaluation}``: the same agent, seeds and conditions with the
+    encoder's single-sensor rule set to ``rule`` (``GMCModel.encoding_rule``; no retraining). The complete
+    condition takes the joint path under every rule, so its episodes are not run again but copied.
+    """
+    from gmc_rl.evaluate import evaluate_conditions
+    from gmc_rl.model import GMCModel
+
+    agent = _as_agent(agent)
+    seeds = [int(s) for s in seeds]
+    predict = agent_predictor(agent, action_limit)
+    name = Path(agent.path).name
+    evaluation = evaluate_conditions(agent.make_vec_env, predict, list(conditions), episodes,
+                                     seeds, n_envs, progress=progress, description=name)
+    record = {"agent": str(agent.path), "method": agent.method, "env_id": agent.env_id, "seeds": seeds,
+              "evaluation": evaluation}
+    if encoding_rules and isinstance(agent.encoder, GMCModel):
+        partial_conditions = [c for c in conditions if c != "complete"]
+        record["rules"] = {}
+        for rule in encoding_rules:
+            with agent.encoder.encoding_rule(rule):
+                by_rule = evaluate_conditions(agent.make_vec_env, predict, partial_conditions, episodes, seeds,
+                                              n_envs, progress=progress, description=f"{name} ({rule})") \
+                    if partial_conditions else {}
+            record["rules"][rule] = {c: evaluation[c] if c == "complete" else by_rule[c] for c in conditions}
+    return record
+
+
+def record_agent_videos(agent: Any, conditions: Sequence[str], out_dir: str | os.PathLike,
+                        seed: int = 0, log: Log = print) -> list[Path]:
+    """One episode video per condition of an agent (or its directory): ``out_dir/<agent>-<condition>.mp4``
+    (``.gif`` when no MP4 writer is installed). The agent's envs are rebuilt with ``render_mode="rgb_array"``.
+    """
+    from gmc_rl.agents.observations import make_method_vec_env
+    from gmc_rl.evaluate import sb3_predictor
+    from gmc_rl.video import record_episode
+
+    agent = _as_agent(agent)
+    env_kwargs = {**agent.env_kwargs, "render_mode": "rgb_array"}
+    name = Path(agent.path).name
+    paths = []
+    for condition in conditions:
+        venv = make_method_vec_env(agent.method, agent.env_id, env_kwargs, condition, 1, seed, agent.encoder)
+        try:
+            safe = condition.replace(":", "_").replace("+", "-")
+            path = record_episode(venv, sb3_predictor(agent.model), Path(out_dir) / f"{name}-{safe}.mp4",
+                                  title=f"{name} | {condition}", seed=seed)
+        finally:
+            venv.close()
+        log(f"  video {path}")
+        paths.append(path)
+    return paths
+
+
+def diagnose_agent(agent: Any, conditions: Sequence[str], episodes: int = 10, horizon: int | None = 100,
+                   seed: int = 0) -> dict[str, dict[str, float]]:
+    """Transfer diagnostics (:func:`gmc_rl.transfer.diagnose_transfer`) of an agent that reads an encoder (or its
+    directory) for every modality-subset condition among ``conditions``; ``{}`` if there is none.
+
+    Raises:
+        ConfigError: the agent's method has no encoder (nothing to feed a subset of the sensors through).
+    """
+    import gymnasium as gym
+
+    from gmc_rl.evaluate import sb3_predictor
+    from gmc_rl.transfer import diagnose_transfer
+    from gmc_rl.wrappers.conditions import parse_condition
+
+    agent = _as_agent(agent)
+    if agent.encoder is None:
+        raise ConfigError(f"{agent.path} is a {agent.method!r} agent; the transfer diagnostics need an agent that "
+                          f"reads an encoder ({encoder_method_names()})")
+    parsed = [parse_condition(condition, agent.modalities) for condition in conditions]
+    subsets = [list(c.modalities) for c in parsed if c.kind == "subset"]
+    if not subsets:
+        return {}
+
+    def make_env() -> Any:
+        return gym.make(agent.env_id, **agent.env_kwargs)
+
+    return diagnose_transfer(agent.encoder, sb3_predictor(agent.model), make_env, subsets,
+                             episodes=episodes, horizon=horizon, seed=seed)

@@ -1,0 +1,91 @@
+"""One results document from the agent evaluations of several pipeline run directories (``gmc-rl report``).
+
+:func:`merge_runs` pools the agents of each method across runs, as one run with more seeds would, and refuses a run
+or record given twice (:func:`_refuse_a_second_copy`). :mod:`gmc_rl.pipeline` re-exports :func:`merge_runs`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from gmc_rl.errors import ConfigError
+from gmc_rl.io import distinct_paths, require_existing
+from gmc_rl.run_dir import read_run_config
+
+
+def _refuse_a_second_copy(record: Mapping[str, Any], path: Path, seen: dict[str, Path]) -> None:
+    """Refuse ``record`` (read from ``path``) when a record already read holds the same agent evaluation.
+
+    A run copied with ``cp -r`` (or one record copied, renamed or re-indented) holds the same agent, seeds and
+    episodes as the original: pooling both would count every episode twice and shrink the intervals as if there were
+    twice the data. Records are compared by content (every key, canonical JSON), not by file name or bytes; two
+    distinct agents never share the agent path recorded at evaluation time together with every episode's return.
+    """
+    key = json.dumps(record, sort_keys=True, separators=(",", ":"), allow_nan=True)
+    first = seen.setdefault(key, path)
+    if first is not path:
+        raise ConfigError(
+            f"{first} and {path} hold the same agent evaluation (agent {record['agent']!r}, method "
+            f"{record['method']!r}, seeds {record['seeds']}): one run is a copy of the other, or a record was "
+            "copied; pooling both would count its episodes twice. Give each run once (drop the copy)")
+
+
+def merge_runs(run_dirs: Sequence[str | os.PathLike], methods: Sequence[str] | None = None) -> dict[str, Any]:
+    """One results document from the agent evaluations of several pipeline run directories.
+
+    Reads every ``RUN_DIR/eval/runs/<agent>.json`` (written by the pipeline's evaluate stages), pools the agents of
+    each method across the runs (as one run with more seeds would) and returns the document :func:`write_results`
+    takes. Use it to put baselines trained in separate runs (another machine, another time budget) into one table.
+
+    Args:
+        run_dirs: pipeline run directories of the same env; a directory given twice (in any spelling, or through a
+            symlink) is read once.
+        methods: keep only these methods, in this order (default: every method, in first-seen order).
+
+    Raises:
+        ConfigError: a directory without evaluations, runs of different envs, or a requested method missing.
+    """
+    from gmc_rl.results import build_results, pool_runs, read_evaluation_record, record_rows
+
+    run_dirs = distinct_paths(run_dirs)
+    runs: dict[str, list[tuple[str, Any]]] = {}
+    agents: dict[str, list[str]] = {}
+    env_ids: set[str] = set()
+    episodes: dict[str, int] = {}
+    diagnostics: dict[str, dict[str, Any]] = {}
+    seen_records: dict[str, Path] = {}  # canonical content of each evaluation record -> the file it came from
+    for run_dir in map(Path, run_dirs):
+        require_existing(run_dir, "run directory")
+        records = sorted((run_dir / "eval" / "runs").glob("*.json"))
+        if not records:
+            raise ConfigError(f"{run_dir} has no agent evaluations (eval/runs/*.json); run `gmc-rl pipeline` there "
+                              "first")
+        episodes[str(run_dir)] = read_run_config(run_dir).evaluate.episodes
+        for path in records:
+            record = read_evaluation_record(path)
+            _refuse_a_second_copy(record, path, seen_records)
+            env_ids.add(record["env_id"])
+            name = f"{run_dir}/{record['agent']}"
+            for row, evaluation in record_rows(record):
+                runs.setdefault(row, []).append((name, evaluation))
+                agents.setdefault(row, []).append(name)
+            if record.get("diagnostics"):
+                diagnostics.setdefault(record["method"], {})[name] = record["diagnostics"]
+    if len(env_ids) > 1:
+        raise ConfigError(f"the runs evaluate different envs: {sorted(env_ids)}")
+    order = list(methods) if methods else list(runs)
+    missing = [m for m in order if m not in runs]
+    if missing:
+        raise ConfigError(f"no evaluations of method(s) {missing} in {[str(d) for d in run_dirs]}; "
+                          f"found {sorted(runs)}")
+    same_episodes = len(set(episodes.values())) == 1
+    settings = {"episodes": next(iter(episodes.values())) if same_episodes else episodes,
+                "runs": [str(d) for d in run_dirs],
+                "evaluation_seeds": "each agent is evaluated with its own training seed"}
+    return build_results({m: pool_runs(runs[m]) for m in order}, env_id=env_ids.pop(),
+                         settings=settings, agents={m: agents[m] for m in order},
+                         diagnostics={m: diagnostics[m] for m in order if m in diagnostics})
