@@ -20,7 +20,6 @@ training seed) are pooled into one row by :func:`pool_runs`.
 from __future__ import annotations
 
 import datetime as _dt
-import io
 import math
 import os
 from collections.abc import Mapping, Sequence
@@ -37,6 +36,13 @@ from gmc_rl.io import (
     write_bytes_atomic,
     write_json_atomic,
     write_text_atomic,
+)
+from gmc_rl.results_figure import plot_results, results_figure  # noqa: F401  (re-exported)
+from gmc_rl.results_losses import (  # noqa: F401  (re-exported: gmc_rl.results is where callers import them)
+    condition_losses,
+    robustness_losses,
+    robustness_summary,
+    robustness_warnings,
 )
 
 FORMAT = "gmc-rl-results"
@@ -258,74 +264,6 @@ def relative_table(results: Mapping[str, Any], reference: str = "complete",
     return _table("method", results["methods"], results["conditions"], cell)
 
 
-# ---------------------------------------------------------------------------------------------------------------
-# Robustness check: which agents lose more than LOSS_THRESHOLD under a condition.
-
-
-def _unit_key(unit: Mapping[str, Any]) -> tuple[str, Any]:
-    return str(unit.get("agent", "")), unit.get("seed")
-
-
-def robustness_losses(results: Mapping[str, Any], threshold: float = LOSS_THRESHOLD) -> list[dict[str, Any]]:
-    """Every (agent, evaluation seed, condition) whose mean episode return is more than ``threshold`` (a
-    fraction) worse than the same agent's with complete observations, worst first.
-
-    The episode return, not the per-step reward: with episodes of fixed length (Pendulum) the two give the same
-    loss, but where episodes end early (CartPole's +1 per step until the pole falls, Acrobot's -1 per step until
-    the goal) the per-step reward stays the same while the agent fails, and only the return shows it.
-
-    Each item: ``method``, ``agent``, ``seed``, ``condition``, ``complete`` and ``value`` (mean episode returns),
-    ``loss`` (fraction of ``|complete|``) and, when the results carry them (``results["diagnostics"]``), the
-    agent's transfer ``diagnostics`` for that condition (:mod:`gmc_rl.transfer`).
-    """
-    table, diagnostics = results["results"], results.get("diagnostics") or {}
-    found = []
-    for method in results["methods"]:
-        complete = table[method].get("complete")
-        if complete is None:
-            continue
-        reference = {_unit_key(unit): unit["episode_return"] for unit in complete["per_seed"]}
-        for condition, summary in table[method].items():
-            if condition == "complete":
-                continue
-            for unit in summary["per_seed"]:
-                key = _unit_key(unit)
-                if key not in reference:
-                    continue
-                loss = relative_loss(reference[key], unit["episode_return"])
-                if loss > threshold:
-                    agent = key[0] or method
-                    found.append({"method": method, "agent": agent, "seed": key[1], "condition": condition,
-                                  "complete": reference[key], "value": unit["episode_return"], "loss": loss,
-                                  "diagnostics": diagnostics.get(method, {}).get(agent, {}).get(condition)})
-    return sorted(found, key=lambda item: -item["loss"])
-
-
-def robustness_warnings(results: Mapping[str, Any], threshold: float = LOSS_THRESHOLD) -> list[str]:
-    """One plain sentence per agent and condition that loses more than ``threshold`` (see :func:`robustness_losses`)."""
-    lines = []
-    for item in robustness_losses(results, threshold):
-        seed = "" if item["seed"] is None else f", evaluation seed {item['seed']}"
-        text = (f"WARNING: {item['agent']} ({item['method']}{seed}) loses {100 * item['loss']:.0f} % of its "
-                f"mean episode return under '{item['condition']}': {item['value']:.4g} against {item['complete']:.4g} "
-                "with every sensor")
-        gaps = item["diagnostics"]
-        if gaps:
-            text += (f"; its paired short episodes lose {100 * gaps['reward_loss']:.0f} % (closed-loop drift "
-                     f"{gaps['drift']:.3f}, latent gap {gaps['latent_gap']:.3f}, action gap {gaps['action_gap']:.3f})")
-        lines.append(text + ".")
-    return lines
-
-
-def robustness_summary(results: Mapping[str, Any], threshold: float = LOSS_THRESHOLD) -> str:
-    """The warnings of :func:`robustness_warnings`, or one line saying that every agent stays within ``threshold``."""
-    lines = robustness_warnings(results, threshold)
-    if lines:
-        return "\n".join(lines)
-    return (f"Every agent stays within {100 * threshold:.0f} % of its complete-observation episode return under "
-            "every condition.")
-
-
 def _max_units(results: Mapping[str, Any]) -> int:
     return max(
         (len(summary["per_seed"]) for per in results["results"].values() for summary in per.values()), default=0
@@ -474,167 +412,6 @@ def diagnostics_table(results: Mapping[str, Any]) -> str | None:
     return "\n".join(["| agent | condition | latent gap | action gap | drift | reward loss (paired) |",
                       "|---|---|---:|---:|---:|---:|", *rows])
 
-
-# ---------------------------------------------------------------------------------------------------------------
-# Plot.
-
-
-def condition_losses(results: Mapping[str, Any]) -> dict[str, dict[str, dict[str, Any]]]:
-    """The loss of mean episode return against complete observations, per method and condition (in percent).
-
-    For each (agent, evaluation seed) pair ("unit") that was evaluated both with every sensor and under the
-    condition, its loss is ``100 * (R_complete - R_condition) / |R_complete|`` (positive: worse; the robustness
-    check's measure, :func:`robustness_losses`). Returned per method and condition (``complete`` left out):
-    ``loss`` (the mean of the units' losses), ``half_width`` (the 95 % t-interval over units; with one unit, the
-    delta-method interval from the two episode-return intervals, or None without one), ``units`` (each unit's
-    loss) and ``n``. A method without ``complete`` results has no entry.
-
-    Example:
-        >>> unit = lambda seed, r: {"agent": "a", "seed": seed, "episode_return": r}
-        >>> table = {"m": {"complete": {"per_seed": [unit(0, -100.0), unit(1, -200.0)]},
-        ...                "image": {"per_seed": [unit(0, -110.0), unit(1, -200.0)]}}}
-        >>> entry = condition_losses({"methods": ["m"], "results": table})["m"]["image"]
-        >>> entry["units"], entry["loss"], entry["n"]
-        ([10.0, 0.0], 5.0, 2)
-    """
-    from gmc_rl.evaluate import mean_interval
-
-    out: dict[str, dict[str, dict[str, Any]]] = {}
-    for method in results["methods"]:
-        per_condition = results["results"][method]
-        complete = per_condition.get("complete")
-        if complete is None:
-            continue
-        reference = {_unit_key(unit): unit["episode_return"] for unit in complete["per_seed"]}
-        out[method] = {}
-        for condition, summary in per_condition.items():
-            if condition == "complete":
-                continue
-            units = [100.0 * relative_loss(reference[_unit_key(u)], u["episode_return"])
-                     for u in summary["per_seed"] if _unit_key(u) in reference]
-            units = [value for value in units if math.isfinite(value)]
-            if not units:
-                continue
-            interval = mean_interval(units)
-            half_width = interval["half_width"]
-            if len(units) == 1 and "episode_return" in complete and "episode_return" in summary:
-                base, value = complete["episode_return"], summary["episode_return"]
-                if base["half_width"] is not None and value["half_width"] is not None and base["mean"] != 0:
-                    # delta method for 1 - value/|base|: both intervals' relative widths in quadrature
-                    half_width = 100.0 * math.hypot(value["half_width"] / abs(base["mean"]),
-                                                    value["mean"] * base["half_width"] / base["mean"] ** 2)
-            out[method][condition] = {"loss": interval["mean"], "half_width": half_width, "units": units,
-                                      "n": len(units)}
-    return out
-
-
-def _figure_caption(results: Mapping[str, Any]) -> str:
-    """What the figure pools: episodes per evaluation, and the (agent, evaluation seed) pairs per method."""
-    settings = results.get("settings") or {}
-    episodes = settings.get("episodes")
-    if isinstance(episodes, Mapping):
-        episodes = "/".join(str(value) for value in sorted(set(episodes.values())))
-    counts = []
-    for method in results["methods"]:
-        complete = results["results"][method].get("complete") or next(iter(results["results"][method].values()))
-        counts.append(f"{method} {len(complete['per_seed'])}")
-    parts = [f"{episodes} episodes per agent, evaluation seed and condition" if episodes else "",
-             "agent x evaluation-seed pairs: " + ", ".join(counts)]
-    return "\n".join(part for part in parts if part)
-
-
-def results_figure(results: Mapping[str, Any]) -> Any:
-    """The robustness figure (a matplotlib ``Figure``; :func:`plot_results` renders it as PNG).
-
-    Top: the loss of mean episode return against every sensor, per method and condition, as a dot (the mean over
-    agent x evaluation-seed pairs) with its 95 % interval and a faint point per pair; the robustness check's 10 %
-    line is drawn, and the axis turns logarithmic beyond +-10 % when some loss exceeds 50 % (so a few percent and a
-    thousand percent are both visible). Bottom: the mean episode return with its 95 % interval and the per-pair
-    means, on a scale fitted to the data (no bars from zero). Axis labels, the episodes and pairs pooled, and a
-    legend outside the data.
-    """
-    from matplotlib.figure import Figure  # no pyplot: no GUI backend, no global state
-
-    methods, conditions, table = results["methods"], results["conditions"], results["results"]
-    losses = condition_losses(results)
-    loss_conditions = [c for c in conditions if c != "complete" and any(c in losses.get(m, {}) for m in methods)]
-    panels = (["loss"] if loss_conditions else []) + ["episode_return"]
-    width = max(7.0, 0.9 * len(conditions) * max(1, len(methods)) ** 0.5 + 4.0)
-    figure = Figure(figsize=(width, 3.3 * len(panels) + 0.9), layout="constrained")
-    axes = figure.subplots(len(panels), 1, squeeze=False)[:, 0]
-    spread = 0.7
-    step = spread / max(1, len(methods))
-
-    def x_of(i: int, j: int) -> float:
-        return i - spread / 2 + step * (j + 0.5)
-
-    handles = []
-    for ax, panel in zip(axes, panels):
-        columns = loss_conditions if panel == "loss" else conditions
-        for j, method in enumerate(methods):
-            color = f"C{j % 10}"
-            xs, ys, errors, point_x, point_y = [], [], [], [], []
-            for i, condition in enumerate(columns):
-                if panel == "loss":
-                    entry = losses.get(method, {}).get(condition)
-                    if entry is None:
-                        continue
-                    mean, half, units = entry["loss"], entry["half_width"], entry["units"]
-                else:
-                    summary = table[method].get(condition)
-                    if summary is None:
-                        continue
-                    mean, half = summary["episode_return"]["mean"], summary["episode_return"]["half_width"]
-                    units = [unit["episode_return"] for unit in summary["per_seed"]]
-                xs.append(x_of(i, j))
-                ys.append(mean)
-                errors.append(half if half is not None else 0.0)
-                if len(units) > 1:
-                    point_x.extend([x_of(i, j) + 0.25 * step] * len(units))
-                    point_y.extend(units)
-            if point_x:
-                ax.scatter(point_x, point_y, s=9, color=color, alpha=0.35, linewidths=0, zorder=2)
-            handle = ax.errorbar(xs, ys, yerr=errors, fmt="o", color=color, markersize=5, capsize=3,
-                                 elinewidth=1.2, zorder=3, label=method)
-            if panel == panels[0]:
-                handles.append(handle)
-        ax.set_xticks(range(len(columns)))
-        ax.set_xticklabels([c.replace("+", "+\n") for c in columns], ha="center")  # under their groups
-        ax.set_xlim(-0.6, len(columns) - 0.4)
-        for boundary in range(1, len(columns)):
-            ax.axvline(boundary - 0.5, color="0.85", linewidth=0.6, zorder=0)
-        ax.grid(axis="y", alpha=0.3)
-        if panel == "loss":
-            ax.axhline(0.0, color="black", linewidth=0.7)
-            ax.axhline(100 * LOSS_THRESHOLD, color="tab:red", linewidth=0.8, linestyle="--")
-            ax.text(len(columns) - 0.45, 100 * LOSS_THRESHOLD, f" {100 * LOSS_THRESHOLD:.0f} % loss", color="tab:red",
-                    fontsize="x-small", va="bottom", ha="right")
-            extreme = max((abs(u) for m in losses.values() for e in m.values() for u in [e["loss"], *e["units"]]),
-                          default=0.0)
-            if extreme > 50:
-                ax.set_yscale("symlog", linthresh=10)
-            else:  # the 10 % line stays in view, with room for its label
-                low, high = ax.get_ylim()
-                ax.set_ylim(low, max(high, 125 * LOSS_THRESHOLD))
-            ax.set_ylabel("loss of mean episode return\nagainst every sensor (%)")
-            ax.set_title("Loss against complete observations (dot: mean, bar: 95 % interval, faint: each pair)",
-                         fontsize="medium")
-        else:
-            ax.set_ylabel("mean episode return")
-            ax.set_title("Mean episode return (dot: pooled episodes, bar: 95 % interval, faint: each pair)",
-                         fontsize="medium")
-        ax.set_xlabel("sensors at evaluation (every agent trained with all sensors)")
-    figure.suptitle(f"{results.get('env_id') or 'robustness'}\n{_figure_caption(results)}", fontsize="medium")
-    figure.legend(handles=handles, labels=list(methods), loc="outside right upper", title="method")
-    return figure
-
-
-def plot_results(results: Mapping[str, Any]) -> bytes:
-    """PNG of :func:`results_figure`: the loss against complete observations and the mean episode return, per
-    method and condition, as dots with 95 % intervals and the per-seed points."""
-    buffer = io.BytesIO()
-    results_figure(results).savefig(buffer, format="png", dpi=110)
-    return buffer.getvalue()
 
 
 def write_results(results: Mapping[str, Any], out_dir: str | os.PathLike, plot: bool = True,

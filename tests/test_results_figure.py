@@ -134,6 +134,8 @@ def test_docstring_examples_run():
     import doctest
 
     import gmc_rl.results
+    import gmc_rl.results_losses
 
-    result = doctest.testmod(gmc_rl.results)
-    assert result.attempted >= 2 and result.failed == 0
+    for module in (gmc_rl.results, gmc_rl.results_losses):  # flat_hparams; condition_losses
+        result = doctest.testmod(module)
+        assert result.attempted >= 1 and result.failed == 0
