@@ -223,13 +223,11 @@ def train_agent(
         raise ConfigError(f"config must be an ExperimentConfig, got {type(config).__name__}")
     out_dir = Path(out_dir)
     resolve_device(config.agent.device, "agent.device")  # a GPU this machine lacks is refused before any write
-    agent_cfg = config.agent
     seed = int(seed)
-    total = int(agent_cfg.total_timesteps)
     identity = training_identity(config, method, seed)
     hyperparams = identity["hyperparams"]
     check_env_id(config.env_id, allow_import=True)  # the config's own "module:Name" id, before agent.json is read
-    existing = _check_resumable(out_dir, identity, resume)
+    _check_resumable(out_dir, identity, resume)
     source = encoder_source(spec, encoder_dir, out_dir)
 
     # Everything that can be checked is checked before anything is written.
@@ -239,60 +237,92 @@ def train_agent(
         existing = _check_resumable(out_dir, identity, resume)  # again, now that no other process writes here
         if source is not None:
             layout.copy_encoder(source, out_dir)
+        return _train_locked(config, method, seed, out_dir, identity, existing, source, encoder, modalities,
+                             progress_bar=progress_bar, verbose=verbose, callbacks=callbacks)
 
-        checkpoints = out_dir / layout.CHECKPOINTS_DIR
-        venv = make_method_vec_env(method, config.env_id, config.env_kwargs, "complete", agent_cfg.n_envs, seed,
-                                   encoder, vec_env=agent_cfg.vec_env)
-        eval_env = None
+
+def _train_locked(config: ExperimentConfig, method: str, seed: int, out_dir: Path, identity: dict[str, Any],
+                  existing: dict[str, Any] | None, source: Path | None, encoder: Any, modalities: list[str], *,
+                  progress_bar: bool, verbose: int, callbacks: list[BaseCallback] | None) -> Path:
+    """The body of :func:`train_agent`, run while this process holds the agent directory's lock: build (or restore)
+    the algorithm, write ``agent.json``, learn the remaining steps and save the agent."""
+    agent_cfg = config.agent
+    total = int(agent_cfg.total_timesteps)
+    venv = make_method_vec_env(method, config.env_id, config.env_kwargs, "complete", agent_cfg.n_envs, seed,
+                               encoder, vec_env=agent_cfg.vec_env)
+    eval_env = None
+    try:
+        model = build_algorithm(agent_cfg.algo, venv, identity["hyperparams"], seed,
+                                tensorboard_log=str(out_dir / layout.TB_DIR),
+                                device=str(resolve_device(agent_cfg.device, "agent.device")), verbose=verbose)
+        done = _resume_point(model, out_dir, existing, total, agent_cfg.n_envs)
+        info = agent_description(config, modalities, venv, source is not None, identity, total, done)
+        seconds = float(existing.get("train_seconds", 0.0)) if existing else 0.0
+        finished = existing is not None and existing.get("status") == layout.STATUS_COMPLETE
+        if done >= total and finished and (out_dir / layout.MODEL_ZIP).is_file():
+            return out_dir
+        layout.write_agent_json(out_dir, {**info, "train_seconds": seconds})
+
+        eval_env = make_method_vec_env(method, config.env_id, config.env_kwargs, "complete", 1,
+                                       seed + EVAL_SEED_OFFSET, encoder) if agent_cfg.eval_freq > 0 else None
+        tracker = UpdateTracker()
+        callbacks = [*_training_callbacks(agent_cfg, out_dir, eval_env, verbose),
+                     ProgressCallback(total - done, f"train {method}-seed{seed}", enabled=progress_bar),
+                     *(callbacks or []), tracker]
+        _learn_and_save(model, out_dir, info, seconds, total - done, callbacks, tracker,
+                        reset_num_timesteps=done == 0, tb_log_name=f"{method}_{agent_cfg.algo}")
+    finally:
+        venv.close()
+        if eval_env is not None:
+            eval_env.close()
+    return out_dir
+
+
+def _resume_point(model: Any, out_dir: Path, existing: dict[str, Any] | None, total: int, n_envs: int) -> int:
+    """Restore the last checkpoint of ``out_dir`` into ``model`` when resuming (``existing`` is its agent.json), and
+    continue the action-noise schedule from there; return the steps already done (0 for a fresh start).
+
+    Raises:
+        ConfigError: the agent has already trained more steps than ``total`` (resuming cannot undo steps).
+    """
+    checkpoints = out_dir / layout.CHECKPOINTS_DIR
+    done = restore_checkpoint(model, checkpoints) if existing is not None else 0
+    if done > total and total < int((existing or {}).get("total_timesteps", done)):  # SB3 may overshoot
+        raise ConfigError(
+            f"agent directory {out_dir} holds an agent that has already trained {done} steps, more than "
+            f"agent.total_timesteps {total}; resuming cannot undo steps: pass --agent.total_timesteps "
+            f"{done} or more, or train into another --out"
+        )
+    continue_noise_schedule(getattr(model, "action_noise", None), done // n_envs)
+    if existing is not None and latest_checkpoint(checkpoints) is None:
+        print(f"{out_dir}: no checkpoint to resume from; training from the start")
+    return done
+
+
+def _learn_and_save(model: Any, out_dir: Path, info: dict[str, Any], seconds: float, remaining: int,
+                    callbacks: list[BaseCallback], tracker: UpdateTracker, *, reset_num_timesteps: bool,
+                    tb_log_name: str) -> None:
+    """Learn the ``remaining`` steps (none: only save), then save the checkpoint, ``model.zip`` and the finished
+    ``agent.json`` (``seconds``: the training time of earlier runs). On an interrupt outside a gradient update the
+    agent is checkpointed first, so that a resume continues from there."""
+    checkpoints = out_dir / layout.CHECKPOINTS_DIR
+    start = time.perf_counter()
+    if remaining > 0:
+        layout.remove_action_fit(out_dir)  # fitted to the policy about to change
         try:
-            model = build_algorithm(agent_cfg.algo, venv, hyperparams, seed,
-                                    tensorboard_log=str(out_dir / layout.TB_DIR),
-                                    device=str(resolve_device(agent_cfg.device, "agent.device")), verbose=verbose)
-            done = restore_checkpoint(model, checkpoints) if existing is not None else 0
-            if done > total and total < int((existing or {}).get("total_timesteps", done)):  # SB3 may overshoot
-                raise ConfigError(
-                    f"agent directory {out_dir} holds an agent that has already trained {done} steps, more than "
-                    f"agent.total_timesteps {total}; resuming cannot undo steps: pass --agent.total_timesteps "
-                    f"{done} or more, or train into another --out"
-                )
-            continue_noise_schedule(getattr(model, "action_noise", None), done // agent_cfg.n_envs)
-            if existing is not None and latest_checkpoint(checkpoints) is None:
-                print(f"{out_dir}: no checkpoint to resume from; training from the start")
-            info = agent_description(config, modalities, venv, source is not None, identity, total, done)
-            seconds = float(existing.get("train_seconds", 0.0)) if existing else 0.0
-            finished = existing is not None and existing.get("status") == layout.STATUS_COMPLETE
-            if done >= total and finished and (out_dir / layout.MODEL_ZIP).is_file():
-                return out_dir
-            layout.write_agent_json(out_dir, {**info, "train_seconds": seconds})
-
-            eval_env = make_method_vec_env(method, config.env_id, config.env_kwargs, "complete", 1,
-                                           seed + EVAL_SEED_OFFSET, encoder) if agent_cfg.eval_freq > 0 else None
-            tracker = UpdateTracker()
-            callbacks = [*_training_callbacks(agent_cfg, out_dir, eval_env, verbose),
-                         ProgressCallback(total - done, f"train {method}-seed{seed}", enabled=progress_bar),
-                         *(callbacks or []), tracker]
-            start = time.perf_counter()
-            if done < total:
-                layout.remove_action_fit(out_dir)  # fitted to the policy about to change
-                try:
-                    model.learn(total_timesteps=total - done, callback=callbacks, reset_num_timesteps=done == 0,
-                                tb_log_name=f"{method}_{agent_cfg.algo}")
-                except KeyboardInterrupt:
-                    if not tracker.updating:  # inside a gradient update: resume from the last periodic checkpoint
-                        save_checkpoint(model, checkpoints)
-                        layout.write_agent_json(out_dir, {**info, "num_timesteps": int(model.num_timesteps),
-                                                          "train_seconds": seconds + time.perf_counter() - start})
-                    raise
-            save_checkpoint(model, checkpoints)
-            layout.save_model_atomic(model, out_dir / layout.MODEL_ZIP)
-            layout.write_agent_json(out_dir, {
-                **info,
-                "num_timesteps": int(model.num_timesteps),
-                "status": layout.STATUS_COMPLETE,
-                "train_seconds": seconds + time.perf_counter() - start,
-            })
-        finally:
-            venv.close()
-            if eval_env is not None:
-                eval_env.close()
-        return out_dir
+            model.learn(total_timesteps=remaining, callback=callbacks, reset_num_timesteps=reset_num_timesteps,
+                        tb_log_name=tb_log_name)
+        except KeyboardInterrupt:
+            if not tracker.updating:  # inside a gradient update: resume from the last periodic checkpoint
+                save_checkpoint(model, checkpoints)
+                layout.write_agent_json(out_dir, {**info, "num_timesteps": int(model.num_timesteps),
+                                                  "train_seconds": seconds + time.perf_counter() - start})
+            raise
+    save_checkpoint(model, checkpoints)
+    layout.save_model_atomic(model, out_dir / layout.MODEL_ZIP)
+    layout.write_agent_json(out_dir, {
+        **info,
+        "num_timesteps": int(model.num_timesteps),
+        "status": layout.STATUS_COMPLETE,
+        "train_seconds": seconds + time.perf_counter() - start,
+    })
