@@ -159,6 +159,31 @@ def make_action_noise(spec: Any, action_space: spaces.Space) -> ActionNoise | No
     if not isinstance(action_space, spaces.Box):
         raise ConfigError(f"agent.hyperparams.action_noise needs a continuous Box action space, got {action_space}")
     spec = dict(spec)
+    kind = _noise_kind(spec)
+    mean, sigma = _noise_mean_sigma(spec, action_space)
+    if kind == "annealed_ornstein_uhlenbeck":
+        return _annealed_noise(spec, mean, sigma)
+    if kind == "normal":
+        noise: ActionNoise = NormalActionNoise(mean=mean, sigma=sigma)
+    else:
+        noise = OrnsteinUhlenbeckActionNoise(mean=mean, sigma=sigma, theta=_noise_number(spec, "theta", 0.15, 0.0),
+                                             dt=_noise_number(spec, "dt", 1e-2, None))
+    if "decay_steps" in spec:
+        decay_steps = spec["decay_steps"]
+        if isinstance(decay_steps, bool) or not isinstance(decay_steps, int) or decay_steps <= 0:
+            raise ConfigError(
+                f"agent.hyperparams.action_noise.decay_steps must be a positive integer, got {decay_steps!r}"
+            )
+        noise = DecayingActionNoise(noise, decay_steps, _noise_number(spec, "final_scale", 0.0, 0.0))
+    return noise
+
+
+def _noise_kind(spec: dict[str, Any]) -> str:
+    """Pop the ``type`` of an ``action_noise`` mapping and check it and the keys that type takes; return the type.
+
+    Raises:
+        ConfigError: an unknown type (with a did-you-mean) or a key the type does not take.
+    """
     kinds = ("normal", "ornstein_uhlenbeck", "annealed_ornstein_uhlenbeck")
     kind = spec.pop("type", None)
     if kind not in kinds:
@@ -176,6 +201,17 @@ def make_action_noise(spec: Any, action_space: spaces.Space) -> ActionNoise | No
         raise ConfigError(
             f"agent.hyperparams.action_noise: unknown keys {unknown}; valid keys for {kind}: {sorted(valid)}"
         )
+    return kind
+
+
+def _noise_mean_sigma(spec: Mapping[str, Any], action_space: spaces.Box) -> tuple[np.ndarray, np.ndarray]:
+    """``(mean, sigma)`` of an ``action_noise`` mapping, one value per action dimension, in SB3's scaled actions
+    (``units: env`` divided by the half-width of the action space).
+
+    Raises:
+        ConfigError: a value that is not finite or of the wrong length, a negative sigma, unknown units, or
+            ``units: env`` with infinite or empty action bounds.
+    """
     dim = int(np.prod(action_space.shape))
 
     def vector(key: str, default: float) -> np.ndarray:
@@ -202,21 +238,7 @@ def make_action_noise(spec: Any, action_space: spaces.Space) -> ActionNoise | No
             raise ConfigError("agent.hyperparams.action_noise.units: 'env' needs finite, non-empty action bounds, "
                               f"got {action_space}")
         sigma, mean = sigma / half_width, mean / half_width
-    if kind == "annealed_ornstein_uhlenbeck":
-        return _annealed_noise(spec, mean, sigma)
-    if kind == "normal":
-        noise: ActionNoise = NormalActionNoise(mean=mean, sigma=sigma)
-    else:
-        noise = OrnsteinUhlenbeckActionNoise(mean=mean, sigma=sigma, theta=_noise_number(spec, "theta", 0.15, 0.0),
-                                             dt=_noise_number(spec, "dt", 1e-2, None))
-    if "decay_steps" in spec:
-        decay_steps = spec["decay_steps"]
-        if isinstance(decay_steps, bool) or not isinstance(decay_steps, int) or decay_steps <= 0:
-            raise ConfigError(
-                f"agent.hyperparams.action_noise.decay_steps must be a positive integer, got {decay_steps!r}"
-            )
-        noise = DecayingActionNoise(noise, decay_steps, _noise_number(spec, "final_scale", 0.0, 0.0))
-    return noise
+    return mean, sigma
 
 
 def _noise_number(spec: Mapping[str, Any], name: str, default: float, minimum: float | None) -> float:
