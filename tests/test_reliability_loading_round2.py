@@ -154,13 +154,14 @@ def test_config_ids_import_the_users_module_and_artifact_ids_do_not(tmp_path, mo
 
 
 def test_one_env_id_check_for_configs_and_collection():
-    import gmc_rl.collect
     import gmc_rl.config
+    import gmc_rl.rollout
     from gmc_rl.agents import observations
     from gmc_rl.env_ids import check_env_id
 
     assert not hasattr(gmc_rl.config, "check_env_id")
-    assert gmc_rl.collect.check_env_id is check_env_id and observations.check_env_id is check_env_id
+    # collection makes its envs in gmc_rl.rollout (make_env_fns)
+    assert gmc_rl.rollout.check_env_id is check_env_id and observations.check_env_id is check_env_id
     with pytest.raises(TypeError, match="allow_import"):
         check_env_id("gmc_rl/PendulumSound-v0")  # the caller must say where the id comes from
 
