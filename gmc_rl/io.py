@@ -7,8 +7,8 @@ destination. A crash or SIGKILL mid-write leaves at most a stray ``.tmp-*`` file
 Reads: JSON with :func:`read_json`, and JSON objects of a known structure with :func:`read_json_object` and
 :func:`require_fields` (every file gmc-rl reads back is checked for its required keys and their types, so a file
 of the wrong shape is refused with the project's error naming the file and the key, not a raw KeyError later);
-Stable-Baselines3 ``.zip`` models of unknown origin with :func:`load_sb3_zip`, which rebuilds the model without
-running the pickles such a file may contain.
+Stable-Baselines3 ``.zip`` models of unknown origin with :func:`load_sb3_zip` (:mod:`gmc_rl.sb3_zip`), which
+rebuilds the model without running the pickles such a file may contain.
 """
 
 from __future__ import annotations
@@ -20,13 +20,15 @@ import os
 import re
 import shutil
 import tempfile
-import zipfile
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from stable_baselines3.common.base_class import BaseAlgorithm
+from gmc_rl.sb3_zip import (  # noqa: F401  (re-exported: gmc_rl.io is where callers import them)
+    check_sb3_spaces,
+    load_sb3_zip,
+    read_sb3_data,
+)
 
 
 def _fsync_dir(directory: Path) -> None:
@@ -390,139 +392,3 @@ def distinct_paths(paths: Iterable[str | os.PathLike]) -> list[Path]:
             kept.append(path)
     return kept
 
-
-# ----------------------------------------------------------------------------------------------------------------
-# Stable-Baselines3 models without unpickling.
-
-_SB3_PLACEHOLDERS: dict[str, Any] = {"train_freq": 1, "clip_range": 0.2}
-"""Training-only entries that SB3 stores pickled and needs to be non-None to rebuild a model; acting ignores them.
-Every other pickled entry (schedules, buffer classes, action noise) is replaced by None, which SB3 rebuilds."""
-
-_TORCH_CLASSES = {
-    "activation_fn": ("torch.nn", ("ReLU", "Tanh", "SiLU", "ELU", "LeakyReLU", "GELU", "Sigmoid")),
-    "optimizer_class": ("torch.optim", ("Adam", "AdamW", "RMSprop", "SGD")),
-}
-"""policy_kwargs entries that name a class, and the torch classes they may name (read from the readable text)."""
-
-
-def read_sb3_data(path: str | os.PathLike) -> dict[str, Any]:
-    """The ``data`` entry of an SB3 ``.zip`` as plain JSON (pickled entries stay base64 text, never decoded)."""
-    path = Path(path)
-    try:
-        with zipfile.ZipFile(path) as archive:
-            data = json.loads(archive.read("data"))
-    except (zipfile.BadZipFile, KeyError, json.JSONDecodeError, UnicodeDecodeError, OSError) as exc:
-        raise ValueError(f"{path} is not a Stable-Baselines3 model .zip ({exc})") from exc
-    except RecursionError:
-        raise ValueError(f"{path} is not a Stable-Baselines3 model .zip (its data entry is nested too deeply)"
-                         ) from None
-    if not isinstance(data, dict):
-        raise ValueError(f"{path} is not a Stable-Baselines3 model .zip (its data entry is not a mapping)")
-    return data
-
-
-def _is_pickled(value: Any) -> bool:
-    return isinstance(value, dict) and ":serialized:" in value
-
-
-def _stored_space(value: Any) -> str:
-    """Readable summary SB3 keeps next to a pickled space: the Dict's sub-spaces, or a Box's shape and dtype."""
-    if not isinstance(value, dict):
-        return repr(value)
-    if "spaces" in value:
-        return str(value["spaces"])
-    return f"{value.get(':type:', '?')} shape={value.get('_shape')} dtype={value.get('dtype')}"
-
-
-def _space_summary(space: Any) -> str:
-    from gymnasium import spaces
-
-    if isinstance(space, spaces.Dict):
-        return str(space.spaces)
-    return f"{type(space)} shape={list(space.shape) if space.shape is not None else None} dtype={space.dtype}"
-
-
-def _safe_policy_kwargs(value: dict[str, Any], path: Path) -> dict[str, Any]:
-    """Rebuild pickled ``policy_kwargs`` from their readable text, allowing only known torch classes."""
-    import importlib
-    import re
-
-    kwargs = {}
-    for key, item in value.items():
-        if key.startswith(":"):
-            continue
-        text = str(item)
-        if key in _TORCH_CLASSES:
-            package, names = _TORCH_CLASSES[key]
-            found = re.fullmatch(r"<class '(torch\.[\w.]+)\.(\w+)'>", text)
-            if found is None or found.group(2) not in names:
-                raise ValueError(
-                    f"{path}: policy_kwargs[{key!r}] = {text} is stored pickled and is not one of the torch classes "
-                    f"{list(names)} that can be rebuilt safely; gmc-rl does not unpickle model files"
-                )
-            kwargs[key] = getattr(importlib.import_module(package), found.group(2))
-        elif isinstance(item, str) and text.startswith("<"):
-            raise ValueError(
-                f"{path}: policy_kwargs[{key!r}] = {text} is stored pickled; gmc-rl does not unpickle model files"
-            )
-        else:
-            kwargs[key] = item
-    return kwargs
-
-
-def check_sb3_spaces(path: str | os.PathLike, observation_space: Any, action_space: Any) -> None:
-    """Raise ValueError if the SB3 ``.zip`` at ``path`` was trained on other spaces (read without unpickling)."""
-    data = read_sb3_data(path)
-    for key, space in (("observation_space", observation_space), ("action_space", action_space)):
-        value = data.get(key)
-        if not _is_pickled(value):
-            raise ValueError(f"{path} has no readable {key}; it is not a Stable-Baselines3 model .zip")
-        if _stored_space(value) != _space_summary(space):
-            what = "observations" if key == "observation_space" else "actions"
-            raise ValueError(f"{path} was trained on {what} {_stored_space(value)}, but the env has {space}")
-
-
-def load_sb3_zip(
-    path: str | os.PathLike,
-    algo_class: type[BaseAlgorithm],
-    observation_space: Any,
-    action_space: Any,
-    device: str = "cpu",
-) -> Any:
-    """Load an SB3 model ``.zip`` for acting, without unpickling anything stored in it.
-
-    SB3's own ``load`` runs ``cloudpickle.loads`` on several entries of the zip (spaces, policy class, schedules,
-    ``policy_kwargs`` holding classes), so a crafted file executes code. Here every such entry is replaced before
-    SB3 sees it: the spaces by the env's (after comparing them with the readable summary SB3 keeps), the policy
-    class by the algorithm's own ``MultiInputPolicy`` / ``MlpPolicy``, class-valued ``policy_kwargs`` by known torch
-    classes named in their readable text, and training-only entries by neutral values. The weights are then read
-    by SB3 with ``torch.load(weights_only=True)``.
-
-    Raises:
-        ValueError: the file is not an SB3 zip, was trained on other spaces, holds a pickled entry that cannot be
-            rebuilt safely, or its weights do not fit the rebuilt model (the message names which).
-    """
-    import pickle
-
-    from gymnasium import spaces
-
-    path = Path(path)
-    data = read_sb3_data(path)
-    check_sb3_spaces(path, observation_space, action_space)
-    custom: dict[str, Any] = {}
-    for key, value in data.items():
-        if not _is_pickled(value):
-            continue
-        if key in ("observation_space", "action_space"):
-            custom[key] = observation_space if key == "observation_space" else action_space
-        elif key == "policy_class":
-            name = "MultiInputPolicy" if isinstance(observation_space, spaces.Dict) else "MlpPolicy"
-            custom[key] = algo_class.policy_aliases[name]
-        elif key == "policy_kwargs":
-            custom[key] = _safe_policy_kwargs(value, path)
-        else:
-            custom[key] = _SB3_PLACEHOLDERS.get(key)
-    try:
-        return algo_class.load(path, device=device, custom_objects=custom)
-    except (RuntimeError, KeyError, TypeError, AttributeError, AssertionError, pickle.UnpicklingError, EOFError) as exc:
-        raise ValueError(f"cannot load {path} as a {algo_class.__name__} model: {exc}") from exc

@@ -22,9 +22,10 @@ from gmc_rl.config import CollectConfig, ExperimentConfig, check_env_kwargs
 from gmc_rl.data import RESERVED_KEYS
 from gmc_rl.env_ids import check_env_id
 from gmc_rl.errors import ConfigError, ModalityError
-from gmc_rl.io import check_sb3_spaces, load_sb3_zip, read_sb3_data, wrong_path
+from gmc_rl.io import wrong_path
 from gmc_rl.modalities import ModalitySpec, modality_specs
 from gmc_rl.progress import progress_bar
+from gmc_rl.sb3_zip import check_sb3_spaces, load_sb3_zip, read_sb3_data
 
 if TYPE_CHECKING:
     from stable_baselines3.common.vec_env import DummyVecEnv
@@ -277,7 +278,7 @@ def load_behaviour_policy(policy: str, observation_space: gym.Space, action_spac
 
     The algorithm is read from the prefix if given, otherwise guessed from the saved policy class. The model's
     observation space must equal the env's (a GMC-latent agent cannot act on raw Dict observations). The zip is
-    read with :func:`gmc_rl.io.load_sb3_zip`, which never unpickles what the file holds.
+    read with :func:`gmc_rl.sb3_zip.load_sb3_zip`, which never unpickles what the file holds.
     """
     if policy == "random":
         return None
