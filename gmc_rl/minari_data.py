@@ -29,23 +29,15 @@ import json
 import os
 import shutil
 import warnings
-from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from gmc_rl import __version__
-from gmc_rl.collect import (
-    RolloutStep,
-    check_dataset_size,
-    declared_state_names,
-    open_collection_envs,
-    prepare_rollout,
-    rollout,
-)
-from gmc_rl.config import CollectConfig, ExperimentConfig, collect_identity
+from gmc_rl.collect import check_dataset_size
+from gmc_rl.config import ExperimentConfig, collect_identity
 from gmc_rl.data import (
     RESERVED_KEYS,
     STATES_KEY,
@@ -58,11 +50,10 @@ from gmc_rl.data import (
 from gmc_rl.errors import ConfigError, DatasetError, ModalityError
 from gmc_rl.io import write_json_atomic
 from gmc_rl.locking import directory_lock, holder_if_locked
+from gmc_rl.minari_episodes import EpisodeRecorder, episode_buffer
 from gmc_rl.modalities import ModalitySpec, modality_specs
+from gmc_rl.rollout import declared_state_names, open_collection_envs, prepare_rollout, rollout
 from gmc_rl.state_probe import state_variables
-
-if TYPE_CHECKING:
-    from stable_baselines3.common.vec_env import DummyVecEnv
 
 INSTALL_HINT = "pip install -e '.[minari]'"
 GMC_RL_KEY = "gmc_rl"
@@ -130,116 +121,6 @@ def _load(dataset_id: str) -> Any:
 
 # ----------------------------------------------------------------------------------------------------------------
 # Export.
-
-
-@dataclass
-class _Episode:
-    """One episode being recorded: ``observations`` and ``infos`` have one more entry than the steps."""
-
-    seed: int | None
-    options: dict[str, Any] | None
-    observations: list[dict[str, np.ndarray]]
-    infos: list[dict[str, np.ndarray]]
-    actions: list[np.ndarray] = field(default_factory=list)
-    rewards: list[float] = field(default_factory=list)
-    terminations: list[bool] = field(default_factory=list)
-    truncations: list[bool] = field(default_factory=list)
-
-
-def _info_keys(info: dict[str, Any]) -> list[str]:
-    """Keys of an env's reset ``info`` whose values are numeric arrays (or numbers): those recorded every step."""
-    keys = []
-    for key, value in info.items():
-        try:
-            array = np.asarray(value)
-        except (ValueError, TypeError):  # ragged sequences
-            continue
-        if array.dtype.kind in "biuf":
-            keys.append(key)
-    return keys
-
-
-def _info_arrays(info: dict[str, Any], keys: list[str]) -> dict[str, np.ndarray]:
-    """The values of ``keys`` in ``info`` as arrays; a DatasetError if the env left one out of this step's info."""
-    missing = [key for key in keys if key not in info]
-    if missing:
-        raise DatasetError(
-            f"the env's step info lacks {missing}, which its reset info has; Minari stores one value per key and step, "
-            "so such info cannot be recorded: pass record_infos=False"
-        )
-    return {key: np.asarray(info[key]) for key in keys}
-
-
-class _EpisodeRecorder:
-    """Records a rollout (:func:`gmc_rl.collect.rollout`) as whole episodes, env by env: each env's episodes up to
-    its budget ``counts[i]``, the last one cut there (marked truncated). An episode's seed is the one its env was
-    reset with (``seed + i`` for the first, None after an automatic reset) and its options the focus options for a
-    focused env; ``info_keys`` (read from the first env's reset info) are the info entries recorded every step."""
-
-    def __init__(self, names: list[str], counts: np.ndarray, settings: CollectConfig, focused: int,
-                 record_infos: bool) -> None:
-        self.names = names
-        self.counts = counts
-        self.settings = settings
-        self.focused = focused
-        self.record_infos = record_infos
-        self.info_keys: list[str] = []
-        self.current: list[_Episode] = []  # each env's episode under way
-        self.finished: list[list[_Episode]] = [[] for _ in counts]
-
-    def _start(self, i: int, observation: dict[str, np.ndarray], info: dict[str, Any], seed: int | None) -> _Episode:
-        settings = self.settings
-        options = settings.focus_reset_options if i < self.focused and settings.focus_reset_options else None
-        return _Episode(seed, options, [observation], [_info_arrays(info, self.info_keys)])
-
-    def begin(self, venv: DummyVecEnv, obs: dict[str, np.ndarray]) -> None:
-        """Start every env's first episode at the seeded reset."""
-        self.info_keys = _info_keys(venv.reset_infos[0]) if self.record_infos else []
-        self.current = [self._start(i, {name: obs[name][i] for name in self.names}, venv.reset_infos[i],
-                                    self.settings.seed + i) for i in range(venv.num_envs)]
-
-    def record(self, step: RolloutStep) -> None:
-        """Append the step to each active env's episode; an episode that ends (or reaches the budget) is finished."""
-        dones, infos, next_obs = step.dones, step.infos, step.next_obs
-        for i in map(int, step.active):
-            episode = self.current[i]
-            truncated = bool(dones[i] and infos[i].get("TimeLimit.truncated", False))
-            last = step.t == self.counts[i] - 1
-            episode.actions.append(step.actions[i])
-            episode.rewards.append(float(step.rewards[i]))
-            episode.terminations.append(bool(dones[i]) and not truncated)
-            episode.truncations.append(truncated or (last and not dones[i]))  # the budget cuts the last episode
-            episode.infos.append(_info_arrays(infos[i], self.info_keys))
-            if dones[i]:  # the VecEnv has already reset: the episode's final observation is in the info
-                episode.observations.append(dict(infos[i]["terminal_observation"]))
-                self.current[i] = self._start(i, {name: next_obs[name][i] for name in self.names},
-                                              step.reset_infos[i], None)
-            else:
-                episode.observations.append({name: next_obs[name][i] for name in self.names})
-            if dones[i] or last:
-                self.finished[i].append(episode)
-
-    def episodes(self) -> list[_Episode]:
-        """The finished episodes, env by env in time order (the order of the npz dataset's rows)."""
-        return [episode for episodes in self.finished for episode in episodes]
-
-
-def _episode_buffer(episode: _Episode, names: list[str], action_shape: tuple[int, ...], action_dtype: np.dtype,
-                    info_keys: list[str]) -> Any:
-    """A ``minari.data_collector.EpisodeBuffer`` holding ``episode`` as stacked arrays."""
-    from minari.data_collector import EpisodeBuffer
-
-    infos = {key: np.stack([info[key] for info in episode.infos]) for key in info_keys} if info_keys else None
-    return EpisodeBuffer(
-        seed=episode.seed,
-        options=episode.options,
-        observations={name: np.stack([obs[name] for obs in episode.observations]) for name in names},
-        actions=np.stack(episode.actions).astype(action_dtype, copy=False).reshape(-1, *action_shape),
-        rewards=np.asarray(episode.rewards, dtype=np.float32),
-        terminations=np.asarray(episode.terminations, dtype=bool),
-        truncations=np.asarray(episode.truncations, dtype=bool),
-        infos=infos,
-    )
 
 
 def _identity(config: ExperimentConfig) -> dict[str, Any]:
@@ -331,11 +212,11 @@ def _collect_minari(minari: ModuleType, config: ExperimentConfig, dataset_id: st
         action_space = venv.action_space
         action_shape = tuple(action_space.shape or ())
         action_dtype = np.dtype(action_space.dtype if action_space.dtype is not None else np.int64)
-        recorder = _EpisodeRecorder(names, counts, settings, focused, record_infos)
+        recorder = EpisodeRecorder(names, counts, settings, focused, record_infos)
         # The rollout of gmc_rl.collect.collect (the same steps and random draws), recorded as whole episodes.
         rollout(venv, policy, counts, settings.seed, recorder, f"collect {config.env_id} (Minari)", progress)
         env = venv.envs[-1]  # a plain copy (focused envs are the first ones): its spec is the dataset's env spec
-        buffers = [_episode_buffer(episode, names, action_shape, action_dtype, recorder.info_keys)
+        buffers = [episode_buffer(episode, names, action_shape, action_dtype, recorder.info_keys)
                    for episode in recorder.episodes()]
         metadata = {
             "identity": _identity(config),

@@ -221,7 +221,7 @@ class RolloutStep:
 
 class StepRecorder(Protocol):
     """What :func:`rollout` hands the collection to: the npz dataset's flat arrays (``_TransitionRecorder``) or Minari's
-    whole episodes (``gmc_rl.minari_data._EpisodeRecorder``)."""
+    whole episodes (``gmc_rl.minari_episodes.EpisodeRecorder``)."""
 
     def begin(self, venv: DummyVecEnv, obs: dict[str, np.ndarray]) -> None:
         """Called once, after the seeded reset, with its observations (``venv.reset_infos`` holds its infos)."""

@@ -1,0 +1,130 @@
+"""A rollout recorded as whole episodes, the form a Minari dataset stores (:func:`gmc_rl.minari_data.collect_minari`).
+
+:class:`EpisodeRecorder` is the :class:`~gmc_rl.rollout.StepRecorder` of the Minari export: it keeps every env's
+episodes in time order, with every observation including each episode's final one and the env's numeric ``info``
+entries; :func:`episode_buffer` turns one into Minari's ``EpisodeBuffer`` (Minari imported only there).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from gmc_rl.config import CollectConfig
+from gmc_rl.errors import DatasetError
+from gmc_rl.rollout import RolloutStep
+
+if TYPE_CHECKING:
+    from stable_baselines3.common.vec_env import DummyVecEnv
+
+
+@dataclass
+class Episode:
+    """One episode being recorded: ``observations`` and ``infos`` have one more entry than the steps."""
+
+    seed: int | None
+    options: dict[str, Any] | None
+    observations: list[dict[str, np.ndarray]]
+    infos: list[dict[str, np.ndarray]]
+    actions: list[np.ndarray] = field(default_factory=list)
+    rewards: list[float] = field(default_factory=list)
+    terminations: list[bool] = field(default_factory=list)
+    truncations: list[bool] = field(default_factory=list)
+
+
+def _info_keys(info: dict[str, Any]) -> list[str]:
+    """Keys of an env's reset ``info`` whose values are numeric arrays (or numbers): those recorded every step."""
+    keys = []
+    for key, value in info.items():
+        try:
+            array = np.asarray(value)
+        except (ValueError, TypeError):  # ragged sequences
+            continue
+        if array.dtype.kind in "biuf":
+            keys.append(key)
+    return keys
+
+
+def _info_arrays(info: dict[str, Any], keys: list[str]) -> dict[str, np.ndarray]:
+    """The values of ``keys`` in ``info`` as arrays; a DatasetError if the env left one out of this step's info."""
+    missing = [key for key in keys if key not in info]
+    if missing:
+        raise DatasetError(
+            f"the env's step info lacks {missing}, which its reset info has; Minari stores one value per key and step, "
+            "so such info cannot be recorded: pass record_infos=False"
+        )
+    return {key: np.asarray(info[key]) for key in keys}
+
+
+class EpisodeRecorder:
+    """Records a rollout (:func:`gmc_rl.collect.rollout`) as whole episodes, env by env: each env's episodes up to
+    its budget ``counts[i]``, the last one cut there (marked truncated). An episode's seed is the one its env was
+    reset with (``seed + i`` for the first, None after an automatic reset) and its options the focus options for a
+    focused env; ``info_keys`` (read from the first env's reset info) are the info entries recorded every step."""
+
+    def __init__(self, names: list[str], counts: np.ndarray, settings: CollectConfig, focused: int,
+                 record_infos: bool) -> None:
+        self.names = names
+        self.counts = counts
+        self.settings = settings
+        self.focused = focused
+        self.record_infos = record_infos
+        self.info_keys: list[str] = []
+        self.current: list[Episode] = []  # each env's episode under way
+        self.finished: list[list[Episode]] = [[] for _ in counts]
+
+    def _start(self, i: int, observation: dict[str, np.ndarray], info: dict[str, Any], seed: int | None) -> Episode:
+        settings = self.settings
+        options = settings.focus_reset_options if i < self.focused and settings.focus_reset_options else None
+        return Episode(seed, options, [observation], [_info_arrays(info, self.info_keys)])
+
+    def begin(self, venv: DummyVecEnv, obs: dict[str, np.ndarray]) -> None:
+        """Start every env's first episode at the seeded reset."""
+        self.info_keys = _info_keys(venv.reset_infos[0]) if self.record_infos else []
+        self.current = [self._start(i, {name: obs[name][i] for name in self.names}, venv.reset_infos[i],
+                                    self.settings.seed + i) for i in range(venv.num_envs)]
+
+    def record(self, step: RolloutStep) -> None:
+        """Append the step to each active env's episode; an episode that ends (or reaches the budget) is finished."""
+        dones, infos, next_obs = step.dones, step.infos, step.next_obs
+        for i in map(int, step.active):
+            episode = self.current[i]
+            truncated = bool(dones[i] and infos[i].get("TimeLimit.truncated", False))
+            last = step.t == self.counts[i] - 1
+            episode.actions.append(step.actions[i])
+            episode.rewards.append(float(step.rewards[i]))
+            episode.terminations.append(bool(dones[i]) and not truncated)
+            episode.truncations.append(truncated or (last and not dones[i]))  # the budget cuts the last episode
+            episode.infos.append(_info_arrays(infos[i], self.info_keys))
+            if dones[i]:  # the VecEnv has already reset: the episode's final observation is in the info
+                episode.observations.append(dict(infos[i]["terminal_observation"]))
+                self.current[i] = self._start(i, {name: next_obs[name][i] for name in self.names},
+                                              step.reset_infos[i], None)
+            else:
+                episode.observations.append({name: next_obs[name][i] for name in self.names})
+            if dones[i] or last:
+                self.finished[i].append(episode)
+
+    def episodes(self) -> list[Episode]:
+        """The finished episodes, env by env in time order (the order of the npz dataset's rows)."""
+        return [episode for episodes in self.finished for episode in episodes]
+
+
+def episode_buffer(episode: Episode, names: list[str], action_shape: tuple[int, ...], action_dtype: np.dtype,
+                    info_keys: list[str]) -> Any:
+    """A ``minari.data_collector.EpisodeBuffer`` holding ``episode`` as stacked arrays."""
+    from minari.data_collector import EpisodeBuffer
+
+    infos = {key: np.stack([info[key] for info in episode.infos]) for key in info_keys} if info_keys else None
+    return EpisodeBuffer(
+        seed=episode.seed,
+        options=episode.options,
+        observations={name: np.stack([obs[name] for obs in episode.observations]) for name in names},
+        actions=np.stack(episode.actions).astype(action_dtype, copy=False).reshape(-1, *action_shape),
+        rewards=np.asarray(episode.rewards, dtype=np.float32),
+        terminations=np.asarray(episode.terminations, dtype=bool),
+        truncations=np.asarray(episode.truncations, dtype=bool),
+        infos=infos,
+    )
