@@ -146,16 +146,17 @@ def test_methods_module_is_import_light():
 
 
 def test_core_does_not_import_agents_envs_or_orchestration():
-    """Layering: envs <- gmc_rl core <- agents <- orchestration (pipeline, backends, stages, ray_backend, cli,
-    commands, zoo).
+    """Layering: envs <- gmc_rl core <- agents <- orchestration (pipeline with run_dir, run_merge and
+    agent_evaluation, backends, stages, ray_backend, cli, commands, zoo).
 
     The core knows the built-in envs only through Gymnasium's registry (``import gmc_rl`` registers them). The same
     rule, with indirect imports, is an import-linter contract (``lint-imports`` in .ci/run); this test needs nothing
     but the sources. ``gmc_rl/__init__.py`` (the registration) and ``__main__.py`` are not core modules.
     """
-    orchestration = {"pipeline.py", "backends.py", "stages.py", "ray_backend.py", "cli.py", "zoo.py", "__main__.py",
-                     "__init__.py"}
-    above = ("gmc_rl.agents", "gmc_rl.envs", "gmc_rl.pipeline", "gmc_rl.backends", "gmc_rl.stages",
+    orchestration = {"pipeline.py", "run_dir.py", "run_merge.py", "agent_evaluation.py", "backends.py", "stages.py",
+                     "ray_backend.py", "cli.py", "zoo.py", "__main__.py", "__init__.py"}
+    above = ("gmc_rl.agents", "gmc_rl.envs", "gmc_rl.pipeline", "gmc_rl.run_dir", "gmc_rl.run_merge",
+             "gmc_rl.agent_evaluation", "gmc_rl.backends", "gmc_rl.stages",
              "gmc_rl.ray_backend", "gmc_rl.cli", "gmc_rl.commands", "gmc_rl.zoo",
              "gmc_rl.experiments", "agents", "envs", "experiments")
     offenders = []
