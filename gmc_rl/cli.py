@@ -19,6 +19,7 @@ from types import ModuleType
 from typing import Any
 
 from gmc_rl import __version__
+from gmc_rl.env_ids import IMPORT_FLAG
 from gmc_rl.errors import ConfigError, GMCError, WorkerLostError
 from gmc_rl.io import NO_ROOM_ERRNOS
 
@@ -82,6 +83,26 @@ def refuse_empty_values(argv: Sequence[str]) -> None:
                               "current directory)")
 
 
+REPEATABLE_FLAGS = (IMPORT_FLAG,)
+"""The only flags that may be given more than once (each ``--import`` adds a module)."""
+
+
+def refuse_repeated_flags(argv: Sequence[str]) -> None:
+    """Raise ConfigError for a flag given twice (``--out a --out b``, ``--model=x --model y``): argparse would keep
+    the last value silently, so a command would read or write another path than the first one named."""
+    given: dict[str, list[str]] = {}
+    for index, word in enumerate(argv):
+        if not word.startswith("--") or word == "--":
+            continue
+        flag, equals, value = word.partition("=")
+        if not equals:
+            value = argv[index + 1] if index + 1 < len(argv) and not argv[index + 1].startswith("--") else ""
+        given.setdefault(flag, []).append(value)
+    for flag, values in given.items():
+        if len(values) > 1 and flag not in REPEATABLE_FLAGS:
+            raise ConfigError(f"{flag} is given {len(values)} times ({', '.join(values)}); give it once")
+
+
 def _run_command(name: str, argv: list[str]) -> int:
     """Parse ``argv`` for command ``name`` (its config flags on top of its base config) and run it.
 
@@ -101,6 +122,7 @@ def _run_command(name: str, argv: list[str]) -> int:
     from gmc_rl.config import ExperimentConfig
 
     refuse_empty_values(argv)
+    refuse_repeated_flags(argv)
     import_given_modules(argv)  # before anything reads a file that names a user's env (agent.json, a checkpoint)
     module, parser = build_command_parser(name)
     flags = getattr(module, "CONFIG", None)

@@ -392,3 +392,17 @@ def distinct_paths(paths: Iterable[str | os.PathLike]) -> list[Path]:
             kept.append(path)
     return kept
 
+
+PNG_SOFTWARE = "gmc-rl"
+"""The PNG ``Software`` text that marks a plot gmc-rl wrote (:func:`is_own_png`), so that a file is replaced only
+when it is gmc-rl's own plot."""
+
+
+def is_own_png(path: str | os.PathLike) -> bool:
+    """True if ``path`` is a regular file holding a PNG that gmc-rl wrote (its ``Software`` text chunk says so)."""
+    path = Path(path)
+    if path.is_symlink() or not path.is_file():
+        return False
+    with path.open("rb") as handle:
+        head = handle.read(4096)
+    return head.startswith(b"\x89PNG\r\n\x1a\n") and b"tEXtSoftware\x00" + PNG_SOFTWARE.encode() in head

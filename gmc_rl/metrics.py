@@ -16,7 +16,6 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -24,7 +23,7 @@ import torch
 from torch import Tensor
 
 from gmc_rl.errors import DatasetError
-from gmc_rl.io import atomic_path
+from gmc_rl.io import PNG_SOFTWARE, atomic_path
 from gmc_rl.loss import gmc_loss_terms
 from gmc_rl.model import GMCModel
 
@@ -188,17 +187,3 @@ def plot_latents_pca(
         fig.savefig(tmp, format="png", dpi=110, metadata={"Software": PNG_SOFTWARE})
     plt.close(fig)
 
-
-PNG_SOFTWARE = "gmc-rl"
-"""The PNG ``Software`` text that marks a plot gmc-rl wrote (:func:`is_own_png`), so that a file is replaced only
-when it is gmc-rl's own plot."""
-
-
-def is_own_png(path: str | os.PathLike) -> bool:
-    """True if ``path`` is a regular file holding a PNG that gmc-rl wrote (its ``Software`` text chunk says so)."""
-    path = Path(path)
-    if path.is_symlink() or not path.is_file():
-        return False
-    with path.open("rb") as handle:
-        head = handle.read(4096)
-    return head.startswith(b"\x89PNG\r\n\x1a\n") and b"tEXtSoftware\x00" + PNG_SOFTWARE.encode() in head

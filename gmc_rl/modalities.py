@@ -197,6 +197,11 @@ def check_array_storage(label: str, value: Any) -> None:
                             "leave the sensor out of the modalities")
     if getattr(value, "is_nested", False):
         raise ModalityError(f"{label}: a nested tensor is not accepted; give one array of the batch's shape")
+    if getattr(value, "is_quantized", False) or "float8" in str(getattr(value, "dtype", "")):
+        raise ModalityError(f"{label}: dtype {_dtype_name(value.dtype)} is not accepted; convert it first "
+                            "(tensor.dequantize() or tensor.float())")
+    if callable(getattr(value, "is_conj", None)) and value.is_conj():
+        raise ModalityError(f"{label}: a complex tensor is not accepted; give real values")
     layout = getattr(value, "layout", None)
     if layout is not None and str(layout) != "torch.strided":
         raise ModalityError(f"{label}: a tensor of layout {layout} is not accepted; convert it first "
@@ -253,7 +258,7 @@ def check_observation_batch(
             raise ModalityError(f"observation has no modality {name!r}; it has {sorted(obs)}")
         spec = specs[name]
         check_array_storage(f"modality {name!r}", obs[name])  # before its shape is read: a nested tensor has none
-        value = np.asarray(obs[name]) if not hasattr(obs[name], "shape") else obs[name]
+        value = obs[name] if hasattr(obs[name], "shape") and hasattr(obs[name], "dtype") else np.asarray(obs[name])
         shape = tuple(value.shape)
         if shape[1:] != spec.shape:
             raise ModalityError(

@@ -245,7 +245,7 @@ class GMCModel(MultimodalModel):
             return
         check_array_storage("reference latents", latents)  # byte order, meta, masked, sparse or nested
         if isinstance(latents, np.ndarray) and is_float_dtype(latents.dtype):
-            latents = torch.from_numpy(latents)
+            latents = torch.from_numpy(np.ascontiguousarray(latents))  # negative strides are torch's raw error
         if not isinstance(latents, Tensor) or not latents.is_floating_point():
             raise ModalityError(f"reference latents must be a float tensor (or numpy array) of shape (N, "
                                 f"{self.latent_dim}), got {type(latents).__name__} {getattr(latents, 'dtype', '')}")

@@ -30,6 +30,7 @@ from gmc_rl.errors import ConfigError
 from gmc_rl.evaluate import LOSS_THRESHOLD, relative_loss, summarize
 from gmc_rl.io import (
     FieldType,
+    is_own_png,
     read_json,
     read_json_object,
     require_fields,
@@ -414,6 +415,23 @@ def diagnostics_table(results: Mapping[str, Any]) -> str | None:
 
 
 
+def _check_earlier_are_ours(earlier: Mapping[str, Any], out: Path) -> None:
+    """Raise ValueError unless the ``results.md`` and ``results.png`` beside gmc-rl's ``results.json`` in ``out``
+    are gmc-rl's too: the table's title is the one that ``results.json`` gives, the figure is a PNG gmc-rl marked
+    (:func:`gmc_rl.metrics.is_own_png`). A user's file that took one of the names is never overwritten."""
+    table, figure = out / "results.md", out / "results.png"
+    if table.exists() or table.is_symlink():
+        title = markdown_report(earlier).splitlines()[0]
+        try:
+            first = table.read_text(encoding="utf-8").splitlines()[:1] if table.is_file() else []
+        except UnicodeDecodeError:
+            first = []
+        if table.is_symlink() or first != [title]:
+            raise ValueError(f"{table.name} is not the table gmc-rl wrote for {out / 'results.json'}")
+    if (figure.exists() or figure.is_symlink()) and not is_own_png(figure):
+        raise ValueError(f"{figure.name} is not a figure gmc-rl wrote")
+
+
 def write_results(results: Mapping[str, Any], out_dir: str | os.PathLike, plot: bool = True,
                   replace: bool = False) -> dict[str, Path]:
     """Write ``results.json``, ``results.md`` and (with ``plot``) ``results.png`` atomically into ``out_dir``.
@@ -426,11 +444,12 @@ def write_results(results: Mapping[str, Any], out_dir: str | os.PathLike, plot: 
     paths = {"json": out / "results.json", "md": out / "results.md"}
     if plot:
         paths["png"] = out / "results.png"
-    existing = sorted(path.name for path in paths.values() if path.exists())
+    existing = sorted(path.name for path in paths.values() if path.exists() or path.is_symlink())
     earlier_are_ours = replace
     if existing and not replace:
         try:
-            load_results(paths["json"])
+            earlier = load_results(paths["json"])
+            _check_earlier_are_ours(earlier, out)
         except (OSError, ValueError) as exc:
             raise ConfigError(
                 f"{out} already holds {existing}, which gmc-rl did not write ({exc}); they are not overwritten: "

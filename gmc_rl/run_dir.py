@@ -70,6 +70,15 @@ def check_run_dir(config: ExperimentConfig, run_dir: str | os.PathLike, update: 
             make it a run directory: nothing in it is overwritten or deleted).
     """
     run_dir = Path(run_dir)
+    if not is_run_dir(run_dir):
+        resolved = resolve_path(run_dir)
+        inside = artifact_folder_holding(resolved)
+        found = artifact_kind(resolved.parent) if inside is None else None
+        if inside is not None or found is not None:
+            where = f"{inside[2]}, a folder of {inside[1]} directory ({inside[0]})" if inside else \
+                f"{resolved.parent}, {found[0]} directory" if found else ""
+            raise ConfigError(f"run directory {run_dir} would lie in {where}; a pipeline run gets a folder of its "
+                              "own: choose another --out")
     if is_run_dir(run_dir):
         changes = config_differences(read_run_config(run_dir), config)
         if changes and not update:
@@ -101,6 +110,28 @@ def artifact_kind(directory: Path) -> tuple[str, str] | None:
         if (directory / marker).is_file():
             return kind, marker
     return None
+
+
+def artifact_folder_holding(resolved: Path) -> tuple[Path, str, Path] | None:
+    """``(artifact, kind, folder)`` if the resolved path ``resolved`` lies below a gmc-rl artifact (an agent, a
+    checkpoint or pretraining run, a dataset, a pipeline run) inside one of that artifact's existing folders
+    (``RUN/data``, ``RUN/stages``, ``PRETRAINING/tb``, ``AGENT/checkpoints``...), else None. A folder of gmc-rl
+    results inside an artifact (``AGENT/robustness``, which holds a ``results.json``) is not one of its folders."""
+    for artifact in resolved.parents:
+        found = artifact_kind(artifact)
+        if found is None:
+            continue
+        folder = artifact / resolved.relative_to(artifact).parts[0]
+        if (folder.exists() or folder.is_symlink()) and not _holds_results_only(folder):
+            return artifact, found[0], folder
+    return None
+
+
+def _holds_results_only(folder: Path) -> bool:
+    """True for a folder of gmc-rl results: one holding a ``results.json``, or nothing yet but a results lock."""
+    if folder.is_symlink() or not folder.is_dir():
+        return False
+    return (folder / "results.json").is_file() or all(entry.name in LOCK_FILES for entry in folder.iterdir())
 
 
 def check_results_out(out: str | os.PathLike, command: str) -> None:
@@ -135,6 +166,11 @@ def check_results_out(out: str | os.PathLike, command: str) -> None:
                 f"--out {out} lies in {folder}, the evaluation folder of the pipeline run {run}, which its stages "
                 f"own; gmc-rl {command} writes elsewhere: choose another --out (e.g. {elsewhere})"
             )
+    inside = artifact_folder_holding(resolved)
+    if inside is not None:
+        artifact, kind, folder = inside
+        raise ConfigError(f"--out {out} lies in {folder}, a folder of {kind} directory ({artifact}); gmc-rl {command} "
+                          f"writes into a folder of its own: choose another --out (e.g. {artifact / 'robustness'})")
 
 
 def prepare_run_dir(config: ExperimentConfig, run_dir: str | os.PathLike, update: bool = False) -> Path:

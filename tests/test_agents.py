@@ -143,6 +143,9 @@ def test_reloaded_agent_acts_under_every_condition(state_agent, condition):
      r"holds -9 at index \(1, 2\), outside .* \[-8, 8\]"),
     (np.ma.masked_array(np.zeros(3, np.float32), [False, True, False]), ModalityError, "masked array"),
     (torch.zeros(2, 3).to_sparse(), ModalityError, "layout torch.sparse_coo"),
+    (torch.zeros(3, dtype=torch.complex64).conj(), ModalityError, "a complex tensor is not accepted"),
+    (torch.zeros(3).to(torch.float8_e4m3fn), ModalityError, "dtype float8_e4m3fn is not accepted"),
+    (torch.quantize_per_tensor(torch.zeros(3), 0.1, 0, torch.quint8), ModalityError, "dtype quint8 is not accepted"),
 ])
 def test_a_loaded_agent_refuses_what_its_policy_cannot_act_on(state_agent, observation, error, message):
     """Before, a NaN observation reached torch (a raw ValueError from a distribution), a wrong shape SB3."""

@@ -122,6 +122,7 @@ def test_a_checkpoint_whose_reference_latents_hold_zero_rows_is_refused(tmp_path
     (np.eye(10, dtype=np.longdouble)[:4], "must be a float tensor"),
     (torch.eye(10)[:4].to_sparse(), "layout torch.sparse_coo"),
     (torch.eye(10)[:4].to("meta"), "meta device"),
+    (torch.eye(10)[:4].to(torch.float8_e4m3fn), "dtype float8_e4m3fn is not accepted"),
 ])
 def test_reference_latents_outside_their_class_are_refused(latents, message):
     """Before, a finite but huge row (1e30) made encode return an all-zero latent, and the other arrays raised raw
@@ -130,3 +131,4 @@ def test_reference_latents_outside_their_class_are_refused(latents, message):
     with pytest.raises(ModalityError, match=message):
         model.set_reference_latents(latents, 2)
     model.set_reference_latents(torch.eye(10, dtype=torch.float64)[:4].numpy(), 2)  # a float64 array is fine
+    model.set_reference_latents(np.eye(10, dtype=np.float32)[:4][::-1], 2)  # so are negative strides

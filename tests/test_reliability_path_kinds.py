@@ -191,7 +191,7 @@ def test_a_plot_replaces_only_a_plot_gmc_rl_wrote(paths):
     import os
 
     from gmc_rl.commands.align import check_plot_path
-    from gmc_rl.metrics import PNG_SOFTWARE, is_own_png
+    from gmc_rl.io import PNG_SOFTWARE, is_own_png
 
     os.mkfifo("fifo.png")
     Path("photo.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"a user's picture")
@@ -229,3 +229,64 @@ def test_results_never_go_into_an_agents_own_folders(paths):
 def test_resume_names_what_out_is(paths, capsys, command, name, says):
     assert main([word.replace("{}", name) for word in command]) == 2
     assert says in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("name, content", [("results.png", b"\x89PNG\r\n\x1a\n a user's own figure"),
+                                           ("results.md", b"my notes\n")])
+def test_a_users_file_beside_gmc_rl_results_is_not_overwritten(paths, name, content):
+    """Before, only results.json was checked: a user's results.png or results.md beside it was replaced."""
+    from helpers import fake_run
+
+    from gmc_rl.pipeline import merge_runs
+    from gmc_rl.results import write_results
+
+    results = merge_runs([fake_run(paths / "RUN", "gmc-seed0", [-5.0, -7.0])])
+    write_results(results, "out")
+    write_results(results, "out")  # gmc-rl's own results are replaced
+    Path("out", name).write_bytes(content)
+    with pytest.raises(ConfigError, match=f"{name} is not .* gmc-rl wrote"):
+        write_results(results, "out")
+    assert Path("out", name).read_bytes() == content
+
+
+def test_more_reference_neighbours_than_reference_latents_is_refused_not_clamped():
+    """Before, pretraining clamped them silently (min), while set_reference_latents refuses the same thing."""
+    from gmc_rl.config import PretrainConfig
+
+    with pytest.raises(ConfigError, match=r"'pretrain.reference_neighbours': must be at most "
+                                          r"pretrain.reference_latents \(3\), got 5"):
+        PretrainConfig(reference_latents=3, reference_neighbours=5)
+    assert PretrainConfig(reference_latents=0, reference_neighbours=5).reference_neighbours == 5  # none stored
+
+
+def test_a_flag_given_twice_is_refused_whatever_the_command(capsys):
+    """Before, argparse kept the last value silently (--model, --data, --out, --plot); --import may repeat."""
+    from gmc_rl.cli import refuse_repeated_flags
+
+    for argv in (["--model", "p1", "--model", "p2"], ["--out=e1", "--out", "e2"], ["--plot", "a.png", "--plot=b.png"]):
+        with pytest.raises(ConfigError, match=r"is given 2 times \(.*\); give it once"):
+            refuse_repeated_flags(argv)
+    refuse_repeated_flags(["--import", "a", "--import", "b", "--seeds", "0", "1"])
+    assert main(["align", "--model", "p1", "--model", "p2", "--data", "d1"]) == 2
+    assert "--model is given 2 times (p1, p2); give it once" in capsys.readouterr().err
+
+
+def test_outputs_never_go_into_another_artifacts_folders(paths):
+    """Before, report/evaluate --out RUN/stages or PRETRAINING/tb, and pipeline --out RUN/data/x, were accepted
+    (the last one broke the run's collect stage)."""
+    from gmc_rl.config import ExperimentConfig
+    from gmc_rl.run_dir import check_results_out, check_run_dir
+
+    Path("run/stages").mkdir(parents=True)
+    Path("run/stages/collect.json").write_text("{}")
+    Path("run/gmc-rl-run.json").write_text("{}")
+    Path("pre/tb").mkdir(parents=True)
+    Path("pre/tb/events.out").write_text("x")
+    Path("pre/model.safetensors").write_text("x")
+    for out in ("run/stages", "run/stages/x", "pre/tb", "pre/tb/a/b"):
+        with pytest.raises(ConfigError, match="a folder of (a pipeline run|a checkpoint) directory"):
+            check_results_out(out, "report")
+        with pytest.raises(ConfigError, match="a pipeline run gets a folder of its own"):
+            check_run_dir(ExperimentConfig(), f"{out}/newrun")
+    check_results_out("run/comparison", "report")  # a new folder of its own inside a run is fine
+    check_run_dir(ExperimentConfig(), "elsewhere/newrun")

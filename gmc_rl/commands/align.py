@@ -56,9 +56,8 @@ def check_plot_path(plot: str) -> None:
         ConfigError: naming the path and what it is.
     """
     from gmc_rl.errors import ConfigError
-    from gmc_rl.io import resolve_path, wrong_path
-    from gmc_rl.metrics import is_own_png
-    from gmc_rl.pipeline import artifact_kind
+    from gmc_rl.io import is_own_png, resolve_path, wrong_path
+    from gmc_rl.run_dir import artifact_folder_holding, artifact_kind
 
     path = Path(plot)
     if path.suffix.lower() != ".png":
@@ -75,6 +74,11 @@ def check_plot_path(plot: str) -> None:
         kind, marker = found
         raise ConfigError(f"--plot {plot} lies in {kind} directory ({marker}), which gmc-rl does not add files to: "
                           "choose another --plot")
+    inside = artifact_folder_holding(resolve_path(path))
+    if inside is not None:
+        artifact, kind, folder = inside
+        raise ConfigError(f"--plot {plot} lies in {folder}, a folder of {kind} directory ({artifact}), which "
+                          "gmc-rl does not add files to: choose another --plot")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -245,6 +245,10 @@ class PretrainConfig:
         check_reference_latents(self.reference_latents, self.model.latent_dim, "pretrain.reference_latents")
         _require(self.reference_neighbours >= 1, "pretrain.reference_neighbours",
                  f"must be at least 1, got {self.reference_neighbours}")
+        _require(self.reference_latents == 0 or self.reference_neighbours <= self.reference_latents,
+                 "pretrain.reference_neighbours", f"must be at most pretrain.reference_latents "
+                 f"({self.reference_latents}), got {self.reference_neighbours}: the projection averages that many of "
+                 "the stored latents")
         _require(self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:"), "pretrain.device",
                  f"must be 'auto', 'cpu' or 'cuda[:N]', got {self.device!r}")
 
