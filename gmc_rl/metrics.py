@@ -16,14 +16,15 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 from torch import Tensor
 
-from gmc_rl.errors import DatasetError
-from gmc_rl.io import PNG_SOFTWARE, atomic_path
+from gmc_rl.errors import ConfigError, DatasetError
+from gmc_rl.io import PNG_SOFTWARE, atomic_path, is_own_png, wrong_path
 from gmc_rl.loss import gmc_loss_terms
 from gmc_rl.model import GMCModel
 
@@ -137,6 +138,26 @@ def evaluate_alignment(
 
 
 @torch.no_grad()
+def check_png_out(path: str | os.PathLike, label: str) -> None:
+    """Refuse a PNG output ``path`` (``label`` names it in the message) that would replace what is not gmc-rl's own
+    plot: another suffix (a dataset's ``train.npz``, a user's ``notes.txt``), a symbolic link (replaced by a file),
+    a FIFO or directory, or an existing file that is not a PNG gmc-rl marked (:func:`gmc_rl.io.is_own_png`).
+
+    Raises:
+        ConfigError: naming the path and what it is.
+    """
+    path = Path(path)
+    if path.suffix.lower() != ".png":
+        raise ConfigError(f"{label} {str(path)!r} must name a .png file (the plot is a PNG)")
+    if path.is_symlink():
+        raise ConfigError(f"{label} {path} is a symbolic link; it would be replaced by the plot: name a file")
+    if path.exists() and not path.is_file():
+        raise ConfigError(f"{wrong_path(path, label, 'file')}; name a new file")
+    if path.exists() and not is_own_png(path):
+        raise ConfigError(f"{label} {path} exists and is not a plot gmc-rl wrote; it is not overwritten: choose "
+                          "another path")
+
+
 def plot_latents_pca(
     model: GMCModel,
     observations: Mapping[str, np.ndarray | Tensor],
@@ -148,8 +169,10 @@ def plot_latents_pca(
     """Save a PNG scatter of complete and single-modality latents projected on their first 2 principal components.
 
     Well-aligned models show each modality's cloud on top of the complete one; thin grey lines join the latents
-    of the same sample for a few of them.
+    of the same sample for a few of them. ``path`` must be a new ``.png`` or a plot gmc-rl wrote
+    (:func:`check_png_out`): nothing else is overwritten.
     """
+    check_png_out(path, "plot path")
     import matplotlib
 
     matplotlib.use("Agg")
@@ -161,7 +184,8 @@ def plot_latents_pca(
     was_training = model.training
     model.eval()
     try:
-        latents, joint = model.latents(_take(observations, names, index))
+        with torch.no_grad():  # a figure needs values, not gradients (a model with requires_grad weights too)
+            latents, joint = model.latents(_take(observations, names, index))
     finally:
         model.train(was_training)
     groups = {"complete": joint.cpu().numpy(), **{name: z.cpu().numpy() for name, z in latents.items()}}

@@ -290,3 +290,27 @@ def test_outputs_never_go_into_another_artifacts_folders(paths):
             check_run_dir(ExperimentConfig(), f"{out}/newrun")
     check_results_out("run/comparison", "report")  # a new folder of its own inside a run is fine
     check_run_dir(ExperimentConfig(), "elsewhere/newrun")
+
+
+def test_plot_latents_pca_from_python_replaces_only_its_own_plots(paths):
+    """Before, plot_latents_pca(model, obs, "d/train.npz") replaced the dataset file with a PNG."""
+    import torch
+    from helpers import sample_batch, space_m2
+
+    from gmc_rl.config import ModelConfig
+    from gmc_rl.metrics import plot_latents_pca
+    from gmc_rl.model import GMCModel
+
+    torch.manual_seed(0)
+    model = GMCModel.from_space(space_m2(), ModelConfig(latent_dim=4, common_dim=8, head_hidden=8,
+                                                        conv_channels=[4], mlp_hidden=[8]))
+    obs = sample_batch(space_m2(), 6)
+    Path("train.npz").write_bytes(b"data")
+    Path("photo.png").write_bytes(b"\x89PNG\r\n\x1a\n a user's picture")
+    for target, says in [("train.npz", "must name a .png file"), ("photo.png", "is not a plot gmc-rl wrote"),
+                         ("file", "must name a .png file")]:
+        with pytest.raises(ConfigError, match=says):
+            plot_latents_pca(model, obs, target)
+    assert Path("train.npz").read_bytes() == b"data"
+    plot_latents_pca(model, obs, "pca.png")
+    plot_latents_pca(model, obs, "pca.png")  # its own plot is replaced

@@ -56,19 +56,12 @@ def check_plot_path(plot: str) -> None:
         ConfigError: naming the path and what it is.
     """
     from gmc_rl.errors import ConfigError
-    from gmc_rl.io import is_own_png, resolve_path, wrong_path
+    from gmc_rl.io import resolve_path
+    from gmc_rl.metrics import check_png_out
     from gmc_rl.run_dir import artifact_folder_holding, artifact_kind
 
     path = Path(plot)
-    if path.suffix.lower() != ".png":
-        raise ConfigError(f"--plot {plot!r} must name a .png file (the plot is a PNG)")
-    if path.is_symlink():
-        raise ConfigError(f"--plot {plot} is a symbolic link; it would be replaced by the plot: name a file")
-    if path.exists() and not path.is_file():
-        raise ConfigError(f"{wrong_path(path, '--plot', 'file')}; name a new file")
-    if path.exists() and not is_own_png(path):
-        raise ConfigError(f"--plot {plot} exists and is not a plot gmc-rl wrote; it is not overwritten: choose "
-                          "another --plot")
+    check_png_out(path, "--plot")
     found = artifact_kind(resolve_path(path).parent)
     if found is not None:
         kind, marker = found
