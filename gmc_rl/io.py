@@ -131,10 +131,9 @@ def wrong_path(path: str | os.PathLike, what: str, kind: str = "directory") -> s
     A name with a newline, another control character or blanks at either end is shown quoted."""
     path = Path(path)
     shown = str(path) if str(path).isprintable() and str(path) == str(path).strip() else repr(str(path))
-    if path.is_symlink() and not path.exists():
-        if _is_link_loop(path):
-            return f"{what} not found: {shown} is a symbolic link loop (it never reaches a file or directory)"
-        return f"{what} not found: {shown} is a broken symbolic link (to {os.readlink(path)})"
+    dangling = _dangling_link(path)
+    if dangling is not None:
+        return f"{what} not found: {shown} is {dangling}"
     if not path.exists():
         return f"{what} not found: {shown}"
     if path.is_dir():
@@ -144,12 +143,19 @@ def wrong_path(path: str | os.PathLike, what: str, kind: str = "directory") -> s
     return f"{what} {shown} is not a regular file or directory (a FIFO, socket or device)"
 
 
-def _is_link_loop(path: Path) -> bool:
+LINK_LOOP = "a symbolic link loop (it never reaches a file or directory)"
+
+
+def _dangling_link(path: Path) -> str | None:
+    """What a symbolic link that reaches nothing is (a loop, or broken with its target named), else None."""
+    if not path.is_symlink() or path.exists():
+        return None
     try:
         os.stat(path)
     except OSError as exc:
-        return exc.errno == errno.ELOOP
-    return False
+        if exc.errno == errno.ELOOP:
+            return LINK_LOOP
+    return f"a broken symbolic link (to {os.readlink(path)})"
 
 
 def resolve_path(path: str | os.PathLike) -> Path:
@@ -158,10 +164,10 @@ def resolve_path(path: str | os.PathLike) -> Path:
     try:
         return Path(path).resolve()
     except RuntimeError as exc:  # Python < 3.13 raises RuntimeError("Symlink loop from ...")
-        raise OSError(f"{path} is a symbolic link loop (it never reaches a file or directory)") from exc
+        raise OSError(f"{path} is {LINK_LOOP}") from exc
     except OSError as exc:
         if exc.errno == errno.ELOOP:
-            raise OSError(f"{path} is a symbolic link loop (it never reaches a file or directory)") from exc
+            raise OSError(f"{path} is {LINK_LOOP}") from exc
         raise
 
 
@@ -336,10 +342,9 @@ def _reason(exc: OSError, path: Path) -> str:
     """Why writing under ``path`` failed, in words (naming a parent that is a file or a broken symbolic link, which
     ``mkdir`` reports vaguely: "File exists")."""
     for parent in (path, *path.parents):
-        if parent.is_symlink() and not parent.exists():
-            if _is_link_loop(parent):
-                return f"{parent} is a symbolic link loop; remove it or choose another path"
-            return f"{parent} is a broken symbolic link (to {os.readlink(parent)}); remove it or choose another path"
+        dangling = _dangling_link(parent)
+        if dangling is not None:
+            return f"{parent} is {dangling}; remove it or choose another path"
         if parent.exists() and not parent.is_dir():
             return f"{parent} is a file, not a directory"
     return f"{exc.strerror or exc} ({type(exc).__name__})"

@@ -61,6 +61,22 @@ def is_run_dir(run_dir: str | os.PathLike) -> bool:
     return (run_dir / RUN_MARKER).is_file() or ((run_dir / CONFIG_FILE).is_file() and (run_dir / STAGES_DIR).is_dir())
 
 
+def _refuse_a_new_run_inside_an_artifact(run_dir: Path) -> None:
+    """Raise ConfigError if the new run directory ``run_dir`` would lie directly in another artifact or in one of its
+    folders (``RUN/data/x`` would block that run's collect stage)."""
+    resolved = resolve_path(run_dir)
+    inside = artifact_folder_holding(resolved)
+    if inside is not None:
+        artifact, kind, folder = inside
+        where = f"{folder}, a folder of {kind} directory ({artifact})"
+    elif (found := artifact_kind(resolved.parent)) is not None:
+        where = f"{resolved.parent}, {found[0]} directory"
+    else:
+        return
+    raise ConfigError(f"run directory {run_dir} would lie in {where}; a pipeline run gets a folder of its own: "
+                      "choose another --out")
+
+
 def check_run_dir(config: ExperimentConfig, run_dir: str | os.PathLike, update: bool = False) -> None:
     """Refuse a ``run_dir`` the pipeline must not write into; writes nothing.
 
@@ -71,14 +87,7 @@ def check_run_dir(config: ExperimentConfig, run_dir: str | os.PathLike, update: 
     """
     run_dir = Path(run_dir)
     if not is_run_dir(run_dir):
-        resolved = resolve_path(run_dir)
-        inside = artifact_folder_holding(resolved)
-        found = artifact_kind(resolved.parent) if inside is None else None
-        if inside is not None or found is not None:
-            where = f"{inside[2]}, a folder of {inside[1]} directory ({inside[0]})" if inside else \
-                f"{resolved.parent}, {found[0]} directory" if found else ""
-            raise ConfigError(f"run directory {run_dir} would lie in {where}; a pipeline run gets a folder of its "
-                              "own: choose another --out")
+        _refuse_a_new_run_inside_an_artifact(run_dir)
     if is_run_dir(run_dir):
         changes = config_differences(read_run_config(run_dir), config)
         if changes and not update:

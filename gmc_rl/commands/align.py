@@ -62,12 +62,13 @@ def check_plot_path(plot: str) -> None:
 
     path = Path(plot)
     check_png_out(path, "--plot")
-    found = artifact_kind(resolve_path(path).parent)
+    resolved = resolve_path(path)
+    found = artifact_kind(resolved.parent)
     if found is not None:
         kind, marker = found
         raise ConfigError(f"--plot {plot} lies in {kind} directory ({marker}), which gmc-rl does not add files to: "
                           "choose another --plot")
-    inside = artifact_folder_holding(resolve_path(path))
+    inside = artifact_folder_holding(resolved)
     if inside is not None:
         artifact, kind, folder = inside
         raise ConfigError(f"--plot {plot} lies in {folder}, a folder of {kind} directory ({artifact}), which "

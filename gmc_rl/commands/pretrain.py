@@ -73,8 +73,10 @@ def run(args: argparse.Namespace) -> int:
     if data is None:
         run = pretraining_run(args.out) if args.resume else None
         if run is None:
-            why = (f"; {wrong_path(args.out, '--out')}" if args.resume and not Path(args.out).is_dir() else
-                   f"; --out {args.out} holds no pretraining run (no run.json)" if args.resume else "")
+            why = ""
+            if args.resume:  # say what --out is instead
+                holds = f"--out {args.out} holds no pretraining run (no run.json)"
+                why = f"; {wrong_path(args.out, '--out') if not Path(args.out).is_dir() else holds}"
             raise ConfigError("--data is required (the dataset to pretrain on), unless --resume continues a run in "
                               f"--out {args.out!r} that names its own{why}")
         data = run["data_dir"]
