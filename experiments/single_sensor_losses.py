@@ -11,7 +11,8 @@ For each agent it prints the loss of each single sensor against the same agent w
 ``100 * (complete - alone) / |complete|`` (positive is worse), then the count of pairs above ``--threshold``
 (10 % by default, the robustness check's bound). With ``--against METHOD`` (a results.json only) it also prints
 each agent's return with every sensor beside the same seed's agent of METHOD (e.g. ``state``, the true-state
-agent) and their ratio, the every-sensor comparison. The counts in experiments/results/action_fit come from it::
+agent) and their ratio, and counts the agents within ``--threshold`` of it (the every-sensor comparison). The
+counts in experiments/results/action_fit come from it::
 
     cd experiments/results/action_fit
     python ../../single_sensor_losses.py own_loop/acrobot_pretrain_seed[01]_fit.json
@@ -76,17 +77,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--against", metavar="METHOD", help="also compare every-sensor returns with this method's "
                                                             "agent of the same seed (results.json only; e.g. state)")
     args = parser.parse_args(argv)
-    failing = total = 0
+    failing = total = close = compared = 0
     for path in args.files:
         if args.against:
             pairs = against(agent_returns(path, args.method), agent_returns(path, args.against))
             for agent, (mine, theirs) in pairs.items():
                 print(f"{path} {agent}: every sensor {mine:.1f}, {args.against} {theirs:.1f} "
                       f"(ratio {mine / theirs:.3f})")
+                close += 100 * (theirs - mine) / abs(theirs) <= args.threshold  # lost at most the threshold
+                compared += 1
         for agent, losses in single_sensor_losses(agent_returns(path, args.method)).items():
             print(f"{path} {agent}: " + " ".join(f"{name} {value:+.1f}" for name, value in losses.items()))
             failing += sum(value > args.threshold for value in losses.values())
             total += len(losses)
+    if args.against:
+        print(f"{close} of {compared} agents within {args.threshold:g} % of {args.against} with every sensor")
     print(f"{failing} of {total} agent x sensor pairs lose more than {args.threshold:g} %")
     return 0
 

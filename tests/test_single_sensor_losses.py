@@ -48,3 +48,6 @@ def test_every_sensor_returns_are_paired_with_the_same_seed_of_another_method(tm
     lines = capsys.readouterr().out.splitlines()
     assert lines[0] == f"{path} gmc-seed0: every sensor -99.0, state -90.0 (ratio 1.100)"
     assert lines[1] == f"{path} gmc-seed1: every sensor -80.0, state -80.0 (ratio 1.000)"
+    assert "2 of 2 agents within 10 % of state with every sensor" in lines
+    assert main([str(path), "--against", "state", "--threshold", "5"]) == 0
+    assert "1 of 2 agents within 5 % of state with every sensor" in capsys.readouterr().out.splitlines()
