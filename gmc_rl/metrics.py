@@ -23,6 +23,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from gmc_rl.artifacts import check_plot_path
 from gmc_rl.errors import ConfigError, DatasetError
 from gmc_rl.io import PNG_SOFTWARE, atomic_path, is_own_png, wrong_path
 from gmc_rl.loss import gmc_loss_terms
@@ -141,7 +142,8 @@ def evaluate_alignment(
 def check_png_out(path: str | os.PathLike, label: str) -> None:
     """Refuse a PNG output ``path`` (``label`` names it in the message) that would replace what is not gmc-rl's own
     plot: another suffix (a dataset's ``train.npz``, a user's ``notes.txt``), a symbolic link (replaced by a file),
-    a FIFO or directory, or an existing file that is not a PNG gmc-rl marked (:func:`gmc_rl.io.is_own_png`).
+    a FIFO or directory, or an existing file that is not a PNG gmc-rl marked (:func:`gmc_rl.io.is_own_png`); or that
+    would add a file to an artifact's directory or folders (:func:`gmc_rl.artifacts.check_plot_path`).
 
     Raises:
         ConfigError: naming the path and what it is.
@@ -156,6 +158,7 @@ def check_png_out(path: str | os.PathLike, label: str) -> None:
     if path.exists() and not is_own_png(path):
         raise ConfigError(f"{label} {path} exists and is not a plot gmc-rl wrote; it is not overwritten: choose "
                           "another path")
+    check_plot_path(path, label)
 
 
 def plot_latents_pca(
@@ -165,14 +168,17 @@ def plot_latents_pca(
     max_points: int = 500,
     seed: int = 0,
     title: str | None = None,
+    replace: bool = False,
 ) -> None:
     """Save a PNG scatter of complete and single-modality latents projected on their first 2 principal components.
 
     Well-aligned models show each modality's cloud on top of the complete one; thin grey lines join the latents
-    of the same sample for a few of them. ``path`` must be a new ``.png`` or a plot gmc-rl wrote
-    (:func:`check_png_out`): nothing else is overwritten.
+    of the same sample for a few of them. ``path`` must be a new ``.png`` or a plot gmc-rl wrote, outside other
+    artifacts' directories (:func:`check_png_out`): nothing else is overwritten. ``replace`` skips that check for
+    the one caller that owns the destination: pretraining, which writes the plot into its own checkpoint.
     """
-    check_png_out(path, "plot path")
+    if not replace:
+        check_png_out(path, "plot path")
     import matplotlib
 
     matplotlib.use("Agg")

@@ -346,7 +346,7 @@ def _finish(run: _Training, dataset: MultimodalDataset, out_dir: Path, n_train: 
                                 run.joints_as_negatives)
     write_json_atomic(out_dir / ALIGNMENT_FILE, {"epoch": best.provenance.get("epoch"), **report.to_json()})
     plot_latents_pca(best, run.val_obs, out_dir / PCA_FILE, seed=settings.seed,
-                     title=f"{dataset.env_id}: GMC latents (validation, PCA)")
+                     title=f"{dataset.env_id}: GMC latents (validation, PCA)", replace=True)  # its own checkpoint
     probe = probe_dataset_split(best, dataset)
     if probe is not None:  # the env records its true state: can the controller's input show every variable?
         write_json_atomic(out_dir / PROBE_FILE, probe.to_json())

@@ -26,6 +26,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from gmc_rl.artifacts import check_results_folder
 from gmc_rl.errors import ConfigError
 from gmc_rl.evaluate import LOSS_THRESHOLD, relative_loss, summarize
 from gmc_rl.io import (
@@ -438,8 +439,12 @@ def write_results(results: Mapping[str, Any], out_dir: str | os.PathLike, plot: 
 
     Earlier results are replaced only if they are gmc-rl's (``results.json`` loads as a results file) or
     ``replace`` says so (the pipeline's report stage, which owns its run directory): a user's own ``results.*``
-    in ``out_dir`` are never overwritten (ConfigError naming them).
+    in ``out_dir`` are never overwritten (ConfigError naming them). Without ``replace``, ``out_dir`` may not be an
+    artifact's directory or lie in one of its folders, a pipeline run's ``eval/`` included
+    (:func:`gmc_rl.artifacts.check_results_folder`): results put there would stand as the artifact's own.
     """
+    if not replace:
+        check_results_folder(out_dir, "out_dir", "write_results")
     out = Path(out_dir)
     paths = {"json": out / "results.json", "md": out / "results.md"}
     if plot:

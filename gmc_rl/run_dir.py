@@ -15,16 +15,21 @@ from typing import Any
 
 import yaml
 
+from gmc_rl.artifacts import (  # noqa: F401  (re-exported for the orchestration)
+    AGENT_OWN_FOLDERS,
+    ARTIFACT_MARKERS,
+    LOCK_FILES,
+    RUN_MARKER,
+    artifact_folder_holding,
+    artifact_kind,
+    check_results_folder,
+)
 from gmc_rl.config import ExperimentConfig, load_yaml, stored_config, to_dict
 from gmc_rl.errors import ConfigError
 from gmc_rl.io import ensure_writable_dir, require_existing, resolve_path, write_json_atomic, write_text_atomic
-from gmc_rl.locking import HOLDER_FILE, LOCK_FILE
 from gmc_rl.stages import STAGES_DIR
 
 CONFIG_FILE = "config.yaml"
-RUN_MARKER = "gmc-rl-run.json"
-"""Written when the pipeline creates a run directory: only such a directory is ever reused or cleaned up."""
-LOCK_FILES = (LOCK_FILE, HOLDER_FILE)
 
 
 def _flatten(data: Any, prefix: str = "") -> dict[str, Any]:
@@ -103,83 +108,14 @@ def check_run_dir(config: ExperimentConfig, run_dir: str | os.PathLike, update: 
         )
 
 
-ARTIFACT_MARKERS = {"agent.json": "an agent", "model.safetensors": "a checkpoint", "metadata.json": "a dataset",
-                    RUN_MARKER: "a pipeline run"}
-"""The file that marks each kind of gmc-rl artifact directory, and the kind's name."""
-
-
-AGENT_OWN_FOLDERS = ("checkpoints", "tb", "encoder", "action_fit", "eval")
-"""The folders of an agent directory that its training writes (``gmc_rl.agents.agent_dir``); results go beside them."""
-
-
-def artifact_kind(directory: Path) -> tuple[str, str] | None:
-    """``(kind, marker file)`` if ``directory`` is a gmc-rl artifact (an agent, a checkpoint, a dataset, a pipeline
-    run's root), else None."""
-    for marker, kind in ARTIFACT_MARKERS.items():
-        if (directory / marker).is_file():
-            return kind, marker
-    return None
-
-
-def artifact_folder_holding(resolved: Path) -> tuple[Path, str, Path] | None:
-    """``(artifact, kind, folder)`` if the resolved path ``resolved`` lies below a gmc-rl artifact (an agent, a
-    checkpoint or pretraining run, a dataset, a pipeline run) inside one of that artifact's existing folders
-    (``RUN/data``, ``RUN/stages``, ``PRETRAINING/tb``, ``AGENT/checkpoints``...), else None. A folder of gmc-rl
-    results inside an artifact (``AGENT/robustness``, which holds a ``results.json``) is not one of its folders."""
-    for artifact in resolved.parents:
-        found = artifact_kind(artifact)
-        if found is None:
-            continue
-        folder = artifact / resolved.relative_to(artifact).parts[0]
-        if (folder.exists() or folder.is_symlink()) and not _holds_results_only(folder):
-            return artifact, found[0], folder
-    return None
-
-
-def _holds_results_only(folder: Path) -> bool:
-    """True for a folder of gmc-rl results: one holding a ``results.json``, or nothing yet but a results lock."""
-    if folder.is_symlink() or not folder.is_dir():
-        return False
-    return (folder / "results.json").is_file() or all(entry.name in LOCK_FILES for entry in folder.iterdir())
-
-
 def check_results_out(out: str | os.PathLike, command: str) -> None:
-    """Refuse an ``--out`` of ``gmc-rl evaluate`` or ``report`` that is another artifact's directory (an agent, a
-    checkpoint, a dataset, a pipeline run's root) or lies in a pipeline run's ``eval/`` folder.
-
-    That folder belongs to the run's evaluation and report stages: results written there by hand would stand as the
-    run's own (its report stage, already done, skips and shows them) and be replaced by the next ``--update``. Any
-    spelling counts (relative, ``..``, symbolic links): the check compares resolved paths.
+    """Refuse an ``--out`` of ``gmc-rl evaluate`` or ``report`` that is another artifact's directory or lies in one
+    of its folders (:func:`gmc_rl.artifacts.check_results_folder`).
 
     Raises:
-        ConfigError: naming the run and the way round.
+        ConfigError: naming the folder, the artifact and the way round.
     """
-    if str(out) == "":
-        raise ConfigError(f"--out is empty; name the folder gmc-rl {command} writes its results into")
-    resolved = resolve_path(out)
-    found = artifact_kind(resolved)
-    if found is not None:
-        kind, marker = found
-        raise ConfigError(f"--out {out} is {kind} directory ({marker}); gmc-rl {command} writes its results into "
-                          "a folder of their own: choose another --out")
-    for folder in (resolved, *resolved.parents):
-        run = folder.parent
-        if folder.name in AGENT_OWN_FOLDERS and (run / "agent.json").is_file():
-            raise ConfigError(
-                f"--out {out} lies in {folder}, the agent's own {folder.name}/ folder, which its training writes; "
-                f"gmc-rl {command} writes elsewhere: choose another --out (e.g. {run / 'robustness'})"
-            )
-        if folder.name == "eval" and (run / RUN_MARKER).is_file():
-            elsewhere = run.parent / f"{run.name}_{command}"
-            raise ConfigError(
-                f"--out {out} lies in {folder}, the evaluation folder of the pipeline run {run}, which its stages "
-                f"own; gmc-rl {command} writes elsewhere: choose another --out (e.g. {elsewhere})"
-            )
-    inside = artifact_folder_holding(resolved)
-    if inside is not None:
-        artifact, kind, folder = inside
-        raise ConfigError(f"--out {out} lies in {folder}, a folder of {kind} directory ({artifact}); gmc-rl {command} "
-                          f"writes into a folder of its own: choose another --out (e.g. {artifact / 'robustness'})")
+    check_results_folder(out, "--out", f"gmc-rl {command}")
 
 
 def prepare_run_dir(config: ExperimentConfig, run_dir: str | os.PathLike, update: bool = False) -> Path:

@@ -190,8 +190,11 @@ def test_a_collection_policy_that_is_not_a_file_is_named(paths):
 def test_a_plot_replaces_only_a_plot_gmc_rl_wrote(paths):
     import os
 
-    from gmc_rl.commands.align import check_plot_path
     from gmc_rl.io import PNG_SOFTWARE, is_own_png
+    from gmc_rl.metrics import check_png_out
+
+    def check_plot_path(plot):
+        check_png_out(plot, "--plot")
 
     os.mkfifo("fifo.png")
     Path("photo.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"a user's picture")
@@ -314,3 +317,48 @@ def test_plot_latents_pca_from_python_replaces_only_its_own_plots(paths):
     assert Path("train.npz").read_bytes() == b"data"
     plot_latents_pca(model, obs, "pca.png")
     plot_latents_pca(model, obs, "pca.png")  # its own plot is replaced
+
+
+def test_results_and_plots_written_from_python_keep_out_of_artifacts(paths):
+    """Before, only the commands checked their --out: ``write_results(results, "RUN/eval")`` from Python replaced a
+    pipeline run's own results, and ``plot_latents_pca`` added a PNG to a dataset's or an agent's folders."""
+    import torch
+    from helpers import fake_run, sample_batch, space_m2
+
+    from gmc_rl.config import ModelConfig
+    from gmc_rl.metrics import plot_latents_pca
+    from gmc_rl.model import GMCModel
+    from gmc_rl.pipeline import merge_runs
+    from gmc_rl.results import write_results
+
+    results = merge_runs([fake_run(paths / "other", "gmc-seed0", [-5.0, -7.0])])
+    Path("run/eval").mkdir(parents=True)
+    Path("run/gmc-rl-run.json").write_text("{}")
+    Path("run/data").mkdir()
+    Path("run/data/train.npz").write_text("x")
+    Path("agent/checkpoints").mkdir(parents=True)
+    Path("agent/agent.json").write_text("{}")
+    Path("data/metadata.json").parent.mkdir()
+    Path("data/metadata.json").write_text("{}")
+    refused = {"run/eval": "the evaluation folder of the pipeline run", "run/eval/sub": "the evaluation folder",
+               "run": "is a pipeline run directory", "run/data/x": "a folder of a pipeline run directory",
+               "agent/checkpoints": "the agent's own checkpoints/ folder", "data": "is a dataset directory",
+               "": "out_dir is empty", "run/../run/eval": "the evaluation folder"}
+    for out, says in refused.items():
+        with pytest.raises(ConfigError, match=says):
+            write_results(results, out, plot=False)
+    assert sorted(p.name for p in Path("run/eval").iterdir()) == []
+    write_results(results, "run/eval", plot=False, replace=True)  # the run's own report stage
+    write_results(results, "agent/robustness", plot=False)  # a folder of results beside the agent's own
+
+    torch.manual_seed(0)
+    model = GMCModel.from_space(space_m2(), ModelConfig(latent_dim=4, common_dim=8, head_hidden=8,
+                                                        conv_channels=[4], mlp_hidden=[8]))
+    obs = sample_batch(space_m2(), 6)
+    for target, says in [("data/pca.png", "lies in a dataset directory"),
+                         ("agent/checkpoints/pca.png", "the agent.s own checkpoints/ folder"),
+                         ("run/data/pca.png", "a folder of a pipeline run directory")]:
+        with pytest.raises(ConfigError, match=says):
+            plot_latents_pca(model, obs, target)
+        assert not Path(target).exists()
+    plot_latents_pca(model, obs, "agent/robustness/pca.png")

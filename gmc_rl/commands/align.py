@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-from pathlib import Path
 
 HELP = ("show how well each modality's latent aligns with the complete latent (retrieval@1, cosines on a dataset; "
         "or, with --agent, the transfer diagnostics on the states a trained agent visits)")
@@ -45,36 +44,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="cpu", help="cpu, cuda or auto")
 
 
-def check_plot_path(plot: str) -> None:
-    """Refuse a ``--plot`` that would replace what is not gmc-rl's own plot, before anything is computed.
-
-    The plot goes to a ``.png`` path that is new, or a PNG gmc-rl wrote (:func:`gmc_rl.metrics.is_own_png`); not a
-    user's file (notes, a photo), not a dataset's, checkpoint's or agent's file or folder, not a symbolic link (it
-    would be replaced by a file), a FIFO or a directory.
-
-    Raises:
-        ConfigError: naming the path and what it is.
-    """
-    from gmc_rl.errors import ConfigError
-    from gmc_rl.io import resolve_path
-    from gmc_rl.metrics import check_png_out
-    from gmc_rl.run_dir import artifact_folder_holding, artifact_kind
-
-    path = Path(plot)
-    check_png_out(path, "--plot")
-    resolved = resolve_path(path)
-    found = artifact_kind(resolved.parent)
-    if found is not None:
-        kind, marker = found
-        raise ConfigError(f"--plot {plot} lies in {kind} directory ({marker}), which gmc-rl does not add files to: "
-                          "choose another --plot")
-    inside = artifact_folder_holding(resolved)
-    if inside is not None:
-        artifact, kind, folder = inside
-        raise ConfigError(f"--plot {plot} lies in {folder}, a folder of {kind} directory ({artifact}), which "
-                          "gmc-rl does not add files to: choose another --plot")
-
-
 def run(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table
@@ -82,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
     from gmc_rl.checkpoint import load_gmc
     from gmc_rl.dataset_sources import load_dataset
     from gmc_rl.errors import CheckpointError, ConfigError
-    from gmc_rl.metrics import evaluate_alignment, plot_latents_pca
+    from gmc_rl.metrics import check_png_out, evaluate_alignment, plot_latents_pca
     from gmc_rl.modalities import compare_specs
     from gmc_rl.state_probe import probe_dataset_split
 
@@ -93,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
     if args.batch_size < 2:
         raise ConfigError(f"--batch-size must be at least 2, got {args.batch_size}")
     if args.plot:
-        check_plot_path(args.plot)
+        check_png_out(args.plot, "--plot")  # before anything is computed
     model = load_gmc(args.model, device=args.device)
     dataset = load_dataset(args.data)
     problems = compare_specs(model.specs, dataset.specs)
