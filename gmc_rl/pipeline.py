@@ -254,13 +254,14 @@ def _encoder_tasks(config: ExperimentConfig, run_dir: Path, tasks: list[Task]) -
 
 def _agent_tasks(config: ExperimentConfig, run_dir: Path, encoders: dict[str, Stage],
                  tasks: list[Task]) -> dict[tuple[str, int], Stage]:
-    """2. Agents, one per method and seed, trained on complete observations; with agent.distill_from, the teachers
+    """2. Agents, one per method and seed, trained on complete observations; with a distillation teacher
+    (:meth:`~gmc_rl.config.ExperimentConfig.distill_teacher`), the teachers
     first and the encoder methods' agents distilled from the teacher of their seed. Their tasks are appended to
     ``tasks``; returns the training stages by (method, seed)."""
     methods, seeds = list(config.methods), [int(s) for s in config.seeds]
     env = {"env_id": config.env_id, "env_kwargs": config.env_kwargs}
     agents: dict[tuple[str, int], Stage] = {}
-    teacher = config.agent.distill_from
+    teacher = config.distill_teacher()
     for method in sorted(methods, key=lambda m: m != teacher):
         encoder = encoders.get(method)
         for seed in seeds:

@@ -158,6 +158,26 @@ def test_the_pipeline_distils_encoder_agents_from_the_teacher_of_their_seed(tmp_
     assert stale == ["train_gmc-seed0", "train_gmc-seed1"]
 
 
+def test_auto_distils_when_the_run_trains_a_true_state_agent_and_learns_by_rl_otherwise(tmp_path):
+    """``distill_from: auto`` (the embedded quick config's): a run whose env has no true state (so no "state"
+    method) still trains its agents; with "state" in the methods it plans exactly what "state" plans."""
+    auto = {"distill_from": "auto", "distill_rounds": 2, "distill_steps": 100}
+    with_teacher = tiny_config(ENV, ["gmc", "state"], agent=auto)
+    alone = tiny_config(ENV, ["gmc"], agent=auto)
+    assert with_teacher.distill_teacher() == "state" and alone.distill_teacher() == ""
+    assert tiny_config(ENV, ["gmc", "state"]).distill_teacher() == ""
+
+    def training_stages(config):
+        tasks, _, _ = _plan(config, tmp_path / "run", ["complete"])
+        return {task.stage.name: (task.after, task.stage.hash) for task in tasks if task.stage.name.startswith("train")}
+
+    explicit = training_stages(tiny_config(ENV, ["gmc", "state"], agent={**auto, "distill_from": "state"}))
+    assert training_stages(with_teacher) == explicit
+    assert "train_state-seed0" in explicit["train_gmc-seed0"][0]  # distilled: waits for its teacher
+    rl = training_stages(tiny_config(ENV, ["gmc"]))
+    assert training_stages(alone) == rl and "train_state-seed0" not in rl["train_gmc-seed0"][0]
+
+
 @pytest.mark.parametrize("algo", ["sac", "td3", "ppo"])
 def test_a_box_student_copies_the_teachers_torques(tmp_path, algo):
     pendulum = "gmc_rl/PendulumSound-v0"

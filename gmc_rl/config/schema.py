@@ -253,8 +253,10 @@ class PretrainConfig:
                  f"must be 'auto', 'cpu' or 'cuda[:N]', got {self.device!r}")
 
 
-DISTILL_TEACHERS = ("", "state")
-"""Values of ``agent.distill_from``: no distillation, or the true-state agent of the same seed as the teacher."""
+DISTILL_TEACHERS = ("", "state", "auto")
+"""Values of ``agent.distill_from``: no distillation, the true-state agent of the same seed as the teacher, or
+"auto": the true-state agent when the run trains one, else no distillation
+(:meth:`ExperimentConfig.distill_teacher`)."""
 
 
 @dataclass
@@ -286,10 +288,11 @@ class AgentConfig:
     device: str = "auto"
     """"auto" (CUDA when available), "cpu" or "cuda" for the SB3 networks."""
     distill_from: str = ""
-    """"" (the default): every agent learns by RL. "state": in the pipeline, the agents of the methods that read an
-    encoder imitate the true-state agent of their seed (DAgger, gmc_rl.agents.distillation) instead; needs "state"
-    in ``methods`` and an env that reports ``info["state"]`` (docs/agents.md, "Distillation from a true-state
-    teacher")."""
+    """"" (the default of the dataclass): every agent learns by RL. "state": in the pipeline, the agents of the
+    methods that read an encoder imitate the true-state agent of their seed (DAgger, gmc_rl.agents.distillation)
+    instead; needs "state" in ``methods`` and an env that reports ``info["state"]`` (docs/agents.md, "Distillation
+    from a true-state teacher"). "auto" (the embedded quick config's): "state" when ``methods`` holds "state", else
+    RL, so that a run without a true-state agent (an env with no ``info["state"]``) still trains its agents."""
     distill_rounds: int = 8
     """DAgger rounds of a distillation (the first follows the teacher); ``gmc-rl train --teacher`` uses it too."""
     distill_steps: int = 5_000
@@ -438,5 +441,12 @@ class ExperimentConfig:
             _check_method(method, "methods")
         _require(len(set(self.methods)) == len(self.methods), "methods", f"lists a method twice: {self.methods}")
         teacher = self.agent.distill_from
-        _require(not teacher or teacher in self.methods, "agent.distill_from",
+        _require(teacher in ("", "auto") or teacher in self.methods, "agent.distill_from",
                  f"{teacher!r} needs {teacher!r} in methods (the teacher agents), got {self.methods}")
+
+    def distill_teacher(self) -> str:
+        """The method whose agents the encoder methods' agents imitate in the pipeline, or "" for RL:
+        ``agent.distill_from``, with "auto" read as "state" when ``methods`` holds "state" and as "" otherwise."""
+        if self.agent.distill_from == "auto":
+            return "state" if "state" in self.methods else ""
+        return self.agent.distill_from
