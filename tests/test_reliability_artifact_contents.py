@@ -1,5 +1,5 @@
-"""Loading what others wrote, second round: env ids that would import code, unhashed or non-finite weights, JSON
-files of the wrong shape, the permissions of written files, unhashed dataset metadata and unavailable devices.
+"""Loading what others wrote, by what is inside it: env ids that would import code, unhashed or non-finite weights,
+JSON files of the wrong shape, the permissions of written files, unhashed dataset metadata and unavailable devices.
 
 Each test is a row of the catalogue in docs/reliability.md. Files are damaged the way a person or a crafted
 artifact would damage them (keys removed, values of another type, weights edited with the hash recomputed), and
@@ -36,7 +36,7 @@ DEEP = "[" * 100_000 + "]" * 100_000
 
 @pytest.fixture(scope="module")
 def workdir(tmp_path_factory) -> Path:
-    return tmp_path_factory.mktemp("loading_round2")
+    return tmp_path_factory.mktemp("artifact_contents")
 
 
 @pytest.fixture(scope="module")
@@ -101,7 +101,7 @@ def unavailable_cuda() -> str:
 # Env ids: files that travel with an artifact never make gmc-rl import anything.
 
 
-@pytest.mark.parametrize("module", ["payload_round2", "this"])
+@pytest.mark.parametrize("module", ["payload_contents", "this"])
 def test_agent_env_id_naming_a_module_is_refused_without_importing_it(module, agent_dir, tmp_path, monkeypatch,
                                                                       capsys):
     from gmc_rl.agents import load_agent
@@ -109,10 +109,10 @@ def test_agent_env_id_naming_a_module_is_refused_without_importing_it(module, ag
 
     marker = tmp_path / "code-ran"
     agent = copy_of(agent_dir, tmp_path)
-    (agent / "payload_round2.py").write_text(f"open({str(marker)!r}, 'w').close()\n")
+    (agent / "payload_contents.py").write_text(f"open({str(marker)!r}, 'w').close()\n")
     set_env_id(agent, f"{module}:gmc_rl/PendulumSound-v0")
     monkeypatch.delitem(sys.modules, module, raising=False)
-    monkeypatch.chdir(agent)  # loaded from its own folder, where payload_round2.py would be importable
+    monkeypatch.chdir(agent)  # loaded from its own folder, where payload_contents.py would be importable
     monkeypatch.syspath_prepend(str(agent))
     for load in (load_agent, read_agent_json):  # read_agent_json: also `gmc-rl train --resume`
         with pytest.raises(ConfigError, match=f"names module '{module}', which is not imported.*with --import "
@@ -135,22 +135,22 @@ def test_agent_env_id_of_an_already_imported_module_loads(agent_dir, tmp_path):
 def test_config_ids_import_the_users_module_and_artifact_ids_do_not(tmp_path, monkeypatch):
     from gmc_rl.env_ids import check_env_id
 
-    (tmp_path / "my_envs_round2.py").write_text(
+    (tmp_path / "my_envs_contents.py").write_text(
         "import gymnasium as gym\n"
-        "gym.register('round2/Pair-v0', entry_point='helpers:PairEnv', max_episode_steps=5)\n"
+        "gym.register('contents/Pair-v0', entry_point='helpers:PairEnv', max_episode_steps=5)\n"
     )
     monkeypatch.syspath_prepend(str(tmp_path))
-    monkeypatch.delitem(sys.modules, "my_envs_round2", raising=False)
-    env_id = "my_envs_round2:round2/Pair-v0"
-    with pytest.raises(ConfigError, match="agent.json: env_id 'my_envs_round2:round2/Pair-v0' names module"):
+    monkeypatch.delitem(sys.modules, "my_envs_contents", raising=False)
+    env_id = "my_envs_contents:contents/Pair-v0"
+    with pytest.raises(ConfigError, match="agent.json: env_id 'my_envs_contents:contents/Pair-v0' names module"):
         check_env_id(env_id, allow_import=False, source="agent.json")
-    assert "my_envs_round2" not in sys.modules
+    assert "my_envs_contents" not in sys.modules
     try:
         check_env_id(env_id, allow_import=True)  # the user's config names it: imported, and it registers the env
-        assert "my_envs_round2" in sys.modules and "round2/Pair-v0" in gym.registry
+        assert "my_envs_contents" in sys.modules and "contents/Pair-v0" in gym.registry
         check_env_id(env_id, allow_import=False, source="agent.json")  # now imported by the user: accepted
     finally:
-        gym.registry.pop("round2/Pair-v0", None)
+        gym.registry.pop("contents/Pair-v0", None)
 
 
 def test_one_env_id_check_for_configs_and_collection():
