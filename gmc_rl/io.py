@@ -19,6 +19,7 @@ import json
 import os
 import re
 import shutil
+import stat
 import tempfile
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
@@ -126,21 +127,65 @@ def require_path(value: Any, rule: str, error: type[Exception]) -> Path:
 
 def wrong_path(path: str | os.PathLike, what: str, kind: str = "directory") -> str:
     """Why ``path`` is not the ``kind`` ("directory" or "file") a caller expected, in words that start with
-    ``what``: it does not exist, is a broken symbolic link (naming its target) or a loop, is the other kind, or is
-    neither (a FIFO, a socket, a device). Shared by every loader so that each names the same cases the same way.
-    A name with a newline, another control character or blanks at either end is shown quoted."""
+    ``what``: it does not exist, is a broken symbolic link (naming its target) or a loop, or is something else, named
+    by what it is (:func:`path_kind`: a directory, a regular file, a FIFO, a socket, a device). Shared by every loader
+    so that each names the same cases the same way. A name with a newline, another control character or blanks at
+    either end is shown quoted."""
     path = Path(path)
     shown = str(path) if str(path).isprintable() and str(path) == str(path).strip() else repr(str(path))
     dangling = _dangling_link(path)
     if dangling is not None:
         return f"{what} not found: {shown} is {dangling}"
-    if not path.exists():
+    actual = path_kind(path)
+    if actual is None:
         return f"{what} not found: {shown}"
-    if path.is_dir():
-        return f"{what} {shown} is a directory, not a {kind}"
-    if path.is_file():
-        return f"{what} {shown} is a file, not a {kind}"
-    return f"{what} {shown} is not a regular file or directory (a FIFO, socket or device)"
+    if actual == (DIRECTORY if kind == "directory" else REGULAR_FILE):
+        return f"{what} {shown} is {actual}"
+    # "a file" is what a directory is not; anything else that is not a directory is not a *regular* file
+    expected = kind if kind != "file" or actual == DIRECTORY else "regular file"
+    return f"{what} {shown} is {actual}, not a {expected}"
+
+
+DIRECTORY = "a directory"
+REGULAR_FILE = "a regular file"
+_MODE_KINDS = ((stat.S_ISDIR, DIRECTORY), (stat.S_ISREG, REGULAR_FILE), (stat.S_ISFIFO, "a FIFO (named pipe)"),
+               (stat.S_ISSOCK, "a socket"), (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"))
+
+
+def mode_kind(mode: int) -> str:
+    """What a file of ``st_mode`` ``mode`` is, in words: "a directory", "a regular file", "a FIFO (named pipe)",
+    "a socket", "a character device" or "a block device"."""
+    for test, kind in _MODE_KINDS:
+        if test(mode):
+            return kind
+    return f"a special file (mode {stat.filemode(mode)})"
+
+
+def path_kind(path: str | os.PathLike) -> str | None:
+    """What stands at ``path`` (a symbolic link followed), in words: :func:`mode_kind`'s, or a broken symbolic link
+    naming its target, or a link loop; None when nothing does. The one description of a path's kind that every
+    message uses, so that a FIFO, a socket or a device is never called a file or said to be missing."""
+    path = Path(path)
+    dangling = _dangling_link(path)
+    if dangling is not None:
+        return dangling
+    try:
+        return mode_kind(os.stat(path).st_mode)
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    except OSError as exc:  # e.g. a parent without search permission: what is there cannot be seen
+        return f"a path that cannot be examined ({exc.strerror or exc})"
+
+
+def refuse_non_file(path: str | os.PathLike, what: str, error: type[Exception]) -> None:
+    """Raise ``error`` with :func:`wrong_path`'s message when something other than a regular file (or a symbolic
+    link to one) stands at ``path``: a directory, a FIFO, a socket, a device, a broken link. Nothing there, or a
+    regular file: return. For the files a directory must hold (a dataset's metadata, a checkpoint's config and
+    weights, an agent's ``agent.zip``), called before "missing" is reported, so that a file replaced by a
+    directory or a FIFO is named as such, not as missing."""
+    path = Path(path)
+    if (path.exists() or path.is_symlink()) and not path.is_file():
+        raise error(wrong_path(path, what, "file"))
 
 
 LINK_LOOP = "a symbolic link loop (it never reaches a file or directory)"
@@ -339,14 +384,18 @@ def read_json_object(
 
 
 def _reason(exc: OSError, path: Path) -> str:
-    """Why writing under ``path`` failed, in words (naming a parent that is a file or a broken symbolic link, which
-    ``mkdir`` reports vaguely: "File exists")."""
+    """Why writing under ``path`` failed, in words (naming a parent that is not a directory by what it is, a regular
+    file, a FIFO, a socket, a device or a broken symbolic link, which ``mkdir`` reports vaguely: "File exists")."""
     for parent in (path, *path.parents):
         dangling = _dangling_link(parent)
         if dangling is not None:
             return f"{parent} is {dangling}; remove it or choose another path"
-        if parent.exists() and not parent.is_dir():
-            return f"{parent} is a file, not a directory"
+        try:
+            mode = os.stat(parent).st_mode
+        except OSError:
+            continue
+        if not stat.S_ISDIR(mode):
+            return f"{parent} is {mode_kind(mode)}, not a directory"
     return f"{exc.strerror or exc} ({type(exc).__name__})"
 
 

@@ -593,9 +593,9 @@ def test_read_only_output_directory(dataset, tmp_path):
 def test_output_path_below_a_regular_file(dataset, tmp_path):
     blocker = tmp_path / "results.txt"
     blocker.write_text("not a directory")
-    with pytest.raises(PermissionError, match=f"{blocker} is a file, not a directory"):
+    with pytest.raises(PermissionError, match=f"{blocker} is a regular file, not a directory"):
         collect(pair_config(), blocker / "data", progress=False)
-    with pytest.raises(PermissionError, match=f"{blocker} is a file, not a directory"):
+    with pytest.raises(PermissionError, match=f"{blocker} is a regular file, not a directory"):
         pretrain(pair_config(), dataset, blocker / "gmc", progress=False)
     assert blocker.read_text() == "not a directory"
 

@@ -34,7 +34,7 @@ def test_wrong_path_names_each_case(paths):
     assert wrong_path("missing", "thing") == "thing not found: missing"
     assert wrong_path("broken", "thing") == (f"thing not found: broken is a broken symbolic link "
                                              f"(to {paths / 'nowhere' / 'target'})")
-    assert wrong_path("file", "thing") == "thing file is a file, not a directory"
+    assert wrong_path("file", "thing") == "thing file is a regular file, not a directory"
     assert wrong_path("folder", "thing", "file") == "thing folder is a directory, not a file"
     assert require_existing("folder", "thing") == Path("folder")
     assert require_existing("file", "thing", "file") == Path("file")
@@ -103,7 +103,7 @@ def test_every_command_refuses_an_empty_value_in_one_line(paths, capsys, command
 @pytest.mark.parametrize("name, says", [
     ("missing", "not found: missing"),
     ("broken", "not found: broken is a broken symbolic link (to "),
-    ("file", "file is a file, not a directory"),
+    ("file", "file is a regular file, not a directory"),
 ])
 def test_a_directory_argument_names_what_the_path_is(paths, capsys, command, what, name, says):
     assert main([word.replace("{}", name) for word in command]) == 2
@@ -205,7 +205,8 @@ def test_a_plot_replaces_only_a_plot_gmc_rl_wrote(paths):
     for plot, says in [("file", "must name a .png file"), ("notes.txt", "must name a .png file"),
                        ("photo.png", "exists and is not a plot gmc-rl wrote; it is not overwritten"),
                        ("link.png", "is a symbolic link"), ("broken", "must name a .png"),
-                       ("fifo.png", "is not a regular file or directory"), ("dir.png", "is a directory, not a file"),
+                       ("fifo.png", r"is a FIFO \(named pipe\), not a regular file"),
+                       ("dir.png", "is a directory, not a file"),
                        ("ckpt/pca.png", "lies in a checkpoint directory")]:
         with pytest.raises(ConfigError, match=says):
             check_plot_path(plot)
@@ -227,7 +228,7 @@ def test_results_never_go_into_an_agents_own_folders(paths):
 
 
 @pytest.mark.parametrize("command", [["pretrain", "--out", "{}", "--resume"], ["train", "--out", "{}", "--resume"]])
-@pytest.mark.parametrize("name, says", [("file", "--out file is a file, not a directory"),
+@pytest.mark.parametrize("name, says", [("file", "--out file is a regular file, not a directory"),
                                         ("broken", "--out not found: broken is a broken symbolic link")])
 def test_resume_names_what_out_is(paths, capsys, command, name, says):
     assert main([word.replace("{}", name) for word in command]) == 2

@@ -8,6 +8,7 @@ command-line flags; :func:`load_config` turns an experiment config file into an
 
 from __future__ import annotations
 
+import errno
 import os
 from importlib import resources
 from pathlib import Path
@@ -19,6 +20,7 @@ from gmc_rl.config.conversion import from_dict
 from gmc_rl.config.limits import MAX_CONFIG_BYTES, MAX_CONFIG_DEPTH
 from gmc_rl.config.schema import ExperimentConfig
 from gmc_rl.errors import ConfigError
+from gmc_rl.io import LINK_LOOP, mode_kind, wrong_path
 
 
 class _Refused(yaml.MarkedYAMLError):
@@ -73,17 +75,6 @@ class StrictLoader(yaml.SafeLoader):
         return super().construct_mapping(node, deep=deep)
 
 
-def _kind_of_file(mode: int) -> str:
-    import stat
-
-    for test, kind in ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO (named pipe)"),
-                       (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
-                       (stat.S_ISSOCK, "a socket")):
-        if test(mode):
-            return kind
-    return "not a regular file"
-
-
 def _read_regular_file(path: Path, what: str, limit: int) -> bytes:
     """At most ``limit`` bytes of the regular file ``path``; anything else (a directory, a FIFO or a process
     substitution such as ``<(cat x)``, ``/dev/zero``, a socket) is refused by what it is, without blocking on it or
@@ -93,11 +84,14 @@ def _read_regular_file(path: Path, what: str, limit: int) -> bytes:
 
     try:
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
-    except FileNotFoundError:
-        raise FileNotFoundError(f"{what} not found: {path}") from None
+    except FileNotFoundError:  # nothing there, or a symbolic link to nothing (named with its target)
+        hint = "; point the link at a YAML file or pass the file itself" if path.is_symlink() else ""
+        raise FileNotFoundError(wrong_path(path, what, "file") + hint) from None
     except IsADirectoryError:
         fd = -1
     except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise ConfigError(f"{what} {path} is {LINK_LOOP}; pass a YAML file") from None
         if isinstance(exc, PermissionError):
             raise PermissionError(f"{what} {path} is not readable: {exc.strerror}") from None
         raise ConfigError(f"{what} {path} cannot be opened: {exc.strerror or exc}") from None
@@ -106,7 +100,7 @@ def _read_regular_file(path: Path, what: str, limit: int) -> bytes:
         if not stat.S_ISREG(mode):
             hint = "; pass a YAML file such as experiments/quick.yaml" if stat.S_ISDIR(mode) else \
                 "; pass a YAML file (write the stream to a file first)"
-            raise ConfigError(f"{what} {path} is {_kind_of_file(mode)}, not a regular file{hint}")
+            raise ConfigError(f"{what} {path} is {mode_kind(mode)}, not a regular file{hint}")
         with os.fdopen(fd, "rb") as stream:
             fd = -1  # closed by the stream
             return stream.read(limit)
