@@ -40,6 +40,7 @@ from gmc_rl.io import (
     atomic_path,
     ensure_writable_dir,
     read_json_object,
+    refuse_non_file,
     require_fields,
     require_path,
     resolve_path,
@@ -155,6 +156,9 @@ def checkpoint_dir(path: str | os.PathLike, what: str = "checkpoint") -> Path:
     if not path.is_dir():
         raise CheckpointError(f"{wrong_path(path, what)}; a checkpoint is a directory holding {CONFIG_FILE} and "
                               f"{WEIGHTS_FILE}")
+    for name in (CONFIG_FILE, WEIGHTS_FILE):  # a file replaced by a directory or a FIFO is not "missing"
+        refuse_non_file(path / name, f"{what} file", CheckpointError,
+                        "restore the file from a copy, or pretrain the checkpoint again")
     missing = [name for name in (CONFIG_FILE, WEIGHTS_FILE) if not (path / name).is_file()]
     if missing:
         hint = " (pretraining may not have finished an epoch yet)" if (path / "last").is_dir() else ""
@@ -443,6 +447,7 @@ def load_training_state(directory: str | os.PathLike, required: dict[str, Any] |
         CheckpointError: no state, an unreadable or unsafe file, a missing or mistyped entry, non-finite weights.
     """
     path = Path(directory) / TRAINER_STATE_FILE
+    refuse_non_file(path, "training state", CheckpointError, "remove it to start over, or restore it from a copy")
     if not path.is_file():
         raise CheckpointError(f"no training state to resume from: {path} does not exist")
     try:

@@ -38,6 +38,7 @@ from gmc_rl.errors import DatasetError
 from gmc_rl.io import (
     atomic_path,
     read_json_object,
+    refuse_non_file,
     require_existing,
     require_fields,
     require_path,
@@ -283,6 +284,7 @@ def read_metadata(path: str | os.PathLike) -> dict[str, Any]:
     """
     directory = require_existing(path, "dataset directory", "directory", DatasetError)
     file = directory / METADATA_FILE
+    refuse_non_file(file, "dataset metadata", DatasetError, "collect the dataset again with `gmc-rl collect`")
     if not file.is_file():
         raise DatasetError(
             f"{directory} is not a gmc-rl dataset: {METADATA_FILE} is missing (collection may not have finished; "

@@ -177,15 +177,15 @@ def path_kind(path: str | os.PathLike) -> str | None:
         return f"a path that cannot be examined ({exc.strerror or exc})"
 
 
-def refuse_non_file(path: str | os.PathLike, what: str, error: type[Exception]) -> None:
-    """Raise ``error`` with :func:`wrong_path`'s message when something other than a regular file (or a symbolic
-    link to one) stands at ``path``: a directory, a FIFO, a socket, a device, a broken link. Nothing there, or a
-    regular file: return. For the files a directory must hold (a dataset's metadata, a checkpoint's config and
-    weights, an agent's ``agent.zip``), called before "missing" is reported, so that a file replaced by a
-    directory or a FIFO is named as such, not as missing."""
+def refuse_non_file(path: str | os.PathLike, what: str, error: type[Exception], fix: str) -> None:
+    """Raise ``error`` with :func:`wrong_path`'s message and ``fix`` (the way round) when something other than a
+    regular file (or a symbolic link to one) stands at ``path``: a directory, a FIFO, a socket, a device, a broken
+    link. Nothing there, or a regular file: return. For the files a directory must hold (a dataset's metadata, a
+    checkpoint's config and weights, an agent's ``agent.zip``), called before "missing" is reported, so that a file
+    replaced by a directory or a FIFO is named as such, not as missing or unfinished."""
     path = Path(path)
     if (path.exists() or path.is_symlink()) and not path.is_file():
-        raise error(wrong_path(path, what, "file"))
+        raise error(f"{wrong_path(path, what, 'file')}; {fix}")
 
 
 LINK_LOOP = "a symbolic link loop (it never reaches a file or directory)"

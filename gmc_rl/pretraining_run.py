@@ -35,7 +35,7 @@ from gmc_rl.checkpoint import load_training_state, resolve_device
 from gmc_rl.config import ExperimentConfig, check_batch_size, pretrain_identity, to_dict
 from gmc_rl.data import MultimodalDataset
 from gmc_rl.errors import ConfigError
-from gmc_rl.io import read_json_object, resolve_path, write_json_atomic
+from gmc_rl.io import read_json_object, refuse_non_file, resolve_path, write_json_atomic
 from gmc_rl.locking import HOLDER_FILE, LOCK_FILE, directory_lock
 
 RUN_FILE = "run.json"
@@ -47,6 +47,7 @@ STATUS_RUNNING, STATUS_COMPLETE = "running", "complete"
 """``run.json``'s ``status``: written "running" when a run starts or resumes, "complete" when its training returns. A
 ``run.json`` without one was written before gmc-rl recorded it, by a run that cannot be told apart: it counts as
 complete."""
+_RUN_FILE_FIX = "remove it (and pretrain into a new --out), or restore the run's run.json from a copy"
 FREE_KEYS = ("epochs", "checkpoint_every", "device")
 """pretrain keys that may change when resuming (more epochs, another device) without changing the run."""
 
@@ -107,6 +108,7 @@ def check_pretraining_dir(out_dir: Path, identity: dict[str, Any], resume: bool,
             epochs, and the run would record fewer epochs than its weights and history hold).
     """
     run_file = out_dir / RUN_FILE
+    refuse_non_file(run_file, "pretraining run file", ConfigError, _RUN_FILE_FIX)
     if not run_file.is_file():
         leftovers = [p.name for p in out_dir.iterdir()
                      if not p.name.startswith(".tmp-") and p.name not in (LOCK_FILE, HOLDER_FILE)
@@ -196,6 +198,7 @@ def require_finished(checkpoint: Path, what: str) -> None:
     resolved = resolve_path(checkpoint)  # a symbolic link to a run's last/ is that run's last/
     run_dir = resolved.parent if resolved.name == LAST_DIR else resolved
     run_file = run_dir / RUN_FILE
+    refuse_non_file(run_file, "pretraining run file", ConfigError, _RUN_FILE_FIX)
     if not run_file.is_file():
         return
     record = read_json_object(run_file, "pretraining run file", {"identity": dict}, ConfigError,

@@ -26,7 +26,14 @@ from gmc_rl.artifacts import (  # noqa: F401  (re-exported for the orchestration
 )
 from gmc_rl.config import ExperimentConfig, load_yaml, stored_config, to_dict
 from gmc_rl.errors import ConfigError
-from gmc_rl.io import ensure_writable_dir, require_existing, resolve_path, write_json_atomic, write_text_atomic
+from gmc_rl.io import (
+    ensure_writable_dir,
+    refuse_non_file,
+    require_existing,
+    resolve_path,
+    write_json_atomic,
+    write_text_atomic,
+)
 from gmc_rl.stages import STAGES_DIR
 
 CONFIG_FILE = "config.yaml"
@@ -51,6 +58,7 @@ def config_differences(old: ExperimentConfig, new: ExperimentConfig) -> list[str
 def read_run_config(run_dir: str | os.PathLike) -> ExperimentConfig:
     """The config stored in a run directory's ``config.yaml``."""
     path = require_existing(run_dir, "run directory") / CONFIG_FILE
+    refuse_non_file(path, "run config", ConfigError, "restore the run's config.yaml from a copy")
     if not path.is_file():
         raise FileNotFoundError(f"{path} not found: {run_dir} is not a gmc-rl pipeline run directory")
     try:

@@ -81,3 +81,115 @@ def test_a_config_that_is_a_broken_link_names_the_link_and_its_target(kinds, cap
     assert main(["pipeline", "--config", "loop"]) == 2
     assert "loop is a symbolic link loop" in capsys.readouterr().err
     assert not Path("p").exists()
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# The files an artifact must hold: one that is there but not a regular file is named, not called missing.
+
+
+@pytest.fixture(scope="module")
+def artifacts(tmp_path_factory) -> dict[str, Path]:
+    """A dataset, a GMC checkpoint and a tiny finished agent (64 steps, no gradient step), written once."""
+    import gymnasium as gym
+    from helpers import PAIR_ID, SMALL_MODEL, pair_config
+
+    from gmc_rl.agents import train_agent
+    from gmc_rl.checkpoint import save_gmc
+    from gmc_rl.collect import collect
+    from gmc_rl.config import AgentConfig, ExperimentConfig
+    from gmc_rl.model import GMCModel
+
+    root = tmp_path_factory.mktemp("weak_answers")
+    model = GMCModel.from_space(gym.make(PAIR_ID).observation_space, SMALL_MODEL)
+    config = ExperimentConfig(agent=AgentConfig(
+        algo="sac", total_timesteps=64, eval_freq=0, checkpoint_freq=32, device="cpu",
+        hyperparams={"learning_starts": 1000, "buffer_size": 200, "policy_kwargs": {"net_arch": [8]}}))
+    return {"dataset": collect(pair_config(), root / "data", progress=False),
+            "checkpoint": save_gmc(model, root / "gmc", {"env_id": PAIR_ID}),
+            "agent": train_agent(config, "state", 0, root / "agent", progress_bar=False)}
+
+
+def replace_with(path: Path, kind: str) -> str:
+    """Replace the file ``path`` by a directory, a FIFO or a broken symbolic link; return how it is named."""
+    path.unlink()
+    if kind == "directory":
+        path.mkdir()
+        return "is a directory, not a file"
+    if kind == "fifo":
+        os.mkfifo(path)
+        return r"is a FIFO \(named pipe\), not a regular file"
+    path.symlink_to(path.parent / "gone")
+    return r"is a broken symbolic link \(to "
+
+
+def copy_of(source: Path, tmp_path: Path) -> Path:
+    import shutil
+
+    target = tmp_path / source.name
+    shutil.copytree(source, target)
+    return target
+
+
+@pytest.mark.parametrize("kind", ["directory", "fifo", "broken"])
+@pytest.mark.parametrize("artifact, name", [("dataset", "metadata.json"), ("dataset", "train.npz"),
+                                            ("checkpoint", "config.json"), ("checkpoint", "model.safetensors"),
+                                            ("agent", "agent.json"), ("run", "config.yaml"),
+                                            ("state", "trainer_state.pt")])
+def test_a_required_file_that_is_not_a_regular_file_is_named_not_missing(artifacts, tmp_path, capsys, kind,
+                                                                          artifact, name):
+    """Before, a dataset's metadata.json, a checkpoint's config.json or weights, an agent's agent.json, a run's
+    config.yaml or a training state that was a directory or a FIFO was reported as missing ("not found",
+    "is missing [...]", "not an agent directory (no agent.json)", "does not exist")."""
+    from gmc_rl.checkpoint import load_gmc, load_training_state
+    from gmc_rl.data import load_dataset
+    from gmc_rl.errors import GMCError
+    from gmc_rl.run_dir import read_run_config
+
+    if artifact == "run":
+        folder = tmp_path / "run"
+        folder.mkdir()
+        (folder / name).write_text("env_id: gmc_rl/PendulumSound-v0\n")
+    elif artifact == "state":
+        folder = tmp_path / "last"
+        folder.mkdir()
+        (folder / name).write_bytes(b"x")
+    else:
+        folder = copy_of(artifacts[artifact], tmp_path)
+    says = replace_with(folder / name, kind)
+    load = {"dataset": load_dataset, "checkpoint": load_gmc, "run": read_run_config, "state": load_training_state}
+    if artifact == "agent":
+        assert main(["evaluate", "--agent", str(folder), "--out", str(tmp_path / "e")]) == 2
+        err = capsys.readouterr().err
+        assert "not an agent directory" not in err and not (tmp_path / "e").exists(), err
+        import re
+
+        assert re.search(f"{name} {says}", err), err
+        return
+    with pytest.raises((GMCError, OSError), match=f"{name} {says}") as raised:
+        load[artifact](folder)
+    assert "missing" not in str(raised.value) and "does not exist" not in str(raised.value)
+
+
+@pytest.mark.parametrize("kind", ["directory", "fifo", "broken"])
+def test_an_agent_whose_agent_zip_is_not_a_file_is_not_called_unfinished(artifacts, tmp_path, capsys, kind):
+    """Before, an agent whose agent.zip was replaced by a directory was "not finished training (64 of 64 steps)",
+    with the advice to resume it; in every command that reads an agent (evaluate, train --teacher, train --resume,
+    align --agent) and in evaluate_agent called with the agent's directory."""
+    from gmc_rl.agent_evaluation import evaluate_agent
+    from gmc_rl.errors import CheckpointError
+
+    agent = copy_of(artifacts["agent"], tmp_path)
+    says = f"agent.zip {replace_with(agent / 'agent.zip', kind)}"
+    commands = [["evaluate", "--agent", str(agent), "--out", str(tmp_path / "e")],
+                ["train", "--method", "state", "--env", ENV, "--teacher", str(agent), "--out", str(tmp_path / "t")],
+                ["train", "--resume", "--out", str(agent)],
+                ["align", "--agent", str(agent)]]
+    import re
+
+    for argv in commands:
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert re.search(says, err) and "not finished" not in err, (argv, err)
+    assert not (tmp_path / "e").exists() and not (tmp_path / "t").exists()
+    with pytest.raises(CheckpointError, match=says):
+        evaluate_agent(agent, ["complete"], 1, [0], 1, progress=False)

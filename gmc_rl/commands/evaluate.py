@@ -67,6 +67,7 @@ def _refuse_copies(agent_dirs: list[Path]) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from gmc_rl.agent_evaluation import check_agent_files
     from gmc_rl.commands.common import print_tables
     from gmc_rl.errors import ConfigError
     from gmc_rl.io import distinct_paths, require_existing
@@ -86,6 +87,7 @@ def run(args: argparse.Namespace) -> int:
     agent_dirs = distinct_paths(args.agent)  # an agent given twice, in any spelling, is evaluated once
     for path in agent_dirs:
         require_existing(path, "agent directory")
+        check_agent_files(path)  # an agent.zip replaced by a directory is named, not called unfinished
         if not (path / "agent.json").is_file():
             raise FileNotFoundError(f"{path} is not an agent directory (no agent.json)")
     _refuse_copies(agent_dirs)

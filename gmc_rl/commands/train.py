@@ -177,19 +177,24 @@ def _distill(args: argparse.Namespace, config: ExperimentConfig, method: str, se
              encoder: str | None) -> Path:
     """``train --teacher``: the policy imitates the true-state agent (:mod:`gmc_rl.agents.distillation`) with the
     config's ``agent.distill_rounds`` and ``agent.distill_steps``."""
+    from gmc_rl.agent_evaluation import check_agent_files
     from gmc_rl.agents.distillation import distill_agent
 
+    check_agent_files(args.teacher)  # a teacher's agent.zip replaced by a directory is named, not called unfinished
     return distill_agent(config, method, seed, out, args.teacher, encoder_dir=encoder,
                          progress_bar=not args.no_progress)
 
 
 def run(args: argparse.Namespace) -> int:
+    from gmc_rl.agent_evaluation import check_agent_files
     from gmc_rl.agents import train_agent
     from gmc_rl.agents.agent_dir import AGENT_JSON, read_agent_json
     from gmc_rl.checkpoint import resolve_device
     from gmc_rl.env_ids import IMPORT_FLAG, split_env_id
 
     out = Path(args.out)
+    if out.is_dir():  # an agent.json or agent.zip replaced by a directory or a FIFO is named as such
+        check_agent_files(out)
     stored = read_agent_json(out) if args.resume and (out / AGENT_JSON).is_file() else None
     config = args.experiment
     method = get_method(args.method or (str(stored["method"]) if stored else DEFAULT_METHOD))
