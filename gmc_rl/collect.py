@@ -46,7 +46,7 @@ from gmc_rl.data import (
     write_dataset,
 )
 from gmc_rl.errors import ConfigError, DatasetError
-from gmc_rl.io import ensure_writable_dir, write_json_atomic
+from gmc_rl.io import write_json_atomic
 from gmc_rl.locking import HOLDER_FILE, LOCK_FILE, directory_lock
 from gmc_rl.modalities import ModalitySpec, modality_specs
 from gmc_rl.rollout import (  # noqa: F401  (re-exported: gmc_rl.collect is where callers import them)
@@ -54,6 +54,7 @@ from gmc_rl.rollout import (  # noqa: F401  (re-exported: gmc_rl.collect is wher
     RolloutStep,
     StepRecorder,
     behaviour_actions,
+    behaviour_policy_file,
     check_focus_options,
     collection_env_fns,
     declared_state_names,
@@ -237,8 +238,8 @@ def collect(
             tqdm.write(f"{out_dir} already holds this dataset; keeping it (pass overwrite to collect again)")
         return out_dir
     check_dataset_size(config)  # before anything is written
-    ensure_writable_dir(out_dir, "dataset directory")
-    with directory_lock(out_dir, "dataset directory"):
+    behaviour_policy_file(config.collect.policy)  # a policy file that is not there: refused before --out is made
+    with directory_lock(out_dir, "dataset directory"):  # creates out_dir; removes it again if refused unused
         if _existing(out_dir, config, overwrite):  # again, now that no other process writes here
             return out_dir
         return _collect_into(config, out_dir, progress)

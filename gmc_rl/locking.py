@@ -54,6 +54,7 @@ def directory_lock(directory: str | os.PathLike, what: str = "output directory")
     Raises:
         ConfigError: another process holds the lock; the message names it.
     """
+    created = _first_missing(Path(directory))
     directory = ensure_writable_dir(directory, what)
     lock = FileLock(directory / LOCK_FILE, timeout=0)
     try:
@@ -63,6 +64,7 @@ def directory_lock(directory: str | os.PathLike, what: str = "output directory")
             f"{what} {directory} is in use by {_holder(directory)}; wait for it to finish or stop it, "
             "then rerun (a killed holder releases the lock by itself)"
         ) from None
+    failed = True
     try:
         write_json_atomic(directory / HOLDER_FILE, {
             "pid": os.getpid(),
@@ -71,8 +73,40 @@ def directory_lock(directory: str | os.PathLike, what: str = "output directory")
             "started": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         })
         yield directory
+        failed = False
     finally:
         lock.release()
+        if failed and created is not None:
+            _remove_created(directory, created)
+
+
+def _first_missing(directory: Path) -> Path | None:
+    """The outermost of ``directory`` and its parents that does not exist yet (what creating it creates), else
+    None."""
+    missing = None
+    for path in (directory, *directory.parents):
+        if os.path.lexists(path):
+            break
+        missing = path
+    return missing
+
+
+def _remove_created(directory: Path, created: Path) -> None:
+    """Remove ``directory`` when it holds nothing but its lock files, then each parent up to ``created`` that is
+    left empty: what a refused command created and left unused. A command refused after it took the lock (a bad
+    value found once the envs were built) leaves no new folder behind; one that wrote anything keeps it."""
+    try:
+        if not {entry.name for entry in directory.iterdir()} <= {LOCK_FILE, HOLDER_FILE}:
+            return
+        for name in (HOLDER_FILE, LOCK_FILE):
+            with contextlib.suppress(FileNotFoundError):
+                (directory / name).unlink()
+        for folder in (directory, *directory.parents):
+            folder.rmdir()  # OSError when not empty: stop there
+            if folder == created:
+                break
+    except OSError:
+        return
 
 
 def holder_if_locked(directory: str | os.PathLike) -> str | None:

@@ -52,7 +52,13 @@ from gmc_rl.io import write_json_atomic
 from gmc_rl.locking import directory_lock, holder_if_locked
 from gmc_rl.minari_episodes import EpisodeRecorder, episode_buffer
 from gmc_rl.modalities import ModalitySpec, modality_specs
-from gmc_rl.rollout import declared_state_names, open_collection_envs, prepare_rollout, rollout
+from gmc_rl.rollout import (
+    behaviour_policy_file,
+    declared_state_names,
+    open_collection_envs,
+    prepare_rollout,
+    rollout,
+)
 from gmc_rl.state_probe import state_variables
 
 INSTALL_HINT = "pip install -e '.[minari]'"
@@ -167,6 +173,7 @@ def collect_minari(config: ExperimentConfig, dataset_id: str, overwrite: bool = 
     """
     minari = import_minari()
     check_dataset_id(dataset_id)
+    behaviour_policy_file(config.collect.policy)  # a policy file that is not there: refused before anything is made
     with directory_lock(lock_directory(dataset_id), f"Minari dataset {dataset_id!r}: its lock directory"):
         return _collect_minari(minari, config, dataset_id, overwrite, progress, record_infos)
 

@@ -273,17 +273,16 @@ def _algo_candidates(path: Path) -> list[str]:
     return likely + [algo for algo in _SB3_ALGOS if algo not in likely]
 
 
-def load_behaviour_policy(policy: str, observation_space: gym.Space, action_space: gym.Space) -> Any | None:
-    """None for ``"random"``; else the SB3 model of ``"[algo:]path.zip"`` (anything with ``predict``).
+def behaviour_policy_file(policy: str) -> tuple[str, Path] | None:
+    """The algorithm prefix ("" when none) and the file of ``collect.policy`` ``"[algo:]path.zip"``, checked to be a
+    regular file; None for ``"random"``. Cheap (nothing is read), so a collection checks it before it creates its
+    output directory.
 
-    The algorithm is read from the prefix if given, otherwise guessed from the saved policy class. The model's
-    observation space must equal the env's (a GMC-latent agent cannot act on raw Dict observations). The zip is
-    read with :func:`gmc_rl.sb3_zip.load_sb3_zip`, which never unpickles what the file holds.
+    Raises:
+        ConfigError: the file is missing, or is a directory, a FIFO, a broken link (named by what it is).
     """
     if policy == "random":
         return None
-    import stable_baselines3
-
     algo, _, file = policy.partition(":") if policy.split(":", 1)[0].lower() in _SB3_ALGOS else ("", "", policy)
     path = Path(file)
     if not path.is_file():
@@ -291,6 +290,23 @@ def load_behaviour_policy(policy: str, observation_space: gym.Space, action_spac
             f"collect.policy must be 'random' or the path of an SB3 .zip ([algo:]path): "
             f"{wrong_path(path, 'policy file', 'file')}"
         )
+    return algo, path
+
+
+def load_behaviour_policy(policy: str, observation_space: gym.Space, action_space: gym.Space) -> Any | None:
+    """None for ``"random"``; else the SB3 model of ``"[algo:]path.zip"`` (anything with ``predict``).
+
+    The algorithm is read from the prefix if given, otherwise guessed from the saved policy class. The model's
+    observation space must equal the env's (a GMC-latent agent cannot act on raw Dict observations). The zip is
+    read with :func:`gmc_rl.sb3_zip.load_sb3_zip`, which never unpickles what the file holds.
+    """
+    checked = behaviour_policy_file(policy)
+    if checked is None:
+        return None
+    import stable_baselines3
+
+    algo, path = checked
+    file = str(path)
     try:
         check_sb3_spaces(path, observation_space, action_space)
     except ValueError as exc:

@@ -193,3 +193,42 @@ def test_an_agent_whose_agent_zip_is_not_a_file_is_not_called_unfinished(artifac
     assert not (tmp_path / "e").exists() and not (tmp_path / "t").exists()
     with pytest.raises(CheckpointError, match=says):
         evaluate_agent(agent, ["complete"], 1, [0], 1, progress=False)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# A refused command leaves no new folder behind.
+
+
+def test_a_refused_command_leaves_no_new_folder_behind(artifacts, kinds, capsys):
+    """Before, ``collect --out NEW --collect.policy nonsense`` left NEW holding only its lock files. A bad value
+    is now refused before the folder is made where it can be checked cheaply, and a folder that a command created
+    and locked is removed when it is refused with nothing but the lock files in it (a policy of the wrong
+    observation space is found only once the envs are built)."""
+    from gmc_rl.errors import ConfigError
+    from gmc_rl.locking import directory_lock
+
+    policy = artifacts["agent"] / "agent.zip"  # acts on the true state, not on the env's Dict observations
+    refused = [["collect", "--out", "new", "--collect.policy", "nonsense"],
+               ["collect", "--out", "new/a/b", "--collect.policy", "sac:nonsense.zip"],
+               ["collect", "--out", "new", "--collect.policy", "folder"],
+               ["collect", "--out", "new/sub", "--collect.policy", str(policy), "--collect.steps", "10"],
+               ["pretrain", "--data", "nonsense", "--env", ENV, "--out", "new"],
+               ["pretrain", "--data", str(artifacts["dataset"]), "--env", ENV, "--out", "new"],
+               ["train", "--method", "state", "--env", ENV, "--out", "new", "--agent.algo", "dqn"],
+               ["train", "--method", "gmc", "--env", ENV, "--encoder", "nonsense", "--out", "new"],
+               ["evaluate", "--agent", str(artifacts["agent"]), "--out", "new", "--conditions", "nonsense"],
+               ["report", "nonsense", "--out", "new"]]
+    for argv in refused:
+        assert main(argv) == 2, argv
+        assert "error:" in capsys.readouterr().err
+        assert not Path("new").exists(), (argv, sorted(p.name for p in Path("new").rglob("*")))
+    with pytest.raises(ConfigError, match="refused"), directory_lock("new/x/y"):
+        raise ConfigError("refused")
+    assert not Path("new").exists()
+    with pytest.raises(ConfigError), directory_lock("folder"):  # a folder that was there is kept
+        raise ConfigError("refused")
+    assert Path("folder").is_dir()
+    with pytest.raises(ConfigError), directory_lock("new") as locked:  # a folder written in is kept
+        (locked / "part.json").write_text("{}")
+        raise ConfigError("refused")
+    assert (Path("new") / "part.json").is_file()
