@@ -48,7 +48,7 @@ from gmc_rl.data import (
     space_to_json,
 )
 from gmc_rl.errors import ConfigError, DatasetError, ModalityError
-from gmc_rl.io import write_json_atomic
+from gmc_rl.io import DIRECTORY, path_kind, write_json_atomic
 from gmc_rl.locking import directory_lock, holder_if_locked
 from gmc_rl.minari_episodes import EpisodeRecorder, episode_buffer
 from gmc_rl.modalities import ModalitySpec, modality_specs
@@ -99,12 +99,50 @@ def check_dataset_id(dataset_id: str) -> str:
     return dataset_id
 
 
+DATASETS_VARIABLE = "MINARI_DATASETS_PATH"
+"""The environment variable that names Minari's data directory (default ``~/.minari/datasets``)."""
+
+
+def check_datasets_root() -> Path:
+    """Minari's data directory, ``$MINARI_DATASETS_PATH`` or ``~/.minari/datasets``, checked before Minari creates
+    it: a value that is empty, or a path that is (or lies under) a regular file, a FIFO, a device or a broken link,
+    is refused with a ConfigError naming the variable and its value (Minari's own answer is a raw
+    ``[Errno 17] File exists``). A directory that does not exist yet is fine: Minari creates it."""
+    value = os.environ.get(DATASETS_VARIABLE)
+    if value is None:
+        root, named, fix = Path.home() / ".minari" / "datasets", "Minari's default data directory", \
+            f"remove it, or set {DATASETS_VARIABLE} to a directory for Minari's datasets"
+    else:
+        root, named = Path(value), f"{DATASETS_VARIABLE}={value!r}"
+        fix = f"set {DATASETS_VARIABLE} to a directory for Minari's datasets, or unset it to use ~/.minari/datasets"
+        if not value.strip():
+            raise ConfigError(f"{named} is empty, which names no directory; {fix}")
+    for path in (root, *root.parents):
+        kind = path_kind(path)
+        if kind is None:
+            continue
+        if kind != DIRECTORY:
+            what = f"{root} is {kind}" if path == root else f"{root} lies under {path}, which is {kind}"
+            raise ConfigError(f"{named}: {what}, not a directory; {fix}")
+        break
+    return root
+
+
 def dataset_path(dataset_id: str) -> Path:
-    """Directory of a Minari dataset: ``<id>`` under ``$MINARI_DATASETS_PATH`` (default ``~/.minari/datasets``)."""
+    """Directory of a Minari dataset: ``<id>`` under ``$MINARI_DATASETS_PATH`` (default ``~/.minari/datasets``),
+    which must be a directory or not exist yet (:func:`check_datasets_root`)."""
     import_minari()
     from minari.storage import get_dataset_path
 
-    return Path(get_dataset_path(check_dataset_id(dataset_id)))
+    check_dataset_id(dataset_id)
+    check_datasets_root()
+    try:
+        return Path(get_dataset_path(dataset_id))
+    except OSError as exc:  # Minari creates the directory: a read-only parent, for one
+        value = os.environ.get(DATASETS_VARIABLE)
+        named = f"{DATASETS_VARIABLE}={value!r}" if value is not None else "Minari's default data directory"
+        raise ConfigError(f"{named}: Minari cannot create its data directory ({exc.strerror or exc}); set "
+                          f"{DATASETS_VARIABLE} to a directory you can write to") from exc
 
 
 def _load(dataset_id: str) -> Any:

@@ -232,3 +232,34 @@ def test_a_refused_command_leaves_no_new_folder_behind(artifacts, kinds, capsys)
         (locked / "part.json").write_text("{}")
         raise ConfigError("refused")
     assert (Path("new") / "part.json").is_file()
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# MINARI_DATASETS_PATH.
+
+
+@pytest.mark.parametrize("value, says", [
+    ("file", "'file': file is a regular file, not a directory"),
+    ("file/sub", "'file/sub': file/sub lies under file, which is a regular file, not a directory"),
+    ("fifo", "'fifo': fifo is a FIFO (named pipe), not a directory"),
+    ("broken", "'broken': broken is a broken symbolic link (to "),
+    ("", "'' is empty, which names no directory"),
+])
+def test_a_minari_datasets_path_that_is_no_directory_is_named_with_the_variable(kinds, capsys, monkeypatch, value,
+                                                                                   says):
+    """Before, a raw "[Errno 17] File exists: 'file'" from Minari, naming neither the variable nor its value."""
+    pytest.importorskip("minari")
+    from gmc_rl.dataset_sources import load_dataset
+    from gmc_rl.errors import ConfigError
+
+    Path("file").write_text("x")
+    monkeypatch.setenv("MINARI_DATASETS_PATH", value)
+    fix = "set MINARI_DATASETS_PATH to a directory for Minari's datasets, or unset it to use ~/.minari/datasets"
+    for argv in (["collect", "--minari", "gmc_rl/weak-v0", "--collect.steps", "10"],
+                 ["pretrain", "--data", "minari:gmc_rl/weak-v0", "--out", "p"]):
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert f"error: MINARI_DATASETS_PATH={says}" in err and fix in err and "Errno" not in err, err
+    with pytest.raises(ConfigError, match="MINARI_DATASETS_PATH="):
+        load_dataset("minari:gmc_rl/weak-v0")
+    assert not Path("p").exists()
