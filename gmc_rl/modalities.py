@@ -11,7 +11,7 @@ the modalities that are present in the current observation. It is never a modali
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -131,15 +131,39 @@ def check_modalities(requested: Sequence[str] | None, available: Sequence[str]) 
         return available
     if isinstance(requested, str):
         raise ModalityError(f"modalities must be a list of names, got the string {requested!r}; use [{requested!r}]")
+    if isinstance(requested, (bytes, bytearray, memoryview)):
+        raise ModalityError(f"modalities must be a list of names (str), got {_shown(requested)}; use "
+                            f"[{_decoded(requested)!r}]")
+    if isinstance(requested, (set, frozenset, Mapping)) or not isinstance(requested, Iterable):
+        hint = f"; use a list such as {sorted(map(str, requested))}" if isinstance(requested, (set, frozenset)) else ""
+        raise ModalityError(f"modalities must be a list of names (str) such as {available[:1]} (or None for all), "
+                            f"got {_shown(requested)}{hint}")
     requested = list(requested)
     if not requested:
         raise ModalityError(f"the list of modalities is empty; choose at least one of {available}")
     for name in requested:
+        if isinstance(name, (bytes, bytearray)):
+            raise ModalityError(f"modality names must be strings, got {_shown(name)} in the list of modalities; use "
+                                f"{_decoded(name)!r}")
+        if not isinstance(name, str):
+            raise ModalityError(f"modality names must be strings, got {_shown(name)} in the list of modalities; "
+                                f"available modalities are {available}")
         if name not in available:
             raise ModalityError(
                 f"unknown modality {name!r}; available modalities are {available}.{suggest(name, available)}"
             )
     return [name for name in available if name in requested]
+
+
+def _shown(value: Any) -> str:
+    """``value``'s type and (at most 60 characters of) its repr, for a message about a wrong argument."""
+    text = repr(value)
+    return f"{type(value).__name__} {text if len(text) <= 60 else text[:57] + '...'}"
+
+
+def _decoded(value: bytes | bytearray | memoryview) -> str:
+    """The text of a bytes name, for the hint of what to pass instead."""
+    return bytes(value).decode("utf-8", "replace")
 
 
 def compare_specs(expected: Mapping[str, ModalitySpec], actual: Mapping[str, ModalitySpec]) -> list[str]:

@@ -263,3 +263,41 @@ def test_a_minari_datasets_path_that_is_no_directory_is_named_with_the_variable(
     with pytest.raises(ConfigError, match="MINARI_DATASETS_PATH="):
         load_dataset("minari:gmc_rl/weak-v0")
     assert not Path("p").exists()
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# The modalities argument of encode.
+
+
+@pytest.mark.parametrize("modalities, says", [
+    (b"vec", r"modalities must be a list of names \(str\), got bytes b'vec'; use \['vec'\]"),
+    (bytearray(b"vec"), r"got bytearray bytearray\(b'vec'\); use \['vec'\]"),
+    ("vec", r"got the string 'vec'; use \['vec'\]"),
+    ({"vec"}, r"got set \{'vec'\}; use a list such as \['vec'\]"),
+    (frozenset({"vec"}), r"got frozenset .*; use a list such as \['vec'\]"),
+    ({"vec": 1}, r"modalities must be a list of names \(str\) .*got dict"),
+    (5, r"modalities must be a list of names \(str\) .*got int 5"),
+    (["vec", 3], r"modality names must be strings, got int 3 in the list of modalities"),
+    (["vec", b"image"], r"modality names must be strings, got bytes b'image' .*; use 'image'"),
+    ([None], r"modality names must be strings, got NoneType None"),
+    ([["vec"]], r"modality names must be strings, got list \['vec'\]"),
+    (["vex"], r"unknown modality 'vex'; available modalities are \['image', 'vec'\]. Did you mean 'vec'\?"),
+])
+def test_encode_refuses_modalities_of_the_wrong_type_with_what_it_takes(modalities, says):
+    """Before, ``encode(obs, modalities=b"vec")`` said "unknown modality 118" (the first byte), a set was used as
+    if it were a list, and an int raised a bare TypeError ("'int' object is not iterable")."""
+    import gymnasium as gym
+    import numpy as np
+    from helpers import SMALL_MODEL, TINY_ID
+
+    from gmc_rl.errors import ModalityError
+    from gmc_rl.model import GMCModel
+
+    model = GMCModel.from_space(gym.make(TINY_ID).observation_space, SMALL_MODEL)
+    obs = {"image": np.zeros((1, 1, 8, 8), np.uint8), "vec": np.zeros((1, 3), np.float32)}
+    with pytest.raises(ModalityError, match=says):
+        model.encode(obs, modalities=modalities)
+    with pytest.raises(ModalityError, match=says):
+        model.modality_latents(obs, modalities)
+    assert model.encode(obs, modalities=("vec",)).shape == (1, SMALL_MODEL.latent_dim)
+    assert model.encode(obs, modalities=np.array(["vec"])).shape == (1, SMALL_MODEL.latent_dim)
