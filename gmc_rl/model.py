@@ -72,6 +72,13 @@ from gmc_rl.model_blocks import (  # noqa: F401  (re-exported: gmc_rl.model is w
 _Model = TypeVar("_Model", bound="MultimodalModel")
 
 
+def unit_tolerance(dtype: torch.dtype, floor: float) -> float:
+    """How far from 1 the norm of a unit vector stored in ``dtype`` may be: ``floor``, or twice the dtype's machine
+    epsilon where that is larger. Rounding each element to bfloat16 (8 bits of mantissa) moves a unit vector's norm
+    by up to half its epsilon (0.0039); float16's and float32's rounding stays within the floors used here."""
+    return max(floor, 2 * torch.finfo(dtype).eps)
+
+
 def _check_unit_latents(latent: Tensor, obs: Mapping[str, Any], names: Sequence[str],
                         specs: Mapping[str, ModalitySpec]) -> Tensor:
     """Return ``latent`` if every row is a unit vector, as the head makes it; else SensorValueError naming the
@@ -80,8 +87,8 @@ def _check_unit_latents(latent: Tensor, obs: Mapping[str, Any], names: Sequence[
     A finite sensor value far outside what the encoder was trained on (a sound of 1e30) overflows inside the
     network: the head then returns a zero or NaN row instead of a latent, which a controller would silently act on.
     """
-    norms = latent.detach().norm(dim=-1)
-    if bool(torch.isfinite(norms).all()) and bool(((norms - 1.0).abs() < 1e-2).all()):
+    norms = latent.detach().float().norm(dim=-1)  # in float32: a bfloat16 norm adds its own rounding
+    if bool(torch.isfinite(norms).all()) and bool(((norms - 1.0).abs() < unit_tolerance(latent.dtype, 1e-2)).all()):
         return latent
     largest = []
     for name in names:
@@ -258,11 +265,13 @@ class GMCModel(MultimodalModel):
         if bool((norms < 1e-6).any()):
             raise ModalityError("reference latents contain all-zero rows (latents are unit vectors; the projection "
                                 "compares directions)")
-        off = (norms - 1.0).abs() > 1e-3
+        tolerance = unit_tolerance(latents.dtype, 1e-3)  # bfloat16 rounding alone moves a norm by up to 0.004
+        off = (norms - 1.0).abs() > tolerance
         if bool(off.any()):
             row = int(off.nonzero()[0, 0])
             raise ModalityError(f"reference latents must be unit vectors (complete latents are normalised, and the "
-                                f"projection averages them), but row {row} has norm {float(norms[row]):.6g}; "
+                                f"projection averages them), but row {row} has norm {float(norms[row]):.6g} (1 ± "
+                                f"{tolerance:.3g} allowed for {str(latents.dtype).removeprefix('torch.')}); "
                                 "normalise them first")
         if isinstance(neighbours, bool) or not isinstance(neighbours, (int, np.integer)):
             raise ModalityError(f"reference neighbours must be an integer, got {type(neighbours).__name__}")

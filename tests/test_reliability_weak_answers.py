@@ -301,3 +301,38 @@ def test_encode_refuses_modalities_of_the_wrong_type_with_what_it_takes(modaliti
         model.modality_latents(obs, modalities)
     assert model.encode(obs, modalities=("vec",)).shape == (1, SMALL_MODEL.latent_dim)
     assert model.encode(obs, modalities=np.array(["vec"])).shape == (1, SMALL_MODEL.latent_dim)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Reference latents in a low-precision dtype.
+
+
+@pytest.mark.parametrize("dtype", ["bfloat16", "float16", "float32", "float64", "numpy float16"])
+def test_unit_reference_latents_pass_the_unit_check_in_every_float_dtype(dtype):
+    """Before, bfloat16 latents of unit rows were refused ("row 1 has norm 0.99863"): bfloat16's rounding alone
+    moves a unit vector's norm by up to 0.004, more than the 1e-3 allowed. Rows that are not unit vectors are still
+    refused in every dtype, with the tolerance named."""
+    import gymnasium as gym
+    import numpy as np
+    import torch
+    from helpers import SMALL_MODEL, TINY_ID
+
+    from gmc_rl.errors import ModalityError
+    from gmc_rl.model import GMCModel
+
+    model = GMCModel.from_space(gym.make(TINY_ID).observation_space, SMALL_MODEL)
+    generator = torch.Generator().manual_seed(0)
+    unit = torch.nn.functional.normalize(torch.randn(2000, SMALL_MODEL.latent_dim, generator=generator), dim=-1)
+
+    def as_dtype(latents):
+        if dtype.startswith("numpy"):
+            return latents.numpy().astype(np.float16)
+        return latents.to(getattr(torch, dtype))
+
+    model.set_reference_latents(as_dtype(unit), neighbours=3)
+    assert model.single_sensor_rule == "projection"
+    obs = {"image": np.zeros((2, 1, 8, 8), np.uint8), "vec": np.zeros((2, 3), np.float32)}
+    assert model.encode(obs, ["vec"]).shape == (2, SMALL_MODEL.latent_dim)
+    for scale, says in ((1.05, r"norm 1\.0[45]"), (0.9, r"norm 0\.[89]")):
+        with pytest.raises(ModalityError, match=rf"must be unit vectors .*{says}.* allowed for .*normalise them"):
+            model.set_reference_latents(as_dtype(unit * scale))
