@@ -66,21 +66,53 @@ def build_command_parser(name: str) -> tuple[ModuleType, Any]:
     return module, parser
 
 
+PATH_FLAGS = frozenset({"--out", "--data", "--config", "--agent", "--model", "--encoder", "--gmc", "--mvae", "--muse",
+                        "--teacher", "--plot", "--pretrain-data", "--mvae-data", "--collect", "--pretrain",
+                        "--evaluate", "--pretrain.model", "--pretrain.muse"})
+"""The flags that take a path (a file or directory), whose empty value would silently mean the current directory."""
+
+_ENV_ID_HINT = "an environment id such as gmc_rl/PendulumSound-v0 (`gmc-rl envs` lists them)"
+_ENV_KWARGS_HINT = "the env's keyword arguments as JSON, e.g. '{\"image_size\": 64}' (or leave the flag out)"
+_POLICY_HINT = "'random' or the path of an SB3 agent .zip ([algo:]path)"
+EMPTY_VALUE_HINTS = {
+    IMPORT_FLAG: "a module name such as mypkg.envs (the Python module that registers your env, importable from the "
+                 "current directory or sys.path)",
+    "--env": _ENV_ID_HINT, "--env_id": _ENV_ID_HINT,
+    "--env-kwargs": _ENV_KWARGS_HINT, "--env_kwargs": _ENV_KWARGS_HINT,
+    "--minari": "a Minari dataset id such as gmc_rl/pendulum-sound-random-v0",
+    "--collect.policy": _POLICY_HINT, "--policy": _POLICY_HINT,
+    "--name": "the experiment's name, e.g. pendulum",
+    "--address": "the Ray cluster's address, e.g. HEAD_IP:6379 (or leave the flag out)",
+}
+"""What an empty value of a flag that takes no path should have been, for the message that refuses it."""
+
+EMPTY_ALLOWED_FLAGS = frozenset({"--agent.distill_from", "--distill-from"})
+"""Flags whose empty value is a value: ``agent.distill_from`` "" (its default) means every agent learns by RL."""
+
+
 def refuse_empty_values(argv: Sequence[str]) -> None:
     """Raise ConfigError for an empty (or blank) value anywhere in ``argv``: ``--out ""``, ``--data=``, a blank run
-    directory. No flag of gmc-rl takes an empty value, and as a path it would silently mean the current
-    directory (``Path("") == Path(".")``), so the message would name ``.`` rather than what was given."""
+    directory, ``--import ""``. As a path it would silently mean the current directory (``Path("") == Path(".")``),
+    so the message would name ``.`` rather than what was given; as another value it is not one. The message says what
+    the flag takes: a path (``.`` for the current directory), a module name (``--import``), an env id, and so on.
+    Only the flags of :data:`EMPTY_ALLOWED_FLAGS` take an empty value."""
     for index, word in enumerate(argv):
         flag, equals, value = word.partition("=") if word.startswith("--") else ("", "", word)
         if (equals or not flag) and not value.strip():
-            if equals:
-                where = f"flag {flag}"
-            elif index > 0 and argv[index - 1].startswith("-"):
-                where = f"flag {argv[index - 1]}"
+            if not equals and index > 0 and argv[index - 1].startswith("-"):
+                flag = argv[index - 1]
+            elif not equals:
+                raise ConfigError(f"argument {index + 1} is given an empty value ({word!r}); give a path or value "
+                                  "(use . for the current directory)")
+            if flag in EMPTY_ALLOWED_FLAGS and not value:
+                continue
+            if flag in EMPTY_VALUE_HINTS:
+                expected = f"give {EMPTY_VALUE_HINTS[flag]}"
+            elif flag in PATH_FLAGS:
+                expected = "give a path (use . for the current directory)"
             else:
-                where = f"argument {index + 1}"
-            raise ConfigError(f"{where} is given an empty value ({word!r}); give a path or value (use . for the "
-                              "current directory)")
+                expected = f"give a value (`--help` lists what {flag} takes)"
+            raise ConfigError(f"flag {flag} is given an empty value ({word!r}); {expected}")
 
 
 REPEATABLE_FLAGS = (IMPORT_FLAG,)

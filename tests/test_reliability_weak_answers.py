@@ -336,3 +336,27 @@ def test_unit_reference_latents_pass_the_unit_check_in_every_float_dtype(dtype):
     for scale, says in ((1.05, r"norm 1\.0[45]"), (0.9, r"norm 0\.[89]")):
         with pytest.raises(ModalityError, match=rf"must be unit vectors .*{says}.* allowed for .*normalise them"):
             model.set_reference_latents(as_dtype(unit * scale))
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# An empty value says what the flag takes.
+
+
+@pytest.mark.parametrize("command", ["collect", "pretrain", "align", "train", "evaluate", "pipeline", "report", "envs"])
+@pytest.mark.parametrize("spelling", [["--import", ""], ["--import="], ["--import", " "], ["--import= \t"]])
+def test_an_empty_value_says_what_the_flag_takes(kinds, capsys, command, spelling):
+    """Before, every empty value got the hint for a path ("give a path or value (use . for the current
+    directory)"), --import "" too, which takes a module name; and ``--agent.distill_from ""``, which is a value
+    (the default: every agent learns by RL), was refused."""
+    assert main([command, *spelling]) == 2
+    err = capsys.readouterr().err
+    assert f"gmc-rl {command}: error: flag --import is given an empty value" in err, err
+    assert "give a module name such as mypkg.envs" in err and "give a path" not in err, err
+    for argv, says in ((["--env", ""], "give an environment id such as gmc_rl/PendulumSound-v0"),
+                       (["--collect.policy="], "give 'random' or the path of an SB3 agent .zip"),
+                       (["--pretrain.epochs", ""], "give a value (`--help` lists what --pretrain.epochs takes)"),
+                       (["--out", ""], "give a path (use . for the current directory)")):
+        assert main(["pretrain", *argv]) == 2
+        assert says in capsys.readouterr().err
+    assert main(["train", "--agent.distill_from", "", "--print-config"]) == 0
+    assert "distill_from: ''" in capsys.readouterr().out
