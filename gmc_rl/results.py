@@ -433,6 +433,37 @@ def _check_earlier_are_ours(earlier: Mapping[str, Any], out: Path) -> None:
         raise ValueError(f"{figure.name} is not a figure gmc-rl wrote")
 
 
+def _result_paths(out: Path, plot: bool) -> dict[str, Path]:
+    paths = {"json": out / "results.json", "md": out / "results.md"}
+    if plot:
+        paths["png"] = out / "results.png"
+    return paths
+
+
+def check_earlier_results(out_dir: str | os.PathLike, plot: bool = True) -> bool:
+    """Whether ``out_dir`` holds earlier results of gmc-rl's (True) or none of its ``results.*`` (False); raise a
+    ConfigError when it holds a ``results.json``, ``.md`` or ``.png`` that gmc-rl did not write, which
+    :func:`write_results` will not overwrite. Cheap (nothing is evaluated): ``gmc-rl evaluate`` and ``report``
+    call it before they evaluate or pool anything, so that a user's own ``results.png`` is refused at once, not
+    after minutes of evaluation."""
+    out = Path(out_dir)
+    paths = _result_paths(out, plot)
+    existing = sorted(path.name for path in paths.values() if path.exists() or path.is_symlink())
+    if not existing:
+        return False
+    try:
+        if not (paths["json"].exists() or paths["json"].is_symlink()):
+            raise ValueError("no results.json of gmc-rl's beside them")
+        earlier = load_results(paths["json"])
+        _check_earlier_are_ours(earlier, out)
+    except (OSError, ValueError) as exc:
+        raise ConfigError(
+            f"{out} already holds {existing}, which gmc-rl did not write ({exc}); they are not overwritten: "
+            "choose another --out"
+        ) from None
+    return True
+
+
 def write_results(results: Mapping[str, Any], out_dir: str | os.PathLike, plot: bool = True,
                   replace: bool = False) -> dict[str, Path]:
     """Write ``results.json``, ``results.md`` and (with ``plot``) ``results.png`` atomically into ``out_dir``.
@@ -446,21 +477,8 @@ def write_results(results: Mapping[str, Any], out_dir: str | os.PathLike, plot: 
     if not replace:
         check_results_folder(out_dir, "out_dir", "write_results")
     out = Path(out_dir)
-    paths = {"json": out / "results.json", "md": out / "results.md"}
-    if plot:
-        paths["png"] = out / "results.png"
-    existing = sorted(path.name for path in paths.values() if path.exists() or path.is_symlink())
-    earlier_are_ours = replace
-    if existing and not replace:
-        try:
-            earlier = load_results(paths["json"])
-            _check_earlier_are_ours(earlier, out)
-        except (OSError, ValueError) as exc:
-            raise ConfigError(
-                f"{out} already holds {existing}, which gmc-rl did not write ({exc}); they are not overwritten: "
-                "choose another --out"
-            ) from None
-        earlier_are_ours = True
+    paths = _result_paths(out, plot)
+    earlier_are_ours = replace or check_earlier_results(out, plot)
     # Everything is rendered before the first file is replaced: an interrupt while the figure is drawn (seconds)
     # leaves the earlier results whole, not new tables beside the old figure. The three renames follow each other.
     markdown = markdown_report(results)

@@ -360,3 +360,40 @@ def test_an_empty_value_says_what_the_flag_takes(kinds, capsys, command, spellin
         assert says in capsys.readouterr().err
     assert main(["train", "--agent.distill_from", "", "--print-config"]) == 0
     assert "distill_from: ''" in capsys.readouterr().out
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# A user's results in --out are refused before anything is evaluated.
+
+
+@pytest.mark.parametrize("name, content", [("results.png", b"\x89PNG\r\n\x1a\n a user's own figure"),
+                                           ("results.md", b"my notes\n"), ("results.json", b"{}"),
+                                           ("results.png", None)])
+def test_a_users_results_in_out_are_refused_before_anything_is_evaluated(artifacts, kinds, capsys, monkeypatch,
+                                                                           name, content):
+    """Before, ``evaluate --out DIR`` with a user's results.png in DIR ran the whole evaluation (minutes) and was
+    refused only when it came to write; report pooled its runs first. Now both refuse at once, with the check
+    write_results makes (results.check_earlier_results), and leave DIR as it was."""
+    from helpers import fake_run
+
+    import gmc_rl.pipeline
+
+    def never(*args, **kwargs):
+        raise AssertionError("evaluated or pooled before --out was checked")
+
+    monkeypatch.setattr(gmc_rl.pipeline, "evaluate_agent", never)
+    monkeypatch.setattr(gmc_rl.pipeline, "merge_runs", never)
+    out = Path("mine")
+    out.mkdir()
+    if content is None:
+        (out / name).mkdir()  # not even a file
+    else:
+        (out / name).write_bytes(content)
+    before = sorted(p.name for p in out.iterdir())
+    fake_run(Path("run"), "gmc-seed0", [1.0, 2.0])
+    for argv in (["evaluate", "--agent", str(artifacts["agent"]), "--out", "mine", "--episodes", "1"],
+                 ["report", "run", "--out", "mine"]):
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert f"mine already holds ['{name}'], which gmc-rl did not write" in err and "choose another --out" in err
+        assert sorted(p.name for p in out.iterdir()) == before  # no lock files either

@@ -76,6 +76,7 @@ def run(args: argparse.Namespace) -> int:
     from gmc_rl.results import (
         TENSORBOARD_DIR,
         build_results,
+        check_earlier_results,
         pool_runs,
         record_rows,
         write_results,
@@ -103,6 +104,7 @@ def run(args: argparse.Namespace) -> int:
     seeds = list(config.seeds)
     out = Path(args.out) if args.out else _default_out(agent_dirs)
     check_results_out(out, "evaluate")
+    check_earlier_results(out)  # a user's own results.png in --out: refused now, not after the evaluation
 
     runs: dict[str, list] = {}
     names: dict[str, list[str]] = {}

@@ -29,9 +29,10 @@ def run(args: argparse.Namespace) -> int:
     from gmc_rl.commands.common import print_tables
     from gmc_rl.locking import RESULTS_LOCK, directory_lock
     from gmc_rl.pipeline import check_results_out, merge_runs
-    from gmc_rl.results import write_results
+    from gmc_rl.results import check_earlier_results, write_results
 
     check_results_out(args.out, "report")
+    check_earlier_results(args.out)  # a user's own results.png in --out: refused before the runs are pooled
     results = merge_runs(args.runs, args.methods)
     with directory_lock(args.out, RESULTS_LOCK):  # one report (or evaluate) at a time writes into --out
         paths = write_results(results, Path(args.out))
