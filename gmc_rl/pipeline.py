@@ -62,8 +62,9 @@ from gmc_rl.config import (
     pretrain_identity,
     to_dict,
 )
+from gmc_rl.config.checks import _is_integer
 from gmc_rl.errors import ConfigError
-from gmc_rl.io import write_json_atomic
+from gmc_rl.io import require_path, write_json_atomic
 from gmc_rl.locking import directory_lock
 from gmc_rl.methods import encoder_method_names, get_method
 from gmc_rl.run_dir import (  # noqa: F401  (re-exported: gmc_rl.pipeline is where callers import them)
@@ -180,8 +181,22 @@ def run_pipeline(config: ExperimentConfig, run_dir: str | os.PathLike, *, update
             in the run directory (one process at a time: :mod:`gmc_rl.locking`), or the backend is unknown, an
             ``address`` is given without Ray, Ray is not installed, or a Ray node does not see the run directory.
     """
-    if jobs < 1:
-        raise ConfigError(f"jobs must be at least 1, got {jobs}")
+    # The arguments' types first (a Python caller's None, dict or 1.5 would surface as raw errors, some of them only
+    # after the run directory was written).
+    if not isinstance(config, ExperimentConfig):
+        raise ConfigError(f"config must be an ExperimentConfig (gmc_rl.config.load_config reads one from YAML), "
+                          f"got {type(config).__name__} {config!r:.80}")
+    run_dir = require_path(run_dir, "run_dir must be a path to the run directory", ConfigError)
+    if not _is_integer(jobs) or jobs < 1:
+        raise ConfigError(f"jobs must be an integer of at least 1, got {type(jobs).__name__} {jobs!r}")
+    for name, flag in (("update", update), ("progress", progress)):
+        if not isinstance(flag, bool):
+            raise ConfigError(f"{name} must be True or False, got {type(flag).__name__} {flag!r}")
+    if not callable(log):
+        raise ConfigError(f"log must be a function taking one str (such as print), got {type(log).__name__}")
+    if address is not None and not isinstance(address, str):
+        raise ConfigError(f"address must be None or a Ray address such as 'host:6379', got {type(address).__name__}")
+    jobs = int(jobs)
     check_backend(backend, address)
     # The env and the conditions are checked before anything is written, so a typo leaves no run directory.
     modalities = env_modalities(config.env_id, config.env_kwargs)
