@@ -13,7 +13,7 @@ import os
 from pathlib import Path
 
 from gmc_rl.errors import ConfigError
-from gmc_rl.io import resolve_path
+from gmc_rl.io import refuse_long_name, resolve_path
 from gmc_rl.locking import HOLDER_FILE, LOCK_FILE
 
 RUN_MARKER = "gmc-rl-run.json"
@@ -73,6 +73,7 @@ def check_results_folder(out: str | os.PathLike, label: str, writer: str) -> Non
     """
     if str(out) == "":
         raise ConfigError(f"{label} is empty; name the folder {writer} writes its results into")
+    refuse_long_name(out, label, ConfigError)
     resolved = resolve_path(out)
     found = artifact_kind(resolved)
     if found is not None:
@@ -88,6 +89,7 @@ def check_plot_path(path: str | os.PathLike, label: str) -> None:
     Raises:
         ConfigError: naming the path and the artifact.
     """
+    refuse_long_name(path, label, ConfigError)
     resolved = resolve_path(path)
     found = artifact_kind(resolved.parent)
     if found is not None:

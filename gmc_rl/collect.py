@@ -46,7 +46,7 @@ from gmc_rl.data import (
     write_dataset,
 )
 from gmc_rl.errors import ConfigError, DatasetError
-from gmc_rl.io import write_json_atomic
+from gmc_rl.io import refuse_long_name, write_json_atomic
 from gmc_rl.locking import HOLDER_FILE, LOCK_FILE, directory_lock
 from gmc_rl.modalities import ModalitySpec, modality_specs
 from gmc_rl.rollout import (  # noqa: F401  (re-exported: gmc_rl.collect is where callers import them)
@@ -233,6 +233,7 @@ def collect(
     naming the holder.
     """
     out_dir = Path(out_dir)
+    refuse_long_name(out_dir, "dataset directory", ConfigError)  # before it is probed or a parent made
     if _existing(out_dir, config, overwrite):
         if progress:
             tqdm.write(f"{out_dir} already holds this dataset; keeping it (pass overwrite to collect again)")

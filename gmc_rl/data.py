@@ -111,15 +111,140 @@ def save_npz(path: str | os.PathLike, arrays: Mapping[str, np.ndarray], compress
     return path
 
 
-def load_npz(path: str | os.PathLike) -> dict[str, np.ndarray]:
-    """Read every array of an ``.npz`` archive into memory (no pickles), with a DatasetError on a bad file."""
-    path = require_existing(path, "dataset file", "file", DatasetError)
+_NPZ_ERRORS = (zipfile.BadZipFile, zlib.error, ValueError, OSError, EOFError, KeyError, NotImplementedError)
+"""What a damaged archive raises while it is read: its directory, a compressed stream, an array header or a
+compression method that is damaged."""
+
+NPZ_SLACK = 64 * 2**20
+"""How much larger than ``metadata.json`` records (64 MiB) an archive may be for :func:`check_npz` to read its zip
+directory and ``.npy`` headers, to say what differs (an array of another shape, one more array) rather than only that
+its SHA-256 does not match. An archive re-saved with another compression is a little larger or smaller."""
+
+ArrayLayout = Mapping[str, tuple[tuple[int, ...], str]]
+"""Array name -> (shape, dtype name) that an archive must hold exactly (:func:`check_npz`)."""
+
+
+def _size_text(count: int) -> str:
+    for unit, scale in (("TiB", 2**40), ("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if count >= scale:
+            return f"{count / scale:.1f} {unit}"
+    return f"{count} bytes"
+
+
+def npz_headers(path: str | os.PathLike) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
+    """Name -> (shape, dtype) of every array of an ``.npz`` archive, from the ``.npy`` headers alone: a few hundred
+    bytes of each member are unpacked, whatever the arrays hold or claim to hold.
+
+    Raises:
+        DatasetError: the archive is damaged, holds a member that is not an array (``.npy``), a name twice, or an
+            array of Python objects (which would need unpickling).
+    """
+    path = Path(path)
+    headers: dict[str, tuple[tuple[int, ...], np.dtype]] = {}
     try:
-        with np.load(path, allow_pickle=False) as archive:
-            return {name: archive[name] for name in archive.files}
-    except (zipfile.BadZipFile, zlib.error, ValueError, OSError, EOFError, KeyError, NotImplementedError) as exc:
-        # the archive's directory, a compressed stream, an array header or a compression method that is damaged
+        with zipfile.ZipFile(path) as archive:
+            for info in archive.infolist():
+                name = info.filename.removesuffix(".npy")
+                if name == info.filename or name in headers:
+                    why = "is not an array (.npy)" if name == info.filename else "is there twice"
+                    raise DatasetError(f"{path}: member {info.filename!r} {why}; it is not an archive gmc-rl wrote")
+                with archive.open(info) as member:
+                    version = np.lib.format.read_magic(member)
+                    if version not in ((1, 0), (2, 0)):
+                        raise ValueError(f"array {name!r} has .npy format version {version}")
+                    read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                                   else np.lib.format.read_array_header_2_0)
+                    shape, _, dtype = read_header(member)
+                if dtype.hasobject:
+                    raise DatasetError(f"{path}: array {name!r} holds Python objects ({dtype}); gmc-rl reads numeric "
+                                       "arrays only and never unpickles")
+                headers[name] = (tuple(shape), dtype)
+    except DatasetError:
+        raise
+    except MemoryError:
+        raise DatasetError(f"cannot read {path}: its zip directory does not fit in memory; the file is corrupted"
+                           ) from None
+    except _NPZ_ERRORS as exc:
         raise DatasetError(f"cannot read {path}: {exc}; the file is truncated or corrupted") from exc
+    return headers
+
+
+def check_npz(path: str | os.PathLike, layout: ArrayLayout, sha256: str, size: int) -> None:
+    """Check an archive against what ``metadata.json`` records of it before anything in it is unpacked: the arrays
+    it holds and their shapes and dtypes (``layout``, read from the ``.npy`` headers), its size in bytes and its
+    SHA-256 (``sha256``, hashed while streaming the file). The zip directory and headers of a file more than
+    :data:`NPZ_SLACK` larger than the recorded size are not read (zipfile reads the directory whole, and a crafted
+    file can claim one as large as itself): such a file is only hashed, and refused for its hash.
+
+    Raises:
+        DatasetError: naming the file and what differs: a damaged archive, an array it lacks or holds beyond
+            ``layout``, a shape or dtype, or a SHA-256 that is not the recorded one.
+    """
+    path = require_existing(path, "dataset file", "file", DatasetError)
+    actual = path.stat().st_size
+    if actual <= size + NPZ_SLACK:  # an edited archive is named for what differs; a much larger one is only hashed
+        headers = npz_headers(path)
+        missing = [name for name in layout if name not in headers]
+        if missing:
+            raise DatasetError(f"{path} lacks arrays {missing} (it has {sorted(headers)})")
+        extra = [name for name in headers if name not in layout]
+        if extra:
+            raise DatasetError(
+                f"{path} holds arrays {extra} that {METADATA_FILE} does not list (it lists {list(layout)}): the file "
+                "was modified or replaced after collection; collect the dataset again"
+            )
+        for name, (shape, dtype) in layout.items():
+            found_shape, found_dtype = headers[name]
+            if found_shape != tuple(shape) or found_dtype.name != dtype:
+                raise DatasetError(
+                    f"{path}: array {name!r} is {found_dtype.name}{list(found_shape)}, metadata says "
+                    f"{dtype}{list(shape)}"
+                )
+    if actual != size or file_sha256(path) != sha256:
+        grew = f" (it is {actual:,} bytes, {METADATA_FILE} records {size:,})" if actual != size else ""
+        raise DatasetError(
+            f"{path} does not match the SHA-256 recorded in {METADATA_FILE}{grew}: the file was modified or replaced "
+            "after collection (nothing in it was unpacked); collect the dataset again"
+        )
+
+
+def read_npz(path: str | os.PathLike, names: list[str] | None = None) -> dict[str, np.ndarray]:
+    """Unpack the arrays ``names`` (all, by default) of an ``.npz`` archive (no pickles). Each array's size is read
+    from its header first; one that does not fit in memory is a DatasetError naming it, never a raw MemoryError.
+    Call :func:`check_npz` first where the archive's hash is known: this reads whatever the headers claim."""
+    path = require_existing(path, "dataset file", "file", DatasetError)
+    headers = npz_headers(path)
+    arrays = {}
+    try:
+        with zipfile.ZipFile(path) as archive:
+            for name in headers if names is None else names:
+                shape, dtype = headers[name]
+                try:
+                    with archive.open(f"{name}.npy") as member:
+                        arrays[name] = np.lib.format.read_array(member, allow_pickle=False)
+                except MemoryError:
+                    needed = math.prod(shape) * dtype.itemsize
+                    raise DatasetError(
+                        f"cannot unpack {path}: array {name!r} ({dtype.name}{list(shape)}) needs {_size_text(needed)}, "
+                        "more than the memory available; free memory, or use a machine with more"
+                    ) from None
+    except DatasetError:
+        raise
+    except _NPZ_ERRORS as exc:
+        raise DatasetError(f"cannot read {path}: {exc}; the file is truncated or corrupted") from exc
+    return arrays
+
+
+def load_npz(path: str | os.PathLike, layout: ArrayLayout | None = None, sha256: str | None = None,
+             size: int | None = None) -> dict[str, np.ndarray]:
+    """Read the arrays of an ``.npz`` archive into memory (no pickles), with a DatasetError on a bad file.
+
+    With ``layout``, ``sha256`` and ``size`` (what a dataset's ``metadata.json`` records of it), the archive is
+    checked first (:func:`check_npz`) and only the arrays of ``layout`` are unpacked; without them, every array.
+    """
+    if layout is not None and sha256 is not None and size is not None:
+        check_npz(path, layout, sha256, size)
+    return read_npz(path, None if layout is None else list(layout))
 
 
 def normalization_stats(arrays: Mapping[str, np.ndarray], specs: Mapping[str, ModalitySpec]) -> dict[str, dict]:
@@ -367,28 +492,14 @@ def load_dataset(path: str | os.PathLike) -> MultimodalDataset:
     except (KeyError, TypeError, ValueError) as exc:  # ModalityError is a ValueError
         raise DatasetError(f"{directory / METADATA_FILE}: key 'spaces.observation' describes no valid modality: "
                            f"{exc!r}") from exc
-    layout = metadata["arrays"]
     sizes = {"train": metadata["n_train"], "val": metadata["n_val"]}
-    splits = {}
+    layouts = {split: {name: ((sizes[split], *expected["shape"]), expected["dtype"])
+                       for name, expected in metadata["arrays"].items()} for split in SPLITS}
+    # Every check comes before the first array is unpacked: the archives' contents (their .npy headers) against the
+    # metadata, their SHA-256, then the metadata's own; only then is memory allocated, as much as the metadata says.
     for split in SPLITS:
-        file = directory / f"{split}.npz"
-        arrays = load_npz(file)
-        missing = [name for name in layout if name not in arrays]
-        if missing:
-            raise DatasetError(f"{file} lacks arrays {missing} (it has {sorted(arrays)})")
-        for name, expected in layout.items():
-            array = arrays[name]
-            shape = (sizes[split], *expected["shape"])
-            if array.shape != shape or array.dtype.name != expected["dtype"]:
-                raise DatasetError(
-                    f"{file}: array {name!r} is {array.dtype.name}{list(array.shape)}, metadata says "
-                    f"{expected['dtype']}{list(shape)}"
-                )
-        if file_sha256(file) != metadata["files"][file.name]["sha256"]:
-            raise DatasetError(
-                f"{file} does not match the SHA-256 recorded in {METADATA_FILE}: the file was modified or replaced "
-                "after collection; collect the dataset again"
-            )
-        splits[split] = {name: arrays[name] for name in layout}
-    check_metadata_digest(metadata, directory / METADATA_FILE)  # last, so a damaged archive is named as such
+        record = metadata["files"][f"{split}.npz"]
+        check_npz(directory / f"{split}.npz", layouts[split], record["sha256"], record["bytes"])
+    check_metadata_digest(metadata, directory / METADATA_FILE)  # after the archives, so a damaged one is named
+    splits = {split: read_npz(directory / f"{split}.npz", list(layouts[split])) for split in SPLITS}
     return MultimodalDataset(directory, metadata, specs, splits["train"], splits["val"])

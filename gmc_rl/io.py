@@ -86,6 +86,7 @@ def atomic_path(destination: str | os.PathLike) -> Iterator[Path]:
     """
     destination = Path(destination)
     directory = destination.parent if str(destination.parent) else Path(".")
+    refuse_long_name(destination, "file", PermissionError)
     try:
         directory.mkdir(parents=True, exist_ok=True)
         fd, tmp_name = tempfile.mkstemp(prefix=f".tmp-{destination.name}.", dir=directory)
@@ -193,7 +194,10 @@ LINK_LOOP = "a symbolic link loop (it never reaches a file or directory)"
 
 def _dangling_link(path: Path) -> str | None:
     """What a symbolic link that reaches nothing is (a loop, or broken with its target named), else None."""
-    if not path.is_symlink() or path.exists():
+    try:
+        if not path.is_symlink() or path.exists():
+            return None
+    except OSError:  # e.g. a name too long to look up: no link there
         return None
     try:
         os.stat(path)
@@ -277,15 +281,67 @@ def _refuse_constant(name: str) -> Any:
     raise _NonStandardConstant(name)
 
 
-def read_json(path: str | os.PathLike, what: str = "JSON file") -> Any:
-    """Read a JSON file, turning a missing or malformed file into a clear :class:`ValueError`.
+MAX_JSON_BYTES = 256 * 2**20
+"""Largest JSON file :func:`read_json` reads by default (256 MiB): a dataset's ``metadata.json``, a checkpoint's
+``config.json``, an agent's ``agent.json``, a pretraining ``run.json``, stage markers, lock and progress files, an
+agent's evaluation history, the ``data`` entry of an SB3 ``.zip``. The largest of these measured in real runs are
+3-10 KB; those that grow hold a copy of a config (capped at 1 MiB, MAX_CONFIG_BYTES), two numbers per feature of
+the vector modalities (normalisation statistics: 256 MiB is millions of features), pickled spaces, or a few values
+per evaluation of an agent's training."""
+
+MAX_RESULTS_JSON_BYTES = 2 * 2**30
+"""Largest ``results.json`` and agent evaluation record (``eval/runs/<agent>.json``) read (2 GiB): they hold every
+episode's return and length, about 20 bytes per episode and condition. The largest measured (4 methods x 5 seeds
+x 8 conditions x 100 episodes) is 0.7 MB; an evaluation of MAX_EPISODES (1,000,000) episodes under 50 conditions
+is about 1 GB."""
+
+
+def _size_text(count: int) -> str:
+    for unit, scale in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if count >= scale:
+            return f"{count / scale:.1f}".removesuffix(".0") + f" {unit}"
+    return f"{count} bytes"
+
+
+def _read_at_most(path: Path, limit: int) -> bytes | None:
+    """The bytes of ``path``, or None if it holds more than ``limit``; read in 1 MiB pieces, so that no more than
+    what the file holds is ever allocated (``read(limit)`` would allocate ``limit`` bytes at once)."""
+    pieces, total = [], 0
+    with path.open("rb") as handle:
+        while piece := handle.read(1 << 20):
+            total += len(piece)
+            if total > limit:
+                return None
+            pieces.append(piece)
+    return b"".join(pieces)
+
+
+def _too_large(path: Path, what: str, size: int, cap: int) -> str:
+    name = "MAX_RESULTS_JSON_BYTES" if cap == MAX_RESULTS_JSON_BYTES else "MAX_JSON_BYTES"
+    return (f"{what} {path} is {_size_text(size)} ({size:,} bytes), more than the {_size_text(cap)} such a file can "
+            f"be ({name} in gmc_rl.io); it is not a file gmc-rl wrote: restore it from a copy or make it again")
+
+
+def read_json(path: str | os.PathLike, what: str = "JSON file", max_bytes: int = MAX_JSON_BYTES) -> Any:
+    """Read a JSON file, turning a missing, malformed or oversized file into a clear :class:`ValueError`.
 
     Nesting too deep for Python's parser (a crafted ``[[[[...]]]]``) is a malformed file too, not a RecursionError;
-    so are ``NaN`` and ``Infinity``, which Python's parser accepts but JSON does not.
+    so are ``NaN`` and ``Infinity``, which Python's parser accepts but JSON does not. A file larger than
+    ``max_bytes`` (:data:`MAX_JSON_BYTES`, :data:`MAX_RESULTS_JSON_BYTES` for results) is refused before a byte of
+    it is read, and one that does not fit in memory is refused too, never a raw MemoryError.
     """
     path = require_existing(path, what, "file")
+    size = path.stat().st_size
+    if size > max_bytes:
+        raise ValueError(_too_large(path, what, size, max_bytes))
     try:
-        return json.loads(path.read_text(encoding="utf-8"), parse_constant=_refuse_constant)
+        raw = _read_at_most(path, max_bytes)
+        if raw is None:  # it grew past the cap since it was measured
+            raise ValueError(_too_large(path, what, path.stat().st_size, max_bytes))
+        return json.loads(raw.decode("utf-8"), parse_constant=_refuse_constant)
+    except MemoryError:
+        raise ValueError(f"{what} {path} ({_size_text(size)}) does not fit in the memory available to read it; "
+                         "free memory (or raise the limit) and rerun") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ValueError(f"{what} {path} is not valid JSON ({exc}); it may be truncated or edited.") from exc
     except _NonStandardConstant as exc:
@@ -366,21 +422,70 @@ def read_json_object(
     error: type[Exception],
     *,
     optional: Mapping[str, FieldType] | None = None,
+    max_bytes: int = MAX_JSON_BYTES,
 ) -> dict[str, Any]:
-    """Read a JSON file that must hold an object with the ``required`` keys and types (see :func:`require_fields`).
+    """Read a JSON file that must hold an object with the ``required`` keys and types (see :func:`require_fields`),
+    of at most ``max_bytes`` (:func:`read_json`).
 
     Raises:
         FileNotFoundError: no file at ``path``.
         error: the file is not valid JSON, is nested too deeply, is not an object, or lacks a key or has one of
-            the wrong type (the message names the file and the key).
+            the wrong type (the message names the file and the key), or is larger than ``max_bytes``.
     """
     try:
-        data = read_json(path, what)
+        data = read_json(path, what, max_bytes)
     except FileNotFoundError:
         raise
     except ValueError as exc:
         raise error(str(exc)) from exc
     return require_fields(data, required, path, error, optional=optional)
+
+
+NAME_MAX = 255
+"""Longest file or directory name (bytes) where the file system does not say (``os.pathconf``'s PC_NAME_MAX)."""
+PATH_MAX = 4096
+"""Longest path (bytes) the system takes in one call (Linux's PATH_MAX)."""
+
+
+def _name_max(path: Path) -> int:
+    """PC_NAME_MAX of the file system of the nearest existing ancestor of ``path`` (NAME_MAX if it cannot say)."""
+    for ancestor in (*path.parents, Path(".")):
+        try:
+            return int(os.pathconf(ancestor, "PC_NAME_MAX"))
+        except (OSError, ValueError):
+            continue
+    return NAME_MAX
+
+
+def name_too_long(path: str | os.PathLike) -> str | None:
+    """Why the system would refuse ``path`` for its length (a name of a component over the file system's limit,
+    usually 255 bytes, or the whole path over PATH_MAX), in words naming the culprit; None when it would not.
+
+    The system's own answer, ``[Errno 36] File name too long``, names the whole path (or a file inside it, such
+    as ``.../metadata.json``) and comes only after the parents of the path were created: writers check the name
+    first, so that nothing is made and the message says which part is too long."""
+    path = Path(path)
+    encoded = os.fsencode(str(path))
+    if len(encoded) >= PATH_MAX:
+        return (f"the path is {len(encoded):,} bytes long, more than the {PATH_MAX - 1:,} the system takes (PATH_MAX); "
+                "choose a shorter path")
+    limit = _name_max(path)
+    for part in path.parts:
+        size = len(os.fsencode(part))
+        if size > limit:
+            shown = part if len(part) <= 40 else f"{part[:20]}...{part[-12:]}"
+            return (f"its component {shown!r} is {size:,} bytes long, more than the {limit} bytes a file or "
+                    "directory name can have on this file system (NAME_MAX); choose a shorter name")
+    return None
+
+
+def refuse_long_name(path: str | os.PathLike, what: str, error: type[Exception]) -> None:
+    """Raise ``error`` naming ``what`` and the over-long part of ``path`` (:func:`name_too_long`), if there is one;
+    called before anything is created or probed under ``path``."""
+    reason = name_too_long(path)
+    if reason is not None:
+        shown = str(path) if len(str(path)) <= 80 else f"{str(path)[:40]}...{str(path)[-20:]}"
+        raise error(f"{what} {shown!r} is not a path the system takes: {reason}")
 
 
 def _reason(exc: OSError, path: Path) -> str:
@@ -407,6 +512,7 @@ def ensure_writable_dir(path: str | os.PathLike, what: str = "output directory")
             (permissions, an immutable directory, a read-only file system); the message names ``path`` and why.
     """
     path = Path(path)
+    refuse_long_name(path, what, PermissionError)  # before a parent is made: nothing is left behind
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -448,15 +554,89 @@ def distinct_paths(paths: Iterable[str | os.PathLike]) -> list[Path]:
 
 
 PNG_SOFTWARE = "gmc-rl"
-"""The PNG ``Software`` text that marks a plot gmc-rl wrote (:func:`is_own_png`), so that a file is replaced only
-when it is gmc-rl's own plot."""
+"""The PNG ``Software`` text that marks a plot gmc-rl wrote (:func:`png_kind`)."""
+
+PNG_KIND_KEY = "gmc-rl kind"
+"""The PNG text keyword that says which of gmc-rl's figures a PNG is: one of :data:`PNG_KINDS`."""
+
+RESULTS_FIGURE = "results-figure"
+LATENTS_PCA = "latents-pca"
+PNG_KINDS = {
+    RESULTS_FIGURE: "a results figure (the results.png that gmc-rl evaluate and report write beside results.json)",
+    LATENTS_PCA: "a latents PCA plot (gmc-rl align --plot, or a checkpoint's latents_pca.png)",
+}
+"""Every kind of PNG gmc-rl writes, with what it is in words. A writer replaces only a PNG of its own kind
+(:func:`check_own_png`), so that one command's figure never overwrites another's."""
+
+UNMARKED = "unmarked"
+"""What :func:`png_kind` returns for a PNG gmc-rl wrote before its PNGs said which figure they are."""
 
 
-def is_own_png(path: str | os.PathLike) -> bool:
-    """True if ``path`` is a regular file holding a PNG that gmc-rl wrote (its ``Software`` text chunk says so)."""
+def png_metadata(kind: str) -> dict[str, str]:
+    """The PNG text chunks (matplotlib's ``savefig(metadata=...)``) of a gmc-rl figure of ``kind``."""
+    if kind not in PNG_KINDS:
+        raise ValueError(f"unknown PNG kind {kind!r}; gmc-rl writes {sorted(PNG_KINDS)}")
+    return {"Software": PNG_SOFTWARE, PNG_KIND_KEY: kind}
+
+
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+_PNG_TEXT_BYTES = 1 << 16
+"""How far into a PNG its text chunks are looked for: matplotlib writes them right after the header, before the
+image data; a chunk that would take the reading past this point ends the search."""
+
+
+def _png_texts(path: Path) -> dict[str, str] | None:
+    """The ``tEXt`` chunks before the image data of the PNG at ``path`` (keyword -> text), or None if it is not a
+    PNG. Reads at most :data:`_PNG_TEXT_BYTES`, chunk by chunk."""
+    texts: dict[str, str] = {}
+    with path.open("rb") as handle:
+        if handle.read(8) != _PNG_SIGNATURE:
+            return None
+        read = 8
+        while read < _PNG_TEXT_BYTES:
+            head = handle.read(8)
+            if len(head) < 8:
+                break
+            length, chunk = int.from_bytes(head[:4], "big"), head[4:]
+            if chunk == b"IDAT" or chunk == b"IEND" or read + 12 + length > _PNG_TEXT_BYTES:
+                break
+            body = handle.read(length)
+            handle.read(4)  # the CRC
+            read += 12 + length
+            if chunk == b"tEXt" and b"\x00" in body:
+                keyword, _, text = body.partition(b"\x00")
+                texts[keyword.decode("latin-1")] = text.decode("latin-1")
+    return texts
+
+
+def png_kind(path: str | os.PathLike) -> str | None:
+    """Which of gmc-rl's figures the regular file at ``path`` is: a key of :data:`PNG_KINDS`, :data:`UNMARKED` for
+    a PNG gmc-rl wrote before its PNGs said what they show (or a kind this gmc-rl does not know), or None for
+    anything else (not a PNG, not gmc-rl's, a symbolic link, not a regular file)."""
     path = Path(path)
     if path.is_symlink() or not path.is_file():
-        return False
-    with path.open("rb") as handle:
-        head = handle.read(4096)
-    return head.startswith(b"\x89PNG\r\n\x1a\n") and b"tEXtSoftware\x00" + PNG_SOFTWARE.encode() in head
+        return None
+    texts = _png_texts(path)
+    if texts is None or texts.get("Software") != PNG_SOFTWARE:
+        return None
+    kind = texts.get(PNG_KIND_KEY)
+    return kind if kind in PNG_KINDS else UNMARKED
+
+
+def is_own_png(path: str | os.PathLike, kind: str) -> bool:
+    """True if ``path`` is a regular file holding a PNG that gmc-rl wrote as a figure of ``kind``."""
+    return png_kind(path) == kind
+
+
+def png_not_own(path: str | os.PathLike, kind: str) -> str | None:
+    """Why a writer of ``kind`` figures may not replace the file at ``path`` (None: it may, the file being a PNG
+    gmc-rl wrote as a figure of that kind): what the file is instead, in words."""
+    found = png_kind(path)
+    if found == kind:
+        return None
+    if found is None:
+        return "is not a plot gmc-rl wrote"
+    if found == UNMARKED:
+        return ("is a PNG that gmc-rl wrote before its figures said what they show, so it may be another command's "
+                "figure (an evaluation's results.png)")
+    return f"is {PNG_KINDS[found]}, not {PNG_KINDS[kind].split(' (')[0]}"

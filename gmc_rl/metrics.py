@@ -25,7 +25,7 @@ from torch import Tensor
 
 from gmc_rl.artifacts import check_plot_path
 from gmc_rl.errors import ConfigError, DatasetError
-from gmc_rl.io import PNG_SOFTWARE, atomic_path, is_own_png, wrong_path
+from gmc_rl.io import LATENTS_PCA, atomic_path, png_metadata, png_not_own, refuse_long_name, wrong_path
 from gmc_rl.loss import gmc_loss_terms
 from gmc_rl.model import GMCModel
 
@@ -142,22 +142,26 @@ def evaluate_alignment(
 def check_png_out(path: str | os.PathLike, label: str) -> None:
     """Refuse a PNG output ``path`` (``label`` names it in the message) that would replace what is not gmc-rl's own
     plot: another suffix (a dataset's ``train.npz``, a user's ``notes.txt``), a symbolic link (replaced by a file),
-    a FIFO or directory, or an existing file that is not a PNG gmc-rl marked (:func:`gmc_rl.io.is_own_png`); or that
-    would add a file to an artifact's directory or folders (:func:`gmc_rl.artifacts.check_plot_path`).
+    a FIFO or directory, or an existing file that is not a latents PCA plot gmc-rl marked as such
+    (:func:`gmc_rl.io.png_not_own`): a user's PNG, another gmc-rl figure (an evaluation's ``results.png``), or a PNG
+    gmc-rl wrote before its figures said what they show (it may be an evaluation's figure); or that would add a
+    file to an artifact's directory or folders (:func:`gmc_rl.artifacts.check_plot_path`).
 
     Raises:
         ConfigError: naming the path and what it is.
     """
     path = Path(path)
+    refuse_long_name(path, label, ConfigError)
     if path.suffix.lower() != ".png":
         raise ConfigError(f"{label} {str(path)!r} must name a .png file (the plot is a PNG)")
     if path.is_symlink():
         raise ConfigError(f"{label} {path} is a symbolic link; it would be replaced by the plot: name a file")
     if path.exists() and not path.is_file():
         raise ConfigError(f"{wrong_path(path, label, 'file')}; name a new file")
-    if path.exists() and not is_own_png(path):
-        raise ConfigError(f"{label} {path} exists and is not a plot gmc-rl wrote; it is not overwritten: choose "
-                          "another path")
+    why = png_not_own(path, LATENTS_PCA) if path.exists() else None
+    if why is not None:
+        raise ConfigError(f"{label} {path} exists and {why}; it is not overwritten: choose another path (or remove "
+                          "the file yourself if it is a plot you no longer need)")
     check_plot_path(path, label)
 
 
@@ -173,8 +177,8 @@ def plot_latents_pca(
     """Save a PNG scatter of complete and single-modality latents projected on their first 2 principal components.
 
     Well-aligned models show each modality's cloud on top of the complete one; thin grey lines join the latents
-    of the same sample for a few of them. ``path`` must be a new ``.png`` or a plot gmc-rl wrote, outside other
-    artifacts' directories (:func:`check_png_out`): nothing else is overwritten. ``replace`` skips that check for
+    of the same sample for a few of them. ``path`` must be a new ``.png`` or a latents PCA plot gmc-rl wrote, outside
+    other artifacts' directories (:func:`check_png_out`): nothing else is overwritten. ``replace`` skips that check for
     the one caller that owns the destination: pretraining, which writes the plot into its own checkpoint.
     """
     if not replace:
@@ -214,6 +218,6 @@ def plot_latents_pca(
     ax.legend(markerscale=2, fontsize=8)
     fig.tight_layout()
     with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=110, metadata={"Software": PNG_SOFTWARE})
+        fig.savefig(tmp, format="png", dpi=110, metadata=png_metadata(LATENTS_PCA))
     plt.close(fig)
 

@@ -35,7 +35,7 @@ from gmc_rl.checkpoint import load_training_state, resolve_device
 from gmc_rl.config import ExperimentConfig, check_batch_size, pretrain_identity, to_dict
 from gmc_rl.data import MultimodalDataset
 from gmc_rl.errors import ConfigError
-from gmc_rl.io import read_json_object, refuse_non_file, resolve_path, write_json_atomic
+from gmc_rl.io import read_json_object, refuse_long_name, refuse_non_file, resolve_path, write_json_atomic
 from gmc_rl.locking import HOLDER_FILE, LOCK_FILE, directory_lock
 
 RUN_FILE = "run.json"
@@ -107,6 +107,7 @@ def check_pretraining_dir(out_dir: Path, identity: dict[str, Any], resume: bool,
             the same settings, or a run that already trained more than ``epochs`` epochs (resuming cannot undo
             epochs, and the run would record fewer epochs than its weights and history hold).
     """
+    refuse_long_name(out_dir, "pretraining directory", ConfigError)  # before it is probed or a parent made
     run_file = out_dir / RUN_FILE
     refuse_non_file(run_file, "pretraining run file", ConfigError, _RUN_FILE_FIX)
     if not run_file.is_file():

@@ -20,6 +20,7 @@ training seed) are pooled into one row by :func:`pool_runs`.
 from __future__ import annotations
 
 import datetime as _dt
+import json
 import math
 import os
 from collections.abc import Mapping, Sequence
@@ -30,13 +31,16 @@ from gmc_rl.artifacts import check_results_folder
 from gmc_rl.errors import ConfigError
 from gmc_rl.evaluate import LOSS_THRESHOLD, relative_loss, summarize
 from gmc_rl.io import (
+    MAX_RESULTS_JSON_BYTES,
+    RESULTS_FIGURE,
+    UNMARKED,
     FieldType,
-    is_own_png,
+    png_kind,
+    png_not_own,
     read_json,
     read_json_object,
     require_fields,
     write_bytes_atomic,
-    write_json_atomic,
     write_text_atomic,
 )
 from gmc_rl.results_figure import plot_results, results_figure  # noqa: F401  (re-exported)
@@ -123,6 +127,8 @@ RESULTS_FIELDS: dict[str, Any] = {
 
 _INTERVAL: dict[str, FieldType] = {"mean": float, "half_width": (float, type(None))}
 _UNIT: dict[str, FieldType] = {"returns": list, "lengths": list}
+_DIAGNOSTICS: dict[str, FieldType] = {"latent_gap": float, "action_gap": float, "drift": float, "reward_loss": float}
+"""What the transfer-diagnostics table reads of each agent and condition (:func:`diagnostics_table`)."""
 
 
 def check_summary(summary: Any, source: str | os.PathLike, where: str) -> None:
@@ -156,17 +162,49 @@ def load_results(path: str | os.PathLike) -> dict[str, Any]:
     path = Path(path)
     if path.is_dir():
         path = path / "results.json"
-    data = read_json(path, "results file")
+    data = read_json(path, "results file", MAX_RESULTS_JSON_BYTES)
+    return check_results(data, path, "results file")
+
+
+def check_results(data: Any, source: str | os.PathLike, what: str = "results document") -> dict[str, Any]:
+    """Raise ConfigError (naming ``source`` and the key) unless ``data`` is a gmc-rl results document: its format
+    and version, every key the tables and plots read with its type (:func:`check_summary`), and (read from a file or
+    not) only finite numbers, which is all strict JSON holds. Return it."""
     if not isinstance(data, dict) or data.get("format") != FORMAT:
-        raise ConfigError(f"{path} is not a gmc-rl results file (no 'format': {FORMAT!r})")
+        raise ConfigError(f"{source} is not a gmc-rl {what} (no 'format': {FORMAT!r})")
     if data.get("version") != VERSION:
-        raise ConfigError(f"{path} has results format version {data.get('version')}, this gmc-rl reads {VERSION}")
-    require_fields(data, RESULTS_FIELDS, path, ConfigError, optional={"diagnostics": dict})
+        raise ConfigError(f"{source} has results format version {data.get('version')}, this gmc-rl reads {VERSION}")
+    require_fields(data, RESULTS_FIELDS, source, ConfigError, optional={"diagnostics": dict})
     for method in data["methods"]:
-        per_condition = require_fields(data["results"], {str(method): dict}, path, ConfigError, where="results")
+        per_condition = require_fields(data["results"], {str(method): dict}, source, ConfigError, where="results")
         for condition, summary in per_condition[str(method)].items():
-            check_summary(summary, path, f"results.{method}.{condition}")
+            check_summary(summary, source, f"results.{method}.{condition}")
+    for method, per_agent in data.get("diagnostics", {}).items():
+        require_fields(per_agent, {}, source, ConfigError, where=f"diagnostics.{method}")
+        for agent, per_condition in per_agent.items():
+            require_fields(per_condition, {}, source, ConfigError, where=f"diagnostics.{method}.{agent}")
+            for condition, gaps in per_condition.items():
+                require_fields(gaps, _DIAGNOSTICS, source, ConfigError,
+                               where=f"diagnostics.{method}.{agent}.{condition}")
+    where = _not_finite(data)
+    if where is not None:
+        raise ConfigError(f"{source}: key {where!r} is not a finite number (NaN or infinity), which results cannot "
+                          "hold (strict JSON has no NaN): drop or fix that value")
     return data
+
+
+def _not_finite(value: Any, where: str = "") -> str | None:
+    """The key path of the first NaN or infinite float in ``value`` (nested dicts and lists), else None."""
+    if isinstance(value, float):
+        return None if math.isfinite(value) else where
+    items = value.items() if isinstance(value, Mapping) else enumerate(value) if isinstance(value, (list, tuple)) \
+        else ()
+    for key, item in items:
+        inner = f"{where}[{key}]" if isinstance(key, int) else f"{where}.{key}" if where else str(key)
+        found = _not_finite(item, inner)
+        if found is not None:
+            return found
+    return None
 
 
 RECORD_FIELDS: dict[str, Any] = {"agent": str, "method": str, "env_id": str, "seeds": list, "evaluation": dict}
@@ -181,7 +219,8 @@ def read_evaluation_record(path: str | os.PathLike) -> dict[str, Any]:
         ConfigError: invalid JSON, or a missing or mistyped key (the message names the file and the key).
     """
     record = read_json_object(path, "agent evaluation", RECORD_FIELDS, ConfigError,
-                              optional={"diagnostics": (dict, type(None)), "rules": dict})
+                              optional={"diagnostics": (dict, type(None)), "rules": dict},
+                              max_bytes=MAX_RESULTS_JSON_BYTES)
     for condition, summary in record["evaluation"].items():
         check_summary(summary, path, f"evaluation.{condition}")
     for rule, evaluation in record.get("rules", {}).items():
@@ -419,18 +458,27 @@ def diagnostics_table(results: Mapping[str, Any]) -> str | None:
 def _check_earlier_are_ours(earlier: Mapping[str, Any], out: Path) -> None:
     """Raise ValueError unless the ``results.md`` and ``results.png`` beside gmc-rl's ``results.json`` in ``out``
     are gmc-rl's too: the table's title is the one that ``results.json`` gives, the figure is a PNG gmc-rl marked
-    (:func:`gmc_rl.metrics.is_own_png`). A user's file that took one of the names is never overwritten."""
+    as a results figure (:func:`gmc_rl.io.png_kind`). A user's file that took one of the names, or another gmc-rl
+    figure (a latents PCA plot saved there with ``align --plot``), is never overwritten.
+
+    A PNG gmc-rl wrote before its figures said what they show is taken for the results figure it almost surely is:
+    it stands at ``results.png`` beside gmc-rl's own ``results.json`` and the table written for it, and every
+    evaluation folder made before the marks holds one; refusing them would stop every rerun into such a folder.
+    (The plot writers, which cannot tell an old PCA plot from an old results figure, refuse such PNGs.)"""
     table, figure = out / "results.md", out / "results.png"
     if table.exists() or table.is_symlink():
         title = markdown_report(earlier).splitlines()[0]
+        first = ""
         try:
-            first = table.read_text(encoding="utf-8").splitlines()[:1] if table.is_file() else []
+            if table.is_file():
+                with table.open(encoding="utf-8") as handle:  # the first line only: a huge file is not read whole
+                    first = handle.readline(len(title) + 1).removesuffix("\n")
         except UnicodeDecodeError:
-            first = []
-        if table.is_symlink() or first != [title]:
+            pass
+        if table.is_symlink() or first != title:
             raise ValueError(f"{table.name} is not the table gmc-rl wrote for {out / 'results.json'}")
-    if (figure.exists() or figure.is_symlink()) and not is_own_png(figure):
-        raise ValueError(f"{figure.name} is not a figure gmc-rl wrote")
+    if (figure.exists() or figure.is_symlink()) and png_kind(figure) not in (RESULTS_FIGURE, UNMARKED):
+        raise ValueError(f"{figure.name} {png_not_own(figure, RESULTS_FIGURE)}")
 
 
 def _result_paths(out: Path, plot: bool) -> dict[str, Path]:
@@ -474,9 +522,17 @@ def write_results(results: Mapping[str, Any], out_dir: str | os.PathLike, plot: 
     artifact's directory or lie in one of its folders, a pipeline run's ``eval/`` included
     (:func:`gmc_rl.artifacts.check_results_folder`): results put there would stand as the artifact's own.
     """
+    if isinstance(out_dir, bytes) or not isinstance(out_dir, (str, os.PathLike)):
+        raise ConfigError(f"out_dir must be the path of a folder (str or os.PathLike), got {type(out_dir).__name__} "
+                          f"{out_dir!r:.80}")
+    out = Path(out_dir)
+    check_results(results, "results given to write_results")  # before anything is made: a bad value leaves nothing
+    try:
+        text = json.dumps(results, indent=2, sort_keys=False, allow_nan=False) + "\n"
+    except (TypeError, ValueError) as exc:  # a value JSON cannot hold (a NumPy array, a set...)
+        raise ConfigError(f"results given to write_results cannot be written as JSON: {exc}") from None
     if not replace:
         check_results_folder(out_dir, "out_dir", "write_results")
-    out = Path(out_dir)
     paths = _result_paths(out, plot)
     earlier_are_ours = replace or check_earlier_results(out, plot)
     # Everything is rendered before the first file is replaced: an interrupt while the figure is drawn (seconds)
@@ -484,7 +540,7 @@ def write_results(results: Mapping[str, Any], out_dir: str | os.PathLike, plot: 
     markdown = markdown_report(results)
     figure = plot_results(results) if plot else None
     out.mkdir(parents=True, exist_ok=True)
-    write_json_atomic(paths["json"], results)
+    write_text_atomic(paths["json"], text)
     write_text_atomic(paths["md"], markdown)
     if figure is not None:
         write_bytes_atomic(paths["png"], figure)

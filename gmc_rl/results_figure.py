@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from gmc_rl.evaluate import LOSS_THRESHOLD
-from gmc_rl.io import PNG_SOFTWARE
+from gmc_rl.io import RESULTS_FIGURE, png_metadata
 from gmc_rl.results_losses import condition_losses
 
 
@@ -146,5 +146,5 @@ def plot_results(results: Mapping[str, Any]) -> bytes:
     """PNG of :func:`results_figure`: the loss against complete observations and the mean episode return, per
     method and condition, as dots with 95 % intervals and the per-seed points."""
     buffer = io.BytesIO()
-    results_figure(results).savefig(buffer, format="png", dpi=110, metadata={"Software": PNG_SOFTWARE})
+    results_figure(results).savefig(buffer, format="png", dpi=110, metadata=png_metadata(RESULTS_FIGURE))
     return buffer.getvalue()

@@ -28,6 +28,7 @@ from gmc_rl.config import ExperimentConfig, load_yaml, stored_config, to_dict
 from gmc_rl.errors import ConfigError
 from gmc_rl.io import (
     ensure_writable_dir,
+    refuse_long_name,
     refuse_non_file,
     require_existing,
     resolve_path,
@@ -99,6 +100,7 @@ def check_run_dir(config: ExperimentConfig, run_dir: str | os.PathLike, update: 
             make it a run directory: nothing in it is overwritten or deleted).
     """
     run_dir = Path(run_dir)
+    refuse_long_name(run_dir, "run directory", ConfigError)  # before it is probed or a parent made
     if not is_run_dir(run_dir):
         _refuse_a_new_run_inside_an_artifact(run_dir)
     if is_run_dir(run_dir):

@@ -30,12 +30,23 @@ _TORCH_CLASSES = {
 
 def read_sb3_data(path: str | os.PathLike) -> dict[str, Any]:
     """The ``data`` entry of an SB3 ``.zip`` as plain JSON (pickled entries stay base64 text, never decoded)."""
+    from gmc_rl.io import MAX_JSON_BYTES
+
     path = Path(path)
     try:
         with zipfile.ZipFile(path) as archive:
-            data = json.loads(archive.read("data"))
+            size = archive.getinfo("data").file_size  # what unpacking it would allocate, checked first
+            if size > MAX_JSON_BYTES:
+                raise ValueError(f"{path} is not a Stable-Baselines3 model .zip gmc-rl can read: its data entry "
+                                 f"unpacks to {size:,} bytes, more than the {MAX_JSON_BYTES:,} allowed "
+                                 "(MAX_JSON_BYTES in gmc_rl.io); SB3 writes a few KB there")
+            with archive.open("data") as entry:  # read(size) unpacks at most size bytes, whatever the entry holds
+                data = json.loads(entry.read(size))
     except (zipfile.BadZipFile, KeyError, json.JSONDecodeError, UnicodeDecodeError, OSError) as exc:
         raise ValueError(f"{path} is not a Stable-Baselines3 model .zip ({exc})") from exc
+    except MemoryError:
+        raise ValueError(f"{path}: the data entry of this Stable-Baselines3 model .zip does not fit in the memory "
+                         "available; free memory and rerun") from None
     except RecursionError:
         raise ValueError(f"{path} is not a Stable-Baselines3 model .zip (its data entry is nested too deeply)"
                          ) from None

@@ -189,8 +189,9 @@ def test_a_collection_policy_that_is_not_a_file_is_named(paths):
 
 def test_a_plot_replaces_only_a_plot_gmc_rl_wrote(paths):
     import os
+    import zlib
 
-    from gmc_rl.io import PNG_SOFTWARE, is_own_png
+    from gmc_rl.io import LATENTS_PCA, PNG_KIND_KEY, PNG_SOFTWARE, is_own_png
     from gmc_rl.metrics import check_png_out
 
     def check_plot_path(plot):
@@ -211,9 +212,17 @@ def test_a_plot_replaces_only_a_plot_gmc_rl_wrote(paths):
         with pytest.raises(ConfigError, match=says):
             check_plot_path(plot)
     check_plot_path("new.png")
-    Path("own.png").write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00\x10tEXtSoftware\x00" + PNG_SOFTWARE.encode())
-    assert is_own_png("own.png") and not is_own_png("photo.png")
+    def text_chunk(keyword: str, text: str) -> bytes:
+        body = keyword.encode() + b"\x00" + text.encode()
+        return len(body).to_bytes(4, "big") + b"tEXt" + body + zlib.crc32(b"tEXt" + body).to_bytes(4, "big")
+
+    Path("own.png").write_bytes(b"\x89PNG\r\n\x1a\n" + text_chunk("Software", PNG_SOFTWARE)
+                                + text_chunk(PNG_KIND_KEY, LATENTS_PCA))
+    assert is_own_png("own.png", LATENTS_PCA) and not is_own_png("photo.png", LATENTS_PCA)
     check_plot_path("own.png")  # gmc-rl's own plot is replaced
+    Path("old.png").write_bytes(b"\x89PNG\r\n\x1a\n" + text_chunk("Software", PNG_SOFTWARE))
+    with pytest.raises(ConfigError, match="before its figures said what they show"):
+        check_plot_path("old.png")  # an unmarked gmc-rl PNG may be an evaluation's results figure
 
 
 def test_results_never_go_into_an_agents_own_folders(paths):

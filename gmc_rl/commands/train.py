@@ -27,7 +27,7 @@ from pathlib import Path
 from gmc_rl.commands.common import ConfigFlags, config_file_or, peek
 from gmc_rl.config import ExperimentConfig, from_dict, stored_config
 from gmc_rl.errors import ConfigError
-from gmc_rl.io import wrong_path
+from gmc_rl.io import refuse_long_name, wrong_path
 from gmc_rl.methods import GENERIC_ENCODER_FLAG, RepresentationMethod, get_method, method_names
 
 HELP = "train an SB3 agent (GMC latent, raw, MVAE or true-state observations) on complete observations"
@@ -193,6 +193,7 @@ def run(args: argparse.Namespace) -> int:
     from gmc_rl.env_ids import IMPORT_FLAG, split_env_id
 
     out = Path(args.out)
+    refuse_long_name(out, "--out", ConfigError)  # before it is probed or a parent made
     if out.is_dir():  # an agent.json or agent.zip replaced by a directory or a FIFO is named as such
         check_agent_files(out)
     stored = read_agent_json(out) if args.resume and (out / AGENT_JSON).is_file() else None
