@@ -45,3 +45,123 @@ def test_run_pipeline_checks_its_arguments_before_writing(tmp_path, arguments, s
         run_pipeline(call.pop("config"), call.pop("run_dir"), **call)
     assert str(error.value).startswith(says), error.value
     assert list(tmp_path.iterdir()) == []
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# B1: YAML 1.1 number forms mean one thing in a file and in a flag, or are refused in both.
+
+
+def _print_config(capsys, *argv: str) -> tuple[int, str, str]:
+    from gmc_rl.cli import main
+
+    try:
+        code = main([*argv, "--print_config"])
+    except SystemExit as exit_info:  # jsonargparse's way out for a refused flag
+        code = exit_info.code
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.mark.parametrize(("key", "text", "says"), [
+    ("collect.steps", "1:30", "1:30 is a base-60 (sexagesimal) number, which YAML 1.1 reads as 90; write 90"),
+    ("collect.seed", "010", "010 is a leading-zero number, which YAML 1.1 reads as octal (8) and a command-line flag "
+                            "as decimal (10); write 10 (or 8) without the leading zero"),
+    ("collect.steps", "0x1F", "0x1F is a hexadecimal number, which YAML 1.1 reads as 31; write 31"),
+    ("collect.steps", "0b11", "0b11 is a binary number, which YAML 1.1 reads as 3; write 3"),
+    ("collect.steps", "0o17", "0o17 is a YAML 1.2 octal number, which YAML 1.2 reads as 15 and YAML 1.1 as text"),
+    ("pretrain.lr", "1:00", "1:00 is a base-60 (sexagesimal) number, which YAML 1.1 reads as 60; write 60"),
+    ("seeds", "0x1F", "0x1F is a hexadecimal number"),
+])
+def test_yaml_one_one_number_forms_are_refused_in_files_and_flags_alike(tmp_path, capsys, key, text, says):
+    """Before, ``steps: 1:30`` in a file was 90 steps, ``seed: 010`` seed 8 and ``seeds: [0x1F]`` seed 31, and the
+    flag ``--collect.steps 010`` was 10 while the same text in a file was 8; ``--pretrain.lr 1:00`` was an lr of 60."""
+    section, _, name = key.rpartition(".")
+    value = f"[{text}]" if key == "seeds" else text
+    config = tmp_path / "c.yaml"
+    config.write_text(f"{section}:\n  {name}: {value}\n" if section else f"{name}: {value}\n")
+    command = "pretrain" if section == "pretrain" else "pipeline"
+    code, _, err = _print_config(capsys, command, "--config", str(config), "--out", str(tmp_path / "o"))
+    where = f"{key}[0]" if key == "seeds" else key
+    assert code == 2 and ("line 1, column" in err or "line 2, column" in err), err
+    assert f"config key '{where}': {says}" in err and "quote it" in err, err
+    code, _, err = _print_config(capsys, command, f"--{key}", text, "--out", str(tmp_path / "o"))
+    assert code == 2 and f"config key '{where}': {says}" in err and err.count("\n") == 1, err
+    section_file = tmp_path / "s.yaml"  # the same in a section file (--collect FILE) and an inline mapping
+    if section:
+        section_file.write_text(f"{name}: {text}\n")
+        code, _, err = _print_config(capsys, command, f"--{section}", str(section_file), "--out", str(tmp_path / "o"))
+        assert code == 2 and f"config key '{key}': {says}" in err, err
+        code, _, err = _print_config(capsys, command, f"--{section}", f"{{{name}: {text}}}", "--out",
+                                     str(tmp_path / "o"))
+        assert code == 2 and f"config key '{key}': {says}" in err, err
+    assert not (tmp_path / "o").exists()
+
+
+def test_decimal_numbers_and_quoted_text_mean_the_same_in_files_and_flags(tmp_path, capsys):
+    """``1e-3`` was text in a file (refused: "must be a number, got '1e-3'") and 0.001 as a flag; and jsonargparse
+    parsed the strings inside a mapping again: a file's quoted ``label: "1e3"`` became 1000.0, ``"010"`` 10 and
+    ``"off"`` false (a flag's JSON ``{"c": "010"}`` likewise)."""
+    import yaml
+
+    config = tmp_path / "c.yaml"
+    config.write_text('pretrain:\n  lr: 1e-3\n  temperature: 1_000\nenv_kwargs: {label: "1e3", c: "010", mode: "off", '
+                      'n: 2E+2}\n')
+    code, out, err = _print_config(capsys, "pretrain", "--config", str(config), "--out", str(tmp_path / "o"))
+    assert code == 0, err
+    printed = yaml.safe_load(out)
+    assert printed["pretrain"]["lr"] == 0.001 and printed["pretrain"]["temperature"] == 1000.0
+    assert printed["env_kwargs"] == {"label": "1e3", "c": "010", "mode": "off", "n": 200.0}
+    code, out, err = _print_config(capsys, "pretrain", "--pretrain.lr", "1e-3", "--out", str(tmp_path / "o"),
+                                   "--env-kwargs", '{"label": "1e3", "c": "010", "mode": "off", "n": 2E+2}')
+    assert code == 0, err
+    printed = yaml.safe_load(out)
+    assert printed["pretrain"]["lr"] == 0.001
+    assert printed["env_kwargs"] == {"label": "1e3", "c": "010", "mode": "off", "n": 200.0}
+    # a section file is passed on to the flag parser as YAML: a string that reads as a number stays quoted
+    section = tmp_path / "collect.yaml"
+    section.write_text('focus_fraction: 0.5\nfocus_reset_options: {label: "1e3", x: 1e-1, seed: "09"}\n')
+    code, out, err = _print_config(capsys, "collect", "--collect", str(section), "--out", str(tmp_path / "o"))
+    assert code == 0, err
+    assert yaml.safe_load(out)["collect"]["focus_reset_options"] == {"label": "1e3", "x": 0.1, "seed": "09"}
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# W4: a key given twice in a mapping flag is named as such.
+
+
+@pytest.mark.parametrize(("command", "flag", "value", "key", "twice"), [
+    ("train", "--agent.hyperparams", '{"gamma": 0.9, "gamma": 0.5}', "agent.hyperparams", "gamma"),
+    ("train", "--hyperparams", '{"gamma": 0.9, "gamma": 0.5}', "agent.hyperparams", "gamma"),
+    ("train", "--env-kwargs", '{"image_size": 64, "image_size": 32}', "env_kwargs", "image_size"),
+    ("train", "--agent.method_hyperparams", "{gmc: {gamma: 0.9, gamma: 0.5}}", "agent.method_hyperparams", "gamma"),
+    ("collect", "--collect.focus_reset_options", "{x_init: 1, x_init: 2}", "collect.focus_reset_options", "x_init"),
+    ("pretrain", "--pretrain.muse.bottom_latent_dims", "{image: 4, image: 8}", "pretrain.muse.bottom_latent_dims",
+     "image"),
+    ("train", "--agent", '{"total_timesteps": 5, "total_timesteps": 7}', "agent", "total_timesteps"),
+])
+def test_a_key_given_twice_in_a_mapping_flag_is_named(tmp_path, capsys, command, flag, value, key, twice):
+    """Before, ``--agent.hyperparams '{"gamma":0.9,"gamma":0.5}'`` (and ``--env-kwargs`` likewise) was refused as
+    "expected dict, got {...}": the strict loader's reason was hidden by jsonargparse."""
+    code, _, err = _print_config(capsys, command, flag, value, "--out", str(tmp_path / "o"))
+    assert code == 2, err
+    assert err.startswith(f"gmc-rl {command}: error: config key '{key}': duplicate key '{twice}' in one mapping (YAML "
+                          "would keep only the last)"), err
+    assert "expected dict" not in err and "Unable to load" not in err and err.count("\n") == 1, err
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# W9: the help shows types, never a function's repr.
+
+
+@pytest.mark.parametrize("command", ["collect", "pretrain", "train", "evaluate", "pipeline", "report", "align", "envs"])
+def test_help_shows_each_flags_type_not_a_function(capsys, command):
+    """Before, ``gmc-rl train --help`` showed the type of ``--verbose`` as ``<function <locals>.<lambda> at 0x...>``
+    (jsonargparse's wrapper for a flag with choices)."""
+    from gmc_rl.cli import main
+
+    with pytest.raises(SystemExit):
+        main([command, "--help"])
+    out = capsys.readouterr().out
+    assert "<function" not in out and "<lambda>" not in out and " at 0x" not in out, out
+    if command == "train":
+        assert "SB3 verbosity (type: int, default: 0)" in " ".join(out.split())

@@ -19,12 +19,13 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import copy
 import dataclasses
 import io
 import re
 import sys
 import typing
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,9 +39,12 @@ from gmc_rl.config import (
     ExperimentConfig,
     PretrainConfig,
     StrictLoader,
+    dump_yaml,
     from_dict,
+    number_problem,
     to_dict,
 )
+from gmc_rl.config.files import _Refused
 from gmc_rl.env_ids import IMPORT_FLAG
 from gmc_rl.errors import suggest
 
@@ -95,7 +99,8 @@ def plain_help(text: str) -> str:
 class HelpFormatter(jsonargparse.DefaultHelpFormatter, argparse.RawDescriptionHelpFormatter):
     """jsonargparse's help (each flag's type and default), with descriptions and epilogs printed as written.
 
-    Three changes: reST markup becomes plain text (:func:`plain_help`); a flag without a value gets no
+    Four changes: reST markup becomes plain text (:func:`plain_help`); a flag with ``choices`` shows its type, not
+    jsonargparse's wrapper function (``_get_type_str``); a flag without a value gets no
     "(default: null)" (its help says what leaving it out means, e.g. "(default: runs/<config name>)", which was shown
     twice); and a flag given beside ``--help`` shows "given: VALUE" (:func:`show_given_values`).
     """
@@ -111,6 +116,15 @@ class HelpFormatter(jsonargparse.DefaultHelpFormatter, argparse.RawDescriptionHe
 
     def format_help(self) -> str:
         return plain_help(super().format_help())
+
+    def _get_type_str(self, action: argparse.Action) -> str | None:
+        """The flag's type as written (``int``), not the wrapper function jsonargparse puts in its place for a flag
+        with ``choices`` (shown as ``<function <locals>.<lambda> at 0x...>``)."""
+        text = super()._get_type_str(action)
+        typehint = getattr(action, "_typehint", None)
+        if text is not None and "<" in text and typehint is not None:
+            return getattr(typehint, "__name__", str(typehint))
+        return text
 
 
 def one_line(message: str) -> str:
@@ -141,6 +155,16 @@ class CommandParser(jsonargparse.ArgumentParser):
     def default_env(self, value: bool) -> None:
         self._default_env = False
 
+    def parse_args(self, args: Sequence[str] | None = None, *rest: Any, **kwargs: Any) -> Any:
+        """jsonargparse's parse, after :func:`check_flag_values` (a refused value is reported in one line)."""
+        argv = list(sys.argv[1:] if args is None else args)
+        message = check_flag_values(self, argv)
+        if message is not None:
+            self.error(message)
+        parsed = super().parse_args(argv, *rest, **kwargs)
+        keep_mapping_values(self, argv, parsed)
+        return parsed
+
     def error(self, message: str, ex: Exception | None = None) -> typing.NoReturn:
         if message.startswith("unrecognized arguments:"):
             flags = [option for action in self._actions for option in action.option_strings]
@@ -151,6 +175,147 @@ class CommandParser(jsonargparse.ArgumentParser):
         text = blame_section_file(one_line(message), self.section_files)
         sys.stderr.write(f"{self.prog}: error: {text} (`{self.prog} --help` lists the flags)\n")
         self.exit(2)
+
+
+_NUMBER_TYPES = (int, float)
+
+
+def _value_kind(action: argparse.Action) -> str | None:
+    """How :func:`check_flag_values` reads the values of ``action``: ``"number"`` (an int or float flag, or each word
+    of a list of them), ``"yaml"`` (a mapping, a list or a section, parsed by the strict loader), or None."""
+    if isinstance(action, jsonargparse.ActionConfigFile) or action.nargs == 0:
+        return None
+    typehint = getattr(action, "_typehint", action.type)
+    args = [arg for arg in typing.get_args(typehint) if arg is not type(None)]
+    if typing.get_origin(typehint) is typing.Union and len(args) == 1:  # Optional[int]
+        typehint = args[0]
+    if typehint in _NUMBER_TYPES:
+        return "number"
+    if typing.get_origin(typehint) in (list, dict) or type(action).__name__ == "_ActionConfigLoad":
+        return "yaml"
+    return None
+
+
+def _flag_key(parser: argparse.ArgumentParser, action: argparse.Action, flag: str) -> str:
+    """How an error names the flag ``flag`` of ``action``: its config key, or the flag itself."""
+    if action.dest in TOP_LEVEL or action.dest in SECTIONS or "." in action.dest:
+        return f"config key {action.dest!r}"
+    return f"argument {flag}"
+
+
+def _flag_values(parser: argparse.ArgumentParser, argv: Sequence[str]
+                 ) -> Iterator[tuple[str, argparse.Action, str, int, str]]:
+    """(flag, action, kind, index, text) of every value in ``argv`` of a flag :func:`_value_kind` reads, in order
+    (``index``: the word's place among the flag's values, for ``--seeds 0 1``)."""
+    actions = {flag: action for action in parser._actions for flag in action.option_strings}
+    i = 0
+    while i < len(argv):
+        word = argv[i]
+        i += 1
+        if word == "--":
+            return
+        flag, eq, value = word.partition("=")
+        action = actions.get(flag) if flag.startswith("--") else None
+        kind = None if action is None else _value_kind(action)
+        if action is None or kind is None:
+            continue
+        values = [value] if eq else []
+        while not eq and i < len(argv) and not argv[i].startswith("--") and (
+                not values or action.nargs in ("+", "*")):
+            values.append(argv[i])
+            i += 1
+        for index, text in enumerate(values):
+            yield flag, action, kind, index, text
+
+
+def _strict_load(text: str, key: str) -> Any:
+    """``text`` parsed by :class:`~gmc_rl.config.StrictLoader`, its refusals naming config key ``key``."""
+    loader = StrictLoader(text)
+    loader.key_prefix = key
+    try:
+        return loader.get_single_data()
+    finally:
+        loader.dispose()
+
+
+def check_flag_values(parser: argparse.ArgumentParser, argv: Sequence[str]) -> str | None:
+    """Why a value in ``argv`` is refused, or None: read as a config file reads it.
+
+    jsonargparse reads a number flag with its own YAML loader (``--collect.steps 1:30`` was 90, ``--pretrain.lr
+    0x10`` 16) and Python's ``int`` (``010`` was 10, while a config file's ``010`` was 8), and it hides the
+    strict loader's refusal of a mapping or list value behind "expected dict" (``--agent.hyperparams
+    '{"gamma": 0.9, "gamma": 0.5}'``, a key given twice). Here every number flag's value is checked with
+    :func:`gmc_rl.config.number_problem` and every mapping, list or section value is parsed with
+    :class:`~gmc_rl.config.StrictLoader` first: a YAML 1.1 number form or a duplicate key is named with its config
+    key. Values jsonargparse cannot parse at all are left to its own message.
+    """
+    for flag, action, kind, index, text in _flag_values(parser, argv):
+        key = _flag_key(parser, action, flag)
+        if kind == "number":
+            problem = number_problem(text, flag=True)
+            if problem is not None:
+                if action.nargs in ("+", "*") and key.startswith("config key "):
+                    key = f"config key '{action.dest}[{index}]'"
+                return f"{key}: {problem}"
+            continue
+        try:
+            _strict_load(text, action.dest)
+        except _Refused as exc:
+            problem = str(exc.problem)
+            return problem if problem.startswith("config key ") else f"{key}: {problem}"
+        except yaml.YAMLError:
+            continue  # not YAML at all: jsonargparse's message says what it expected
+    return None
+
+
+def _any_mapping(action: argparse.Action) -> bool:
+    """Whether ``action`` is a config key whose value is a mapping of any values (``env_kwargs``,
+    ``agent.hyperparams``)."""
+    typehint = getattr(action, "_typehint", None)
+    return typing.get_origin(typehint) is dict and "Any" in str(typehint)
+
+
+def keep_mapping_values(parser: argparse.ArgumentParser, argv: Sequence[str], args: jsonargparse.Namespace) -> None:
+    """Put back in ``args`` the values of the mapping keys of any values (``env_kwargs``, ``agent.hyperparams``,
+    ``collect.focus_reset_options``) as the strict loader read them.
+
+    jsonargparse parses every string inside such a mapping again, as if it were a flag of its own: a config file's
+    quoted ``label: "1e3"`` became 1000.0, ``"010"`` 10, ``"off"`` false and ``"[1, 2]"`` a list, and a flag's JSON
+    ``{"label": "010"}`` likewise. Each such key gets the value of the last flag in ``argv`` that sets it (its own
+    flag, or a section mapping that holds it, as jsonargparse takes them: a later one replaces an earlier one
+    whole), else its default (the base config's value).
+    """
+    keys = {action.dest: action for action in parser._actions  # not the short forms, whose default is SUPPRESS
+            if _any_mapping(action) and action.default != argparse.SUPPRESS}
+    if not keys:
+        return
+    given: dict[str, Any] = {}
+    for _, action, kind, _, text in _flag_values(parser, argv):
+        if kind != "yaml" or not (action.dest in keys or any(key.startswith(f"{action.dest}.") for key in keys)):
+            continue
+        try:
+            value = _strict_load(text, action.dest)
+        except yaml.YAMLError:
+            continue
+        if action.dest in keys:
+            given[action.dest] = value
+            continue
+        for key in keys:
+            if key.startswith(f"{action.dest}."):
+                found, inner = True, value
+                for part in key[len(action.dest) + 1:].split("."):
+                    found = isinstance(inner, dict) and part in inner
+                    inner = inner[part] if found else None
+                    if not found:
+                        break
+                if found:
+                    given[key] = inner
+    for key, action in keys.items():
+        try:
+            args[key]
+        except KeyError:
+            continue
+        args[key] = copy.deepcopy(given[key] if key in given else action.default)
 
 
 def command_parser(prog: str, description: str) -> jsonargparse.ArgumentParser:
@@ -414,7 +579,7 @@ def read_section_files(argv: Sequence[str], sections: Sequence[str], files: list
                 value = words[i]
             if not _is_inline_mapping(value):
                 what = f"{flag} section file"
-                data = load_yaml(value, what)
+                data = load_yaml(value, what, key_prefix=flag[2:])
                 if not isinstance(data, dict):
                     raise ConfigError(f"{what} {value} must hold a mapping of {flag[2:]} keys (key: value lines), "
                                       f"got {type(data).__name__}: {str(data)[:80]}")
@@ -424,7 +589,7 @@ def read_section_files(argv: Sequence[str], sections: Sequence[str], files: list
                     raise ConfigError(f"{what} {value}: {exc}") from None
                 if files is not None:
                     files.append(SectionFile(flag, value, _dotted_values(data, flag[2:])))
-                value = yaml.safe_dump(data, default_flow_style=True, width=float("inf"), sort_keys=False).strip()
+                value = dump_yaml(data, default_flow_style=True, width=float("inf"), sort_keys=False).strip()
             out.append(f"{flag}={value}")
         else:
             out.append(word)

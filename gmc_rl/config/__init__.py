@@ -25,8 +25,9 @@ The package, one job per module (each imports only those listed before it); ever
 - :mod:`~gmc_rl.config.stored`: :func:`stored_config`, a run's own stored config, with :data:`KEYS_ADDED_LATER`;
 - :mod:`~gmc_rl.config.identity`: what decides a stage's output (:func:`collect_identity`,
   :func:`pretrain_identity`, :func:`agent_identity`) and :func:`config_hash`;
-- :mod:`~gmc_rl.config.files`: the strict YAML loader (:class:`StrictLoader`, :func:`load_yaml`),
-  :func:`load_config` and :func:`default_config_path`;
+- :mod:`~gmc_rl.config.files`: the strict YAML loader (:class:`StrictLoader`, :func:`load_yaml`,
+  :func:`number_problem`), the dumper it reads back (:func:`dump_yaml`), :func:`load_config` and
+  :func:`default_config_path`;
 - :mod:`~gmc_rl.config.env_kwargs`: checks against the Gymnasium registry (:func:`registered_env_ids`,
   :func:`check_env_kwargs`).
 """
@@ -35,7 +36,14 @@ from __future__ import annotations
 
 from gmc_rl.config.conversion import from_dict, to_dict
 from gmc_rl.config.env_kwargs import check_env_kwargs, registered_env_ids
-from gmc_rl.config.files import StrictLoader, default_config_path, load_config, load_yaml
+from gmc_rl.config.files import (
+    StrictLoader,
+    default_config_path,
+    dump_yaml,
+    load_config,
+    load_yaml,
+    number_problem,
+)
 from gmc_rl.config.hyperparams import HYPERPARAM_CHECKS, OFF_POLICY, check_hyperparams, merge_hyperparams
 from gmc_rl.config.identity import ACTION_FIT_KEYS, agent_identity, collect_identity, config_hash, pretrain_identity
 from gmc_rl.config.limits import (
@@ -92,7 +100,7 @@ __all__ = [
     # identity
     "ACTION_FIT_KEYS", "collect_identity", "pretrain_identity", "agent_identity", "config_hash",
     # files
-    "StrictLoader", "load_yaml", "load_config", "default_config_path",
+    "StrictLoader", "load_yaml", "dump_yaml", "number_problem", "load_config", "default_config_path",
     # env_kwargs
     "registered_env_ids", "check_env_kwargs",
 ]

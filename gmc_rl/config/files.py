@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import errno
 import os
+import re
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,70 @@ class _Refused(yaml.MarkedYAMLError):
     """Valid YAML that a config may not use (raised by :class:`StrictLoader`, reported with its line)."""
 
 
+_INT_TAG, _FLOAT_TAG, _STR_TAG = (f"tag:yaml.org,2002:{name}" for name in ("int", "float", "str"))
+
+_FLOAT = re.compile(r"""^(?:[-+]?[0-9][0-9_]*\.[0-9_]*(?:[eE][-+]?[0-9]+)?
+    |[-+]?[0-9][0-9_]*[eE][-+]?[0-9]+
+    |[-+]?\.[0-9][0-9_]*(?:[eE][-+]?[0-9]+)?
+    |[-+]?[0-9][0-9_]*(?::[0-5]?[0-9])+\.[0-9_]*
+    |[-+]?\.(?:inf|Inf|INF)
+    |\.(?:nan|NaN|NAN))$""", re.X)
+"""The floats of :class:`StrictLoader`: YAML 1.1's, and also an exponent without a point or an exponent sign
+(``1e-3``, ``1e3``, ``1.5e3``, ``-.5``), which PyYAML's YAML 1.1 resolver leaves as text while a command-line flag
+reads it as a number. (The same forms as jsonargparse's loader of flag values.)"""
+
+_NUMBER_FORMS = (
+    (re.compile(r"^[-+]?[0-9][0-9_]*(?::[0-5]?[0-9])+(?:\.[0-9_]*)?$"), "base-60 (sexagesimal)"),
+    (re.compile(r"^[-+]?0x[0-9a-fA-F_]+$"), "hexadecimal"),
+    (re.compile(r"^[-+]?0b[01_]+$"), "binary"),
+    (re.compile(r"^[-+]?0o[0-7_]+$"), "YAML 1.2 octal"),
+    (re.compile(r"^[-+]?0[0-9_]+$"), "leading-zero"),
+)
+
+
+def number_problem(text: str, flag: bool = False) -> str | None:
+    """Why ``text`` may not be a config value, or None: a YAML 1.1 number form whose value depends on who reads it.
+
+    PyYAML (YAML 1.1) reads the plain scalars ``1:30`` as 90 (base 60), ``010`` as 8 (octal), ``0x1F`` as 31 and
+    ``0b11`` as 3, while a command-line flag reads ``010`` as 10 and YAML 1.2 and JSON read none of them so; ``0o17``
+    is 15 in YAML 1.2 but text in YAML 1.1. Such a value is refused, in a file and in a flag alike, with the number it
+    would have been and the way to write it. Plain decimal integers and floats (``20000``, ``-3``, ``0.5``, ``1e-3``,
+    ``1_000``) are not affected. ``flag``: ``text`` is the value of a number flag, which also reads ``09`` as 9 (YAML
+    1.1 reads it as text, which a number key refuses by its type), and which cannot be text (no "quote it" hint).
+
+    Example:
+        >>> print(number_problem("010"))  # doctest: +NORMALIZE_WHITESPACE
+        010 is a leading-zero number, which YAML 1.1 reads as octal (8) and a command-line flag as decimal (10);
+        write 10 (or 8) without the leading zero, or quote it ('010') for text
+        >>> number_problem("1:30", flag=True)
+        '1:30 is a base-60 (sexagesimal) number, which YAML 1.1 reads as 90; write 90'
+        >>> number_problem("09"), number_problem("09", flag=True)
+        (None, '09 is a leading-zero number, which a command-line flag reads as 9 and YAML 1.1 as text; write 9')
+        >>> number_problem("1e-3") is None and number_problem("-0") is None and number_problem("0.5") is None
+        True
+    """
+    text = text.strip()
+    form = next((form for pattern, form in _NUMBER_FORMS if pattern.match(text)), None)
+    if form is None:
+        return None
+    quote = "" if flag else f", or quote it ({text!r}) for text"
+    digits = text.replace("_", "")
+    if form == "leading-zero":
+        decimal = int(digits)
+        if set(digits) & {"8", "9"}:  # not octal: YAML 1.1 reads it as text
+            return (f"{text} is a leading-zero number, which a command-line flag reads as {decimal} and YAML 1.1 as "
+                    f"text; write {decimal}") if flag else None
+        octal = int(digits, 8)
+        also = f" (or {octal})" if octal != decimal else ""
+        return (f"{text} is a leading-zero number, which YAML 1.1 reads as octal ({octal}) and a command-line flag as "
+                f"decimal ({decimal}); write {decimal}{also} without the leading zero{quote}")
+    if form == "YAML 1.2 octal":
+        value = int(digits, 8)
+        return f"{text} is a {form} number, which YAML 1.2 reads as {value} and YAML 1.1 as text; write {value}{quote}"
+    value = yaml.safe_load(text)  # what YAML 1.1 makes of it
+    return f"{text} is a {form} number, which YAML 1.1 reads as {value!r}; write {value!r}{quote}"
+
+
 class StrictLoader(yaml.SafeLoader):
     """PyYAML's safe loader (no Python tags), stricter where a config must be small and unambiguous.
 
@@ -38,10 +103,17 @@ class StrictLoader(yaml.SafeLoader):
     - duplicate keys in one mapping, which PyYAML resolves silently by keeping the last;
     - keys that are not strings (``1:``, ``null:``, and ``on:`` / ``yes:``, which YAML 1.1 reads as true):
       every key of a config names a setting or a keyword argument;
+    - values in a YAML 1.1 number form whose value depends on the reader (:func:`number_problem`: ``1:30``,
+      ``010``, ``0x1F``, ``0b11``, ``0o17``), named with their config key;
     - nesting deeper than :data:`MAX_CONFIG_DEPTH` (the composer recurses once per level).
+
+    And one YAML 1.1 surprise is read as YAML 1.2 and a command-line flag read it: ``1e-3`` is a float (:data:`_FLOAT`).
+    ``key_prefix`` is the config key of the whole document (a flag's value), named in a refusal before the
+    document's own keys.
     """
 
     _depth = 0
+    key_prefix = ""
 
     def compose_node(self, parent: Any, index: Any) -> Any:
         event = self.peek_event()
@@ -51,11 +123,27 @@ class StrictLoader(yaml.SafeLoader):
         if self._depth >= MAX_CONFIG_DEPTH:
             raise _Refused(problem=f"nested deeper than {MAX_CONFIG_DEPTH} levels (MAX_CONFIG_DEPTH)",
                            problem_mark=event.start_mark)
+        if isinstance(parent, yaml.MappingNode) and index is None:
+            segment = None  # a key: a number there is refused as a key that is not a string
+        elif isinstance(parent, yaml.SequenceNode):
+            segment = f"[{index}]"
+        else:
+            segment = index.value if isinstance(index, yaml.ScalarNode) else "" if parent is None else "?"
+        path = getattr(self, "_path", [])
+        if segment is not None and isinstance(event, yaml.ScalarEvent) and (
+                (event.tag is None and event.implicit[0]) or event.tag in (_INT_TAG, _FLOAT_TAG)):
+            problem = number_problem(event.value)
+            if problem is not None:
+                key = _join_key([self.key_prefix, *path, segment])
+                raise _Refused(problem=f"config key {key!r}: {problem}" if key else problem,
+                               problem_mark=event.start_mark)
         self._depth += 1
+        self._path = [*path, segment or ""]
         try:
             return super().compose_node(parent, index)
         finally:
             self._depth -= 1
+            self._path = path
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
         seen: set[str] = set()
@@ -73,6 +161,41 @@ class StrictLoader(yaml.SafeLoader):
                                problem_mark=key_node.start_mark)
             seen.add(key)
         return super().construct_mapping(node, deep=deep)
+
+
+StrictLoader.yaml_implicit_resolvers = {
+    first: [(tag, _FLOAT if tag == _FLOAT_TAG else pattern) for tag, pattern in resolvers]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()}
+
+
+class StrictDumper(yaml.SafeDumper):
+    """PyYAML's safe dumper with :class:`StrictLoader`'s resolvers: a string that the loader would read as a number
+    (``'1e3'``, which YAML 1.1 writes unquoted) or refuse (``'09'``, ``'0o17'``) is quoted, so what is dumped loads
+    back as it was."""
+
+    def resolve(self, kind: Any, value: Any, implicit: Any) -> Any:
+        tag = super().resolve(kind, value, implicit)
+        if kind is yaml.ScalarNode and implicit[0] and tag == _STR_TAG and number_problem(value) is not None:
+            return "tag:gmc-rl,2024:refused-plain"  # not the str tag, so the emitter quotes the string
+        return tag
+
+
+StrictDumper.yaml_implicit_resolvers = StrictLoader.yaml_implicit_resolvers
+
+
+def dump_yaml(data: Any, **kwargs: Any) -> str:
+    """``yaml.safe_dump(data, **kwargs)`` that :class:`StrictLoader` reads back unchanged (:class:`StrictDumper`)."""
+    return yaml.dump(data, Dumper=StrictDumper, **kwargs)
+
+
+def _join_key(parts: list[str]) -> str:
+    """A dotted config key from its parts (``["collect", "steps"]`` -> ``collect.steps``, ``["seeds", "[0]"]`` ->
+    ``seeds[0]``); empty parts are skipped."""
+    key = ""
+    for part in parts:
+        if part:
+            key += part if part.startswith("[") or not key else f".{part}"
+    return key
 
 
 def _read_regular_file(path: Path, what: str, limit: int) -> bytes:
@@ -109,11 +232,12 @@ def _read_regular_file(path: Path, what: str, limit: int) -> bytes:
             os.close(fd)
 
 
-def load_yaml(path: str | os.PathLike, what: str = "config file") -> Any:
+def load_yaml(path: str | os.PathLike, what: str = "config file", key_prefix: str = "") -> Any:
     """Parse the YAML file ``path`` with :class:`StrictLoader`; raise :class:`ConfigError` for anything wrong.
 
     Files over :data:`MAX_CONFIG_BYTES` are refused before they are parsed. Used for experiment configs and for
-    the ``config.yaml`` of pipeline run directories; ``what`` names the file in the messages.
+    the ``config.yaml`` of pipeline run directories; ``what`` names the file in the messages, ``key_prefix`` the
+    config key the file's keys are under (``collect`` for a section file given as ``--collect FILE``).
 
     Raises:
         FileNotFoundError: ``path`` does not exist.
@@ -131,6 +255,7 @@ def load_yaml(path: str | os.PathLike, what: str = "config file") -> Any:
         # What yaml.load(text, Loader=StrictLoader) does; whitespace alone (tabs too, which YAML calls invalid)
         # parses as the empty file it is.
         loader = StrictLoader(raw.decode("utf-8") if raw.strip() else "")
+        loader.key_prefix = key_prefix
         try:
             data = loader.get_single_data()
         finally:
