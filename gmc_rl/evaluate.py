@@ -50,6 +50,19 @@ def relative_loss(reference: float, value: float) -> float:
         return float("nan")
     return (reference - value) / abs(reference)
 
+
+def defined_loss(reference: float, value: float) -> float | None:
+    """:func:`relative_loss`, or None when it is not defined (a reference of 0): what a JSON record stores."""
+    loss = relative_loss(reference, value)
+    return loss if math.isfinite(loss) else None
+
+
+def format_loss(loss: float | None, spec: str = "+.1f") -> str:
+    """A loss fraction as a percentage (``spec`` formats the number), or "n/a" when it is not defined."""
+    if loss is None or not math.isfinite(loss):
+        return "n/a"
+    return f"{100 * loss:{spec}} %"
+
 Predict = Callable[[Any], Any]
 VecEnvFactory = Callable[[str, int, int], Any]
 

@@ -29,7 +29,7 @@ from typing import Any
 
 from gmc_rl.artifacts import check_results_folder
 from gmc_rl.errors import ConfigError
-from gmc_rl.evaluate import LOSS_THRESHOLD, relative_loss, summarize
+from gmc_rl.evaluate import LOSS_THRESHOLD, format_loss, relative_loss, summarize
 from gmc_rl.io import (
     MAX_RESULTS_JSON_BYTES,
     RESULTS_FIGURE,
@@ -127,7 +127,8 @@ RESULTS_FIELDS: dict[str, Any] = {
 
 _INTERVAL: dict[str, FieldType] = {"mean": float, "half_width": (float, type(None))}
 _UNIT: dict[str, FieldType] = {"returns": list, "lengths": list}
-_DIAGNOSTICS: dict[str, FieldType] = {"latent_gap": float, "action_gap": float, "drift": float, "reward_loss": float}
+_DIAGNOSTICS: dict[str, FieldType] = {"latent_gap": float, "action_gap": float, "drift": float,
+                                      "reward_loss": (float, type(None))}
 """What the transfer-diagnostics table reads of each agent and condition (:func:`diagnostics_table`)."""
 
 
@@ -447,7 +448,7 @@ def diagnostics_table(results: Mapping[str, Any]) -> str | None:
         for agent, per_condition in per_agent.items():
             for condition, gaps in per_condition.items():
                 rows.append(f"| {agent} | {condition} | {gaps['latent_gap']:.3f} | {gaps['action_gap']:.3f} | "
-                            f"{gaps['drift']:.3f} | {100 * gaps['reward_loss']:+.1f} % |")
+                            f"{gaps['drift']:.3f} | {format_loss(gaps['reward_loss'])} |")
     if not rows:
         return None
     return "\n".join(["| agent | condition | latent gap | action gap | drift | reward loss (paired) |",

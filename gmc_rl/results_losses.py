@@ -13,7 +13,7 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-from gmc_rl.evaluate import LOSS_THRESHOLD, relative_loss
+from gmc_rl.evaluate import LOSS_THRESHOLD, format_loss, relative_loss
 
 # ---------------------------------------------------------------------------------------------------------------
 # Robustness check: which agents lose more than LOSS_THRESHOLD under a condition.
@@ -68,7 +68,7 @@ def robustness_warnings(results: Mapping[str, Any], threshold: float = LOSS_THRE
                 "with every sensor")
         gaps = item["diagnostics"]
         if gaps:
-            text += (f"; its paired short episodes lose {100 * gaps['reward_loss']:.0f} % (closed-loop drift "
+            text += (f"; its paired short episodes lose {format_loss(gaps['reward_loss'], '.0f')} (closed-loop drift "
                      f"{gaps['drift']:.3f}, latent gap {gaps['latent_gap']:.3f}, action gap {gaps['action_gap']:.3f})")
         lines.append(text + ".")
     return lines

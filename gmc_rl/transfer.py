@@ -57,7 +57,7 @@ import torch
 from gymnasium import spaces
 
 from gmc_rl.errors import ConfigError
-from gmc_rl.evaluate import relative_loss
+from gmc_rl.evaluate import defined_loss
 from gmc_rl.methods import Encoder
 
 Predict = Callable[[np.ndarray], Any]
@@ -182,7 +182,7 @@ def diagnose_transfer(
                 "latent_gap": float(np.linalg.norm(z_subset - z_complete, axis=1).mean()),
                 "action_gap": float(action_gap.mean()),
                 "drift": float(np.nanmean(distance)) if np.isfinite(distance).any() else 0.0,
-                "reward_loss": relative_loss(complete_return, subset_return),
+                "reward_loss": defined_loss(complete_return, subset_return),  # None: a complete return of 0
                 "complete_return": complete_return,
                 "subset_return": subset_return,
             }

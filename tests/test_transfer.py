@@ -133,3 +133,29 @@ def test_no_warning_within_ten_percent():
     results = _results([-0.54, -0.47])  # 8 % worse and 6 % better
     assert robustness_warnings(results) == []
     assert "Every agent stays within 10 %" in markdown_report(results)
+
+
+class SparseLine(Line):
+    """Line with a reward of 0 at every step: the complete return is 0, so a relative loss is not defined."""
+
+    def step(self, action):
+        obs, _, terminated, truncated, info = super().step(action)
+        return obs, 0.0, terminated, truncated, info
+
+
+def test_a_complete_return_of_zero_gives_no_loss_and_the_results_still_write(tmp_path):
+    """Before, reward_loss was NaN there: the pipeline's evaluation record and results.json (strict JSON) failed
+    with a raw ValueError, and the tables printed 'nan %'."""
+    from gmc_rl.evaluate import defined_loss, format_loss
+    from gmc_rl.results import load_results, write_results
+
+    assert defined_loss(0.0, -1.0) is None and defined_loss(-2.0, -3.0) == pytest.approx(0.5)
+    assert format_loss(None) == "n/a" and format_loss(float("nan")) == "n/a" and format_loss(0.25) == "+25.0 %"
+    report = diagnose_transfer(ShiftedEncoder(0.4), controller, SparseLine, [["b"]], episodes=2, horizon=5)
+    assert report["b"]["reward_loss"] is None and report["b"]["complete_return"] == 0.0
+    results = _results([-0.6, -0.5], diagnostics={"gmc": {"gmc-seed0": report}})
+    write_results(results, tmp_path / "out", plot=False)
+    assert "| gmc-seed0 | b | 0.400 |" in markdown_report(load_results(tmp_path / "out"))
+    assert "| n/a |" in (tmp_path / "out" / "results.md").read_text()
+    (line,) = robustness_warnings(_results([-0.6, -0.5], diagnostics={"gmc": {"gmc-seed0": {"sound": report["b"]}}}))
+    assert "paired short episodes lose n/a" in line

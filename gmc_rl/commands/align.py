@@ -112,6 +112,7 @@ def _diagnose(args: argparse.Namespace) -> int:
 
     from gmc_rl.agent_evaluation import check_agent_files
     from gmc_rl.agents import load_agent
+    from gmc_rl.evaluate import format_loss
     from gmc_rl.pipeline import diagnose_agent
     from gmc_rl.wrappers.conditions import all_subset_conditions
 
@@ -128,6 +129,6 @@ def _diagnose(args: argparse.Namespace) -> int:
         table.add_column(column, justify="left" if column == "modalities" else "right")
     for subset, gaps in report.items():
         table.add_row(subset, f"{gaps['latent_gap']:.3f}", f"{gaps['action_gap']:.3f}", f"{gaps['drift']:.3f}",
-                      f"{100 * gaps['reward_loss']:+.1f} %")
+                      format_loss(gaps["reward_loss"]))
     Console().print(table)
     return 0
