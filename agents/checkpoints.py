@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import re
 import shutil
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +27,8 @@ from stable_baselines3.common.buffers import DictReplayBuffer, ReplayBuffer
 from stable_baselines3.common.callbacks import BaseCallback
 
 from gmc_rl.agents.agent_dir import load_model_weights, save_model_atomic
-from gmc_rl.errors import CheckpointError
+from gmc_rl.data import npz_headers
+from gmc_rl.errors import CheckpointError, DatasetError
 from gmc_rl.io import atomic_path, read_json_object, write_json_atomic
 
 LATEST = "latest.json"
@@ -47,18 +49,7 @@ def _buffer_arrays(buffer: ReplayBuffer) -> dict[str, np.ndarray]:
     """The filled rows of every array of an SB3 (Dict)ReplayBuffer, keyed for ``np.savez``."""
     n = buffer.buffer_size if buffer.full else buffer.pos
     arrays: dict[str, np.ndarray] = {"pos": np.asarray(buffer.pos), "full": np.asarray(buffer.full)}
-    for field in ("observations", "next_observations"):
-        value = getattr(buffer, field)
-        if value is None:  # optimize_memory_usage: next observations live in `observations`
-            continue
-        if isinstance(value, dict):
-            for key, array in value.items():
-                arrays[f"{field}__{key}"] = array[:n]
-        else:
-            arrays[field] = value[:n]
-    for field in _SCALARS:
-        arrays[field] = getattr(buffer, field)[:n]
-    return arrays
+    return arrays | {key: array[:n] for key, array in _buffer_targets(buffer)}
 
 
 def save_replay_buffer(buffer: ReplayBuffer, path: str | Path) -> None:
@@ -69,37 +60,58 @@ def save_replay_buffer(buffer: ReplayBuffer, path: str | Path) -> None:
             np.savez(handle, **_buffer_arrays(buffer))  # type: ignore[arg-type]
 
 
+def _buffer_targets(buffer: ReplayBuffer) -> list[tuple[str, np.ndarray]]:
+    """(name in the file, the buffer's array) of every array :func:`save_replay_buffer` writes, ``pos`` and
+    ``full`` aside."""
+    targets: list[tuple[str, np.ndarray]] = []
+    for field in ("observations", "next_observations"):
+        value = getattr(buffer, field)  # None with optimize_memory_usage: next observations live in `observations`
+        if isinstance(value, dict):
+            targets += [(f"{field}__{key}", array) for key, array in value.items()]
+        elif value is not None:
+            targets.append((field, value))
+    return targets + [(field, getattr(buffer, field)) for field in _SCALARS]
+
+
 def load_replay_buffer(buffer: ReplayBuffer, path: str | Path) -> None:
-    """Fill ``buffer`` from a file written by :func:`save_replay_buffer` (shapes must match)."""
+    """Fill ``buffer`` from a file written by :func:`save_replay_buffer` (shapes must match).
+
+    The arrays it holds and their shapes are read from the ``.npy`` headers first (:func:`gmc_rl.data.npz_headers`),
+    so an archive that claims arrays this buffer cannot hold, or holds others, is refused before anything is
+    unpacked (a crafted header could otherwise make numpy allocate terabytes)."""
+    targets = _buffer_targets(buffer)
+    try:
+        headers = npz_headers(path)
+    except DatasetError as exc:  # its message names the file
+        raise CheckpointError(f"replay buffer: {exc}") from None
+    expected = [key for key, _ in targets] + ["pos", "full"]
+    missing = [key for key in expected if key not in headers]
+    if missing:
+        raise CheckpointError(f"replay buffer {path} lacks array {missing[0]!r}")
+    extra = sorted(set(headers) - set(expected))
+    if extra or headers["pos"][0] != () or headers["full"][0] != ():
+        why = f"holds arrays {extra} that a replay buffer does not have" if extra else "has a pos or full that is " \
+              "not a single number"
+        raise CheckpointError(f"replay buffer {path} {why}; it is not a file gmc-rl wrote: train the agent again")
     try:
         with np.load(path, allow_pickle=False) as data:
             pos, full = int(data["pos"]), bool(data["full"])
             n = buffer.buffer_size if full else pos
-            if n > buffer.buffer_size:
+            if not 0 <= n <= buffer.buffer_size:
                 raise CheckpointError(
-                    f"replay buffer in {path} holds {n} rows, more than this buffer's {buffer.buffer_size}; "
+                    f"replay buffer in {path} holds {n} rows, not between 0 and this buffer's {buffer.buffer_size}; "
                     "resume with the same buffer_size and n_envs"
                 )
-            targets: list[tuple[str, np.ndarray]] = []
-            for field in ("observations", "next_observations"):
-                value = getattr(buffer, field)
-                if isinstance(value, dict):
-                    targets += [(f"{field}__{key}", array) for key, array in value.items()]
-                elif value is not None:
-                    targets.append((field, value))
-            targets += [(field, getattr(buffer, field)) for field in _SCALARS]
             for key, target in targets:
-                if key not in data:
-                    raise CheckpointError(f"replay buffer {path} lacks array {key!r}")
-                saved = data[key]
-                if saved.shape[1:] != target.shape[1:] or saved.shape[0] != n:
+                shape = headers[key][0]
+                if shape[1:] != target.shape[1:] or shape[0] != n:
                     raise CheckpointError(
-                        f"replay buffer {path}: array {key!r} has shape {saved.shape}, expected ({n}, "
+                        f"replay buffer {path}: array {key!r} has shape {shape}, expected ({n}, "
                         f"{', '.join(map(str, target.shape[1:]))}); resume with the same env, n_envs and settings"
                     )
-                target[:n] = saved
+                target[:n] = data[key]
             buffer.pos, buffer.full = pos % buffer.buffer_size, full
-    except (OSError, ValueError, KeyError) as exc:
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile) as exc:
         if isinstance(exc, CheckpointError):
             raise
         raise CheckpointError(f"cannot read replay buffer {path}: {exc}") from exc

@@ -413,9 +413,41 @@ def test_dict_replay_buffer_round_trip(tmp_path):
     np.testing.assert_array_equal(a.actions, b.actions)
     np.testing.assert_array_equal(a.rewards, b.rewards)
     small = build_algorithm("sac", venv, {"buffer_size": 10}, seed=0, tensorboard_log=None, device="cpu")
-    with pytest.raises(CheckpointError, match="more than this buffer's"):
+    with pytest.raises(CheckpointError, match="holds 15 rows, not between 0 and this buffer's 5"):
         load_replay_buffer(small.replay_buffer, tmp_path / "buffer.npz")
+    _crafted_buffers_are_refused_before_unpacking(other.replay_buffer, tmp_path)
     venv.close()
+
+
+def _crafted_buffers_are_refused_before_unpacking(buffer, tmp_path):
+    """Before, every array was unpacked before its shape was compared: a header claiming 10**12 rows made numpy
+    allocate 16 TB (a raw MemoryError), and members a buffer does not have were ignored."""
+    import io
+    import zipfile
+
+    def rewrite(name, header=None, extra=None):
+        out = tmp_path / f"{name}.npz"
+        with zipfile.ZipFile(tmp_path / "buffer.npz") as source, zipfile.ZipFile(out, "w") as target:
+            for info in source.infolist():
+                data = source.read(info)
+                if header is not None and info.filename == "actions.npy":
+                    stream = io.BytesIO()
+                    np.lib.format.write_array_header_1_0(stream, header)
+                    data = stream.getvalue()  # the header alone: the claimed data is not there
+                target.writestr(info.filename, data)
+            if extra:
+                stream = io.BytesIO()
+                np.save(stream, np.zeros(3))
+                target.writestr(extra, stream.getvalue() if extra.endswith(".npy") else b"notes")
+        return out
+
+    huge = rewrite("huge", header={"descr": "<f4", "fortran_order": False, "shape": (10**12, 1, 2)})
+    with pytest.raises(CheckpointError, match=r"array 'actions' has shape \(1000000000000, 1, 2\), expected"):
+        load_replay_buffer(buffer, huge)
+    with pytest.raises(CheckpointError, match="member 'notes.txt' is not an array"):
+        load_replay_buffer(buffer, rewrite("notes", extra="notes.txt"))
+    with pytest.raises(CheckpointError, match=r"holds arrays \['spare'\] that a replay buffer does not have"):
+        load_replay_buffer(buffer, rewrite("spare", extra="spare.npy"))
 
 
 @pytest.mark.slow
