@@ -48,8 +48,9 @@ from gmc_rl.agents import agent_dir as layout
 from gmc_rl.agents.distillation import acting_part, actor_action, concatenate, rows
 from gmc_rl.agents.loading import Agent, fit_record, load_agent, load_fitted_encoder
 from gmc_rl.agents.observations import make_method_vec_env
+from gmc_rl.agents.training import check_action_fit_memory
 from gmc_rl.checkpoint import read_checkpoint_config, save_gmc
-from gmc_rl.config import AgentConfig
+from gmc_rl.config import MAX_ENVS, AgentConfig, check_gathered_steps
 from gmc_rl.data import file_sha256
 from gmc_rl.errors import CheckpointError, ConfigError
 from gmc_rl.evaluate import t_critical
@@ -98,6 +99,10 @@ class ActionFitSettings:
             raise ConfigError(f"action fit check_episodes must be 0 (no check) or a positive integer, got {episodes!r}")
         if isinstance(self.rounds, bool) or not isinstance(self.rounds, int) or self.rounds < 0:
             raise ConfigError(f"action fit rounds must be 0 (off) or a positive integer, got {self.rounds!r}")
+        check_gathered_steps(self.rounds, self.steps, "agent.action_fit_rounds", "agent.action_fit_steps")
+        if episodes > MAX_ENVS:
+            raise ConfigError(f"action fit check_episodes must be at most {MAX_ENVS} (MAX_ENVS): the check runs its "
+                              f"episodes at once, one env each; got {episodes}")
         if isinstance(self.lr, bool) or not isinstance(self.lr, (int, float)) or not 0 < self.lr < float("inf"):
             raise ConfigError(f"action fit lr must be a positive number, got {self.lr!r}")
 
@@ -290,6 +295,11 @@ def fit_agent_encoder(encoder: GMCModel, model: BaseAlgorithm, env_id: str, env_
     subsets = proper_subsets(list(fitted.modalities))
     rng = np.random.default_rng(seed)
     venv = make_method_vec_env("raw", env_id, env_kwargs, "complete", n_envs, seed)
+    try:  # every observation gathered is kept: refused before the first round if they cannot fit
+        check_action_fit_memory(settings.rounds, settings.steps, venv.observation_space)
+    except ConfigError:
+        venv.close()
+        raise
     venv.seed(seed)
     gathered: list[dict[str, np.ndarray]] = []
     history: list[dict[str, Any]] = []

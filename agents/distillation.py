@@ -43,9 +43,15 @@ from gmc_rl.agents import agent_dir as layout
 from gmc_rl.agents.loading import Agent, load_agent
 from gmc_rl.agents.observations import make_method_vec_env
 from gmc_rl.agents.registry import build_algorithm
-from gmc_rl.agents.training import agent_description, check_agent_setup, encoder_source, training_identity
+from gmc_rl.agents.training import (
+    agent_description,
+    check_agent_setup,
+    check_distillation_memory,
+    encoder_source,
+    training_identity,
+)
 from gmc_rl.checkpoint import resolve_device
-from gmc_rl.config import ExperimentConfig
+from gmc_rl.config import ExperimentConfig, check_gathered_steps
 from gmc_rl.errors import ConfigError
 from gmc_rl.locking import HOLDER_FILE, LOCK_FILE, directory_lock
 from gmc_rl.methods import get_method
@@ -78,6 +84,7 @@ class DistillSettings:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ConfigError(f"distillation {name} must be a positive integer, got {value!r}")
+        check_gathered_steps(self.rounds, self.steps, "agent.distill_rounds", "agent.distill_steps")
         if isinstance(self.lr, bool) or not isinstance(self.lr, (int, float)) or not 0 < self.lr < float("inf"):
             raise ConfigError(f"distillation lr must be a positive number, got {self.lr!r}")
 
@@ -241,6 +248,11 @@ def distill_agent(
     source = encoder_source(spec, encoder_dir)  # no fallback to a copy in out_dir: a distillation starts over
     encoder = spec.load_encoder(source, device="cpu") if source is not None else None
     modalities = check_agent_setup(config, spec, encoder, hyperparams)
+    probe = make_method_vec_env(method, config.env_id, config.env_kwargs, "complete", 1, seed, encoder)
+    try:  # what the student observes, kept with the teacher's actions for every round
+        check_distillation_memory(settings.rounds, settings.steps, probe.observation_space, probe.action_space)
+    finally:
+        probe.close()
     with directory_lock(out_dir, "agent directory"):
         if _finished(out_dir, identity, distillation):
             return out_dir

@@ -66,6 +66,10 @@ class Agent:
         ``condition`` is "complete", a modality ("image"), a "+"-joined subset, "dropout:P", "noise:MOD:SEVERITY",
         "saltpepper:MOD:SEVERITY" or "stuck:MOD" (see :mod:`gmc_rl.wrappers.conditions`). Env ``i`` is seeded
         with ``seed + i``.
+
+        Raises:
+            ConfigError: ``n_envs`` is not an integer in [1, MAX_ENVS] (256), ``seed`` not a non-negative integer
+                (a bool is neither), or ``condition`` not one the env's modalities allow.
         """
         return make_method_vec_env(self.method, self.env_id, self.env_kwargs, condition, n_envs, seed, self.encoder)
 

@@ -29,6 +29,8 @@ import gymnasium as gym
 from stable_baselines3.common.monitor import Monitor
 from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv
 
+from gmc_rl.config import MAX_ENVS
+from gmc_rl.config.checks import _is_integer
 from gmc_rl.env_ids import check_env_id
 from gmc_rl.errors import ConfigError, suggest
 from gmc_rl.methods import Encoder, get_method
@@ -88,13 +90,20 @@ def make_method_vec_env(
             rewards and episodes either way; with one env always "dummy".
 
     Raises:
-        ConfigError: unknown method, ``n_envs < 1``, or no encoder for a method that needs one.
+        ConfigError: unknown method, ``n_envs`` not an integer in [1, MAX_ENVS], ``seed`` not a non-negative
+            integer, or no encoder for a method that needs one.
     """
     from gmc_rl.wrappers.conditions import apply_condition, parse_condition
 
     spec = get_method(method)
-    if n_envs < 1:
-        raise ConfigError(f"n_envs must be positive, got {n_envs}")
+    if not _is_integer(n_envs) or not 0 < n_envs <= MAX_ENVS:
+        raise ConfigError(f"n_envs must be an integer in [1, {MAX_ENVS}] (MAX_ENVS), got {type(n_envs).__name__} "
+                          f"{n_envs!r:.80}")
+    n_envs = int(n_envs)
+    if not _is_integer(seed) or seed < 0:
+        raise ConfigError(f"seed must be a non-negative integer (env i is seeded with seed + i), got "
+                          f"{type(seed).__name__} {seed!r:.80}")
+    seed = int(seed)
     if spec.needs_encoder and encoder is None:
         raise ConfigError(f"method {method!r} needs an encoder (a pretrained checkpoint)")
     probe = make_base_env(env_id, env_kwargs)

@@ -34,7 +34,7 @@ from gmc_rl.agents.noise import continue_noise_schedule
 from gmc_rl.agents.observations import make_base_env, make_method_vec_env
 from gmc_rl.agents.registry import build_algorithm, check_action_space, resolve_hyperparams
 from gmc_rl.checkpoint import checkpoint_dir, resolve_device
-from gmc_rl.config import ExperimentConfig, config_hash, to_dict
+from gmc_rl.config import ExperimentConfig, check_gathered_memory, config_hash, space_bytes, to_dict
 from gmc_rl.env_ids import check_env_id
 from gmc_rl.errors import ConfigError
 from gmc_rl.locking import HOLDER_FILE, LOCK_FILE, directory_lock
@@ -140,7 +140,56 @@ def check_agent_setup(config: ExperimentConfig, spec: RepresentationMethod, enco
         resolve_hyperparams(config.agent.algo, hyperparams, base.action_space)
         if encoder is not None and spec.check_space is not None:
             spec.check_space(encoder, base.observation_space)
+        if spec.name == "gmc" and config.agent.action_fit_rounds > 0:  # the fit that follows training
+            check_action_fit_memory(config.agent.action_fit_rounds, config.agent.action_fit_steps,
+                                    base.observation_space)
         return list(modality_specs(base.observation_space))
+    finally:
+        base.close()
+
+
+def check_action_fit_memory(rounds: int, steps: int, observation_space: Any) -> None:
+    """Raise :class:`ConfigError` (naming ``agent.action_fit_steps``) if the raw observations (of
+    ``observation_space``, the env's) that ``rounds`` rounds of ``steps`` steps of a GMC agent's action fit keep cannot
+    fit in memory (:func:`gmc_rl.config.check_gathered_memory`)."""
+    check_gathered_memory(rounds, steps, space_bytes(observation_space), "agent.action_fit_rounds",
+                          "agent.action_fit_steps", "the action fit's observations")
+
+
+def check_distillation_memory(rounds: int, steps: int, observation_space: Any, action_space: Any) -> None:
+    """Raise :class:`ConfigError` (naming ``agent.distill_steps``) if the student observations (of
+    ``observation_space``) and teacher actions that ``rounds`` rounds of ``steps`` steps of a distillation keep
+    cannot fit in memory."""
+    check_gathered_memory(rounds, steps, space_bytes(observation_space) + space_bytes(action_space),
+                          "agent.distill_rounds", "agent.distill_steps",
+                          "the distillation's observations and teacher actions")
+
+
+def check_gathering_memory(config: ExperimentConfig) -> None:
+    """The memory of the action fits and distillations that ``config``'s pipeline runs, estimated before anything
+    is written (each is checked again on the real spaces before it starts): the action fit of the GMC agents keeps
+    the env's raw observations; a distilled agent of an encoder method keeps its latents (``pretrain.model.latent_dim``
+    float32 values, the built-in encoders' size) and the teacher's actions.
+
+    Raises:
+        ConfigError: naming ``agent.action_fit_steps`` or ``agent.distill_steps``, with the estimate and the most
+            steps that fit.
+    """
+    from gymnasium import spaces
+
+    teacher = config.distill_teacher()
+    fit = config.agent.action_fit_rounds > 0 and "gmc" in config.methods
+    distilled = bool(teacher) and any(get_method(m).needs_encoder for m in config.methods if m != teacher)
+    if not fit and not distilled:
+        return
+    base = make_base_env(config.env_id, config.env_kwargs)
+    try:
+        agent = config.agent
+        if fit:
+            check_action_fit_memory(agent.action_fit_rounds, agent.action_fit_steps, base.observation_space)
+        if distilled:
+            latent = spaces.Box(-1.0, 1.0, (config.pretrain.model.latent_dim,), dtype="float32")
+            check_distillation_memory(agent.distill_rounds, agent.distill_steps, latent, base.action_space)
     finally:
         base.close()
 

@@ -202,6 +202,9 @@ def run_pipeline(config: ExperimentConfig, run_dir: str | os.PathLike, *, update
     modalities = env_modalities(config.env_id, config.env_kwargs)
     conditions = resolve_conditions(config.evaluate.conditions, modalities)
     check_agent_settings(config)
+    from gmc_rl.agents.training import check_gathering_memory
+
+    check_gathering_memory(config)  # the observations the action fits and distillations keep
     check_run_dir(config, run_dir, update=update)
     with directory_lock(run_dir, "run directory"):
         return _run_locked(config, prepare_run_dir(config, run_dir, update=update), conditions, progress, log, jobs,

@@ -13,8 +13,6 @@ import os
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from gmc_rl.artifacts import (  # noqa: F401  (re-exported for the orchestration)
     AGENT_OWN_FOLDERS,
     ARTIFACT_MARKERS,
@@ -24,7 +22,7 @@ from gmc_rl.artifacts import (  # noqa: F401  (re-exported for the orchestration
     artifact_kind,
     check_results_folder,
 )
-from gmc_rl.config import ExperimentConfig, load_yaml, stored_config, to_dict
+from gmc_rl.config import ExperimentConfig, dump_yaml, load_yaml, stored_config, to_dict
 from gmc_rl.errors import ConfigError
 from gmc_rl.io import (
     ensure_writable_dir,
@@ -135,5 +133,6 @@ def prepare_run_dir(config: ExperimentConfig, run_dir: str | os.PathLike, update
     ensure_writable_dir(run_dir, "run directory")
     if not (run_dir / RUN_MARKER).is_file():
         write_json_atomic(run_dir / RUN_MARKER, {"format": "gmc-rl-run", "version": 1})
-    write_text_atomic(run_dir / CONFIG_FILE, yaml.safe_dump(to_dict(config), sort_keys=False))
+    # dump_yaml: a string such as "1e3" is quoted, so load_yaml reads it back as the string (not the float 1000.0)
+    write_text_atomic(run_dir / CONFIG_FILE, dump_yaml(to_dict(config), sort_keys=False))
     return run_dir

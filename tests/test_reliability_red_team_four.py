@@ -165,3 +165,93 @@ def test_help_shows_each_flags_type_not_a_function(capsys, command):
     assert "<function" not in out and "<lambda>" not in out and " at 0x" not in out, out
     if command == "train":
         assert "SB3 verbosity (type: int, default: 0)" in " ".join(out.split())
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# B3: the observations a distillation or an action fit keeps are bounded when the config is made, and their bytes
+# are checked against memory before anything is written.
+
+
+def test_gathered_observations_are_bounded_and_checked_against_memory(tmp_path, capsys, monkeypatch):
+    """Before, ``agent.action_fit_steps`` and ``agent.distill_steps`` had no bound (10**14 was accepted) and no
+    memory check: the fit appended every raw observation until the machine ran out of memory, after training (in a
+    pipeline, after collection and pretraining too)."""
+    from gmc_rl.agents.action_fit import ActionFitSettings
+    from gmc_rl.agents.distillation import DistillSettings
+    from gmc_rl.config import AgentConfig, limits
+    from gmc_rl.pipeline import run_pipeline
+
+    for fields, says in (
+            ({"action_fit_steps": 10**14}, "config key 'agent.action_fit_steps': must be at most 100000000 "
+                                           "(MAX_GATHERED_STEPS), got 100000000000000"),
+            ({"distill_steps": 10**14}, "config key 'agent.distill_steps': must be at most 100000000"),
+            ({"distill_rounds": 10**9, "distill_steps": 1000},
+             "config key 'agent.distill_steps': agent.distill_rounds x agent.distill_steps = 1000000000 x 1000 = "
+             "1000000000000 observations, all kept in memory, must be at most 100000000 (MAX_GATHERED_STEPS)"),
+            ({"action_fit_rounds": 10**6, "action_fit_steps": 1000},
+             "config key 'agent.action_fit_steps': agent.action_fit_rounds x agent.action_fit_steps = "),
+            ({"action_fit_check_episodes": 1000}, "config key 'agent.action_fit_check_episodes': must be at most 256 "
+                                                  "(MAX_ENVS)")):
+        with pytest.raises(ConfigError) as error:
+            AgentConfig(**fields)
+        assert str(error.value).startswith(says), error.value
+    with pytest.raises(ConfigError, match="MAX_GATHERED_STEPS"):
+        ActionFitSettings(steps=10**14)
+    with pytest.raises(ConfigError, match="MAX_ENVS"):
+        ActionFitSettings(check_episodes=1000)
+    with pytest.raises(ConfigError, match="MAX_GATHERED_STEPS"):
+        DistillSettings(rounds=2, steps=10**8)
+    code, _, err = _print_config(capsys, "train", "--agent.action_fit_steps", "100000000000000", "--out",
+                                 str(tmp_path / "o"))
+    assert code == 2 and "(MAX_GATHERED_STEPS), got 100000000000000" in err and err.count("\n") == 1, err
+
+    # Within the bound but not within memory: refused from the env's spaces before the run directory is made.
+    monkeypatch.setattr(limits, "system_memory", lambda: (8 * 2**30, 4 * 2**30))
+    fit = ExperimentConfig(env_id=ENV, agent=AgentConfig(action_fit_rounds=3, action_fit_steps=1_000_000))
+    with pytest.raises(ConfigError) as error:
+        run_pipeline(fit, tmp_path / "run", progress=False, log=lambda message: None)
+    assert str(error.value).startswith(
+        "config key 'agent.action_fit_steps': the action fit's observations (3 rounds x 1,000,000 steps of 7.1 KiB, "
+        "kept and joined for each refit) needs about 40.5 GiB, more than the limit of 4.0 GiB (memory available now: "
+        "4.0 GiB; cap MAX_DATA_BYTES: 64.0 GiB); lower agent.action_fit_steps to at most "), error.value
+    distill = ExperimentConfig(env_id=ENV, methods=["state", "gmc"], agent=AgentConfig(
+        distill_from="state", action_fit_rounds=0, distill_rounds=10, distill_steps=5_000_000))
+    distill.pretrain.model.latent_dim = 4096
+    with pytest.raises(ConfigError, match=r"^config key 'agent.distill_steps': the distillation's observations and "
+                                          r"teacher actions \(10 rounds x 5,000,000 steps of 16.0 KiB"):
+        run_pipeline(distill, tmp_path / "run", progress=False, log=lambda message: None)
+    assert not (tmp_path / "run").exists()
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# W6: Agent.make_vec_env (make_method_vec_env) checks its arguments.
+
+
+@pytest.mark.parametrize(("n_envs", "seed", "says"), [
+    (1.5, 0, "n_envs must be an integer in [1, 256] (MAX_ENVS), got float 1.5"),
+    (True, 0, "n_envs must be an integer in [1, 256] (MAX_ENVS), got bool True"),
+    ("2", 0, "n_envs must be an integer in [1, 256] (MAX_ENVS), got str '2'"),
+    (257, 0, "n_envs must be an integer in [1, 256] (MAX_ENVS), got int 257"),
+    (0, 0, "n_envs must be an integer in [1, 256] (MAX_ENVS), got int 0"),
+    (1, "0", "seed must be a non-negative integer (env i is seeded with seed + i), got str '0'"),
+    (1, True, "seed must be a non-negative integer (env i is seeded with seed + i), got bool True"),
+    (1, -1, "seed must be a non-negative integer (env i is seeded with seed + i), got int -1"),
+])
+def test_make_vec_env_refuses_wrong_types_and_too_many_envs(n_envs, seed, says):
+    """Before, ``make_vec_env('complete', 1.5)`` and ``('complete', 1, "0")`` were raw TypeErrors, ``n_envs=True``
+    built one env and 257 envs were built although the config's limit is 256."""
+    from gmc_rl.agents.observations import make_method_vec_env
+
+    with pytest.raises(ConfigError) as error:
+        make_method_vec_env("raw", ENV, {}, "complete", n_envs, seed).close()
+    assert str(error.value) == says
+
+
+def test_a_run_directory_stores_text_that_reads_as_a_number_quoted(tmp_path):
+    """A pipeline run's ``config.yaml`` is read back by the strict loader, which reads ``1e3`` as a float: the
+    stored config quotes such text (StrictDumper), so a run named "1e3" is the same config when it is continued."""
+    from gmc_rl.run_dir import prepare_run_dir, read_run_config
+
+    config = ExperimentConfig(name="1e3", env_kwargs={"label": "2E-5", "code": "09", "octal": "0o17", "n": 1e-3})
+    prepare_run_dir(config, tmp_path / "run")
+    assert read_run_config(tmp_path / "run") == config

@@ -15,7 +15,8 @@ The package, one job per module (each imports only those listed before it); ever
 - :mod:`~gmc_rl.config.checks`: ``_require`` (the ``config key 'KEY': ...`` error) and the number tests the others
   share;
 - :mod:`~gmc_rl.config.limits`: the ``MAX_*`` resource caps, the machine's memory and the checks of sizes against
-  them (:func:`check_memory`, :func:`check_reference_latents`, :func:`check_batch_size`, :func:`space_bytes`);
+  them (:func:`check_memory`, :func:`check_reference_latents`, :func:`check_batch_size`, :func:`space_bytes`,
+  :func:`check_gathered_steps`, :func:`check_gathered_memory`);
 - :mod:`~gmc_rl.config.hyperparams`: the allowed values of the SB3 hyperparameters per algorithm
   (:data:`HYPERPARAM_CHECKS`, :func:`check_hyperparams`), :func:`merge_hyperparams`, and :data:`OFF_POLICY`;
 - :mod:`~gmc_rl.config.conversion`: dict <-> dataclass (:func:`from_dict`, :func:`to_dict`) with strict checking;
@@ -55,6 +56,7 @@ from gmc_rl.config.limits import (
     MAX_DIAGNOSTIC_STEPS,
     MAX_ENVS,
     MAX_EPISODES,
+    MAX_GATHERED_STEPS,
     MAX_LAYER_WIDTH,
     MAX_LAYERS,
     MAX_MODEL_PARAMETERS,
@@ -64,6 +66,8 @@ from gmc_rl.config.limits import (
     MAX_REFERENCE_LATENTS,
     MAX_SB3_BATCH,
     check_batch_size,
+    check_gathered_memory,
+    check_gathered_steps,
     check_memory,
     check_reference_latents,
     format_bytes,
@@ -92,7 +96,9 @@ __all__ = [
     "MAX_NAME_BYTES", "MAX_CONFIG_BYTES", "MAX_CONFIG_DEPTH", "MAX_LAYER_WIDTH", "MAX_LAYERS", "MAX_MODEL_PARAMETERS",
     "MAX_ENVS", "MAX_COLLECT_STEPS", "MAX_DATA_BYTES", "MAX_REFERENCE_LATENTS", "MAX_REFERENCE_BYTES",
     "MAX_PRETRAIN_BATCH", "MAX_EPISODES", "MAX_DIAGNOSTIC_STEPS", "MAX_BUFFER_SIZE", "MAX_SB3_BATCH",
+    "MAX_GATHERED_STEPS",
     "system_memory", "format_bytes", "check_reference_latents", "space_bytes", "check_memory", "check_batch_size",
+    "check_gathered_steps", "check_gathered_memory",
     # hyperparams
     "HYPERPARAM_CHECKS", "OFF_POLICY", "check_hyperparams", "merge_hyperparams",
     # conversion and stored runs

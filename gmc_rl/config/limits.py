@@ -2,7 +2,8 @@
 
 The ``MAX_*`` caps, each with the reason for its value; the memory of this machine (:func:`system_memory`); the
 bytes a Gymnasium space takes (:func:`space_bytes`); and the checks that hold an estimate against them
-(:func:`check_memory`, :func:`check_reference_latents`, :func:`check_batch_size`). The built-in envs bound their own
+(:func:`check_memory`, :func:`check_reference_latents`, :func:`check_batch_size`, :func:`check_gathered_steps`,
+:func:`check_gathered_memory`). The built-in envs bound their own
 image sizes and frame stacks: gmc_rl.envs.checks, a lower layer.
 """
 
@@ -51,6 +52,13 @@ MAX_COLLECT_STEPS = 100_000_000
 """Most transitions in one dataset (collect.steps), checked when the config is read. The shipped configs collect
 20,000 (the paper's size). Collection also estimates the dataset's bytes from the env's spaces and refuses it when
 it exceeds the memory (:data:`MAX_DATA_BYTES`)."""
+
+MAX_GATHERED_STEPS = 100_000_000
+"""Most env steps one distillation (agent.distill_rounds x agent.distill_steps) or one action fit
+(agent.action_fit_rounds x agent.action_fit_steps) gathers, checked when the config is read, each round's steps
+too. Every observation gathered is kept for the refits of the later rounds, as a dataset is (MAX_COLLECT_STEPS); the
+shipped configs gather 8 x 5,000 and 3 x 3,000. Their bytes must also fit the memory
+(:func:`check_gathered_memory`)."""
 
 MAX_DATA_BYTES = 64 * 2**30
 """Largest in-memory array gmc-rl allocates for data, 64 GiB: a dataset while it is collected (and again when it is
@@ -173,6 +181,32 @@ def check_memory(needed: int, key: str, what: str, fix: str, memory: int | None,
             f"config key {key!r}: {what} needs about {format_bytes(needed)}, more than the limit of "
             f"{format_bytes(limit)} ({memory_name}: {known}; cap MAX_DATA_BYTES: {format_bytes(cap)}); {fix}"
         )
+
+
+def check_gathered_steps(rounds: int, steps: int, rounds_key: str, steps_key: str) -> None:
+    """Raise :class:`ConfigError` (naming ``steps_key``) unless ``steps`` per round and ``rounds`` x ``steps`` in all
+    are at most :data:`MAX_GATHERED_STEPS`: the observations a distillation or an action fit keeps."""
+    _require(steps <= MAX_GATHERED_STEPS, steps_key,
+             f"must be at most {MAX_GATHERED_STEPS} (MAX_GATHERED_STEPS), got {steps}")
+    total = rounds * steps
+    _require(total <= MAX_GATHERED_STEPS, steps_key,
+             f"{rounds_key} x {steps_key} = {rounds} x {steps} = {total} observations, all kept in memory, must be at "
+             f"most {MAX_GATHERED_STEPS} (MAX_GATHERED_STEPS); lower either")
+
+
+def check_gathered_memory(rounds: int, steps: int, per_step: int, rounds_key: str, steps_key: str, what: str) -> None:
+    """Raise :class:`ConfigError` (naming ``steps_key``) if ``rounds`` x ``steps`` observations of ``per_step`` bytes
+    cannot be held in memory: a distillation or an action fit keeps every observation it gathers and joins them for
+    each refit (two copies at the end), so 2 x rounds x steps x per_step bytes must fit the memory available now and
+    :data:`MAX_DATA_BYTES` (:func:`check_memory`). ``what`` names what is gathered ("the action fit's
+    observations")."""
+    _, available = system_memory()
+    limit = MAX_DATA_BYTES if available is None else min(MAX_DATA_BYTES, available)
+    fit = max(limit // max(2 * rounds * per_step, 1), 1)
+    plural = "s" if rounds != 1 else ""
+    check_memory(2 * rounds * steps * per_step, steps_key,
+                 f"{what} ({rounds:,} round{plural} x {steps:,} steps of {format_bytes(per_step)}, kept and joined "
+                 "for each refit)", f"lower {steps_key} to at most {fit:,} (or {rounds_key})", available)
 
 
 def check_batch_size(batch_size: int, n_samples: int, key: str, source: str) -> None:

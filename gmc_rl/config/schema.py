@@ -18,12 +18,14 @@ from gmc_rl.config.hyperparams import check_hyperparams, merge_hyperparams
 from gmc_rl.config.limits import (
     MAX_COLLECT_STEPS,
     MAX_DIAGNOSTIC_STEPS,
+    MAX_ENVS,
     MAX_EPISODES,
     MAX_LAYER_WIDTH,
     MAX_LAYERS,
     MAX_NAME_BYTES,
     MAX_PRETRAIN_BATCH,
     _check_envs,
+    check_gathered_steps,
     check_reference_latents,
 )
 from gmc_rl.errors import ConfigError, suggest
@@ -333,6 +335,13 @@ class AgentConfig:
                  f"must be 0 (off) or a positive number of rounds, got {self.action_fit_rounds}")
         _require(self.action_fit_check_episodes >= 0, "agent.action_fit_check_episodes",
                  f"must be 0 (no check) or a positive number of episodes, got {self.action_fit_check_episodes}")
+        _require(self.action_fit_check_episodes <= MAX_ENVS, "agent.action_fit_check_episodes",
+                 f"must be at most {MAX_ENVS} (MAX_ENVS): the check runs its episodes at once, one env each; got "
+                 f"{self.action_fit_check_episodes}")
+        # Every observation a distillation or an action fit gathers is kept for the later rounds' refits.
+        check_gathered_steps(self.distill_rounds, self.distill_steps, "agent.distill_rounds", "agent.distill_steps")
+        check_gathered_steps(self.action_fit_rounds, self.action_fit_steps, "agent.action_fit_rounds",
+                             "agent.action_fit_steps")
         check_hyperparams(self.algo, self.hyperparams)
         _require(isinstance(self.method_hyperparams, dict), "agent.method_hyperparams",
                  f"must be a mapping of method names to hyperparameters, got {self.method_hyperparams!r}")
