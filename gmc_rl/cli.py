@@ -185,17 +185,16 @@ def _run_command(name: str, argv: list[str]) -> int:
 def print_config(name: str, parser: Any, args: Any) -> str:
     """The settings of a parsed command as YAML: its own flags as comments, then the experiment config in effect
     (checked, with every key; a valid ``--config`` file), or for a command without one its flags as YAML."""
-    import yaml
-
     from gmc_rl.commands.config_flags import own_values
-    from gmc_rl.config import to_dict
+    from gmc_rl.config import dump_yaml, to_dict
 
+    # dump_yaml quotes text that YAML would read back as another value ('1e3', '0o17'): the output is a config
     own = own_values(parser, args)
     if not hasattr(args, "experiment"):
-        return f"# gmc-rl {name}: the settings in effect\n" + yaml.safe_dump(own, sort_keys=False)
-    comments = "".join(f"#   {line}\n" for line in yaml.safe_dump(own, sort_keys=False).splitlines())
+        return f"# gmc-rl {name}: the settings in effect\n" + dump_yaml(own, sort_keys=False)
+    comments = "".join(f"#   {line}\n" for line in dump_yaml(own, sort_keys=False).splitlines())
     return (f"# gmc-rl {name}: the experiment config in effect (usable as --config FILE); the command's own flags:\n"
-            f"{comments}" + yaml.safe_dump(to_dict(args.experiment), sort_keys=False))
+            f"{comments}" + dump_yaml(to_dict(args.experiment), sort_keys=False))
 
 
 def import_given_modules(argv: list[str]) -> list[str]:

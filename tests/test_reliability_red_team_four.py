@@ -255,3 +255,17 @@ def test_a_run_directory_stores_text_that_reads_as_a_number_quoted(tmp_path):
     config = ExperimentConfig(name="1e3", env_kwargs={"label": "2E-5", "code": "09", "octal": "0o17", "n": 1e-3})
     prepare_run_dir(config, tmp_path / "run")
     assert read_run_config(tmp_path / "run") == config
+
+
+def test_print_config_output_reads_back_as_the_same_config(tmp_path, capsys, monkeypatch):
+    """Before, --print_config wrote text such as '1e3' unquoted (yaml.safe_dump), and that output given as
+    --config read back as the number 1000.0."""
+    from gmc_rl.cli import main
+    from gmc_rl.config import load_config
+
+    monkeypatch.chdir(tmp_path)
+    kwargs = '{"label": "1e3", "code": "0o17", "n": 1e-3}'
+    assert main(["collect", "--env-kwargs", kwargs, "--out", "zz", "--print_config"]) == 0
+    (tmp_path / "printed.yaml").write_text(capsys.readouterr().out)
+    assert load_config(tmp_path / "printed.yaml").env_kwargs == {"label": "1e3", "code": "0o17", "n": 0.001}
+    assert not (tmp_path / "zz").exists()
