@@ -35,12 +35,15 @@ from gmc_rl.env_ids import check_env_id
 from gmc_rl.errors import CheckpointError
 from gmc_rl.io import (
     make_staging_dir,
+    path_kind,
     read_json_object,
+    refuse_non_file,
     remove_path,
     require_existing,
     require_fields,
     write_bytes_atomic,
     write_json_atomic,
+    wrong_path,
 )
 
 FORMAT = "gmc-rl-agent"
@@ -170,6 +173,20 @@ def _check_agrees(info: dict[str, Any], file: Path) -> None:
             f"{file}: the stored experiment config does not match its 'config_hash' {info['config_hash']!r}; "
             "the agent description was edited and cannot be trusted"
         )
+
+
+def check_agent_files(path: str | os.PathLike) -> None:
+    """Refuse an agent directory whose ``agent.json`` or ``agent.zip`` is not a regular file (a directory, a FIFO,
+    a broken link), or whose ``encoder`` is not a directory, naming what stands there: otherwise such an agent would
+    read as "not an agent directory" or "not finished training". Missing files are left to the callers, which name
+    them."""
+    path = Path(path)
+    fix = "it is not what gmc-rl wrote there: restore the agent directory from a copy, or train the agent again"
+    for name in (AGENT_JSON, MODEL_ZIP):
+        refuse_non_file(path / name, "agent file", CheckpointError, fix)
+    encoder = path / ENCODER_DIR
+    if path_kind(encoder) not in (None, "a directory"):
+        raise CheckpointError(f"{wrong_path(encoder, 'agent encoder', 'directory')}; {fix}")
 
 
 def read_agent_json(directory: str | os.PathLike) -> dict[str, Any]:

@@ -185,6 +185,7 @@ def load_agent(path: str | Path, device: str = "cpu", action_fit: bool = True) -
     """
     path = require_path(path, "an agent must be given as a path to its directory", CheckpointError)
     device = str(resolve_device(device))  # an explicit device this machine lacks is refused, never replaced
+    layout.check_agent_files(path)  # an agent.zip that is a directory is named, not called unfinished
     info = layout.read_agent_json(path)
     if info["status"] != layout.STATUS_COMPLETE or not (path / layout.MODEL_ZIP).is_file():
         raise CheckpointError(

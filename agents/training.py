@@ -82,6 +82,7 @@ def _check_resumable(out_dir: Path, identity: dict[str, Any], resume: bool) -> d
             f"output directory {out_dir} is not empty; pass resume=True (--resume) to continue the run in it, "
             "or choose a new directory"
         )
+    layout.check_agent_files(out_dir)  # an agent.json that is a directory is named, not called absent
     if not (out_dir / layout.AGENT_JSON).is_file():
         raise ConfigError(f"cannot resume in {out_dir}: it is not empty but holds no {layout.AGENT_JSON}")
     info = layout.read_agent_json(out_dir)

@@ -17,30 +17,11 @@ from gmc_rl.methods import encoder_method_names
 from gmc_rl.stages import Log
 
 
-def check_agent_files(path: str | os.PathLike) -> None:
-    """Refuse an agent directory whose ``agent.json`` or ``agent.zip`` is not a regular file (a directory, a FIFO,
-    a broken link), or whose ``encoder`` is not a directory, naming what stands there: the loader would call such
-    an agent "not an agent directory" or "not finished training". Missing files are left to the loader, which
-    names them."""
-    from gmc_rl.agents.agent_dir import AGENT_JSON, ENCODER_DIR, MODEL_ZIP
-    from gmc_rl.errors import CheckpointError
-    from gmc_rl.io import path_kind, refuse_non_file, wrong_path
-
-    path = Path(path)
-    fix = "it is not what gmc-rl wrote there: restore the agent directory from a copy, or train the agent again"
-    for name in (AGENT_JSON, MODEL_ZIP):
-        refuse_non_file(path / name, "agent file", CheckpointError, fix)
-    encoder = path / ENCODER_DIR
-    if path_kind(encoder) not in (None, "a directory"):
-        raise CheckpointError(f"{wrong_path(encoder, 'agent encoder', 'directory')}; {fix}")
-
-
 def _as_agent(agent: Any) -> Any:
     from gmc_rl.agents import load_agent
 
     if isinstance(agent, (str, os.PathLike)):
-        check_agent_files(agent)
-        return load_agent(agent)
+        return load_agent(agent)  # it names an agent.zip that is a directory, FIFO or broken link
     return agent
 
 

@@ -176,6 +176,7 @@ def test_an_agent_whose_agent_zip_is_not_a_file_is_not_called_unfinished(artifac
     with the advice to resume it; in every command that reads an agent (evaluate, train --teacher, train --resume,
     align --agent) and in evaluate_agent called with the agent's directory."""
     from gmc_rl.agent_evaluation import evaluate_agent
+    from gmc_rl.agents import load_agent
     from gmc_rl.errors import CheckpointError
 
     agent = copy_of(artifacts["agent"], tmp_path)
@@ -193,6 +194,8 @@ def test_an_agent_whose_agent_zip_is_not_a_file_is_not_called_unfinished(artifac
     assert not (tmp_path / "e").exists() and not (tmp_path / "t").exists()
     with pytest.raises(CheckpointError, match=says):
         evaluate_agent(agent, ["complete"], 1, [0], 1, progress=False)
+    with pytest.raises(CheckpointError, match=says):  # load_agent itself, called from Python
+        load_agent(agent)
 
 
 # ----------------------------------------------------------------------------------------------------------------

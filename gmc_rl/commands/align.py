@@ -110,8 +110,8 @@ def _diagnose(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table
 
-    from gmc_rl.agent_evaluation import check_agent_files
     from gmc_rl.agents import load_agent
+    from gmc_rl.agents.agent_dir import check_agent_files
     from gmc_rl.evaluate import format_loss
     from gmc_rl.pipeline import diagnose_agent
     from gmc_rl.wrappers.conditions import all_subset_conditions

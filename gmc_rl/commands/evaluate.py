@@ -67,7 +67,7 @@ def _refuse_copies(agent_dirs: list[Path]) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from gmc_rl.agent_evaluation import check_agent_files
+    from gmc_rl.agents.agent_dir import check_agent_files
     from gmc_rl.commands.common import print_tables
     from gmc_rl.errors import ConfigError
     from gmc_rl.io import distinct_paths, require_existing

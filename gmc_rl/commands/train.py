@@ -177,7 +177,7 @@ def _distill(args: argparse.Namespace, config: ExperimentConfig, method: str, se
              encoder: str | None) -> Path:
     """``train --teacher``: the policy imitates the true-state agent (:mod:`gmc_rl.agents.distillation`) with the
     config's ``agent.distill_rounds`` and ``agent.distill_steps``."""
-    from gmc_rl.agent_evaluation import check_agent_files
+    from gmc_rl.agents.agent_dir import check_agent_files
     from gmc_rl.agents.distillation import distill_agent
 
     check_agent_files(args.teacher)  # a teacher's agent.zip replaced by a directory is named, not called unfinished
@@ -186,9 +186,8 @@ def _distill(args: argparse.Namespace, config: ExperimentConfig, method: str, se
 
 
 def run(args: argparse.Namespace) -> int:
-    from gmc_rl.agent_evaluation import check_agent_files
     from gmc_rl.agents import train_agent
-    from gmc_rl.agents.agent_dir import AGENT_JSON, read_agent_json
+    from gmc_rl.agents.agent_dir import AGENT_JSON, check_agent_files, read_agent_json
     from gmc_rl.checkpoint import resolve_device
     from gmc_rl.env_ids import IMPORT_FLAG, split_env_id
 
