@@ -4,9 +4,9 @@ For each agent directory given, the script runs the env with a true-state agent'
 ``RUN_DIR/agents/state-seed0``: the states where control happens), encodes every complete observation with the
 agent's frozen encoder (complete, and each modality alone through the encoder's own rule), fits a 10-nearest-neighbour
 and a ridge regression from the latent to the true state (``info["state"]``) on the first two thirds of the steps
-and prints R^2 per state variable on the last third (:func:`gmc_rl.state_probe.probe_states`, the probe pretraining
-runs on its validation split). An R^2 near 1 means the controller can read that quantity from the latent; near 0,
-it cannot.
+and prints R^2 per state variable on the last third (:func:`gmc_rl.state_probe.probe_states`, which pretraining
+runs on its validation split, fitted on its training split). An R^2 near 1 means the controller can read that
+quantity from the latent; near 0, it cannot.
 
 Example::
 

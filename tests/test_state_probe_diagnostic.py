@@ -106,6 +106,44 @@ def test_too_few_rows_are_refused():
         probe_states(TableEncoder(), obs, np.zeros((10, 3)), ["x", "y", "speed"])
 
 
+def test_fitted_on_other_rows_the_probe_reads_what_few_in_order_rows_miss():
+    """A scored split that covers the states unevenly (here: the last third of the rows in a region the first two
+    thirds never visit) reads a held variable as unreadable with the in-order split; fitted on other rows that
+    cover the region, as probe_dataset_split fits on the training split, it reads it (a known answer)."""
+    scored = uniform_states(300, seed=3)
+    scored = scored[np.argsort(scored[:, 0])]  # rows ordered by x: the scored tail lies where no fitted row is
+    assert knn_r2(scored * 2.0, scored)[0] < 0.5
+    other = uniform_states(3000, seed=4)
+    assert knn_r2(scored * 2.0, scored, fit=(other * 2.0, other)).min() > 0.9
+    assert linear_r2(scored * 2.0, scored, fit=(other * 2.0, other)).min() > 0.99
+    rng = np.random.default_rng(5)
+    obs = {"a": scored[:, :2].astype(np.float32), "b": rng.normal(size=(300, 3)).astype(np.float32)}
+    fit_obs = {"a": other[:, :2].astype(np.float32), "b": rng.normal(size=(3000, 3)).astype(np.float32)}
+    report = probe_states(TableEncoder(), obs, scored, ["x", "y", "speed"], fit_observations=fit_obs,
+                          fit_states=other)
+    assert report.unreadable("complete") == ["speed"] and report.fitted_on == "3000 other rows"
+    with pytest.raises(DatasetError, match="both fit_observations and fit_states"):
+        probe_states(TableEncoder(), obs, scored, ["x", "y", "speed"], fit_states=other)
+
+
+def test_a_dataset_split_is_probed_with_regressions_fitted_on_the_training_split(tmp_path):
+    config = ExperimentConfig(env_id="gmc_rl/CartPoleSensors-v0",
+                              collect=CollectConfig(steps=400, n_envs=2, val_fraction=0.25, seed=3))
+    dataset = load_dataset(collect(config, tmp_path / "data", progress=False))
+
+    class JointsEncoder:
+        modalities = ["image", "joints", "sound"]
+
+        def encode(self, obs, modalities=None):
+            return torch.as_tensor(obs["joints"]).reshape(len(obs["joints"]), -1).float()
+
+    report = probe_dataset_split(JointsEncoder(), dataset)
+    n_train, n_val = len(dataset.train[STATES_KEY]), len(dataset.val[STATES_KEY])
+    assert report.rows == n_val and report.fitted_on == f"{n_train} rows of the training split (every 1)"
+    assert report.to_json()["fitted_on"] == report.fitted_on
+    assert probe_dataset_split(JointsEncoder(), dataset, "train").fitted_on.startswith("the first")
+
+
 def test_state_variable_names_fall_back_to_indices():
     assert state_variables(["x", "v"], 2) == ["x", "v"]
     for recorded in (None, ["x"], ["x", ""], ["x", 3], "xv"):
