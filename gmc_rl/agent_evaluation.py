@@ -69,10 +69,62 @@ def evaluate_agent(agent: Any, conditions: Sequence[str], episodes: int, seeds: 
     return record
 
 
+def video_names(agent_dirs: Sequence[str | os.PathLike]) -> list[str]:
+    """A video file name stem per agent directory, unique among them: the folder's name (``state-seed0``), or where
+    two agents share it (``run1/agents/state-seed0``, ``run2/agents/state-seed0``) the fewest trailing parts of
+    their paths that tell them apart, joined with ``-`` (``run1-agents-state-seed0``)."""
+    parts = [Path(os.path.abspath(p)).parts[1:] or ("agent",) for p in agent_dirs]
+    names = []
+    for i, own in enumerate(parts):
+        others = [other for j, other in enumerate(parts) if j != i]
+        for count in range(1, len(own) + 1):
+            if all(other[-count:] != own[-count:] for other in others):
+                break
+        names.append("-".join(own[-count:]))
+    return names
+
+
+def agent_video_paths(name: str, conditions: Sequence[str], out_dir: str | os.PathLike) -> list[Path]:
+    """The video files :func:`record_agent_videos` writes for the agent named ``name``: one ``.mp4`` per condition
+    (and the ``.gif`` written instead where no MP4 writer is installed)."""
+    paths = []
+    for condition in conditions:
+        safe = condition.replace(":", "_").replace("+", "-")
+        path = Path(out_dir) / f"{name}-{safe}.mp4"
+        paths += [path, path.with_suffix(".gif")]
+    return paths
+
+
+def check_agent_videos(names: Sequence[str], conditions: Sequence[str], out_dir: str | os.PathLike,
+                       agent_dirs: Sequence[str | os.PathLike] | None = None) -> None:
+    """Refuse, before anything is evaluated, videos of the agents ``names`` that would share a file (two agents
+    under one name: one video would replace the other) or replace a file gmc-rl did not write.
+
+    Raises:
+        ConfigError: naming both agents, or the files in the way.
+    """
+    from gmc_rl.video import check_video_destinations
+
+    labels = [str(p) for p in agent_dirs] if agent_dirs is not None else list(names)
+    first: dict[str, str] = {}
+    for name, label in zip(names, labels):
+        if name in first:
+            raise ConfigError(f"the agents {first[name]} and {label} would write the same videos "
+                              f"({name}-<condition>.mp4 in {out_dir}): one would replace the other; evaluate them "
+                              "with separate --out folders")
+        first[name] = label
+    check_video_destinations([p for name in names for p in agent_video_paths(name, conditions, out_dir)])
+
+
 def record_agent_videos(agent: Any, conditions: Sequence[str], out_dir: str | os.PathLike,
-                        seed: int = 0, log: Log = print) -> list[Path]:
-    """One episode video per condition of an agent (or its directory): ``out_dir/<agent>-<condition>.mp4``
-    (``.gif`` when no MP4 writer is installed). The agent's envs are rebuilt with ``render_mode="rgb_array"``.
+                        seed: int = 0, log: Log = print, name: str | None = None) -> list[Path]:
+    """One episode video per condition of an agent (or its directory): ``out_dir/<name>-<condition>.mp4``
+    (``.gif`` when no MP4 writer is installed); ``name`` defaults to the agent's folder name (give
+    :func:`video_names`' when several agents write into one folder). The agent's envs are rebuilt with
+    ``render_mode="rgb_array"``.
+
+    Raises:
+        ConfigError: a file at one of the video paths that gmc-rl did not write (checked before any episode runs).
     """
     from gmc_rl.agents.observations import make_method_vec_env
     from gmc_rl.evaluate import sb3_predictor
@@ -80,14 +132,13 @@ def record_agent_videos(agent: Any, conditions: Sequence[str], out_dir: str | os
 
     agent = _as_agent(agent)
     env_kwargs = {**agent.env_kwargs, "render_mode": "rgb_array"}
-    name = Path(agent.path).name
+    name = name or Path(agent.path).name
+    check_agent_videos([name], conditions, out_dir)
     paths = []
-    for condition in conditions:
+    for condition, path in zip(conditions, agent_video_paths(name, conditions, out_dir)[::2]):
         venv = make_method_vec_env(agent.method, agent.env_id, env_kwargs, condition, 1, seed, agent.encoder)
         try:
-            safe = condition.replace(":", "_").replace("+", "-")
-            path = record_episode(venv, sb3_predictor(agent.model), Path(out_dir) / f"{name}-{safe}.mp4",
-                                  title=f"{name} | {condition}", seed=seed)
+            path = record_episode(venv, sb3_predictor(agent.model), path, title=f"{name} | {condition}", seed=seed)
         finally:
             venv.close()
         log(f"  video {path}")

@@ -34,6 +34,46 @@ def _refuse_a_second_copy(record: Mapping[str, Any], path: Path, seen: dict[str,
             "copied; pooling both would count its episodes twice. Give each run once (drop the copy)")
 
 
+def _refuse_other_env_kwargs(env_kwargs: Mapping[str, dict[str, Any]]) -> None:
+    """Refuse runs of one env id made with different ``env_kwargs`` (gravity, episode length, ...): their agents
+    solve different tasks, and pooled into one cell their returns would be averaged as if they were seeds of one.
+
+    ``env_kwargs`` maps each run directory to its config's ``env_kwargs``; they must be equal as written (a value
+    left at its default and the same value given explicitly count as different: give the runs the same
+    ``--env-kwargs``)."""
+    (first, first_kwargs), *rest = env_kwargs.items()
+    for run_dir, kwargs in rest:
+        if kwargs != first_kwargs:
+            def shown(values: Mapping[str, Any], key: str) -> str:
+                return repr(values[key]) if key in values else "unset"
+
+            differ = ", ".join(f"{key}: {shown(first_kwargs, key)} vs {shown(kwargs, key)}"
+                               for key in sorted({*first_kwargs, *kwargs}, key=str)
+                               if shown(first_kwargs, key) != shown(kwargs, key))
+            raise ConfigError(
+                f"{first} and {run_dir} were made with different env_kwargs ({differ}; {first}: {first_kwargs}, "
+                f"{run_dir}: {kwargs}): their agents solve differently configured envs, and pooling them "
+                "would average different tasks as one; report them separately")
+
+
+def _refuse_unequal_conditions(conditions: Mapping[str, list[tuple[str, list[str]]]]) -> None:
+    """Refuse a table row whose agents were evaluated under different conditions (runs evaluated with different
+    ``evaluate.conditions``): its cells would pool different sets of agents (the complete cell two, the sound cell
+    one), and the change relative to complete would compare different agents.
+
+    ``conditions`` maps each row to its ``(agent, conditions)`` pairs in reading order."""
+    for row, items in conditions.items():
+        first_name, first_conditions = items[0]
+        for name, own in items[1:]:
+            if set(own) != set(first_conditions):
+                raise ConfigError(
+                    f"{first_name} and {name} ({row!r} agents) were evaluated under different conditions "
+                    f"({first_conditions} vs {own}): pooled, each condition's cell would hold a different set of "
+                    f"agents and the change relative to complete would compare different agents; evaluate the runs "
+                    "under the same evaluate.conditions (e.g. rerun one with `gmc-rl pipeline --update "
+                    "--evaluate.conditions ...`) or report them separately")
+
+
 def merge_runs(run_dirs: Sequence[str | os.PathLike], methods: Sequence[str] | None = None) -> dict[str, Any]:
     """One results document from the agent evaluations of several pipeline run directories.
 
@@ -47,7 +87,9 @@ def merge_runs(run_dirs: Sequence[str | os.PathLike], methods: Sequence[str] | N
         methods: keep only these methods, in this order (default: every method, in first-seen order).
 
     Raises:
-        ConfigError: a directory without evaluations, runs of different envs, or a requested method missing.
+        ConfigError: a directory without evaluations, runs of different envs (another env id, or the same id with
+            other ``env_kwargs``), agents of one method evaluated under different conditions, or a requested
+            method missing.
     """
     from gmc_rl.results import build_results, pool_runs, read_evaluation_record, record_rows
 
@@ -57,6 +99,8 @@ def merge_runs(run_dirs: Sequence[str | os.PathLike], methods: Sequence[str] | N
     env_ids: set[str] = set()
     episodes: dict[str, int] = {}
     diagnostics: dict[str, dict[str, Any]] = {}
+    env_kwargs: dict[str, dict[str, Any]] = {}
+    conditions: dict[str, list[tuple[str, list[str]]]] = {}
     seen_records: dict[str, Path] = {}  # canonical content of each evaluation record -> the file it came from
     for run_dir in map(Path, run_dirs):
         require_existing(run_dir, "run directory")
@@ -64,7 +108,9 @@ def merge_runs(run_dirs: Sequence[str | os.PathLike], methods: Sequence[str] | N
         if not records:
             raise ConfigError(f"{run_dir} has no agent evaluations (eval/runs/*.json); run `gmc-rl pipeline` there "
                               "first")
-        episodes[str(run_dir)] = read_run_config(run_dir).evaluate.episodes
+        run_config = read_run_config(run_dir)
+        episodes[str(run_dir)] = run_config.evaluate.episodes
+        env_kwargs[str(run_dir)] = dict(run_config.env_kwargs or {})
         for path in records:
             record = read_evaluation_record(path)
             _refuse_a_second_copy(record, path, seen_records)
@@ -73,10 +119,13 @@ def merge_runs(run_dirs: Sequence[str | os.PathLike], methods: Sequence[str] | N
             for row, evaluation in record_rows(record):
                 runs.setdefault(row, []).append((name, evaluation))
                 agents.setdefault(row, []).append(name)
+                conditions.setdefault(row, []).append((name, list(evaluation)))
             if record.get("diagnostics"):
                 diagnostics.setdefault(record["method"], {})[name] = record["diagnostics"]
     if len(env_ids) > 1:
         raise ConfigError(f"the runs evaluate different envs: {sorted(env_ids)}")
+    _refuse_other_env_kwargs(env_kwargs)
+    _refuse_unequal_conditions(conditions)
     order = list(methods) if methods else list(runs)
     missing = [m for m in order if m not in runs]
     if missing:

@@ -14,12 +14,17 @@ Every file is encoded into a staging directory next to the destination under its
 the container from the file's suffix, so ``clip.mp4`` stays ``clip.mp4`` while it is written), read back, and
 renamed onto the destination only if it has every frame. An encoder that writes an empty file or no frames is a
 :class:`VideoError`, never a returned path.
+
+gmc-rl replaces only videos it wrote: every video carries :data:`VIDEO_TAG` (an MP4 in a trailing ``free`` box,
+which players skip; a GIF as its comment), and a file already at the destination without it (a user's own file)
+is refused with a :class:`~gmc_rl.errors.ConfigError` before anything is encoded (:func:`check_video_destinations`).
 """
 
 from __future__ import annotations
 
 import os
 import shutil
+import struct
 import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -28,7 +33,7 @@ from typing import Any
 import numpy as np
 
 from gmc_rl.errors import ConfigError
-from gmc_rl.io import make_staging_dir
+from gmc_rl.io import REGULAR_FILE, make_staging_dir, path_kind
 
 MIN_HEIGHT = 240
 """Frames smaller than this are enlarged (nearest neighbour) so that the caption stays readable."""
@@ -176,14 +181,75 @@ def _write_gif(stack: np.ndarray, path: Path, fps: float) -> None:
     """Animated GIF through imageio (``stack`` already thinned to the GIF's frame rate)."""
     import imageio.v3 as iio
 
-    iio.imwrite(path, stack, extension=".gif", duration=int(1000 / fps), loop=0)
+    iio.imwrite(path, stack, extension=".gif", duration=int(1000 / fps), loop=0, comment=VIDEO_TAG)
+
+
+VIDEO_TAG = b"written by gmc-rl (gmc_rl.video)"
+"""What marks a video as gmc-rl's: an MP4 ends with a top-level ``free`` box holding it (players skip such boxes),
+a GIF carries it as its comment."""
+
+_MP4_TAG_BOX = struct.pack(">I", 8 + len(VIDEO_TAG)) + b"free" + VIDEO_TAG
+
+
+def _tag(staged: Path) -> None:
+    """Mark the MP4 just encoded at ``staged`` as gmc-rl's (GIFs get their comment when written)."""
+    if staged.suffix.lower() == ".mp4" and staged.is_file():
+        with open(staged, "ab") as handle:
+            handle.write(_MP4_TAG_BOX)
+
+
+def is_own_video(path: str | os.PathLike) -> bool:
+    """Whether the regular file at ``path`` is a video gmc-rl wrote (it carries :data:`VIDEO_TAG`)."""
+    path = Path(path)
+    try:
+        if path.suffix.lower() == ".gif":
+            from PIL import Image
+
+            with Image.open(path) as image:
+                return image.info.get("comment") == VIDEO_TAG
+        size = path.stat().st_size
+        if size < len(_MP4_TAG_BOX):
+            return False
+        with open(path, "rb") as handle:
+            handle.seek(size - len(_MP4_TAG_BOX))
+            return handle.read() == _MP4_TAG_BOX
+    except Exception:  # noqa: BLE001  (unreadable or not an image: not a video gmc-rl wrote)
+        return False
+
+
+def video_not_own(path: str | os.PathLike) -> str | None:
+    """Why the file at ``path`` must not be replaced by a video (None: nothing there, or a video gmc-rl wrote,
+    :func:`is_own_video`)."""
+    path = Path(path)
+    kind = path_kind(path)
+    if kind is None:
+        return None
+    if kind != REGULAR_FILE:
+        return f"{path} is {kind}"
+    if not is_own_video(path):
+        return f"{path} was not written by gmc-rl (it lacks the tag gmc-rl writes into its videos)"
+    return None
+
+
+def check_video_destinations(paths: Sequence[str | os.PathLike]) -> None:
+    """Refuse to write videos to ``paths`` when any of them holds a file gmc-rl did not write (:func:`video_not_own`).
+
+    Raises:
+        ConfigError: naming every such file.
+    """
+    reasons = [reason for reason in map(video_not_own, paths) if reason]
+    if reasons:
+        raise ConfigError("; ".join(reasons) + ": gmc-rl replaces only videos it wrote; move these files away "
+                          "(or choose another output folder) and rerun")
 
 
 def _publish(staged: Path, destination: Path, expected_frames: int, how: str) -> Path:
-    """Check the staged video (non-empty, ``expected_frames`` decodable frames), then rename it onto ``destination``.
+    """Check the staged video (non-empty, ``expected_frames`` decodable frames), tag it as gmc-rl's (:func:`_tag`),
+    then rename it onto ``destination``.
 
     Raises:
         VideoError: the file is missing or empty, or fewer frames than written can be read back.
+        ConfigError: a file gmc-rl did not write appeared at ``destination`` while the video was encoded.
     """
     size = staged.stat().st_size if staged.is_file() else 0
     frames = count_frames(staged) if size else 0
@@ -192,8 +258,10 @@ def _publish(staged: Path, destination: Path, expected_frames: int, how: str) ->
             f"writing {destination} ({how}) produced {size} bytes with {frames} readable frame(s) of "
             f"{expected_frames} written; the video was not saved"
         )
+    _tag(staged)
     with open(staged, "rb") as handle:
         os.fsync(handle.fileno())
+    check_video_destinations([destination])  # anything that appeared while encoding
     os.replace(staged, destination)
     return destination
 
@@ -204,11 +272,12 @@ def write_video(frames: Sequence[np.ndarray], path: str | os.PathLike, fps: floa
     An MP4 is H.264 (yuv420p; an odd height or width is padded by one row / column) when imageio-ffmpeg is
     installed, else MPEG-4 part 2 through OpenCV (with a one-time warning); if OpenCV cannot encode it either, a
     GIF is written next to it instead (``path`` with ``.gif``; at most 15 frames per second, to keep it small).
-    The destination appears only once the whole video is written and read back with every frame.
+    The destination appears only once the whole video is written and read back with every frame. A file already
+    there is replaced only if gmc-rl wrote it (it carries :data:`VIDEO_TAG`).
 
     Raises:
-        ConfigError: no frames, frames of different shapes or not RGB uint8, a suffix other than .mp4 / .gif, or
-            ``fps`` not a positive number.
+        ConfigError: no frames, frames of different shapes or not RGB uint8, a suffix other than .mp4 / .gif,
+            ``fps`` not a positive number, or a file at the destination that gmc-rl did not write.
         VideoError: the encoder failed, or wrote an empty file or fewer frames than given.
     """
     path = Path(path)
@@ -218,6 +287,7 @@ def write_video(frames: Sequence[np.ndarray], path: str | os.PathLike, fps: floa
         raise ConfigError(f"fps must be a positive number of frames per second, got {fps!r}")
     stack = _check_frames(frames)
     fps = float(fps)
+    check_video_destinations([path])
     path.parent.mkdir(parents=True, exist_ok=True)
     staging = make_staging_dir(path)
     try:
@@ -243,6 +313,7 @@ def write_video(frames: Sequence[np.ndarray], path: str | os.PathLike, fps: floa
                 f"(first: {path.with_suffix('.gif')}); install it for MP4: pip install 'gmc-rl[video]'",
             )
             path = path.with_suffix(".gif")
+            check_video_destinations([path])
         step = max(1, int(round(fps / 15)))
         staged = staging / path.name
         _write_gif(stack[::step], staged, fps / step)

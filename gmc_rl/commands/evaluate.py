@@ -105,11 +105,18 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else _default_out(agent_dirs)
     check_results_out(out, "evaluate")
     check_earlier_results(out)  # a user's own results.png in --out: refused now, not after the evaluation
+    video_names = None
+    if ev.video:  # two agents of one folder name get distinct videos; a user's file in videos/ is refused now
+        from gmc_rl.agent_evaluation import check_agent_videos
+        from gmc_rl.agent_evaluation import video_names as unique_video_names
+
+        video_names = unique_video_names(agent_dirs)
+        check_agent_videos(video_names, conditions, out / "videos", agent_dirs)
 
     runs: dict[str, list] = {}
     names: dict[str, list[str]] = {}
     with directory_lock(out, RESULTS_LOCK):  # a second evaluate (or report) on this --out is refused at once
-        for path, agent in zip(agent_dirs, agents):
+        for index, (path, agent) in enumerate(zip(agent_dirs, agents)):
             print(f"evaluating {path} ({agent.method}) under {len(conditions)} conditions x {len(seeds)} seeds x "
                   f"{ev.episodes} episodes")
             record = evaluate_agent(agent, conditions, ev.episodes, seeds, ev.n_envs, progress=not args.no_progress,
@@ -117,8 +124,8 @@ def run(args: argparse.Namespace) -> int:
             for row, evaluation in record_rows(record):  # gmc-mean etc. with evaluate.encoding_rules
                 runs.setdefault(row, []).append((path.name, evaluation))
                 names.setdefault(row, []).append(str(path))
-            if ev.video:
-                record_agent_videos(agent, conditions, out / "videos", seed=seeds[0])
+            if video_names is not None:
+                record_agent_videos(agent, conditions, out / "videos", seed=seeds[0], name=video_names[index])
         per_method = {method: pool_runs(items) for method, items in runs.items()}
         settings = {"episodes": ev.episodes, "seeds": seeds, "n_envs": ev.n_envs, "conditions": conditions}
         if ev.encoding_rules:
