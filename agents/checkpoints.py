@@ -78,7 +78,8 @@ def load_replay_buffer(buffer: ReplayBuffer, path: str | Path) -> None:
 
     The arrays it holds and their shapes are read from the ``.npy`` headers first (:func:`gmc_rl.data.npz_headers`),
     so an archive that claims arrays this buffer cannot hold, or holds others, is refused before anything is
-    unpacked (a crafted header could otherwise make numpy allocate terabytes)."""
+    unpacked (a crafted header could otherwise make numpy allocate terabytes). Float arrays holding NaN or inf are
+    refused, naming the array: SB3 would train on them until torch fails on NaN weights."""
     targets = _buffer_targets(buffer)
     try:
         headers = npz_headers(path)
@@ -109,7 +110,15 @@ def load_replay_buffer(buffer: ReplayBuffer, path: str | Path) -> None:
                         f"replay buffer {path}: array {key!r} has shape {shape}, expected ({n}, "
                         f"{', '.join(map(str, target.shape[1:]))}); resume with the same env, n_envs and settings"
                     )
-                target[:n] = data[key]
+                values = data[key]
+                if np.issubdtype(values.dtype, np.inexact) and not np.isfinite(values).all():
+                    bad = ~np.isfinite(values)
+                    raise CheckpointError(
+                        f"replay buffer {path}: array {key!r} holds {int(bad.sum()):,} NaN or infinite values "
+                        f"(first in row {int(np.argwhere(bad)[0][0])}); resuming would train on them until the weights "
+                        "are NaN: this checkpoint cannot be resumed, train the agent again into another --out"
+                    )
+                target[:n] = values
             buffer.pos, buffer.full = pos % buffer.buffer_size, full
     except (OSError, ValueError, KeyError, zipfile.BadZipFile) as exc:
         if isinstance(exc, CheckpointError):

@@ -187,7 +187,16 @@ def load_agent(path: str | Path, device: str = "cpu", action_fit: bool = True) -
     device = str(resolve_device(device))  # an explicit device this machine lacks is refused, never replaced
     layout.check_agent_files(path)  # an agent.zip that is a directory is named, not called unfinished
     info = layout.read_agent_json(path)
-    if info["status"] != layout.STATUS_COMPLETE or not (path / layout.MODEL_ZIP).is_file():
+    if info["status"] == layout.STATUS_COMPLETE and not (path / layout.MODEL_ZIP).is_file():
+        # check_agent_files named anything else standing there: agent.zip is absent, not unfinished
+        way = (f"rebuild it from its last checkpoint with `gmc-rl train --out {path} --resume`"
+               if (path / layout.CHECKPOINTS_DIR / "latest.json").is_file() else
+               f"it has no checkpoint to rebuild it from: train it again (`gmc-rl train --out {path} --resume` "
+               "starts from step 0)")
+        raise CheckpointError(f"the agent in {path} finished training ({_steps_done(path, info)} of "
+                              f"{info.get('total_timesteps', '?')} steps), but its {layout.MODEL_ZIP} (the trained "
+                              f"policy) is missing; {way}")
+    if info["status"] != layout.STATUS_COMPLETE:
         raise CheckpointError(
             f"the agent in {path} has not finished training ({_steps_done(path, info)} of "
             f"{info.get('total_timesteps', '?')} steps); continue it with `gmc-rl train --out {path} --resume`"

@@ -1,0 +1,112 @@
+"""An agent directory's files damaged or crafted: agent.zip's entries are checked before anything is unpacked, a
+damaged weights entry is named in one line, a missing agent.zip is named, a replay buffer holding NaN is refused."""
+
+from __future__ import annotations
+
+import io
+import json
+import shutil
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from gmc_rl.cli import main
+
+
+@pytest.fixture(scope="module")
+def agent(tmp_path_factory) -> Path:
+    """A tiny finished SAC agent (64 steps, no gradient step) with a checkpoint holding its replay buffer."""
+    from gmc_rl.agents import train_agent
+    from gmc_rl.config import AgentConfig, ExperimentConfig
+
+    config = ExperimentConfig(agent=AgentConfig(
+        algo="sac", total_timesteps=64, eval_freq=0, checkpoint_freq=32, device="cpu",
+        hyperparams={"learning_starts": 1000, "buffer_size": 200, "policy_kwargs": {"net_arch": [8]}}))
+    return train_agent(config, "state", 0, tmp_path_factory.mktemp("agent_files") / "agent", progress_bar=False)
+
+
+def copy_of(source: Path, tmp_path: Path) -> Path:
+    target = tmp_path / source.name
+    shutil.copytree(source, target)
+    return target
+
+
+def rewrite_zip(path: Path, replace: dict[str, bytes]) -> None:
+    """Rewrite the zip ``path`` with the entries in ``replace`` put in place of (or added to) its own, deflated."""
+    with zipfile.ZipFile(path) as archive:
+        entries = {name: archive.read(name) for name in archive.namelist()}
+    entries.update(replace)
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for name, data in entries.items():
+            archive.writestr(name, data)
+
+
+def torch_bytes(value) -> bytes:
+    buffer = io.BytesIO()
+    torch.save(value, buffer)
+    return buffer.getvalue()
+
+
+def evaluate_error(agent_dir: Path, tmp_path: Path, capsys) -> str:
+    assert main(["evaluate", "--agent", str(agent_dir), "--out", str(tmp_path / "e"), "--no-progress"]) == 2
+    return capsys.readouterr().err
+
+
+@pytest.mark.parametrize("entry", ["evil.pth", "policy.pth"])
+def test_agent_zip_entries_are_checked_before_anything_is_unpacked(agent, tmp_path, capsys, monkeypatch, entry):
+    """Before, SB3's load_from_zip_file unpacked and torch.loaded every .pth entry of agent.zip: an extra evil.pth
+    (a 1.5 GB zero tensor, 2.8 MB deflated) took 3.3 GB before "Key evil is an invalid object name"; an oversized
+    policy.pth was unpacked in full before "do not fit". Now the entries and their sizes are refused unread."""
+    agent_dir = copy_of(agent, tmp_path)
+    rewrite_zip(agent_dir / "agent.zip", {entry: torch_bytes({"w": torch.zeros(4_000_000)})})  # 16 MB unpacked
+    assert (agent_dir / "agent.zip").stat().st_size < 1_000_000
+
+    def never(*args, **kwargs):
+        raise AssertionError("torch.load reached")
+
+    monkeypatch.setattr(torch, "load", never)
+    err = evaluate_error(agent_dir, tmp_path, capsys)
+    assert f"'{entry}'" in err and "(16,00" in err or "to 16,00" in err and len(err.strip().splitlines()) == 1, err
+    assert ("SB3 does not write" if entry == "evil.pth" else "more than the") in err, err
+
+
+def test_a_damaged_weights_entry_is_named_in_one_line_without_torchs_advice(agent, tmp_path, capsys):
+    """Before: torch's multi-line "Weights only load failed ... Re-running `torch.load` with `weights_only` set to
+    `False` will likely succeed ..." on a corrupt or hostile file."""
+    agent_dir = copy_of(agent, tmp_path)
+    rewrite_zip(agent_dir / "agent.zip", {"policy.pth": bytes(1000)})
+    err = evaluate_error(agent_dir, tmp_path, capsys)
+    assert "'policy.pth'" in err and "agent.zip" in err and len(err.strip().splitlines()) == 1, err
+    assert "weights_only" not in err, err
+
+
+def test_a_finished_agent_without_agent_zip_is_named_not_called_unfinished(agent, tmp_path):
+    """Before: "the agent in ... has not finished training (64 of 64 steps)"."""
+    from gmc_rl.agents import load_agent
+    from gmc_rl.errors import CheckpointError
+
+    agent_dir = copy_of(agent, tmp_path)
+    (agent_dir / "agent.zip").unlink()
+    with pytest.raises(CheckpointError, match=r"agent\.zip \(the trained policy\) is missing; rebuild it") as raised:
+        load_agent(agent_dir)
+    assert "not finished" not in str(raised.value) and "--resume" in str(raised.value)
+
+
+def test_a_replay_buffer_holding_nan_is_refused_before_resuming(agent, tmp_path, capsys):
+    """Before, `train --resume` trained on the NaN rewards until torch failed with a raw ValueError (here, with no
+    gradient step, it even finished), and the finished agent was left marked "training"."""
+    agent_dir = copy_of(agent, tmp_path)
+    latest = json.loads((agent_dir / "checkpoints" / "latest.json").read_text())
+    buffer = agent_dir / "checkpoints" / latest["path"] / "replay_buffer.npz"
+    with np.load(buffer) as data:
+        arrays = dict(data)
+    arrays["rewards"][3] = np.nan
+    np.savez(buffer, **arrays)
+    assert main(["train", "--resume", "--out", str(agent_dir), "--agent.total_timesteps", "96",
+                 "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "'rewards'" in err and "NaN" in err and "row 3" in err and len(err.strip().splitlines()) == 1, err
+    assert json.loads((agent_dir / "agent.json").read_text())["status"] == "complete"
