@@ -28,7 +28,7 @@ from typing import Any
 
 import torch
 from stable_baselines3.common.base_class import BaseAlgorithm
-from stable_baselines3.common.save_util import recursive_getattr, recursive_setattr
+from stable_baselines3.common.save_util import recursive_setattr
 
 from gmc_rl.config import config_hash, merge_hyperparams
 from gmc_rl.data import file_sha256
@@ -46,6 +46,7 @@ from gmc_rl.io import (
     write_json_atomic,
     wrong_path,
 )
+from gmc_rl.sb3_zip import check_weight_entries
 
 FORMAT = "gmc-rl-agent"
 FORMAT_VERSION = 1
@@ -74,40 +75,6 @@ def save_model_atomic(model: BaseAlgorithm, path: str | os.PathLike) -> Path:
     return Path(path)
 
 
-SB3_TEXT_ENTRIES = ("data", "_stable_baselines3_version", "system_info.txt")
-"""The entries of an SB3 ``.zip`` besides the ``.pth`` weights; SB3 writes them, :func:`load_model_weights` never
-reads them."""
-_ENTRY_MARGIN = 64 * 1024
-_TENSOR_MARGIN = 1024
-"""Bytes allowed beyond the tensors' own in a ``.pth`` entry: torch's zip and pickle framing (SB3's files carry
-about 400 bytes a tensor and 1.3 KB an entry)."""
-_OPTIMIZER_STATES = 3
-"""State tensors an optimiser keeps a parameter at most (Adam 2, RMSprop centered with momentum 3), plus its step."""
-
-
-def _nbytes(tensors: Any) -> tuple[int, int]:
-    tensors = [t for t in tensors if isinstance(t, torch.Tensor)]
-    return sum(t.numel() * t.element_size() for t in tensors), len(tensors)
-
-
-def weight_entry_budgets(model: BaseAlgorithm) -> dict[str, int]:
-    """The ``.pth`` entries SB3 writes for ``model`` and the most bytes each may unpack to, computed from ``model``'s
-    own parameters: a state dict's tensors, an optimiser's state for its parameters, the torch variables."""
-    names, variables = model._get_torch_save_params()
-    budgets = {}
-    for name in names:
-        owner = recursive_getattr(model, name)
-        if isinstance(owner, torch.optim.Optimizer):
-            size, count = _nbytes(p for group in owner.param_groups for p in group["params"])
-            size, count = _OPTIMIZER_STATES * size + 8 * count, (_OPTIMIZER_STATES + 1) * count
-        else:
-            size, count = _nbytes(owner.state_dict().values())
-        budgets[f"{name}.pth"] = size + _ENTRY_MARGIN + _TENSOR_MARGIN * count
-    size, count = _nbytes(recursive_getattr(model, name) for name in variables or [])
-    budgets["pytorch_variables.pth"] = size + _ENTRY_MARGIN + _TENSOR_MARGIN * count
-    return budgets
-
-
 def _torch_reason(exc: BaseException) -> str:
     """One line of why torch could not load an entry, without torch's advice (to load it with weights_only=False, or
     to allow the global it names), which is wrong for a corrupt or hostile file."""
@@ -124,37 +91,20 @@ def _torch_reason(exc: BaseException) -> str:
 
 def read_model_weights(model: BaseAlgorithm, path: Path) -> tuple[dict[str, Any], Any]:
     """The state dicts and torch variables in the SB3 ``.zip`` at ``path``, read as SB3's ``load_from_zip_file``
-    does, after checking its entries: only those SB3 writes for ``model``, none unpacking to more bytes than
-    ``model``'s parameters need (:func:`weight_entry_budgets`), so that a small zip cannot take gigabytes of memory.
+    does, after checking its entries (:func:`gmc_rl.sb3_zip.check_weight_entries`): only those SB3 writes for
+    ``model``, none unpacking to more bytes than ``model``'s parameters need, so that a small zip cannot take
+    gigabytes of memory.
 
     Raises:
         CheckpointError: the file is not a zip, holds another entry or an entry too large, or an entry is not a
             weights file torch loads with ``weights_only=True`` (the message names the entry, in one line).
     """
-    budgets = weight_entry_budgets(model)
     params: dict[str, Any] = {}
     variables = None
     try:
+        budgets = check_weight_entries(path, model)
         with zipfile.ZipFile(path) as archive:
-            entries = archive.infolist()
-            names = [entry.filename for entry in entries]
-            for entry in entries:
-                if entry.filename not in budgets and entry.filename not in SB3_TEXT_ENTRIES:
-                    raise CheckpointError(
-                        f"model file {path} holds an entry {entry.filename!r} ({entry.file_size:,} bytes unpacked) "
-                        f"that SB3 does not write for a {type(model).__name__}; it only writes "
-                        f"{sorted(budgets) + list(SB3_TEXT_ENTRIES)}: it is not a model gmc-rl wrote"
-                    )
-                if names.count(entry.filename) > 1:
-                    raise CheckpointError(f"model file {path} holds the entry {entry.filename!r} "
-                                          f"{names.count(entry.filename)} times; it is not a model gmc-rl wrote")
-                budget = budgets.get(entry.filename)
-                if budget is not None and entry.file_size > budget:
-                    raise CheckpointError(
-                        f"model file {path}: its entry {entry.filename!r} unpacks to {entry.file_size:,} bytes, "
-                        f"more than the {budget:,} that the weights of this {type(model).__name__} take; "
-                        "it is not a model gmc-rl wrote for this configuration"
-                    )
+            names = archive.namelist()
             for name in names:
                 if name not in budgets:
                     continue

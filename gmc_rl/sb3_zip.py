@@ -28,6 +28,80 @@ _TORCH_CLASSES = {
 """policy_kwargs entries that name a class, and the torch classes they may name (read from the readable text)."""
 
 
+SB3_TEXT_ENTRIES = ("data", "_stable_baselines3_version", "system_info.txt")
+"""The entries of an SB3 ``.zip`` besides the ``.pth`` weights; SB3 writes them, :func:`load_model_weights` never
+reads them."""
+_ENTRY_MARGIN = 64 * 1024
+_TENSOR_MARGIN = 1024
+"""Bytes allowed beyond the tensors' own in a ``.pth`` entry: torch's zip and pickle framing (SB3's files carry
+about 400 bytes a tensor and 1.3 KB an entry)."""
+_OPTIMIZER_STATES = 3
+"""State tensors an optimiser keeps a parameter at most (Adam 2, RMSprop centered with momentum 3), plus its step."""
+
+
+def _nbytes(tensors: Any) -> tuple[int, int]:
+    import torch
+
+    tensors = [t for t in tensors if isinstance(t, torch.Tensor)]
+    return sum(t.numel() * t.element_size() for t in tensors), len(tensors)
+
+
+def weight_entry_budgets(model: BaseAlgorithm) -> dict[str, int]:
+    """The ``.pth`` entries SB3 writes for ``model`` and the most bytes each may unpack to, computed from ``model``'s
+    own parameters: a state dict's tensors, an optimiser's state for its parameters, the torch variables."""
+    import torch
+    from stable_baselines3.common.save_util import recursive_getattr
+
+    names, variables = model._get_torch_save_params()
+    budgets = {}
+    for name in names:
+        owner = recursive_getattr(model, name)
+        if isinstance(owner, torch.optim.Optimizer):
+            size, count = _nbytes(p for group in owner.param_groups for p in group["params"])
+            size, count = _OPTIMIZER_STATES * size + 8 * count, (_OPTIMIZER_STATES + 1) * count
+        else:
+            size, count = _nbytes(owner.state_dict().values())
+        budgets[f"{name}.pth"] = size + _ENTRY_MARGIN + _TENSOR_MARGIN * count
+    size, count = _nbytes(recursive_getattr(model, name) for name in variables or [])
+    budgets["pytorch_variables.pth"] = size + _ENTRY_MARGIN + _TENSOR_MARGIN * count
+    return budgets
+
+
+def check_weight_entries(path: str | os.PathLike, model: BaseAlgorithm) -> dict[str, int]:
+    """Refuse an SB3 ``.zip`` holding an entry SB3 does not write for ``model``, twice the same entry, or a ``.pth``
+    entry that unpacks to more bytes than ``model``'s parameters need (:func:`weight_entry_budgets`), reading only
+    the zip's directory: nothing is unpacked. Returns the budgets (the ``.pth`` entries SB3 writes for ``model``).
+
+    Raises:
+        CheckpointError: the message names the entry and its size.
+        zipfile.BadZipFile, OSError: the file is not a zip or cannot be read.
+    """
+    from gmc_rl.errors import CheckpointError
+
+    budgets = weight_entry_budgets(model)
+    kind = type(model).__name__
+    with zipfile.ZipFile(path) as archive:
+        entries = archive.infolist()
+    names = [entry.filename for entry in entries]
+    for entry in entries:
+        if entry.filename not in budgets and entry.filename not in SB3_TEXT_ENTRIES:
+            raise CheckpointError(
+                f"model file {path} holds an entry {entry.filename!r} ({entry.file_size:,} bytes unpacked) that SB3 "
+                f"does not write for a {kind}; it only writes {sorted(budgets) + list(SB3_TEXT_ENTRIES)}: it is not "
+                "a model gmc-rl can load"
+            )
+        if names.count(entry.filename) > 1:
+            raise CheckpointError(f"model file {path} holds the entry {entry.filename!r} "
+                                  f"{names.count(entry.filename)} times; it is not a model gmc-rl can load")
+        budget = budgets.get(entry.filename)
+        if budget is not None and entry.file_size > budget:
+            raise CheckpointError(
+                f"model file {path}: its entry {entry.filename!r} unpacks to {entry.file_size:,} bytes, more than "
+                f"the {budget:,} that the weights of this {kind} take; it is not a model for this configuration"
+            )
+    return budgets
+
+
 def read_sb3_data(path: str | os.PathLike) -> dict[str, Any]:
     """The ``data`` entry of an SB3 ``.zip`` as plain JSON (pickled entries stay base64 text, never decoded)."""
     from gmc_rl.io import MAX_JSON_BYTES
@@ -116,6 +190,23 @@ def check_sb3_spaces(path: str | os.PathLike, observation_space: Any, action_spa
             raise ValueError(f"{path} was trained on {what} {_stored_space(value)}, but the env has {space}")
 
 
+def _skeleton(path: Path, algo_class: type[BaseAlgorithm], custom: dict[str, Any], device: str) -> BaseAlgorithm:
+    """The model SB3's ``load`` builds from the ``data`` entry, before any weight is read: its parameters bound the
+    sizes of the zip's ``.pth`` entries. ``custom`` replaces every pickled entry, so nothing is unpickled."""
+    from stable_baselines3.common.save_util import json_to_data
+
+    with zipfile.ZipFile(path) as archive:  # read_sb3_data checked the entry's size
+        data = json_to_data(archive.read("data").decode(), custom_objects=custom)
+    kwargs = data.get("policy_kwargs")
+    if isinstance(kwargs, dict):
+        kwargs.pop("device", None)
+    model = algo_class(policy=data["policy_class"], env=None, device=device,
+                       _init_setup_model=False)  # type: ignore[call-arg]
+    model.__dict__.update(data)
+    model._setup_model()
+    return model
+
+
 def load_sb3_zip(
     path: str | os.PathLike,
     algo_class: type[BaseAlgorithm],
@@ -134,7 +225,9 @@ def load_sb3_zip(
 
     Raises:
         ValueError: the file is not an SB3 zip, was trained on other spaces, holds a pickled entry that cannot be
-            rebuilt safely, or its weights do not fit the rebuilt model (the message names which).
+            rebuilt safely, holds entries SB3 does not write or larger than the rebuilt model's weights (checked
+            before anything is unpacked, :func:`check_weight_entries`), or its weights do not fit the rebuilt model
+            (the message names which).
     """
     import pickle
 
@@ -157,6 +250,7 @@ def load_sb3_zip(
         else:
             custom[key] = _SB3_PLACEHOLDERS.get(key)
     try:
+        check_weight_entries(path, _skeleton(path, algo_class, custom, device))  # nothing unpacked before it
         return algo_class.load(path, device=device, custom_objects=custom)
     except (RuntimeError, KeyError, TypeError, AttributeError, AssertionError, pickle.UnpicklingError, EOFError) as exc:
         raise ValueError(f"cannot load {path} as a {algo_class.__name__} model: {exc}") from exc

@@ -110,3 +110,21 @@ def test_a_replay_buffer_holding_nan_is_refused_before_resuming(agent, tmp_path,
     err = capsys.readouterr().err
     assert "'rewards'" in err and "NaN" in err and "row 3" in err and len(err.strip().splitlines()) == 1, err
     assert json.loads((agent_dir / "agent.json").read_text())["status"] == "complete"
+
+
+def test_a_foreign_sb3_zip_is_checked_the_same_way(tmp_path, monkeypatch):
+    """load_sb3_zip (SB3 models of unknown origin, gmc_rl.rollout) handed the zip to SB3's load, which unpacked every
+    .pth entry; now the entries are checked against the model rebuilt from the data entry first."""
+    import gymnasium as gym
+    from stable_baselines3 import PPO
+
+    from gmc_rl.errors import CheckpointError
+    from gmc_rl.sb3_zip import load_sb3_zip
+
+    env = gym.make("Pendulum-v1")
+    PPO("MlpPolicy", env, device="cpu", policy_kwargs={"net_arch": [8]}).save(tmp_path / "ppo.zip")
+    assert isinstance(load_sb3_zip(tmp_path / "ppo.zip", PPO, env.observation_space, env.action_space), PPO)
+    rewrite_zip(tmp_path / "ppo.zip", {"policy.pth": torch_bytes({"w": torch.zeros(4_000_000)})})
+    monkeypatch.setattr(torch, "load", lambda *args, **kwargs: pytest.fail("torch.load reached"))
+    with pytest.raises(CheckpointError, match=r"entry 'policy.pth' unpacks to 16,00\d,\d+ bytes, more than"):
+        load_sb3_zip(tmp_path / "ppo.zip", PPO, env.observation_space, env.action_space)
