@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import stable_baselines3
 import torch
 from stable_baselines3.common.callbacks import BaseCallback
@@ -189,7 +190,7 @@ def check_gathering_memory(config: ExperimentConfig) -> None:
         if fit:
             check_action_fit_memory(agent.action_fit_rounds, agent.action_fit_steps, base.observation_space)
         if distilled:
-            latent = spaces.Box(-1.0, 1.0, (config.pretrain.model.latent_dim,), dtype="float32")
+            latent = spaces.Box(-1.0, 1.0, (config.pretrain.model.latent_dim,), dtype=np.float32)
             check_distillation_memory(agent.distill_rounds, agent.distill_steps, latent, base.action_space)
     finally:
         base.close()

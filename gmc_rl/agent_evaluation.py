@@ -147,7 +147,7 @@ def record_agent_videos(agent: Any, conditions: Sequence[str], out_dir: str | os
 
 
 def diagnose_agent(agent: Any, conditions: Sequence[str], episodes: int = 10, horizon: int | None = 100,
-                   seed: int = 0) -> dict[str, dict[str, float]]:
+                   seed: int = 0) -> dict[str, dict[str, float | None]]:
     """Transfer diagnostics (:func:`gmc_rl.transfer.diagnose_transfer`) of an agent that reads an encoder (or its
     directory) for every modality-subset condition among ``conditions``; ``{}`` if there is none.
 

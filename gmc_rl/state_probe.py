@@ -217,17 +217,19 @@ def probe_states(model: LatentEncoder, observations: Mapping[str, np.ndarray], s
     states = _check_states(observations, states, variables, "rows")
     if (fit_observations is None) != (fit_states is None):
         raise DatasetError("the state probe needs both fit_observations and fit_states, or neither")
-    fit_rows = None if fit_states is None else _check_states(fit_observations, fit_states, variables, "fitted rows")
+    fit_rows = None
+    if fit_observations is not None and fit_states is not None:
+        fit_rows = (fit_observations, _check_states(fit_observations, fit_states, variables, "fitted rows"))
     knn: dict[str, list[float]] = {}
     linear: dict[str, list[float]] = {}
     for latent, subset in [(COMPLETE, None), *((name, [name]) for name in model.modalities)]:
         features = _encode(model, observations, subset, batch_size)
-        fit = None if fit_rows is None else (_encode(model, fit_observations, subset, batch_size), fit_rows)
+        fit = None if fit_rows is None else (_encode(model, fit_rows[0], subset, batch_size), fit_rows[1])
         knn[latent] = [float(v) for v in knn_r2(features, states, fit=fit)]
         linear[latent] = [float(v) for v in linear_r2(features, states, fit=fit)]
     report = StateProbeReport(list(variables), knn, linear, len(states), threshold)
     if fit_rows is not None:
-        report.fitted_on = f"{len(fit_rows)} other rows"
+        report.fitted_on = f"{len(fit_rows[1])} other rows"
     return report
 
 

@@ -130,7 +130,7 @@ def diagnose_transfer(
     episodes: int = 10,
     horizon: int | None = None,
     seed: int = 0,
-) -> dict[str, dict[str, float]]:
+) -> dict[str, dict[str, float | None]]:
     """The transfer diagnostics of a controller for each modality subset (see the module docstring).
 
     Args:
@@ -169,7 +169,7 @@ def diagnose_transfer(
         # The rollout encoded every visited observation already: its complete latents, in the same (env, step) order.
         z_complete = np.concatenate([complete_latents[:len(episode), i] for i, episode in enumerate(seen)])
         actions_complete = np.asarray(predict(z_complete))
-        report: dict[str, dict[str, float]] = {}
+        report: dict[str, dict[str, float | None]] = {}
         for subset in subsets:
             z_subset = _encode(encoder, visited, subset)
             action_gap = _action_difference(np.asarray(predict(z_subset)), actions_complete, action_space)

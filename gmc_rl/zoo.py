@@ -201,7 +201,7 @@ class _ZooRunLoader(_ZooConfigLoader):
 
 
 def _environment_name(loader: yaml.SafeLoader, node: yaml.Node) -> Any:
-    from huggingface_sb3 import EnvironmentName
+    from huggingface_sb3 import EnvironmentName  # type: ignore[import-untyped]
 
     fields = loader.construct_mapping(node, deep=True)  # type: ignore[arg-type]
     state = fields.get("state") or {}
@@ -325,7 +325,7 @@ def check_zoo_run(script: str, args: Sequence[str], allow_pickle: bool = False) 
     pickled entries and ``vecnormalize.pkl``. For train: the ``--trained-agent`` zip and the ``vecnormalize.pkl`` /
     ``replay_buffer.pkl`` next to it.
     """
-    from huggingface_sb3 import EnvironmentName
+    from huggingface_sb3 import EnvironmentName  # type: ignore[import-untyped]
     from rl_zoo3.utils import get_model_path
 
     parser = argparse.ArgumentParser(add_help=False, allow_abbrev=False)

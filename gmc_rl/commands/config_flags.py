@@ -155,7 +155,7 @@ class CommandParser(jsonargparse.ArgumentParser):
     def default_env(self, value: bool) -> None:
         self._default_env = False
 
-    def parse_args(self, args: Sequence[str] | None = None, *rest: Any, **kwargs: Any) -> Any:
+    def parse_args(self, args: Sequence[str] | None = None, *rest: Any, **kwargs: Any) -> Any:  # type: ignore[override]
         """jsonargparse's parse, after :func:`check_flag_values` (a refused value is reported in one line)."""
         argv = list(sys.argv[1:] if args is None else args)
         message = check_flag_values(self, argv)
