@@ -169,3 +169,18 @@ def test_a_missing_run_is_not_downloaded(tmp_path, monkeypatch, capsys):
     assert main(["enjoy", "--algo", "sac", "--env", ENV_ID, "--no-render"]) == 2
     assert "load_from_hub" in capsys.readouterr().err
     assert not os.path.exists(tmp_path / "rl-trained-agents")
+
+
+def test_the_guard_puts_back_exactly_what_it_replaced():
+    """Before, the guard saved getattr(BaseAlgorithm, "load") (the method bound to BaseAlgorithm) and put that back:
+    after one launcher run in the process, SAC.load built a BaseAlgorithm and every later SB3 load failed."""
+    import rl_zoo3
+    from stable_baselines3.common.base_class import BaseAlgorithm
+
+    from gmc_rl.zoo_checks import _Guard
+
+    before = (vars(BaseAlgorithm)["load"], yaml.UnsafeLoader, "create_test_env" in vars(rl_zoo3))
+    with _Guard():
+        assert vars(BaseAlgorithm)["load"] is not before[0]
+    assert (vars(BaseAlgorithm)["load"], yaml.UnsafeLoader, "create_test_env" in vars(rl_zoo3)) == before
+    assert SAC.load.__self__ is SAC
