@@ -189,7 +189,12 @@ def _encode(model: LatentEncoder, observations: Mapping[str, np.ndarray], modali
 
 def _check_states(observations: Mapping[str, np.ndarray], states: np.ndarray, variables: Sequence[str],
                   what: str) -> np.ndarray:
+    if not isinstance(observations, Mapping) or not observations:
+        raise DatasetError(f"the state probe needs the observations of its {what} as a mapping of modality arrays, "
+                           f"got {type(observations).__name__} {observations!r:.60}")
     states = np.asarray(states)
+    if states.dtype.kind not in "biuf":  # bool, integers, floats: complex, str and object states are no R^2 target
+        raise DatasetError(f"the state probe needs real-valued states, got dtype {states.dtype}")
     rows = len(next(iter(observations.values())))
     if states.ndim != 2 or states.shape != (rows, len(variables)):
         raise DatasetError(f"the state probe needs one state of {len(variables)} variables per observation "

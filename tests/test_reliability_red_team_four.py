@@ -269,3 +269,15 @@ def test_print_config_output_reads_back_as_the_same_config(tmp_path, capsys, mon
     (tmp_path / "printed.yaml").write_text(capsys.readouterr().out)
     assert load_config(tmp_path / "printed.yaml").env_kwargs == {"label": "1e3", "code": "0o17", "n": 0.001}
     assert not (tmp_path / "zz").exists()
+
+
+def test_yaml_one_one_messages_name_what_the_user_wrote(tmp_path, capsys):
+    """Before, --seeds '[010]' escaped the number check and was refused as "expected int, got [8]" (a number the
+    user never wrote), and 0:30, which YAML 1.1 reads as text, was called a base-60 number to be written '0:30'."""
+    from gmc_rl.config import number_problem
+
+    code, _, err = _print_config(capsys, "pipeline", "--seeds", "[010]", "--out", str(tmp_path / "o"))
+    assert code == 2 and "config key 'seeds[0]': 010 is a leading-zero number" in err and "[8]" not in err, err
+    assert number_problem("0:30") is None and number_problem("1:30") is not None
+    code, _, err = _print_config(capsys, "pipeline", "--pretrain.lr", "0:30", "--out", str(tmp_path / "o"))
+    assert code == 2 and "expected float, got 0:30" in err and "base-60" not in err, err

@@ -1,6 +1,7 @@
 """The state probe (gmc_rl.state_probe): known answers, warnings that name the variable, states in datasets."""
 
 import json
+import re
 import warnings
 
 import gymnasium as gym
@@ -221,3 +222,17 @@ def test_pretrain_and_align_report_the_probe_of_an_env_with_a_state(tmp_path, ca
     assert main(["align", "--model", str(out), "--data", str(data), "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["state_probe"]["knn_r2"] == written["knn_r2"]
+
+
+@pytest.mark.parametrize("observations, states, says", [
+    ({}, np.zeros((40, 3)), "as a mapping of modality arrays, got dict {}"),
+    (None, np.zeros((40, 3)), "got NoneType"),
+    ({"a": np.zeros((40, 2), np.float32)}, np.zeros((40, 3), np.complex64), "real-valued states, got dtype complex64"),
+    ({"a": np.zeros((40, 2), np.float32)}, np.full((40, 3), "x"), "real-valued states, got dtype <U1"),
+    ({"a": np.zeros((40, 2), np.float32)}, np.full((40, 3), None), "real-valued states, got dtype object"),
+])
+def test_observations_and_states_of_the_wrong_kind_are_refused_by_name(observations, states, says):
+    """Before, an empty mapping raised a raw StopIteration, str or object states a raw TypeError, and complex
+    states were cast to real without a word."""
+    with pytest.raises(DatasetError, match=re.escape(says)):
+        probe_states(TableEncoder(), observations, states, ["x", "y", "speed"])

@@ -108,7 +108,7 @@ def check_flag_values(parser: argparse.ArgumentParser, argv: Sequence[str]) -> s
     """
     for flag, action, kind, index, text in _flag_values(parser, argv):
         key = _flag_key(parser, action, flag)
-        if kind == "number":
+        if kind == "number" and not text.lstrip().startswith("["):  # '[010]' is a YAML list: checked below
             problem = number_problem(text, flag=True)
             if problem is not None:
                 if action.nargs in ("+", "*") and key.startswith("config key "):

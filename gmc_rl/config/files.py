@@ -89,6 +89,8 @@ def number_problem(text: str, flag: bool = False) -> str | None:
         value = int(digits, 8)
         return f"{text} is a {form} number, which YAML 1.2 reads as {value} and YAML 1.1 as text; write {value}{quote}"
     value = yaml.safe_load(text)  # what YAML 1.1 makes of it
+    if isinstance(value, str):  # '0:30': base 60 needs a first digit of 1-9, so YAML 1.1 reads text, as a flag does
+        return None
     return f"{text} is a {form} number, which YAML 1.1 reads as {value!r}; write {value!r}{quote}"
 
 
