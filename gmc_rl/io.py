@@ -233,6 +233,20 @@ def _too_large(path: Path, what: str, size: int, cap: int) -> str:
             f"be ({name} in gmc_rl.io); it is not a file gmc-rl wrote: restore it from a copy or make it again")
 
 
+_JSON_STARTS = frozenset(b'{["-0123456789tfn')
+"""The bytes a JSON document can start with, after white space."""
+
+
+def _refuse_what_cannot_start_json(path: Path, what: str) -> None:
+    """Raise ValueError if the first 4 KiB of ``path`` already show it is not JSON (NUL bytes, binary data): a large
+    file that is not JSON is refused without reading it whole."""
+    with path.open("rb") as handle:
+        head = handle.read(4096).lstrip(b" \t\r\n")
+    if head and head[0] not in _JSON_STARTS:
+        raise ValueError(f"{what} {path} is not valid JSON (it starts with byte {head[:1]!r}); it may be truncated or "
+                         "edited, or it is not a file gmc-rl wrote")
+
+
 def read_json(path: str | os.PathLike, what: str = "JSON file", max_bytes: int = MAX_JSON_BYTES) -> Any:
     """Read a JSON file, turning a missing, malformed or oversized file into a clear :class:`ValueError`.
 
@@ -245,6 +259,7 @@ def read_json(path: str | os.PathLike, what: str = "JSON file", max_bytes: int =
     size = path.stat().st_size
     if size > max_bytes:
         raise ValueError(_too_large(path, what, size, max_bytes))
+    _refuse_what_cannot_start_json(path, what)
     try:
         raw = _read_at_most(path, max_bytes)
         if raw is None:  # it grew past the cap since it was measured
