@@ -99,8 +99,6 @@ def check_run_dir(config: ExperimentConfig, run_dir: str | os.PathLike, update: 
     """
     run_dir = Path(run_dir)
     refuse_long_name(run_dir, "run directory", ConfigError)  # before it is probed or a parent made
-    if not is_run_dir(run_dir):
-        _refuse_a_new_run_inside_an_artifact(run_dir)
     if is_run_dir(run_dir):
         changes = config_differences(read_run_config(run_dir), config)
         if changes and not update:
@@ -109,11 +107,13 @@ def check_run_dir(config: ExperimentConfig, run_dir: str | os.PathLike, update: 
                 f"run directory {run_dir} was made with a different config; changed keys:\n  {shown}\n"
                 "Use another --out directory, or pass --update to redo only the stages whose settings changed."
             )
-    elif run_dir.is_dir() and any(entry.name not in LOCK_FILES for entry in run_dir.iterdir()):
-        raise ConfigError(
-            f"{run_dir} exists, is not empty and is not a pipeline run directory (no {RUN_MARKER}); "
-            "choose a new or empty --out directory"
-        )
+    else:
+        _refuse_a_new_run_inside_an_artifact(run_dir)
+        if run_dir.is_dir() and any(entry.name not in LOCK_FILES for entry in run_dir.iterdir()):
+            raise ConfigError(
+                f"{run_dir} exists, is not empty and is not a pipeline run directory (no {RUN_MARKER}); "
+                "choose a new or empty --out directory"
+            )
 
 
 def check_results_out(out: str | os.PathLike, command: str) -> None:

@@ -111,12 +111,10 @@ def _diagnose(args: argparse.Namespace) -> int:
     from rich.table import Table
 
     from gmc_rl.agents import load_agent
-    from gmc_rl.agents.agent_dir import check_agent_files
     from gmc_rl.evaluate import format_loss
     from gmc_rl.pipeline import diagnose_agent
     from gmc_rl.wrappers.conditions import all_subset_conditions
 
-    check_agent_files(args.agent)  # an agent.zip replaced by a directory is named, not called unfinished
     agent = load_agent(args.agent, device=args.device if args.device != "auto" else "cpu")
     report = diagnose_agent(agent, all_subset_conditions(agent.modalities), episodes=args.episodes,
                             horizon=args.horizon, seed=args.seed)

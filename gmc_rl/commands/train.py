@@ -177,10 +177,8 @@ def _distill(args: argparse.Namespace, config: ExperimentConfig, method: str, se
              encoder: str | None) -> Path:
     """``train --teacher``: the policy imitates the true-state agent (:mod:`gmc_rl.agents.distillation`) with the
     config's ``agent.distill_rounds`` and ``agent.distill_steps``."""
-    from gmc_rl.agents.agent_dir import check_agent_files
     from gmc_rl.agents.distillation import distill_agent
 
-    check_agent_files(args.teacher)  # a teacher's agent.zip replaced by a directory is named, not called unfinished
     return distill_agent(config, method, seed, out, args.teacher, encoder_dir=encoder,
                          progress_bar=not args.no_progress)
 
