@@ -227,12 +227,12 @@ def _run_locked(config: ExperimentConfig, run_dir: Path, conditions: list[str], 
     report = Stage(run_dir, "report", eval_dir / "results.json",
                    {"evaluations": [s.hash for s in evaluations.values()], "methods": methods, "seeds": seeds})
     run_stage(report, log, "report", lambda resume: _write_report(config, run_dir, conditions, evaluations),
-              resumable=False)
+              resumable=False, after=[s.name for s in evaluations.values()])
     if config.evaluate.video:
         videos = Stage(run_dir, "video", eval_dir / "videos", {"report": report.hash})
         run_stage(videos, log, "video", lambda resume: [
             record_agent_videos(agents[(m, seeds[0])].output, conditions, videos.output, seed=seeds[0], log=log)
-            for m in methods], resumable=False)
+            for m in methods], resumable=False, after=[report.name])
     log(f"results: {eval_dir / 'results.md'} (also results.json, results.png)")
     return load_results(eval_dir)
 

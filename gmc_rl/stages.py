@@ -25,6 +25,7 @@ import pickle
 import signal
 import threading
 import time
+import uuid
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
@@ -52,8 +53,14 @@ class Stage:
     """One step of the pipeline: its output path, the hash of everything it depends on, and its done-marker.
 
     The marker ``stages/<name>.json`` says ``{"hash": ..., "status": "running" | "done"}``. A stage is done when
-    the marker is "done" with the current hash and the output exists; a "running" marker with the current hash
-    means an interrupted attempt that can be resumed.
+    the marker is "done" with the current hash, its output is whole and the stages it waits for are the very runs
+    it was made from; a "running" marker with the current hash means an interrupted attempt that can be resumed.
+
+    "Whole": a finished marker lists the files of its output (:func:`recorded_files`), and each must still be
+    there; files later stages add to the folder (an agent's ``action_fit/``) are not listed, so they never undo
+    the stage that came before them. "The very runs": each finished marker carries a new ``token`` and the tokens
+    of the stages it waited for (``after``); when one of those ran again (its output had been deleted, say), the
+    stages made from the old one run again too.
     """
 
     def __init__(self, run_dir: Path, name: str, output: Path, inputs: Any) -> None:
@@ -74,10 +81,27 @@ class Stage:
             return {}
         return data
 
-    def is_done(self) -> bool:
-        """True if the marker is "done" with this stage's hash and the output exists."""
+    def is_done(self, after: Sequence[str] | None = None) -> bool:
+        """True if the marker is "done" with this stage's hash, the output is whole, and the stages ``after``
+        (the names of the stages this one waits for; None: not checked) are those it was made from."""
+        return not self.why_not_done(after)
+
+    def why_not_done(self, after: Sequence[str] | None = None) -> str:
+        """Why the stage must run: "" if it is done (see :meth:`is_done`); otherwise the reason, worded for the log
+        when a stage that had finished runs again."""
         marker = self._marker()
-        return marker.get("hash") == self.hash and marker.get("status") == "done" and self.output.exists()
+        if marker.get("hash") != self.hash or marker.get("status") != "done":
+            return "not finished with these inputs"
+        if not self.output.exists():
+            return "its output is gone"
+        missing = [name for name in marker.get("files") or [] if not (self.output / name).exists()]
+        if missing:
+            shown = ", ".join(missing[:3]) + (f" and {len(missing) - 3} more" if len(missing) > 3 else "")
+            return f"files of its finished output are gone ({shown})"
+        # a marker written before markers carried tokens has no "upstream": it stays done
+        if after is not None and "upstream" in marker and marker["upstream"] != self._upstream(after):
+            return "a stage it was made from ran again"
+        return ""
 
     def begin(self, resumable: bool = True) -> bool:
         """Prepare to run the stage; return ``resume``.
@@ -112,11 +136,43 @@ class Stage:
                                         "output": str(self.output.relative_to(self.run_dir))})
         return resume
 
-    def finish(self, seconds: float) -> None:
-        """Record the stage as done."""
+    def finish(self, seconds: float, after: Sequence[str] = ()) -> None:
+        """Record the stage as done: its output's files, a new token, and the tokens of the stages ``after``."""
         write_json_atomic(self.marker, {"stage": self.name, "hash": self.hash, "status": "done",
                                         "output": str(self.output.relative_to(self.run_dir)),
-                                        "seconds": round(seconds, 2)})
+                                        "seconds": round(seconds, 2), "files": recorded_files(self.output),
+                                        "token": uuid.uuid4().hex, "upstream": self._upstream(after)})
+
+    def _upstream(self, after: Sequence[str]) -> dict[str, str | None]:
+        """The tokens of the finished stages ``after`` (None for one without a finished marker)."""
+        tokens: dict[str, str | None] = {}
+        for name in after:
+            try:
+                marker = read_json(self.run_dir / STAGES_DIR / f"{name.replace('/', '_')}.json", "stage marker")
+            except (OSError, ValueError):
+                marker = {}
+            token = marker.get("token") if isinstance(marker, dict) and marker.get("status") == "done" else None
+            tokens[name] = token if isinstance(token, str) else None
+        return tokens
+
+
+RECORD_SKIPPED = ("tb", "checkpoints")
+"""Folders of an output that :func:`recorded_files` leaves out: logs and resume points no later stage reads, so a
+user may delete them to save space without undoing the stage."""
+
+
+def recorded_files(output: Path) -> list[str]:
+    """The files of a finished ``output`` folder that a done-marker lists (paths relative to it, sorted; [] for a
+    file output): every regular file except hidden ones (locks, temporaries) and those under
+    :data:`RECORD_SKIPPED`."""
+    if not output.is_dir() or output.is_symlink():
+        return []
+    files = []
+    for path in output.rglob("*"):
+        parts = path.relative_to(output).parts
+        if path.is_file() and not any(part.startswith(".") for part in parts) and parts[0] not in RECORD_SKIPPED:
+            files.append("/".join(parts))
+    return sorted(files)
 
 
 @dataclass
@@ -136,15 +192,17 @@ class Task:
 
 
 def run_stage(stage: Stage, log: Log, label: str, work: Callable[[bool], Any],
-              resumable: bool = True) -> tuple[Any, bool]:
-    """Run ``work(resume)`` for ``stage`` in this process unless it is done; return (its result, whether it ran)."""
-    if stage.is_done():
+              resumable: bool = True, after: Sequence[str] = ()) -> tuple[Any, bool]:
+    """Run ``work(resume)`` for ``stage`` in this process unless it is done (``after``: the names of the stages it
+    waits for, see :meth:`Stage.is_done`); return (its result, whether it ran)."""
+    if stage.is_done(after):
         _log_skipped(stage, log, label)
         return None, False
+    log_rerun(stage, log, label, after)
     resume = _begin(stage, log, label, resumable)
     start = time.perf_counter()
     result = work(resume)
-    _finish(stage, log, label, time.perf_counter() - start)
+    _finish(stage, log, label, time.perf_counter() - start, after=after)
     return result, True
 
 
@@ -170,7 +228,8 @@ def run_tasks(tasks: Sequence[Task], *, jobs: int = 1, progress: bool = True, lo
     check_tasks(tasks, jobs)
     if jobs == 1:
         for task in tasks:
-            run_stage(task.stage, log, task.label, partial(_run_here, task.work, progress=progress), task.resumable)
+            run_stage(task.stage, log, task.label, partial(_run_here, task.work, progress=progress), task.resumable,
+                      task.after)
         return
     _run_parallel(list(tasks), jobs, log)
 
@@ -192,14 +251,21 @@ def _log_skipped(stage: Stage, log: Log, label: str) -> None:
     log(f"[{label}] up to date, skipped ({stage.output.relative_to(stage.run_dir)})")
 
 
+def log_rerun(stage: Stage, log: Log, label: str, after: Sequence[str]) -> None:
+    """Say why a stage that had finished runs again (nothing for a stage that never finished)."""
+    why = stage.why_not_done(after)
+    if why != "not finished with these inputs":
+        log(f"[{label}] finished before, but {why}: running it again")
+
+
 def _begin(stage: Stage, log: Log, label: str, resumable: bool) -> bool:
     resume = stage.begin(resumable)
     log(f"[{label}] {'resuming' if resume else 'running'} -> {stage.output.relative_to(stage.run_dir)}")
     return resume
 
 
-def _finish(stage: Stage, log: Log, label: str, seconds: float, where: str = "") -> None:
-    stage.finish(seconds)
+def _finish(stage: Stage, log: Log, label: str, seconds: float, where: str = "", after: Sequence[str] = ()) -> None:
+    stage.finish(seconds, after)
     log(f"[{label}] done in {seconds:.0f} s{where}")
 
 
@@ -214,7 +280,8 @@ def next_ready_task(tasks: list[Task], done: set[str], log: Log) -> Task | None:
         if task is None:
             return None
         tasks.remove(task)
-        if not task.stage.is_done():
+        if not task.stage.is_done(task.after):
+            log_rerun(task.stage, log, task.label, task.after)
             return task
         _log_skipped(task.stage, log, task.label)
         done.add(task.stage.name)
@@ -246,7 +313,7 @@ def worker_lost(task: Task, worker: str = "worker process", why: str = "killed, 
 
 def task_done(task: Task, seconds: float, done: set[str], log: Log, where: str = "") -> None:
     """Mark a finished task's stage done, log it, remove its progress file and add it to ``done``."""
-    _finish(task.stage, log, task.label, seconds, where)
+    _finish(task.stage, log, task.label, seconds, where, task.after)
     progress_file(task.stage).unlink(missing_ok=True)
     done.add(task.stage.name)
 

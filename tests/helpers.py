@@ -361,6 +361,21 @@ def write_stamp(path: Path, delay: float = 0.0, fail: bool = False, wait_for: Pa
     path.write_text(json.dumps({"pid": os.getpid(), "end": time.time(), "resume": resume, "progress": progress}))
 
 
+def write_folder(path: Path, *, resume: bool, progress: bool) -> None:
+    """Stage work for the tests: a folder output as an agent's, with a model, logs and a resume point."""
+    for name in ("agent.zip", "encoder/model.safetensors", "tb/events.out", "checkpoints/step_10/model.zip"):
+        (path / name).parent.mkdir(parents=True, exist_ok=True)
+        (path / name).write_text(f"{name} {time.time()}")
+
+
+def folder_tasks(run_dir: Path) -> list[Task]:
+    """Three tasks in a row: ``agent`` writes a folder (:func:`write_folder`); ``evaluate`` and ``report``, each a
+    stamp, wait for the one before."""
+    agent = Stage(run_dir, "agent", run_dir / "agent", {"name": "agent"})
+    return [Task(agent, "agent", partial(write_folder, agent.output)),
+            stamp_task(run_dir, "evaluate", after=("agent",)), stamp_task(run_dir, "report", after=("evaluate",))]
+
+
 def die_unless_resumed(path: Path, *, resume: bool, progress: bool) -> None:
     """Stage work for the tests: the first attempt leaves partial output (as a checkpoint), then kills its own
     process with SIGKILL (as the kernel's out-of-memory killer or ``kill -9`` would); the attempt that resumes

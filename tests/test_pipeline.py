@@ -68,6 +68,16 @@ def test_tiny_pipeline_pendulum_all_methods_then_rerun_skips(tmp_path, capsys):
         assert record["evaluation"][condition]["per_seed"][0]["returns"] == \
             results["results"]["gmc"][condition]["per_seed"][0]["returns"]
 
+    # A deleted agent.zip is not "up to date": the agent is trained again, and what was made from it is redone.
+    (run_dir / "agents" / "gmc-seed0" / "agent.zip").unlink()
+    messages.clear()
+    run_pipeline(config, run_dir, progress=False, log=messages.append)
+    assert sorted(m.split("]")[0][1:] for m in messages if "] running ->" in m) == [
+        "action fit gmc-seed0", "evaluate gmc-seed0", "report", "train gmc-seed0"]
+    assert "[train gmc-seed0] finished before, but files of its finished output are gone (agent.zip): running it " \
+           "again" in messages
+    assert (run_dir / "agents" / "gmc-seed0" / "agent.zip").is_file()
+
 
 def test_tiny_pipeline_three_modality_env(tmp_path):
     config = tiny_config("gmc_rl/CartPoleSensors-v0", ["gmc", "state"], evaluate={"conditions": []})

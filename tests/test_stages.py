@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import time
 from functools import partial
 from pathlib import Path
@@ -195,3 +197,46 @@ def test_redoing_a_stage_whose_output_is_a_link_removes_the_link_not_its_target(
         assert (target / "train.npz").read_text() == "shared data"
     elif target_kind == "file":
         assert target.read_text() == "shared data"
+
+
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_a_finished_stage_whose_files_are_gone_runs_again_and_so_do_the_stages_made_from_it(tmp_path, jobs):
+    """Before, a finished run said "up to date" after its agent.zip (or data/val.npz) was deleted, and the next
+    stage to read it failed. Every file a finished stage wrote counts, except its logs and resume points."""
+    from helpers import folder_tasks
+
+    log: list[str] = []
+    run_tasks(folder_tasks(tmp_path), jobs=jobs, log=log.append)
+    first = {name: stamp(tmp_path, name)["end"] for name in ("evaluate", "report")}
+
+    # Logs, resume points and files a later stage adds to the folder: still done.
+    (tmp_path / "agent" / "tb" / "events.out").unlink()
+    shutil.rmtree(tmp_path / "agent" / "checkpoints")
+    (tmp_path / "agent" / "action_fit").mkdir()
+    log.clear()
+    run_tasks(folder_tasks(tmp_path), jobs=jobs, log=log.append)
+    assert sum("up to date, skipped" in line for line in log) == 3, log
+
+    (tmp_path / "agent" / "encoder" / "model.safetensors").unlink()
+    log.clear()
+    run_tasks(folder_tasks(tmp_path), jobs=jobs, log=log.append)
+    assert "[agent] finished before, but files of its finished output are gone (encoder/model.safetensors): " \
+           "running it again" in log
+    assert "[evaluate] finished before, but a stage it was made from ran again: running it again" in log
+    assert (tmp_path / "agent" / "encoder" / "model.safetensors").is_file()
+    assert not (tmp_path / "agent" / "action_fit").exists()  # the redone stage starts from an empty folder
+    assert all(stamp(tmp_path, name)["end"] > first[name] for name in first)
+    assert all(task.stage.is_done(task.after) for task in folder_tasks(tmp_path))
+
+
+def test_markers_written_before_tokens_keep_their_stages_done(tmp_path):
+    """A run finished by an earlier version (markers with no files, token or upstream) is not redone."""
+    from helpers import folder_tasks
+
+    run_tasks(folder_tasks(tmp_path), jobs=1, log=lambda line: None)
+    for marker in (tmp_path / "stages").glob("*.json"):
+        data = json.loads(marker.read_text())
+        marker.write_text(json.dumps({key: data[key] for key in ("stage", "hash", "status", "output", "seconds")}))
+    log: list[str] = []
+    run_tasks(folder_tasks(tmp_path), jobs=1, log=log.append)
+    assert sum("up to date, skipped" in line for line in log) == 3, log
