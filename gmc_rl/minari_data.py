@@ -48,7 +48,7 @@ from gmc_rl.data import (
     space_to_json,
 )
 from gmc_rl.errors import ConfigError, DatasetError, ModalityError
-from gmc_rl.io import DIRECTORY, path_kind, write_json_atomic
+from gmc_rl.io import DIRECTORY, path_kind, read_json_object, write_json_atomic
 from gmc_rl.locking import directory_lock, holder_if_locked
 from gmc_rl.minari_episodes import EpisodeRecorder, episode_buffer
 from gmc_rl.modalities import ModalitySpec, modality_specs
@@ -157,10 +157,32 @@ def _load(dataset_id: str) -> Any:
             f"{os.environ.get('MINARI_DATASETS_PATH', 'unset')}); local datasets: "
             f"{sorted(minari.list_local_datasets()) or 'none'}; write one with `gmc-rl collect --minari {dataset_id}`"
         )
+    _check_metadata(dataset_id, path / "data" / "metadata.json")
     try:
         return minari.load_dataset(dataset_id)
-    except (ValueError, KeyError, OSError, AssertionError) as exc:
-        raise DatasetError(f"cannot read Minari dataset {dataset_id!r} in {path}: {exc}") from exc
+    except Exception as exc:  # Minari's loader raises many kinds, some without a message (a bare assert)
+        reason = f"{exc}" if str(exc) else f"{type(exc).__name__} with no message"
+        raise DatasetError(f"cannot read Minari dataset {dataset_id!r} in {path}: {reason}") from exc
+
+
+METADATA_FIELDS = {"data_format": str, "total_episodes": int, "total_steps": int}
+"""Keys of a Minari dataset's ``data/metadata.json`` that reading it needs, with their JSON types."""
+
+SPACE_FIELDS = {"observation_space": str, "action_space": str, "env_spec": str}
+"""Keys that say the dataset's spaces: both serialized spaces, or the env spec Minari rebuilds them from."""
+
+
+def _check_metadata(dataset_id: str, file: Path) -> None:
+    """Refuse a ``metadata.json`` that Minari could not read, naming the file and the key: Minari's own checks are
+    bare asserts, which say nothing (a file with ``observation_space`` and ``env_spec`` removed gave "cannot read
+    ...: " and no reason)."""
+    what = f"Minari dataset {dataset_id!r}: metadata file"
+    if not file.is_file():  # Minari names this case itself ("No data found in data path ...")
+        return
+    metadata = read_json_object(file, what, METADATA_FIELDS, DatasetError, optional=SPACE_FIELDS)
+    if not ("observation_space" in metadata and "action_space" in metadata) and "env_spec" not in metadata:
+        raise DatasetError(f"{file}: the dataset's spaces are not recorded: it needs both 'observation_space' and "
+                           "'action_space', or an 'env_spec' to rebuild them from; it was edited or is damaged")
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -180,9 +202,19 @@ def _existing(dataset_id: str, config: ExperimentConfig, overwrite: bool) -> boo
     ``overwrite`` (which deletes the old dataset). A Minari dataset that gmc-rl did not write is never deleted.
     """
     path = dataset_path(dataset_id)
-    if not path.exists():
+    if not path.exists() and not path.is_symlink():
         return False
-    old = (_load(dataset_id).storage.metadata.get(GMC_RL_KEY) or {}).get("identity")
+    if _remove_if_empty(path):  # an empty folder (made by hand, say): nothing to keep, and Minari needs the path
+        return False
+    keep = "gmc-rl never deletes what it did not write: choose another id, or move it away"
+    if not (path / "data").is_dir():
+        raise DatasetError(f"{path} ({path_kind(path)}) is in the way of Minari dataset {dataset_id!r} and is not "
+                           f"one (no data/ folder); {keep}")
+    try:
+        dataset = _load(dataset_id)
+    except DatasetError as exc:
+        raise DatasetError(f"{exc}; {keep}") from exc
+    old = (dataset.storage.metadata.get(GMC_RL_KEY) or {}).get("identity")
     if old is None:
         raise DatasetError(f"Minari dataset {dataset_id!r} ({path}) was not written by gmc-rl; choose another id")
     if overwrite:
@@ -196,6 +228,17 @@ def _existing(dataset_id: str, config: ExperimentConfig, overwrite: bool) -> boo
         f"Minari dataset {dataset_id!r} was collected with different settings ({'; '.join(diffs)}); choose another "
         "id (e.g. a higher -v<version>) or pass --update (overwrite=True) to replace it"
     )
+
+
+def _remove_if_empty(path: Path) -> bool:
+    """Remove ``path`` if it is a real folder (not a link) holding folders only, to any depth; return whether it
+    did. ``os.rmdir`` removes only empty folders, so a file that appears meanwhile is never deleted."""
+    if path.is_symlink() or not path.is_dir() or any(not p.is_dir() or p.is_symlink() for p in path.rglob("*")):
+        return False
+    for folder in sorted(path.rglob("*"), key=lambda p: len(p.parts), reverse=True):
+        os.rmdir(folder)
+    os.rmdir(path)
+    return True
 
 
 def collect_minari(config: ExperimentConfig, dataset_id: str, overwrite: bool = False, progress: bool = True,

@@ -289,3 +289,95 @@ def test_nan_in_a_minari_episode_is_named_by_dataset_episode_array_and_step(tmp_
     with pytest.raises(DatasetError, match=rf"Minari dataset '{DATASET_ID}', episode 1: '{name}' holds NaN or inf "
                                            r"\(first at step 3\)"):
         load_dataset(f"minari:{DATASET_ID}")
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# What is at a dataset id before an export, and damaged metadata (red-team pass five).
+
+
+@pytest.mark.parametrize("layout", ["empty folder", "empty data folder", "nested empty folders"])
+def test_an_export_to_an_id_that_holds_only_empty_folders_writes_the_dataset(tmp_path, monkeypatch, layout):
+    """Before, `collect --minari ID` over an empty folder at the id said "no Minari dataset ...; write one with
+    `gmc-rl collect --minari ID`", the very command that failed."""
+    pytest.importorskip("minari")
+    pytest.importorskip("h5py")
+    from gmc_rl.minari_data import collect_minari, dataset_path
+
+    monkeypatch.setenv("MINARI_DATASETS_PATH", str(tmp_path / "minari"))
+    inner = {"empty folder": "", "empty data folder": "data", "nested empty folders": "a/b/c"}[layout]
+    (dataset_path(DATASET_ID) / inner).mkdir(parents=True)
+    small = ExperimentConfig(env_id=ENV_ID, env_kwargs=ENV_KWARGS, collect=CollectConfig(steps=40, n_envs=2))
+    assert collect_minari(small, DATASET_ID, progress=False).total_steps == 40
+
+
+@pytest.mark.parametrize("kind", ["folder with a file", "file", "broken link", "unreadable dataset"])
+def test_an_export_to_an_id_that_holds_something_else_is_refused_and_kept(tmp_path, monkeypatch, capsys, kind):
+    pytest.importorskip("minari")
+    pytest.importorskip("h5py")
+    from gmc_rl.minari_data import dataset_path
+
+    monkeypatch.setenv("MINARI_DATASETS_PATH", str(tmp_path / "minari"))
+    path = dataset_path(DATASET_ID)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if kind == "folder with a file":
+        path.mkdir()
+        (path / "notes.txt").write_text("mine")
+    elif kind == "file":
+        path.write_text("mine")
+    elif kind == "broken link":
+        path.symlink_to(tmp_path / "nowhere")
+    else:
+        (path / "data").mkdir(parents=True)
+        (path / "data" / "notes.txt").write_text("mine")
+    before = sorted(str(p) for p in path.parent.rglob("*"))
+    assert main(["collect", "--minari", DATASET_ID, "--env", ENV_ID, "--steps", "40", "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert str(path) in err and "never deletes what it did not write" in err
+    assert "write one with" not in err  # not the command that just failed
+    assert sorted(str(p) for p in path.parent.rglob("*")) == before
+
+
+@pytest.mark.parametrize("damage", [
+    ({"observation_space": None, "env_spec": None}, "spaces are not recorded"),
+    ({"action_space": None, "env_spec": None}, "spaces are not recorded"),
+    ({"data_format": None}, "key 'data_format'"),
+    ({"total_episodes": "many"}, "key 'total_episodes' must be an integer"),
+    ({"observation_space": 3}, "key 'observation_space' must be"),
+    ({"env_spec": ["x"], "observation_space": None}, "key 'env_spec' must be"),
+])
+def test_damaged_minari_metadata_is_named_by_file_and_key(exported, tmp_path, monkeypatch, damage):
+    """Before, metadata.json without its spaces was refused as "cannot read Minari dataset ...: " with no reason
+    (Minari's bare assert)."""
+    import shutil
+
+    from gmc_rl.minari_data import dataset_path
+
+    edits, says = damage
+    copy_id = "gmc_rl/damaged-v0"
+    shutil.copytree(dataset_path(exported), dataset_path(copy_id))
+    file = dataset_path(copy_id) / "data" / "metadata.json"
+    metadata = json.loads(file.read_text())
+    metadata["dataset_id"] = copy_id
+    for key, value in edits.items():
+        if value is None:
+            metadata.pop(key, None)
+        else:
+            metadata[key] = value
+    file.write_text(json.dumps(metadata))
+    try:
+        with pytest.raises(DatasetError, match=says) as caught:
+            load_dataset(f"minari:{copy_id}")
+        assert str(file) in str(caught.value)
+    finally:
+        shutil.rmtree(dataset_path(copy_id))
+
+
+def test_an_error_minari_raises_without_a_message_is_still_named(exported, monkeypatch):
+    import minari
+
+    def bare_assert(dataset_id):
+        raise AssertionError
+
+    monkeypatch.setattr(minari, "load_dataset", bare_assert)
+    with pytest.raises(DatasetError, match=r"cannot read Minari dataset .*: AssertionError with no message"):
+        load_dataset(f"minari:{exported}")
