@@ -45,10 +45,15 @@ def evaluate_agent(agent: Any, conditions: Sequence[str], episodes: int, seeds: 
     ``encoding_rules`` given, ``"rules": {rule: evaluation}``: the same agent, seeds and conditions with the
     encoder's single-sensor rule set to ``rule`` (``GMCModel.encoding_rule``; no retraining). The complete
     condition takes the joint path under every rule, so its episodes are not run again but copied.
+
+    Raises:
+        ConfigError: ``seeds`` closer than ``min(n_envs, episodes)`` apart, which would replay each other's episodes
+            (:func:`gmc_rl.evaluate.check_disjoint_seeds`), checked before the agent is loaded.
     """
-    from gmc_rl.evaluate import evaluate_conditions
+    from gmc_rl.evaluate import check_disjoint_seeds, evaluate_conditions
     from gmc_rl.model import GMCModel
 
+    check_disjoint_seeds(seeds, n_envs, episodes)
     agent = _as_agent(agent)
     seeds = [int(s) for s in seeds]
     predict = agent_predictor(agent, action_limit)

@@ -251,6 +251,36 @@ def run_episodes(venv: Any, predict: Predict, episodes: int, seed: int | None = 
     return [float(r) for r in returns], [int(n) for n in lengths]  # type: ignore[union-attr]
 
 
+def envs_per_seed(n_envs: int, episodes: int) -> int:
+    """Sub-envs one evaluation seed runs: ``n_envs``, or ``episodes`` when fewer (no sub-env runs idle)."""
+    return min(n_envs, episodes)
+
+
+def check_disjoint_seeds(seeds: Sequence[int], n_envs: int, episodes: int) -> None:
+    """Refuse evaluation seeds whose sub-envs would share a seed, before any episode runs.
+
+    Seed ``s`` seeds its sub-env ``i`` with ``s + i`` (:func:`run_episodes`; kept so that every recorded result
+    reproduces), so seeds closer than :func:`envs_per_seed` apart (0 and 1 with 2 envs) replay each other's
+    episodes exactly, and pooling them counts the same episodes twice: the intervals shrink as if there were more
+    data. A seed given twice is the same case.
+
+    Raises:
+        ConfigError: naming the two seeds and their sub-env seeds, and seeds far enough apart to use instead.
+    """
+    width = envs_per_seed(n_envs, episodes)
+    ordered = sorted(int(s) for s in seeds)
+    for low, high in zip(ordered, ordered[1:]):
+        if high - low < width:
+            spaced = " ".join(str(k * width) for k in range(len(ordered)))
+            what = (f"evaluation seed {low} is given twice" if low == high else
+                    f"evaluation seeds {low} and {high} overlap: with {width} envs per seed (n_envs {n_envs}, "
+                    f"episodes {episodes}) seed {low} seeds its sub-envs {low}..{low + width - 1} and seed {high} "
+                    f"seeds {high}..{high + width - 1}")
+            advice = "give each seed once" if width == 1 else f"give seeds at least {width} apart"
+            raise ConfigError(f"{what}, so the same episodes would be run and pooled twice (too narrow intervals); "
+                              f"{advice}, e.g. --seeds {spaced}")
+
+
 def evaluate_conditions(
     make_vec_env: VecEnvFactory,
     predict: Predict,
@@ -270,7 +300,8 @@ def evaluate_conditions(
         conditions: condition strings ("complete", "image", "image+sound", "dropout:0.5", ...), passed through
             to ``make_vec_env``.
         episodes: episodes per condition and seed.
-        seeds: evaluation seeds (each gives its own VecEnv, seeded ``seed + i`` for sub-env ``i``).
+        seeds: evaluation seeds (each gives its own VecEnv, seeded ``seed + i`` for sub-env ``i``), at least
+            ``min(n_envs, episodes)`` apart so that no two share an episode (:func:`check_disjoint_seeds`).
         n_envs: episodes run in parallel.
         progress: show a tqdm progress bar per condition.
         description: prefix of the progress bars (e.g. the agent's name).
@@ -286,6 +317,7 @@ def evaluate_conditions(
         raise ConfigError("no evaluation seeds given")
     if n_envs <= 0:
         raise ConfigError(f"evaluate.n_envs must be positive, got {n_envs}")
+    check_disjoint_seeds(seeds, n_envs, episodes)
     from gmc_rl.progress import progress_bar
 
     results: dict[str, dict[str, Any]] = {}
@@ -294,7 +326,7 @@ def evaluate_conditions(
         label = f"{description} {condition}".strip()
         with progress_bar(episodes * len(seeds), label, "ep", enabled=progress, leave=False) as bar:
             for seed in seeds:
-                venv = make_vec_env(condition, min(n_envs, episodes), int(seed))
+                venv = make_vec_env(condition, envs_per_seed(n_envs, episodes), int(seed))
                 try:
                     returns, lengths = run_episodes(venv, predict, episodes, seed=int(seed), progress=bar.update)
                 finally:

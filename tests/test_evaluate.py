@@ -113,20 +113,20 @@ def test_run_episodes_rejects_nonfinite_reward_and_bad_count():
 
 
 def test_evaluate_conditions_structure_and_reproducibility():
-    kwargs = dict(conditions=["complete", "other"], episodes=3, seeds=[0, 1], n_envs=2, progress=False)
+    kwargs = dict(conditions=["complete", "other"], episodes=3, seeds=[0, 2], n_envs=2, progress=False)
     first = evaluate_conditions(pendulum_factory, pd_controller, **kwargs)
     second = evaluate_conditions(pendulum_factory, pd_controller, **kwargs)
     assert list(first) == ["complete", "other"]
     assert first == second  # same seeds, deterministic policy -> identical numbers
     summary = first["complete"]
     assert summary["episodes"] == 6 and summary["steps"] == 6 * 200
-    assert [u["seed"] for u in summary["per_seed"]] == [0, 1]
+    assert [u["seed"] for u in summary["per_seed"]] == [0, 2]
     assert all(len(u["returns"]) == 3 for u in summary["per_seed"])
     per_step = summary["per_step_reward"]
     assert -16.3 <= per_step["ci95"][0] <= per_step["mean"] <= per_step["ci95"][1] <= 0.0
     assert summary["per_step_reward"]["mean"] == pytest.approx(summary["episode_return"]["mean"] / 200)
     assert summary["across_seeds"]["per_step_reward"]["n"] == 2
-    third = evaluate_conditions(pendulum_factory, pd_controller, **{**kwargs, "seeds": [5, 6]})
+    third = evaluate_conditions(pendulum_factory, pd_controller, **{**kwargs, "seeds": [5, 7]})
     assert third["complete"]["episode_return"]["mean"] != summary["episode_return"]["mean"]
 
 

@@ -53,11 +53,11 @@ def test_evaluate_command_writes_results_and_video(run_dir, tmp_path, capsys):
     agent = run_dir / "agents" / "state-seed0"
     out = tmp_path / "eval"
     code = main(["evaluate", "--agent", str(agent), "--conditions", "sound", "dropout:0.5", "--episodes", "3",
-                 "--n-envs", "3", "--seeds", "1", "2", "--out", str(out), "--video", "--no-progress"])
+                 "--n-envs", "3", "--seeds", "1", "4", "--out", str(out), "--video", "--no-progress"])
     assert code == 0
     results = load_results(out)
     assert results["conditions"] == ["sound", "dropout:0.5"]
-    assert results["settings"]["seeds"] == [1, 2]
+    assert results["settings"]["seeds"] == [1, 4]
     assert results["results"]["state"]["sound"]["episodes"] == 6
     assert "| state |" in capsys.readouterr().out
     videos = sorted(p.name for p in (out / "videos").iterdir())

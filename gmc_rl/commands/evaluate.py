@@ -10,20 +10,23 @@ from gmc_rl.io import resolve_path
 
 HELP = "evaluate trained agents under sensor conditions (complete, subsets, dropout, noise) and tabulate the results"
 CONFIG = ConfigFlags(sections=("evaluate",), top_level=("seeds",), short="evaluate",
-                     top_level_help={"seeds": "evaluation seeds: each runs --episodes episodes of every agent "
-                                              "(e.g. --seeds 0 1 2)"})
+                     top_level_help={"seeds": "evaluation seeds, at least --n-envs apart (seed s seeds its envs "
+                                              "s, s+1, ...): each runs --episodes episodes of every agent "
+                                              "(e.g. --seeds 0 10 20 with 10 envs)"})
 
 EPILOG = """\
 examples:
   gmc-rl evaluate --agent runs/pendulum/sac --conditions complete image sound dropout:0.5 --episodes 100
-  gmc-rl evaluate --agent runs/quick/agents/gmc-seed0 runs/quick/agents/raw-seed0 --seeds 0 1 --out cmp
+  gmc-rl evaluate --agent runs/quick/agents/gmc-seed0 runs/quick/agents/raw-seed0 --seeds 0 10 --out cmp
 
 Agents of the same method are pooled into one table row. --evaluate.encoding_rules mean adds a row gmc-mean: the same
 GMC agents with the paper's single-sensor rule (plain mean of the present modalities' latents) instead of their
 checkpoint's projection; --evaluate.action_limit 1.0 clips every action to [-1, 1] (the authors' evaluation torque).
 Without --conditions: complete + every non-empty proper
 subset of the modalities (the word "subsets" in a list expands to the same). --seeds are the evaluation seeds:
-each runs --episodes episodes. --config reads the 'evaluate' section and 'seeds' of an experiment config.
+each runs --episodes episodes, its sub-env i seeded seed + i, so seeds closer than --n-envs apart (0 1 with 10 envs)
+would replay each other's episodes and are refused. --config reads the 'evaluate' section and 'seeds' of an
+experiment config.
 """
 
 
@@ -70,6 +73,7 @@ def run(args: argparse.Namespace) -> int:
     from gmc_rl.agents.agent_dir import check_agent_files
     from gmc_rl.commands.common import print_tables
     from gmc_rl.errors import ConfigError
+    from gmc_rl.evaluate import check_disjoint_seeds
     from gmc_rl.io import distinct_paths, require_existing
     from gmc_rl.locking import RESULTS_LOCK, directory_lock
     from gmc_rl.pipeline import check_results_out, evaluate_agent, record_agent_videos, resolve_conditions
@@ -85,6 +89,7 @@ def run(args: argparse.Namespace) -> int:
 
     config = args.experiment
     ev = config.evaluate
+    check_disjoint_seeds(config.seeds, ev.n_envs, ev.episodes)  # before any agent is loaded or folder written
     agent_dirs = distinct_paths(args.agent)  # an agent given twice, in any spelling, is evaluated once
     for path in agent_dirs:
         require_existing(path, "agent directory")

@@ -1,0 +1,49 @@
+"""Red-team pass six, F6, F7, F11, F12: evaluation seeds whose episodes overlap, align's batch size and chance
+level, align flags that do not apply to the chosen mode, and the bracket form of list flags. Each test failed
+before its fix."""
+
+from __future__ import annotations
+
+import pytest
+
+from gmc_rl.cli import main
+from gmc_rl.errors import ConfigError
+
+
+def test_f11_overlapping_evaluation_seeds_are_refused_before_any_episode(tmp_path):
+    """`evaluate --seeds 0 1 2 --n-envs 2` ran seed 0's sub-env 1 and seed 1's sub-env 0 both with env seed 1: the
+    same episodes twice, pooled as if independent. Seeds closer than the envs per seed (and duplicates) are now
+    refused before anything runs; seeds far enough apart, or one env per seed, still run."""
+    from gmc_rl.agent_evaluation import evaluate_agent
+    from gmc_rl.evaluate import check_disjoint_seeds, evaluate_conditions
+
+    calls = []
+
+    def factory(condition, n_envs, seed):
+        calls.append(seed)
+        raise AssertionError("no env may be made for overlapping seeds")
+
+    with pytest.raises(ConfigError, match=r"seeds 0 and 1 overlap.*sub-envs 0\.\.1.*at least 2 apart.*--seeds 0 2 4"):
+        evaluate_conditions(factory, lambda obs: obs, ["complete"], episodes=4, seeds=[0, 1, 2], n_envs=2,
+                            progress=False)
+    assert calls == []
+    with pytest.raises(ConfigError, match="seed 3 is given twice"):
+        check_disjoint_seeds([3, 3], n_envs=1, episodes=5)
+    with pytest.raises(ConfigError, match=r"seeds 0 and 9 overlap.*--seeds 0 10"):  # the documented 10 envs
+        check_disjoint_seeds([9, 0], n_envs=10, episodes=100)
+    check_disjoint_seeds([0, 10, 20], n_envs=10, episodes=100)
+    check_disjoint_seeds([0, 1], n_envs=10, episodes=1)  # one episode per seed runs one env each
+    # the Python entry point refuses before it loads the agent (a missing directory is never reached)
+    with pytest.raises(ConfigError, match="seeds 0 and 1 overlap"):
+        evaluate_agent(tmp_path / "no-agent", ["complete"], episodes=4, seeds=[0, 1], n_envs=2)
+
+
+def test_f11_evaluate_command_refuses_overlapping_seeds_first(tmp_path, capsys):
+    """The command names the seeds and a spacing that works before it loads an agent or writes --out."""
+    out = tmp_path / "out"
+    code = main(["evaluate", "--agent", str(tmp_path / "missing"), "--seeds", "0", "1", "2", "--n-envs", "2",
+                 "--episodes", "4", "--out", str(out), "--no-progress"])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "evaluation seeds 0 and 1 overlap" in err and "--seeds 0 2 4" in err
+    assert "missing" not in err and not out.exists()
