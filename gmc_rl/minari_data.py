@@ -50,8 +50,8 @@ from gmc_rl.data import (
 from gmc_rl.errors import ConfigError, DatasetError, ModalityError
 from gmc_rl.io import DIRECTORY, path_kind, read_json_object, write_json_atomic
 from gmc_rl.locking import directory_lock, holder_if_locked
-from gmc_rl.minari_episodes import EpisodeRecorder, episode_buffer
-from gmc_rl.modalities import ModalitySpec, modality_specs
+from gmc_rl.minari_episodes import EpisodeRecorder, check_stored_episodes, episode_buffer, episode_rows
+from gmc_rl.modalities import modality_specs
 from gmc_rl.rollout import (
     behaviour_policy_file,
     declared_state_names,
@@ -222,6 +222,7 @@ def _existing(dataset_id: str, config: ExperimentConfig, overwrite: bool) -> boo
         return False
     new = _identity(config)
     if old == new:
+        check_stored_episodes(dataset_id, path / "data", dataset.storage.metadata)  # kept only if whole
         return True
     diffs = sorted(f"{key}: {old.get(key)!r} -> {new[key]!r}" for key in new if old.get(key) != new[key])
     raise DatasetError(
@@ -382,7 +383,8 @@ def load_minari_dataset(dataset_id: str, val_fraction: float | None = None,
 
     Raises:
         ConfigError: minari is not installed, the id is malformed, or ``env_id`` is not the dataset's env.
-        DatasetError: no such dataset, too few episodes to split, or episodes that disagree with the spaces.
+        DatasetError: no such dataset, a data file that is damaged or holds other episodes than its metadata
+            counts, too few episodes to split, or episodes that disagree with the spaces.
         ModalityError: the observation space is not a Dict of at least two Box modalities.
     """
     check_dataset_id(dataset_id)
@@ -394,6 +396,7 @@ def load_minari_dataset(dataset_id: str, val_fraction: float | None = None,
         raise DatasetError(f"Minari dataset {dataset_id!r} is incomplete: its export was interrupted (killed) "
                            f"before it finished; run the same `gmc-rl collect --minari {dataset_id} ...` again")
     dataset = _load(dataset_id)
+    check_stored_episodes(dataset_id, dataset_path(dataset_id) / "data", dataset.storage.metadata)
     recorded = dataset.storage.metadata.get(GMC_RL_KEY) or {}
     dataset_env = _env_id(dataset_id, dataset)
     if env_id is not None and env_id != dataset_env:
@@ -411,7 +414,7 @@ def load_minari_dataset(dataset_id: str, val_fraction: float | None = None,
     action_shape = tuple(action_space.shape or ())
     action_dtype = np.dtype(action_space.dtype if action_space.dtype is not None else np.int64)
 
-    episodes = [_episode_rows(dataset_id, episode, specs, action_shape, action_dtype)
+    episodes = [episode_rows(dataset_id, episode, specs, action_shape, action_dtype)
                 for episode in dataset.iterate_episodes()]
     lengths = [len(episode["rewards"]) for episode in episodes]
     n_train_episodes = _split_episodes(lengths, val_fraction)
@@ -452,36 +455,3 @@ def load_minari_dataset(dataset_id: str, val_fraction: float | None = None,
                                                  "gmc_rl_version") if key in recorded},
     }
     return MultimodalDataset(path, metadata, specs, train, val)
-
-
-def _episode_rows(dataset_id: str, episode: Any, specs: dict[str, ModalitySpec], action_shape: tuple[int, ...],
-                  action_dtype: np.dtype) -> dict[str, np.ndarray]:
-    """The rows of one Minari episode in the npz layout: the observation before each action (the final next
-    observation dropped), the action, reward and both flags; checked against the dataset's spaces."""
-    steps = len(episode.rewards)
-    rows: dict[str, np.ndarray] = {}
-    for name, spec in specs.items():
-        observations = np.asarray(episode.observations[name])
-        if observations.shape != (steps + 1, *spec.shape) or observations.dtype.name != spec.dtype:
-            raise DatasetError(
-                f"Minari dataset {dataset_id!r}, episode {episode.id}: observations {name!r} are "
-                f"{observations.dtype.name}{list(observations.shape)}, expected {spec.dtype}{[steps + 1, *spec.shape]} "
-                "(one per step plus the final one)"
-            )
-        rows[name] = observations[:-1]
-    rows["actions"] = np.asarray(episode.actions).astype(action_dtype, copy=False).reshape(steps, *action_shape)
-    rows["rewards"] = np.asarray(episode.rewards, dtype=np.float32)
-    rows["terminated"] = np.asarray(episode.terminations, dtype=bool)
-    rows["truncated"] = np.asarray(episode.truncations, dtype=bool)
-    for name, values in rows.items():
-        if values.dtype.kind == "f" and not np.isfinite(values).all():
-            step = int(np.flatnonzero(~np.isfinite(values.reshape(steps, -1)).all(axis=1))[0])
-            raise DatasetError(f"Minari dataset {dataset_id!r}, episode {episode.id}: {name!r} holds NaN or inf "
-                               f"(first at step {step}); gmc-rl trains only on finite values")
-    states = episode.infos.get("state") if isinstance(episode.infos, dict) else None
-    if states is not None:  # the env's true state, recorded by Minari with the infos: kept for the state probe
-        states = np.asarray(states, dtype=np.float64)
-        if states.ndim == 2 and len(states) == steps + 1 and np.isfinite(states).all():
-            rows[STATES_KEY] = states[:-1].astype(np.float32)
-    return rows
-

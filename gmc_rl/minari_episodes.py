@@ -3,17 +3,26 @@
 :class:`EpisodeRecorder` is the :class:`~gmc_rl.rollout.StepRecorder` of the Minari export: it keeps every env's
 episodes in time order, with every observation including each episode's final one and the env's numeric ``info``
 entries; :func:`episode_buffer` turns one into Minari's ``EpisodeBuffer`` (Minari imported only there).
+
+Reading back (:func:`gmc_rl.minari_data.load_minari_dataset`): :func:`check_stored_episodes` checks that the HDF5
+file holds the episodes and steps its ``metadata.json`` counts, before Minari reads it (Minari trusts the counts:
+too many gave h5py's raw ``KeyError``, too few dropped the rest silently), and :func:`episode_rows` turns one
+stored episode into rows of the npz layout.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from gmc_rl.config import CollectConfig
+from gmc_rl.data import STATES_KEY
 from gmc_rl.errors import DatasetError
+from gmc_rl.modalities import ModalitySpec
 from gmc_rl.rollout import RolloutStep
 
 if TYPE_CHECKING:
@@ -128,3 +137,89 @@ def episode_buffer(episode: Episode, names: list[str], action_shape: tuple[int, 
         truncations=np.asarray(episode.truncations, dtype=bool),
         infos=infos,
     )
+
+
+def episode_rows(dataset_id: str, episode: Any, specs: dict[str, ModalitySpec], action_shape: tuple[int, ...],
+                 action_dtype: np.dtype) -> dict[str, np.ndarray]:
+    """The rows of one Minari episode in the npz layout: the observation before each action (the final next
+    observation dropped), the action, reward and both flags; checked against the dataset's spaces."""
+    steps = len(episode.rewards)
+    rows: dict[str, np.ndarray] = {}
+    for name, spec in specs.items():
+        observations = np.asarray(episode.observations[name])
+        if observations.shape != (steps + 1, *spec.shape) or observations.dtype.name != spec.dtype:
+            raise DatasetError(
+                f"Minari dataset {dataset_id!r}, episode {episode.id}: observations {name!r} are "
+                f"{observations.dtype.name}{list(observations.shape)}, expected {spec.dtype}{[steps + 1, *spec.shape]} "
+                "(one per step plus the final one)"
+            )
+        rows[name] = observations[:-1]
+    rows["actions"] = np.asarray(episode.actions).astype(action_dtype, copy=False).reshape(steps, *action_shape)
+    rows["rewards"] = np.asarray(episode.rewards, dtype=np.float32)
+    rows["terminated"] = np.asarray(episode.terminations, dtype=bool)
+    rows["truncated"] = np.asarray(episode.truncations, dtype=bool)
+    for name, values in rows.items():
+        if values.dtype.kind == "f" and not np.isfinite(values).all():
+            step = int(np.flatnonzero(~np.isfinite(values.reshape(steps, -1)).all(axis=1))[0])
+            raise DatasetError(f"Minari dataset {dataset_id!r}, episode {episode.id}: {name!r} holds NaN or inf "
+                               f"(first at step {step}); gmc-rl trains only on finite values")
+    states = episode.infos.get("state") if isinstance(episode.infos, dict) else None
+    if states is not None:  # the env's true state, recorded by Minari with the infos: kept for the state probe
+        states = np.asarray(states, dtype=np.float64)
+        if states.ndim == 2 and len(states) == steps + 1 and np.isfinite(states).all():
+            rows[STATES_KEY] = states[:-1].astype(np.float32)
+    return rows
+
+
+
+HDF5_FILE = "main_data.hdf5"
+"""The file under a Minari dataset's ``data/`` that holds its episodes in the ``hdf5`` format (Minari's default, the
+one gmc-rl writes)."""
+
+
+def rewrite_hint(dataset_id: str) -> str:
+    """How to get a whole copy of a damaged Minari dataset back."""
+    return (f"collect it again with the settings it was collected with and --update (`gmc-rl collect --minari "
+            f"{dataset_id} --update --config ...`), or copy it again from where it came from")
+
+
+def check_stored_episodes(dataset_id: str, data_dir: Path, metadata: Mapping[str, Any]) -> None:
+    """Refuse a Minari dataset whose ``data/main_data.hdf5`` holds other episodes than ``metadata.json``'s
+    ``total_episodes`` (``episode_0`` ... ``episode_<n-1>``) and ``total_steps`` say, with a DatasetError naming the
+    dataset, the file, the key and both numbers. Minari trusts those counts: too many failed in h5py with a bare
+    ``KeyError``, too few dropped the other episodes silently. Only the ``hdf5`` format is checked (another format
+    is left to Minari)."""
+    if metadata.get("data_format") != "hdf5":
+        return
+    file = data_dir / HDF5_FILE
+    steps = _stored_steps(dataset_id, file)
+    where = f"Minari dataset {dataset_id!r}: {data_dir / 'metadata.json'}"
+    fix = f"the metadata was edited or the data file replaced; {rewrite_hint(dataset_id)}"
+    total_episodes, total_steps = metadata["total_episodes"], metadata["total_steps"]
+    if len(steps) != total_episodes:
+        raise DatasetError(f"{where} says total_episodes {total_episodes}, but {file} holds {len(steps)} episodes; "
+                           f"{fix}")
+    missing = [f"episode_{i}" for i in range(total_episodes) if f"episode_{i}" not in steps]
+    if missing:
+        raise DatasetError(f"{where} says total_episodes {total_episodes}, but {file} lacks {missing[:3]} (it holds "
+                           f"{sorted(steps)[:3]}...); {fix}")
+    if sum(steps.values()) != total_steps:
+        raise DatasetError(f"{where} says total_steps {total_steps}, but the episodes in {file} hold "
+                           f"{sum(steps.values())} steps; {fix}")
+
+
+def _stored_steps(dataset_id: str, file: Path) -> dict[str, int]:
+    """The number of steps (rewards) of every episode group in the HDF5 ``file``; a DatasetError naming the dataset
+    and the file if an episode has no rewards."""
+    import h5py
+
+    named = f"Minari dataset {dataset_id!r}: its data file {file}"
+    with h5py.File(file, "r") as handle:
+        steps = {}
+        for name, group in handle.items():
+            rewards = group.get("rewards") if isinstance(group, h5py.Group) else None
+            if not isinstance(rewards, h5py.Dataset) or rewards.ndim != 1:
+                raise DatasetError(f"{named} is damaged: {name!r} is not an episode with a 1-d 'rewards' "
+                                   f"array; {rewrite_hint(dataset_id)}")
+            steps[name] = int(rewards.shape[0])
+        return steps

@@ -381,3 +381,37 @@ def test_an_error_minari_raises_without_a_message_is_still_named(exported, monke
     monkeypatch.setattr(minari, "load_dataset", bare_assert)
     with pytest.raises(DatasetError, match=r"cannot read Minari dataset .*: AssertionError with no message"):
         load_dataset(f"minari:{exported}")
+
+
+def _copy_of_exported(exported, copy_id):
+    """A copy of the exported dataset under ``copy_id``; its data/ folder."""
+    import shutil
+
+    from gmc_rl.minari_data import dataset_path
+
+    shutil.copytree(dataset_path(exported), dataset_path(copy_id))
+    file = dataset_path(copy_id) / "data" / "metadata.json"
+    file.write_text(json.dumps({**json.loads(file.read_text()), "dataset_id": copy_id}))
+    return dataset_path(copy_id) / "data"
+
+
+@pytest.mark.parametrize("edit", [("total_episodes", 9, 8), ("total_episodes", 4, 8), ("total_steps", 299, 300)])
+def test_minari_metadata_counts_that_disagree_with_the_data_file_are_refused(exported, edit):
+    """Before, total_episodes above the episodes stored failed in h5py ("object 'episode_8' doesn't exist") and
+    below them loaded the first episodes only, silently."""
+    import shutil
+
+    key, written, stored = edit
+    copy_id = "gmc_rl/miscounted-v0"
+    data = _copy_of_exported(exported, copy_id)
+    metadata = json.loads((data / "metadata.json").read_text())
+    (data / "metadata.json").write_text(json.dumps({**metadata, key: written}))
+    try:
+        with pytest.raises(DatasetError) as caught:
+            load_dataset(f"minari:{copy_id}")
+        message = str(caught.value)
+        assert f"{data / 'metadata.json'} says {key} {written}," in message and str(data / "main_data.hdf5") in message
+        assert f"holds {stored} episodes" in message if key == "total_episodes" else f"hold {stored} steps" in message
+    finally:
+        shutil.rmtree(data.parent)
+
