@@ -5,8 +5,8 @@ episodes in time order, with every observation including each episode's final on
 entries; :func:`episode_buffer` turns one into Minari's ``EpisodeBuffer`` (Minari imported only there).
 
 Reading back (:func:`gmc_rl.minari_data.load_minari_dataset`): :func:`check_stored_episodes` checks that the HDF5
-file holds the episodes and steps its ``metadata.json`` counts, before Minari reads it (Minari trusts the counts:
-too many gave h5py's raw ``KeyError``, too few dropped the rest silently), and :func:`episode_rows` turns one
+file opens and holds the episodes and steps its ``metadata.json`` counts, before Minari reads it (Minari trusts the
+counts: too many gave h5py's raw ``KeyError``, too few dropped the rest silently), and :func:`episode_rows` turns one
 stored episode into rows of the npz layout.
 """
 
@@ -184,11 +184,11 @@ def rewrite_hint(dataset_id: str) -> str:
 
 
 def check_stored_episodes(dataset_id: str, data_dir: Path, metadata: Mapping[str, Any]) -> None:
-    """Refuse a Minari dataset whose ``data/main_data.hdf5`` holds other episodes than ``metadata.json``'s
-    ``total_episodes`` (``episode_0`` ... ``episode_<n-1>``) and ``total_steps`` say, with a DatasetError naming the
-    dataset, the file, the key and both numbers. Minari trusts those counts: too many failed in h5py with a bare
-    ``KeyError``, too few dropped the other episodes silently. Only the ``hdf5`` format is checked (another format
-    is left to Minari)."""
+    """Refuse a Minari dataset whose ``data/main_data.hdf5`` cannot be opened (truncated, emptied, missing) or holds
+    other episodes than ``metadata.json``'s ``total_episodes`` (``episode_0`` ... ``episode_<n-1>``) and
+    ``total_steps`` say, with a DatasetError naming the dataset, the file, the key and both numbers. Minari trusts
+    those counts: too many failed in h5py with a bare ``KeyError``, too few dropped the other episodes silently.
+    Only the ``hdf5`` format is checked (another format is left to Minari)."""
     if metadata.get("data_format") != "hdf5":
         return
     file = data_dir / HDF5_FILE
@@ -210,16 +210,23 @@ def check_stored_episodes(dataset_id: str, data_dir: Path, metadata: Mapping[str
 
 def _stored_steps(dataset_id: str, file: Path) -> dict[str, int]:
     """The number of steps (rewards) of every episode group in the HDF5 ``file``; a DatasetError naming the dataset
-    and the file if an episode has no rewards."""
+    and the file if h5py cannot open it (its own text, "Unable to synchronously open file (truncated file ...)",
+    names neither) or an episode has no rewards."""
     import h5py
 
     named = f"Minari dataset {dataset_id!r}: its data file {file}"
-    with h5py.File(file, "r") as handle:
-        steps = {}
-        for name, group in handle.items():
-            rewards = group.get("rewards") if isinstance(group, h5py.Group) else None
-            if not isinstance(rewards, h5py.Dataset) or rewards.ndim != 1:
-                raise DatasetError(f"{named} is damaged: {name!r} is not an episode with a 1-d 'rewards' "
-                                   f"array; {rewrite_hint(dataset_id)}")
-            steps[name] = int(rewards.shape[0])
-        return steps
+    if not file.is_file():
+        raise DatasetError(f"{named} is missing; {rewrite_hint(dataset_id)}")
+    try:
+        with h5py.File(file, "r") as handle:
+            steps = {}
+            for name, group in handle.items():
+                rewards = group.get("rewards") if isinstance(group, h5py.Group) else None
+                if not isinstance(rewards, h5py.Dataset) or rewards.ndim != 1:
+                    raise DatasetError(f"{named} is damaged: {name!r} is not an episode with a 1-d 'rewards' "
+                                       f"array; {rewrite_hint(dataset_id)}")
+                steps[name] = int(rewards.shape[0])
+            return steps
+    except OSError as exc:  # h5py: truncated, emptied, not HDF5 at all
+        raise DatasetError(f"{named} is damaged or truncated and cannot be read ({exc}); "
+                           f"{rewrite_hint(dataset_id)}") from exc

@@ -415,3 +415,28 @@ def test_minari_metadata_counts_that_disagree_with_the_data_file_are_refused(exp
     finally:
         shutil.rmtree(data.parent)
 
+
+@pytest.mark.parametrize("size", [0, 5000])
+def test_a_truncated_minari_data_file_is_named_by_dataset_and_file(exported, size, capsys):
+    """Before, h5py's text alone ("Unable to synchronously open file (truncated file ...)"); the same export
+    command kept the damaged dataset ("already holds this collection")."""
+    import shutil
+
+    copy_id = "gmc_rl/truncated-v0"
+    data = _copy_of_exported(exported, copy_id)
+    file = data / "main_data.hdf5"
+    with open(file, "r+b") as handle:
+        handle.truncate(size)
+    export = ["collect", "--minari", copy_id, "--env", ENV_ID, "--env-kwargs", json.dumps(ENV_KWARGS),
+              "--steps", "300", "--n-envs", "4", "--seed", "3", "--quiet"]
+    try:
+        with pytest.raises(DatasetError, match=r"damaged or truncated") as caught:
+            load_dataset(f"minari:{copy_id}")
+        assert copy_id in str(caught.value) and str(file) in str(caught.value)
+        assert f"gmc-rl collect --minari {copy_id} --update" in str(caught.value)
+        assert main(export) == 2 and str(file) in capsys.readouterr().err
+        assert file.stat().st_size == size
+        assert main([*export, "--update"]) == 0  # the advice works
+        assert load_dataset(f"minari:{copy_id}").metadata["n_train"] > 0
+    finally:
+        shutil.rmtree(data.parent)
