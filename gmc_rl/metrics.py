@@ -40,8 +40,14 @@ class AlignmentReport:
     neg_cos: dict[str, float]
     n_samples: int
     batch_size: int
+    """The largest batch the retrieval ran among: the size asked for, or the split's size when that is smaller."""
     loss_total: float | None = None
     loss_per_modality: dict[str, float] | None = None
+
+    @property
+    def chance_retrieval_at_1(self) -> float:
+        """retrieval@1 of latents that carry no information: one right answer among ``batch_size``."""
+        return 1.0 / self.batch_size
 
     def scalars(self) -> dict[str, float]:
         """Flat name -> value with the TensorBoard tag names (``align/retrieval@1_<m>``, ``loss/val_total``...)."""
@@ -101,7 +107,9 @@ def evaluate_alignment(
     """Alignment metrics (and the GMC loss if ``temperature`` is given) over shuffled batches of ``observations``.
 
     ``observations`` maps every modality to an array ``(N, *shape)`` of raw env values (a dataset split). The
-    batches come from a permutation seeded with ``seed``, so repeated calls compare like with like.
+    batches come from a permutation seeded with ``seed``, so repeated calls compare like with like. A
+    ``batch_size`` larger than the split gives one batch of the whole split, and the report records that size
+    (the chance level is one over it, not over the size asked for).
     """
     names = model.modalities
     n = len(observations[names[0]])
@@ -109,8 +117,9 @@ def evaluate_alignment(
     model.eval()
     sums = {key: dict.fromkeys(names, 0.0) for key in ("r1", "pos", "neg", "loss")}
     counted = 0
+    batches = shuffled_batches(n, batch_size, seed)
     try:
-        for index in shuffled_batches(n, batch_size, seed):
+        for index in batches:
             latents, joint = model.latents(_take(observations, names, index))
             size = len(index)
             for name in names:
@@ -132,7 +141,7 @@ def evaluate_alignment(
         pos_cos=mean["pos"],
         neg_cos=mean["neg"],
         n_samples=counted,
-        batch_size=batch_size,
+        batch_size=max(len(index) for index in batches),
         loss_total=sum(mean["loss"].values()) if temperature is not None else None,
         loss_per_modality=mean["loss"] if temperature is not None else None,
     )

@@ -47,3 +47,41 @@ def test_f11_evaluate_command_refuses_overlapping_seeds_first(tmp_path, capsys):
     assert code == 2
     assert "evaluation seeds 0 and 1 overlap" in err and "--seeds 0 2 4" in err
     assert "missing" not in err and not out.exists()
+
+
+@pytest.fixture(scope="module")
+def tiny_gmc(tmp_path_factory):
+    """A one-epoch GMC model and the dataset it was pretrained on (a few seconds): ``(model_dir, data_dir)``."""
+    from helpers import TINY_ID
+
+    root = tmp_path_factory.mktemp("align")
+    data, model = root / "data", root / "gmc"
+    assert main(["collect", "--env", TINY_ID, "--steps", "80", "--seed", "3", "--n-envs", "2", "--out", str(data),
+                 "--quiet"]) == 0
+    assert main(["pretrain", "--data", str(data), "--out", str(model), "--epochs", "1", "--quiet", "--latent-dim",
+                 "4", "--common-dim", "8", "--head-hidden", "8", "--conv-channels", "4", "--mlp-hidden", "8",
+                 "--batch-size", "16", "--checkpoint-every", "1"]) == 0
+    return model, data
+
+
+def test_f6_align_reports_the_batch_size_it_used_and_its_chance_level(tiny_gmc, capsys):
+    """`align --batch-size 100000` on a split of a few samples retrieved among them all but printed "batches of
+    100000; chance retrieval@1 = 0.000" (and recorded batch_size 100000 in --json), so chance-level retrieval read
+    as far above chance. The report now holds the batch it used, and the chance level is one over that."""
+    import json
+
+    from gmc_rl.dataset_sources import load_dataset
+
+    model, data = tiny_gmc
+    split = len(load_dataset(data).observations("val")["vec"])
+    capsys.readouterr()
+    assert main(["align", "--model", str(model), "--data", str(data), "--batch-size", "100000"]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert f"batches of {split};" in out and f"chance retrieval@1 = {1 / split:.3f}" in out
+    assert f"--batch-size 100000 is more than the {split} samples of the val split" in out
+    assert main(["align", "--model", str(model), "--data", str(data), "--batch-size", "100000", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["batch_size"] == split == report["n_samples"]
+    assert report["chance_retrieval_at_1"] == pytest.approx(1 / split)
+    assert main(["align", "--model", str(model), "--data", str(data), "--batch-size", "4", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["batch_size"] == 4  # a size that fits is kept

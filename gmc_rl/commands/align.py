@@ -34,7 +34,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="with --agent: steps of each paired episode for the drift")
     parser.add_argument("--split", default="val", choices=["train", "val"], help="dataset split")
     parser.add_argument("--batch-size", type=int, default=128,
-                        help="retrieval among shuffled batches of this size (chance = 1/batch size)")
+                        help="retrieval among shuffled batches of this size (chance = 1/batch size; a size "
+                             "above the split's is the whole split)")
     parser.add_argument("--seed", type=int, default=0,
                         help="seed of the batch shuffle (with --agent: of the first paired episode)")
     parser.add_argument("--temperature", type=float, default=None,
@@ -76,10 +77,15 @@ def run(args: argparse.Namespace) -> int:
         plot_latents_pca(model, observations, args.plot, seed=args.seed)
     probe = probe_dataset_split(model, dataset, args.split)  # None unless the dataset records true states
     if args.json:
-        print(json.dumps({**report.to_json(), "state_probe": None if probe is None else probe.to_json()}, indent=2))
+        print(json.dumps({**report.to_json(), "chance_retrieval_at_1": report.chance_retrieval_at_1,
+                          "state_probe": None if probe is None else probe.to_json()}, indent=2))
         return 0
+    console = Console()
+    if report.batch_size < args.batch_size:
+        console.print(f"--batch-size {args.batch_size} is more than the {report.batch_size} samples of the "
+                      f"{args.split} split: retrieval is among all {report.batch_size}", markup=False, soft_wrap=True)
     table = Table(title=f"GMC alignment on {args.split} ({report.n_samples} samples, batches of {report.batch_size}; "
-                        f"chance retrieval@1 = {1 / report.batch_size:.3f})")
+                        f"chance retrieval@1 = {report.chance_retrieval_at_1:.3f})")
     table.add_column("modality")
     table.add_column("retrieval@1", justify="right")
     table.add_column("positive cos", justify="right")
@@ -91,7 +97,6 @@ def run(args: argparse.Namespace) -> int:
         if report.loss_per_modality is not None:
             row.append(f"{report.loss_per_modality[name]:.3f}")
         table.add_row(*row)
-    console = Console()
     console.print(table)
     if probe is not None:
         console.print(f"State probe on {args.split} (R^2 of a k-NN (linear) regression per state variable):",
