@@ -179,7 +179,15 @@ def _run_command(name: str, argv: list[str]) -> int:
     if printing:
         print(print_config(name, parser, args), end="")
         return 0
+    args.given_flags = given_flags(argv)  # a command whose flags depend on its mode refuses the others (align)
     return int(module.run(args) or 0)
+
+
+def given_flags(argv: Sequence[str]) -> list[str]:
+    """The flags written in ``argv`` (``--batch-size 8`` and ``--batch-size=8`` both give ``--batch-size``), in
+    order: what the user chose, as opposed to a default equal to it (flags are never abbreviated)."""
+    flags = [word.partition("=")[0] for word in argv if word.startswith("--") and word != "--"]
+    return list(dict.fromkeys(flags))
 
 
 def print_config(name: str, parser: Any, args: Any) -> str:

@@ -85,3 +85,18 @@ def test_f6_align_reports_the_batch_size_it_used_and_its_chance_level(tiny_gmc, 
     assert report["chance_retrieval_at_1"] == pytest.approx(1 / split)
     assert main(["align", "--model", str(model), "--data", str(data), "--batch-size", "4", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["batch_size"] == 4  # a size that fits is kept
+
+
+def test_f7_align_refuses_flags_its_mode_ignores(tiny_gmc, tmp_path, capsys):
+    """`align --agent A --model OTHER --data D --plot P` reported A's own encoder, exit 0, and wrote no plot: the
+    dataset flags were silently ignored (and --episodes/--horizon without --agent). Each is now refused, named, in
+    one line, before anything is loaded (the agent here does not even exist); a flag at its default counts too."""
+    model, data = tiny_gmc
+    plot = tmp_path / "x.png"
+    assert main(["align", "--agent", str(tmp_path / "no-agent"), "--model", str(model), "--data", str(data),
+                 "--plot", str(plot), "--split=val", "--episodes", "1"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "no-agent" not in err and not plot.exists()
+    assert "--model, --data, --split, --plot do not apply with --agent" in err
+    assert main(["align", "--model", str(model), "--data", str(data), "--horizon", "100"]) == 2
+    assert "--horizon does not apply without --agent" in capsys.readouterr().err

@@ -23,11 +23,12 @@ well above the latent gap means that the agent's behaviour changes without the s
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.epilog = EPILOG
-    parser.add_argument("--model", help="GMC checkpoint directory (config.json + model.safetensors)")
-    parser.add_argument("--data", help="dataset directory written by `gmc-rl collect`")
+    parser.add_argument("--model", help="GMC checkpoint directory (config.json + model.safetensors); not with --agent")
+    parser.add_argument("--data", help="dataset directory written by `gmc-rl collect`; not with --agent")
     parser.add_argument("--agent", default=None,
                         help="a trained agent directory (GMC, MVAE or another method with an encoder): report its "
-                             "transfer diagnostics instead")
+                             "transfer diagnostics instead (the dataset flags --model, --data, --split, "
+                             "--batch-size, --temperature and --plot do not apply then)")
     parser.add_argument("--episodes", type=int, default=10,
                         help="with --agent: paired episodes per modality subset")
     parser.add_argument("--horizon", type=int, default=100,
@@ -45,6 +46,38 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="cpu", help="cpu, cuda or auto")
 
 
+DATASET_FLAGS = ("--model", "--data", "--split", "--batch-size", "--temperature", "--plot")
+"""Flags of the alignment on a dataset; the transfer diagnostics (``--agent``) read none of them."""
+
+AGENT_FLAGS = ("--episodes", "--horizon")
+"""Flags of the transfer diagnostics (``--agent``); the alignment on a dataset reads none of them."""
+
+
+def refuse_other_mode_flags(args: argparse.Namespace) -> None:
+    """Refuse flags the chosen mode would ignore: with ``--agent`` the diagnostics use the agent's own encoder and
+    env, so ``--model OTHER --agent A`` would silently report A's encoder (and ``--plot`` would write nothing);
+    without it ``--episodes``/``--horizon`` have nothing to run. ``args.given_flags`` lists the flags written on
+    the command line (set by :func:`gmc_rl.cli._run_command`; a flag given at its default counts too).
+
+    Raises:
+        ConfigError: naming every such flag and the mode that ignores it.
+    """
+    from gmc_rl.errors import ConfigError
+
+    given = set(getattr(args, "given_flags", ()))
+    stray = [flag for flag in (DATASET_FLAGS if args.agent is not None else AGENT_FLAGS) if flag in given]
+    if not stray:
+        return
+    one = len(stray) == 1
+    if args.agent is not None:
+        why = ("with --agent: the transfer diagnostics use the agent's own encoder on its env, no dataset or other "
+               f"model; leave {'it' if one else 'them'} out, or drop --agent for the alignment of --model on --data")
+    else:
+        why = (f"without --agent: {'it sets' if one else 'they set'} the transfer diagnostics of a trained agent; "
+               f"leave {'it' if one else 'them'} out, or give --agent DIR")
+    raise ConfigError(f"{', '.join(stray)} {'does' if one else 'do'} not apply {why}")
+
+
 def run(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table
@@ -56,6 +89,7 @@ def run(args: argparse.Namespace) -> int:
     from gmc_rl.modalities import compare_specs
     from gmc_rl.state_probe import probe_dataset_split
 
+    refuse_other_mode_flags(args)
     if args.agent is not None:
         return _diagnose(args)
     if args.model is None or args.data is None:
