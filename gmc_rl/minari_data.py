@@ -373,6 +373,23 @@ def _split_episodes(lengths: list[int], val_fraction: float) -> int:
     return int(np.argmin(np.abs(ends - target))) + 1
 
 
+def _whole_dataset(dataset_id: str) -> Any:
+    """The ``minari.MinariDataset`` of ``dataset_id`` to read, refused with a DatasetError while an export writes
+    it, after an export was interrupted, or when its data file is damaged or holds other episodes than its
+    metadata counts (:func:`~gmc_rl.minari_episodes.check_stored_episodes`)."""
+    check_dataset_id(dataset_id)
+    writer = holder_if_locked(lock_directory(dataset_id))
+    if writer is not None:
+        raise DatasetError(f"Minari dataset {dataset_id!r} is being written by {writer}; wait for the export to "
+                           "finish, then rerun (a killed export releases its lock by itself)")
+    if export_marker(dataset_id).is_file():
+        raise DatasetError(f"Minari dataset {dataset_id!r} is incomplete: its export was interrupted (killed) "
+                           f"before it finished; run the same `gmc-rl collect --minari {dataset_id} ...` again")
+    dataset = _load(dataset_id)
+    check_stored_episodes(dataset_id, dataset_path(dataset_id) / "data", dataset.storage.metadata)
+    return dataset
+
+
 def load_minari_dataset(dataset_id: str, val_fraction: float | None = None,
                         env_id: str | None = None) -> MultimodalDataset:
     """Load the Minari dataset ``dataset_id`` as a :class:`~gmc_rl.data.MultimodalDataset` (see the module docstring).
@@ -387,16 +404,7 @@ def load_minari_dataset(dataset_id: str, val_fraction: float | None = None,
             counts, too few episodes to split, or episodes that disagree with the spaces.
         ModalityError: the observation space is not a Dict of at least two Box modalities.
     """
-    check_dataset_id(dataset_id)
-    writer = holder_if_locked(lock_directory(dataset_id))
-    if writer is not None:
-        raise DatasetError(f"Minari dataset {dataset_id!r} is being written by {writer}; wait for the export to "
-                           "finish, then rerun (a killed export releases its lock by itself)")
-    if export_marker(dataset_id).is_file():
-        raise DatasetError(f"Minari dataset {dataset_id!r} is incomplete: its export was interrupted (killed) "
-                           f"before it finished; run the same `gmc-rl collect --minari {dataset_id} ...` again")
-    dataset = _load(dataset_id)
-    check_stored_episodes(dataset_id, dataset_path(dataset_id) / "data", dataset.storage.metadata)
+    dataset = _whole_dataset(dataset_id)
     recorded = dataset.storage.metadata.get(GMC_RL_KEY) or {}
     dataset_env = _env_id(dataset_id, dataset)
     if env_id is not None and env_id != dataset_env:
