@@ -101,6 +101,25 @@ def _check_resumable(out_dir: Path, identity: dict[str, Any], resume: bool) -> d
     return info
 
 
+def _kept_without_resume_point(out_dir: Path, existing: dict[str, Any] | None, total: int) -> bool:
+    """True if ``out_dir`` holds a finished agent (``existing``: its agent.json) whose resume point
+    ``checkpoints/`` is gone and ``total`` asks for the steps it was trained with: it is kept as is, as a finished
+    agent with its checkpoints would be. Any other ``total`` is refused: without a resume point, training would start
+    over from step 0 and replace the finished agent, which users may keep alone (resume points may be deleted to
+    save space)."""
+    if existing is None or existing.get("status") != layout.STATUS_COMPLETE \
+            or not (out_dir / layout.MODEL_ZIP).is_file() or latest_checkpoint(out_dir / layout.CHECKPOINTS_DIR):
+        return False
+    trained = int(existing.get("total_timesteps", -1))
+    if total == trained:
+        return True
+    raise ConfigError(
+        f"{out_dir} holds a finished agent (agent.total_timesteps {trained}) whose resume point "
+        f"{out_dir / layout.CHECKPOINTS_DIR} is gone; training to {total} steps would start over from step 0 and "
+        "replace it, so it is kept and nothing is trained. Train a new agent into another --out to train longer"
+    )
+
+
 def encoder_source(method: RepresentationMethod, encoder_dir: str | Path | None,
                    out_dir: Path | None = None) -> Path | None:
     """The encoder checkpoint to use: the one given, or (given ``out_dir``, on resume) the copy already in the agent
@@ -257,16 +276,17 @@ def train_agent(
         encoder_dir: the pretrained encoder checkpoint (methods that read an encoder only); it is copied into
             ``out_dir/encoder``.
         resume: continue from the last checkpoint in ``out_dir`` (num_timesteps continues; an already finished
-            agent is returned as is unless ``config.agent.total_timesteps`` grew).
+            agent is returned as is unless ``config.agent.total_timesteps`` grew; a finished agent whose
+            ``checkpoints/`` was deleted cannot grow and is refused rather than trained again from step 0).
         progress_bar: show SB3's progress bar.
         verbose: SB3 verbosity.
         callbacks: extra SB3 callbacks, run after the evaluation and checkpoint callbacks.
 
     Raises:
         ConfigError: unknown method, a missing or superfluous encoder, a non-empty ``out_dir`` without resume,
-            a resume with a different setup, hyperparameters the algorithm does not accept, or another process
-            training into ``out_dir`` (:mod:`gmc_rl.locking`). A directory whose run failed before it saved any
-            weights is started over.
+            a resume with a different setup or of a finished agent without its checkpoints, hyperparameters the
+            algorithm does not accept, or another process training into ``out_dir`` (:mod:`gmc_rl.locking`). A
+            directory whose run failed before it saved any weights is started over.
         CheckpointError: the encoder does not match the env's observation space, or a checkpoint is damaged.
     """
     spec = get_method(method)
@@ -278,7 +298,9 @@ def train_agent(
     identity = training_identity(config, method, seed)
     hyperparams = identity["hyperparams"]
     check_env_id(config.env_id, allow_import=True)  # the config's own "module:Name" id, before agent.json is read
-    _check_resumable(out_dir, identity, resume)
+    total = int(config.agent.total_timesteps)
+    if _kept_without_resume_point(out_dir, _check_resumable(out_dir, identity, resume), total):
+        return out_dir
     source = encoder_source(spec, encoder_dir, out_dir)
 
     # Everything that can be checked is checked before anything is written.
@@ -286,6 +308,8 @@ def train_agent(
     modalities = check_agent_setup(config, spec, encoder, hyperparams)
     with directory_lock(out_dir, "agent directory"):  # one process per agent directory, after every check
         existing = _check_resumable(out_dir, identity, resume)  # again, now that no other process writes here
+        if _kept_without_resume_point(out_dir, existing, total):
+            return out_dir
         if source is not None:
             layout.copy_encoder(source, out_dir)
         return _train_locked(config, method, seed, out_dir, identity, existing, source, encoder, modalities,

@@ -14,6 +14,8 @@ A pretraining run writes into one directory::
   unless ``resume``, which continues from ``last/`` (``epochs``, ``checkpoint_every`` and ``device`` may change);
 - a run that failed before saving any weights (e.g. a non-finite loss at epoch 1) holds nothing to lose and is
   started over, with the corrected settings;
+- a finished run whose resume point ``last/`` was deleted (to save space) is not resumed: that would start over and
+  replace its finished model (:func:`refuse_finished_without_resume_point`);
 - one process at a time works in the directory (:mod:`gmc_rl.locking`);
 - an agent is never trained on an encoder whose run has not finished (:func:`require_finished`): stopped half way,
   its weights are those of an early epoch, without the steps that follow the epochs (modality fit, reference
@@ -120,7 +122,8 @@ def check_pretraining_dir(out_dir: Path, identity: dict[str, Any], resume: bool,
                 "choose a new or empty --out"
             )
         return None
-    previous = read_json_object(run_file, "pretraining run file", {"identity": dict}, ConfigError)
+    previous = read_json_object(run_file, "pretraining run file", {"identity": dict}, ConfigError,
+                                optional={"status": str})
     diffs = differences(previous["identity"], identity)
     if not has_weights(out_dir):
         if verbose and diffs:
@@ -143,6 +146,7 @@ def check_pretraining_dir(out_dir: Path, identity: dict[str, Any], resume: bool,
             "continue it (--epochs may be raised), or choose another --out to train a new model"
         )
     if not (out_dir / LAST_DIR / TRAINER_STATE).is_file():
+        refuse_finished_without_resume_point(out_dir, previous)
         if verbose:
             tqdm.write(f"{out_dir} has no checkpoint yet; starting from epoch 0")
         return None
@@ -154,6 +158,21 @@ def check_pretraining_dir(out_dir: Path, identity: dict[str, Any], resume: bool,
             f"{state['epoch']} or more, or train into another directory"
         )
     return state
+
+
+def refuse_finished_without_resume_point(out_dir: Path, record: dict[str, Any]) -> None:
+    """Refuse to resume the finished run in ``out_dir`` (``record``: its ``run.json``) whose resume point
+    ``last/trainer_state.pt`` is gone: resuming would start over from epoch 0 and replace its finished model, which
+    users may keep alone (resume points may be deleted to save space). An unfinished run without one (stopped before
+    its first ``last/``) holds only an early epoch's weights and is started over, as before."""
+    if record.get("status", STATUS_COMPLETE) != STATUS_COMPLETE:
+        return
+    raise ConfigError(
+        f"{out_dir} holds a finished pretraining run whose resume point {out_dir / LAST_DIR / TRAINER_STATE} is gone; "
+        "resuming would start over from epoch 0 and replace its finished model, so it is kept and nothing is "
+        f"trained. Use it as it is (e.g. `gmc-rl train --encoder {out_dir}` without --pretrain-data), or pretrain "
+        "a new run into another --out to train more epochs"
+    )
 
 
 @contextlib.contextmanager

@@ -105,3 +105,23 @@ def test_diverging_loss_gives_a_clear_error(tiny_data, tmp_path):
     with pytest.raises(ConfigError, match="lower pretrain.lr"):
         pretrain(config_for(TINY_ID, 120, epochs=1, lr=1e30, temperature=1e-30), tiny_data, tmp_path / "nan",
                  progress=False)
+
+
+def test_resuming_a_finished_run_whose_resume_point_was_deleted_keeps_its_model(tiny_data, tmp_path):
+    """Before, "has no checkpoint yet; starting from epoch 0": a finished model whose last/ was deleted (to save
+    space) was replaced by a run from scratch."""
+    import shutil
+
+    out = pretrain(config_for(TINY_ID, 120, epochs=1), tiny_data, tmp_path / "run", progress=False)
+    shutil.rmtree(out / "last")
+    before = {path.name: path.read_bytes() for path in out.iterdir() if path.is_file()}
+    with pytest.raises(ConfigError, match=r"finished pretraining run whose resume point .*trainer_state.pt is gone"
+                                          r".* it is kept and nothing is trained") as caught:
+        pretrain(config_for(TINY_ID, 120, epochs=2), tiny_data, out, resume=True, progress=False)
+    assert str(out) in str(caught.value) and "another --out" in str(caught.value)
+    assert {path.name: path.read_bytes() for path in out.iterdir() if path.is_file()} == before
+    # An unfinished run stopped before its first last/ holds an early epoch only: started over, as before.
+    record = json.loads((out / "run.json").read_text())
+    (out / "run.json").write_text(json.dumps({**record, "status": "running"}))
+    pretrain(config_for(TINY_ID, 120, epochs=2), tiny_data, out, resume=True, progress=False)
+    assert [h["epoch"] for h in json.loads((out / "history.json").read_text())] == [1, 2]

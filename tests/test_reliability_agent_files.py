@@ -128,3 +128,21 @@ def test_a_foreign_sb3_zip_is_checked_the_same_way(tmp_path, monkeypatch):
     monkeypatch.setattr(torch, "load", lambda *args, **kwargs: pytest.fail("torch.load reached"))
     with pytest.raises(CheckpointError, match=r"entry 'policy.pth' unpacks to 16,00\d,\d+ bytes, more than"):
         load_sb3_zip(tmp_path / "ppo.zip", PPO, env.observation_space, env.action_space)
+
+
+def test_a_finished_agent_whose_checkpoints_were_deleted_is_kept_not_trained_again(agent, tmp_path, capsys):
+    """Before, `train --resume` said "no checkpoint to resume from; training from the start" and replaced the
+    finished agent with one trained from step 0 (resume points may be deleted to save space)."""
+    agent_dir = copy_of(agent, tmp_path)
+    shutil.rmtree(agent_dir / "checkpoints")
+    before = {name: (agent_dir / name).read_bytes() for name in ("agent.zip", "agent.json")}
+    assert main(["train", "--resume", "--out", str(agent_dir), "--agent.total_timesteps", "96",
+                 "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert f"{agent_dir} holds a finished agent (agent.total_timesteps 64)" in err, err
+    assert "is gone" in err and "it is kept and nothing is trained" in err and "another --out" in err, err
+    assert {name: (agent_dir / name).read_bytes() for name in before} == before
+    # Resuming it with the steps it was trained with is a no-op, as with its checkpoints.
+    assert main(["train", "--resume", "--out", str(agent_dir), "--no-progress"]) == 0
+    assert "training from the start" not in capsys.readouterr().out
+    assert {name: (agent_dir / name).read_bytes() for name in before} == before
