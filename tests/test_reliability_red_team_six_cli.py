@@ -100,3 +100,47 @@ def test_f7_align_refuses_flags_its_mode_ignores(tiny_gmc, tmp_path, capsys):
     assert "--model, --data, --split, --plot do not apply with --agent" in err
     assert main(["align", "--model", str(model), "--data", str(data), "--horizon", "100"]) == 2
     assert "--horizon does not apply without --agent" in capsys.readouterr().err
+
+
+def _printed(capsys, *argv: str) -> tuple[int, dict, str]:
+    """``gmc-rl ARGV --print_config``: its exit code, the config it printed (or {}) and its error text."""
+    import yaml
+
+    try:
+        code = main([*argv, "--print_config"])
+    except SystemExit as exit_info:  # jsonargparse's way out for a refused flag
+        code = int(exit_info.code or 0)
+    out, err = capsys.readouterr()
+    config = yaml.safe_load(out.split("\n", 1)[1]) if code == 0 else {}
+    return code, config, err
+
+
+def test_f12_a_bracket_list_means_the_same_as_words_for_every_list_flag(capsys):
+    """`--seeds '[010]'` said "write 10", but `--seeds '[10]'` was then refused as "element 1: expected int, got
+    [10]", and `--methods '[gmc,state]'` was read as one method "[gmc,state]" ("Did you mean 'state'?"). A flat
+    bracket list now means its words, for --seeds, --methods and the short list flags, so the advice works."""
+    code, config, err = _printed(capsys, "pipeline", "--seeds", "[010]")
+    assert code == 2 and "config key 'seeds[0]': 010 is a leading-zero number" in err and "quote" not in err
+    assert _printed(capsys, "pipeline", "--seeds", "[10]")[1]["seeds"] == [10]  # the advice, followed
+    code, config, err = _printed(capsys, "pipeline", "--seeds=[0, 10]", "--methods", "[gmc, 'state']")
+    assert (code, config["seeds"], config["methods"]) == (0, [0, 10], ["gmc", "state"]), err
+    config = _printed(capsys, "evaluate", "--agent", "a", "--conditions", "[complete,sound]", "--seeds", "[0]")[1]
+    assert config["evaluate"]["conditions"] == ["complete", "sound"] and config["seeds"] == [0]
+    assert _printed(capsys, "pretrain", "--conv-channels", "[4,8]")[1]["pretrain"]["model"]["conv_channels"] == [4, 8]
+
+
+@pytest.mark.parametrize(("words", "says"), [
+    (["[[0]]"], "--seeds [[0]] is not a flat list of values"),
+    (["[]"], "--seeds [] lists no value"),
+    (["[0,", "1]"], "--seeds [0, is half a list (quote a list that holds spaces)"),
+])
+def test_f12_a_list_that_is_not_flat_gets_one_line_with_the_accepted_forms(capsys, words, says):
+    code, _, err = _printed(capsys, "pipeline", "--seeds", *words)
+    assert code == 2 and err.count("\n") == 1
+    assert f"config key 'seeds': {says}" in err and "(--seeds 0 10) or as one quoted list (--seeds '[0, 10]')" in err
+
+
+def test_f12_jsonargparse_list_errors_name_the_element_from_zero(capsys):
+    """jsonargparse's 'Parser key "seeds" element 2' (counted from 1) is now config key 'seeds[1]'."""
+    code, _, err = _printed(capsys, "pipeline", "--seeds", "0", "abc")
+    assert code == 2 and "config key 'seeds[1]': expected int, got abc" in err and "Parser key" not in err

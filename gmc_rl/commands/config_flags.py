@@ -3,7 +3,8 @@
 The flags of a config section are built by jsonargparse from the dataclasses of :mod:`gmc_rl.config`:
 ``--pretrain.epochs 3``, ``--pretrain.model.conv_channels [16,32]``, ``--agent.hyperparams '{"gamma": 0.98}'``,
 ``--evaluate.conditions [complete,image]``. The experiment's own keys are ``--name``, ``--env`` (``--env_id``),
-``--env-kwargs`` (``--env_kwargs``), ``--seeds 0 1 2`` and ``--methods gmc state``. A command gets the flags of
+``--env-kwargs`` (``--env_kwargs``), ``--seeds 0 1 2`` and ``--methods gmc state`` (or one quoted list, ``--seeds
+'[0, 1, 2]'``: :func:`expand_bracket_lists`). A command gets the flags of
 every section it reads (``gmc-rl pipeline`` all of them), and the section it is about also keeps short forms
 (``gmc-rl pretrain --epochs 3``, ``gmc-rl train --total-timesteps 20000``). A whole section can be given as
 ``--pretrain FILE`` or ``--pretrain '{"epochs": 3}'``. Values are read with the experiment configs' strict YAML
@@ -35,6 +36,7 @@ from gmc_rl.commands.flag_values import (  # noqa: F401  (re-exported: config_fl
     SECTIONS,
     TOP_LEVEL,
     check_flag_values,
+    expand_bracket_lists,
     keep_mapping_values,
 )
 from gmc_rl.config import (
@@ -125,6 +127,8 @@ def one_line(message: str) -> str:
     """jsonargparse's multi-line error message as one line, in gmc-rl's words ("config key 'a.b': expected int")."""
     parts = [" ".join(line.split()).lstrip("- ") for line in message.splitlines() if line.strip()]
     text = " ".join(part if part.endswith(":") else part + ";" for part in parts).rstrip(";")
+    text = re.sub(r'Parser key "([^"]+)" element (\d+):',  # jsonargparse counts a list's elements from 1
+                  lambda m: f"config key '{m.group(1)}[{int(m.group(2)) - 1}]':", text)
     text = re.sub(r'Parser key "([^"]+)":', r"config key '\1':", text)
     text = re.sub(r"<class '([\w.]+)'>", r"\1", text)
     return text.replace("Expected a ", "expected ").replace(". Got value: ", ", got ")
@@ -150,9 +154,10 @@ class CommandParser(jsonargparse.ArgumentParser):
         self._default_env = False
 
     def parse_args(self, args: Sequence[str] | None = None, *rest: Any, **kwargs: Any) -> Any:  # type: ignore[override]
-        """jsonargparse's parse, after :func:`check_flag_values` (a refused value is reported in one line)."""
-        argv = list(sys.argv[1:] if args is None else args)
-        message = check_flag_values(self, argv)
+        """jsonargparse's parse, after :func:`expand_bracket_lists` (``--seeds [0,1]`` is ``--seeds 0 1``) and
+        :func:`check_flag_values` (a refused value is reported in one line)."""
+        argv, message = expand_bracket_lists(self, list(sys.argv[1:] if args is None else args))
+        message = message or check_flag_values(self, argv)
         if message is not None:
             self.error(message)
         parsed = super().parse_args(argv, *rest, **kwargs)

@@ -85,6 +85,84 @@ def _flag_values(parser: argparse.ArgumentParser, argv: Sequence[str]
             yield flag, action, kind, index, text
 
 
+def _is_list_flag(action: argparse.Action) -> bool:
+    """Whether ``action`` is a config key given as several words (``--seeds 0 1 2``, ``--methods gmc state``,
+    ``--conditions complete sound``): the flags whose bracket form :func:`expand_bracket_lists` spells out."""
+    config_key = action.dest in TOP_LEVEL or "." in action.dest
+    return config_key and action.nargs in ("+", "*")
+
+
+def _bracket_items(text: str) -> list[str] | None:
+    """The items of a flat bracket list ``[a, b]`` as words (quotes around an item removed), or None when an item
+    is empty or itself a list or mapping."""
+    items = [item.strip() for item in text.strip()[1:-1].split(",")]
+    if items == [""]:
+        return None
+    words = []
+    for item in items:
+        if len(item) >= 2 and item[0] == item[-1] and item[0] in "'\"":
+            item = item[1:-1]
+        if not item or any(mark in item for mark in "[]{}"):
+            return None
+        words.append(item)
+    return words
+
+
+def expand_bracket_lists(parser: argparse.ArgumentParser, argv: Sequence[str]) -> tuple[list[str], str | None]:
+    """``argv`` with each bracket list of a several-word flag spelled out as its words (``--seeds [0,1]`` ->
+    ``--seeds 0 1``), and why one is refused (or None).
+
+    The dotted list keys take a list in brackets (``--evaluate.conditions [complete,sound]``) while their short
+    forms and ``--seeds``/``--methods`` take words, and jsonargparse refused ``--seeds [10]`` as "element 1:
+    expected int, got [10]" (and read ``--methods [gmc,state]`` as one method named "[gmc,state]"). Both forms now
+    mean the same, and the words then meet the checks of words (``--seeds [010]`` is refused as ``--seeds 010``
+    is, with advice that works). An empty or nested list is refused with the accepted forms.
+    """
+    actions = {flag: action for action in parser._actions for flag in action.option_strings}
+    out: list[str] = []
+    current: argparse.Action | None = None
+    flag = ""
+    for index, word in enumerate(argv):
+        if word == "--":  # the rest are positional words
+            return out + list(argv[index:]), None
+        if word.startswith("--"):
+            flag, eq, value = word.partition("=")
+            action = actions.get(flag)
+            current = action if action is not None and _is_list_flag(action) else None
+            if current is None or not eq:
+                out.append(word)
+                continue
+            out.append(flag)
+            word = value
+        opens, closes = word.strip().startswith("["), word.strip().endswith("]")
+        if current is None or not (opens or closes):
+            out.append(word)
+            continue
+        items = _bracket_items(word) if opens and closes else None
+        if items is None:
+            return out, _bracket_problem(current, flag, word, split=opens != closes)
+        out.extend(items)
+    return out, None
+
+
+def _bracket_problem(action: argparse.Action, flag: str, word: str, split: bool) -> str:
+    """Why the bracket word ``word`` of ``flag`` is refused (``split``: half a list, the shell having split
+    ``[0, 1]`` at its space), with both accepted forms."""
+    example = _EXAMPLES.get(action.dest, ("A", "B"))
+    if split:
+        what = "is half a list (quote a list that holds spaces)"
+    else:
+        what = "lists no value" if not word.strip()[1:-1].strip() else "is not a flat list of values"
+    return (f"config key {action.dest!r}: {flag} {word} {what}; give the values separated by spaces "
+            f"({flag} {' '.join(example)}) or as one quoted list ({flag} '[{', '.join(example)}]')")
+
+
+_EXAMPLES = {"seeds": ("0", "10"), "methods": ("gmc", "state"), "evaluate.conditions": ("complete", "sound"),
+             "evaluate.encoding_rules": ("mean", "projection"), "pretrain.model.conv_channels": ("8", "16"),
+             "pretrain.model.mlp_hidden": ("64", "64")}
+"""Two values of each several-word flag, for the message that shows its accepted forms."""
+
+
 def _strict_load(text: str, key: str) -> Any:
     """``text`` parsed by :class:`~gmc_rl.config.StrictLoader`, its refusals naming config key ``key``."""
     loader = StrictLoader(text)
