@@ -3,7 +3,8 @@
 An agent directory is self-contained: everything needed to rebuild the policy and its observation stack is in it::
 
     agent.json        what the agent is: method, algo, env_id, env_kwargs, seed, modalities, spaces, the full
-                      experiment config, versions, status ("training" or "complete"), steps trained
+                      experiment config, versions, status ("training" or "complete"), steps trained, and the SHA-256
+                      of encoder/'s config and weights (checked on load: :func:`check_encoder_digests`)
     agent.zip         the trained SB3 model (SB3's own zip format, written at the end of training)
     encoder/          copy of the GMC or MVAE checkpoint the policy reads (config.json + model.safetensors)
     checkpoints/      resumable state: latest.json -> step_<N>/{model.zip, replay_buffer.npz}
@@ -62,6 +63,13 @@ TB_DIR = "tb"
 
 ENCODER_FILES = ("config.json", "model.safetensors", "history.json")
 """Files of a GMC/MVAE checkpoint copied into ``encoder/`` (resume state and TensorBoard logs are left out)."""
+
+ENCODER_DIGESTS = "encoder_sha256"
+"""Key of ``agent.json`` recording the SHA-256 of the encoder copy's files (:data:`DIGESTED_ENCODER_FILES`), so that
+an ``encoder/`` replaced by another checkpoint of the same architecture is refused on load rather than read."""
+DIGESTED_ENCODER_FILES = ("model.safetensors", "config.json")
+"""The files of ``encoder/`` that decide the latent the policy reads, weights first (``history.json`` is a record
+only)."""
 
 STATUS_TRAINING = "training"
 STATUS_COMPLETE = "complete"
@@ -185,6 +193,7 @@ OPTIONAL_FIELDS: dict[str, Any] = {
     "train_seconds": float,
     "versions": dict,
     "distillation": dict,
+    ENCODER_DIGESTS: dict,
 }
 """Keys ``agent.json`` may hold (written by :func:`gmc_rl.agents.train_agent`), checked for their type when present."""
 
@@ -236,6 +245,41 @@ def check_agent_files(path: str | os.PathLike) -> None:
     encoder = path / ENCODER_DIR
     if path_kind(encoder) not in (None, "a directory"):
         raise CheckpointError(f"{wrong_path(encoder, 'agent encoder', 'directory')}; {fix}")
+
+
+def encoder_digests(agent_dir: str | os.PathLike) -> dict[str, str]:
+    """The SHA-256 of the files of ``agent_dir/encoder`` that decide the policy's latent, for ``agent.json``'s
+    :data:`ENCODER_DIGESTS` (written when an agent is trained or distilled)."""
+    encoder = Path(agent_dir) / ENCODER_DIR
+    return {name: file_sha256(encoder / name) for name in DIGESTED_ENCODER_FILES}
+
+
+def check_encoder_digests(agent_dir: str | os.PathLike, info: dict[str, Any]) -> None:
+    """Refuse an agent whose ``encoder/`` is not the one it was trained with: each file's SHA-256 must be the one
+    ``info`` (its ``agent.json``) records. An agent written before digests were recorded has none and is not
+    checked. Another checkpoint of the same architecture (pretrained with another seed, say) would otherwise be
+    read silently, and the policy would act on latents it never saw.
+
+    Raises:
+        CheckpointError: a recorded file differs or is missing, or the record is malformed.
+    """
+    recorded = info.get(ENCODER_DIGESTS)
+    if recorded is None:
+        return
+    file = Path(agent_dir) / AGENT_JSON
+    if set(recorded) != set(DIGESTED_ENCODER_FILES) or not all(isinstance(d, str) for d in recorded.values()):
+        raise CheckpointError(f"{file}: key {ENCODER_DIGESTS!r} must map {list(DIGESTED_ENCODER_FILES)} to SHA-256 "
+                              f"digests, got {str(recorded)[:120]}; the agent description was edited")
+    fix = ("restore the agent's own encoder/ from a copy, or train an agent on this encoder (`gmc-rl train --encoder "
+           "DIR --out NEW_DIR`)")
+    for name in DIGESTED_ENCODER_FILES:
+        target, digest = Path(agent_dir) / ENCODER_DIR / name, recorded[name]
+        if not target.is_file():
+            raise CheckpointError(f"the agent in {agent_dir} was trained with an encoder whose {name} is missing "
+                                  f"from {target.parent}; {fix}")
+        if file_sha256(target) != digest:
+            raise CheckpointError(f"{target} is not the encoder the agent in {agent_dir} was trained with (its "
+                                  f"SHA-256 differs from the one {file} records); {fix}")
 
 
 def read_agent_json(directory: str | os.PathLike) -> dict[str, Any]:

@@ -268,7 +268,8 @@ def distill_agent(
             start = time.perf_counter()
             history = _run_rounds(model, venv, teacher, settings, seed, writer, progress_bar, f"{method}-seed{seed}")
             layout.save_model_atomic(model, out_dir / layout.MODEL_ZIP)
-            info = agent_description(config, modalities, venv, source is not None, identity,
+            digests = layout.encoder_digests(out_dir) if source is not None else None
+            info = agent_description(config, modalities, venv, digests, identity,
                                      settings.rounds * settings.steps, sum(int(row["steps"]) for row in history))
             layout.write_agent_json(out_dir, {**info, "status": layout.STATUS_COMPLETE,
                                               "train_seconds": time.perf_counter() - start,

@@ -212,6 +212,7 @@ def load_agent(path: str | Path, device: str = "cpu", action_fit: bool = True) -
         encoder_dir = path / layout.ENCODER_DIR
         if not encoder_dir.is_dir():
             raise CheckpointError(f"the {method} agent in {path} has no {layout.ENCODER_DIR}/ directory")
+        layout.check_encoder_digests(path, info)  # another checkpoint of the same architecture would load too
         encoder = spec.load_encoder(encoder_dir, device=device)
         if action_fit and (path / layout.ACTION_FIT_DIR).exists():
             encoder = load_fitted_encoder(path, spec, encoder, device)

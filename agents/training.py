@@ -87,6 +87,7 @@ def _check_resumable(out_dir: Path, identity: dict[str, Any], resume: bool) -> d
     if not (out_dir / layout.AGENT_JSON).is_file():
         raise ConfigError(f"cannot resume in {out_dir}: it is not empty but holds no {layout.AGENT_JSON}")
     info = layout.read_agent_json(out_dir)
+    layout.check_encoder_digests(out_dir, info)  # training on would continue on another encoder's latents
     if info.get("distillation"):
         raise ConfigError(
             f"{out_dir} holds an agent distilled from a teacher, which RL training would start over: rerun the "
@@ -215,15 +216,18 @@ def check_gathering_memory(config: ExperimentConfig) -> None:
         base.close()
 
 
-def agent_description(config: ExperimentConfig, modalities: list[str], venv: Any, has_encoder: bool,
+def agent_description(config: ExperimentConfig, modalities: list[str], venv: Any, encoder: dict[str, str] | None,
                       identity: dict[str, Any], total: int, done: int) -> dict[str, Any]:
-    """The content of ``agent.json`` for an agent in training (``status`` "training", ``done`` steps so far)."""
+    """The content of ``agent.json`` for an agent in training (``status`` "training", ``done`` steps so far);
+    ``encoder``: the digests of its encoder copy (:func:`~gmc_rl.agents.agent_dir.encoder_digests`, checked on
+    load), None for a method without an encoder."""
     return {
         **{key: identity[key] for key in ("method", "algo", "env_id", "env_kwargs", "seed")},
         "modalities": modalities,
         "observation_space": str(venv.observation_space),
         "action_space": str(venv.action_space),
-        "encoder": layout.ENCODER_DIR if has_encoder else None,
+        "encoder": layout.ENCODER_DIR if encoder is not None else None,
+        **({layout.ENCODER_DIGESTS: encoder} if encoder is not None else {}),
         "identity": identity,
         "config": to_dict(config),
         "config_hash": config_hash(config),
@@ -331,7 +335,8 @@ def _train_locked(config: ExperimentConfig, method: str, seed: int, out_dir: Pat
                                 tensorboard_log=str(out_dir / layout.TB_DIR),
                                 device=str(resolve_device(agent_cfg.device, "agent.device")), verbose=verbose)
         done = _resume_point(model, out_dir, existing, total, agent_cfg.n_envs)
-        info = agent_description(config, modalities, venv, source is not None, identity, total, done)
+        digests = layout.encoder_digests(out_dir) if source is not None else None
+        info = agent_description(config, modalities, venv, digests, identity, total, done)
         seconds = float(existing.get("train_seconds", 0.0)) if existing else 0.0
         finished = existing is not None and existing.get("status") == layout.STATUS_COMPLETE
         if done >= total and finished and (out_dir / layout.MODEL_ZIP).is_file():

@@ -111,3 +111,45 @@ def test_gmc_checkpoint_of_another_env_is_refused(tmp_path):
     with pytest.raises(CheckpointError, match="modality 'image': expected shape \\(2, 32, 32\\), got \\(2, 60, 60\\)"):
         train_agent(experiment(), "gmc", 0, tmp_path / "agent", encoder_dir=tmp_path / "gmc", progress_bar=False)
     assert not (tmp_path / "agent").exists()
+
+
+def _another_checkpoint(gmc_dir, target):
+    """A valid GMC checkpoint of the same architecture as ``gmc_dir`` with other weights (as another seed gives)."""
+    from gmc_rl.checkpoint import save_gmc
+
+    model = load_gmc(gmc_dir)
+    for parameter in model.parameters():
+        parameter.data.add_(0.01)
+    save_gmc(model, target, provenance={})
+    return target
+
+
+def test_an_encoder_replaced_by_another_checkpoint_is_refused(gmc_agent, gmc_dir, tmp_path, capsys):
+    """Before, an agent's encoder/ replaced by another GMC checkpoint of the same architecture was read silently:
+    `gmc-rl evaluate` ran the policy on latents it never saw."""
+    from gmc_rl.agents.agent_dir import ENCODER_DIGESTS
+    from gmc_rl.cli import main
+    from gmc_rl.data import file_sha256
+
+    agent_dir = tmp_path / "agent"
+    shutil.copytree(gmc_agent, agent_dir)
+    info = json.loads((agent_dir / "agent.json").read_text())
+    assert info[ENCODER_DIGESTS] == {name: file_sha256(gmc_dir / name) for name in ("config.json",
+                                                                                     "model.safetensors")}
+    shutil.rmtree(agent_dir / "encoder")
+    shutil.rmtree(agent_dir / "action_fit", ignore_errors=True)
+    _another_checkpoint(gmc_dir, agent_dir / "encoder")
+    with pytest.raises(CheckpointError, match=r"is not the encoder the agent in .* was trained with") as caught:
+        load_agent(agent_dir)
+    assert str(agent_dir / "encoder" / "model.safetensors") in str(caught.value)
+    assert main(["evaluate", "--agent", str(agent_dir), "--conditions", "complete", "--episodes", "1",
+                 "--out", str(tmp_path / "eval"), "--no-progress"]) == 2
+    assert "is not the encoder the agent in" in capsys.readouterr().err
+    with pytest.raises(CheckpointError, match="is not the encoder the agent in"):  # nor trained on further
+        train_agent(experiment(total=400), "gmc", 0, agent_dir, resume=True, progress_bar=False)
+    # An agent written before the digests were recorded loads as before.
+    shutil.rmtree(agent_dir / "encoder")
+    shutil.copytree(gmc_agent / "encoder", agent_dir / "encoder")
+    info.pop(ENCODER_DIGESTS)
+    (agent_dir / "agent.json").write_text(json.dumps(info))
+    assert load_agent(agent_dir).encoder.checkpoint_path == agent_dir / "encoder"
