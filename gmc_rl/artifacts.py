@@ -27,6 +27,13 @@ ARTIFACT_MARKERS = {"agent.json": "an agent", "model.safetensors": "a checkpoint
 AGENT_OWN_FOLDERS = ("checkpoints", "tb", "encoder", "action_fit", "eval")
 """The folders of an agent directory that its training writes (``gmc_rl.agents.agent_dir``); results go beside them."""
 
+DATASET_FILES = ("metadata.json", "train.npz", "val.npz")
+CHECKPOINT_FILES = ("config.json", "model.safetensors")
+AGENT_FILES = ("agent.json", "agent.zip")
+"""The files of a dataset, a checkpoint (GMC, MVAE, MUSE, an action fit) and an agent that loading them reads: what
+a finished pipeline stage must still hold (:class:`gmc_rl.stages.Stage`). Logs, plots and resume points are not
+among them."""
+
 
 def artifact_kind(directory: Path) -> tuple[str, str] | None:
     """``(kind, marker file)`` if ``directory`` is a gmc-rl artifact (an agent, a checkpoint, a dataset, a pipeline

@@ -65,6 +65,7 @@ def run_tasks(tasks: Sequence[Task], *, jobs: int = 1, progress: bool = True, lo
     stages.check_tasks(tasks, jobs)
     check_backend(backend, address)
     if backend == "ray":
+        stages.check_unchanged([task.stage for task in tasks])
         ray_backend.run_tasks_ray(list(tasks), jobs, log, address)
     else:
         stages.run_tasks(tasks, jobs=jobs, progress=progress, log=log)

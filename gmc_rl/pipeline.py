@@ -52,6 +52,7 @@ from gmc_rl.agent_evaluation import (  # noqa: F401  (re-exported: gmc_rl.pipeli
     evaluate_agent,
     record_agent_videos,
 )
+from gmc_rl.artifacts import AGENT_FILES, CHECKPOINT_FILES, DATASET_FILES
 from gmc_rl.backends import check_backend, run_tasks
 from gmc_rl.config import (
     ACTION_FIT_KEYS,
@@ -225,7 +226,8 @@ def _run_locked(config: ExperimentConfig, run_dir: Path, conditions: list[str], 
     # Tables and plot of all methods (and optional videos).
     eval_dir = run_dir / "eval"
     report = Stage(run_dir, "report", eval_dir / "results.json",
-                   {"evaluations": [s.hash for s in evaluations.values()], "methods": methods, "seeds": seeds})
+                   {"evaluations": [s.hash for s in evaluations.values()], "methods": methods, "seeds": seeds},
+                   needs=[eval_dir / name for name in ("results.json", "results.md", "results.png")])
     run_stage(report, log, "report", lambda resume: _write_report(config, run_dir, conditions, evaluations),
               resumable=False, after=[s.name for s in evaluations.values()])
     if config.evaluate.video:
@@ -256,14 +258,16 @@ def _encoder_tasks(config: ExperimentConfig, run_dir: Path, tasks: list[Task]) -
     encoders: dict[str, Stage] = {}
     encoder_methods = [get_method(m) for m in encoder_method_names() if m in methods]
     if encoder_methods:
-        data = Stage(run_dir, "collect", run_dir / "data", {**env, "collect": collect_identity(config.collect)})
+        data = Stage(run_dir, "collect", run_dir / "data", {**env, "collect": collect_identity(config.collect)},
+                     needs=[run_dir / "data" / name for name in DATASET_FILES])
         tasks.append(Task(data, "collect", partial(_collect, config, data.output), resumable=False))
         for spec in encoder_methods:
             identity = spec.encoder_stage
             assert identity is not None and spec.pretrain is not None  # encoder methods have both (methods.py)
             stage = Stage(run_dir, identity.name, run_dir / identity.directory,
                           {"data": data.hash, "pretrain": pretrain_identity(config.pretrain, spec.name),
-                           **identity.extra_inputs})
+                           **identity.extra_inputs},
+                          needs=[run_dir / identity.directory / name for name in CHECKPOINT_FILES])
             tasks.append(Task(stage, identity.label, partial(spec.pretrain, config, data.output, stage.output),
                               after=(data.name,)))
             encoders[spec.name] = stage
@@ -290,7 +294,11 @@ def _agent_tasks(config: ExperimentConfig, run_dir: Path, encoders: dict[str, St
             if teacher_stage is not None:
                 agent_inputs["distill"] = {"teacher": teacher_stage.hash, "rounds": config.agent.distill_rounds,
                                            "steps": config.agent.distill_steps}
-            stage = Stage(run_dir, f"train_{name}", run_dir / "agents" / name, agent_inputs)
+            folder = run_dir / "agents" / name
+            needs = [folder / file for file in AGENT_FILES]
+            if encoder is not None:  # the agent's own copy of its encoder
+                needs += [folder / "encoder" / file for file in CHECKPOINT_FILES]
+            stage = Stage(run_dir, f"train_{name}", folder, agent_inputs, needs=needs)
             if teacher_stage is not None and encoder is not None:
                 work = partial(_distill, config, method, seed, stage.output, encoder.output, teacher_stage.output)
                 after: tuple[str, ...] = (encoder.name, teacher_stage.name)
@@ -316,7 +324,8 @@ def _action_fit_tasks(config: ExperimentConfig, run_dir: Path, encoders: dict[st
             agent_stage = agents[("gmc", seed)]
             name = agent_name("gmc", seed)
             stage = Stage(run_dir, f"action_fit_{name}", agent_stage.output / ACTION_FIT_DIR,
-                          {"agent": agent_stage.hash, "action_fit": settings})
+                          {"agent": agent_stage.hash, "action_fit": settings},
+                          needs=[agent_stage.output / ACTION_FIT_DIR / file for file in CHECKPOINT_FILES])
             tasks.append(Task(stage, f"action fit {name}", partial(_action_fit, config, agent_stage.output),
                               after=(agent_stage.name,), resumable=False))
             fits[("gmc", seed)] = stage
@@ -342,7 +351,8 @@ def _evaluation_tasks(config: ExperimentConfig, run_dir: Path, conditions: list[
         diagnose = method in encoders and ev.diagnostic_episodes > 0
         if diagnose:
             inputs["diagnostics"] = {"episodes": ev.diagnostic_episodes, "horizon": ev.diagnostic_horizon}
-        stage = Stage(run_dir, f"evaluate_{name}", run_dir / "eval" / "runs" / f"{name}.json", inputs)
+        record = run_dir / "eval" / "runs" / f"{name}.json"
+        stage = Stage(run_dir, f"evaluate_{name}", record, inputs, needs=[record])
         evaluate = partial(_evaluate, run_dir, agent_stage.output, stage.output, conditions, ev.episodes, seed,
                            ev.n_envs, (ev.diagnostic_episodes, ev.diagnostic_horizon) if diagnose else None,
                            list(ev.encoding_rules), ev.action_limit, (method, seed) in fits)

@@ -38,6 +38,7 @@ from typing import Any
 from gmc_rl.config import config_hash
 from gmc_rl.errors import ConfigError, WorkerLostError
 from gmc_rl.io import read_json, remove_path, write_json_atomic
+from gmc_rl.npz_files import file_sha256
 from gmc_rl.progress import PROGRESS_FILE_ENV, format_progress, read_progress
 
 STAGES_DIR = "stages"
@@ -56,19 +57,22 @@ class Stage:
     the marker is "done" with the current hash, its output is whole and the stages it waits for are the very runs
     it was made from; a "running" marker with the current hash means an interrupted attempt that can be resumed.
 
-    "Whole": a finished marker lists the files of its output (:func:`recorded_files`), and each must still be
-    there; files later stages add to the folder (an agent's ``action_fit/``) are not listed, so they never undo
-    the stage that came before them. "The very runs": each finished marker carries a new ``token`` and the tokens
-    of the stages it waited for (``after``); when one of those ran again (its output had been deleted, say), the
-    stages made from the old one run again too.
+    "Whole": ``needs`` names the files of the output that later stages read (an agent's ``agent.zip``, the data's
+    ``val.npz``); a finished marker records each with its SHA-256. One that is gone makes the stage run again; one
+    whose bytes changed (another command wrote it, or it was edited) is refused by :meth:`check_unchanged`, since
+    gmc-rl overwrites only what it wrote. Logs, plots and resume points are not needed by anyone: deleting them keeps
+    the stage done. "The very runs": each finished marker carries a new ``token`` and the tokens of the stages it
+    waited for (``after``); when one of those ran again (its output had been deleted, say), the stages made from
+    the old one run again too.
     """
 
-    def __init__(self, run_dir: Path, name: str, output: Path, inputs: Any) -> None:
+    def __init__(self, run_dir: Path, name: str, output: Path, inputs: Any, needs: Sequence[Path] = ()) -> None:
         self.run_dir = run_dir
         self.name = name
         self.output = output
         self.hash = config_hash(inputs)
         self.marker = run_dir / STAGES_DIR / f"{name.replace('/', '_')}.json"
+        self.needs = [str(Path(path).relative_to(run_dir)) for path in needs]
 
     def _marker(self) -> dict[str, Any]:
         """The marker's content if it is a marker of this stage and output; {} if it is missing or unreadable."""
@@ -80,6 +84,13 @@ class Stage:
                 or data.get("output") != str(self.output.relative_to(self.run_dir)):
             return {}
         return data
+
+    def _recorded(self, marker: dict[str, Any]) -> dict[str, str]:
+        """The needed files a finished marker recorded, with their digests ({} for markers that record none)."""
+        files = marker.get("files")
+        if not isinstance(files, dict):
+            return {}
+        return {name: digest for name, digest in files.items() if isinstance(name, str) and isinstance(digest, str)}
 
     def is_done(self, after: Sequence[str] | None = None) -> bool:
         """True if the marker is "done" with this stage's hash, the output is whole, and the stages ``after``
@@ -94,14 +105,22 @@ class Stage:
             return "not finished with these inputs"
         if not self.output.exists():
             return "its output is gone"
-        missing = [name for name in marker.get("files") or [] if not (self.output / name).exists()]
+        missing = [name for name in self._recorded(marker) if not (self.run_dir / name).exists()]
         if missing:
             shown = ", ".join(missing[:3]) + (f" and {len(missing) - 3} more" if len(missing) > 3 else "")
-            return f"files of its finished output are gone ({shown})"
+            return f"files it made are gone ({shown})"
         # a marker written before markers carried tokens has no "upstream": it stays done
         if after is not None and "upstream" in marker and marker["upstream"] != self._upstream(after):
             return "a stage it was made from ran again"
         return ""
+
+    def changed_files(self) -> list[str]:
+        """The needed files of a finished stage (with the current inputs) whose bytes are no longer those it wrote."""
+        marker = self._marker()
+        if marker.get("hash") != self.hash or marker.get("status") != "done":
+            return []  # not kept anyway: redone, its recorded output removed (begin)
+        return [name for name, digest in self._recorded(marker).items()
+                if (self.run_dir / name).is_file() and file_sha256(self.run_dir / name) != digest]
 
     def begin(self, resumable: bool = True) -> bool:
         """Prepare to run the stage; return ``resume``.
@@ -137,10 +156,12 @@ class Stage:
         return resume
 
     def finish(self, seconds: float, after: Sequence[str] = ()) -> None:
-        """Record the stage as done: its output's files, a new token, and the tokens of the stages ``after``."""
+        """Record the stage as done: the digests of its needed files, a new token, and the tokens of the stages
+        ``after``."""
+        files = {name: file_sha256(self.run_dir / name) for name in self.needs if (self.run_dir / name).is_file()}
         write_json_atomic(self.marker, {"stage": self.name, "hash": self.hash, "status": "done",
                                         "output": str(self.output.relative_to(self.run_dir)),
-                                        "seconds": round(seconds, 2), "files": recorded_files(self.output),
+                                        "seconds": round(seconds, 2), "files": files,
                                         "token": uuid.uuid4().hex, "upstream": self._upstream(after)})
 
     def _upstream(self, after: Sequence[str]) -> dict[str, str | None]:
@@ -156,23 +177,25 @@ class Stage:
         return tokens
 
 
-RECORD_SKIPPED = ("tb", "checkpoints")
-"""Folders of an output that :func:`recorded_files` leaves out: logs and resume points no later stage reads, so a
-user may delete them to save space without undoing the stage."""
+def check_unchanged(stages: Sequence[Stage]) -> None:
+    """Refuse to go on when a finished stage's needed files were changed after it wrote them.
 
+    The run would otherwise be "up to date" while holding another command's output (``gmc-rl train --out
+    RUN/agents/... --resume``, ``gmc-rl collect --out RUN/data --update``) or a hand-edited record, and every result
+    made from it would be silently stale. Checked before anything runs.
 
-def recorded_files(output: Path) -> list[str]:
-    """The files of a finished ``output`` folder that a done-marker lists (paths relative to it, sorted; [] for a
-    file output): every regular file except hidden ones (locks, temporaries) and those under
-    :data:`RECORD_SKIPPED`."""
-    if not output.is_dir() or output.is_symlink():
-        return []
-    files = []
-    for path in output.rglob("*"):
-        parts = path.relative_to(output).parts
-        if path.is_file() and not any(part.startswith(".") for part in parts) and parts[0] not in RECORD_SKIPPED:
-            files.append("/".join(parts))
-    return sorted(files)
+    Raises:
+        ConfigError: naming the changed files, their stages, and the two ways on.
+    """
+    changed = [(stage, name) for stage in stages for name in stage.changed_files()]
+    if changed:
+        run_dir = changed[0][0].run_dir
+        shown = "; ".join(f"{name} (stage {stage.name})" for stage, name in changed[:5])
+        more = f" and {len(changed) - 5} more" if len(changed) > 5 else ""
+        raise ConfigError(
+            f"run directory {run_dir} no longer holds what its stages made: {shown}{more} changed after the stage "
+            "wrote it (another command wrote there, or it was edited). gmc-rl does not overwrite it: move the file "
+            "(or its folder) away and rerun to have the stage made again, or use a new --out")
 
 
 @dataclass
@@ -195,6 +218,7 @@ def run_stage(stage: Stage, log: Log, label: str, work: Callable[[bool], Any],
               resumable: bool = True, after: Sequence[str] = ()) -> tuple[Any, bool]:
     """Run ``work(resume)`` for ``stage`` in this process unless it is done (``after``: the names of the stages it
     waits for, see :meth:`Stage.is_done`); return (its result, whether it ran)."""
+    check_unchanged([stage])
     if stage.is_done(after):
         _log_skipped(stage, log, label)
         return None, False
@@ -226,6 +250,7 @@ def run_tasks(tasks: Sequence[Task], *, jobs: int = 1, progress: bool = True, lo
     """Run every task whose stage is not done on this machine: in order here (``jobs=1``) or up to ``jobs`` at once
     in worker processes (see module). :func:`gmc_rl.backends.run_tasks` also runs them on Ray."""
     check_tasks(tasks, jobs)
+    check_unchanged([task.stage for task in tasks])
     if jobs == 1:
         for task in tasks:
             run_stage(task.stage, log, task.label, partial(_run_here, task.work, progress=progress), task.resumable,

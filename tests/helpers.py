@@ -369,9 +369,10 @@ def write_folder(path: Path, *, resume: bool, progress: bool) -> None:
 
 
 def folder_tasks(run_dir: Path) -> list[Task]:
-    """Three tasks in a row: ``agent`` writes a folder (:func:`write_folder`); ``evaluate`` and ``report``, each a
-    stamp, wait for the one before."""
-    agent = Stage(run_dir, "agent", run_dir / "agent", {"name": "agent"})
+    """Three tasks in a row: ``agent`` writes a folder (:func:`write_folder`) whose model and encoder later stages
+    need; ``evaluate`` and ``report``, each a stamp, wait for the one before."""
+    agent = Stage(run_dir, "agent", run_dir / "agent", {"name": "agent"},
+                  needs=[run_dir / "agent" / "agent.zip", run_dir / "agent" / "encoder" / "model.safetensors"])
     return [Task(agent, "agent", partial(write_folder, agent.output)),
             stamp_task(run_dir, "evaluate", after=("agent",)), stamp_task(run_dir, "report", after=("evaluate",))]
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 
 import pytest
 from helpers import check_results, tiny_config
@@ -68,15 +69,32 @@ def test_tiny_pipeline_pendulum_all_methods_then_rerun_skips(tmp_path, capsys):
         assert record["evaluation"][condition]["per_seed"][0]["returns"] == \
             results["results"]["gmc"][condition]["per_seed"][0]["returns"]
 
-    # A deleted agent.zip is not "up to date": the agent is trained again, and what was made from it is redone.
+    # Resume points, plots and logs may go: still up to date.
+    shutil.rmtree(run_dir / "gmc" / "last")
+    for plot in [run_dir / "gmc" / "latents_pca.png", *run_dir.glob("agents/*/eval/*.zip")]:
+        plot.unlink()
+    messages.clear()
+    run_pipeline(config, run_dir, progress=False, log=messages.append)
+    assert not [m for m in messages if "] running" in m or "] resuming" in m]
+
+    # A deleted agent.zip is not "up to date": the agent is trained again, and what was made from it is redone;
+    # so is a deleted results.md.
     (run_dir / "agents" / "gmc-seed0" / "agent.zip").unlink()
+    (run_dir / "eval" / "results.md").unlink()
     messages.clear()
     run_pipeline(config, run_dir, progress=False, log=messages.append)
     assert sorted(m.split("]")[0][1:] for m in messages if "] running ->" in m) == [
         "action fit gmc-seed0", "evaluate gmc-seed0", "report", "train gmc-seed0"]
-    assert "[train gmc-seed0] finished before, but files of its finished output are gone (agent.zip): running it " \
-           "again" in messages
+    assert "[train gmc-seed0] finished before, but files it made are gone (agents/gmc-seed0/agent.zip): running " \
+           "it again" in messages
     assert (run_dir / "agents" / "gmc-seed0" / "agent.zip").is_file()
+    assert (run_dir / "eval" / "results.md").is_file()
+
+    # An evaluation record edited by hand (its method) is refused, not reported as another method's agent.
+    record_file = run_dir / "eval" / "runs" / "gmc-seed0.json"
+    record_file.write_text(record_file.read_text().replace('"method": "gmc"', '"method": "state"'))
+    with pytest.raises(ConfigError, match=r"eval/runs/gmc-seed0.json \(stage evaluate_gmc-seed0\) changed"):
+        run_pipeline(config, run_dir, progress=False, log=messages.append)
 
 
 def test_tiny_pipeline_three_modality_env(tmp_path):

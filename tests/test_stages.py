@@ -202,7 +202,7 @@ def test_redoing_a_stage_whose_output_is_a_link_removes_the_link_not_its_target(
 @pytest.mark.parametrize("jobs", [1, 2])
 def test_a_finished_stage_whose_files_are_gone_runs_again_and_so_do_the_stages_made_from_it(tmp_path, jobs):
     """Before, a finished run said "up to date" after its agent.zip (or data/val.npz) was deleted, and the next
-    stage to read it failed. Every file a finished stage wrote counts, except its logs and resume points."""
+    stage to read it failed. The files later stages read count; logs, plots and resume points do not."""
     from helpers import folder_tasks
 
     log: list[str] = []
@@ -220,13 +220,36 @@ def test_a_finished_stage_whose_files_are_gone_runs_again_and_so_do_the_stages_m
     (tmp_path / "agent" / "encoder" / "model.safetensors").unlink()
     log.clear()
     run_tasks(folder_tasks(tmp_path), jobs=jobs, log=log.append)
-    assert "[agent] finished before, but files of its finished output are gone (encoder/model.safetensors): " \
-           "running it again" in log
+    assert "[agent] finished before, but files it made are gone (agent/encoder/model.safetensors): running it " \
+           "again" in log
     assert "[evaluate] finished before, but a stage it was made from ran again: running it again" in log
     assert (tmp_path / "agent" / "encoder" / "model.safetensors").is_file()
     assert not (tmp_path / "agent" / "action_fit").exists()  # the redone stage starts from an empty folder
     assert all(stamp(tmp_path, name)["end"] > first[name] for name in first)
     assert all(task.stage.is_done(task.after) for task in folder_tasks(tmp_path))
+
+
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_a_finished_stage_whose_files_were_changed_is_refused_before_anything_runs(tmp_path, jobs):
+    """Before, `gmc-rl train --out RUN/agents/... --resume` or `collect --out RUN/data --update` replaced a stage's
+    output and the run stayed "up to date", its results made from the old files."""
+    from helpers import folder_tasks
+
+    run_tasks(folder_tasks(tmp_path), jobs=jobs, log=lambda line: None)
+    model = tmp_path / "agent" / "agent.zip"
+    model.write_text("another command's agent")
+    report_before = stamp(tmp_path, "report")
+    with pytest.raises(ConfigError, match=r"no longer holds what its stages made: agent/agent.zip \(stage agent\) "
+                                          r"changed after the stage wrote it .* move the file"):
+        run_tasks(folder_tasks(tmp_path), jobs=jobs, log=lambda line: None)
+    assert model.read_text() == "another command's agent"  # not overwritten
+    assert stamp(tmp_path, "report") == report_before  # nothing ran
+
+    model.unlink()  # moved away, as the message says: the stage is made again
+    log: list[str] = []
+    run_tasks(folder_tasks(tmp_path), jobs=jobs, log=log.append)
+    assert any(line.startswith("[agent] finished before, but files it made are gone") for line in log)
+    assert model.read_text().startswith("agent.zip ")
 
 
 def test_markers_written_before_tokens_keep_their_stages_done(tmp_path):
