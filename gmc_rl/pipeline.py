@@ -221,6 +221,8 @@ def _run_locked(config: ExperimentConfig, run_dir: Path, conditions: list[str], 
     log(f"gmc-rl pipeline: {config.name} on {config.env_id}; methods {methods}, seeds {seeds}; run dir {run_dir}"
         + (f"; {jobs} stages at once" if jobs > 1 and backend == "local" else ""))
     tasks, agents, evaluations = _plan(config, run_dir, conditions)
+    for task in tasks:  # outputs of the old config: not current from now on, even if this run stops early
+        task.stage.mark_outdated()
     run_tasks(tasks, jobs=jobs, progress=progress, log=log, backend=backend, address=address)
 
     # Tables and plot of all methods (and optional videos).

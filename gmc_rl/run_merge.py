@@ -12,9 +12,19 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from gmc_rl.config import (
+    ACTION_FIT_KEYS,
+    ExperimentConfig,
+    agent_identity,
+    collect_identity,
+    pretrain_identity,
+    to_dict,
+)
 from gmc_rl.errors import ConfigError
-from gmc_rl.io import distinct_paths, require_existing
+from gmc_rl.io import distinct_paths, read_json, require_existing
+from gmc_rl.methods import encoder_method_names
 from gmc_rl.run_dir import read_run_config
+from gmc_rl.stages import STAGES_DIR
 
 
 def _refuse_a_second_copy(record: Mapping[str, Any], path: Path, seen: dict[str, Path]) -> None:
@@ -74,6 +84,82 @@ def _refuse_unequal_conditions(conditions: Mapping[str, list[tuple[str, list[str
                     "--evaluate.conditions ...`) or report them separately")
 
 
+def agent_settings(config: ExperimentConfig, method: str) -> dict[str, Any]:
+    """Every setting ``method``'s agents in a run with ``config`` were made from, but the seeds: the agent section
+    (with the method's hyperparameters, its distillation and action fit), and for a method that reads an encoder the
+    collect and pretrain sections. Agents of one method pooled from several runs must agree on all of it."""
+    agent = to_dict(config.agent)
+    settings: dict[str, Any] = {"agent": {**agent_identity(config.agent, method),
+                                          **{key: agent[key] for key in ACTION_FIT_KEYS if method == "gmc"}}}
+    if method in encoder_method_names():
+        if config.distill_teacher():
+            settings["agent"].update({key: agent[key] for key in ("distill_rounds", "distill_steps")},
+                                     distill_from=config.distill_teacher())
+        settings["collect"] = {key: value for key, value in collect_identity(config.collect).items() if key != "seed"}
+        settings["pretrain"] = {key: value for key, value in pretrain_identity(config.pretrain, method).items()
+                                if key != "seed"}
+    return json.loads(json.dumps(settings))
+
+
+def _refuse_other_settings(settings: Mapping[str, list[tuple[str, dict[str, Any]]]]) -> None:
+    """Refuse a method whose agents come from runs made with different settings (another latent size, another
+    number of training steps): one row would average different methods as if they were seeds of one.
+
+    ``settings`` maps each method to its ``(run directory, agent_settings)`` pairs in reading order."""
+    for method, items in settings.items():
+        first_run, first = items[0]
+        for run_dir, own in items[1:]:
+            if own != first:
+                a, b = _flatten(first), _flatten(own)
+                differ = "; ".join(f"{key}: {a.get(key, 'unset')!r} vs {b.get(key, 'unset')!r}"
+                                   for key in sorted({*a, *b}) if a.get(key, "unset") != b.get(key, "unset"))
+                raise ConfigError(
+                    f"the {method} agents of {first_run} and {run_dir} were made with different settings ({differ}): "
+                    "pooled, one row would average different methods as if they were seeds of one; report them "
+                    "separately (or leave the method out of one with --methods)")
+
+
+def _flatten(data: Any, prefix: str = "") -> dict[str, Any]:
+    """``{"a": {"b": 1}}`` -> ``{"a.b": 1}``, for naming the settings that differ."""
+    if isinstance(data, dict) and data:
+        return {key: value for name, inner in data.items()
+                for key, value in _flatten(inner, f"{prefix}{name}.").items()}
+    return {prefix.rstrip("."): data}
+
+
+def _configured_records(run_dir: Path, config: ExperimentConfig) -> list[Path]:
+    """The evaluation records of the agents ``config`` names (every method x seed), in that order.
+
+    Records of agents the config no longer names (left by a run whose seeds or methods were changed with
+    ``--update``) are not read: they were made with other settings. A named agent without a record means the run is
+    not finished, and is refused rather than silently left out of the table.
+    """
+    folder = run_dir / "eval" / "runs"
+    names = [f"{method}-seed{int(seed)}" for method in config.methods for seed in config.seeds]
+    missing = [name for name in names if not (folder / f"{name}.json").is_file()]
+    if missing:
+        raise ConfigError(f"{run_dir} is not finished: no evaluation of {', '.join(missing[:5])}"
+                          f"{' and more' if len(missing) > 5 else ''} (eval/runs/); rerun `gmc-rl pipeline --out "
+                          f"{run_dir}` to finish it, then report")
+    outdated = [name for name in names if _marker_status(run_dir, f"evaluate_{name}") not in (None, "done")]
+    if outdated:
+        raise ConfigError(f"{run_dir} is not finished: the evaluation of {', '.join(outdated[:5])}"
+                          f"{' and more' if len(outdated) > 5 else ''} was made with settings the run's config no "
+                          f"longer has, or is under way; rerun `gmc-rl pipeline --out {run_dir}` to finish it, then "
+                          "report")
+    return [folder / f"{name}.json" for name in names]
+
+
+def _marker_status(run_dir: Path, stage: str) -> str | None:
+    """The status in the stage marker ``stages/<stage>.json`` of ``run_dir`` (None when there is none to read)."""
+    try:
+        marker = read_json(run_dir / STAGES_DIR / f"{stage}.json", "stage marker")
+    except (OSError, ValueError):
+        return None
+    status = marker.get("status") if isinstance(marker, dict) else None
+    return status if isinstance(status, str) else None
+
+
 def merge_runs(run_dirs: Sequence[str | os.PathLike], methods: Sequence[str] | None = None) -> dict[str, Any]:
     """One results document from the agent evaluations of several pipeline run directories.
 
@@ -102,13 +188,14 @@ def merge_runs(run_dirs: Sequence[str | os.PathLike], methods: Sequence[str] | N
     env_kwargs: dict[str, dict[str, Any]] = {}
     conditions: dict[str, list[tuple[str, list[str]]]] = {}
     seen_records: dict[str, Path] = {}  # canonical content of each evaluation record -> the file it came from
+    settings: dict[str, list[tuple[str, dict[str, Any]]]] = {}  # method -> (run, agent_settings) per run
     for run_dir in map(Path, run_dirs):
         require_existing(run_dir, "run directory")
-        records = sorted((run_dir / "eval" / "runs").glob("*.json"))
-        if not records:
+        if not any((run_dir / "eval" / "runs").glob("*.json")):
             raise ConfigError(f"{run_dir} has no agent evaluations (eval/runs/*.json); run `gmc-rl pipeline` there "
                               "first")
         run_config = read_run_config(run_dir)
+        records = _configured_records(run_dir, run_config)
         episodes[str(run_dir)] = run_config.evaluate.episodes
         env_kwargs[str(run_dir)] = dict(run_config.env_kwargs or {})
         for path in records:
@@ -122,10 +209,14 @@ def merge_runs(run_dirs: Sequence[str | os.PathLike], methods: Sequence[str] | N
                 conditions.setdefault(row, []).append((name, list(evaluation)))
             if record.get("diagnostics"):
                 diagnostics.setdefault(record["method"], {})[name] = record["diagnostics"]
+            if not any(item[0] == str(run_dir) for item in settings.get(record["method"], [])):
+                settings.setdefault(record["method"], []).append(
+                    (str(run_dir), agent_settings(run_config, record["method"])))
     if len(env_ids) > 1:
         raise ConfigError(f"the runs evaluate different envs: {sorted(env_ids)}")
     _refuse_other_env_kwargs(env_kwargs)
     _refuse_unequal_conditions(conditions)
+    _refuse_other_settings(settings)
     order = list(methods) if methods else list(runs)
     missing = [m for m in order if m not in runs]
     if missing:

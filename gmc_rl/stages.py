@@ -42,6 +42,9 @@ from gmc_rl.npz_files import file_sha256
 from gmc_rl.progress import PROGRESS_FILE_ENV, format_progress, read_progress
 
 STAGES_DIR = "stages"
+OUTDATED = "outdated"
+"""A marker's status for a finished output made with inputs the run's config no longer has
+(:meth:`Stage.mark_outdated`)."""
 
 Log = Callable[[str], None]
 
@@ -121,6 +124,13 @@ class Stage:
             return []  # not kept anyway: redone, its recorded output removed (begin)
         return [name for name, digest in self._recorded(marker).items()
                 if (self.run_dir / name).is_file() and file_sha256(self.run_dir / name) != digest]
+
+    def mark_outdated(self) -> None:
+        """Say in the marker that a finished output was made with other inputs (the run's config was changed with
+        ``--update``), before the stage is redone: until then ``gmc-rl report`` must not read it as current."""
+        marker = self._marker()
+        if marker.get("status") == "done" and marker.get("hash") != self.hash:
+            write_json_atomic(self.marker, {**marker, "status": OUTDATED})
 
     def begin(self, resumable: bool = True) -> bool:
         """Prepare to run the stage; return ``resume``.

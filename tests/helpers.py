@@ -334,7 +334,9 @@ def same_tensors(a: Path, b: Path) -> bool:
 def fake_run(run_dir: Path, agent: str, returns: list[float]) -> Path:
     """A run directory holding what `gmc-rl report` reads: config.yaml and one agent's evaluation record."""
     (run_dir / "eval" / "runs").mkdir(parents=True)
-    (run_dir / "config.yaml").write_text(yaml.safe_dump(to_dict(ExperimentConfig(env_id=PENDULUM_ID))))
+    method, seed = agent.rsplit("-seed", 1)  # the config names the agent, as a pipeline run's does
+    config = ExperimentConfig(env_id=PENDULUM_ID, methods=[method], seeds=[int(seed)])
+    (run_dir / "config.yaml").write_text(yaml.safe_dump(to_dict(config)))
     summary = summarize([({"seed": 0}, returns, [10] * len(returns))])
     record = {"agent": agent, "method": "gmc", "env_id": PENDULUM_ID, "seeds": [0], "evaluation": {"complete": summary}}
     (run_dir / "eval" / "runs" / f"{agent}.json").write_text(json.dumps(record))

@@ -76,3 +76,76 @@ def test_merge_refuses_bad_inputs(two_runs, tmp_path):
         merge_runs([a, tmp_path])
     with pytest.raises(ConfigError, match=r"method\(s\) \['gmc'\]"):
         merge_runs([a], methods=["gmc"])
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# What a run's report pools: the agents its config names, finished, made with one set of settings per method
+# (red-team pass six, F3, F8, F14).
+
+
+def _edit_config(run_dir, **changes):
+    """Change keys of a fake run's config.yaml (``section__key=value``)."""
+    import yaml
+
+    path = run_dir / "config.yaml"
+    data = yaml.safe_load(path.read_text())
+    for key, value in changes.items():
+        section, _, name = key.partition("__")
+        if name:
+            data[section][name] = value
+        else:
+            data[section] = value
+    path.write_text(yaml.safe_dump(data))
+
+
+def test_runs_whose_agents_were_made_with_other_settings_are_not_pooled(tmp_path):
+    """Before, a latent size of 4 and of 6, or 200 and 300 training steps, were averaged in one gmc row."""
+    from helpers import fake_run
+
+    a = fake_run(tmp_path / "A", "gmc-seed0", [-5.0, -7.0])
+    b = fake_run(tmp_path / "B", "gmc-seed1", [-6.0, -8.0])
+    _edit_config(b, pretrain__seed=3, collect__seed=4)  # other seeds only: one method, pooled
+    assert merge_runs([a, b])["results"]["gmc"]["complete"]["episodes"] == 4
+    _edit_config(b, agent__total_timesteps=300)
+    with pytest.raises(ConfigError, match=r"the gmc agents of .*A and .*B were made with different settings "
+                                          r"\(agent.total_timesteps: 30000 vs 300\)"):
+        merge_runs([a, b])
+    assert merge_runs([a])["agents"] == {"gmc": [f"{a}/gmc-seed0"]}
+
+
+def test_a_run_missing_an_evaluation_its_config_names_is_not_finished(tmp_path):
+    """Before, `report` silently left out the agents not yet evaluated."""
+    from helpers import fake_run
+
+    run = fake_run(tmp_path / "RUN", "gmc-seed0", [-5.0, -7.0])
+    _edit_config(run, seeds=[0, 1])
+    with pytest.raises(ConfigError, match=r"RUN is not finished: no evaluation of gmc-seed1 .*gmc-rl pipeline --out"):
+        merge_runs([run])
+
+
+def test_report_of_an_updated_run_reads_the_current_agents_only(tmp_path):
+    """Before, after `pipeline --update` changed the seeds and the training steps, `report RUN` pooled the stale
+    agent of the old config with the new one; and a run whose update was interrupted reported the old evaluations
+    as current."""
+    run = tmp_path / "run"
+    config = tiny_config("gmc_rl/PendulumSound-v0", ["state"], evaluate={"conditions": ["complete"]})
+    run_pipeline(config, run, progress=False, log=lambda message: None)
+    changed = tiny_config("gmc_rl/PendulumSound-v0", ["state"], seeds=[1], evaluate={"conditions": ["complete"]})
+    run_pipeline(changed, run, update=True, progress=False, log=lambda message: None)
+    assert (run / "eval" / "runs" / "state-seed0.json").is_file()  # left there, not read
+    assert merge_runs([run])["agents"] == {"state": [f"{run}/agents/state-seed1"]}
+
+    more_episodes = tiny_config("gmc_rl/PendulumSound-v0", ["state"], seeds=[1],
+                                evaluate={"conditions": ["complete"], "episodes": 3})
+
+    def interrupt(message):  # Ctrl-C once the plan is made, before the evaluation is redone
+        if "up to date, skipped" in message:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run_pipeline(more_episodes, run, update=True, progress=False, log=interrupt)
+    with pytest.raises(ConfigError, match=r"is not finished: the evaluation of state-seed1 was made with settings the "
+                                          r"run's config no longer has"):
+        merge_runs([run])
+    run_pipeline(more_episodes, run, progress=False, log=lambda message: None)
+    assert merge_runs([run])["results"]["state"]["complete"]["episodes"] == 3
