@@ -151,6 +151,29 @@ def record_agent_videos(agent: Any, conditions: Sequence[str], out_dir: str | os
     return paths
 
 
+def remove_earlier_videos(out_dir: str | os.PathLike, keep: Sequence[str | os.PathLike] = ()) -> list[Path]:
+    """Remove from ``out_dir`` the videos of earlier results, all but ``keep`` (the current results' videos), and
+    the folder if that empties it; return the removed files.
+
+    A results folder shows one set of results: videos of agents or conditions the rewritten results no longer
+    have would stand beside them (red-team six F13). Only videos gmc-rl wrote go: ``.mp4``/``.gif`` files that
+    carry its tag (:func:`gmc_rl.video.is_own_video`); a user's files stay.
+    """
+    from gmc_rl.video import is_own_video
+
+    out_dir = Path(out_dir)
+    if not out_dir.is_dir() or out_dir.is_symlink():
+        return []
+    kept = {Path(path).name for path in keep}
+    removed = [path for path in sorted(out_dir.iterdir()) if path.name not in kept
+               and path.suffix.lower() in (".mp4", ".gif") and not path.is_symlink() and is_own_video(path)]
+    for path in removed:
+        path.unlink(missing_ok=True)
+    if removed and not any(out_dir.iterdir()):
+        out_dir.rmdir()
+    return removed
+
+
 def diagnose_agent(agent: Any, conditions: Sequence[str], episodes: int = 10, horizon: int | None = 100,
                    seed: int = 0) -> dict[str, dict[str, float | None]]:
     """Transfer diagnostics (:func:`gmc_rl.transfer.diagnose_transfer`) of an agent that reads an encoder (or its

@@ -248,10 +248,19 @@ def write_tensorboard(results: Mapping[str, Any], log_dir: str | os.PathLike,
     experiment config as a dict, dotted keys) as hyperparameters; as metrics ``hparams/loss/<method>/<condition>``
     and ``hparams/return/<method>/<condition>``. Open with ``tensorboard --logdir <log_dir>``, or with the parent
     folder of several runs' ``eval/tb`` to compare them.
+
+    The event files of earlier results that gmc-rl wrote into ``log_dir`` are replaced (TensorBoard would show
+    both results' values at step 0); a user's files there stay (:mod:`gmc_rl.results_events`).
     """
+    from gmc_rl.results_events import replace_results_events
+
+    return replace_results_events(log_dir, lambda staging: _write_events(results, staging, config))
+
+
+def _write_events(results: Mapping[str, Any], log_dir: Path, config: Mapping[str, Any] | None) -> None:
+    """Write :func:`write_tensorboard`'s scalars, texts and hparams into the empty folder ``log_dir``."""
     from torch.utils.tensorboard import SummaryWriter  # torch only when TensorBoard data is written
 
-    log_dir = Path(log_dir)
     writer = SummaryWriter(str(log_dir))
     try:
         for method in results["methods"]:
@@ -279,7 +288,6 @@ def write_tensorboard(results: Mapping[str, Any], log_dir: str | os.PathLike,
         writer.add_hparams(hparams, metrics, run_name=".")
     finally:
         writer.close()
-    return log_dir
 
 
 def markdown_report(results: Mapping[str, Any]) -> str:

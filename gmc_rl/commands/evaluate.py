@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import Any
 
 from gmc_rl.commands.common import ConfigFlags
 from gmc_rl.io import resolve_path
@@ -69,7 +70,19 @@ def _refuse_copies(agent_dirs: list[Path]) -> None:
         seen[digest] = path
 
 
+def _settings(ev: Any, seeds: list[int], conditions: list[str]) -> dict[str, Any]:
+    """The evaluation settings that ``results.json`` records (the ``evaluate`` section ``ev`` of the config)."""
+    settings: dict[str, Any] = {"episodes": ev.episodes, "seeds": seeds, "n_envs": ev.n_envs,
+                                "conditions": conditions}
+    if ev.encoding_rules:
+        settings["encoding_rules"] = list(ev.encoding_rules)
+    if ev.action_limit > 0:
+        settings["action_limit"] = ev.action_limit
+    return settings
+
+
 def run(args: argparse.Namespace) -> int:
+    from gmc_rl.agent_evaluation import remove_earlier_videos
     from gmc_rl.agents.agent_dir import check_agent_files
     from gmc_rl.commands.common import print_tables
     from gmc_rl.errors import ConfigError
@@ -120,6 +133,7 @@ def run(args: argparse.Namespace) -> int:
 
     runs: dict[str, list] = {}
     names: dict[str, list[str]] = {}
+    videos: list[Path] = []
     with directory_lock(out, RESULTS_LOCK):  # a second evaluate (or report) on this --out is refused at once
         for index, (path, agent) in enumerate(zip(agent_dirs, agents)):
             print(f"evaluating {path} ({agent.method}) under {len(conditions)} conditions x {len(seeds)} seeds x "
@@ -130,16 +144,13 @@ def run(args: argparse.Namespace) -> int:
                 runs.setdefault(row, []).append((path.name, evaluation))
                 names.setdefault(row, []).append(str(path))
             if video_names is not None:
-                record_agent_videos(agent, conditions, out / "videos", seed=seeds[0], name=video_names[index])
+                videos += record_agent_videos(agent, conditions, out / "videos", seed=seeds[0], name=video_names[index])
         per_method = {method: pool_runs(items) for method, items in runs.items()}
-        settings = {"episodes": ev.episodes, "seeds": seeds, "n_envs": ev.n_envs, "conditions": conditions}
-        if ev.encoding_rules:
-            settings["encoding_rules"] = list(ev.encoding_rules)
-        if ev.action_limit > 0:
-            settings["action_limit"] = ev.action_limit
+        settings = _settings(ev, seeds, conditions)
         results = build_results(per_method, env_id=agents[0].env_id, settings=settings, agents=names)
         paths = write_results(results, out)
-        paths["tensorboard"] = write_tensorboard(results, out / TENSORBOARD_DIR)
+        paths["tensorboard"] = write_tensorboard(results, out / TENSORBOARD_DIR)  # the earlier results' events go
+        remove_earlier_videos(out / "videos", videos)  # and their videos: out holds only these results
     print()
     print_tables(results, "Mean per-step reward (95 % CI):")
     print("wrote " + ", ".join(str(p) for p in paths.values()))

@@ -26,16 +26,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from gmc_rl.agent_evaluation import remove_earlier_videos
     from gmc_rl.commands.common import print_tables
     from gmc_rl.locking import RESULTS_LOCK, directory_lock
     from gmc_rl.pipeline import check_results_out, merge_runs
-    from gmc_rl.results import check_earlier_results, write_results
+    from gmc_rl.results import TENSORBOARD_DIR, check_earlier_results, write_results
+    from gmc_rl.results_events import remove_results_events
 
     check_results_out(args.out, "report")
     check_earlier_results(args.out)  # a user's own results.png in --out: refused before the runs are pooled
     results = merge_runs(args.runs, args.methods)
     with directory_lock(args.out, RESULTS_LOCK):  # one report (or evaluate) at a time writes into --out
         paths = write_results(results, Path(args.out))
+        # gmc-rl's TensorBoard events and videos of earlier results there (a `gmc-rl evaluate --out`) go with them
+        remove_results_events(Path(args.out) / TENSORBOARD_DIR)
+        remove_earlier_videos(Path(args.out) / "videos")
     counts = ", ".join(f"{method}: {len(names)} agents" for method, names in results["agents"].items())
     print_tables(results, f"Mean per-step reward on {results['env_id']} (95 % CI; {counts}):")
     print(f"Results: {paths['md']} (.json, .png)")
