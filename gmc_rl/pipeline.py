@@ -51,6 +51,7 @@ from gmc_rl.agent_evaluation import (  # noqa: F401  (re-exported: gmc_rl.pipeli
     diagnose_agent,
     evaluate_agent,
     record_agent_videos,
+    remove_earlier_videos,
 )
 from gmc_rl.artifacts import AGENT_FILES, CHECKPOINT_FILES, DATASET_FILES
 from gmc_rl.backends import check_backend, run_tasks
@@ -232,8 +233,11 @@ def _run_locked(config: ExperimentConfig, run_dir: Path, conditions: list[str], 
                    needs=[eval_dir / name for name in ("results.json", "results.md", "results.png")])
     run_stage(report, log, "report", lambda resume: _write_report(config, run_dir, conditions, evaluations),
               resumable=False, after=[s.name for s in evaluations.values()])
+    videos = Stage(run_dir, "video", eval_dir / "videos", {"report": report.hash})
+    if not config.evaluate.video and videos.marker.is_file():  # turned off with --update: the old videos go
+        remove_earlier_videos(videos.output)
+        videos.marker.unlink()
     if config.evaluate.video:
-        videos = Stage(run_dir, "video", eval_dir / "videos", {"report": report.hash})
         run_stage(videos, log, "video", lambda resume: [
             record_agent_videos(agents[(m, seeds[0])].output, conditions, videos.output, seed=seeds[0], log=log)
             for m in methods], resumable=False, after=[report.name])

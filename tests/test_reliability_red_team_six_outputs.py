@@ -116,3 +116,19 @@ def test_f13_pipeline_update_replaces_the_earlier_events(tiny_run):
         assert scalars[f"robustness_return/state/{condition}"] == [pytest.approx(mean)]
     assert all(len(values) == 1 for values in scalars.values()), scalars
     assert np.isfinite(scalars["hparams/return/state/image"][0])
+
+
+def test_videos_turned_off_with_update_leave_with_their_marker(tmp_path):
+    """`pipeline --update --evaluate.video false` left the earlier videos and the video stage's marker (which would
+    have skipped the stage when videos were turned on again)."""
+    config = tmp_path / "tiny.yaml"
+    config.write_text(yaml.safe_dump({**TINY, "evaluate": {**TINY["evaluate"], "video": True}}))
+    run = tmp_path / "run"
+    assert main(["pipeline", "--config", str(config), "--out", str(run), "--no-progress"]) == 0
+    assert list((run / "eval" / "videos").glob("*.mp4"))
+    (run / "eval" / "videos" / "mine.txt").write_text("a user's note")
+    assert main(["pipeline", "--config", str(config), "--out", str(run), "--no-progress", "--evaluate.video",
+                 "false", "--update"]) == 0
+    assert not list((run / "eval" / "videos").glob("*.mp4"))
+    assert (run / "eval" / "videos" / "mine.txt").read_text() == "a user's note"
+    assert not (run / "stages" / "video.json").exists()
