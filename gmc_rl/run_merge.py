@@ -188,7 +188,7 @@ def merge_runs(run_dirs: Sequence[str | os.PathLike], methods: Sequence[str] | N
     env_kwargs: dict[str, dict[str, Any]] = {}
     conditions: dict[str, list[tuple[str, list[str]]]] = {}
     seen_records: dict[str, Path] = {}  # canonical content of each evaluation record -> the file it came from
-    settings: dict[str, list[tuple[str, dict[str, Any]]]] = {}  # method -> (run, agent_settings) per run
+    made_with: dict[str, list[tuple[str, dict[str, Any]]]] = {}  # method -> (run, agent_settings) per run
     for run_dir in map(Path, run_dirs):
         require_existing(run_dir, "run directory")
         if not any((run_dir / "eval" / "runs").glob("*.json")):
@@ -209,14 +209,14 @@ def merge_runs(run_dirs: Sequence[str | os.PathLike], methods: Sequence[str] | N
                 conditions.setdefault(row, []).append((name, list(evaluation)))
             if record.get("diagnostics"):
                 diagnostics.setdefault(record["method"], {})[name] = record["diagnostics"]
-            if not any(item[0] == str(run_dir) for item in settings.get(record["method"], [])):
-                settings.setdefault(record["method"], []).append(
+            if not any(item[0] == str(run_dir) for item in made_with.get(record["method"], [])):
+                made_with.setdefault(record["method"], []).append(
                     (str(run_dir), agent_settings(run_config, record["method"])))
     if len(env_ids) > 1:
         raise ConfigError(f"the runs evaluate different envs: {sorted(env_ids)}")
     _refuse_other_env_kwargs(env_kwargs)
     _refuse_unequal_conditions(conditions)
-    _refuse_other_settings(settings)
+    _refuse_other_settings(made_with)
     order = list(methods) if methods else list(runs)
     missing = [m for m in order if m not in runs]
     if missing:
