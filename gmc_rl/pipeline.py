@@ -233,7 +233,7 @@ def _run_locked(config: ExperimentConfig, run_dir: Path, conditions: list[str], 
                    needs=[eval_dir / name for name in ("results.json", "results.md", "results.png")])
     run_stage(report, log, "report", lambda resume: _write_report(config, run_dir, conditions, evaluations),
               resumable=False, after=[s.name for s in evaluations.values()])
-    videos = Stage(run_dir, "video", eval_dir / "videos", {"report": report.hash})
+    videos = Stage(run_dir, "video", eval_dir / "videos", {"report": report.hash}, needs=[eval_dir / "videos"])
     if not config.evaluate.video and videos.marker.is_file():  # turned off with --update: the old videos go
         remove_earlier_videos(videos.output)
         videos.marker.unlink()

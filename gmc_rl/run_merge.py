@@ -24,7 +24,7 @@ from gmc_rl.errors import ConfigError
 from gmc_rl.io import distinct_paths, read_json, require_existing
 from gmc_rl.methods import encoder_method_names
 from gmc_rl.run_dir import read_run_config
-from gmc_rl.stages import STAGES_DIR
+from gmc_rl.stages import STAGES_DIR, changed_message, changed_run_files
 
 
 def _refuse_a_second_copy(record: Mapping[str, Any], path: Path, seen: dict[str, Path]) -> None:
@@ -86,11 +86,14 @@ def _refuse_unequal_conditions(conditions: Mapping[str, list[tuple[str, list[str
 
 def agent_settings(config: ExperimentConfig, method: str) -> dict[str, Any]:
     """Every setting ``method``'s agents in a run with ``config`` were made from, but the seeds: the agent section
-    (with the method's hyperparameters, its distillation and action fit), and for a method that reads an encoder the
-    collect and pretrain sections. Agents of one method pooled from several runs must agree on all of it."""
+    (with the method's hyperparameters, its distillation and action fit), for a method that reads an encoder the
+    collect and pretrain sections, and the evaluation's action limit. Agents of one method pooled from several runs
+    must agree on all of it."""
     agent = to_dict(config.agent)
     settings: dict[str, Any] = {"agent": {**agent_identity(config.agent, method),
                                           **{key: agent[key] for key in ACTION_FIT_KEYS if method == "gmc"}}}
+    if config.evaluate.action_limit > 0:  # scores under a clipped action are another measurement
+        settings["evaluate"] = {"action_limit": config.evaluate.action_limit}
     if method in encoder_method_names():
         if config.distill_teacher():
             settings["agent"].update({key: agent[key] for key in ("distill_rounds", "distill_steps")},
@@ -134,6 +137,9 @@ def _configured_records(run_dir: Path, config: ExperimentConfig) -> list[Path]:
     ``--update``) are not read: they were made with other settings. A named agent without a record means the run is
     not finished, and is refused rather than silently left out of the table.
     """
+    changed = changed_run_files(run_dir)
+    if changed:
+        raise ConfigError(changed_message(run_dir, changed, "report it"))
     folder = run_dir / "eval" / "runs"
     names = [f"{method}-seed{int(seed)}" for method in config.methods for seed in config.seeds]
     missing = [name for name in names if not (folder / f"{name}.json").is_file()]

@@ -60,13 +60,13 @@ class Stage:
     the marker is "done" with the current hash, its output is whole and the stages it waits for are the very runs
     it was made from; a "running" marker with the current hash means an interrupted attempt that can be resumed.
 
-    "Whole": ``needs`` names the files of the output that later stages read (an agent's ``agent.zip``, the data's
-    ``val.npz``); a finished marker records each with its SHA-256. One that is gone makes the stage run again; one
-    whose bytes changed (another command wrote it, or it was edited) is refused by :meth:`check_unchanged`, since
-    gmc-rl overwrites only what it wrote. Logs, plots and resume points are not needed by anyone: deleting them keeps
-    the stage done. "The very runs": each finished marker carries a new ``token`` and the tokens of the stages it
-    waited for (``after``); when one of those ran again (its output had been deleted, say), the stages made from
-    the old one run again too.
+    "Whole": ``needs`` names the files (or folders: every file in them) of the output that later stages read (an
+    agent's ``agent.zip``, the data's ``val.npz``); a finished marker records each with its SHA-256. One that is
+    gone makes the stage run again; one whose bytes changed (another command wrote it, or it was edited) is refused
+    by :meth:`check_unchanged`, since gmc-rl overwrites only what it wrote. Logs, plots and resume points are not
+    needed by anyone: deleting them keeps the stage done. "The very runs": each finished marker carries a new
+    ``token`` and the tokens of the stages it waited for (``after``); when one of those ran again (its output had
+    been deleted, say), the stages made from the old one run again too.
     """
 
     def __init__(self, run_dir: Path, name: str, output: Path, inputs: Any, needs: Sequence[Path] = ()) -> None:
@@ -118,12 +118,13 @@ class Stage:
         return ""
 
     def changed_files(self) -> list[str]:
-        """The needed files of a finished stage (with the current inputs) whose bytes are no longer those it wrote."""
+        """The recorded files of a finished stage whose bytes are no longer those it wrote. Also for a stage that
+        ``--update`` is about to redo: redoing it removes its output, and a file another command wrote there must
+        not go with it."""
         marker = self._marker()
-        if marker.get("hash") != self.hash or marker.get("status") != "done":
-            return []  # not kept anyway: redone, its recorded output removed (begin)
-        return [name for name, digest in self._recorded(marker).items()
-                if (self.run_dir / name).is_file() and file_sha256(self.run_dir / name) != digest]
+        if marker.get("status") not in ("done", OUTDATED):
+            return []
+        return changed_files(self.run_dir, self._recorded(marker))
 
     def mark_outdated(self) -> None:
         """Say in the marker that a finished output was made with other inputs (the run's config was changed with
@@ -168,11 +169,24 @@ class Stage:
     def finish(self, seconds: float, after: Sequence[str] = ()) -> None:
         """Record the stage as done: the digests of its needed files, a new token, and the tokens of the stages
         ``after``."""
-        files = {name: file_sha256(self.run_dir / name) for name in self.needs if (self.run_dir / name).is_file()}
+        files = {name: file_sha256(self.run_dir / name) for name in self._needed_files()}
         write_json_atomic(self.marker, {"stage": self.name, "hash": self.hash, "status": "done",
                                         "output": str(self.output.relative_to(self.run_dir)),
                                         "seconds": round(seconds, 2), "files": files,
                                         "token": uuid.uuid4().hex, "upstream": self._upstream(after)})
+
+    def _needed_files(self) -> list[str]:
+        """The files of ``needs`` that are there, a folder in ``needs`` standing for every file in it (hidden ones,
+        such as locks and temporaries, left out)."""
+        files = []
+        for name in self.needs:
+            path = self.run_dir / name
+            if path.is_dir() and not path.is_symlink():
+                files += sorted(str(inner.relative_to(self.run_dir)) for inner in path.rglob("*") if inner.is_file()
+                                and not any(part.startswith(".") for part in inner.relative_to(path).parts))
+            elif path.is_file():
+                files.append(name)
+        return files
 
     def _upstream(self, after: Sequence[str]) -> dict[str, str | None]:
         """The tokens of the finished stages ``after`` (None for one without a finished marker)."""
@@ -187,6 +201,39 @@ class Stage:
         return tokens
 
 
+def changed_files(run_dir: Path, recorded: dict[str, str]) -> list[str]:
+    """The files of ``recorded`` (path relative to ``run_dir`` -> SHA-256) that are there with other bytes."""
+    return [name for name, digest in recorded.items()
+            if (run_dir / name).is_file() and file_sha256(run_dir / name) != digest]
+
+
+def changed_run_files(run_dir: Path) -> list[tuple[str, str]]:
+    """``(stage, file)`` for every file a finished stage of ``run_dir`` recorded whose bytes changed since: what
+    ``gmc-rl report`` checks before it reads a run's records (the pipeline checks its own stages,
+    :func:`check_unchanged`)."""
+    changed = []
+    for marker_file in sorted((run_dir / STAGES_DIR).glob("*.json")):
+        try:
+            marker = read_json(marker_file, "stage marker")
+        except (OSError, ValueError):
+            continue
+        if isinstance(marker, dict) and marker.get("status") in ("done", OUTDATED) \
+                and isinstance(marker.get("files"), dict):
+            recorded = {k: v for k, v in marker["files"].items() if isinstance(k, str) and isinstance(v, str)}
+            changed += [(str(marker.get("stage", marker_file.stem)), name) for name in changed_files(run_dir, recorded)]
+    return changed
+
+
+def changed_message(run_dir: Path, changed: Sequence[tuple[str, str]], verb: str = "go on") -> str:
+    """The refusal for ``changed`` ``(stage, file)`` pairs of ``run_dir`` (see :func:`check_unchanged`)."""
+    shown = "; ".join(f"{name} (stage {stage})" for stage, name in changed[:5])
+    more = f" and {len(changed) - 5} more" if len(changed) > 5 else ""
+    return (f"run directory {run_dir} no longer holds what its stages made: {shown}{more} changed after the stage "
+            f"wrote it (another command wrote there, or it was edited), so gmc-rl will not {verb}. gmc-rl does not "
+            "overwrite it: move the file (or its folder) away and rerun the pipeline to have the stage made again, "
+            "or use a new --out")
+
+
 def check_unchanged(stages: Sequence[Stage]) -> None:
     """Refuse to go on when a finished stage's needed files were changed after it wrote them.
 
@@ -199,13 +246,7 @@ def check_unchanged(stages: Sequence[Stage]) -> None:
     """
     changed = [(stage, name) for stage in stages for name in stage.changed_files()]
     if changed:
-        run_dir = changed[0][0].run_dir
-        shown = "; ".join(f"{name} (stage {stage.name})" for stage, name in changed[:5])
-        more = f" and {len(changed) - 5} more" if len(changed) > 5 else ""
-        raise ConfigError(
-            f"run directory {run_dir} no longer holds what its stages made: {shown}{more} changed after the stage "
-            "wrote it (another command wrote there, or it was edited). gmc-rl does not overwrite it: move the file "
-            "(or its folder) away and rerun to have the stage made again, or use a new --out")
+        raise ConfigError(changed_message(changed[0][0].run_dir, [(stage.name, name) for stage, name in changed]))
 
 
 @dataclass

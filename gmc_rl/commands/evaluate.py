@@ -70,6 +70,38 @@ def _refuse_copies(agent_dirs: list[Path]) -> None:
         seen[digest] = path
 
 
+DISTILLATION_SETTINGS = ("rounds", "steps", "epochs", "batch_size", "lr")
+"""The keys of agent.json's ``distillation`` that decide the agent (not the teacher's path or the history)."""
+
+
+def made_with(info: dict[str, Any]) -> dict[str, Any]:
+    """What an agent (its agent.json ``info``) was made from, but its seed: agents of one method pooled into one row
+    must agree on all of it."""
+    identity = {key: value for key, value in (info.get("identity") or {}).items() if key != "seed"}
+    distillation = info.get("distillation") or {}
+    return {"env_kwargs": info.get("env_kwargs"), "training": identity, "total_timesteps": info.get("total_timesteps"),
+            "distillation": {key: distillation.get(key) for key in DISTILLATION_SETTINGS} if distillation else None}
+
+
+def _refuse_unlike_agents(agent_dirs: list[Path], methods: list[str]) -> None:
+    """Refuse agents of one method made with different settings (another env_kwargs, another number of training
+    steps): pooled into one row, different methods would be averaged as if they were seeds of one (``report``
+    refuses such runs so)."""
+    from gmc_rl.agents.agent_dir import read_agent_json
+    from gmc_rl.errors import ConfigError
+
+    first: dict[str, tuple[Path, dict[str, Any]]] = {}
+    for path, method in zip(agent_dirs, methods):
+        own = made_with(read_agent_json(path))
+        seen = first.setdefault(method, (path, own))
+        if seen[1] != own:
+            differ = [key for key in own if own[key] != seen[1][key]]
+            shown = "; ".join(f"{key}: {seen[1][key]!r} vs {own[key]!r}" for key in differ)
+            raise ConfigError(f"{seen[0]} and {path} are {method} agents made with different settings ({shown}): "
+                              "pooled into one row they would be averaged as seeds of one method; evaluate them "
+                              "separately")
+
+
 def _settings(ev: Any, seeds: list[int], conditions: list[str]) -> dict[str, Any]:
     """The evaluation settings that ``results.json`` records (the ``evaluate`` section ``ev`` of the config)."""
     settings: dict[str, Any] = {"episodes": ev.episodes, "seeds": seeds, "n_envs": ev.n_envs,
@@ -118,6 +150,7 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(
             f"the agents were trained on different environments {sorted(env_ids)}; evaluate them separately"
         )
+    _refuse_unlike_agents(agent_dirs, [a.method for a in agents])
     conditions = resolve_conditions(ev.conditions, agents[0].modalities)
     seeds = list(config.seeds)
     out = Path(args.out) if args.out else _default_out(agent_dirs)

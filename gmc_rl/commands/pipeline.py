@@ -7,9 +7,10 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from gmc_rl.commands.common import ConfigFlags, config_file_or, print_tables
+from gmc_rl.commands.common import ConfigFlags, config_file_or, peek, print_tables
 from gmc_rl.commands.config_flags import SECTIONS
 from gmc_rl.config import ExperimentConfig
+from gmc_rl.run_dir import is_run_dir, read_run_config
 
 HELP = "run the whole experiment (collect, pretrain, train, evaluate) and print the robustness table"
 CONFIG = ConfigFlags(sections=tuple(SECTIONS))
@@ -24,8 +25,9 @@ examples:
   gmc-rl pipeline --backend ray                          # every stage as a Ray task on a local Ray instance
   gmc-rl pipeline --backend ray --address HEAD:6379 --out /shared/runs/quick   # on a Ray cluster (docs/scale_out.md)
 
-A rerun with the same config skips every finished stage and resumes an interrupted one. A run directory made
-with another config is refused, unless --update: then only the stages whose settings changed are redone.
+A rerun with the same config skips every finished stage and resumes an interrupted one; without --config, an
+existing --out run continues with its own config.yaml (flags change it from there). A run directory made with
+another config is refused, unless --update: then only the stages whose settings changed are redone.
 With several jobs, a stage starts as soon as the stages it reads are done (the true-state agent trains while
 GMC pretrains), and each job gets an equal share of the CPU cores as torch threads. With --backend ray each
 stage is a Ray task asking for that share of CPUs (and a quarter of a GPU for cuda/auto stages when the cluster
@@ -52,10 +54,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def base_config(argv: Sequence[str]) -> ExperimentConfig:
-    """The ``--config`` file, else the embedded quick config."""
+    """The ``--config`` file; else, when ``--out`` is an existing run, that run's own config (so that
+    ``gmc-rl pipeline --out RUN --seeds 0 1 --update`` adds a seed to RUN's experiment instead of replacing it by
+    the quick config); else the embedded quick config."""
     from gmc_rl.config import default_config_path, load_config
 
+    if peek(argv, "--config").config is None:
+        run = own_run(argv)
+        if run is not None:
+            return read_run_config(run)
     return config_file_or(argv, default=load_config(default_config_path()))
+
+
+def own_run(argv: Sequence[str]) -> Path | None:
+    """The run directory ``--out`` names when it is an existing pipeline run, else None."""
+    out = peek(argv, "--out").out
+    return Path(out) if out and is_run_dir(out) else None
 
 
 def run(args: argparse.Namespace) -> int:
@@ -63,10 +77,14 @@ def run(args: argparse.Namespace) -> int:
     from gmc_rl.pipeline import run_pipeline
     from gmc_rl.stages import usable_cpus
 
-    path = Path(args.config) if args.config else default_config_path()
     config = args.experiment
     run_dir = Path(args.out) if args.out else Path("runs") / config.name
-    print(f"config: {path}{' (embedded default)' if not args.config else ''}")
+    if args.config:
+        print(f"config: {args.config}")
+    elif is_run_dir(run_dir):
+        print(f"config: {run_dir / 'config.yaml'} (the run's own)")
+    else:
+        print(f"config: {default_config_path()} (embedded default)")
     jobs = args.jobs if args.jobs is not None else usable_cpus()
     start = time.perf_counter()
     results = run_pipeline(config, run_dir, update=args.update_run, progress=not args.no_progress,
