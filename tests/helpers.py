@@ -421,3 +421,14 @@ def write_custom_env_package(root: Path) -> Path:
     (package / "__init__.py").write_text("")
     (package / "sensors.py").write_text(module)
     return package
+
+
+def tiny_state_config(name: str) -> dict:
+    """A tiny state-only PendulumSound pipeline config (seconds to run), as a config file's mapping."""
+    return {
+        "name": name, "env_id": "gmc_rl/PendulumSound-v0", "env_kwargs": {"max_episode_steps": 30},
+        "methods": ["state"], "seeds": [0],
+        "agent": {"algo": "sac", "total_timesteps": 150, "eval_freq": 0, "checkpoint_freq": 0, "device": "cpu",
+                  "hyperparams": {"learning_starts": 100, "buffer_size": 500, "batch_size": 32}},
+        "evaluate": {"episodes": 1, "n_envs": 1, "conditions": ["complete", "image"]},
+    }

@@ -9,16 +9,11 @@ from pathlib import Path
 
 import pytest
 import yaml
+from helpers import tiny_state_config
 
 from gmc_rl.cli import main
 
-TINY = {
-    "name": "tiny_r7", "env_id": "gmc_rl/PendulumSound-v0", "env_kwargs": {"max_episode_steps": 30},
-    "methods": ["state"], "seeds": [0],
-    "agent": {"algo": "sac", "total_timesteps": 150, "eval_freq": 0, "checkpoint_freq": 0, "device": "cpu",
-              "hyperparams": {"learning_starts": 100, "buffer_size": 500, "batch_size": 32}},
-    "evaluate": {"episodes": 1, "n_envs": 1, "conditions": ["complete", "image"]},
-}
+TINY = tiny_state_config("tiny_r7")
 
 
 def _run(tmp_path: Path, name: str = "run", **changes) -> tuple[Path, Path]:
