@@ -31,8 +31,13 @@ from gmc_rl.io import refuse_long_name, wrong_path
 from gmc_rl.methods import GENERIC_ENCODER_FLAG, RepresentationMethod, get_method, method_names
 
 HELP = "train an SB3 agent (GMC latent, raw, MVAE or true-state observations) on complete observations"
-CONFIG = ConfigFlags(sections=("agent", "pretrain"), short="agent")
-"""The agent section, and the pretrain section for --pretrain-data."""
+CONFIG = ConfigFlags(sections=("agent", "pretrain"), top_level=("name", "env_id", "env_kwargs"), short="agent")
+"""The agent section, and the pretrain section for --pretrain-data. Not ``--seeds``/``--methods``: train makes one
+agent (``--seed``, ``--method``); :data:`PIPELINE_FLAGS` refuses them."""
+
+PIPELINE_FLAGS = {"--seeds": "give its seed with --seed N", "--methods": "give its method with --method M"}
+"""The pipeline's several-agent flags, refused by train with the flag to use instead (they were once accepted and
+ignored: ``train --seeds 0 1`` trained seed 0 only)."""
 
 DEFAULT_METHOD = "gmc"
 
@@ -52,7 +57,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     choices = method_names()
     parser.add_argument("--out", required=True, help="agent directory to write (new or empty, or with --resume)")
     parser.add_argument("--method", default=None, choices=choices,
-                        help=f"what the policy observes (default: {DEFAULT_METHOD}): "
+                        help=f"what the policy observes; train makes one agent, of one method (default: "
+                             f"{DEFAULT_METHOD}): "
                              + "; ".join(f"{name}: {get_method(name).description}" for name in choices))
     parser.add_argument(GENERIC_ENCODER_FLAG, default=None, metavar="DIR",
                         help="pretrained encoder checkpoint directory (any method that reads an encoder)")
@@ -64,7 +70,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="first pretrain the method's encoder on this dataset (gmc-rl collect) into its "
                              "checkpoint directory, with the config's pretrain settings (resumed if interrupted)")
     parser.add_argument("--seed", type=int, default=None,
-                        help="agent seed (default: the first of the config's seeds)")
+                        help="agent seed (default: the first of the config's seeds); train makes one agent, "
+                             "gmc-rl pipeline one per method and seed (--seeds, --methods)")
     parser.add_argument("--teacher", default=None, metavar="DIR",
                         help="train the policy by imitating this true-state agent (gmc-rl train --method state) "
                              "with DAgger instead of by RL (agent.distill_rounds rounds of agent.distill_steps "
@@ -85,9 +92,13 @@ def base_config(argv: Sequence[str]) -> ExperimentConfig:
       (id and keyword arguments) the checkpoint was pretrained on, so that ``gmc-rl train --gmc runs/gmc`` trains on
       the env of its encoder; with ``--pretrain-data`` the env of that dataset;
     - else the defaults.
+
+    ``--seeds`` and ``--methods`` are refused first (:func:`refuse_pipeline_flags`).
     """
     from gmc_rl.agents.agent_dir import AGENT_JSON, read_agent_json
     from gmc_rl.env_ids import check_env_id
+
+    refuse_pipeline_flags(argv)
 
     encoder_flags = [GENERIC_ENCODER_FLAG, *_own_flags()]
     given = peek(argv, "--config", "--out", "--resume", "--env", "--env_id", "--pretrain-data", "--mvae-data",
@@ -108,6 +119,21 @@ def base_config(argv: Sequence[str]) -> ExperimentConfig:
     if len(encoders) == 1:
         return _env_of_checkpoint(Path(encoders[0]))
     return config_file_or(argv)
+
+
+def refuse_pipeline_flags(argv: Sequence[str]) -> None:
+    """Raise ConfigError for ``--seeds`` or ``--methods`` in ``argv`` (also ``--seeds=0``), naming the flag to use.
+
+    They are the pipeline's (one agent per method and seed); train makes one agent, so several seeds or methods
+    would be trained as one, and a single value would be a second spelling of ``--seed``/``--method``.
+    """
+    for word in argv:
+        if word == "--":
+            return
+        flag = word.partition("=")[0]
+        if flag in PIPELINE_FLAGS:
+            raise ConfigError(f"{flag} is gmc-rl pipeline's flag (one agent per method and seed); gmc-rl train makes "
+                              f"one agent: {PIPELINE_FLAGS[flag]}")
 
 
 def _env_of_checkpoint(directory: Path) -> ExperimentConfig:
