@@ -24,7 +24,7 @@ from gmc_rl.errors import ConfigError
 from gmc_rl.io import distinct_paths, read_json, require_existing
 from gmc_rl.methods import encoder_method_names
 from gmc_rl.run_dir import read_run_config
-from gmc_rl.stages import STAGES_DIR, changed_message, changed_run_files
+from gmc_rl.stage_files import STAGES_DIR, changed_message, changed_run_files
 
 
 def _refuse_a_second_copy(record: Mapping[str, Any], path: Path, seen: dict[str, Path]) -> None:

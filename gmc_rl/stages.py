@@ -40,11 +40,7 @@ from gmc_rl.errors import ConfigError, WorkerLostError
 from gmc_rl.io import read_json, remove_path, write_json_atomic
 from gmc_rl.npz_files import file_sha256
 from gmc_rl.progress import PROGRESS_FILE_ENV, format_progress, read_progress
-
-STAGES_DIR = "stages"
-OUTDATED = "outdated"
-"""A marker's status for a finished output made with inputs the run's config no longer has
-(:meth:`Stage.mark_outdated`)."""
+from gmc_rl.stage_files import OUTDATED, STAGES_DIR, changed_files, changed_message
 
 Log = Callable[[str], None]
 
@@ -199,39 +195,6 @@ class Stage:
             token = marker.get("token") if isinstance(marker, dict) and marker.get("status") == "done" else None
             tokens[name] = token if isinstance(token, str) else None
         return tokens
-
-
-def changed_files(run_dir: Path, recorded: dict[str, str]) -> list[str]:
-    """The files of ``recorded`` (path relative to ``run_dir`` -> SHA-256) that are there with other bytes."""
-    return [name for name, digest in recorded.items()
-            if (run_dir / name).is_file() and file_sha256(run_dir / name) != digest]
-
-
-def changed_run_files(run_dir: Path) -> list[tuple[str, str]]:
-    """``(stage, file)`` for every file a finished stage of ``run_dir`` recorded whose bytes changed since: what
-    ``gmc-rl report`` checks before it reads a run's records (the pipeline checks its own stages,
-    :func:`check_unchanged`)."""
-    changed = []
-    for marker_file in sorted((run_dir / STAGES_DIR).glob("*.json")):
-        try:
-            marker = read_json(marker_file, "stage marker")
-        except (OSError, ValueError):
-            continue
-        if isinstance(marker, dict) and marker.get("status") in ("done", OUTDATED) \
-                and isinstance(marker.get("files"), dict):
-            recorded = {k: v for k, v in marker["files"].items() if isinstance(k, str) and isinstance(v, str)}
-            changed += [(str(marker.get("stage", marker_file.stem)), name) for name in changed_files(run_dir, recorded)]
-    return changed
-
-
-def changed_message(run_dir: Path, changed: Sequence[tuple[str, str]], verb: str = "go on") -> str:
-    """The refusal for ``changed`` ``(stage, file)`` pairs of ``run_dir`` (see :func:`check_unchanged`)."""
-    shown = "; ".join(f"{name} (stage {stage})" for stage, name in changed[:5])
-    more = f" and {len(changed) - 5} more" if len(changed) > 5 else ""
-    return (f"run directory {run_dir} no longer holds what its stages made: {shown}{more} changed after the stage "
-            f"wrote it (another command wrote there, or it was edited), so gmc-rl will not {verb}. gmc-rl does not "
-            "overwrite it: move the file (or its folder) away and rerun the pipeline to have the stage made again, "
-            "or use a new --out")
 
 
 def check_unchanged(stages: Sequence[Stage]) -> None:
