@@ -3,6 +3,7 @@ from a config, and a partly deleted agent resume point. Each test failed before 
 
 from __future__ import annotations
 
+import pytest
 import yaml
 from helpers import tiny_state_config
 
@@ -26,3 +27,55 @@ def test_r7_train_refuses_the_pipelines_seeds_and_methods_naming_the_flag_to_use
         pass
     text = capsys.readouterr().out
     assert "--seed SEED" in text and "--seeds SEED" not in text and "--methods METHOD" not in text
+
+
+def _printed(capsys, *argv: str) -> tuple[int, dict, str]:
+    """``gmc-rl ARGV --print_config``: its exit code, the config it printed (or {}) and its error text."""
+    try:
+        code = main([*argv, "--print_config"])
+    except SystemExit as exit_info:  # jsonargparse's way out for a refused flag
+        code = int(exit_info.code or 0)
+    out, err = capsys.readouterr()
+    config = yaml.safe_load(out.split("\n", 1)[1]) if code == 0 else {}
+    return code, config, err
+
+
+SEEDS_FORMS = "separated by spaces (--seeds 0 10) or as one quoted list (--seeds '[0, 10]')"
+CHANNELS_FORMS = ("separated by spaces (--pretrain.model.conv_channels 8 16) or as one quoted list "
+                  "(--pretrain.model.conv_channels '[8, 16]')")
+
+
+@pytest.mark.parametrize(("argv", "says"), [
+    (["--seeds", "{0}"], f"config key 'seeds': --seeds {{0}} is a mapping, not a list; give the values {SEEDS_FORMS}"),
+    (["--seeds", "{1:2}"], "--seeds {1:2} is a mapping, not a list"),
+    (["--pretrain.model.conv_channels", "{4}"], f"--pretrain.model.conv_channels {{4}} is a mapping, not a list; "
+                                                f"give the values {CHANNELS_FORMS}"),
+    (["--seeds", '["0"]'], "config key 'seeds[0]': must be an integer, got the quoted text '0', which a config file "
+                           f"refuses too; write the numbers without quotes, {SEEDS_FORMS}"),
+    (["--seeds", "0", "'1'"], "config key 'seeds[1]': must be an integer, got the quoted text '1'"),
+    (["--pretrain.model.conv_channels", '[4, "8"]'], "'pretrain.model.conv_channels[1]': must be an integer, got the "
+                                                     "quoted text '8'"),
+    (["--seeds", "0", "x"], f"config key 'seeds[1]': expected int, got x; give the values {SEEDS_FORMS}"),
+    (["--evaluate.conditions", "[complete,1]"], "expected str, got 1; give the values separated by spaces "
+                                                "(--evaluate.conditions complete sound) or as one quoted list"),
+])
+def test_r3_a_list_flag_refuses_a_mapping_and_a_quoted_number_showing_both_forms(capsys, argv, says):
+    """`--seeds '{0}'` was refused with a Python TypeError's text, `--pretrain.model.conv_channels '{4}'` with
+    "keys must be strings; quote it" (which cannot help), and `--seeds '["0"]'` was seed 0 though a config file
+    refuses `seeds: ["0"]`. Each is refused in one line naming the key, with the forms a list flag takes."""
+    code, _, err = _printed(capsys, "pipeline", *argv)
+    assert code == 2 and says in err and err.count("\n") == 1
+    assert "operand" not in err and "quote it" not in err
+
+
+def test_r3_dotted_list_flags_take_words_as_the_other_list_flags_do(capsys):
+    """`--evaluate.conditions complete sound` was "expected list, got complete" though `--seeds 0 1` and the short
+    forms take words; every list flag now takes both forms, meaning the same."""
+    code, config, err = _printed(capsys, "pipeline", "--evaluate.conditions", "complete", "sound",
+                                 "--pretrain.model.conv_channels", "4", "8", "--seeds", "[0, 10]")
+    assert code == 0, err
+    assert config["evaluate"]["conditions"] == ["complete", "sound"] and config["seeds"] == [0, 10]
+    assert config["pretrain"]["model"]["conv_channels"] == [4, 8]
+    assert _printed(capsys, "pipeline", "--evaluate.conditions=sound")[1]["evaluate"]["conditions"] == ["sound"]
+    assert _printed(capsys, "pipeline", "--methods", '["gmc"]')[1]["methods"] == ["gmc"]  # text stays text
+

@@ -38,6 +38,7 @@ from gmc_rl.commands.flag_values import (  # noqa: F401  (re-exported: config_fl
     check_flag_values,
     expand_bracket_lists,
     keep_mapping_values,
+    with_list_forms,
 )
 from gmc_rl.config import (
     ExperimentConfig,
@@ -171,7 +172,9 @@ class CommandParser(jsonargparse.ArgumentParser):
             message += "".join(suggest(word, flags) for word in unknown)
         if not self.exit_on_error:
             super().error(message, ex)  # raises for the caller (a nested parse, a config file being loaded)
-        text = blame_section_file(one_line(message), self.section_files)
+        text = one_line(message)
+        blamed = blame_section_file(text, self.section_files)  # a list flag's message shows its accepted forms
+        text = with_list_forms(self, text) if blamed == text else blamed
         sys.stderr.write(f"{self.prog}: error: {text} (`{self.prog} --help` lists the flags)\n")
         self.exit(2)
 

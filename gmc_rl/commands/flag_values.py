@@ -2,14 +2,18 @@
 
 A number flag is refused where YAML 1.1 and a flag would read the same text as different numbers (``010``,
 ``1:30``, ``0x1F``), and the values inside a mapping flag (``--env-kwargs``, ``--agent.hyperparams``) stay as the
-strict YAML loader read them (jsonargparse would read a quoted ``"1e3"`` again as a number). Kept apart from
-:mod:`gmc_rl.commands.config_flags`, which re-exports every name.
+strict YAML loader read them (jsonargparse would read a quoted ``"1e3"`` again as a number). A list flag takes
+words or one bracket list (``--seeds 0 10``, ``--evaluate.conditions '[complete,sound]'``, either form for every
+list flag); a mapping, or a quoted number in a number list, is refused as a config file refuses it, and a refused
+list value is answered with both forms. Kept apart from :mod:`gmc_rl.commands.config_flags`, which re-exports every
+name.
 """
 
 from __future__ import annotations
 
 import argparse
 import copy
+import re
 import typing
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -92,15 +96,33 @@ def _is_list_flag(action: argparse.Action) -> bool:
     return config_key and action.nargs in ("+", "*")
 
 
-def _bracket_items(text: str) -> list[str] | None:
-    """The items of a flat bracket list ``[a, b]`` as words (quotes around an item removed), or None when an item
-    is empty or itself a list or mapping."""
+def _element_type(action: argparse.Action) -> Any:
+    """The type of each value of a list config key's flag (int for ``--seeds`` and
+    ``--pretrain.model.conv_channels``, str for ``--methods``), or None for any other flag."""
+    typehint = getattr(action, "_typehint", action.type)
+    if _is_list_flag(action):
+        return typehint
+    if (action.dest in TOP_LEVEL or "." in action.dest) and typing.get_origin(typehint) is list:
+        return typing.get_args(typehint)[0]
+    return None
+
+
+def _is_quoted(text: str) -> bool:
+    """Whether ``text`` is one quoted scalar (``"0"``, ``'0'``): text, whatever it holds."""
+    text = text.strip()
+    return len(text) >= 2 and text[0] == text[-1] and text[0] in "'\""
+
+
+def _bracket_items(text: str, keep_quotes: bool = False) -> list[str] | None:
+    """The items of a flat bracket list ``[a, b]`` as words (quotes around an item removed unless ``keep_quotes``:
+    a number list's quoted item is text, refused by :func:`check_flag_values`), or None when an item is empty or
+    itself a list or mapping."""
     items = [item.strip() for item in text.strip()[1:-1].split(",")]
     if items == [""]:
         return None
     words = []
     for item in items:
-        if len(item) >= 2 and item[0] == item[-1] and item[0] in "'\"":
+        if _is_quoted(item) and not keep_quotes:
             item = item[1:-1]
         if not item or any(mark in item for mark in "[]{}"):
             return None
@@ -138,23 +160,79 @@ def expand_bracket_lists(parser: argparse.ArgumentParser, argv: Sequence[str]) -
         if current is None or not (opens or closes):
             out.append(word)
             continue
-        items = _bracket_items(word) if opens and closes else None
+        number = _element_type(current) in _NUMBER_TYPES
+        items = _bracket_items(word, keep_quotes=number) if opens and closes else None
         if items is None:
             return out, _bracket_problem(current, flag, word, split=opens != closes)
         out.extend(items)
-    return out, None
+    return join_list_words(parser, out), None
+
+
+def join_list_words(parser: argparse.ArgumentParser, argv: Sequence[str]) -> list[str]:
+    """``argv`` with the words after a dotted list flag joined into its one bracket list
+    (``--evaluate.conditions complete sound`` -> ``--evaluate.conditions '[complete, sound]'``).
+
+    jsonargparse takes one value for these flags and refused words as "expected list, got complete", while
+    ``--seeds 0 10`` and the short forms (``--conditions complete sound``) take words. A value that is already a
+    bracket list or a mapping (``[4]``, ``{4}``) is left to the checks of :func:`check_flag_values`.
+    """
+    actions = {flag: action for action in parser._actions for flag in action.option_strings}
+    out: list[str] = []
+    index = 0
+    while index < len(argv):
+        word = argv[index]
+        index += 1
+        if word == "--":
+            return out + [word, *argv[index:]]
+        flag, eq, value = word.partition("=")
+        action = actions.get(flag)
+        if action is None or action.nargs is not None or _element_type(action) is None:
+            out.append(word)
+            continue
+        if eq:  # --evaluate.conditions=complete: one value
+            out.append(word if value.lstrip().startswith(("[", "{")) else f"{flag}=[{value}]")
+            continue
+        out.append(word)
+        words = []
+        while index < len(argv) and not argv[index].startswith("--") and argv[index] not in ("-h", "-"):
+            words.append(argv[index])
+            index += 1
+        if len(words) == 1 and words[0].lstrip().startswith(("[", "{")):
+            out.extend(words)
+        elif words:
+            out.append(f"[{', '.join(item.rstrip().rstrip(',') for item in words)}]")  # complete, sound
+    return out
 
 
 def _bracket_problem(action: argparse.Action, flag: str, word: str, split: bool) -> str:
     """Why the bracket word ``word`` of ``flag`` is refused (``split``: half a list, the shell having split
     ``[0, 1]`` at its space), with both accepted forms."""
-    example = _EXAMPLES.get(action.dest, ("A", "B"))
     if split:
         what = "is half a list (quote a list that holds spaces)"
     else:
         what = "lists no value" if not word.strip()[1:-1].strip() else "is not a flat list of values"
-    return (f"config key {action.dest!r}: {flag} {word} {what}; give the values separated by spaces "
-            f"({flag} {' '.join(example)}) or as one quoted list ({flag} '[{', '.join(example)}]')")
+    return f"config key {action.dest!r}: {flag} {word} {what}; {list_forms(action, flag)}"
+
+
+def list_forms(action: argparse.Action, flag: str, lead: str = "give the values") -> str:
+    """The two accepted forms of the list flag ``flag`` of ``action``, after ``lead``, for a message that refuses
+    its value."""
+    example = _EXAMPLES.get(action.dest, ("A", "B"))
+    return (f"{lead} separated by spaces ({flag} {' '.join(example)}) or as one quoted list "
+            f"({flag} '[{', '.join(example)}]')")
+
+
+def with_list_forms(parser: argparse.ArgumentParser, message: str) -> str:
+    """``message`` followed by the accepted forms of the list flag it names when it is jsonargparse's type error
+    about its value ("config key 'seeds[1]': expected int, got x"); other messages unchanged."""
+    match = re.match(r"config key '([\w.]+)(?:\[\d+\])?': expected ", message)
+    listed = [action for action in parser._actions
+              if match and action.dest == match.group(1) and action.option_strings and _element_type(action)]
+    if not listed or "or as one quoted list" in message:
+        return message
+    dotted = [action for action in listed if action.option_strings[0] == f"--{action.dest}"]
+    action = (dotted or listed)[0]
+    return f"{message}; {list_forms(action, action.option_strings[0])}"
 
 
 _EXAMPLES = {"seeds": ("0", "10"), "methods": ("gmc", "state"), "evaluate.conditions": ("complete", "sound"),
@@ -186,6 +264,9 @@ def check_flag_values(parser: argparse.ArgumentParser, argv: Sequence[str]) -> s
     """
     for flag, action, kind, index, text in _flag_values(parser, argv):
         key = _flag_key(parser, action, flag)
+        problem = _list_problem(action, flag, index, text)
+        if problem is not None:
+            return problem
         if kind == "number" and not text.lstrip().startswith("["):  # '[010]' is a YAML list: checked below
             problem = number_problem(text, flag=True)
             if problem is not None:
@@ -201,6 +282,52 @@ def check_flag_values(parser: argparse.ArgumentParser, argv: Sequence[str]) -> s
         except yaml.YAMLError:
             continue  # not YAML at all: jsonargparse's message says what it expected
     return None
+
+
+def _list_problem(action: argparse.Action, flag: str, index: int, text: str) -> str | None:
+    """Why ``text``, a value of the list flag ``flag`` (``index``: its place among the flag's words), is refused
+    before jsonargparse reads it, or None.
+
+    A mapping (``--seeds '{0}'`` was refused with a Python TypeError's text, ``--pretrain.model.conv_channels
+    '{4}'`` with "keys must be strings; quote it", which cannot help), and a quoted number in a number list
+    (``--seeds '"0"'``, ``'["0"]'``): jsonargparse read it as the number, while a config file refuses the text.
+    """
+    element = _element_type(action)
+    if element is None:
+        return None
+    if text.strip().startswith("{"):
+        return f"config key {action.dest!r}: {flag} {text} is a mapping, not a list; {list_forms(action, flag)}"
+    if element not in _NUMBER_TYPES:
+        return None
+    if _is_list_flag(action):  # one word of --seeds 0 10 (or of a bracket list spelled out)
+        texts = [(index, text.strip()[1:-1])] if _is_quoted(text) else []
+    else:
+        texts = _text_items(text, action.dest)
+    for at, item in texts:
+        if _reads_as_number(item):
+            what = "an integer" if element is int else "a number"
+            return (f"config key '{action.dest}[{at}]': must be {what}, got the quoted text {item!r}, which a config "
+                    f"file refuses too; {list_forms(action, flag, 'write the numbers without quotes,')}")
+    return None
+
+
+def _text_items(text: str, key: str) -> list[tuple[int, str]]:
+    """(place, item) of each text item of the bracket list ``text`` (a dotted list flag's value); none where
+    ``text`` is not a list."""
+    try:
+        value = _strict_load(text, key)
+    except (_Refused, yaml.YAMLError):  # refused below with its own message, or left to jsonargparse's
+        return []
+    return [(at, item) for at, item in enumerate(value) if isinstance(item, str)] if isinstance(value, list) else []
+
+
+def _reads_as_number(text: str) -> bool:
+    """Whether the strict loader reads ``text`` as a number (not a bool)."""
+    try:
+        value = _strict_load(text, "")
+    except (_Refused, yaml.YAMLError):
+        return False
+    return isinstance(value, _NUMBER_TYPES) and not isinstance(value, bool)
 
 
 def _any_mapping(action: argparse.Action) -> bool:
