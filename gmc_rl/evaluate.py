@@ -256,13 +256,18 @@ def envs_per_seed(n_envs: int, episodes: int) -> int:
     return min(n_envs, episodes)
 
 
-def check_disjoint_seeds(seeds: Sequence[int], n_envs: int, episodes: int) -> None:
+def check_disjoint_seeds(seeds: Sequence[int], n_envs: int, episodes: int, source: str | None = None) -> None:
     """Refuse evaluation seeds whose sub-envs would share a seed, before any episode runs.
 
     Seed ``s`` seeds its sub-env ``i`` with ``s + i`` (:func:`run_episodes`; kept so that every recorded result
     reproduces), so seeds closer than :func:`envs_per_seed` apart (0 and 1 with 2 envs) replay each other's
     episodes exactly, and pooling them counts the same episodes twice: the intervals shrink as if there were more
     data. A seed given twice is the same case.
+
+    Args:
+        source: where the seeds came from when the user did not give them as evaluation seeds
+            (``"--config experiments/pendulum_sound.yaml"``, whose ``seeds`` are the pipeline's agent seeds);
+            the message names it rather than blaming "evaluation seeds" the user never typed. None: ``--seeds``.
 
     Raises:
         ConfigError: naming the two seeds and their sub-env seeds, and seeds far enough apart to use instead.
@@ -272,11 +277,17 @@ def check_disjoint_seeds(seeds: Sequence[int], n_envs: int, episodes: int) -> No
     for low, high in zip(ordered, ordered[1:]):
         if high - low < width:
             spaced = " ".join(str(k * width) for k in range(len(ordered)))
-            what = (f"evaluation seed {low} is given twice" if low == high else
-                    f"evaluation seeds {low} and {high} overlap: with {width} envs per seed (n_envs {n_envs}, "
+            what = (f"seed {low} is given twice" if low == high else
+                    f"seeds {low} and {high} overlap: with {width} envs per seed (n_envs {n_envs}, "
                     f"episodes {episodes}) seed {low} seeds its sub-envs {low}..{low + width - 1} and seed {high} "
                     f"seeds {high}..{high + width - 1}")
             advice = "give each seed once" if width == 1 else f"give seeds at least {width} apart"
+            if source is None:
+                what = f"evaluation {what}"
+            else:
+                what = f"the seeds {ordered} of {source}, used as evaluation seeds (no --seeds given): {what}"
+                advice = ("pass distinct evaluation seeds" if width == 1 else
+                          f"pass evaluation seeds at least {width} apart")
             raise ConfigError(f"{what}, so the same episodes would be run and pooled twice (too narrow intervals); "
                               f"{advice}, e.g. --seeds {spaced}")
 

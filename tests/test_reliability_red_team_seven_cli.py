@@ -79,3 +79,22 @@ def test_r3_dotted_list_flags_take_words_as_the_other_list_flags_do(capsys):
     assert _printed(capsys, "pipeline", "--evaluate.conditions=sound")[1]["evaluate"]["conditions"] == ["sound"]
     assert _printed(capsys, "pipeline", "--methods", '["gmc"]')[1]["methods"] == ["gmc"]  # text stays text
 
+
+def test_r8_seeds_taken_from_a_config_are_named_as_the_configs_not_as_evaluation_seeds_given():
+    """`evaluate --config experiments/pendulum_sound.yaml` (no --seeds) was refused with "evaluation seeds 0 and 1
+    overlap", blaming seeds the user never typed: the config's agent seeds. Given their source, the message names
+    the config and its seeds, and the --seeds to pass; seeds given with --seeds keep the earlier words."""
+    from gmc_rl.errors import ConfigError
+    from gmc_rl.evaluate import check_disjoint_seeds
+
+    config = "--config experiments/pendulum_sound.yaml"
+    with pytest.raises(ConfigError) as refused:
+        check_disjoint_seeds([0, 1, 2, 3, 4], n_envs=20, episodes=100, source=config)
+    message = str(refused.value)
+    assert message.startswith(f"the seeds [0, 1, 2, 3, 4] of {config}, used as evaluation seeds (no --seeds "
+                              "given): seeds 0 and 1 overlap: with 20 envs per seed")
+    assert "evaluation seeds 0 and 1" not in message
+    assert message.endswith("pass evaluation seeds at least 20 apart, e.g. --seeds 0 20 40 60 80")
+    with pytest.raises(ConfigError, match=r"^evaluation seeds 0 and 1 overlap"):  # typed with --seeds
+        check_disjoint_seeds([0, 1], n_envs=2, episodes=4)
+    check_disjoint_seeds([0, 1, 2, 3, 4], n_envs=1, episodes=100, source=config)  # one env per seed: disjoint
