@@ -45,6 +45,11 @@ LATEST_OPTIONAL = {"episode_num": int, "n_updates": int, "replay_buffer": bool}
 """Keys ``latest.json`` may hold (:func:`save_checkpoint` writes them all)."""
 
 
+_NO_RESUME_WAY = ("put an intact copy back (from a backup of the agent) to resume, or train a new agent into "
+                  "another --out")
+"""What to do when a checkpoint's replay buffer cannot be read: nothing else can resume the run as it was."""
+
+
 def _buffer_arrays(buffer: ReplayBuffer) -> dict[str, np.ndarray]:
     """The filled rows of every array of an SB3 (Dict)ReplayBuffer, keyed for ``np.savez``."""
     n = buffer.buffer_size if buffer.full else buffer.pos
@@ -84,7 +89,7 @@ def load_replay_buffer(buffer: ReplayBuffer, path: str | Path) -> None:
     try:
         headers = npz_headers(path)
     except DatasetError as exc:  # its message names the file
-        raise CheckpointError(f"replay buffer: {exc}") from None
+        raise CheckpointError(f"replay buffer: {exc}; {_NO_RESUME_WAY}") from None
     expected = [key for key, _ in targets] + ["pos", "full"]
     missing = [key for key in expected if key not in headers]
     if missing:
@@ -198,8 +203,13 @@ def restore_checkpoint(model: BaseAlgorithm, directory: str | Path) -> int:
     if info is None:
         return 0
     folder: Path = info["folder"]
-    load_model_weights(model, folder / MODEL)
     buffer = getattr(model, "replay_buffer", None)
+    if info.get("replay_buffer") and buffer is not None and not (folder / BUFFER).is_file():
+        raise CheckpointError(
+            f"{folder / BUFFER} is missing: the checkpoint index {Path(directory) / LATEST} says checkpoint "
+            f"{folder.name} holds the replay buffer, which resuming needs (without it training would go on from an "
+            f"empty buffer, unlike the interrupted run); {_NO_RESUME_WAY}")
+    load_model_weights(model, folder / MODEL)
     if info.get("replay_buffer") and buffer is not None:
         load_replay_buffer(buffer, folder / BUFFER)
     model.num_timesteps = int(info["num_timesteps"])

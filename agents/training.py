@@ -30,7 +30,13 @@ from stable_baselines3.common.callbacks import BaseCallback
 import gmc_rl
 from gmc_rl.agents import agent_dir as layout
 from gmc_rl.agents.callbacks import EvalRecorder, ProgressCallback, UpdateTracker
-from gmc_rl.agents.checkpoints import CheckpointCallback, latest_checkpoint, restore_checkpoint, save_checkpoint
+from gmc_rl.agents.checkpoints import (
+    LATEST,
+    CheckpointCallback,
+    latest_checkpoint,
+    restore_checkpoint,
+    save_checkpoint,
+)
 from gmc_rl.agents.noise import continue_noise_schedule
 from gmc_rl.agents.observations import make_base_env, make_method_vec_env
 from gmc_rl.agents.registry import build_algorithm, check_action_space, resolve_hyperparams
@@ -114,11 +120,26 @@ def _kept_without_resume_point(out_dir: Path, existing: dict[str, Any] | None, t
     trained = int(existing.get("total_timesteps", -1))
     if total == trained:
         return True
+    what, way = _missing_resume_point(out_dir / layout.CHECKPOINTS_DIR)
     raise ConfigError(
-        f"{out_dir} holds a finished agent (agent.total_timesteps {trained}) whose resume point "
-        f"{out_dir / layout.CHECKPOINTS_DIR} is gone; training to {total} steps would start over from step 0 and "
-        "replace it, so it is kept and nothing is trained. Train a new agent into another --out to train longer"
+        f"{out_dir} holds a finished agent (agent.total_timesteps {trained}) whose {what}; training to {total} steps "
+        f"would start over from step 0 and replace it, so it is kept and nothing is trained. {way}"
     )
+
+
+def _missing_resume_point(checkpoints: Path) -> tuple[str, str]:
+    """What is missing of the resume point ``checkpoints`` (a folder without a committed ``latest.json``), and what
+    to do: the whole folder, or only its index while ``step_<N>/`` folders are still there (a run is resumed only
+    from the checkpoint the index commits: a folder without it may be half written, and the index holds the
+    episode and update counts)."""
+    other = "Train a new agent into another --out to train longer"
+    steps = sorted(path.name for path in checkpoints.glob("step_*") if path.is_dir()) if checkpoints.is_dir() else []
+    if not steps:
+        return f"resume point {checkpoints} {'holds no checkpoint' if checkpoints.is_dir() else 'is gone'}", other
+    folders = ", ".join(f"{name}/" for name in steps)
+    return (f"checkpoint index {checkpoints / LATEST} is missing ({checkpoints} still holds {folders}; a checkpoint is "
+            "resumed only through that index)",
+            f"Put {LATEST} back (from a backup of the agent) to resume, or train a new agent into another --out")
 
 
 def encoder_source(method: RepresentationMethod, encoder_dir: str | Path | None,

@@ -3,6 +3,9 @@ from a config, and a partly deleted agent resume point. Each test failed before 
 
 from __future__ import annotations
 
+import shutil
+from pathlib import Path
+
 import pytest
 import yaml
 from helpers import tiny_state_config
@@ -98,3 +101,49 @@ def test_r8_seeds_taken_from_a_config_are_named_as_the_configs_not_as_evaluation
     with pytest.raises(ConfigError, match=r"^evaluation seeds 0 and 1 overlap"):  # typed with --seeds
         check_disjoint_seeds([0, 1], n_envs=2, episodes=4)
     check_disjoint_seeds([0, 1, 2, 3, 4], n_envs=1, episodes=100, source=config)  # one env per seed: disjoint
+
+
+@pytest.fixture(scope="module")
+def finished_agent(tmp_path_factory) -> Path:
+    """A tiny finished SAC agent (64 steps, no gradient step) whose checkpoint step_64/ holds its replay buffer."""
+    from gmc_rl.agents import train_agent
+    from gmc_rl.config import AgentConfig, ExperimentConfig
+
+    config = ExperimentConfig(agent=AgentConfig(
+        algo="sac", total_timesteps=64, eval_freq=0, checkpoint_freq=32, device="cpu",
+        hyperparams={"learning_starts": 1000, "buffer_size": 200, "policy_kwargs": {"net_arch": [8]}}))
+    return train_agent(config, "state", 0, tmp_path_factory.mktemp("r4") / "agent", progress_bar=False)
+
+
+def _resumed_further(agent: Path, tmp_path: Path, capsys, remove: str) -> tuple[Path, str, dict[str, bytes]]:
+    """A copy of ``agent`` without its checkpoint file ``remove``, resumed to 96 steps: (copy, error, its files
+    before)."""
+    copy = tmp_path / agent.name
+    shutil.copytree(agent, copy)
+    (copy / "checkpoints" / remove).unlink()
+    before = {name: (copy / name).read_bytes() for name in ("agent.zip", "agent.json")}
+    assert main(["train", "--resume", "--out", str(copy), "--agent.total_timesteps", "96", "--no-progress"]) == 2
+    return copy, capsys.readouterr().err, before
+
+
+def test_r4_a_missing_checkpoint_index_is_named_with_the_folders_still_there(finished_agent, tmp_path, capsys):
+    """After `rm checkpoints/latest.json` a resume said "resume point .../checkpoints is gone" though the folder
+    held step_64/. The message names the missing index, the folder it left, and the way on; the agent is kept."""
+    copy, err, before = _resumed_further(finished_agent, tmp_path, capsys, "latest.json")
+    checkpoints = copy / "checkpoints"
+    assert (f"whose checkpoint index {checkpoints / 'latest.json'} is missing ({checkpoints} still holds step_64/; "
+            "a checkpoint is resumed only through that index)") in err, err
+    assert "is gone" not in err and "Put latest.json back (from a backup of the agent) to resume" in err
+    assert {name: (copy / name).read_bytes() for name in before} == before
+
+
+def test_r4_a_missing_replay_buffer_is_named_as_missing_with_the_way_on(finished_agent, tmp_path, capsys):
+    """A deleted step_64/replay_buffer.npz was "cannot read ...: [Errno 2] ...; the file is truncated or
+    corrupted", with no way on. It is named as missing, with what needs it and what to do; nothing is written."""
+    copy, err, before = _resumed_further(finished_agent, tmp_path, capsys, "step_64/replay_buffer.npz")
+    buffer = copy / "checkpoints" / "step_64" / "replay_buffer.npz"
+    assert f"{buffer} is missing: the checkpoint index" in err and "holds the replay buffer" in err, err
+    assert "truncated" not in err and "Errno" not in err
+    assert err.rstrip().endswith("put an intact copy back (from a backup of the agent) to resume, or train a new "
+                                 "agent into another --out")
+    assert {name: (copy / name).read_bytes() for name in before} == before
