@@ -147,3 +147,14 @@ def test_r4_a_missing_replay_buffer_is_named_as_missing_with_the_way_on(finished
     assert err.rstrip().endswith("put an intact copy back (from a backup of the agent) to resume, or train a new "
                                  "agent into another --out")
     assert {name: (copy / name).read_bytes() for name in before} == before
+
+
+def test_r8_the_evaluate_command_names_seeds_taken_from_its_config(tmp_path, capsys):
+    """The command passes where the seeds came from: the config's agent seeds when no --seeds is given."""
+    config = tmp_path / "cfg.yaml"
+    config.write_text("seeds: [0, 1]\nevaluate:\n  n_envs: 10\n  episodes: 10\n")
+    assert main(["evaluate", "--agent", str(tmp_path / "agent"), "--config", str(config)]) == 2
+    assert f"the seeds [0, 1] of --config {config}, used as evaluation seeds (no --seeds given)" in \
+        capsys.readouterr().err
+    assert main(["evaluate", "--agent", str(tmp_path / "agent"), "--config", str(config), "--seeds", "0", "1"]) == 2
+    assert capsys.readouterr().err.startswith("gmc-rl evaluate: error: evaluation seeds 0 and 1 overlap")

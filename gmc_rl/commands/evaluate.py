@@ -134,7 +134,8 @@ def run(args: argparse.Namespace) -> int:
 
     config = args.experiment
     ev = config.evaluate
-    check_disjoint_seeds(config.seeds, ev.n_envs, ev.episodes)  # before any agent is loaded or folder written
+    seeds_from = None if "--seeds" in args.given_flags or not args.config else f"--config {args.config}"
+    check_disjoint_seeds(config.seeds, ev.n_envs, ev.episodes, source=seeds_from)  # before anything is loaded
     agent_dirs = distinct_paths(args.agent)  # an agent given twice, in any spelling, is evaluated once
     for path in agent_dirs:
         require_existing(path, "agent directory")
