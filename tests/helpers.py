@@ -432,3 +432,16 @@ def tiny_state_config(name: str) -> dict:
                   "hyperparams": {"learning_starts": 100, "buffer_size": 500, "batch_size": 32}},
         "evaluate": {"episodes": 1, "n_envs": 1, "conditions": ["complete", "image"]},
     }
+
+
+def printed_config(capsys, *argv: str) -> tuple[int, dict, str]:
+    """``gmc-rl ARGV --print_config``: its exit code, the config it printed (or {}) and its error text."""
+    from gmc_rl.cli import main
+
+    try:
+        code = main([*argv, "--print_config"])
+    except SystemExit as exit_info:  # jsonargparse's way out for a refused flag
+        code = int(exit_info.code or 0)
+    out, err = capsys.readouterr()
+    config = yaml.safe_load(out.split("\n", 1)[1]) if code == 0 else {}
+    return code, config, err

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from helpers import tiny_state_config
+from helpers import printed_config, tiny_state_config
 
 from gmc_rl.cli import main
 
@@ -32,15 +32,7 @@ def test_r7_train_refuses_the_pipelines_seeds_and_methods_naming_the_flag_to_use
     assert "--seed SEED" in text and "--seeds SEED" not in text and "--methods METHOD" not in text
 
 
-def _printed(capsys, *argv: str) -> tuple[int, dict, str]:
-    """``gmc-rl ARGV --print_config``: its exit code, the config it printed (or {}) and its error text."""
-    try:
-        code = main([*argv, "--print_config"])
-    except SystemExit as exit_info:  # jsonargparse's way out for a refused flag
-        code = int(exit_info.code or 0)
-    out, err = capsys.readouterr()
-    config = yaml.safe_load(out.split("\n", 1)[1]) if code == 0 else {}
-    return code, config, err
+_printed = printed_config
 
 
 SEEDS_FORMS = "separated by spaces (--seeds 0 10) or as one quoted list (--seeds '[0, 10]')"

@@ -5,6 +5,7 @@ before its fix."""
 from __future__ import annotations
 
 import pytest
+from helpers import printed_config
 
 from gmc_rl.cli import main
 from gmc_rl.errors import ConfigError
@@ -102,17 +103,7 @@ def test_f7_align_refuses_flags_its_mode_ignores(tiny_gmc, tmp_path, capsys):
     assert "--horizon does not apply without --agent" in capsys.readouterr().err
 
 
-def _printed(capsys, *argv: str) -> tuple[int, dict, str]:
-    """``gmc-rl ARGV --print_config``: its exit code, the config it printed (or {}) and its error text."""
-    import yaml
-
-    try:
-        code = main([*argv, "--print_config"])
-    except SystemExit as exit_info:  # jsonargparse's way out for a refused flag
-        code = int(exit_info.code or 0)
-    out, err = capsys.readouterr()
-    config = yaml.safe_load(out.split("\n", 1)[1]) if code == 0 else {}
-    return code, config, err
+_printed = printed_config
 
 
 def test_f12_a_bracket_list_means_the_same_as_words_for_every_list_flag(capsys):
