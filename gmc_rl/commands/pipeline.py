@@ -69,7 +69,16 @@ def base_config(argv: Sequence[str]) -> ExperimentConfig:
 def own_run(argv: Sequence[str]) -> Path | None:
     """The run directory ``--out`` names when it is an existing pipeline run, else None."""
     out = peek(argv, "--out").out
-    return Path(out) if out and is_run_dir(out) else None
+    return Path(out) if out and existing_run(Path(out)) else None
+
+
+def existing_run(path: Path) -> bool:
+    """True if ``path`` is a pipeline run directory; False also for a path the system cannot look at (a name too
+    long), which the run directory's own checks then name."""
+    try:
+        return is_run_dir(path)
+    except OSError:
+        return False
 
 
 def run(args: argparse.Namespace) -> int:
@@ -81,7 +90,7 @@ def run(args: argparse.Namespace) -> int:
     run_dir = Path(args.out) if args.out else Path("runs") / config.name
     if args.config:
         print(f"config: {args.config}")
-    elif is_run_dir(run_dir):
+    elif existing_run(run_dir):
         print(f"config: {run_dir / 'config.yaml'} (the run's own)")
     else:
         print(f"config: {default_config_path()} (embedded default)")
