@@ -154,13 +154,13 @@ def save_checkpoint(model: BaseAlgorithm, directory: str | Path, keep: int = 1) 
             "replay_buffer": (folder / BUFFER).is_file(),
         },
     )
-    old = sorted((p for p in _own_checkpoint_folders(directory) if p != folder), key=lambda p: int(p.name[5:]))
+    old = sorted((p for p in own_checkpoint_folders(directory) if p != folder), key=lambda p: int(p.name[5:]))
     for stale in old[: max(len(old) - (keep - 1), 0)]:
         shutil.rmtree(stale, ignore_errors=True)
     return folder
 
 
-def _own_checkpoint_folders(directory: Path) -> list[Path]:
+def own_checkpoint_folders(directory: Path) -> list[Path]:
     """The checkpoint folders of ``directory`` that :func:`save_checkpoint` wrote, and so may delete.
 
     That is a real folder (not a symlink) named exactly ``step_<digits>`` holding only the files a checkpoint

@@ -32,8 +32,10 @@ from gmc_rl.agents import agent_dir as layout
 from gmc_rl.agents.callbacks import EvalRecorder, ProgressCallback, UpdateTracker
 from gmc_rl.agents.checkpoints import (
     LATEST,
+    MODEL,
     CheckpointCallback,
     latest_checkpoint,
+    own_checkpoint_folders,
     restore_checkpoint,
     save_checkpoint,
 )
@@ -78,8 +80,10 @@ def _check_resumable(out_dir: Path, identity: dict[str, Any], resume: bool) -> d
         return None
     ours = {layout.AGENT_JSON, layout.ENCODER_DIR, layout.TB_DIR, layout.EVAL_DIR, layout.CHECKPOINTS_DIR,
             layout.ACTION_FIT_DIR}
-    saved_nothing = not (out_dir / layout.CHECKPOINTS_DIR / "latest.json").exists() \
-        and not (out_dir / layout.MODEL_ZIP).exists()
+    checkpoints = out_dir / layout.CHECKPOINTS_DIR
+    saved_steps = checkpoints.is_dir() and any((path / MODEL).is_file() for path in own_checkpoint_folders(checkpoints))
+    saved_nothing = not (checkpoints / LATEST).exists() and not (out_dir / layout.MODEL_ZIP).exists() \
+        and not saved_steps
     if saved_nothing and all(p.name in ours for p in entries):
         # A run that stopped before it saved any weights (e.g. a bad hyperparameter, a buffer that does not fit
         # memory, a kill before the first checkpoint): nothing to lose, start it again with the settings given now.
@@ -100,6 +104,9 @@ def _check_resumable(out_dir: Path, identity: dict[str, Any], resume: bool) -> d
             "`gmc-rl train ... --teacher DIR` command that made it (a finished distillation with the same settings "
             "is kept), or train into a new directory"
         )
+    if saved_steps and not (checkpoints / LATEST).exists() and not (out_dir / layout.MODEL_ZIP).exists():
+        what, way = _missing_resume_point(checkpoints)  # else it would start over from step 0 over the step folders
+        raise ConfigError(f"cannot resume {out_dir}: its {what}; nothing is trained. {way}")
     stored = info.get("identity", {})
     changed = [key for key in IDENTITY_KEYS if stored.get(key) != identity[key]]
     if changed:
@@ -133,7 +140,7 @@ def _missing_resume_point(checkpoints: Path) -> tuple[str, str]:
     from the checkpoint the index commits: a folder without it may be half written, and the index holds the
     episode and update counts)."""
     other = "Train a new agent into another --out to train longer"
-    steps = sorted(path.name for path in checkpoints.glob("step_*") if path.is_dir()) if checkpoints.is_dir() else []
+    steps = sorted(path.name for path in own_checkpoint_folders(checkpoints)) if checkpoints.is_dir() else []
     if not steps:
         return f"resume point {checkpoints} {'holds no checkpoint' if checkpoints.is_dir() else 'is gone'}", other
     folders = ", ".join(f"{name}/" for name in steps)

@@ -150,3 +150,18 @@ def test_r8_the_evaluate_command_names_seeds_taken_from_its_config(tmp_path, cap
         capsys.readouterr().err
     assert main(["evaluate", "--agent", str(tmp_path / "agent"), "--config", str(config), "--seeds", "0", "1"]) == 2
     assert capsys.readouterr().err.startswith("gmc-rl evaluate: error: evaluation seeds 0 and 1 overlap")
+
+
+def test_an_unfinished_agent_without_its_checkpoint_index_is_not_started_over(finished_agent, tmp_path, capsys):
+    """An agent interrupted after a checkpoint (here: no agent.zip yet) whose checkpoints/latest.json was deleted
+    was trained again from step 0 without a word, over its step_<N>/ folders. It is refused as R4's finished one."""
+    copy = tmp_path / finished_agent.name
+    shutil.copytree(finished_agent, copy)
+    (copy / "agent.zip").unlink()  # as a run killed before it finished
+    (copy / "checkpoints" / "latest.json").unlink()
+    kept = (copy / "checkpoints" / "step_64" / "model.zip").read_bytes()
+    assert main(["train", "--resume", "--out", str(copy), "--agent.total_timesteps", "96", "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert f"cannot resume {copy}: its checkpoint index {copy / 'checkpoints' / 'latest.json'} is missing" in err, err
+    assert (copy / "checkpoints" / "step_64" / "model.zip").read_bytes() == kept
+    assert not (copy / "agent.zip").exists()
