@@ -104,7 +104,7 @@ class Stage:
             return "not finished with these inputs"
         if not self.output.exists():
             return "its output is gone"
-        missing = [name for name in self._recorded(marker) if not (self.run_dir / name).exists()]
+        missing = [name for name in self._recorded(marker) if not (self.run_dir / name).is_file()]
         if missing:
             shown = ", ".join(missing[:3]) + (f" and {len(missing) - 3} more" if len(missing) > 3 else "")
             return f"files it made are gone ({shown})"

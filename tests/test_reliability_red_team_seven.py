@@ -89,8 +89,11 @@ def test_runs_scored_under_another_action_limit_are_not_pooled(tmp_path, capsys)
     assert "evaluate.action_limit: 'unset' vs 0.1" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("change", [{"agent": {"total_timesteps": 200}}, {"env_kwargs": {"max_episode_steps": 40}}])
-def test_evaluate_does_not_pool_agents_made_with_other_settings(tmp_path, capsys, change):
+@pytest.mark.parametrize(("change", "says"), [
+    ({"agent": {"total_timesteps": 200}}, "are state agents made with different settings"),
+    ({"env_kwargs": {"max_episode_steps": 40}}, "the agents were trained on different environments"),
+])
+def test_evaluate_does_not_pool_agents_made_with_other_settings(tmp_path, capsys, change, says):
     """R5: `evaluate --agent A B` pooled a 150-step and a 200-step agent (or agents of other env_kwargs) into one
     row."""
     run, _ = _run(tmp_path)
@@ -98,4 +101,26 @@ def test_evaluate_does_not_pool_agents_made_with_other_settings(tmp_path, capsys
     capsys.readouterr()
     assert main(["evaluate", "--agent", str(run / "agents" / "state-seed0"), str(other / "agents" / "state-seed1"),
                  "--episodes", "1", "--n-envs", "1", "--out", str(tmp_path / "ev"), "--no-progress"]) == 2
-    assert "are state agents made with different settings" in capsys.readouterr().err
+    assert says in capsys.readouterr().err
+
+
+def test_evaluate_does_not_put_agents_of_other_env_kwargs_in_one_table(tmp_path, capsys):
+    """Pass eight, F3: agents of two methods trained with other env_kwargs shared one table (one env named)."""
+    run, _ = _run(tmp_path)
+    other, _ = _run(tmp_path, "other", seeds=[1], methods=["raw"], env_kwargs={"max_episode_steps": 40},
+                    agent={"total_timesteps": 120, "hyperparams": {"learning_starts": 100, "buffer_size": 200,
+                                                                   "batch_size": 8}})
+    capsys.readouterr()
+    assert main(["evaluate", "--agent", str(run / "agents" / "state-seed0"), str(other / "agents" / "raw-seed1"),
+                 "--episodes", "1", "--n-envs", "1", "--out", str(tmp_path / "ev"), "--no-progress"]) == 2
+    assert "the agents were trained on different environments" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("name", ["eval/runs/state-seed0.json", "agents/state-seed0/agent.zip"])
+def test_a_recorded_file_replaced_by_a_folder_is_not_up_to_date(tmp_path, name):
+    """Pass eight, F5: a recorded file replaced by an empty folder counted as there ("up to date")."""
+    run, config = _run(tmp_path)
+    (run / name).unlink()
+    (run / name).mkdir()
+    assert main(["pipeline", "--config", str(config), "--out", str(run), "--no-progress", "--jobs", "1"]) == 0
+    assert (run / name).is_file()

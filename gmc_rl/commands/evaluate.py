@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 from typing import Any
 
@@ -146,11 +147,10 @@ def run(args: argparse.Namespace) -> int:
     from gmc_rl.agents import load_agent
 
     agents = [load_agent(path, action_fit=not args.no_action_fit) for path in agent_dirs]
-    env_ids = {a.env_id for a in agents}
-    if len(env_ids) > 1:
-        raise ConfigError(
-            f"the agents were trained on different environments {sorted(env_ids)}; evaluate them separately"
-        )
+    envs = {json.dumps([a.env_id, a.env_kwargs], sort_keys=True) for a in agents}
+    if len(envs) > 1:  # one table is one env: other env_kwargs (gravity, episode length) are another task
+        raise ConfigError(f"the agents were trained on different environments ({', '.join(sorted(envs))} as [env id, "
+                          "env_kwargs]); evaluate them separately")
     _refuse_unlike_agents(agent_dirs, [a.method for a in agents])
     conditions = resolve_conditions(ev.conditions, agents[0].modalities)
     seeds = list(config.seeds)
