@@ -52,7 +52,8 @@ from gmc_rl import stages
 from gmc_rl.config import ExperimentConfig
 from gmc_rl.errors import ConfigError
 from gmc_rl.io import read_json, write_json_atomic
-from gmc_rl.stages import STAGES_DIR, Log, Task, progress_file, worker_threads
+from gmc_rl.stage_files import STAGES_DIR
+from gmc_rl.stages import Log, Task, progress_file, worker_threads
 
 INSTALL_HINT = 'pip install -e ".[ray]"'
 GPU_SHARE = 0.25

@@ -33,7 +33,7 @@ from gmc_rl.io import (
     write_json_atomic,
     write_text_atomic,
 )
-from gmc_rl.stages import STAGES_DIR
+from gmc_rl.stage_files import STAGES_DIR
 
 CONFIG_FILE = "config.yaml"
 

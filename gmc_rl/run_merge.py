@@ -21,10 +21,10 @@ from gmc_rl.config import (
     to_dict,
 )
 from gmc_rl.errors import ConfigError
-from gmc_rl.io import distinct_paths, read_json, require_existing
+from gmc_rl.io import distinct_paths, require_existing
 from gmc_rl.methods import encoder_method_names
 from gmc_rl.run_dir import read_run_config
-from gmc_rl.stage_files import STAGES_DIR, changed_message, changed_run_files
+from gmc_rl.stage_files import changed_message, changed_run_files, marker_path, read_marker
 
 
 def _refuse_a_second_copy(record: Mapping[str, Any], path: Path, seen: dict[str, Path]) -> None:
@@ -157,12 +157,8 @@ def _configured_records(run_dir: Path, config: ExperimentConfig) -> list[Path]:
 
 
 def _marker_status(run_dir: Path, stage: str) -> str | None:
-    """The status in the stage marker ``stages/<stage>.json`` of ``run_dir`` (None when there is none to read)."""
-    try:
-        marker = read_json(run_dir / STAGES_DIR / f"{stage}.json", "stage marker")
-    except (OSError, ValueError):
-        return None
-    status = marker.get("status") if isinstance(marker, dict) else None
+    """The status in the stage marker of ``stage`` in ``run_dir`` (None when there is none to read)."""
+    status = read_marker(marker_path(run_dir, stage)).get("status")
     return status if isinstance(status, str) else None
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from gmc_rl.io import read_json
 from gmc_rl.npz_files import file_sha256
@@ -19,6 +20,29 @@ STAGES_DIR = "stages"
 OUTDATED = "outdated"
 """A marker's status for a finished output made with inputs the run's config no longer has
 (:meth:`gmc_rl.stages.Stage.mark_outdated`)."""
+
+
+def marker_path(run_dir: Path, stage: str) -> Path:
+    """Where the marker of ``stage`` lies in ``run_dir``."""
+    return run_dir / STAGES_DIR / f"{stage.replace('/', '_')}.json"
+
+
+def read_marker(path: Path) -> dict[str, Any]:
+    """The stage marker at ``path``; {} when it is missing, unreadable or not a JSON object."""
+    try:
+        data = read_json(path, "stage marker")
+    except (OSError, ValueError):  # missing, unreadable, or not a file
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def recorded_files(marker: dict[str, Any]) -> dict[str, str]:
+    """The files a finished marker recorded (path relative to the run directory -> SHA-256); {} for markers that
+    record none (written before markers carried digests)."""
+    files = marker.get("files")
+    if not isinstance(files, dict):
+        return {}
+    return {name: digest for name, digest in files.items() if isinstance(name, str) and isinstance(digest, str)}
 
 
 def changed_files(run_dir: Path, recorded: dict[str, str]) -> list[str]:
@@ -33,14 +57,10 @@ def changed_run_files(run_dir: Path) -> list[tuple[str, str]]:
     :func:`check_unchanged`)."""
     changed = []
     for marker_file in sorted((run_dir / STAGES_DIR).glob("*.json")):
-        try:
-            marker = read_json(marker_file, "stage marker")
-        except (OSError, ValueError):
-            continue
-        if isinstance(marker, dict) and marker.get("status") in ("done", OUTDATED) \
-                and isinstance(marker.get("files"), dict):
-            recorded = {k: v for k, v in marker["files"].items() if isinstance(k, str) and isinstance(v, str)}
-            changed += [(str(marker.get("stage", marker_file.stem)), name) for name in changed_files(run_dir, recorded)]
+        marker = read_marker(marker_file)
+        if marker.get("status") in ("done", OUTDATED):
+            stage = str(marker.get("stage", marker_file.stem))
+            changed += [(stage, name) for name in changed_files(run_dir, recorded_files(marker))]
     return changed
 
 

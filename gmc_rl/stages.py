@@ -37,12 +37,22 @@ from typing import Any
 
 from gmc_rl.config import config_hash
 from gmc_rl.errors import ConfigError, WorkerLostError
-from gmc_rl.io import read_json, remove_path, write_json_atomic
+from gmc_rl.io import remove_path, write_json_atomic
 from gmc_rl.npz_files import file_sha256
 from gmc_rl.progress import PROGRESS_FILE_ENV, format_progress, read_progress
-from gmc_rl.stage_files import OUTDATED, STAGES_DIR, changed_files, changed_message
+from gmc_rl.stage_files import (
+    OUTDATED,
+    changed_files,
+    changed_message,
+    marker_path,
+    read_marker,
+    recorded_files,
+)
 
 Log = Callable[[str], None]
+
+NOT_FINISHED = "not finished with these inputs"
+""":meth:`Stage.why_not_done` of a stage that never finished with the current inputs (no rerun to explain)."""
 
 HEARTBEAT_SECONDS = 30.0
 """With ``jobs > 1``, how often the runner lists the stages still running with their progress (workers show no
@@ -70,26 +80,15 @@ class Stage:
         self.name = name
         self.output = output
         self.hash = config_hash(inputs)
-        self.marker = run_dir / STAGES_DIR / f"{name.replace('/', '_')}.json"
+        self.marker = marker_path(run_dir, name)
         self.needs = [str(Path(path).relative_to(run_dir)) for path in needs]
 
     def _marker(self) -> dict[str, Any]:
         """The marker's content if it is a marker of this stage and output; {} if it is missing or unreadable."""
-        try:
-            data = read_json(self.marker, "stage marker")
-        except (OSError, ValueError):  # missing, unreadable, or not a file
-            return {}
-        if not isinstance(data, dict) or data.get("stage") != self.name \
-                or data.get("output") != str(self.output.relative_to(self.run_dir)):
+        data = read_marker(self.marker)
+        if data.get("stage") != self.name or data.get("output") != str(self.output.relative_to(self.run_dir)):
             return {}
         return data
-
-    def _recorded(self, marker: dict[str, Any]) -> dict[str, str]:
-        """The needed files a finished marker recorded, with their digests ({} for markers that record none)."""
-        files = marker.get("files")
-        if not isinstance(files, dict):
-            return {}
-        return {name: digest for name, digest in files.items() if isinstance(name, str) and isinstance(digest, str)}
 
     def is_done(self, after: Sequence[str] | None = None) -> bool:
         """True if the marker is "done" with this stage's hash, the output is whole, and the stages ``after``
@@ -101,10 +100,10 @@ class Stage:
         when a stage that had finished runs again."""
         marker = self._marker()
         if marker.get("hash") != self.hash or marker.get("status") != "done":
-            return "not finished with these inputs"
+            return NOT_FINISHED
         if not self.output.exists():
             return "its output is gone"
-        missing = [name for name in self._recorded(marker) if not (self.run_dir / name).is_file()]
+        missing = [name for name in recorded_files(marker) if not (self.run_dir / name).is_file()]
         if missing:
             shown = ", ".join(missing[:3]) + (f" and {len(missing) - 3} more" if len(missing) > 3 else "")
             return f"files it made are gone ({shown})"
@@ -120,7 +119,7 @@ class Stage:
         marker = self._marker()
         if marker.get("status") not in ("done", OUTDATED):
             return []
-        return changed_files(self.run_dir, self._recorded(marker))
+        return changed_files(self.run_dir, recorded_files(marker))
 
     def mark_outdated(self) -> None:
         """Say in the marker that a finished output was made with other inputs (the run's config was changed with
@@ -188,11 +187,8 @@ class Stage:
         """The tokens of the finished stages ``after`` (None for one without a finished marker)."""
         tokens: dict[str, str | None] = {}
         for name in after:
-            try:
-                marker = read_json(self.run_dir / STAGES_DIR / f"{name.replace('/', '_')}.json", "stage marker")
-            except (OSError, ValueError):
-                marker = {}
-            token = marker.get("token") if isinstance(marker, dict) and marker.get("status") == "done" else None
+            marker = read_marker(marker_path(self.run_dir, name))
+            token = marker.get("token") if marker.get("status") == "done" else None
             tokens[name] = token if isinstance(token, str) else None
         return tokens
 
@@ -233,10 +229,17 @@ def run_stage(stage: Stage, log: Log, label: str, work: Callable[[bool], Any],
     """Run ``work(resume)`` for ``stage`` in this process unless it is done (``after``: the names of the stages it
     waits for, see :meth:`Stage.is_done`); return (its result, whether it ran)."""
     check_unchanged([stage])
-    if stage.is_done(after):
+    return _run_unless_done(stage, log, label, work, resumable, after)
+
+
+def _run_unless_done(stage: Stage, log: Log, label: str, work: Callable[[bool], Any], resumable: bool,
+                     after: Sequence[str]) -> tuple[Any, bool]:
+    """:func:`run_stage` once the stage's files were checked (:func:`run_tasks` checks every stage's at the start)."""
+    why = stage.why_not_done(after)
+    if not why:
         _log_skipped(stage, log, label)
         return None, False
-    log_rerun(stage, log, label, after)
+    log_rerun(log, label, why)
     resume = _begin(stage, log, label, resumable)
     start = time.perf_counter()
     result = work(resume)
@@ -267,8 +270,8 @@ def run_tasks(tasks: Sequence[Task], *, jobs: int = 1, progress: bool = True, lo
     check_unchanged([task.stage for task in tasks])
     if jobs == 1:
         for task in tasks:
-            run_stage(task.stage, log, task.label, partial(_run_here, task.work, progress=progress), task.resumable,
-                      task.after)
+            _run_unless_done(task.stage, log, task.label, partial(_run_here, task.work, progress=progress),
+                             task.resumable, task.after)
         return
     _run_parallel(list(tasks), jobs, log)
 
@@ -290,10 +293,10 @@ def _log_skipped(stage: Stage, log: Log, label: str) -> None:
     log(f"[{label}] up to date, skipped ({stage.output.relative_to(stage.run_dir)})")
 
 
-def log_rerun(stage: Stage, log: Log, label: str, after: Sequence[str]) -> None:
-    """Say why a stage that had finished runs again (nothing for a stage that never finished)."""
-    why = stage.why_not_done(after)
-    if why != "not finished with these inputs":
+def log_rerun(log: Log, label: str, why: str) -> None:
+    """Say why a stage that had finished runs again (``why``: :meth:`Stage.why_not_done`; nothing for a stage that
+    never finished)."""
+    if why != NOT_FINISHED:
         log(f"[{label}] finished before, but {why}: running it again")
 
 
@@ -319,8 +322,9 @@ def next_ready_task(tasks: list[Task], done: set[str], log: Log) -> Task | None:
         if task is None:
             return None
         tasks.remove(task)
-        if not task.stage.is_done(task.after):
-            log_rerun(task.stage, log, task.label, task.after)
+        why = task.stage.why_not_done(task.after)
+        if why:
+            log_rerun(log, task.label, why)
             return task
         _log_skipped(task.stage, log, task.label)
         done.add(task.stage.name)

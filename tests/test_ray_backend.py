@@ -23,7 +23,8 @@ from helpers import check_results, stamp, stamp_task, tiny_config
 from gmc_rl.backends import check_ray_address, run_tasks
 from gmc_rl.config import ExperimentConfig, from_dict, to_dict
 from gmc_rl.errors import ConfigError
-from gmc_rl.stages import STAGES_DIR, Stage, Task
+from gmc_rl.stage_files import STAGES_DIR
+from gmc_rl.stages import Stage, Task
 
 ENV_ID = "gmc_rl/PendulumSound-v0"
 CONDITIONS = ["complete", "image", "sound", "dropout:0.5"]

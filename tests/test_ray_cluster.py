@@ -39,7 +39,8 @@ from helpers import check_results, same_tensors, stamp_task, tiny_config
 
 from gmc_rl.config import ExperimentConfig, to_dict
 from gmc_rl.errors import ConfigError, WorkerLostError
-from gmc_rl.stages import STAGES_DIR, usable_cpus
+from gmc_rl.stage_files import STAGES_DIR
+from gmc_rl.stages import usable_cpus
 
 pytestmark = pytest.mark.slow
 
