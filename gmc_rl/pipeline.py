@@ -75,6 +75,7 @@ from gmc_rl.run_dir import (  # noqa: F401  (re-exported: gmc_rl.pipeline is whe
     CONFIG_FILE,
     LOCK_FILES,
     RUN_MARKER,
+    agent_name,
     artifact_kind,
     check_results_out,
     check_run_dir,
@@ -145,11 +146,6 @@ def check_agent_settings(config: ExperimentConfig) -> None:
 
 # ---------------------------------------------------------------------------------------------------------------
 # The pipeline.
-
-
-def agent_name(method: str, seed: int) -> str:
-    """Directory name of the agent of ``method`` trained with ``seed`` (``agents/<method>-seed<N>``)."""
-    return f"{method}-seed{seed}"
 
 
 def run_pipeline(config: ExperimentConfig, run_dir: str | os.PathLike, *, update: bool = False,

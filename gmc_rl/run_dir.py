@@ -38,18 +38,25 @@ from gmc_rl.stage_files import STAGES_DIR
 CONFIG_FILE = "config.yaml"
 
 
-def _flatten(data: Any, prefix: str = "") -> dict[str, Any]:
+def agent_name(method: str, seed: int) -> str:
+    """Directory name of the agent of ``method`` trained with ``seed`` (``agents/<method>-seed<N>``); its evaluation
+    record is ``eval/runs/<name>.json``."""
+    return f"{method}-seed{seed}"
+
+
+def flatten_keys(data: Any, prefix: str = "") -> dict[str, Any]:
+    """``{"a": {"b": 1}}`` -> ``{"a.b": 1}``: nested settings as dotted keys, for naming the ones that differ."""
     if isinstance(data, dict) and data:
         out: dict[str, Any] = {}
         for key, value in data.items():
-            out.update(_flatten(value, f"{prefix}.{key}" if prefix else str(key)))
+            out.update(flatten_keys(value, f"{prefix}.{key}" if prefix else str(key)))
         return out
     return {prefix: data}
 
 
 def config_differences(old: ExperimentConfig, new: ExperimentConfig) -> list[str]:
     """Human-readable ``key: old -> new`` lines for every config key that differs."""
-    a, b = _flatten(to_dict(old)), _flatten(to_dict(new))
+    a, b = flatten_keys(to_dict(old)), flatten_keys(to_dict(new))
     return [f"{key}: {a.get(key, '<unset>')!r} -> {b.get(key, '<unset>')!r}"
             for key in sorted(set(a) | set(b)) if a.get(key) != b.get(key)]
 

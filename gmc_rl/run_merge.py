@@ -23,7 +23,7 @@ from gmc_rl.config import (
 from gmc_rl.errors import ConfigError
 from gmc_rl.io import distinct_paths, require_existing
 from gmc_rl.methods import encoder_method_names
-from gmc_rl.run_dir import read_run_config
+from gmc_rl.run_dir import agent_name, flatten_keys, read_run_config
 from gmc_rl.stage_files import changed_message, changed_run_files, marker_path, read_marker
 
 
@@ -113,21 +113,13 @@ def _refuse_other_settings(settings: Mapping[str, list[tuple[str, dict[str, Any]
         first_run, first = items[0]
         for run_dir, own in items[1:]:
             if own != first:
-                a, b = _flatten(first), _flatten(own)
+                a, b = flatten_keys(first), flatten_keys(own)
                 differ = "; ".join(f"{key}: {a.get(key, 'unset')!r} vs {b.get(key, 'unset')!r}"
                                    for key in sorted({*a, *b}) if a.get(key, "unset") != b.get(key, "unset"))
                 raise ConfigError(
                     f"the {method} agents of {first_run} and {run_dir} were made with different settings ({differ}): "
                     "pooled, one row would average different methods as if they were seeds of one; report them "
                     "separately (or leave the method out of one with --methods)")
-
-
-def _flatten(data: Any, prefix: str = "") -> dict[str, Any]:
-    """``{"a": {"b": 1}}`` -> ``{"a.b": 1}``, for naming the settings that differ."""
-    if isinstance(data, dict) and data:
-        return {key: value for name, inner in data.items()
-                for key, value in _flatten(inner, f"{prefix}{name}.").items()}
-    return {prefix.rstrip("."): data}
 
 
 def _configured_records(run_dir: Path, config: ExperimentConfig) -> list[Path]:
@@ -141,7 +133,7 @@ def _configured_records(run_dir: Path, config: ExperimentConfig) -> list[Path]:
     if changed:
         raise ConfigError(changed_message(run_dir, changed, "report it"))
     folder = run_dir / "eval" / "runs"
-    names = [f"{method}-seed{int(seed)}" for method in config.methods for seed in config.seeds]
+    names = [agent_name(method, int(seed)) for method in config.methods for seed in config.seeds]
     missing = [name for name in names if not (folder / f"{name}.json").is_file()]
     if missing:
         raise ConfigError(f"{run_dir} is not finished: no evaluation of {', '.join(missing[:5])}"
