@@ -445,3 +445,15 @@ def printed_config(capsys, *argv: str) -> tuple[int, dict, str]:
     out, err = capsys.readouterr()
     config = yaml.safe_load(out.split("\n", 1)[1]) if code == 0 else {}
     return code, config, err
+
+
+def tiny_finished_sac_agent(out: Path) -> Path:
+    """A tiny finished SAC agent in ``out`` (64 steps, no gradient step) whose checkpoint step_64/ holds its replay
+    buffer (checkpoints every 32 steps)."""
+    from gmc_rl.agents import train_agent
+    from gmc_rl.config import AgentConfig
+
+    config = ExperimentConfig(agent=AgentConfig(
+        algo="sac", total_timesteps=64, eval_freq=0, checkpoint_freq=32, device="cpu",
+        hyperparams={"learning_starts": 1000, "buffer_size": 200, "policy_kwargs": {"net_arch": [8]}}))
+    return train_agent(config, "state", 0, out, progress_bar=False)

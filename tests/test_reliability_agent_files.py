@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from helpers import tiny_finished_sac_agent
 
 from gmc_rl.cli import main
 
@@ -19,13 +20,7 @@ from gmc_rl.cli import main
 @pytest.fixture(scope="module")
 def agent(tmp_path_factory) -> Path:
     """A tiny finished SAC agent (64 steps, no gradient step) with a checkpoint holding its replay buffer."""
-    from gmc_rl.agents import train_agent
-    from gmc_rl.config import AgentConfig, ExperimentConfig
-
-    config = ExperimentConfig(agent=AgentConfig(
-        algo="sac", total_timesteps=64, eval_freq=0, checkpoint_freq=32, device="cpu",
-        hyperparams={"learning_starts": 1000, "buffer_size": 200, "policy_kwargs": {"net_arch": [8]}}))
-    return train_agent(config, "state", 0, tmp_path_factory.mktemp("agent_files") / "agent", progress_bar=False)
+    return tiny_finished_sac_agent(tmp_path_factory.mktemp("agent_files") / "agent")
 
 
 def copy_of(source: Path, tmp_path: Path) -> Path:

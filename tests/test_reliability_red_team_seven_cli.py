@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from helpers import printed_config, tiny_state_config
+from helpers import printed_config, tiny_finished_sac_agent, tiny_state_config
 
 from gmc_rl.cli import main
 
@@ -98,13 +98,7 @@ def test_r8_seeds_taken_from_a_config_are_named_as_the_configs_not_as_evaluation
 @pytest.fixture(scope="module")
 def finished_agent(tmp_path_factory) -> Path:
     """A tiny finished SAC agent (64 steps, no gradient step) whose checkpoint step_64/ holds its replay buffer."""
-    from gmc_rl.agents import train_agent
-    from gmc_rl.config import AgentConfig, ExperimentConfig
-
-    config = ExperimentConfig(agent=AgentConfig(
-        algo="sac", total_timesteps=64, eval_freq=0, checkpoint_freq=32, device="cpu",
-        hyperparams={"learning_starts": 1000, "buffer_size": 200, "policy_kwargs": {"net_arch": [8]}}))
-    return train_agent(config, "state", 0, tmp_path_factory.mktemp("r4") / "agent", progress_bar=False)
+    return tiny_finished_sac_agent(tmp_path_factory.mktemp("r4") / "agent")
 
 
 def _resumed_further(agent: Path, tmp_path: Path, capsys, remove: str) -> tuple[Path, str, dict[str, bytes]]:
