@@ -76,18 +76,18 @@ DISTILLATION_SETTINGS = ("rounds", "steps", "epochs", "batch_size", "lr")
 
 
 def made_with(info: dict[str, Any]) -> dict[str, Any]:
-    """What an agent (its agent.json ``info``) was made from, but its seed: agents of one method pooled into one row
-    must agree on all of it."""
+    """What an agent (its agent.json ``info``) was trained with on its env, but its seed: agents of one method pooled
+    into one row must agree on all of it (the env and its ``env_kwargs`` are checked for every agent before)."""
     identity = {key: value for key, value in (info.get("identity") or {}).items() if key != "seed"}
     distillation = info.get("distillation") or {}
-    return {"env_kwargs": info.get("env_kwargs"), "training": identity, "total_timesteps": info.get("total_timesteps"),
+    return {"training": identity, "total_timesteps": info.get("total_timesteps"),
             "distillation": {key: distillation.get(key) for key in DISTILLATION_SETTINGS} if distillation else None}
 
 
 def _refuse_unlike_agents(agent_dirs: list[Path], methods: list[str]) -> None:
-    """Refuse agents of one method made with different settings (another env_kwargs, another number of training
-    steps): pooled into one row, different methods would be averaged as if they were seeds of one (``report``
-    refuses such runs so)."""
+    """Refuse agents of one method made with different settings (another number of training steps, other
+    hyperparameters): pooled into one row, different methods would be averaged as if they were seeds of one
+    (``report`` refuses such runs so)."""
     from gmc_rl.agents.agent_dir import read_agent_json
     from gmc_rl.errors import ConfigError
 
