@@ -82,8 +82,8 @@ def _check_resumable(out_dir: Path, identity: dict[str, Any], resume: bool) -> d
             layout.ACTION_FIT_DIR}
     checkpoints = out_dir / layout.CHECKPOINTS_DIR
     saved_steps = checkpoints.is_dir() and any((path / MODEL).is_file() for path in own_checkpoint_folders(checkpoints))
-    saved_nothing = not (checkpoints / LATEST).exists() and not (out_dir / layout.MODEL_ZIP).exists() \
-        and not saved_steps
+    unindexed = not (checkpoints / LATEST).exists() and not (out_dir / layout.MODEL_ZIP).exists()
+    saved_nothing = unindexed and not saved_steps
     if saved_nothing and all(p.name in ours for p in entries):
         # A run that stopped before it saved any weights (e.g. a bad hyperparameter, a buffer that does not fit
         # memory, a kill before the first checkpoint): nothing to lose, start it again with the settings given now.
@@ -104,7 +104,7 @@ def _check_resumable(out_dir: Path, identity: dict[str, Any], resume: bool) -> d
             "`gmc-rl train ... --teacher DIR` command that made it (a finished distillation with the same settings "
             "is kept), or train into a new directory"
         )
-    if saved_steps and not (checkpoints / LATEST).exists() and not (out_dir / layout.MODEL_ZIP).exists():
+    if saved_steps and unindexed:
         what, way = _missing_resume_point(checkpoints)  # else it would start over from step 0 over the step folders
         raise ConfigError(f"cannot resume {out_dir}: its {what}; nothing is trained. {way}")
     stored = info.get("identity", {})
